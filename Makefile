@@ -1,0 +1,127 @@
+# vlt — top-level build.
+#
+#   make            the `vlt` binary and libvlt.a (CPU backend)
+#   make test       build and run every cmocka suite under tests/
+#   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make CUDA=1     also compile the CUDA kernels (*.cu) with nvcc for sm_90 (+PTX)
+#   make MPI=1      build with mpicc and the MPI collectives (on by default when mpicc exists)
+#   make demo       make synthetic shards and train a tiny CLIP on them
+#   make bench      CPU benchmarks (and the GPU one when built with CUDA=1)
+#   make fuzz       libFuzzer targets for the parsers (clang)
+#
+# Every module directory becomes its own archive under build/, so a test links only what it
+# uses: tests/test_<module>_*.c link libvlt_<module>.a plus the base (error, rng) and the
+# modules listed in DEPS_<module>.
+
+SAN  ?= 0
+CUDA ?= 0
+MPI  ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+
+MODULES := autograd layers data train checkpoints eval
+# What each module's tests link besides the module itself (in link order).
+DEPS_autograd    :=
+DEPS_data        :=
+DEPS_eval        :=
+DEPS_checkpoints := autograd
+DEPS_layers      := checkpoints autograd
+DEPS_train       := eval layers checkpoints data autograd
+
+BUILD := build$(if $(filter 1,$(SAN)),/san,)$(if $(filter 1,$(CUDA)),/cuda,)
+
+PKGS := hdf5 libcjson libturbojpeg libwebp libpng libzstd yaml-0.1
+CC   := $(if $(filter 1,$(MPI)),mpicc,cc)
+CFLAGS  := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -I. \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -lm -lpthread
+LDFLAGS := -fopenmp
+
+ifeq ($(MPI),1)
+CFLAGS += -DVLT_MPI
+endif
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+NVCC ?= nvcc
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+ifeq ($(CUDA),1)
+CFLAGS  += -DVLT_CUDA -I$(CUDA_HOME)/include
+NVFLAGS := -O3 -std=c++17 -I. -DVLT_CUDA --expt-relaxed-constexpr \
+           -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+           -Xcompiler -Wall,-Wextra,-fopenmp
+LDLIBS  += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
+# --- sources -----------------------------------------------------------------------------------
+module_c  = $(filter-out train/main.c,$(wildcard $(1)/*.c))
+module_cu = $(if $(filter 1,$(CUDA)),$(wildcard $(1)/*.cu),)
+module_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call module_c,$(1))) \
+              $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(call module_cu,$(1)))
+BASE_OBJS := $(BUILD)/obj/autograd/error.o $(BUILD)/obj/autograd/rng.o
+ALL_OBJS  := $(foreach m,$(MODULES),$(call module_objs,$(m)))
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+test_module = $(word 2,$(subst _, ,$(notdir $(1))))
+DEPS_STAMP := build/.deps-installed
+
+.PHONY: all test demo bench fuzz clean deps
+.SECONDARY:
+.SECONDEXPANSION:
+
+all: $(BUILD)/vlt $(BUILD)/libvlt.a
+	@ln -sf $(BUILD)/vlt vlt
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install_deps.sh
+	@mkdir -p build
+	@VLT_SAN=$(SAN) bash scripts/install_deps.sh
+	@touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/lib/libvlt_%.a: $$(call module_objs,$$*)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/lib/libvlt_base.a: $(BASE_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvlt.a: $(ALL_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/vlt: $(BUILD)/obj/train/main.o $(foreach m,train eval layers checkpoints data autograd,$(BUILD)/lib/libvlt_$(m).a)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $$(foreach m,$$(call test_module,$$*) $$(DEPS_$$(call test_module,$$*)),$(BUILD)/lib/libvlt_$$(m).a) $(BUILD)/lib/libvlt_base.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.a,$^) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# `make test` runs every suite; TESTS=pattern picks some (make test TESTS=data).
+test: all $(TEST_BINS)
+	@VLT_BUILD=$(BUILD) bash scripts/run_tests.sh $(BUILD)/tests $(TESTS)
+
+demo: all
+	bash scripts/demo.sh
+
+bench: all
+	bash scripts/bench/run_all.sh $(BUILD)
+
+fuzz:
+	$(MAKE) -f scripts/fuzz.mk
+
+clean:
+	rm -rf build vlt
+
+-include $(shell find build -name '*.d' 2>/dev/null)

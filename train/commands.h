@@ -1,0 +1,15 @@
+// commands.h — the `vlt` subcommands. Each module that owns a subcommand implements its entry
+// point here: int vlt_cmd_NAME(int argc, char **argv), with argv[0] the subcommand's name.
+// It returns the process exit status (0 ok, 1 failure, 2 usage error).
+#ifndef VLT_COMMANDS_H
+#define VLT_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} vlt_command;
+
+int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
+
+#endif

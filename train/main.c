@@ -1,0 +1,34 @@
+// main.c — the `vlt` command: dispatches to subcommands, like git.
+#include <stdio.h>
+#include <string.h>
+
+#include "train/commands.h"
+
+#define VLT_VERSION "0.1.0"
+
+static const vlt_command COMMANDS[] = {
+    {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm and a transformer block step)"},
+};
+static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vlt <command> [options]   (vlt <command> --help for each)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "  %-10s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("vlt %s\n", VLT_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vlt: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
