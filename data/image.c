@@ -1,0 +1,342 @@
+// image.c — JPEG (TurboJPEG), PNG (libpng) and WebP (libwebp) decoding to RGB, JPEG encoding.
+// The colour conversions follow PIL's convert("RGB"); see image.h for the exact rules.
+#include "data/image.h"
+
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+#include <webp/decode.h>
+
+#define WHAT(w) ((w) ? (w) : "image")
+
+vlt_image_format vlt_image_sniff(const uint8_t *buf, size_t len) {
+    if (!buf) return VLT_IMAGE_UNKNOWN;
+    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return VLT_IMAGE_JPEG;
+    if (len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8)) return VLT_IMAGE_PNG;
+    if (len >= 12 && !memcmp(buf, "RIFF", 4) && !memcmp(buf + 8, "WEBP", 4)) return VLT_IMAGE_WEBP;
+    return VLT_IMAGE_UNKNOWN;
+}
+
+vlt_status vlt_image_alloc(vlt_image *img, int width, int height) {
+    img->width = img->height = 0;
+    img->rgb = NULL;
+    if (width <= 0 || height <= 0 || (long long)width * height > VLT_IMAGE_MAX_PIXELS)
+        return vlt_error_set(VLT_ERR_ARG, "image: cannot allocate %dx%d", width, height);
+    img->rgb = malloc((size_t)width * height * 3);
+    if (!img->rgb) return vlt_error_set(VLT_ERR_NOMEM, "image: out of memory for %dx%d", width, height);
+    img->width = width;
+    img->height = height;
+    return VLT_OK;
+}
+
+void vlt_image_free(vlt_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->width = img->height = 0;
+}
+
+static vlt_status check_size(int w, int h, const char *what, const char *fmt) {
+    if (w <= 0 || h <= 0)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: %s image has an empty size %dx%d", WHAT(what), fmt, w, h);
+    if ((long long)w * h > VLT_IMAGE_MAX_PIXELS)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: %s image of %dx%d pixels is larger than the limit (%lld)",
+                             WHAT(what), fmt, w, h, VLT_IMAGE_MAX_PIXELS);
+    return VLT_OK;
+}
+
+// --- JPEG ------------------------------------------------------------------------------------------
+
+// True when the JPEG carries an Adobe APP14 marker before its first scan (CMYK stored inverted).
+static int jpeg_has_adobe_marker(const uint8_t *buf, size_t len) {
+    size_t p = 2;
+    while (p + 4 <= len) {
+        if (buf[p] != 0xFF) return 0;
+        uint8_t m = buf[p + 1];
+        if (m == 0xFF) { p++; continue; }               // fill byte
+        if (m == 0xDA || m == 0xD9) return 0;           // start of scan / end of image
+        size_t seg = ((size_t)buf[p + 2] << 8) | buf[p + 3];
+        if (seg < 2) return 0;
+        if (m == 0xEE && seg >= 7 && p + 9 <= len && !memcmp(buf + p + 4, "Adobe", 5)) return 1;
+        p += 2 + seg;
+    }
+    return 0;
+}
+
+// PIL's cmyk2rgb: v = (255 - K) - round((C * (255 - K)) / 255), in its integer form.
+static inline uint8_t cmyk_channel(int c, int nk) {
+    int t = c * nk + 128;
+    int v = nk - (((t >> 8) + t) >> 8);
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, size_t n, int inverted) {
+    for (size_t i = 0; i < n; i++) {
+        int c = cmyk[4 * i], m = cmyk[4 * i + 1], y = cmyk[4 * i + 2], k = cmyk[4 * i + 3];
+        if (inverted) { c = 255 - c; m = 255 - m; y = 255 - y; k = 255 - k; }
+        int nk = 255 - k;
+        rgb[3 * i] = cmyk_channel(c, nk);
+        rgb[3 * i + 1] = cmyk_channel(m, nk);
+        rgb[3 * i + 2] = cmyk_channel(y, nk);
+    }
+}
+
+// The smallest DCT scaling factor that keeps both sides >= min_side, used only when the shorter
+// side is at least 2 * min_side; 1/1 otherwise.
+static tjscalingfactor jpeg_pick_scale(int w, int h, int min_side) {
+    tjscalingfactor best = {1, 1};
+    int shorter = w < h ? w : h;
+    if (min_side <= 0 || shorter < 2 * min_side) return best;
+    int n = 0;
+    tjscalingfactor *sf = tjGetScalingFactors(&n);
+    long long best_area = (long long)w * h;
+    for (int i = 0; sf && i < n; i++) {
+        if (sf[i].num >= sf[i].denom) continue;
+        int sw = TJSCALED(w, sf[i]), sh = TJSCALED(h, sf[i]);
+        if (sw < min_side || sh < min_side) continue;
+        if ((long long)sw * sh < best_area) { best = sf[i]; best_area = (long long)sw * sh; }
+    }
+    return best;
+}
+
+// A TurboJPEG failure: fatal errors always fail; warnings fail only for truncated data.
+static int jpeg_failed(tjhandle tj) {
+    if (tjGetErrorCode(tj) == TJERR_FATAL) return 1;
+    const char *msg = tjGetErrorStr2(tj);
+    return msg && strstr(msg, "Premature end") != NULL;
+}
+
+static vlt_status jpeg_header(tjhandle tj, const uint8_t *buf, size_t len, const char *what,
+                              int *w, int *h, int *cs) {
+    int subsamp = 0;
+    if (tjDecompressHeader3(tj, buf, (unsigned long)len, w, h, &subsamp, cs) != 0)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bad JPEG header: %s", WHAT(what), tjGetErrorStr2(tj));
+    return check_size(*w, *h, what, "JPEG");
+}
+
+static vlt_status decode_jpeg(const uint8_t *buf, size_t len, int min_side, const char *what, vlt_image *out) {
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return vlt_error_set(VLT_ERR_NOMEM, "%s: cannot start the JPEG decoder", WHAT(what));
+    int w = 0, h = 0, cs = 0;
+    vlt_status st = jpeg_header(tj, buf, len, what, &w, &h, &cs);
+    if (st != VLT_OK) { tjDestroy(tj); return st; }
+    tjscalingfactor sf = jpeg_pick_scale(w, h, min_side);
+    int sw = TJSCALED(w, sf), sh = TJSCALED(h, sf);
+    st = vlt_image_alloc(out, sw, sh);
+    if (st != VLT_OK) { tjDestroy(tj); return st; }
+    int cmyk = (cs == TJCS_CMYK || cs == TJCS_YCCK);
+    uint8_t *dst = out->rgb, *tmp = NULL;
+    if (cmyk) {
+        tmp = malloc((size_t)sw * sh * 4);
+        if (!tmp) {
+            tjDestroy(tj);
+            vlt_image_free(out);
+            return vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory decoding a CMYK JPEG", WHAT(what));
+        }
+        dst = tmp;
+    }
+    int rc = tjDecompress2(tj, buf, (unsigned long)len, dst, sw, 0, sh, cmyk ? TJPF_CMYK : TJPF_RGB,
+                           TJFLAG_LIMITSCANS);
+    if (rc != 0 && jpeg_failed(tj)) {
+        st = vlt_error_set(VLT_ERR_FORMAT, "%s: corrupt JPEG: %s", WHAT(what), tjGetErrorStr2(tj));
+        vlt_image_free(out);
+    } else if (cmyk) {
+        cmyk_to_rgb(tmp, out->rgb, (size_t)sw * sh, jpeg_has_adobe_marker(buf, len));
+    }
+    free(tmp);
+    tjDestroy(tj);
+    return st;
+}
+
+// --- PNG -------------------------------------------------------------------------------------------
+
+typedef struct {
+    const uint8_t *buf;
+    size_t len, pos;
+    char msg[200];        // libpng's error message, set before it longjmps
+    vlt_image *out;       // filled by png_decode_body
+    png_bytep *rows;
+} png_ctx;
+
+static void png_read_cb(png_structp png, png_bytep data, size_t n) {
+    png_ctx *c = png_get_io_ptr(png);
+    if (n > c->len - c->pos) png_error(png, "truncated PNG data");
+    memcpy(data, c->buf + c->pos, n);
+    c->pos += n;
+}
+
+static void png_error_cb(png_structp png, png_const_charp msg) {
+    png_ctx *c = png_get_error_ptr(png);
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "libpng error");
+    png_longjmp(png, 1);
+}
+
+static void png_warning_cb(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+// Everything between setjmp and the end lives in *c (not in this frame), so a longjmp back here
+// leaves nothing indeterminate. Returns 0 on success, 1 on a libpng error (message in c->msg).
+static int png_decode_body(png_structp png, png_infop info, png_ctx *c) {
+    if (setjmp(png_jmpbuf(png))) return 1;
+    png_set_read_fn(png, c, png_read_cb);
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
+    if ((long long)w * h > VLT_IMAGE_MAX_PIXELS) png_error(png, "image larger than the pixel limit");
+    if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if ((type & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (depth == 16) png_set_strip_16(png);
+    png_set_strip_alpha(png);                       // also drops tRNS expanded from a palette
+    if ((type & PNG_COLOR_MASK_COLOR) == 0) png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8 ||
+        png_get_rowbytes(png, info) != (size_t)w * 3)
+        png_error(png, "unexpected PNG layout after conversion");
+    if (vlt_image_alloc(c->out, (int)w, (int)h) != VLT_OK) png_error(png, "out of memory");
+    c->rows = malloc(sizeof(png_bytep) * h);
+    if (!c->rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->out->rgb + (size_t)y * w * 3;
+    png_read_image(png, c->rows);
+    png_read_end(png, NULL);
+    return 0;
+}
+
+static vlt_status decode_png(const uint8_t *buf, size_t len, const char *what, vlt_image *out) {
+    png_ctx c = {.buf = buf, .len = len, .pos = 0, .msg = "", .out = out, .rows = NULL};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, png_error_cb, png_warning_cb);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return vlt_error_set(VLT_ERR_NOMEM, "%s: cannot start the PNG decoder", WHAT(what));
+    }
+    int failed = png_decode_body(png, info, &c);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(c.rows);
+    if (failed) {
+        vlt_image_free(out);
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: corrupt PNG: %s", WHAT(what), c.msg);
+    }
+    return VLT_OK;
+}
+
+// --- WebP ------------------------------------------------------------------------------------------
+
+static const char *webp_status_name(VP8StatusCode s) {
+    switch (s) {
+    case VP8_STATUS_OK: return "ok";
+    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
+    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR: return "bitstream error";
+    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
+    case VP8_STATUS_SUSPENDED: return "suspended";
+    case VP8_STATUS_USER_ABORT: return "aborted";
+    case VP8_STATUS_NOT_ENOUGH_DATA: return "truncated data";
+    }
+    return "unknown error";
+}
+
+static vlt_status decode_webp(const uint8_t *buf, size_t len, const char *what, vlt_image *out) {
+    WebPDecoderConfig cfg;
+    if (!WebPInitDecoderConfig(&cfg)) return vlt_error_set(VLT_ERR_STATE, "%s: libwebp version mismatch", WHAT(what));
+    VP8StatusCode s = WebPGetFeatures(buf, len, &cfg.input);
+    if (s != VP8_STATUS_OK)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bad WebP header: %s", WHAT(what), webp_status_name(s));
+    if (cfg.input.has_animation)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: animated WebP is not supported", WHAT(what));
+    VLT_TRY(check_size(cfg.input.width, cfg.input.height, what, "WebP"));
+    VLT_TRY(vlt_image_alloc(out, cfg.input.width, cfg.input.height));
+    cfg.output.colorspace = MODE_RGB;               // alpha, if any, is dropped (as PIL's convert)
+    cfg.output.is_external_memory = 1;
+    cfg.output.u.RGBA.rgba = out->rgb;
+    cfg.output.u.RGBA.stride = out->width * 3;
+    cfg.output.u.RGBA.size = (size_t)out->width * out->height * 3;
+    s = WebPDecode(buf, len, &cfg);
+    WebPFreeDecBuffer(&cfg.output);
+    if (s != VP8_STATUS_OK) {
+        vlt_image_free(out);
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: corrupt WebP: %s", WHAT(what), webp_status_name(s));
+    }
+    return VLT_OK;
+}
+
+// --- public ----------------------------------------------------------------------------------------
+
+vlt_status vlt_image_decode(const uint8_t *buf, size_t len, int min_side, const char *what, vlt_image *out) {
+    if (!out) return vlt_error_set(VLT_ERR_ARG, "vlt_image_decode: out is NULL");
+    out->width = out->height = 0;
+    out->rgb = NULL;
+    if (!buf || len == 0) return vlt_error_set(VLT_ERR_FORMAT, "%s: empty image data", WHAT(what));
+    switch (vlt_image_sniff(buf, len)) {
+    case VLT_IMAGE_JPEG: return decode_jpeg(buf, len, min_side, what, out);
+    case VLT_IMAGE_PNG: return decode_png(buf, len, what, out);
+    case VLT_IMAGE_WEBP: return decode_webp(buf, len, what, out);
+    default: break;
+    }
+    return vlt_error_set(VLT_ERR_FORMAT, "%s: not a JPEG, PNG or WebP image (%zu bytes, starts %02x %02x %02x %02x)",
+                         WHAT(what), len, buf[0], len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0);
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+vlt_status vlt_image_probe(const uint8_t *buf, size_t len, const char *what,
+                           int *width, int *height, vlt_image_format *format) {
+    vlt_image_format f = vlt_image_sniff(buf, len);
+    if (format) *format = f;
+    int w = 0, h = 0;
+    if (f == VLT_IMAGE_JPEG) {
+        tjhandle tj = tjInitDecompress();
+        if (!tj) return vlt_error_set(VLT_ERR_NOMEM, "%s: cannot start the JPEG decoder", WHAT(what));
+        int cs = 0;
+        vlt_status st = jpeg_header(tj, buf, len, what, &w, &h, &cs);
+        tjDestroy(tj);
+        VLT_TRY(st);
+    } else if (f == VLT_IMAGE_PNG) {
+        if (len < 24 || memcmp(buf + 12, "IHDR", 4))
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: bad PNG header", WHAT(what));
+        uint32_t uw = be32(buf + 16), uh = be32(buf + 20);
+        if (uw > 0x7fffffffu || uh > 0x7fffffffu)
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: bad PNG size", WHAT(what));
+        w = (int)uw;
+        h = (int)uh;
+        VLT_TRY(check_size(w, h, what, "PNG"));
+    } else if (f == VLT_IMAGE_WEBP) {
+        if (!WebPGetInfo(buf, len, &w, &h)) return vlt_error_set(VLT_ERR_FORMAT, "%s: bad WebP header", WHAT(what));
+    } else {
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: not a JPEG, PNG or WebP image", WHAT(what));
+    }
+    if (width) *width = w;
+    if (height) *height = h;
+    return VLT_OK;
+}
+
+vlt_status vlt_image_encode_jpeg(const vlt_image *img, int quality, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    if (!img || !img->rgb || img->width <= 0 || img->height <= 0 || quality < 1 || quality > 100)
+        return vlt_error_set(VLT_ERR_ARG, "vlt_image_encode_jpeg: bad image or quality %d", quality);
+    unsigned long cap = tjBufSize(img->width, img->height, TJSAMP_420);
+    uint8_t *buf = malloc(cap);
+    if (!buf) return vlt_error_set(VLT_ERR_NOMEM, "vlt_image_encode_jpeg: out of memory (%lu bytes)", cap);
+    tjhandle tj = tjInitCompress();
+    if (!tj) { free(buf); return vlt_error_set(VLT_ERR_NOMEM, "vlt_image_encode_jpeg: cannot start the encoder"); }
+    unsigned long size = cap;
+    unsigned char *p = buf;
+    int rc = tjCompress2(tj, img->rgb, img->width, 0, img->height, TJPF_RGB, &p, &size, TJSAMP_420, quality,
+                         TJFLAG_NOREALLOC);
+    if (rc != 0) {
+        vlt_status st = vlt_error_set(VLT_ERR_FORMAT, "vlt_image_encode_jpeg: %s", tjGetErrorStr2(tj));
+        tjDestroy(tj);
+        free(buf);
+        return st;
+    }
+    tjDestroy(tj);
+    uint8_t *shrunk = realloc(buf, size);
+    *out = shrunk ? shrunk : buf;
+    *out_len = size;
+    return VLT_OK;
+}
