@@ -1,0 +1,91 @@
+// ops.h — every differentiable op: one public entry point each.
+//
+// An op checks its inputs (live, dtype, device, shapes), takes its output from the step arena,
+// runs the kernel for the inputs' device, and records a tape node when grad is on and an input
+// requires grad. On misuse it returns NULL and leaves a message naming the op and the shapes
+// (vlt_error_message()). A NULL input is passed through as NULL without touching the message,
+// so a chain of ops can be checked once at its end:
+//     h = vlt_gelu(vlt_linear(x, w1, b1));  if (!h) return vlt_error_code();
+//
+// Shapes: (B, T, C) style; "last dim" is the innermost. The CPU backend computes in f32; bf16
+// tensors are storage (vlt_cast converts). Kernels take contiguous inputs.
+#ifndef VLT_OPS_H
+#define VLT_OPS_H
+
+#include "autograd/tape.h"
+#include "autograd/tensor.h"
+
+// Shape literal helpers: vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(3, 4), "x").
+#define VLT_SHAPE(...) ((const int[]){__VA_ARGS__})
+
+// ---- matrix products ----
+// a (..., M, K) [or (..., K, M) with trans_a], b (K, N) [or (N, K) with trans_b], or b batched
+// with the same leading dims as a. out (..., M, N). sgemm per batch.
+vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b);
+// x (..., in) · w (out, in)ᵀ + bias (out) [bias may be NULL] -> (..., out)
+vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias);
+
+// ---- elementwise (b broadcasts when it has one element or equals a's trailing dims) ----
+vlt_tensor *vlt_add(vlt_tensor *a, vlt_tensor *b);
+vlt_tensor *vlt_sub(vlt_tensor *a, vlt_tensor *b);
+vlt_tensor *vlt_mul(vlt_tensor *a, vlt_tensor *b);
+vlt_tensor *vlt_scale(vlt_tensor *a, float s);
+vlt_tensor *vlt_exp(vlt_tensor *a);
+vlt_tensor *vlt_log(vlt_tensor *a);
+// Values outside [lo, hi] are clamped; the gradient there is 0 (as torch.clamp).
+vlt_tensor *vlt_clamp(vlt_tensor *a, float lo, float hi);
+vlt_tensor *vlt_gelu(vlt_tensor *a);        // x·Φ(x), erf form
+vlt_tensor *vlt_gelu_tanh(vlt_tensor *a);   // tanh approximation
+vlt_tensor *vlt_quick_gelu(vlt_tensor *a);  // x·σ(1.702x)
+
+// ---- reductions ----
+vlt_tensor *vlt_sum_last(vlt_tensor *a);    // (..., C) -> (...)  [a 1-D input gives shape (1)]
+vlt_tensor *vlt_mean_last(vlt_tensor *a);
+vlt_tensor *vlt_sum_all(vlt_tensor *a);     // -> (1)
+vlt_tensor *vlt_mean_all(vlt_tensor *a);
+
+// ---- normalization, activations over the last dim ----
+// x (..., C), w (C), b (C) [either may be NULL]; statistics over C; biased variance as torch.
+vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps);
+vlt_tensor *vlt_softmax(vlt_tensor *x);
+vlt_tensor *vlt_log_softmax(vlt_tensor *x);
+// x / max(||x||_2, eps) over the last dim (torch.nn.functional.normalize, eps 1e-12).
+vlt_tensor *vlt_l2_normalize(vlt_tensor *x, float eps);
+
+// ---- losses ----
+// logits (N, C) f32, targets (N) i32. Rows whose target == ignore_index do not count; the mean is
+// over the counted rows (0 when none). label_smoothing ε as torch: (1-ε)·nll + ε·mean_c(-log p_c).
+vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignore_index, float label_smoothing);
+
+// ---- attention ----
+// q (B, H, Tq, D), k and v (B, H, Tk, D) -> (B, H, Tq, D). softmax(q·kᵀ·scale + mask)·v.
+// causal: query i sees keys j <= i + (Tk - Tq). key_pad: (B, Tk) i32, nonzero = padding (masked),
+// or NULL. A row with every key masked outputs zeros.
+vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float scale, bool causal, vlt_tensor *key_pad);
+
+// ---- indexing ----
+// weight (V, D), ids (...) i32 -> (..., D). An id outside [0, V) is an error naming it.
+vlt_tensor *vlt_embedding(vlt_tensor *weight, vlt_tensor *ids);
+// x (B, T, D), idx (B) i32 -> (B, D): row idx[b] of batch b (pooling at a token).
+vlt_tensor *vlt_gather_rows(vlt_tensor *x, vlt_tensor *idx);
+
+// ---- shape ----
+vlt_tensor *vlt_reshape(vlt_tensor *x, int ndim, const int *shape);   // shares storage
+// Copies x with its dims reordered: out.shape[i] = x.shape[perm[i]].
+vlt_tensor *vlt_permute(vlt_tensor *x, const int *perm);
+vlt_tensor *vlt_transpose(vlt_tensor *x, int d0, int d1);             // permute of two dims
+vlt_tensor *vlt_contiguous(vlt_tensor *x);                            // copy of a strided view
+vlt_tensor *vlt_concat(vlt_tensor **xs, int n, int dim);
+vlt_tensor *vlt_slice(vlt_tensor *x, int dim, int start, int len);
+// f32 <-> bf16 (the gradient flows as f32).
+vlt_tensor *vlt_cast(vlt_tensor *x, vlt_dtype dt);
+
+// ---- non-differentiable helpers ----
+// out = value everywhere (a fresh activation).
+vlt_tensor *vlt_full(int ndim, const int *shape, float value);
+// out[i] = i for i in [0, n), i32.
+vlt_tensor *vlt_arange(int n);
+// The argmax over the last dim, i32 (..., C) -> (...); for EOT pooling.
+vlt_tensor *vlt_argmax_last(vlt_tensor *x);
+
+#endif

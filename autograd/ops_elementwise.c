@@ -1,0 +1,151 @@
+// ops_elementwise.c — add, sub, mul (with trailing broadcast), scale, exp, log, clamp, GELUs.
+#include <math.h>
+
+#include "autograd/ops_internal.h"
+
+// b broadcasts against a when it has one element or equals a's trailing dims.
+static bool broadcast_ok(const char *op, const vlt_tensor *a, const vlt_tensor *b) {
+    if (b->numel == 1 || vlt_tensor_same_shape(a, b)) return true;
+    bool ok = b->ndim <= a->ndim;
+    for (int d = 0; ok && d < b->ndim; d++) ok = b->shape[b->ndim - 1 - d] == a->shape[a->ndim - 1 - d];
+    if (!ok) {
+        char sa[64], sb[64];
+        vlt_error_set(VLT_ERR_SHAPE, "%s: cannot broadcast %s '%s' against %s '%s' (b must have one element "
+                      "or match a's trailing dims)", op, vlt_shape_str(b, sb, sizeof sb), b->name,
+                      vlt_shape_str(a, sa, sizeof sa), a->name);
+    }
+    return ok;
+}
+
+enum { BIN_ADD, BIN_SUB, BIN_MUL };
+
+static void binary_backward(vlt_node *n) {
+    vlt_tensor *a = n->in[0], *b = n->in[1];
+    const float *g = vlt_f32(n->out->grad), *av = vlt_f32(a), *bv = vlt_f32(b);
+    int64_t N = a->numel, inner = b->numel;
+    int kind = n->i[0];
+    if (a->requires_grad) {
+        float *ga = vlt_f32(vlt_grad_of(a));
+#pragma omp parallel for if (N > VLT_PAR_MIN)
+        for (int64_t i = 0; i < N; i++) ga[i] += kind == BIN_MUL ? g[i] * bv[i % inner] : g[i];
+    }
+    if (b->requires_grad) {
+        float *gb = vlt_f32(vlt_grad_of(b));
+        float sign = kind == BIN_SUB ? -1.0f : 1.0f;
+        // Sum over the broadcast (outer) rows, row by row (cache-friendly), in double.
+        double *s = vlt_step_scratch((size_t)inner * sizeof(double));
+        VLT_ASSERT(s, "%s backward: step arena out of memory", n->op);
+        memset(s, 0, (size_t)inner * sizeof(double));
+        for (int64_t r = 0; r < N; r += inner)
+            for (int64_t j = 0; j < inner; j++)
+                s[j] += kind == BIN_MUL ? (double)g[r + j] * av[r + j] : (double)g[r + j];
+        for (int64_t j = 0; j < inner; j++) gb[j] += sign * (float)s[j];
+    }
+}
+
+static vlt_tensor *binary(const char *op, int kind, vlt_tensor *a, vlt_tensor *b) {
+    if (!op_input_ok(op, a, VLT_F32) || !op_input_ok(op, b, VLT_F32)) return NULL;
+    if (!broadcast_ok(op, a, b)) return NULL;
+    vlt_tensor *out = op_out(a->ndim, a->shape);
+    if (!out) return NULL;
+    const float *av = vlt_f32(a), *bv = vlt_f32(b);
+    float *o = vlt_f32(out);
+    int64_t N = a->numel, inner = b->numel;
+#pragma omp parallel for if (N > VLT_PAR_MIN)
+    for (int64_t i = 0; i < N; i++) {
+        float y = bv[i % inner];
+        o[i] = kind == BIN_ADD ? av[i] + y : kind == BIN_SUB ? av[i] - y : av[i] * y;
+    }
+    vlt_node *n = vlt_tape_record(op, binary_backward, out, 2, (vlt_tensor *[]){a, b});
+    if (n) n->i[0] = kind;
+    return out;
+}
+
+vlt_tensor *vlt_add(vlt_tensor *a, vlt_tensor *b) { return binary("add", BIN_ADD, a, b); }
+vlt_tensor *vlt_sub(vlt_tensor *a, vlt_tensor *b) { return binary("sub", BIN_SUB, a, b); }
+vlt_tensor *vlt_mul(vlt_tensor *a, vlt_tensor *b) { return binary("mul", BIN_MUL, a, b); }
+
+// ---- unary ops: forward value and local derivative dy/dx from (x, y) ----
+enum { UN_SCALE, UN_EXP, UN_LOG, UN_CLAMP, UN_GELU, UN_GELU_TANH, UN_QUICK_GELU };
+
+#define SQRT_2_OVER_PI 0.7978845608028654f
+#define INV_SQRT_2 0.7071067811865476f
+
+static inline float unary_fwd(int kind, float x, const float *f) {
+    switch (kind) {
+    case UN_SCALE: return x * f[0];
+    case UN_EXP: return expf(x);
+    case UN_LOG: return logf(x);
+    case UN_CLAMP: return x < f[0] ? f[0] : x > f[1] ? f[1] : x;
+    case UN_GELU: return 0.5f * x * (1.0f + erff(x * INV_SQRT_2));
+    case UN_GELU_TANH: return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
+    case UN_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
+    }
+    return 0;
+}
+
+static inline float unary_grad(int kind, float x, float y, const float *f) {
+    switch (kind) {
+    case UN_SCALE: return f[0];
+    case UN_EXP: return y;
+    case UN_LOG: return 1.0f / x;
+    case UN_CLAMP: return (x < f[0] || x > f[1]) ? 0.0f : 1.0f;
+    case UN_GELU: {
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
+        float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+        return cdf + x * pdf;
+    }
+    case UN_GELU_TANH: {
+        float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
+        float t = tanhf(u);
+        float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+    }
+    case UN_QUICK_GELU: {
+        float s = 1.0f / (1.0f + expf(-1.702f * x));
+        return s + x * 1.702f * s * (1.0f - s);
+    }
+    }
+    return 0;
+}
+
+static void unary_backward(vlt_node *n) {
+    vlt_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    const float *g = vlt_f32(n->out->grad), *xv = vlt_f32(x), *yv = vlt_f32(n->out);
+    float *gx = vlt_f32(vlt_grad_of(x));
+    int kind = n->i[0];
+    int64_t N = x->numel;
+#pragma omp parallel for if (N > VLT_PAR_MIN)
+    for (int64_t i = 0; i < N; i++) gx[i] += g[i] * unary_grad(kind, xv[i], yv[i], n->f);
+}
+
+static vlt_tensor *unary(const char *op, int kind, vlt_tensor *x, float f0, float f1) {
+    if (!op_input_ok(op, x, VLT_F32)) return NULL;
+    vlt_tensor *out = op_out(x->ndim, x->shape);
+    if (!out) return NULL;
+    const float f[2] = {f0, f1};
+    const float *xv = vlt_f32(x);
+    float *o = vlt_f32(out);
+    int64_t N = x->numel;
+#pragma omp parallel for if (N > VLT_PAR_MIN)
+    for (int64_t i = 0; i < N; i++) o[i] = unary_fwd(kind, xv[i], f);
+    vlt_node *n = vlt_tape_record(op, unary_backward, out, 1, &x);
+    if (n) { n->i[0] = kind; n->f[0] = f0; n->f[1] = f1; }
+    return out;
+}
+
+vlt_tensor *vlt_scale(vlt_tensor *a, float s) { return unary("scale", UN_SCALE, a, s, 0); }
+vlt_tensor *vlt_exp(vlt_tensor *a) { return unary("exp", UN_EXP, a, 0, 0); }
+vlt_tensor *vlt_log(vlt_tensor *a) { return unary("log", UN_LOG, a, 0, 0); }
+vlt_tensor *vlt_gelu(vlt_tensor *a) { return unary("gelu", UN_GELU, a, 0, 0); }
+vlt_tensor *vlt_gelu_tanh(vlt_tensor *a) { return unary("gelu_tanh", UN_GELU_TANH, a, 0, 0); }
+vlt_tensor *vlt_quick_gelu(vlt_tensor *a) { return unary("quick_gelu", UN_QUICK_GELU, a, 0, 0); }
+
+vlt_tensor *vlt_clamp(vlt_tensor *a, float lo, float hi) {
+    if (a && !(lo <= hi)) {
+        vlt_error_set(VLT_ERR_ARG, "clamp: lo %g is above hi %g", lo, hi);
+        return NULL;
+    }
+    return unary("clamp", UN_CLAMP, a, lo, hi);
+}

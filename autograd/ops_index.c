@@ -1,0 +1,111 @@
+// ops_index.c — embedding lookup, row gather, argmax, and constant tensors.
+#include "autograd/ops_internal.h"
+
+static void embedding_backward(vlt_node *n) {
+    vlt_tensor *w = n->in[0], *ids = n->in[1];
+    if (!w->requires_grad) return;
+    int D = w->shape[1];
+    const int32_t *id = vlt_i32(ids);
+    const float *g = vlt_f32(n->out->grad);
+    float *gw = vlt_f32(vlt_grad_of(w));
+    // In order of appearance: deterministic (the same sums in the same order every run).
+    for (int64_t i = 0; i < ids->numel; i++)
+        for (int d = 0; d < D; d++) gw[(size_t)id[i] * D + d] += g[i * D + d];
+}
+
+vlt_tensor *vlt_embedding(vlt_tensor *weight, vlt_tensor *ids) {
+    if (!op_input_ok("embedding", weight, VLT_F32) || !op_input_ok("embedding", ids, VLT_I32)) return NULL;
+    char sw[64];
+    if (weight->ndim != 2 || ids->ndim >= VLT_MAX_DIMS) {
+        vlt_error_set(VLT_ERR_SHAPE, "embedding: weight %s must be (V, D) and ids at most %d-D",
+                      vlt_shape_str(weight, sw, sizeof sw), VLT_MAX_DIMS - 1);
+        return NULL;
+    }
+    int V = weight->shape[0], D = weight->shape[1];
+    const int32_t *id = vlt_i32(ids);
+    for (int64_t i = 0; i < ids->numel; i++)
+        if (id[i] < 0 || id[i] >= V) {
+            vlt_error_set(VLT_ERR_ARG, "embedding: id %d at position %lld is outside the table '%s' of %d rows",
+                          id[i], (long long)i, weight->name, V);
+            return NULL;
+        }
+    int shape[VLT_MAX_DIMS];
+    for (int d = 0; d < ids->ndim; d++) shape[d] = ids->shape[d];
+    shape[ids->ndim] = D;
+    vlt_tensor *out = op_out(ids->ndim + 1, shape);
+    if (!out) return NULL;
+    const float *wv = vlt_f32(weight);
+    float *o = vlt_f32(out);
+    for (int64_t i = 0; i < ids->numel; i++) memcpy(o + i * D, wv + (size_t)id[i] * D, (size_t)D * sizeof(float));
+    vlt_tape_record("embedding", embedding_backward, out, 2, (vlt_tensor *[]){weight, ids});
+    return out;
+}
+
+static void gather_rows_backward(vlt_node *n) {
+    vlt_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    int B = x->shape[0], T = x->shape[1], D = x->shape[2];
+    const int32_t *idx = vlt_i32(n->in[1]);
+    const float *g = vlt_f32(n->out->grad);
+    float *gx = vlt_f32(vlt_grad_of(x));
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < D; d++) gx[((size_t)b * T + idx[b]) * D + d] += g[(size_t)b * D + d];
+}
+
+vlt_tensor *vlt_gather_rows(vlt_tensor *x, vlt_tensor *idx) {
+    if (!op_input_ok("gather_rows", x, VLT_F32) || !op_input_ok("gather_rows", idx, VLT_I32)) return NULL;
+    char sx[64], si[64];
+    if (x->ndim != 3 || idx->ndim != 1 || idx->shape[0] != x->shape[0]) {
+        vlt_error_set(VLT_ERR_SHAPE, "gather_rows: x %s must be (B, T, D) and idx %s (B)",
+                      vlt_shape_str(x, sx, sizeof sx), vlt_shape_str(idx, si, sizeof si));
+        return NULL;
+    }
+    int B = x->shape[0], T = x->shape[1], D = x->shape[2];
+    const int32_t *ix = vlt_i32(idx);
+    for (int b = 0; b < B; b++)
+        if (ix[b] < 0 || ix[b] >= T) {
+            vlt_error_set(VLT_ERR_ARG, "gather_rows: index %d of row %d is outside [0, %d)", ix[b], b, T);
+            return NULL;
+        }
+    vlt_tensor *out = op_out(2, VLT_SHAPE(B, D));
+    if (!out) return NULL;
+    for (int b = 0; b < B; b++)
+        memcpy(vlt_f32(out) + (size_t)b * D, vlt_f32(x) + ((size_t)b * T + ix[b]) * D, (size_t)D * sizeof(float));
+    vlt_tape_record("gather_rows", gather_rows_backward, out, 2, (vlt_tensor *[]){x, idx});
+    return out;
+}
+
+vlt_tensor *vlt_argmax_last(vlt_tensor *x) {
+    if (!x) return NULL;
+    if (x->dtype == VLT_I32 ? !op_input_ok("argmax_last", x, VLT_I32) : !op_input_ok("argmax_last", x, VLT_F32))
+        return NULL;
+    int64_t R = rows_of(x);
+    int C = last_dim(x);
+    vlt_tensor *out = x->ndim == 1 ? vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(1))
+                                   : vlt_tensor_new_activation(VLT_I32, VLT_CPU, x->ndim - 1, x->shape);
+    if (!out) return NULL;
+    for (int64_t r = 0; r < R; r++) {
+        int best = 0;  // first maximum, as torch.argmax
+        for (int c = 1; c < C; c++) {
+            bool gt = x->dtype == VLT_I32 ? vlt_i32(x)[r * C + c] > vlt_i32(x)[r * C + best]
+                                          : vlt_f32(x)[r * C + c] > vlt_f32(x)[r * C + best];
+            if (gt) best = c;
+        }
+        vlt_i32(out)[r] = best;
+    }
+    return out;
+}
+
+vlt_tensor *vlt_full(int ndim, const int *shape, float value) {
+    vlt_tensor *out = op_out(ndim, shape);
+    if (!out) return NULL;
+    for (int64_t i = 0; i < out->numel; i++) vlt_f32(out)[i] = value;
+    return out;
+}
+
+vlt_tensor *vlt_arange(int n) {
+    vlt_tensor *out = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(n));
+    if (!out) return NULL;
+    for (int i = 0; i < n; i++) vlt_i32(out)[i] = i;
+    return out;
+}

@@ -1,0 +1,47 @@
+// ops_internal.h — checks and helpers shared by the op implementations (not public API).
+#ifndef VLT_OPS_INTERNAL_H
+#define VLT_OPS_INTERNAL_H
+
+#include <string.h>
+
+#include "autograd/ops.h"
+
+// Threshold below which loops stay on one thread (OpenMP start-up costs more than the work).
+#define VLT_PAR_MIN 32768
+
+// Checks a live, contiguous input of dtype `dt` on a device whose backend has this op.
+// Returns false with the message set; a NULL input returns false without a new message.
+static inline bool op_input_ok(const char *op, const vlt_tensor *t, vlt_dtype dt) {
+    if (!t) return false;
+    if (vlt_tensor_check_live(t, op) != VLT_OK) return false;
+    if (t->dtype != dt) {
+        vlt_error_set(VLT_ERR_DTYPE, "%s: input '%s' is %s, the op takes %s", op, t->name,
+                      vlt_dtype_name(t->dtype), vlt_dtype_name(dt));
+        return false;
+    }
+    if (t->device != VLT_CPU) {
+        vlt_error_set(VLT_ERR_DEVICE, "%s: the cuda backend is not built in (input '%s')", op, t->name);
+        return false;
+    }
+    if (!vlt_tensor_is_contiguous(t)) {
+        vlt_error_set(VLT_ERR_SHAPE, "%s: input '%s' is a strided view; call vlt_contiguous first", op, t->name);
+        return false;
+    }
+    return true;
+}
+
+static inline vlt_tensor *op_out(int ndim, const int *shape) {
+    return vlt_tensor_new_activation(VLT_F32, VLT_CPU, ndim, shape);
+}
+
+// Accumulates src into dst (n floats).
+static inline void acc(float *dst, const float *src, int64_t n) {
+#pragma omp parallel for if (n > VLT_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+// Product of the dims before the last (rows) and the last dim.
+static inline int64_t rows_of(const vlt_tensor *t) { return t->numel / t->shape[t->ndim - 1]; }
+static inline int last_dim(const vlt_tensor *t) { return t->shape[t->ndim - 1]; }
+
+#endif

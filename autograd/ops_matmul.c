@@ -1,0 +1,122 @@
+// ops_matmul.c — batched matmul with transpose flags, and linear, through OpenBLAS sgemm.
+#include <cblas.h>
+
+#include "autograd/ops_internal.h"
+
+// C (M, N) [+]= op(A) · op(B), row-major; lda/ldb are the stored row lengths.
+static void sgemm(bool ta, bool tb, int M, int N, int K, const float *A, const float *B, float *C, float beta) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+// Node ints: [0] batch, [1] M, [2] N, [3] K, [4] trans_a, [5] trans_b, [6] b is batched.
+static void matmul_backward(vlt_node *n) {
+    vlt_tensor *a = n->in[0], *b = n->in[1];
+    int batch = n->i[0], M = n->i[1], N = n->i[2], K = n->i[3];
+    bool ta = n->i[4], tb = n->i[5], b_batched = n->i[6];
+    const float *g = vlt_f32(n->out->grad);
+    for (int i = 0; i < batch; i++) {
+        const float *gi = g + (size_t)i * M * N;
+        const float *ai = vlt_f32(a) + (size_t)i * M * K;
+        const float *bi = vlt_f32(b) + (b_batched ? (size_t)i * K * N : 0);
+        if (a->requires_grad) {
+            float *ga = vlt_f32(vlt_grad_of(a)) + (size_t)i * M * K;
+            // out = op(A)·op(B): dop(A) = G·op(B)ᵀ. A stored (M,K): dA = G·op(B)ᵀ; A stored (K,M): dA = op(B)·Gᵀ.
+            if (!ta) sgemm(false, !tb, M, K, N, gi, bi, ga, 1.0f);
+            else sgemm(tb, true, K, M, N, bi, gi, ga, 1.0f);
+        }
+        if (b->requires_grad) {
+            float *gb = vlt_f32(vlt_grad_of(b)) + (b_batched ? (size_t)i * K * N : 0);
+            // dop(B) = op(A)ᵀ·G. B stored (K,N): dB = op(A)ᵀ·G; B stored (N,K): dB = Gᵀ·op(A).
+            if (!tb) sgemm(!ta, false, K, N, M, ai, gi, gb, 1.0f);
+            else sgemm(true, ta, N, K, M, gi, ai, gb, 1.0f);
+        }
+    }
+}
+
+vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b) {
+    if (!op_input_ok("matmul", a, VLT_F32) || !op_input_ok("matmul", b, VLT_F32)) return NULL;
+    char sa[64], sb[64];
+    if (a->ndim < 2 || b->ndim < 2) {
+        vlt_error_set(VLT_ERR_SHAPE, "matmul: a %s and b %s must both be at least 2-D",
+                      vlt_shape_str(a, sa, sizeof sa), vlt_shape_str(b, sb, sizeof sb));
+        return NULL;
+    }
+    int ar = a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
+    int br = b->shape[b->ndim - 2], bc = b->shape[b->ndim - 1];
+    int M = trans_a ? ac : ar, K = trans_a ? ar : ac;
+    int Kb = trans_b ? bc : br, N = trans_b ? br : bc;
+    int batch = (int)(a->numel / ((int64_t)ar * ac));
+    bool b_batched = b->ndim > 2;
+    bool lead_ok = !b_batched || (b->ndim == a->ndim && b->numel / ((int64_t)br * bc) == batch);
+    for (int d = 0; lead_ok && b_batched && d < a->ndim - 2; d++) lead_ok = a->shape[d] == b->shape[d];
+    if (K != Kb || !lead_ok) {
+        vlt_error_set(VLT_ERR_SHAPE, "matmul: a %s%s and b %s%s do not fit (inner dims %d vs %d%s)",
+                      vlt_shape_str(a, sa, sizeof sa), trans_a ? "ᵀ" : "", vlt_shape_str(b, sb, sizeof sb),
+                      trans_b ? "ᵀ" : "", K, Kb, lead_ok ? "" : ", batch dims differ");
+        return NULL;
+    }
+    int shape[VLT_MAX_DIMS];
+    for (int d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 2] = M;
+    shape[a->ndim - 1] = N;
+    vlt_tensor *out = op_out(a->ndim, shape);
+    if (!out) return NULL;
+    if (!b_batched && !trans_a) {
+        // One sgemm over all batch rows: (batch·M, K) · op(B).
+        sgemm(false, trans_b, batch * M, N, K, vlt_f32(a), vlt_f32(b), vlt_f32(out), 0.0f);
+    } else {
+        for (int i = 0; i < batch; i++)
+            sgemm(trans_a, trans_b, M, N, K, vlt_f32(a) + (size_t)i * M * K,
+                  vlt_f32(b) + (b_batched ? (size_t)i * K * N : 0), vlt_f32(out) + (size_t)i * M * N, 0.0f);
+    }
+    vlt_node *n = vlt_tape_record("matmul", matmul_backward, out, 2, (vlt_tensor *[]){a, b});
+    if (n) {
+        int v[7] = {batch, M, N, K, trans_a, trans_b, b_batched};
+        memcpy(n->i, v, sizeof v);
+    }
+    return out;
+}
+
+// Node ints: [0] rows, [1] in, [2] out.
+static void linear_backward(vlt_node *n) {
+    vlt_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
+    int R = n->i[0], IN = n->i[1], OUT = n->i[2];
+    const float *g = vlt_f32(n->out->grad);
+    if (x->requires_grad) sgemm(false, false, R, IN, OUT, g, vlt_f32(w), vlt_f32(vlt_grad_of(x)), 1.0f);
+    if (w->requires_grad) sgemm(true, false, OUT, IN, R, g, vlt_f32(x), vlt_f32(vlt_grad_of(w)), 1.0f);
+    if (bias && bias->requires_grad) {
+        float *gb = vlt_f32(vlt_grad_of(bias));
+        for (int r = 0; r < R; r++)
+            for (int o = 0; o < OUT; o++) gb[o] += g[(size_t)r * OUT + o];
+    }
+}
+
+vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
+    if (!op_input_ok("linear", x, VLT_F32) || !op_input_ok("linear", w, VLT_F32)) return NULL;
+    if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
+    char sx[64], sw[64], sb[64];
+    int IN = last_dim(x);
+    if (w->ndim != 2 || w->shape[1] != IN || (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))) {
+        vlt_error_set(VLT_ERR_SHAPE, "linear: x %s, weight %s '%s', bias %s do not fit (weight must be (out, %d), bias (out))",
+                      vlt_shape_str(x, sx, sizeof sx), vlt_shape_str(w, sw, sizeof sw), w->name,
+                      vlt_shape_str(bias, sb, sizeof sb), IN);
+        return NULL;
+    }
+    int OUT = w->shape[0], R = (int)rows_of(x);
+    int shape[VLT_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = OUT;
+    vlt_tensor *out = op_out(x->ndim, shape);
+    if (!out) return NULL;
+    float *o = vlt_f32(out);
+    if (bias) {
+        const float *bv = vlt_f32(bias);
+        for (int r = 0; r < R; r++) memcpy(o + (size_t)r * OUT, bv, (size_t)OUT * sizeof(float));
+    }
+    sgemm(false, true, R, OUT, IN, vlt_f32(x), vlt_f32(w), o, bias ? 1.0f : 0.0f);
+    vlt_tensor *in[3] = {x, w, bias};
+    vlt_node *n = vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
+    if (n) { n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; }
+    return out;
+}

@@ -1,0 +1,168 @@
+// optim.c — AdamW, SGD, clipping, zeroing (see optim.h).
+#include "autograd/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT_PAR_MIN 32768
+
+static vlt_status check_params(const char *op, vlt_tensor **params, int n) {
+    if (n < 1 || !params) return vlt_error_set(VLT_ERR_ARG, "%s: no parameters", op);
+    for (int i = 0; i < n; i++) {
+        if (!params[i]) return vlt_error_set(VLT_ERR_ARG, "%s: parameter %d is NULL", op, i);
+        if (params[i]->dtype != VLT_F32 || !params[i]->persistent)
+            return vlt_error_set(VLT_ERR_DTYPE, "%s: parameter '%s' must be a persistent f32 tensor", op, params[i]->name);
+        if (!params[i]->grad)
+            return vlt_error_set(VLT_ERR_STATE, "%s: parameter '%s' has no gradient buffer", op, params[i]->name);
+    }
+    return VLT_OK;
+}
+
+static float **alloc_state(vlt_tensor **params, int n) {
+    float **s = calloc((size_t)n, sizeof *s);
+    if (!s) return NULL;
+    for (int i = 0; i < n; i++) {
+        s[i] = calloc((size_t)params[i]->numel, sizeof(float));
+        if (!s[i]) {
+            for (int j = 0; j < i; j++) free(s[j]);
+            free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static void free_state(float **s, int n) {
+    if (!s) return;
+    for (int i = 0; i < n; i++) free(s[i]);
+    free(s);
+}
+
+vlt_adamw_cfg vlt_adamw_defaults(void) { return (vlt_adamw_cfg){0.9f, 0.98f, 1e-6f, 0.2f}; }
+
+vlt_adamw *vlt_adamw_new(vlt_tensor **params, const bool *decay, int n, vlt_adamw_cfg cfg) {
+    if (check_params("adamw", params, n) != VLT_OK) return NULL;
+    if (!(cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1 && cfg.eps > 0 && cfg.weight_decay >= 0)) {
+        vlt_error_set(VLT_ERR_ARG, "adamw: betas must be in [0, 1), eps > 0, weight_decay >= 0 (got %g, %g, %g, %g)",
+                      cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
+        return NULL;
+    }
+    vlt_adamw *o = calloc(1, sizeof *o);
+    if (!o) { vlt_error_set(VLT_ERR_NOMEM, "adamw: out of memory"); return NULL; }
+    o->n = n;
+    o->cfg = cfg;
+    o->params = malloc((size_t)n * sizeof *o->params);
+    o->decay = malloc((size_t)n * sizeof *o->decay);
+    o->m = alloc_state(params, n);
+    o->v = alloc_state(params, n);
+    if (!o->params || !o->decay || !o->m || !o->v) {
+        vlt_adamw_free(o);
+        vlt_error_set(VLT_ERR_NOMEM, "adamw: out of memory for optimizer state");
+        return NULL;
+    }
+    memcpy(o->params, params, (size_t)n * sizeof *params);
+    for (int i = 0; i < n; i++) o->decay[i] = decay ? decay[i] : true;
+    return o;
+}
+
+void vlt_adamw_free(vlt_adamw *o) {
+    if (!o) return;
+    free_state(o->m, o->n);
+    free_state(o->v, o->n);
+    free(o->params);
+    free(o->decay);
+    free(o);
+}
+
+vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
+    o->t++;
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
+    const float step = lr / bc1, bc2_sqrt = sqrtf(bc2);
+    for (int i = 0; i < o->n; i++) {
+        vlt_tensor *p = o->params[i];
+        float *w = vlt_f32(p), *g = vlt_f32(p->grad), *m = o->m[i], *v = o->v[i];
+        const float wd = o->decay[i] ? o->cfg.weight_decay : 0.0f;
+        const int64_t N = p->numel;
+#pragma omp parallel for if (N > OPT_PAR_MIN)
+        for (int64_t j = 0; j < N; j++) {
+            w[j] -= lr * wd * w[j];
+            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+            w[j] -= step * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+        }
+    }
+    return VLT_OK;
+}
+
+vlt_sgd *vlt_sgd_new(vlt_tensor **params, int n, float momentum, float weight_decay, bool nesterov) {
+    if (check_params("sgd", params, n) != VLT_OK) return NULL;
+    if (momentum < 0 || weight_decay < 0 || (nesterov && momentum <= 0)) {
+        vlt_error_set(VLT_ERR_ARG, "sgd: momentum %g and weight_decay %g must be >= 0 (nesterov needs momentum > 0)",
+                      momentum, weight_decay);
+        return NULL;
+    }
+    vlt_sgd *o = calloc(1, sizeof *o);
+    if (!o) { vlt_error_set(VLT_ERR_NOMEM, "sgd: out of memory"); return NULL; }
+    o->n = n;
+    o->momentum = momentum;
+    o->weight_decay = weight_decay;
+    o->nesterov = nesterov;
+    o->params = malloc((size_t)n * sizeof *o->params);
+    o->buf = momentum > 0 ? alloc_state(params, n) : NULL;
+    if (!o->params || (momentum > 0 && !o->buf)) {
+        vlt_sgd_free(o);
+        vlt_error_set(VLT_ERR_NOMEM, "sgd: out of memory");
+        return NULL;
+    }
+    memcpy(o->params, params, (size_t)n * sizeof *params);
+    return o;
+}
+
+void vlt_sgd_free(vlt_sgd *o) {
+    if (!o) return;
+    free_state(o->buf, o->n);
+    free(o->params);
+    free(o);
+}
+
+vlt_status vlt_sgd_step(vlt_sgd *o, float lr) {
+    const float mu = o->momentum, wd = o->weight_decay;
+    for (int i = 0; i < o->n; i++) {
+        vlt_tensor *p = o->params[i];
+        float *w = vlt_f32(p), *g = vlt_f32(p->grad), *b = o->buf ? o->buf[i] : NULL;
+        for (int64_t j = 0; j < p->numel; j++) {
+            float d = g[j] + wd * w[j];
+            if (b) {
+                b[j] = o->started ? mu * b[j] + d : d;
+                d = o->nesterov ? d + mu * b[j] : b[j];
+            }
+            w[j] -= lr * d;
+        }
+    }
+    o->started = true;
+    return VLT_OK;
+}
+
+float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        const float *g = vlt_f32(params[i]->grad);
+        for (int64_t j = 0; j < params[i]->numel; j++) ss += (double)g[j] * g[j];
+    }
+    float norm = (float)sqrt(ss);
+    if (max_norm > 0 && isfinite(norm) && norm > max_norm) {
+        float k = max_norm / (norm + 1e-6f);
+        for (int i = 0; i < n; i++) {
+            float *g = vlt_f32(params[i]->grad);
+            for (int64_t j = 0; j < params[i]->numel; j++) g[j] *= k;
+        }
+    }
+    return norm;
+}
+
+void vlt_zero_grad(vlt_tensor **params, int n) {
+    for (int i = 0; i < n; i++)
+        if (params[i]->grad) memset(params[i]->grad->data, 0, (size_t)params[i]->numel * sizeof(float));
+}

@@ -1,0 +1,131 @@
+// tape.c — node recording, reverse walk, the step arena, no_grad (see tape.h).
+#include "autograd/tape.h"
+
+#include <string.h>
+
+// The tape: newest node last; nodes live in the arena.
+static struct {
+    vlt_arena arena;
+    int arena_ready;
+    vlt_node *tail;
+    int n_nodes;
+    int no_grad_depth;
+} g_tape;
+
+vlt_arena *vlt_step_arena(void) {
+    if (!g_tape.arena_ready) {
+        vlt_arena_init(&g_tape.arena, 0);
+        g_tape.arena_ready = 1;
+    }
+    return &g_tape.arena;
+}
+
+void vlt_step_reset(void) {
+    g_tape.tail = NULL;
+    g_tape.n_nodes = 0;
+    vlt_arena_reset(vlt_step_arena());
+}
+
+void vlt_tape_shutdown(void) {
+    if (g_tape.arena_ready) vlt_arena_free(&g_tape.arena);
+    memset(&g_tape, 0, sizeof g_tape);
+}
+
+void vlt_no_grad_enter(void) { g_tape.no_grad_depth++; }
+void vlt_no_grad_exit(void) {
+    VLT_ASSERT(g_tape.no_grad_depth > 0, "vlt_no_grad_exit without a matching vlt_no_grad_enter");
+    g_tape.no_grad_depth--;
+}
+bool vlt_grad_enabled(void) { return g_tape.no_grad_depth == 0; }
+int vlt_tape_size(void) { return g_tape.n_nodes; }
+
+void *vlt_step_scratch(size_t bytes) {
+    void *p = vlt_arena_alloc(vlt_step_arena(), bytes);
+    if (!p) vlt_error_set(VLT_ERR_NOMEM, "step arena: cannot allocate %zu bytes", bytes);
+    return p;
+}
+
+vlt_tensor *vlt_tensor_new_activation(vlt_dtype dt, vlt_device dev, int ndim, const int *shape) {
+    if (dev != VLT_CPU) {
+        vlt_error_set(VLT_ERR_UNSUPPORTED, "activation on cuda: the CUDA backend is not built in");
+        return NULL;
+    }
+    if (ndim < 1 || ndim > VLT_MAX_DIMS) {
+        vlt_error_set(VLT_ERR_SHAPE, "activation: ndim %d is outside 1..%d", ndim, VLT_MAX_DIMS);
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 1) { vlt_error_set(VLT_ERR_SHAPE, "activation: dim %d has size %d", d, shape[d]); return NULL; }
+        numel *= shape[d];
+    }
+    vlt_arena *a = vlt_step_arena();
+    vlt_tensor *t = vlt_arena_alloc(a, sizeof *t);
+    void *data = vlt_arena_alloc(a, (size_t)numel * vlt_dtype_size(dt));
+    if (!t || !data) { vlt_error_set(VLT_ERR_NOMEM, "step arena: out of memory"); return NULL; }
+    memset(t, 0, sizeof *t);
+    t->magic = VLT_TENSOR_MAGIC;
+    t->dtype = dt;
+    t->device = dev;
+    t->ndim = ndim;
+    t->numel = numel;
+    int64_t st = 1;
+    for (int d = VLT_MAX_DIMS - 1; d >= 0; d--) {
+        t->shape[d] = d < ndim ? shape[d] : 1;
+        t->stride[d] = d < ndim ? st : 1;
+        if (d < ndim) st *= shape[d];
+    }
+    t->data = data;
+    t->generation = a->generation;
+    return t;
+}
+
+vlt_node *vlt_tape_record(const char *op, vlt_backward_fn bw, vlt_tensor *out, int n_in, vlt_tensor **in) {
+    if (!vlt_grad_enabled()) return NULL;
+    bool any = false;
+    for (int i = 0; i < n_in; i++) any |= in[i] && in[i]->requires_grad;
+    if (!any) return NULL;
+    vlt_node *n = vlt_arena_alloc(vlt_step_arena(), sizeof *n);
+    VLT_ASSERT(n, "%s: step arena out of memory recording a node", op);
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->backward = bw;
+    n->out = out;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->prev = g_tape.tail;
+    g_tape.tail = n;
+    g_tape.n_nodes++;
+    out->requires_grad = true;
+    return n;
+}
+
+vlt_tensor *vlt_grad_of(vlt_tensor *t) {
+    if (!t->grad) {
+        // Views share their base's storage but get their own gradient buffer; the view op's
+        // backward moves it into the base's.
+        t->grad = vlt_tensor_new_activation(VLT_F32, t->device, t->ndim, t->shape);
+        VLT_ASSERT(t->grad, "grad of '%s': step arena out of memory", t->name);
+        memset(t->grad->data, 0, (size_t)t->numel * sizeof(float));
+    }
+    return t->grad;
+}
+
+vlt_status vlt_backward(vlt_tensor *loss) {
+    VLT_TRY(vlt_tensor_check_live(loss, "backward"));
+    if (loss->numel != 1) {
+        char s[64];
+        return vlt_error_set(VLT_ERR_SHAPE, "backward: loss must have one element, got %s",
+                             vlt_shape_str(loss, s, sizeof s));
+    }
+    if (!loss->requires_grad)
+        return vlt_error_set(VLT_ERR_STATE, "backward: loss does not depend on anything that requires grad");
+    vlt_f32(vlt_grad_of(loss))[0] += 1.0f;
+    for (vlt_node *n = g_tape.tail; n; n = n->prev)
+        if (n->out->grad) n->backward(n);  // an output nobody used has no gradient to pass on
+    // The tape is consumed; a second forward/backward before the reset (gradient accumulation)
+    // records and walks only its own nodes.
+    g_tape.tail = NULL;
+    g_tape.n_nodes = 0;
+    return VLT_OK;
+}
