@@ -49,22 +49,6 @@ static vlt_status check_size(int w, int h, const char *what, const char *fmt) {
 
 // --- JPEG ------------------------------------------------------------------------------------------
 
-// True when the JPEG carries an Adobe APP14 marker before its first scan (CMYK stored inverted).
-static int jpeg_has_adobe_marker(const uint8_t *buf, size_t len) {
-    size_t p = 2;
-    while (p + 4 <= len) {
-        if (buf[p] != 0xFF) return 0;
-        uint8_t m = buf[p + 1];
-        if (m == 0xFF) { p++; continue; }               // fill byte
-        if (m == 0xDA || m == 0xD9) return 0;           // start of scan / end of image
-        size_t seg = ((size_t)buf[p + 2] << 8) | buf[p + 3];
-        if (seg < 2) return 0;
-        if (m == 0xEE && seg >= 7 && p + 9 <= len && !memcmp(buf + p + 4, "Adobe", 5)) return 1;
-        p += 2 + seg;
-    }
-    return 0;
-}
-
 // PIL's cmyk2rgb: v = (255 - K) - round((C * (255 - K)) / 255), in its integer form.
 static inline uint8_t cmyk_channel(int c, int nk) {
     int t = c * nk + 128;
@@ -72,6 +56,7 @@ static inline uint8_t cmyk_channel(int c, int nk) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+// CMYK JPEG samples are taken as inverted (Adobe's convention, which PIL always assumes).
 static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, size_t n, int inverted) {
     for (size_t i = 0; i < n; i++) {
         int c = cmyk[4 * i], m = cmyk[4 * i + 1], y = cmyk[4 * i + 2], k = cmyk[4 * i + 3];
@@ -143,7 +128,7 @@ static vlt_status decode_jpeg(const uint8_t *buf, size_t len, int min_side, cons
         st = vlt_error_set(VLT_ERR_FORMAT, "%s: corrupt JPEG: %s", WHAT(what), tjGetErrorStr2(tj));
         vlt_image_free(out);
     } else if (cmyk) {
-        cmyk_to_rgb(tmp, out->rgb, (size_t)sw * sh, jpeg_has_adobe_marker(buf, len));
+        cmyk_to_rgb(tmp, out->rgb, (size_t)sw * sh, 1);
     }
     free(tmp);
     tjDestroy(tj);

@@ -9,8 +9,8 @@
 //   - 16-bit PNG samples keep their high byte (PIL's "RGB;16B" unpacker). Exception: PIL opens a
 //     16-bit grayscale PNG as mode "I;16" and its convert("RGB") clips values > 255 to 255; vlt
 //     takes the high byte instead (a saturated white image is never what the data meant);
-//   - CMYK / YCCK JPEG: an Adobe APP14 marker means the samples are stored inverted (Photoshop's
-//     convention, which PIL also follows), then R = (255-C)(255-K)/255 with PIL's rounding;
+//   - CMYK / YCCK JPEG: the samples are taken as stored inverted (Adobe's convention, which PIL
+//     assumes for every CMYK JPEG), then R = (255-C)(255-K)/255 with PIL's integer rounding;
 //   - no gamma / ICC / EXIF orientation handling (PIL's convert does none either).
 // Corrupt or truncated data returns VLT_ERR_FORMAT naming the sample; libjpeg / libpng errors
 // never exit() or print. A JPEG that decodes with only recoverable warnings (extraneous bytes) is
