@@ -1,0 +1,104 @@
+// transformer.c — pre-LN residual attention block (see transformer.h).
+#include "layers/transformer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/rng.h"
+
+static vlt_tensor *param(const char *prefix, const char *name, int ndim, const int *shape) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", prefix, name);
+    return vlt_tensor_new_param(ndim, shape, full);
+}
+
+static void fill_normal(vlt_tensor *t, float std, uint64_t seed) {
+    vlt_rng_fill_normal(vlt_f32(t), (size_t)t->numel, 0.0f, std, seed, vlt_rng_hash_str(t->name), 0);
+}
+
+static void fill_const(vlt_tensor *t, float v) {
+    for (int64_t i = 0; i < t->numel; i++) vlt_f32(t)[i] = v;
+}
+
+vlt_status vlt_resblock_init(vlt_resblock *b, const char *prefix, int width, int heads, int mlp_width,
+                             vlt_activation act, int n_layers, uint64_t seed) {
+    memset(b, 0, sizeof *b);
+    if (width < 1 || heads < 1 || width % heads || mlp_width < 1 || n_layers < 1)
+        return vlt_error_set(VLT_ERR_ARG, "resblock '%s': width %d must be a positive multiple of heads %d, mlp %d > 0",
+                             prefix, width, heads, mlp_width);
+    b->width = width;
+    b->heads = heads;
+    b->mlp_width = mlp_width;
+    b->act = act;
+    int W = width, M = mlp_width;
+    b->ln_1_w = param(prefix, "ln_1.weight", 1, VLT_SHAPE(W));
+    b->ln_1_b = param(prefix, "ln_1.bias", 1, VLT_SHAPE(W));
+    b->in_proj_w = param(prefix, "attn.in_proj_weight", 2, VLT_SHAPE(3 * W, W));
+    b->in_proj_b = param(prefix, "attn.in_proj_bias", 1, VLT_SHAPE(3 * W));
+    b->out_proj_w = param(prefix, "attn.out_proj.weight", 2, VLT_SHAPE(W, W));
+    b->out_proj_b = param(prefix, "attn.out_proj.bias", 1, VLT_SHAPE(W));
+    b->ln_2_w = param(prefix, "ln_2.weight", 1, VLT_SHAPE(W));
+    b->ln_2_b = param(prefix, "ln_2.bias", 1, VLT_SHAPE(W));
+    b->c_fc_w = param(prefix, "mlp.c_fc.weight", 2, VLT_SHAPE(M, W));
+    b->c_fc_b = param(prefix, "mlp.c_fc.bias", 1, VLT_SHAPE(M));
+    b->c_proj_w = param(prefix, "mlp.c_proj.weight", 2, VLT_SHAPE(W, M));
+    b->c_proj_b = param(prefix, "mlp.c_proj.bias", 1, VLT_SHAPE(W));
+    vlt_tensor *all[VLT_RESBLOCK_NPARAMS];
+    vlt_resblock_params(b, all);
+    for (int i = 0; i < VLT_RESBLOCK_NPARAMS; i++)
+        if (!all[i]) { vlt_resblock_free(b); return vlt_error_code(); }
+    float proj_std = 1.0f / sqrtf(2.0f * n_layers * W);
+    fill_const(b->ln_1_w, 1.0f);
+    fill_const(b->ln_2_w, 1.0f);
+    fill_normal(b->in_proj_w, 1.0f / sqrtf((float)W), seed);
+    fill_normal(b->out_proj_w, proj_std, seed);
+    fill_normal(b->c_fc_w, 1.0f / sqrtf(2.0f * W), seed);
+    fill_normal(b->c_proj_w, proj_std, seed);
+    return VLT_OK;
+}
+
+void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out) {
+    vlt_tensor *p[VLT_RESBLOCK_NPARAMS] = {b->ln_1_w, b->ln_1_b, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b,
+                                           b->ln_2_w, b->ln_2_b, b->c_fc_w, b->c_fc_b, b->c_proj_w, b->c_proj_b};
+    memcpy(out, p, sizeof p);
+}
+
+void vlt_resblock_free(vlt_resblock *b) {
+    vlt_tensor *p[VLT_RESBLOCK_NPARAMS];
+    vlt_resblock_params(b, p);
+    for (int i = 0; i < VLT_RESBLOCK_NPARAMS; i++) vlt_tensor_free(p[i]);
+    memset(b, 0, sizeof *b);
+}
+
+// (B, T, W) slice [off, off+W) of the last dim -> (B, H, T, Dh)
+static vlt_tensor *split_heads(vlt_tensor *qkv, int off, int B, int T, int W, int H) {
+    vlt_tensor *s = vlt_slice(qkv, 2, off, W);
+    return vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(B, T, H, W / H)), VLT_SHAPE(0, 2, 1, 3));
+}
+
+vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, vlt_tensor *out_w, vlt_tensor *out_b,
+                            int heads, bool causal, vlt_tensor *key_pad) {
+    if (!x) return NULL;
+    if (x->ndim != 3) {
+        char s[64];
+        vlt_error_set(VLT_ERR_SHAPE, "mha: x %s must be (B, T, W)", vlt_shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    int B = x->shape[0], T = x->shape[1], W = x->shape[2];
+    vlt_tensor *qkv = vlt_linear(x, in_w, in_b);  // (B, T, 3W)
+    vlt_tensor *q = split_heads(qkv, 0, B, T, W, heads);
+    vlt_tensor *k = split_heads(qkv, W, B, T, W, heads);
+    vlt_tensor *v = split_heads(qkv, 2 * W, B, T, W, heads);
+    vlt_tensor *o = vlt_attention(q, k, v, 1.0f / sqrtf((float)(W / heads)), causal, key_pad);  // (B, H, T, Dh)
+    o = vlt_reshape(vlt_permute(o, VLT_SHAPE(0, 2, 1, 3)), 3, VLT_SHAPE(B, T, W));
+    return vlt_linear(o, out_w, out_b);
+}
+
+vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
+    vlt_tensor *h = vlt_layernorm(x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    x = vlt_add(x, vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad));
+    h = vlt_linear(vlt_layernorm(x, b->ln_2_w, b->ln_2_b, 1e-5f), b->c_fc_w, b->c_fc_b);
+    h = b->act == VLT_ACT_QUICK_GELU ? vlt_quick_gelu(h) : vlt_gelu(h);
+    return vlt_add(x, vlt_linear(h, b->c_proj_w, b->c_proj_b));
+}
