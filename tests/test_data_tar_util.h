@@ -16,7 +16,7 @@ typedef struct {
     size_t len, cap;
 } tb_buf;
 
-static void tb_put(tb_buf *b, const void *p, size_t n) {
+static inline void tb_put(tb_buf *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;
@@ -27,7 +27,7 @@ static void tb_put(tb_buf *b, const void *p, size_t n) {
     b->len += n;
 }
 
-static void tb_pad(tb_buf *b) {
+static inline void tb_pad(tb_buf *b) {
     static const uint8_t zero[512];
     size_t r = b->len % 512;
     if (r) tb_put(b, zero, 512 - r);
@@ -35,7 +35,7 @@ static void tb_pad(tb_buf *b) {
 
 // One 512-byte header. name goes into the 100-byte name field (truncated), prefix (POSIX
 // ustar) into the 155-byte prefix field when non-NULL.
-static void tb_header(tb_buf *b, const char *name, const char *prefix, uint64_t size, char type) {
+static inline void tb_header(tb_buf *b, const char *name, const char *prefix, uint64_t size, char type) {
     uint8_t h[512];
     memset(h, 0, sizeof h);
     strncpy((char *)h, name, 100);
@@ -60,20 +60,20 @@ static void tb_header(tb_buf *b, const char *name, const char *prefix, uint64_t 
     tb_put(b, h, 512);
 }
 
-static void tb_data(tb_buf *b, const void *data, size_t n) {
+static inline void tb_data(tb_buf *b, const void *data, size_t n) {
     tb_put(b, data, n);
     tb_pad(b);
 }
 
-static void tb_file(tb_buf *b, const char *name, const void *data, size_t n) {
+static inline void tb_file(tb_buf *b, const char *name, const void *data, size_t n) {
     tb_header(b, name, NULL, n, '0');
     tb_data(b, data, n);
 }
 
-static void tb_str(tb_buf *b, const char *name, const char *text) { tb_file(b, name, text, strlen(text)); }
+static inline void tb_str(tb_buf *b, const char *name, const char *text) { tb_file(b, name, text, strlen(text)); }
 
 // A pax record "LEN key=value\n" (LEN counts itself).
-static size_t tb_pax_record(char *out, size_t cap, const char *key, const char *value) {
+static inline size_t tb_pax_record(char *out, size_t cap, const char *key, const char *value) {
     size_t body = strlen(key) + strlen(value) + 3;   // ' ' '=' '\n'
     size_t len = body + 1;
     for (;;) {
@@ -87,7 +87,7 @@ static size_t tb_pax_record(char *out, size_t cap, const char *key, const char *
 
 // A member with a pax 'x' header carrying path (and size when pax_size >= 0 — then the ustar
 // size field says 0).
-static void tb_pax_file(tb_buf *b, const char *path, const void *data, size_t n, int pax_size) {
+static inline void tb_pax_file(tb_buf *b, const char *path, const void *data, size_t n, int pax_size) {
     char rec[8192];
     size_t rl = tb_pax_record(rec, sizeof rec, "path", path);
     rl += tb_pax_record(rec + rl, sizeof rec - rl, "mtime", "1700000000.5");
@@ -103,20 +103,20 @@ static void tb_pax_file(tb_buf *b, const char *path, const void *data, size_t n,
 }
 
 // A member with a GNU 'L' long-name header.
-static void tb_gnu_long_file(tb_buf *b, const char *path, const void *data, size_t n) {
+static inline void tb_gnu_long_file(tb_buf *b, const char *path, const void *data, size_t n) {
     tb_header(b, "././@LongLink", NULL, strlen(path) + 1, 'L');
     tb_data(b, path, strlen(path) + 1);
     tb_header(b, path, NULL, n, '0');
     tb_data(b, data, n);
 }
 
-static void tb_end(tb_buf *b) {
+static inline void tb_end(tb_buf *b) {
     static const uint8_t zero[1024];
     tb_put(b, zero, 1024);
 }
 
 // zstd-compresses b (level 3) into a fresh buffer; frames: 1 or 2 (split in the middle).
-static tb_buf tb_zstd(const tb_buf *b, int frames) {
+static inline tb_buf tb_zstd(const tb_buf *b, int frames) {
     tb_buf z = {0};
     size_t at = 0;
     for (int f = 0; f < frames; f++) {
@@ -132,26 +132,26 @@ static tb_buf tb_zstd(const tb_buf *b, int frames) {
     return z;
 }
 
-static int tb_save(const uint8_t *p, size_t n, const char *path) {
+static inline int tb_save(const uint8_t *p, size_t n, const char *path) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     size_t w = fwrite(p, 1, n, f);
     return (fclose(f) == 0 && w == n) ? 0 : -1;
 }
 
-static void tb_free(tb_buf *b) {
+static inline void tb_free(tb_buf *b) {
     free(b->buf);
     memset(b, 0, sizeof *b);
 }
 
 // A fresh temp directory (removed by tb_rmdir).
-static char *tb_tmpdir(void) {
+static inline char *tb_tmpdir(void) {
     char *d = strdup("/tmp/vlt_test_XXXXXX");
     if (!mkdtemp(d)) abort();
     return d;
 }
 
-static void tb_rmdir(char *dir) {
+static inline void tb_rmdir(char *dir) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
