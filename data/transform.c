@@ -169,8 +169,8 @@ static void resample_rows(uint8_t *dst, const uint8_t *src, size_t stride, int r
     }
 }
 
-// Vertical pass: src rows (stride bytes apart, `width` bytes used) -> n output rows.
-// Row i of the output reads src rows bounds[2i] - row0 ...
+// Vertical pass: src rows (stride bytes apart, `width` bytes used) -> n output rows. Output row
+// i reads src rows from bounds[2i] - row0 (src starts at source row row0).
 static vlt_status resample_cols(uint8_t *dst, const uint8_t *src, size_t stride, int row0, int width, int n,
                                 const axis_coeffs *c) {
     int32_t *acc = malloc(sizeof(int32_t) * (size_t)width);
@@ -193,27 +193,44 @@ static vlt_status resample_cols(uint8_t *dst, const uint8_t *src, size_t stride,
 }
 
 // The window [ox, ox+ow) x [oy, oy+oh) of PIL's crop(box).resize((full_w, full_h), BICUBIC):
-// out is uint8 HWC (oh, ow, 3). Horizontal first into an 8-bit intermediate, as PIL does.
+// out is uint8 HWC (oh, ow, 3). Two passes through an 8-bit intermediate, in Pillow 13's order:
+// vertical first when the height shrinks by more than twice what the width does
+// ((in_h - out_h) > 2 (in_w - out_w) and in_h > out_h), horizontal first otherwise. The order
+// changes the rounding of the intermediate, so it must match for exact results.
 static vlt_status resize_window(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
                                 int ox, int oy, int ow, int oh, uint8_t *out) {
     size_t stride = (size_t)img->width * 3;
     const uint8_t *src = img->rgb + (size_t)box.y * stride + (size_t)box.x * 3;
     int need_h = full_w != box.w, need_v = full_h != box.h;
+    int v_first = need_h && need_v && box.h > full_h && (box.h - full_h) > 2 * (box.w - full_w);
     axis_coeffs ch = {0}, cv = {0};
+    uint8_t *tmp = NULL;
     vlt_status st = VLT_OK;
-    // Rows of the (cropped) source the vertical pass reads.
+    if (need_v) VLT_TRY(axis_compute(&cv, box.h, full_h, oy, oh));
+    if (need_h) {
+        st = axis_compute(&ch, box.w, full_w, ox, ow);
+        if (st != VLT_OK) goto done;
+    }
+    if (v_first) {
+        // Only the source columns the horizontal pass reads: [col0, col1).
+        int col0 = ch.bounds[0], col1 = ch.bounds[2 * (ow - 1)] + ch.bounds[2 * (ow - 1) + 1];
+        for (int i = 0; i < ow; i++) ch.bounds[2 * i] -= col0;
+        size_t tw = (size_t)(col1 - col0) * 3;
+        tmp = malloc((size_t)oh * tw);
+        if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory"); goto done; }
+        st = resample_cols(tmp, src + (size_t)col0 * 3, stride, 0, (int)tw, oh, &cv);
+        if (st == VLT_OK) resample_rows(out, tmp, tw, oh, ow, &ch);
+        goto done;
+    }
+    // Horizontal first: only the source rows the vertical pass reads, [row0, row1).
     int row0 = oy, row1 = oy + oh;
     if (need_v) {
-        VLT_TRY(axis_compute(&cv, box.h, full_h, oy, oh));
         row0 = cv.bounds[0];
         row1 = cv.bounds[2 * (oh - 1)] + cv.bounds[2 * (oh - 1) + 1];
     }
     const uint8_t *mid = src + (size_t)row0 * stride + (size_t)(need_h ? 0 : ox) * 3;
     size_t mid_stride = stride;
-    uint8_t *tmp = NULL;
     if (need_h) {
-        st = axis_compute(&ch, box.w, full_w, ox, ow);
-        if (st != VLT_OK) goto done;
         tmp = malloc((size_t)(row1 - row0) * ow * 3);
         if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory"); goto done; }
         resample_rows(tmp, src + (size_t)row0 * stride, stride, row1 - row0, ow, &ch);

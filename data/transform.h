@@ -3,8 +3,10 @@
 //
 // The pixels match open_clip's PIL + torchvision pipeline: resampling is PIL's BICUBIC (a = -0.5,
 // support widened by the scale factor when downscaling, i.e. antialiased), computed with PIL's
-// fixed-point arithmetic (22-bit coefficients), horizontal pass first into an 8-bit intermediate,
-// then vertical; the result is 8-bit like PIL's, then ToTensor (/255) and Normalize in float32.
+// fixed-point arithmetic (22-bit coefficients), two passes through an 8-bit intermediate in the
+// order Pillow 13 picks (vertical first when the height shrinks by more than twice what the width
+// does; older Pillow always went horizontal first, which can differ by a few levels in those
+// cases); the result is 8-bit like PIL's, then ToTensor (/255) and Normalize in float32.
 // The crop box follows torchvision's RandomResizedCrop.get_params (10 attempts of area scale and
 // log-uniform ratio, then the central fallback) with Python's round-half-even; its random draws
 // come from autograd/rng.h keyed by (seed, VLT_RNG_AUGMENT, epoch, hash of the sample key), so a
