@@ -1,8 +1,9 @@
 // ops_attention.c — scaled dot-product attention over heads with causal and key-padding masks.
 //
 // CPU: per (batch, head), S = q·kᵀ·scale (Tq, Tk), masked, P = softmax(S) saved for backward,
-// out = P·v. The (b, h) pairs run in parallel; the products are small (T ≤ a few hundred,
-// D = 64), so plain loops over contiguous rows beat a call into BLAS per pair.
+// out = P·v. The (b, h) pairs run in parallel over OpenMP threads, each product an sgemm
+// (OpenBLAS's OpenMP build runs single-threaded inside a parallel region).
+#include <cblas.h>
 #include <math.h>
 
 #include "autograd/ops_internal.h"
@@ -10,6 +11,12 @@
 static inline bool key_visible(int i, int j, int Tq, int Tk, bool causal, const int32_t *pad_row) {
     if (causal && j > i + (Tk - Tq)) return false;
     return !(pad_row && pad_row[j]);
+}
+
+// C (M, N) = alpha · op(A) · op(B) + beta · C, row-major, packed.
+static void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, const float *B, float beta, float *C) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 
 // Node ints: [0] B, [1] H, [2] Tq, [3] Tk, [4] D.  f[0] scale.  saved[0] P (B, H, Tq, Tk).
@@ -22,45 +29,24 @@ static void attention_backward(vlt_node *n) {
     float *dq = q->requires_grad ? vlt_f32(vlt_grad_of(q)) : NULL;
     float *dk = k->requires_grad ? vlt_f32(vlt_grad_of(k)) : NULL;
     float *dv = v->requires_grad ? vlt_f32(vlt_grad_of(v)) : NULL;
-    float *scratch = vlt_step_scratch((size_t)B * H * Tk * sizeof(float));
+    float *scratch = vlt_step_scratch((size_t)B * H * Tq * Tk * sizeof(float));
     VLT_ASSERT(scratch, "attention backward: step arena out of memory");
 #pragma omp parallel for if ((int64_t)B * H * Tq * Tk * D > VLT_PAR_MIN)
     for (int bh = 0; bh < B * H; bh++) {
         const float *Pb = P + (size_t)bh * Tq * Tk, *dOb = dO + (size_t)bh * Tq * D;
         const float *qb = qv + (size_t)bh * Tq * D, *kb = kv + (size_t)bh * Tk * D, *vb = vv + (size_t)bh * Tk * D;
-        float *dS = scratch + (size_t)bh * Tk;  // one row of dS at a time
-        for (int i = 0; i < Tq; i++) {
-            const float *Pi = Pb + (size_t)i * Tk, *dOi = dOb + (size_t)i * D;
-            // dP_ij = dO_i · v_j ;  dS_ij = P_ij (dP_ij - Σ_j P_ij dP_ij)
+        float *dS = scratch + (size_t)bh * Tq * Tk;
+        if (dv) gemm(true, false, Tk, D, Tq, 1.0f, Pb, dOb, 1.0f, dv + (size_t)bh * Tk * D);  // dV += Pᵀ·dO
+        gemm(false, true, Tq, Tk, D, 1.0f, dOb, vb, 0.0f, dS);                               // dP = dO·Vᵀ
+        for (int i = 0; i < Tq; i++) {  // dS = P ∘ (dP - Σ_j P dP) · scale
+            const float *Pi = Pb + (size_t)i * Tk;
+            float *dSi = dS + (size_t)i * Tk;
             float dot = 0;
-            for (int j = 0; j < Tk; j++) {
-                float dp = 0;
-                if (Pi[j] != 0.0f) {
-                    const float *vj = vb + (size_t)j * D;
-                    for (int d = 0; d < D; d++) dp += dOi[d] * vj[d];
-                }
-                dS[j] = dp;
-                dot += Pi[j] * dp;
-            }
-            for (int j = 0; j < Tk; j++) dS[j] = Pi[j] * (dS[j] - dot) * scale;
-            for (int j = 0; j < Tk; j++) {
-                if (Pi[j] == 0.0f) continue;
-                const float *kj = kb + (size_t)j * D;
-                if (dq) {
-                    float *dqi = dq + (size_t)bh * Tq * D + (size_t)i * D;
-                    for (int d = 0; d < D; d++) dqi[d] += dS[j] * kj[d];
-                }
-                if (dk) {
-                    float *dkj = dk + (size_t)bh * Tk * D + (size_t)j * D;
-                    const float *qi = qb + (size_t)i * D;
-                    for (int d = 0; d < D; d++) dkj[d] += dS[j] * qi[d];
-                }
-                if (dv) {
-                    float *dvj = dv + (size_t)bh * Tk * D + (size_t)j * D;
-                    for (int d = 0; d < D; d++) dvj[d] += Pi[j] * dOi[d];
-                }
-            }
+            for (int j = 0; j < Tk; j++) dot += Pi[j] * dSi[j];
+            for (int j = 0; j < Tk; j++) dSi[j] = Pi[j] * (dSi[j] - dot) * scale;
         }
+        if (dq) gemm(false, false, Tq, D, Tk, 1.0f, dS, kb, 1.0f, dq + (size_t)bh * Tq * D);  // dQ += dS·K
+        if (dk) gemm(true, false, Tk, D, Tq, 1.0f, dS, qb, 1.0f, dk + (size_t)bh * Tk * D);   // dK += dSᵀ·Q
     }
 }
 
@@ -92,37 +78,28 @@ vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float sca
         int b = bh / H;
         const float *qb = qv + (size_t)bh * Tq * D, *kb = kv + (size_t)bh * Tk * D, *vb = vv + (size_t)bh * Tk * D;
         const int32_t *pad_row = pad ? pad + (size_t)b * Tk : NULL;
+        float *Pb = Pv + (size_t)bh * Tq * Tk;
+        gemm(false, true, Tq, Tk, D, scale, qb, kb, 0.0f, Pb);  // S = q·kᵀ·scale
         for (int i = 0; i < Tq; i++) {
-            float *Pi = Pv + ((size_t)bh * Tq + i) * Tk;
-            const float *qi = qb + (size_t)i * D;
+            float *Pi = Pb + (size_t)i * Tk;
             float mx = -INFINITY;
             for (int j = 0; j < Tk; j++) {
-                if (!key_visible(i, j, Tq, Tk, causal, pad_row)) { Pi[j] = -INFINITY; continue; }
-                const float *kj = kb + (size_t)j * D;
-                float s = 0;
-                for (int d = 0; d < D; d++) s += qi[d] * kj[d];
-                Pi[j] = s * scale;
+                if (!key_visible(i, j, Tq, Tk, causal, pad_row)) Pi[j] = -INFINITY;
                 mx = Pi[j] > mx ? Pi[j] : mx;
             }
-            float *oi = o + ((size_t)bh * Tq + i) * D;
-            memset(oi, 0, (size_t)D * sizeof(float));
             if (mx == -INFINITY) {  // every key masked: zeros out, zero gradient
                 memset(Pi, 0, (size_t)Tk * sizeof(float));
                 continue;
             }
             float sum = 0;
             for (int j = 0; j < Tk; j++) {
-                Pi[j] = Pi[j] == -INFINITY ? 0.0f : expf(Pi[j] - mx);
+                Pi[j] = expf(Pi[j] - mx);  // exp(-inf) = 0 for masked keys
                 sum += Pi[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < Tk; j++) {
-                Pi[j] *= inv;
-                if (Pi[j] == 0.0f) continue;
-                const float *vj = vb + (size_t)j * D;
-                for (int d = 0; d < D; d++) oi[d] += Pi[j] * vj[d];
-            }
+            for (int j = 0; j < Tk; j++) Pi[j] *= inv;
         }
+        gemm(false, false, Tq, D, Tk, 1.0f, Pb, vb, 0.0f, o + (size_t)bh * Tq * D);  // out = P·v
     }
     vlt_node *n = vlt_tape_record(op, attention_backward, out, 3, (vlt_tensor *[]){q, k, v});
     if (n) {

@@ -7,7 +7,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config
-  libopenblas-dev            # sgemm for the CPU backend
+  libopenblas-openmp-dev     # sgemm for the CPU backend (OpenMP build: one thread pool with vlt's loops)
   libjpeg62-turbo-dev libturbojpeg0-dev   # JPEG decode (TurboJPEG API)
   libwebp-dev libpng-dev     # WebP and PNG decode
   libzstd-dev zlib1g-dev     # .tar.zst shards, PNG/HDF5 compression
