@@ -82,6 +82,7 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
     const float step = lr / bc1, bc2_sqrt = sqrtf(bc2);
     for (int i = 0; i < o->n; i++) {
         vlt_tensor *p = o->params[i];
+        if (!p->requires_grad) continue;  // frozen (LiT): no update, no decay
         float *w = vlt_f32(p), *g = vlt_f32(p->grad), *m = o->m[i], *v = o->v[i];
         const float wd = o->decay[i] ? o->cfg.weight_decay : 0.0f;
         const int64_t N = p->numel;
@@ -131,6 +132,7 @@ vlt_status vlt_sgd_step(vlt_sgd *o, float lr) {
     const float mu = o->momentum, wd = o->weight_decay;
     for (int i = 0; i < o->n; i++) {
         vlt_tensor *p = o->params[i];
+        if (!p->requires_grad) continue;
         float *w = vlt_f32(p), *g = vlt_f32(p->grad), *b = o->buf ? o->buf[i] : NULL;
         for (int64_t j = 0; j < p->numel; j++) {
             float d = g[j] + wd * w[j];

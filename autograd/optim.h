@@ -2,7 +2,8 @@
 // decay mask), SGD with momentum, global-norm gradient clipping, zeroing gradients.
 //
 // State (moments, momentum) is allocated once at creation, one f32 buffer per parameter.
-// The learning rate is passed to each step, so schedules live with the trainer.
+// The learning rate is passed to each step, so schedules live with the trainer. Parameters
+// whose requires_grad is off (frozen, e.g. a locked tower) are skipped by the steps.
 #ifndef VLT_OPTIM_H
 #define VLT_OPTIM_H
 
