@@ -41,7 +41,8 @@ static inline void acc(float *dst, const float *src, int64_t n) {
 }
 
 // Product of the dims before the last (rows) and the last dim.
-static inline int64_t rows_of(const vlt_tensor *t) { return t->numel / t->shape[t->ndim - 1]; }
-static inline int last_dim(const vlt_tensor *t) { return t->shape[t->ndim - 1]; }
+// (A 0-d scalar is one row of one element.)
+static inline int last_dim(const vlt_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
+static inline int64_t rows_of(const vlt_tensor *t) { return t->numel / last_dim(t); }
 
 #endif

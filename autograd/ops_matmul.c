@@ -97,7 +97,7 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
     if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
     char sx[64], sw[64], sb[64];
     int IN = last_dim(x);
-    if (w->ndim != 2 || w->shape[1] != IN || (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))) {
+    if (x->ndim < 1 || w->ndim != 2 || w->shape[1] != IN || (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))) {
         vlt_error_set(VLT_ERR_SHAPE, "linear: x %s, weight %s '%s', bias %s do not fit (weight must be (out, %d), bias (out))",
                       vlt_shape_str(x, sx, sizeof sx), vlt_shape_str(w, sw, sizeof sw), w->name,
                       vlt_shape_str(bias, sb, sizeof sb), IN);

@@ -18,7 +18,7 @@ static vlt_tensor *reduce_last(const char *op, vlt_tensor *x, bool mean, bool al
     if (!op_input_ok(op, x, VLT_F32)) return NULL;
     int64_t R = all ? 1 : rows_of(x);
     int64_t C = all ? x->numel : last_dim(x);
-    vlt_tensor *out = (all || x->ndim == 1) ? op_out(1, VLT_SHAPE(1)) : op_out(x->ndim - 1, x->shape);
+    vlt_tensor *out = (all || x->ndim <= 1) ? op_out(1, VLT_SHAPE(1)) : op_out(x->ndim - 1, x->shape);
     if (!out) return NULL;
     const float *xv = vlt_f32(x);
     float *o = vlt_f32(out);

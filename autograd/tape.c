@@ -50,8 +50,8 @@ vlt_tensor *vlt_tensor_new_activation(vlt_dtype dt, vlt_device dev, int ndim, co
         vlt_error_set(VLT_ERR_UNSUPPORTED, "activation on cuda: the CUDA backend is not built in");
         return NULL;
     }
-    if (ndim < 1 || ndim > VLT_MAX_DIMS) {
-        vlt_error_set(VLT_ERR_SHAPE, "activation: ndim %d is outside 1..%d", ndim, VLT_MAX_DIMS);
+    if (ndim < 0 || ndim > VLT_MAX_DIMS) {
+        vlt_error_set(VLT_ERR_SHAPE, "activation: ndim %d is outside 0..%d", ndim, VLT_MAX_DIMS);
         return NULL;
     }
     int64_t numel = 1;

@@ -22,8 +22,8 @@ const char *vlt_dtype_name(vlt_dtype dt) {
 
 // Fills shape/stride/numel from (ndim, shape); returns an error for a bad shape.
 static vlt_status set_shape(vlt_tensor *t, int ndim, const int *shape) {
-    if (ndim < 1 || ndim > VLT_MAX_DIMS)
-        return vlt_error_set(VLT_ERR_SHAPE, "tensor: ndim %d is outside 1..%d", ndim, VLT_MAX_DIMS);
+    if (ndim < 0 || ndim > VLT_MAX_DIMS)
+        return vlt_error_set(VLT_ERR_SHAPE, "tensor: ndim %d is outside 0..%d", ndim, VLT_MAX_DIMS);
     t->ndim = ndim;
     t->numel = 1;
     for (int d = ndim - 1; d >= 0; d--) {

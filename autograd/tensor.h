@@ -25,7 +25,7 @@ typedef struct vlt_tensor {
     uint32_t magic;             // VLT_TENSOR_MAGIC while alive (stale-activation check)
     vlt_dtype dtype;
     vlt_device device;
-    int ndim;                   // 1..4 (a scalar is shape (1))
+    int ndim;                   // 0..4 (0: a scalar, numel 1, as open_clip's logit_scale)
     int shape[VLT_MAX_DIMS];
     int64_t stride[VLT_MAX_DIMS];  // in elements
     int64_t numel;
