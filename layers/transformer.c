@@ -7,10 +7,10 @@
 
 #include "autograd/rng.h"
 
-static vlt_tensor *param(const char *prefix, const char *name, int ndim, const int *shape) {
+static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name, int ndim, const int *shape) {
     char full[96];
     snprintf(full, sizeof full, "%s.%s", prefix, name);
-    return vlt_tensor_new_param(ndim, shape, full);
+    return vlt_params_new(table, full, ndim, shape);
 }
 
 static void fill_normal(vlt_tensor *t, float std, uint64_t seed) {
@@ -21,8 +21,8 @@ static void fill_const(vlt_tensor *t, float v) {
     for (int64_t i = 0; i < t->numel; i++) vlt_f32(t)[i] = v;
 }
 
-vlt_status vlt_resblock_init(vlt_resblock *b, const char *prefix, int width, int heads, int mlp_width,
-                             vlt_activation act, int n_layers, uint64_t seed) {
+vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *prefix, int width, int heads,
+                             int mlp_width, vlt_activation act, int n_layers, uint64_t seed) {
     memset(b, 0, sizeof *b);
     if (width < 1 || heads < 1 || width % heads || mlp_width < 1 || n_layers < 1)
         return vlt_error_set(VLT_ERR_ARG, "resblock '%s': width %d must be a positive multiple of heads %d, mlp %d > 0",
@@ -32,22 +32,22 @@ vlt_status vlt_resblock_init(vlt_resblock *b, const char *prefix, int width, int
     b->mlp_width = mlp_width;
     b->act = act;
     int W = width, M = mlp_width;
-    b->ln_1_w = param(prefix, "ln_1.weight", 1, VLT_SHAPE(W));
-    b->ln_1_b = param(prefix, "ln_1.bias", 1, VLT_SHAPE(W));
-    b->in_proj_w = param(prefix, "attn.in_proj_weight", 2, VLT_SHAPE(3 * W, W));
-    b->in_proj_b = param(prefix, "attn.in_proj_bias", 1, VLT_SHAPE(3 * W));
-    b->out_proj_w = param(prefix, "attn.out_proj.weight", 2, VLT_SHAPE(W, W));
-    b->out_proj_b = param(prefix, "attn.out_proj.bias", 1, VLT_SHAPE(W));
-    b->ln_2_w = param(prefix, "ln_2.weight", 1, VLT_SHAPE(W));
-    b->ln_2_b = param(prefix, "ln_2.bias", 1, VLT_SHAPE(W));
-    b->c_fc_w = param(prefix, "mlp.c_fc.weight", 2, VLT_SHAPE(M, W));
-    b->c_fc_b = param(prefix, "mlp.c_fc.bias", 1, VLT_SHAPE(M));
-    b->c_proj_w = param(prefix, "mlp.c_proj.weight", 2, VLT_SHAPE(W, M));
-    b->c_proj_b = param(prefix, "mlp.c_proj.bias", 1, VLT_SHAPE(W));
+    b->ln_1_w = param(table, prefix, "ln_1.weight", 1, VLT_SHAPE(W));
+    b->ln_1_b = param(table, prefix, "ln_1.bias", 1, VLT_SHAPE(W));
+    b->in_proj_w = param(table, prefix, "attn.in_proj_weight", 2, VLT_SHAPE(3 * W, W));
+    b->in_proj_b = param(table, prefix, "attn.in_proj_bias", 1, VLT_SHAPE(3 * W));
+    b->out_proj_w = param(table, prefix, "attn.out_proj.weight", 2, VLT_SHAPE(W, W));
+    b->out_proj_b = param(table, prefix, "attn.out_proj.bias", 1, VLT_SHAPE(W));
+    b->ln_2_w = param(table, prefix, "ln_2.weight", 1, VLT_SHAPE(W));
+    b->ln_2_b = param(table, prefix, "ln_2.bias", 1, VLT_SHAPE(W));
+    b->c_fc_w = param(table, prefix, "mlp.c_fc.weight", 2, VLT_SHAPE(M, W));
+    b->c_fc_b = param(table, prefix, "mlp.c_fc.bias", 1, VLT_SHAPE(M));
+    b->c_proj_w = param(table, prefix, "mlp.c_proj.weight", 2, VLT_SHAPE(W, M));
+    b->c_proj_b = param(table, prefix, "mlp.c_proj.bias", 1, VLT_SHAPE(W));
     vlt_tensor *all[VLT_RESBLOCK_NPARAMS];
     vlt_resblock_params(b, all);
     for (int i = 0; i < VLT_RESBLOCK_NPARAMS; i++)
-        if (!all[i]) { vlt_resblock_free(b); return vlt_error_code(); }
+        if (!all[i]) return vlt_error_code();
     float proj_std = 1.0f / sqrtf(2.0f * n_layers * W);
     fill_const(b->ln_1_w, 1.0f);
     fill_const(b->ln_2_w, 1.0f);
@@ -64,11 +64,24 @@ void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out) {
     memcpy(out, p, sizeof p);
 }
 
-void vlt_resblock_free(vlt_resblock *b) {
-    vlt_tensor *p[VLT_RESBLOCK_NPARAMS];
-    vlt_resblock_params(b, p);
-    for (int i = 0; i < VLT_RESBLOCK_NPARAMS; i++) vlt_tensor_free(p[i]);
-    memset(b, 0, sizeof *b);
+vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const char *prefix, int width, int layers,
+                                int heads, int mlp_width, vlt_activation act, uint64_t seed) {
+    if (layers < 1 || layers > VLT_MAX_LAYERS)
+        return vlt_error_set(VLT_ERR_ARG, "transformer '%s': layers %d is outside 1..%d", prefix, layers, VLT_MAX_LAYERS);
+    t->width = width;
+    t->layers = layers;
+    t->heads = heads;
+    for (int l = 0; l < layers; l++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.resblocks.%d", prefix, l);
+        VLT_TRY(vlt_resblock_init(&t->blocks[l], table, name, width, heads, mlp_width, act, layers, seed));
+    }
+    return VLT_OK;
+}
+
+vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
+    for (int l = 0; l < t->layers; l++) x = vlt_resblock_forward(&t->blocks[l], x, causal, key_pad);
+    return x;
 }
 
 // (B, T, W) slice [off, off+W) of the last dim -> (B, H, T, Dh)

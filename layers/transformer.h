@@ -11,6 +11,7 @@
 #define VLT_TRANSFORMER_H
 
 #include "autograd/ops.h"
+#include "autograd/params.h"
 
 typedef enum { VLT_ACT_GELU = 0, VLT_ACT_QUICK_GELU = 1 } vlt_activation;
 
@@ -27,14 +28,25 @@ typedef struct {
     vlt_tensor *c_proj_w, *c_proj_b;      // (W, M), (W)
 } vlt_resblock;
 
-// prefix: e.g. "transformer.resblocks.3". n_layers scales the output projections' init.
-vlt_status vlt_resblock_init(vlt_resblock *b, const char *prefix, int width, int heads, int mlp_width,
-                             vlt_activation act, int n_layers, uint64_t seed);
-void vlt_resblock_free(vlt_resblock *b);
+// Creates the block's parameters in `table` (which owns them) under `prefix`, e.g.
+// "transformer.resblocks.3". n_layers scales the output projections' init.
+vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *prefix, int width, int heads,
+                             int mlp_width, vlt_activation act, int n_layers, uint64_t seed);
 // Writes the block's VLT_RESBLOCK_NPARAMS parameters to out (open_clip order).
 void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out);
 // x (B, T, W) -> (B, T, W). key_pad (B, T) i32 or NULL.
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad);
+
+// A stack of blocks: `<prefix>.resblocks.<i>.…` (open_clip's Transformer).
+#define VLT_MAX_LAYERS 48
+typedef struct {
+    int width, layers, heads;
+    vlt_resblock blocks[VLT_MAX_LAYERS];
+} vlt_transformer;
+
+vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const char *prefix, int width, int layers,
+                                int heads, int mlp_width, vlt_activation act, uint64_t seed);
+vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool causal, vlt_tensor *key_pad);
 
 // Multi-head self-attention with a packed in-projection (open_clip's nn.MultiheadAttention).
 vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, vlt_tensor *out_w, vlt_tensor *out_b,

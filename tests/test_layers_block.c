@@ -24,7 +24,10 @@ static void test_block_gradients(void **state) {
     (void)state;
     for (int act = 0; act < 2; act++) {
         vlt_resblock blk;
-        assert_int_equal(vlt_resblock_init(&blk, "transformer.resblocks.0", 8, 2, 12, (vlt_activation)act, 2, 7), VLT_OK);
+        vlt_params table;
+        vlt_params_init(&table);
+        assert_int_equal(vlt_resblock_init(&blk, &table, "transformer.resblocks.0", 8, 2, 12, (vlt_activation)act, 2, 7), VLT_OK);
+        assert_int_equal(table.n, VLT_RESBLOCK_NPARAMS);
         assert_string_equal(blk.in_proj_w->name, "transformer.resblocks.0.attn.in_proj_weight");
         assert_string_equal(blk.c_proj_b->name, "transformer.resblocks.0.mlp.c_proj.bias");
         // nonzero biases and norms so their gradients are exercised
@@ -42,7 +45,7 @@ static void test_block_gradients(void **state) {
         assert_true(gradcheck(build_block, in, 1 + VLT_RESBLOCK_NPARAMS, &c, 1e-2f) < 1e-2);
         vlt_tensor_free(x);
         vlt_tensor_free(pad);
-        vlt_resblock_free(&blk);
+        vlt_params_free(&table);
     }
 }
 
@@ -56,7 +59,9 @@ static void test_two_layer_transformer_learns_previous_token(void **state) {
     vlt_rng_fill_normal(vlt_f32(tok), (size_t)tok->numel, 0, 0.5f, 1, 1, 0);
     vlt_rng_fill_normal(vlt_f32(pos), (size_t)pos->numel, 0, 0.5f, 1, 2, 0);
     vlt_resblock blk[2];
-    for (int l = 0; l < 2; l++) vlt_resblock_init(&blk[l], l ? "resblocks.1" : "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 2, 5 + l);
+    vlt_params table;
+    vlt_params_init(&table);
+    for (int l = 0; l < 2; l++) vlt_resblock_init(&blk[l], &table, l ? "resblocks.1" : "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 2, 5 + l);
     vlt_tensor *head = vlt_tensor_new_param(2, VLT_SHAPE(V, W), "head.weight");
     vlt_rng_fill_normal(vlt_f32(head), (size_t)head->numel, 0, 0.1f, 1, 3, 0);
     vlt_tensor *params[3 + 2 * VLT_RESBLOCK_NPARAMS] = {tok, pos, head};
@@ -91,7 +96,7 @@ static void test_two_layer_transformer_learns_previous_token(void **state) {
     assert_true(first > 1.5f);
     assert_true(loss < 0.1f);
     vlt_adamw_free(opt);
-    for (int l = 0; l < 2; l++) vlt_resblock_free(&blk[l]);
+    vlt_params_free(&table);
     vlt_tensor_free(tok); vlt_tensor_free(pos); vlt_tensor_free(head);
     vlt_tensor_free(ids); vlt_tensor_free(tgt); vlt_tensor_free(pos_ids);
 }

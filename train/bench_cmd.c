@@ -40,7 +40,9 @@ static double bench_sgemm(int n, int reps) {
 // Median step time in ms of forward + backward + AdamW for one block.
 static double bench_block(int B, int T, int W, int H, int steps) {
     vlt_resblock blk;
-    if (vlt_resblock_init(&blk, "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 1, 1) != VLT_OK) return -1;
+    vlt_params table;
+    vlt_params_init(&table);
+    if (vlt_resblock_init(&blk, &table, "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 1, 1) != VLT_OK) return -1;
     vlt_tensor *params[VLT_RESBLOCK_NPARAMS];
     vlt_resblock_params(&blk, params);
     vlt_adamw *opt = vlt_adamw_new(params, NULL, VLT_RESBLOCK_NPARAMS, vlt_adamw_defaults());
@@ -64,7 +66,7 @@ static double bench_block(int B, int T, int W, int H, int steps) {
     free(times);
     vlt_adamw_free(opt);
     vlt_tensor_free(x);
-    vlt_resblock_free(&blk);
+    vlt_params_free(&table);
     return med;
 }
 
