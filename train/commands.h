@@ -11,5 +11,6 @@ typedef struct {
 } vlt_command;
 
 int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
+int vlt_cmd_eval(int argc, char **argv);    // eval/eval_cmd.c
 
 #endif

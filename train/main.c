@@ -8,6 +8,7 @@
 
 static const vlt_command COMMANDS[] = {
     {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm and a transformer block step)"},
+    {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy)"},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 
