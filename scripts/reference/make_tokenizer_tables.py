@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Generates the Unicode and HTML tables behind vlt's CLIP tokenizer (data/tokenizer.c).
+
+    /work/venv/bin/python scripts/reference/make_tokenizer_tables.py
+
+writes data/unicode_tables.c and data/html_entities.c (their headers are hand-written). Every
+table is measured from the very functions open_clip's tokenizer calls, so the C code reproduces
+them without re-deriving Unicode rules:
+
+- pre-tokenizer classes: each code point is matched against the three character sets of
+  open_clip's pattern compiled with the `regex` module and IGNORECASE, exactly as open_clip
+  compiles it ([\\p{L}], [\\p{N}], [^\\s\\p{L}\\p{N}]); a code point matching none of them
+  (\\s, and U+0345 whose case partner is a letter) is skipped by findall;
+- str.isspace() (what str.split() and str.strip() use);
+- str.lower(): single-code-point mappings, the multi-code-point ones (U+0130), and the
+  Final_Sigma context classes (Cased / Case_Ignorable) probed through lower() itself;
+- html.unescape(): the HTML5 named references (html.entities.html5) and the numeric
+  replacement rules (_invalid_charrefs, _invalid_codepoints) of the running Python.
+"""
+import html
+import html.entities
+import os
+import sys
+import unicodedata
+
+import regex
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAXCP = 0x110000
+SIGMA = 0x3A3
+
+
+def pretok_classes():
+    """Per code point: 0 = [^\\s\\p{L}\\p{N}], 1 = \\p{L}, 2 = \\p{N}, 3 = none (skipped)."""
+    flags = regex.IGNORECASE
+    pl = regex.compile(r"[\p{L}]", flags)
+    pn = regex.compile(r"[\p{N}]", flags)
+    pp = regex.compile(r"[^\s\p{L}\p{N}]", flags)
+    out = bytearray(MAXCP)
+    for c in range(MAXCP):
+        ch = chr(c)
+        hits = [bool(pl.fullmatch(ch)), bool(pn.fullmatch(ch)), bool(pp.fullmatch(ch))]
+        assert sum(hits) <= 1, hex(c)
+        out[c] = 1 if hits[0] else 2 if hits[1] else 0 if hits[2] else 3
+    return out
+
+
+def ranges(values, skip):
+    """(lo, hi, value) runs of equal values, leaving out runs whose value is `skip`."""
+    out, lo = [], 0
+    for c in range(1, MAXCP + 1):
+        if c == MAXCP or values[c] != values[lo]:
+            if values[lo] != skip:
+                out.append((lo, c - 1, values[lo]))
+            lo = c
+    return out
+
+
+def case_classes():
+    """Per code point: 0 = other, 1 = cased (and not case-ignorable), 2 = case-ignorable.
+
+    CPython lowers U+03A3 to final sigma when a cased letter precedes it (case-ignorable
+    code points skipped) and none follows. Probing lower() with 'c Σ' and 'a c Σ' tells the
+    three classes apart, which is all that context ever looks at."""
+    out = bytearray(MAXCP)
+    for c in range(MAXCP):
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        ch = chr(c)
+        a = (ch + "\u03a3").lower()[-1] == "\u03c2"
+        b = ("a" + ch + "\u03a3").lower()[-1] == "\u03c2"
+        out[c] = 1 if a else 2 if b else 0
+    return out
+
+
+def lower_tables():
+    """Runs (lo, hi, stride, delta) of single mappings, and the multi-code-point mappings."""
+    single, multi = [], []
+    for c in range(MAXCP):
+        if c == SIGMA or 0xD800 <= c <= 0xDFFF:
+            continue
+        low = chr(c).lower()
+        if low == chr(c):
+            continue
+        if len(low) == 1:
+            single.append((c, ord(low) - c))
+        else:
+            multi.append((c, [ord(x) for x in low]))
+    runs = []
+    i = 0
+    while i < len(single):
+        lo, d = single[i]
+        j, stride = i, 0
+        if i + 1 < len(single) and single[i + 1][1] == d and single[i + 1][0] - lo in (1, 2):
+            stride = single[i + 1][0] - lo
+            j = i + 1
+            while j + 1 < len(single) and single[j + 1][1] == d and single[j + 1][0] - single[j][0] == stride:
+                j += 1
+        runs.append((lo, single[j][0], stride or 1, d))
+        i = j + 1
+    return runs, multi
+
+
+def check_lower(runs, multi):
+    table = {}
+    for lo, hi, stride, d in runs:
+        for c in range(lo, hi + 1, stride):
+            table[c] = [c + d]
+    for c, m in multi:
+        table[c] = m
+    for c in range(MAXCP):
+        if c == SIGMA or 0xD800 <= c <= 0xDFFF:
+            continue
+        assert [ord(x) for x in chr(c).lower()] == table.get(c, [c]), hex(c)
+
+
+def c_ranges(name, rows, fmt):
+    body = ",\n".join("    " + fmt(r) for r in rows)
+    return f"const {name} = {{\n{body}\n}};\n"
+
+
+def write(path, text):
+    with open(os.path.join(ROOT, path), "w", encoding="utf-8") as f:
+        f.write(text)
+    print("wrote", path, file=sys.stderr)
+
+
+def make_unicode_tables():
+    cls = pretok_classes()
+    pre = ranges(cls, 0)
+    spaces = [c for c in range(MAXCP) if chr(c).isspace()]
+    runs, multi = lower_tables()
+    check_lower(runs, multi)
+    case = ranges(case_classes(), 0)
+    assert all(len(m) <= 3 for _, m in multi)
+    hdr = f"""// unicode_tables.c — GENERATED by scripts/reference/make_tokenizer_tables.py; do not edit.
+//
+// Measured from Python {sys.version.split()[0]} (unicodedata {unicodedata.unidata_version}) and the
+// regex module {regex.__version__}, which open_clip's tokenizer uses. See data/unicode_tables.h.
+#include "data/unicode_tables.h"
+
+"""
+    parts = [hdr]
+    parts.append(f"const int vlt_unicode_pretok_count = {len(pre)};\n")
+    parts.append(c_ranges("vlt_unicode_range vlt_unicode_pretok[]", pre,
+                          lambda r: f"{{0x{r[0]:X}, 0x{r[1]:X}, {r[2]}}}"))
+    parts.append(f"\nconst int vlt_unicode_space_count = {len(spaces)};\n")
+    parts.append("const uint32_t vlt_unicode_space[] = {\n    " +
+                 ", ".join(f"0x{c:X}" for c in spaces) + "\n};\n")
+    parts.append(f"\nconst int vlt_unicode_lower_count = {len(runs)};\n")
+    parts.append(c_ranges("vlt_unicode_lower_run vlt_unicode_lower[]", runs,
+                          lambda r: f"{{0x{r[0]:X}, 0x{r[1]:X}, {r[2]}, {r[3]}}}"))
+    parts.append(f"\nconst int vlt_unicode_lower_multi_count = {len(multi)};\n")
+    parts.append(c_ranges("vlt_unicode_lower_multi_entry vlt_unicode_lower_multi[]", multi,
+                          lambda r: f"{{0x{r[0]:X}, {len(r[1])}, {{" +
+                          ", ".join(f"0x{x:X}" for x in r[1]) + "}}"))
+    parts.append(f"\nconst int vlt_unicode_case_count = {len(case)};\n")
+    parts.append(c_ranges("vlt_unicode_range vlt_unicode_case[]", case,
+                          lambda r: f"{{0x{r[0]:X}, 0x{r[1]:X}, {r[2]}}}"))
+    write("data/unicode_tables.c", "".join(parts))
+    print(f"pretok ranges {len(pre)}, spaces {len(spaces)}, lower runs {len(runs)}, "
+          f"multi {len(multi)}, case ranges {len(case)}", file=sys.stderr)
+
+
+def c_str(s):
+    return '"' + "".join(ch if ch.isalnum() or ch == ";" else f"\\x{ord(ch):02x}" for ch in s) + '"'
+
+
+def make_html_tables():
+    ents = sorted(html.entities.html5.items(), key=lambda kv: kv[0].encode())
+    assert all(k.isascii() and len(v) <= 2 for k, v in ents)
+    hdr = f"""// html_entities.c — GENERATED by scripts/reference/make_tokenizer_tables.py; do not edit.
+//
+// The HTML5 named character references of Python {sys.version.split()[0]}'s html.entities.html5
+// (sorted by name, bytewise), and html.unescape()'s numeric replacement rules.
+#include "data/html_entities.h"
+
+"""
+    parts = [hdr, f"const int vlt_html_entity_count = {len(ents)};\n"]
+    parts.append(c_ranges("vlt_html_entity vlt_html_entities[]", ents,
+                          lambda kv: f"{{{c_str(kv[0])}, {len(kv[1])}, {{" +
+                          ", ".join(f"0x{ord(x):X}" for x in kv[1]) + "}}"))
+    inv = sorted(html._invalid_charrefs.items())
+    parts.append(f"\nconst int vlt_html_charref_fix_count = {len(inv)};\n")
+    parts.append(c_ranges("vlt_html_charref_fix vlt_html_charref_fixes[]", inv,
+                          lambda kv: f"{{0x{kv[0]:X}, 0x{ord(kv[1]):X}}}"))
+    cps = sorted(html._invalid_codepoints)
+    parts.append(f"\nconst int vlt_html_dropped_count = {len(cps)};\n")
+    parts.append("const uint32_t vlt_html_dropped[] = {\n" +
+                 ",\n".join("    " + ", ".join(f"0x{c:X}" for c in cps[i:i + 8])
+                            for i in range(0, len(cps), 8)) + "\n};\n")
+    write("data/html_entities.c", "".join(parts))
+
+
+if __name__ == "__main__":
+    make_unicode_tables()
+    make_html_tables()
