@@ -37,6 +37,7 @@ vlt_tensor *vlt_clamp(vlt_tensor *a, float lo, float hi);
 vlt_tensor *vlt_gelu(vlt_tensor *a);        // x·Φ(x), erf form
 vlt_tensor *vlt_gelu_tanh(vlt_tensor *a);   // tanh approximation
 vlt_tensor *vlt_quick_gelu(vlt_tensor *a);  // x·σ(1.702x)
+vlt_tensor *vlt_log_sigmoid(vlt_tensor *a); // log σ(x) (SigLIP)
 
 // ---- reductions ----
 vlt_tensor *vlt_sum_last(vlt_tensor *a);    // (..., C) -> (...)  [a 1-D input gives shape (1)]

@@ -66,7 +66,7 @@ vlt_tensor *vlt_sub(vlt_tensor *a, vlt_tensor *b) { return binary("sub", BIN_SUB
 vlt_tensor *vlt_mul(vlt_tensor *a, vlt_tensor *b) { return binary("mul", BIN_MUL, a, b); }
 
 // ---- unary ops: forward value and local derivative dy/dx from (x, y) ----
-enum { UN_SCALE, UN_EXP, UN_LOG, UN_CLAMP, UN_GELU, UN_GELU_TANH, UN_QUICK_GELU };
+enum { UN_SCALE, UN_EXP, UN_LOG, UN_CLAMP, UN_GELU, UN_GELU_TANH, UN_QUICK_GELU, UN_LOG_SIGMOID };
 
 #define SQRT_2_OVER_PI 0.7978845608028654f
 #define INV_SQRT_2 0.7071067811865476f
@@ -80,6 +80,7 @@ static inline float unary_fwd(int kind, float x, const float *f) {
     case UN_GELU: return 0.5f * x * (1.0f + erff(x * INV_SQRT_2));
     case UN_GELU_TANH: return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
     case UN_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
+    case UN_LOG_SIGMOID: return fminf(x, 0.0f) - log1pf(expf(-fabsf(x)));  // stable for large |x|
     }
     return 0;
 }
@@ -105,6 +106,7 @@ static inline float unary_grad(int kind, float x, float y, const float *f) {
         float s = 1.0f / (1.0f + expf(-1.702f * x));
         return s + x * 1.702f * s * (1.0f - s);
     }
+    case UN_LOG_SIGMOID: return 1.0f / (1.0f + expf(x));  // σ(-x)
     }
     return 0;
 }
@@ -141,6 +143,7 @@ vlt_tensor *vlt_log(vlt_tensor *a) { return unary("log", UN_LOG, a, 0, 0); }
 vlt_tensor *vlt_gelu(vlt_tensor *a) { return unary("gelu", UN_GELU, a, 0, 0); }
 vlt_tensor *vlt_gelu_tanh(vlt_tensor *a) { return unary("gelu_tanh", UN_GELU_TANH, a, 0, 0); }
 vlt_tensor *vlt_quick_gelu(vlt_tensor *a) { return unary("quick_gelu", UN_QUICK_GELU, a, 0, 0); }
+vlt_tensor *vlt_log_sigmoid(vlt_tensor *a) { return unary("log_sigmoid", UN_LOG_SIGMOID, a, 0, 0); }
 
 vlt_tensor *vlt_clamp(vlt_tensor *a, float lo, float hi) {
     if (a && !(lo <= hi)) {

@@ -13,16 +13,20 @@ static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name
     return vlt_params_new(table, full, ndim, shape);
 }
 
-static void fill_normal(vlt_tensor *t, float std, uint64_t seed) {
+void vlt_init_normal(vlt_tensor *t, float std, uint64_t seed) {
     vlt_rng_fill_normal(vlt_f32(t), (size_t)t->numel, 0.0f, std, seed, vlt_rng_hash_str(t->name), 0);
 }
 
-static void fill_const(vlt_tensor *t, float v) {
+void vlt_init_uniform(vlt_tensor *t, float bound, uint64_t seed) {
+    vlt_rng_fill_uniform(vlt_f32(t), (size_t)t->numel, -bound, bound, seed, vlt_rng_hash_str(t->name), 0);
+}
+
+void vlt_init_const(vlt_tensor *t, float v) {
     for (int64_t i = 0; i < t->numel; i++) vlt_f32(t)[i] = v;
 }
 
 vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *prefix, int width, int heads,
-                             int mlp_width, vlt_activation act, int n_layers, uint64_t seed) {
+                             int mlp_width, vlt_activation act, int n_layers, vlt_init_style init, uint64_t seed) {
     memset(b, 0, sizeof *b);
     if (width < 1 || heads < 1 || width % heads || mlp_width < 1 || n_layers < 1)
         return vlt_error_set(VLT_ERR_ARG, "resblock '%s': width %d must be a positive multiple of heads %d, mlp %d > 0",
@@ -48,13 +52,22 @@ vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *pre
     vlt_resblock_params(b, all);
     for (int i = 0; i < VLT_RESBLOCK_NPARAMS; i++)
         if (!all[i]) return vlt_error_code();
-    float proj_std = 1.0f / sqrtf(2.0f * n_layers * W);
-    fill_const(b->ln_1_w, 1.0f);
-    fill_const(b->ln_2_w, 1.0f);
-    fill_normal(b->in_proj_w, 1.0f / sqrtf((float)W), seed);
-    fill_normal(b->out_proj_w, proj_std, seed);
-    fill_normal(b->c_fc_w, 1.0f / sqrtf(2.0f * W), seed);
-    fill_normal(b->c_proj_w, proj_std, seed);
+    vlt_init_const(b->ln_1_w, 1.0f);
+    vlt_init_const(b->ln_2_w, 1.0f);
+    if (init == VLT_INIT_SCALED_NORMAL) {
+        float proj_std = 1.0f / sqrtf((float)W) / sqrtf(2.0f * n_layers);
+        vlt_init_normal(b->in_proj_w, 1.0f / sqrtf((float)W), seed);
+        vlt_init_normal(b->out_proj_w, proj_std, seed);
+        vlt_init_normal(b->c_fc_w, 1.0f / sqrtf(2.0f * W), seed);
+        vlt_init_normal(b->c_proj_w, proj_std, seed);
+    } else {
+        vlt_init_uniform(b->in_proj_w, sqrtf(6.0f / (float)(W + 3 * W)), seed);  // xavier_uniform on (3W, W)
+        vlt_init_uniform(b->out_proj_w, 1.0f / sqrtf((float)W), seed);
+        vlt_init_uniform(b->c_fc_w, 1.0f / sqrtf((float)W), seed);
+        vlt_init_uniform(b->c_proj_w, 1.0f / sqrtf((float)M), seed);
+    }
+    vlt_init_uniform(b->c_fc_b, 1.0f / sqrtf((float)W), seed);
+    vlt_init_uniform(b->c_proj_b, 1.0f / sqrtf((float)M), seed);
     return VLT_OK;
 }
 
@@ -65,7 +78,7 @@ void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out) {
 }
 
 vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const char *prefix, int width, int layers,
-                                int heads, int mlp_width, vlt_activation act, uint64_t seed) {
+                                int heads, int mlp_width, vlt_activation act, vlt_init_style init, uint64_t seed) {
     if (layers < 1 || layers > VLT_MAX_LAYERS)
         return vlt_error_set(VLT_ERR_ARG, "transformer '%s': layers %d is outside 1..%d", prefix, layers, VLT_MAX_LAYERS);
     t->width = width;
@@ -74,7 +87,7 @@ vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const cha
     for (int l = 0; l < layers; l++) {
         char name[96];
         snprintf(name, sizeof name, "%s.resblocks.%d", prefix, l);
-        VLT_TRY(vlt_resblock_init(&t->blocks[l], table, name, width, heads, mlp_width, act, layers, seed));
+        VLT_TRY(vlt_resblock_init(&t->blocks[l], table, name, width, heads, mlp_width, act, layers, init, seed));
     }
     return VLT_OK;
 }

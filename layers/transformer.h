@@ -5,8 +5,12 @@
 //   x = x + out_proj(attention(split_heads(in_proj(ln_1(x)))))     x: (B, T, W)
 //   x = x + c_proj(act(c_fc(ln_2(x))))                             act: GELU or QuickGELU
 //
-// Init (from the counter RNG): in_proj N(0, W^-1/2), out_proj N(0, (2·layers·W)^-1/2) as
-// open_clip's text tower, c_fc N(0, (2W)^-1/2), c_proj as out_proj; biases 0, norms (1, 0).
+// Init (from the counter RNG, each tensor's stream keyed by its name), two styles as open_clip:
+//  VLT_INIT_SCALED_NORMAL (text towers): in_proj N(0, W^-1/2), out_proj and c_proj
+//    N(0, W^-1/2·(2·layers)^-1/2), c_fc N(0, (2W)^-1/2); MLP biases as torch's Linear default.
+//  VLT_INIT_TORCH_DEFAULT (open_clip's ViT leaves PyTorch's module defaults): in_proj Xavier-
+//    uniform, out_proj and the MLP Linear U(±fan_in^-1/2) (weights and MLP biases).
+// Attention biases start at 0 and norms at (1, 0) in both.
 #ifndef VLT_TRANSFORMER_H
 #define VLT_TRANSFORMER_H
 
@@ -14,6 +18,12 @@
 #include "autograd/params.h"
 
 typedef enum { VLT_ACT_GELU = 0, VLT_ACT_QUICK_GELU = 1 } vlt_activation;
+typedef enum { VLT_INIT_SCALED_NORMAL = 0, VLT_INIT_TORCH_DEFAULT = 1 } vlt_init_style;
+
+// Fills helpers shared by the models: a tensor's stream is keyed by its name.
+void vlt_init_normal(vlt_tensor *t, float std, uint64_t seed);
+void vlt_init_uniform(vlt_tensor *t, float bound, uint64_t seed);
+void vlt_init_const(vlt_tensor *t, float v);
 
 #define VLT_RESBLOCK_NPARAMS 12
 
@@ -31,7 +41,7 @@ typedef struct {
 // Creates the block's parameters in `table` (which owns them) under `prefix`, e.g.
 // "transformer.resblocks.3". n_layers scales the output projections' init.
 vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *prefix, int width, int heads,
-                             int mlp_width, vlt_activation act, int n_layers, uint64_t seed);
+                             int mlp_width, vlt_activation act, int n_layers, vlt_init_style init, uint64_t seed);
 // Writes the block's VLT_RESBLOCK_NPARAMS parameters to out (open_clip order).
 void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out);
 // x (B, T, W) -> (B, T, W). key_pad (B, T) i32 or NULL.
@@ -45,7 +55,7 @@ typedef struct {
 } vlt_transformer;
 
 vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const char *prefix, int width, int layers,
-                                int heads, int mlp_width, vlt_activation act, uint64_t seed);
+                                int heads, int mlp_width, vlt_activation act, vlt_init_style init, uint64_t seed);
 vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool causal, vlt_tensor *key_pad);
 
 // Multi-head self-attention with a packed in-projection (open_clip's nn.MultiheadAttention).

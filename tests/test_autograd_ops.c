@@ -98,7 +98,7 @@ static void test_linear(void **state) {
 
 // ---------------------------------------------------------------- elementwise
 typedef struct { int kind; float f0, f1; } ew_ctx;
-enum { K_ADD, K_SUB, K_MUL, K_SCALE, K_EXP, K_LOG, K_CLAMP, K_GELU, K_GELU_TANH, K_QUICK_GELU };
+enum { K_ADD, K_SUB, K_MUL, K_SCALE, K_EXP, K_LOG, K_CLAMP, K_GELU, K_GELU_TANH, K_QUICK_GELU, K_LOG_SIGMOID };
 
 static vlt_tensor *build_ew(vlt_tensor **in, void *c) {
     ew_ctx *e = c;
@@ -112,6 +112,7 @@ static vlt_tensor *build_ew(vlt_tensor **in, void *c) {
     case K_CLAMP: return vlt_clamp(in[0], e->f0, e->f1);
     case K_GELU: return vlt_gelu(in[0]);
     case K_GELU_TANH: return vlt_gelu_tanh(in[0]);
+    case K_LOG_SIGMOID: return vlt_log_sigmoid(in[0]);
     default: return vlt_quick_gelu(in[0]);
     }
 }
@@ -124,6 +125,7 @@ static double ref_unary(int kind, double x, double f0, double f1) {
     case K_CLAMP: return x < f0 ? f0 : x > f1 ? f1 : x;
     case K_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
     case K_GELU_TANH: return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    case K_LOG_SIGMOID: return -log1p(exp(-x));
     default: return x / (1 + exp(-1.702 * x));
     }
 }
@@ -153,7 +155,7 @@ static void test_binary_broadcast(void **state) {
 
 static void test_unary(void **state) {
     (void)state;
-    for (int kind = K_SCALE; kind <= K_QUICK_GELU; kind++) {
+    for (int kind = K_SCALE; kind <= K_LOG_SIGMOID; kind++) {
         ew_ctx c = {kind, kind == K_SCALE ? -1.7f : -0.5f, 0.8f};
         // log needs positive inputs; clamp is checked away from its kinks.
         vlt_tensor *x = kind == K_LOG ? test_param(2, VLT_SHAPE(7, 3), 8, 0.2f, 3.0f)

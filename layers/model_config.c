@@ -1,0 +1,241 @@
+// model_config.c — open_clip model config JSON parsing (see model_config.h).
+#include "layers/model_config.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vlt_edit_distance(const char *a, const char *b) {
+    int n = (int)strlen(a), m = (int)strlen(b);
+    int *row = malloc(sizeof(int) * (size_t)(m + 1));
+    for (int j = 0; j <= m; j++) row[j] = j;
+    for (int i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int up = row[j];
+            int sub = diag + (a[i - 1] != b[j - 1]);
+            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    int d = row[m];
+    free(row);
+    return d;
+}
+
+const char *vlt_closest(const char *key, const char *const *options) {
+    const char *best = options[0];
+    int bd = 1 << 30;
+    for (int i = 0; options[i]; i++) {
+        int d = vlt_edit_distance(key, options[i]);
+        if (d < bd) { bd = d; best = options[i]; }
+    }
+    return best;
+}
+
+// Keys open_clip knows that vlt does not implement: named as unsupported, not unknown.
+static const char *const UNSUPPORTED[] = {
+    "timm_model_name", "hf_model_name", "ls_init_value", "patch_dropout", "no_ln_pre", "final_ln_after_pool",
+    "pool_type", "proj_type", "proj_bias", "pos_embed_type", "act_kwargs", "norm_kwargs", "cast_dtype",
+    "nonscalar_logit_scale", "attn_pooler_type", "hf_tokenizer_name", "tokenizer_kwargs", "layers_per_stage",
+    "input_patchnorm", "global_average_pool", "xattn", "fused_mlp", "output_dim", NULL};
+
+static bool is_unsupported(const char *k) {
+    for (int i = 0; UNSUPPORTED[i]; i++)
+        if (!strcmp(k, UNSUPPORTED[i])) return true;
+    return false;
+}
+
+// Checks every key of `obj` is in `known` (NULL-terminated); `where` names the section.
+static vlt_status check_keys(const cJSON *obj, const char *const *known, const char *what, const char *where) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        bool ok = false;
+        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(it->string, known[i]);
+        if (ok) continue;
+        if (is_unsupported(it->string))
+            return vlt_error_set(VLT_ERR_UNSUPPORTED, "%s: %s.%s is an open_clip option vlt does not implement", what,
+                                 where, it->string);
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: unknown key %s.%s (did you mean '%s'?)", what, where, it->string,
+                             vlt_closest(it->string, known));
+    }
+    return VLT_OK;
+}
+
+static vlt_status get_int(const cJSON *obj, const char *key, int *out, bool required, int lo, const char *what,
+                          const char *where) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return required ? vlt_error_set(VLT_ERR_FORMAT, "%s: %s.%s is missing", what, where, key) : VLT_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > 1e9)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: %s.%s must be an integer >= %d", what, where, key, lo);
+    *out = v->valueint;
+    return VLT_OK;
+}
+
+static vlt_status get_float(const cJSON *obj, const char *key, float *out, const char *what, const char *where) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return VLT_OK;
+    if (!cJSON_IsNumber(v)) return vlt_error_set(VLT_ERR_FORMAT, "%s: %s.%s must be a number", what, where, key);
+    *out = (float)v->valuedouble;
+    return VLT_OK;
+}
+
+static vlt_status get_bool(const cJSON *obj, const char *key, bool *out, const char *what, const char *where) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return VLT_OK;
+    if (!cJSON_IsBool(v)) return vlt_error_set(VLT_ERR_FORMAT, "%s: %s.%s must be true or false", what, where, key);
+    *out = cJSON_IsTrue(v);
+    return VLT_OK;
+}
+
+static vlt_status parse_vision(const cJSON *o, vlt_vision_cfg *v, const char *what) {
+    static const char *const known[] = {"image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio",
+                                        "attentional_pool", "attn_pooler_heads", "attn_pooler_queries",
+                                        "output_tokens", NULL};
+    const char *w = "vision_cfg";
+    VLT_TRY(check_keys(o, known, what, w));
+    v->head_width = 64;
+    v->mlp_ratio = 4.0f;
+    v->attn_pooler_heads = 8;
+    v->attn_pooler_queries = 256;
+    VLT_TRY(get_int(o, "image_size", &v->image_size, true, 1, what, w));
+    VLT_TRY(get_int(o, "patch_size", &v->patch_size, true, 1, what, w));
+    VLT_TRY(get_int(o, "width", &v->width, true, 1, what, w));
+    VLT_TRY(get_int(o, "layers", &v->layers, true, 1, what, w));
+    VLT_TRY(get_int(o, "head_width", &v->head_width, false, 1, what, w));
+    VLT_TRY(get_float(o, "mlp_ratio", &v->mlp_ratio, what, w));
+    VLT_TRY(get_bool(o, "attentional_pool", &v->attentional_pool, what, w));
+    VLT_TRY(get_int(o, "attn_pooler_heads", &v->attn_pooler_heads, false, 1, what, w));
+    VLT_TRY(get_int(o, "attn_pooler_queries", &v->attn_pooler_queries, false, 1, what, w));
+    VLT_TRY(get_bool(o, "output_tokens", &v->output_tokens, what, w));
+    if (v->image_size % v->patch_size)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: vision_cfg.image_size %d is not a multiple of patch_size %d", what,
+                             v->image_size, v->patch_size);
+    if (v->width % v->head_width)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: vision_cfg.width %d is not a multiple of head_width %d", what,
+                             v->width, v->head_width);
+    return VLT_OK;
+}
+
+static vlt_status parse_text(const cJSON *o, vlt_text_cfg *t, const char *what) {
+    static const char *const known[] = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio",
+                                        "embed_cls", "output_tokens", "pad_id", NULL};
+    const char *w = "text_cfg";
+    VLT_TRY(check_keys(o, known, what, w));
+    t->context_length = 77;
+    t->vocab_size = 49408;
+    t->heads = 8;
+    t->mlp_ratio = 4.0f;
+    VLT_TRY(get_int(o, "context_length", &t->context_length, false, 1, what, w));
+    VLT_TRY(get_int(o, "vocab_size", &t->vocab_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "width", &t->width, true, 1, what, w));
+    VLT_TRY(get_int(o, "heads", &t->heads, false, 1, what, w));
+    VLT_TRY(get_int(o, "layers", &t->layers, true, 1, what, w));
+    VLT_TRY(get_float(o, "mlp_ratio", &t->mlp_ratio, what, w));
+    VLT_TRY(get_bool(o, "embed_cls", &t->embed_cls, what, w));
+    VLT_TRY(get_bool(o, "output_tokens", &t->output_tokens, what, w));
+    VLT_TRY(get_int(o, "pad_id", &t->pad_id, false, 0, what, w));
+    if (t->width % t->heads)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: text_cfg.width %d is not a multiple of heads %d", what, t->width, t->heads);
+    return VLT_OK;
+}
+
+static vlt_status parse_multimodal(const cJSON *o, vlt_multimodal_cfg *m, const char *what) {
+    static const char *const known[] = {"context_length", "vocab_size", "width", "heads", "layers",
+                                        "attn_pooler_heads", "mlp_ratio", NULL};
+    const char *w = "multimodal_cfg";
+    VLT_TRY(check_keys(o, known, what, w));
+    m->context_length = 76;
+    m->vocab_size = 49408;
+    m->heads = 8;
+    m->attn_pooler_heads = 8;
+    m->mlp_ratio = 4.0f;
+    VLT_TRY(get_int(o, "context_length", &m->context_length, false, 1, what, w));
+    VLT_TRY(get_int(o, "vocab_size", &m->vocab_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "width", &m->width, true, 1, what, w));
+    VLT_TRY(get_int(o, "heads", &m->heads, false, 1, what, w));
+    VLT_TRY(get_int(o, "layers", &m->layers, true, 1, what, w));
+    VLT_TRY(get_int(o, "attn_pooler_heads", &m->attn_pooler_heads, false, 1, what, w));
+    VLT_TRY(get_float(o, "mlp_ratio", &m->mlp_ratio, what, w));
+    return VLT_OK;
+}
+
+vlt_status vlt_model_cfg_parse(const char *json, const char *what, vlt_model_cfg *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->init_logit_scale = logf(1.0f / 0.07f);
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        const char *at = cJSON_GetErrorPtr();
+        cJSON_Delete(root);
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: not a JSON object (error near '%.20s')", what, at ? at : "");
+    }
+    static const char *const known[] = {"embed_dim", "vision_cfg", "text_cfg", "multimodal_cfg", "quick_gelu",
+                                        "custom_text", "init_logit_scale", "init_logit_bias", NULL};
+    vlt_status s = check_keys(root, known, what, "(top)");
+    const cJSON *vis = cJSON_GetObjectItemCaseSensitive(root, "vision_cfg");
+    const cJSON *txt = cJSON_GetObjectItemCaseSensitive(root, "text_cfg");
+    const cJSON *mm = cJSON_GetObjectItemCaseSensitive(root, "multimodal_cfg");
+    if (s == VLT_OK) s = get_int(root, "embed_dim", &cfg->embed_dim, true, 1, what, "(top)");
+    if (s == VLT_OK) s = get_bool(root, "quick_gelu", &cfg->quick_gelu, what, "(top)");
+    if (s == VLT_OK) s = get_float(root, "init_logit_scale", &cfg->init_logit_scale, what, "(top)");
+    if (s == VLT_OK && cJSON_GetObjectItemCaseSensitive(root, "init_logit_bias")) {
+        cfg->has_logit_bias = true;
+        s = get_float(root, "init_logit_bias", &cfg->init_logit_bias, what, "(top)");
+    }
+    if (s == VLT_OK && (!cJSON_IsObject(vis) || !cJSON_IsObject(txt)))
+        s = vlt_error_set(VLT_ERR_FORMAT, "%s: vision_cfg and text_cfg must both be objects", what);
+    if (s == VLT_OK) s = parse_vision(vis, &cfg->vision, what);
+    if (s == VLT_OK) s = parse_text(txt, &cfg->text, what);
+    if (s == VLT_OK && mm) {
+        cfg->is_coca = true;
+        s = cJSON_IsObject(mm) ? parse_multimodal(mm, &cfg->multimodal, what)
+                               : vlt_error_set(VLT_ERR_FORMAT, "%s: multimodal_cfg must be an object", what);
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+static char *read_file(const char *path, long max) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && n <= max && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+            if (fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+            else buf[n] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+vlt_status vlt_model_cfg_load(const char *name_or_path, vlt_model_cfg *cfg) {
+    char path[1024];
+    const char *home = getenv("VLT_HOME");
+    const char *tries[3] = {name_or_path, NULL, NULL};
+    char p1[1024], p2[1024];
+    if (!strchr(name_or_path, '/') && !strstr(name_or_path, ".json")) {
+        snprintf(p1, sizeof p1, "configs/model/%s.json", name_or_path);
+        tries[0] = p1;
+        if (home) { snprintf(p2, sizeof p2, "%s/configs/model/%s.json", home, name_or_path); tries[1] = p2; }
+    }
+    char *text = NULL;
+    for (int i = 0; i < 3 && tries[i] && !text; i++) {
+        text = read_file(tries[i], 1 << 20);
+        snprintf(path, sizeof path, "%s", tries[i]);
+    }
+    if (!text) return vlt_error_set(VLT_ERR_IO, "model config '%s': cannot read %s", name_or_path, tries[0]);
+    vlt_status s = vlt_model_cfg_parse(text, path, cfg);
+    free(text);
+    if (s == VLT_OK) {
+        const char *base = strrchr(name_or_path, '/');
+        snprintf(cfg->name, sizeof cfg->name, "%s", base ? base + 1 : name_or_path);
+        char *dot = strstr(cfg->name, ".json");
+        if (dot) *dot = '\0';
+    }
+    return s;
+}

@@ -1,0 +1,57 @@
+// model_config.h — model configs in open_clip's JSON format (configs/model/<name>.json, the same
+// names and fields as open_clip's model_configs), parsed and validated. An unknown key is an
+// error naming it and the closest known key; a known open_clip key that vlt does not implement
+// is an error naming it as unsupported.
+#ifndef VLT_MODEL_CONFIG_H
+#define VLT_MODEL_CONFIG_H
+
+#include <stdbool.h>
+
+#include "autograd/error.h"
+
+typedef struct {
+    int image_size, patch_size, width, layers, head_width;
+    float mlp_ratio;
+    bool attentional_pool;       // CoCa: attentional pooler over the tokens
+    int attn_pooler_heads, attn_pooler_queries;
+    bool output_tokens;
+} vlt_vision_cfg;
+
+typedef struct {
+    int context_length, vocab_size, width, heads, layers;
+    float mlp_ratio;
+    bool embed_cls;              // CoCa: a learned cls token appended after the text
+    bool output_tokens;
+    int pad_id;
+} vlt_text_cfg;
+
+typedef struct {
+    int context_length, vocab_size, width, heads, layers, attn_pooler_heads;
+    float mlp_ratio;
+} vlt_multimodal_cfg;
+
+typedef struct {
+    char name[64];
+    int embed_dim;
+    bool quick_gelu;
+    bool is_coca;                // has a multimodal_cfg
+    float init_logit_scale;      // ln(1/0.07) unless given
+    bool has_logit_bias;         // SigLIP
+    float init_logit_bias;
+    vlt_vision_cfg vision;
+    vlt_text_cfg text;
+    vlt_multimodal_cfg multimodal;
+} vlt_model_cfg;
+
+// Parses JSON text; `what` names the source in messages.
+vlt_status vlt_model_cfg_parse(const char *json, const char *what, vlt_model_cfg *cfg);
+// Reads a file path, or a bare name looked up as configs/model/<name>.json (relative to the
+// working directory, then $VLT_HOME).
+vlt_status vlt_model_cfg_load(const char *name_or_path, vlt_model_cfg *cfg);
+
+// Levenshtein distance (for "did you mean" suggestions; used by the run config too).
+int vlt_edit_distance(const char *a, const char *b);
+// The entry of `options` (NULL-terminated) closest to `key`.
+const char *vlt_closest(const char *key, const char *const *options);
+
+#endif

@@ -1,0 +1,105 @@
+// vit.c — VisionTransformer (see vit.h).
+#include "layers/vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+vlt_tensor *vlt_patchify(vlt_tensor *images, int P) {
+    if (!images) return NULL;
+    if (vlt_tensor_check_live(images, "patchify") != VLT_OK) return NULL;
+    char s[64];
+    if (images->dtype != VLT_F32 || images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != images->shape[3] ||
+        images->shape[2] % P) {
+        vlt_error_set(VLT_ERR_SHAPE, "patchify: images %s must be f32 (B, 3, S, S) with S a multiple of %d",
+                      vlt_shape_str(images, s, sizeof s), P);
+        return NULL;
+    }
+    if (images->requires_grad) {
+        vlt_error_set(VLT_ERR_ARG, "patchify: no gradient flows to the input images");
+        return NULL;
+    }
+    int B = images->shape[0], S = images->shape[2], G = S / P, K = 3 * P * P;
+    vlt_tensor *out = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 3, VLT_SHAPE(B, G * G, K));
+    if (!out) return NULL;
+    const float *im = vlt_f32(images);
+    float *o = vlt_f32(out);
+    for (int b = 0; b < B; b++)
+        for (int gy = 0; gy < G; gy++)
+            for (int gx = 0; gx < G; gx++) {
+                float *dst = o + ((size_t)b * G * G + gy * G + gx) * K;
+                for (int c = 0; c < 3; c++)
+                    for (int y = 0; y < P; y++)
+                        memcpy(dst + (c * P + y) * P, im + (((size_t)b * 3 + c) * S + gy * P + y) * S + gx * P,
+                               (size_t)P * sizeof(float));
+            }
+    return out;
+}
+
+static vlt_tensor *new_param(vlt_params *t, const char *prefix, const char *name, int ndim, const int *shape) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", prefix, name);
+    return vlt_params_new(t, full, ndim, shape);
+}
+
+vlt_status vlt_vit_init(vlt_vit *v, vlt_params *table, const char *prefix, const vlt_vision_cfg *cfg, int embed_dim,
+                        vlt_activation act, uint64_t seed) {
+    memset(v, 0, sizeof *v);
+    int W = cfg->width, P = cfg->patch_size, G = cfg->image_size / cfg->patch_size;
+    v->image_size = cfg->image_size;
+    v->patch_size = P;
+    v->grid = G;
+    v->width = W;
+    v->embed_dim = embed_dim;
+    v->class_embedding = new_param(table, prefix, "class_embedding", 1, VLT_SHAPE(W));
+    v->pos_embedding = new_param(table, prefix, "positional_embedding", 2, VLT_SHAPE(G * G + 1, W));
+    v->proj = new_param(table, prefix, "proj", 2, VLT_SHAPE(W, embed_dim));
+    v->conv1_w = new_param(table, prefix, "conv1.weight", 4, VLT_SHAPE(W, 3, P, P));
+    v->ln_pre_w = new_param(table, prefix, "ln_pre.weight", 1, VLT_SHAPE(W));
+    v->ln_pre_b = new_param(table, prefix, "ln_pre.bias", 1, VLT_SHAPE(W));
+    if (!v->class_embedding || !v->pos_embedding || !v->proj || !v->conv1_w || !v->ln_pre_w || !v->ln_pre_b)
+        return vlt_error_code();
+    char tp[96];
+    snprintf(tp, sizeof tp, "%s.transformer", prefix);
+    VLT_TRY(vlt_transformer_init(&v->transformer, table, tp, W, cfg->layers, W / cfg->head_width,
+                                 (int)(W * cfg->mlp_ratio), act, VLT_INIT_TORCH_DEFAULT, seed));
+    v->ln_post_w = new_param(table, prefix, "ln_post.weight", 1, VLT_SHAPE(W));
+    v->ln_post_b = new_param(table, prefix, "ln_post.bias", 1, VLT_SHAPE(W));
+    if (!v->ln_post_w || !v->ln_post_b) return vlt_error_code();
+    // open_clip: scale · randn for the embeddings and the projection; conv1 as torch's default.
+    float scale = 1.0f / sqrtf((float)W);
+    vlt_init_normal(v->class_embedding, scale, seed);
+    vlt_init_normal(v->pos_embedding, scale, seed);
+    vlt_init_normal(v->proj, scale, seed);
+    vlt_init_uniform(v->conv1_w, 1.0f / sqrtf(3.0f * P * P), seed);
+    vlt_init_const(v->ln_pre_w, 1.0f);
+    vlt_init_const(v->ln_post_w, 1.0f);
+    return VLT_OK;
+}
+
+vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images) {
+    if (!images) return NULL;
+    if (images->ndim != 4 || images->shape[2] != v->image_size || images->shape[3] != v->image_size) {
+        char s[64];
+        vlt_error_set(VLT_ERR_SHAPE, "vit: images %s must be (B, 3, %d, %d)", vlt_shape_str(images, s, sizeof s),
+                      v->image_size, v->image_size);
+        return NULL;
+    }
+    int B = images->shape[0], W = v->width, P = v->patch_size;
+    vlt_tensor *w2d = vlt_reshape(v->conv1_w, 2, VLT_SHAPE(W, 3 * P * P));
+    vlt_tensor *x = vlt_linear(vlt_patchify(images, P), w2d, NULL);            // (B, G², W)
+    vlt_tensor *cls = vlt_add(vlt_full(3, VLT_SHAPE(B, 1, W), 0.0f), v->class_embedding);  // (B, 1, W)
+    x = vlt_concat((vlt_tensor *[]){cls, x}, 2, 1);                               // (B, G² + 1, W)
+    x = vlt_add(x, v->pos_embedding);
+    x = vlt_layernorm(x, v->ln_pre_w, v->ln_pre_b, 1e-5f);
+    x = vlt_transformer_forward(&v->transformer, x, false, NULL);
+    return vlt_layernorm(x, v->ln_post_w, v->ln_post_b, 1e-5f);
+}
+
+vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images) {
+    vlt_tensor *x = vlt_vit_tokens(v, images);
+    if (!x) return NULL;
+    int B = x->shape[0];
+    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, 0, 1), 2, VLT_SHAPE(B, v->width));  // class token
+    return vlt_matmul(pooled, v->proj, false, false);
+}
