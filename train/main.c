@@ -9,6 +9,8 @@
 static const vlt_command COMMANDS[] = {
     {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm and a transformer block step)"},
     {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy)"},
+    {"synth", vlt_cmd_synth, "write a synthetic captioned-shapes dataset as webdataset shards"},
+    {"shards", vlt_cmd_shards, "pack COCO / TSV / folder image-caption pairs into webdataset shards"},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 
