@@ -60,10 +60,11 @@ static vlt_status load_refs(const char *path, const cJSON *root, ref_entry **out
     return VLT_OK;
 }
 
+// The caption as scored: PTB-tokenized into a new string, or (pretokenized) the text itself.
 static vlt_status tokenize_or_copy(const char *text, int pretokenized, char **out) {
     if (!pretokenized) return vlt_eval_ptb_tokenize(text, out);
-    *out = strdup(text);
-    return *out ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    *out = (char *)text;
+    return VLT_OK;
 }
 
 // Adds prediction k (image id, caption) with the references refs[first..] of the same image.
@@ -74,7 +75,8 @@ static vlt_status add_image(vlt_eval_caption_set *set, const char *caption, cons
     vlt_status st = tokenize_or_copy(caption, pretokenized, &toks[count]);
     for (int r = 0; r < count && st == VLT_OK; r++) st = tokenize_or_copy(refs[first + r].caption, pretokenized, &toks[r]);
     if (st == VLT_OK) st = vlt_eval_caption_set_add(set, toks[count], (const char *const *)toks, count);
-    for (int r = 0; r <= count; r++) free(toks[r]);
+    if (!pretokenized)
+        for (int r = 0; r <= count; r++) free(toks[r]);
     free(toks);
     return st;
 }
@@ -141,18 +143,16 @@ static vlt_status load_predictions(const char *pred_path, const char *refs_path,
     return o->allow_subset ? VLT_OK : check_coverage(pred_path, refs_path, refs, n_refs, ids, k);
 }
 
-vlt_status vlt_eval_captions_load(const char *pred_path, const char *refs_path,
-                                  const vlt_eval_caption_load_opts *opts,
-                                  vlt_eval_caption_set **set, long long **image_ids, int *n) {
+vlt_status vlt_eval_captions_from_json(const cJSON *pj, const char *pred_path, const cJSON *rj,
+                                       const char *refs_path, const vlt_eval_caption_load_opts *opts,
+                                       vlt_eval_caption_set **set, long long **image_ids, int *n) {
     vlt_eval_caption_load_opts o = opts ? *opts : (vlt_eval_caption_load_opts){0, 0};
-    cJSON *pj = NULL, *rj = NULL;
     ref_entry *refs = NULL;
     long long *ids = NULL;
     vlt_eval_caption_set *s = NULL;
     int n_refs = 0, n_pred = 0;
-    vlt_status st = vlt_eval_json_load(pred_path, &pj);
-    if (st == VLT_OK) st = vlt_eval_json_load(refs_path, &rj);
-    if (st == VLT_OK && !cJSON_IsArray(pj))
+    vlt_status st = VLT_OK;
+    if (!cJSON_IsArray(pj))
         st = vlt_error_set(VLT_ERR_FORMAT, "%s: expected a COCO results array [{\"image_id\", \"caption\"}, ...]", pred_path);
     if (st == VLT_OK && (n_pred = cJSON_GetArraySize(pj)) == 0)
         st = vlt_error_set(VLT_ERR_FORMAT, "%s: no predictions", pred_path);
@@ -161,8 +161,6 @@ vlt_status vlt_eval_captions_load(const char *pred_path, const char *refs_path,
         st = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
     if (st == VLT_OK) st = load_predictions(pred_path, refs_path, pj, refs, n_refs, &o, s, ids);
     free(refs);
-    cJSON_Delete(pj);
-    cJSON_Delete(rj);
     if (st != VLT_OK) {
         vlt_eval_caption_set_free(s);
         free(ids);
@@ -172,4 +170,16 @@ vlt_status vlt_eval_captions_load(const char *pred_path, const char *refs_path,
     *image_ids = ids;
     *n = n_pred;
     return VLT_OK;
+}
+
+vlt_status vlt_eval_captions_load(const char *pred_path, const char *refs_path,
+                                  const vlt_eval_caption_load_opts *opts,
+                                  vlt_eval_caption_set **set, long long **image_ids, int *n) {
+    cJSON *pj = NULL, *rj = NULL;
+    vlt_status st = vlt_eval_json_load(pred_path, &pj);
+    if (st == VLT_OK) st = vlt_eval_json_load(refs_path, &rj);
+    if (st == VLT_OK) st = vlt_eval_captions_from_json(pj, pred_path, rj, refs_path, opts, set, image_ids, n);
+    cJSON_Delete(pj);
+    cJSON_Delete(rj);
+    return st;
 }

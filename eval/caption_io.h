@@ -11,6 +11,8 @@
 #ifndef VLT_EVAL_CAPTION_IO_H
 #define VLT_EVAL_CAPTION_IO_H
 
+#include <cJSON.h>
+
 #include "eval/caption_set.h"
 
 typedef struct {
@@ -22,5 +24,10 @@ typedef struct {
 vlt_status vlt_eval_captions_load(const char *pred_path, const char *refs_path,
                                   const vlt_eval_caption_load_opts *opts,
                                   vlt_eval_caption_set **set, long long **image_ids, int *n);
+
+// The same from already parsed JSON (pred_path / refs_path only name the sources in errors).
+vlt_status vlt_eval_captions_from_json(const cJSON *pred, const char *pred_path, const cJSON *refs,
+                                       const char *refs_path, const vlt_eval_caption_load_opts *opts,
+                                       vlt_eval_caption_set **set, long long **image_ids, int *n);
 
 #endif

@@ -6,8 +6,12 @@
 
 // Open-addressing map from a 64-bit key to a uint32 value; slot empty when val == UINT32_MAX.
 typedef struct {
-    uint64_t *keys;
-    uint32_t *vals;
+    uint64_t key;
+    uint32_t val;
+} u64slot;
+
+typedef struct {
+    u64slot *slots;
     size_t cap, len;  // cap is a power of two
 } u64map;
 
@@ -22,7 +26,12 @@ struct vlt_eval_caption_set {
     // n-grams
     u64map ngrams;
     uint8_t *ngram_order;  // (n_ngrams)
-    uint32_t n_ngrams, ngram_cap;
+    uint32_t *mark, *pos;  // (n_ngrams) per n-gram: last sentence serial that saw it, its entry there
+    uint32_t n_ngrams, ngram_cap, serial;
+    // sentence arrays (ids + counts) come from chunks that never move
+    uint32_t **chunks;
+    uint32_t n_chunks, chunk_cap;
+    size_t chunk_used, chunk_size;  // in uint32 of the last chunk
     // images
     vlt_eval_sentence *cands;  // (n_images)
     vlt_eval_sentence *refs;   // all references, image i's start at ref_start[i]
@@ -53,10 +62,9 @@ static int grow(void **p, size_t elem, uint32_t *cap, uint32_t need) {
 }
 
 static int u64map_init(u64map *m, size_t cap) {
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->vals = malloc(cap * sizeof *m->vals);
-    if (!m->keys || !m->vals) return -1;
-    memset(m->vals, 0xff, cap * sizeof *m->vals);
+    m->slots = malloc(cap * sizeof *m->slots);
+    if (!m->slots) return -1;
+    for (size_t i = 0; i < cap; i++) m->slots[i].val = UINT32_MAX;
     m->cap = cap;
     m->len = 0;
     return 0;
@@ -64,17 +72,15 @@ static int u64map_init(u64map *m, size_t cap) {
 
 static int u64map_rehash(u64map *m) {
     u64map n;
-    if (u64map_init(&n, m->cap * 2)) { free(n.keys); free(n.vals); return -1; }
+    if (u64map_init(&n, m->cap * 2)) return -1;
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->vals[i] == UINT32_MAX) continue;
-        size_t j = mix64(m->keys[i]) & (n.cap - 1);
-        while (n.vals[j] != UINT32_MAX) j = (j + 1) & (n.cap - 1);
-        n.keys[j] = m->keys[i];
-        n.vals[j] = m->vals[i];
+        if (m->slots[i].val == UINT32_MAX) continue;
+        size_t j = mix64(m->slots[i].key) & (n.cap - 1);
+        while (n.slots[j].val != UINT32_MAX) j = (j + 1) & (n.cap - 1);
+        n.slots[j] = m->slots[i];
     }
     n.len = m->len;
-    free(m->keys);
-    free(m->vals);
+    free(m->slots);
     *m = n;
     return 0;
 }
@@ -83,12 +89,12 @@ static int u64map_rehash(u64map *m) {
 static uint32_t u64map_get_or_put(u64map *m, uint64_t key, uint32_t fresh, int *inserted) {
     if ((m->len + 1) * 2 > m->cap && u64map_rehash(m)) return UINT32_MAX;
     size_t j = mix64(key) & (m->cap - 1);
-    while (m->vals[j] != UINT32_MAX) {
-        if (m->keys[j] == key) { *inserted = 0; return m->vals[j]; }
+    while (m->slots[j].val != UINT32_MAX) {
+        if (m->slots[j].key == key) { *inserted = 0; return m->slots[j].val; }
         j = (j + 1) & (m->cap - 1);
     }
-    m->keys[j] = key;
-    m->vals[j] = fresh;
+    m->slots[j].key = key;
+    m->slots[j].val = fresh;
     m->len++;
     *inserted = 1;
     return fresh;
@@ -100,7 +106,7 @@ vlt_eval_caption_set *vlt_eval_caption_set_new(void) {
     s->tok_slot_cap = 1024;
     s->tok_slots = malloc(s->tok_slot_cap * sizeof *s->tok_slots);
     s->ref_start = malloc(sizeof *s->ref_start);
-    if (!s->tok_slots || !s->ref_start || u64map_init(&s->ngrams, 4096)) {
+    if (!s->tok_slots || !s->ref_start || u64map_init(&s->ngrams, (size_t)1 << 16)) {
         vlt_eval_caption_set_free(s);
         return NULL;
     }
@@ -109,24 +115,36 @@ vlt_eval_caption_set *vlt_eval_caption_set_new(void) {
     return s;
 }
 
-static void sentence_free(vlt_eval_sentence *t) {
-    free(t->ids);
-    free(t->counts);
+// n uint32 from the chunk arena (NULL on OOM); freed all at once with the set.
+static uint32_t *arena_alloc(vlt_eval_caption_set *s, size_t n) {
+    if (s->n_chunks == 0 || s->chunk_used + n > s->chunk_size) {
+        size_t size = n > ((size_t)1 << 18) ? n : ((size_t)1 << 18);
+        if (grow((void **)&s->chunks, sizeof *s->chunks, &s->chunk_cap, s->n_chunks + 1)) return NULL;
+        uint32_t *c = malloc(size * sizeof *c);
+        if (!c) return NULL;
+        s->chunks[s->n_chunks++] = c;
+        s->chunk_size = size;
+        s->chunk_used = 0;
+    }
+    uint32_t *p = s->chunks[s->n_chunks - 1] + s->chunk_used;
+    s->chunk_used += n;
+    return p;
 }
 
 void vlt_eval_caption_set_free(vlt_eval_caption_set *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_images; i++) sentence_free(&s->cands[i]);
-    for (int i = 0; i < s->n_refs_total; i++) sentence_free(&s->refs[i]);
+    for (uint32_t c = 0; c < s->n_chunks; c++) free(s->chunks[c]);
+    free(s->chunks);
     free(s->cands);
     free(s->refs);
     free(s->ref_start);
     free(s->pool);
     free(s->tok_off);
     free(s->tok_slots);
-    free(s->ngrams.keys);
-    free(s->ngrams.vals);
+    free(s->ngrams.slots);
     free(s->ngram_order);
+    free(s->mark);
+    free(s->pos);
     free(s);
 }
 
@@ -178,71 +196,83 @@ static uint32_t ngram_id(vlt_eval_caption_set *s, uint32_t prefix, uint32_t tok,
     int inserted = 0;
     uint32_t id = u64map_get_or_put(&s->ngrams, key, s->n_ngrams, &inserted);
     if (id == UINT32_MAX || !inserted) return id;
-    if (grow((void **)&s->ngram_order, 1, &s->ngram_cap, s->n_ngrams + 1)) return UINT32_MAX;
+    if (s->n_ngrams + 1 > s->ngram_cap) {
+        uint32_t cap = s->ngram_cap;
+        if (grow((void **)&s->ngram_order, 1, &cap, s->n_ngrams + 1)) return UINT32_MAX;
+        uint32_t *m = realloc(s->mark, (size_t)cap * sizeof *m);
+        if (!m) return UINT32_MAX;
+        s->mark = m;
+        uint32_t *p = realloc(s->pos, (size_t)cap * sizeof *p);
+        if (!p) return UINT32_MAX;
+        s->pos = p;
+        s->ngram_cap = cap;
+    }
     s->ngram_order[s->n_ngrams] = (uint8_t)order;
+    s->mark[s->n_ngrams] = 0;  // serials start at 1
     return s->n_ngrams++;
-}
-
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
 }
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
+#define SMALL_WORDS 64
+
 // Fills t with the n-gram counts of the whitespace-separated tokens of text.
 static vlt_status sentence_build(vlt_eval_caption_set *s, vlt_eval_sentence *t, const char *text) {
     memset(t, 0, sizeof *t);
-    int cap = 16, n = 0;
-    uint32_t *toks = malloc((size_t)cap * sizeof *toks);
-    if (!toks) return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
-    for (const char *p = text; *p;) {
+    uint32_t tok_small[SMALL_WORDS], gram_small[SMALL_WORDS * VLT_EVAL_MAX_NGRAM];
+    uint32_t *toks = tok_small, *grams = gram_small;
+    int cap = SMALL_WORDS, n = 0;
+    vlt_status st = VLT_OK;
+    for (const char *p = text; *p && st == VLT_OK;) {
         while (*p && is_space(*p)) p++;
         if (!*p) break;
         const char *q = p;
         while (*q && !is_space(*q)) q++;
-        if (n == cap) {
-            uint32_t *nt = realloc(toks, (size_t)(cap *= 2) * sizeof *toks);
-            if (!nt) { free(toks); return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory"); }
+        if (n == cap) {  // long caption: move to the heap
+            uint32_t *nt = malloc((size_t)(cap *= 2) * sizeof *toks);
+            if (!nt) { st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory"); break; }
+            memcpy(nt, toks, (size_t)n * sizeof *toks);
+            if (toks != tok_small) free(toks);
             toks = nt;
         }
-        if ((toks[n++] = token_id(s, p, (size_t)(q - p))) == UINT32_MAX) {
-            free(toks);
-            return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
-        }
+        if ((toks[n++] = token_id(s, p, (size_t)(q - p))) == UINT32_MAX) st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
         p = q;
     }
     t->n_words = n;
     int total = 0;
     for (int k = 1; k <= VLT_EVAL_MAX_NGRAM; k++) total += n - k + 1 > 0 ? n - k + 1 : 0;
-    uint32_t *grams = malloc((size_t)(total ? total : 1) * sizeof *grams);
-    if (!grams) { free(toks); return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory"); }
+    if (st == VLT_OK && total > SMALL_WORDS * VLT_EVAL_MAX_NGRAM && !(grams = malloc((size_t)total * sizeof *grams)))
+        st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
     int g = 0;
-    for (int i = 0; i < n; i++) {  // n-grams starting at i, extended one token at a time
+    for (int i = 0; i < n && st == VLT_OK; i++) {  // n-grams starting at i, extended one token at a time
         uint32_t prefix = UINT32_MAX;
         for (int k = 1; k <= VLT_EVAL_MAX_NGRAM && i + k <= n; k++) {
-            prefix = ngram_id(s, prefix, toks[i + k - 1], k);
-            if (prefix == UINT32_MAX) {
-                free(toks); free(grams);
-                return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
+            if ((prefix = ngram_id(s, prefix, toks[i + k - 1], k)) == UINT32_MAX) {
+                st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
+                break;
             }
             grams[g++] = prefix;
         }
     }
-    free(toks);
-    qsort(grams, (size_t)g, sizeof *grams, cmp_u32);
-    t->ids = malloc((size_t)(g ? g : 1) * sizeof *t->ids);
-    t->counts = malloc((size_t)(g ? g : 1) * sizeof *t->counts);
-    if (!t->ids || !t->counts) { free(grams); return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory"); }
-    int e = 0;
-    for (int i = 0; i < g; i++) {
-        if (e > 0 && t->ids[e - 1] == grams[i]) { t->counts[e - 1]++; continue; }
-        t->ids[e] = grams[i];
-        t->counts[e++] = 1;
+    if (st == VLT_OK && !(t->ids = arena_alloc(s, (size_t)(g ? g : 1) * 2)))
+        st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
+    if (st == VLT_OK) {  // distinct entries in first-occurrence order, deduplicated by serial
+        uint32_t serial = ++s->serial;
+        t->counts = t->ids + (g ? g : 1);
+        int e = 0;
+        for (int i = 0; i < g; i++) {
+            uint32_t id = grams[i];
+            if (s->mark[id] == serial) { t->counts[s->pos[id]]++; continue; }
+            s->mark[id] = serial;
+            s->pos[id] = (uint32_t)e;
+            t->ids[e] = id;
+            t->counts[e++] = 1;
+        }
+        t->n_entries = e;
     }
-    t->n_entries = e;
-    free(grams);
-    return VLT_OK;
+    if (toks != tok_small) free(toks);
+    if (grams != gram_small) free(grams);
+    return st;
 }
 
 vlt_status vlt_eval_caption_set_add(vlt_eval_caption_set *s, const char *candidate,
@@ -260,7 +290,6 @@ vlt_status vlt_eval_caption_set_add(vlt_eval_caption_set *s, const char *candida
     if (!rs) return vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory");
     s->ref_start = rs;
     int first = s->n_refs_total;
-    memset(&s->cands[s->n_images], 0, sizeof s->cands[0]);
     vlt_status st = VLT_OK;
     for (int r = 0; r < n_refs && st == VLT_OK; r++) {
         if (!refs[r]) {
@@ -270,9 +299,8 @@ vlt_status vlt_eval_caption_set_add(vlt_eval_caption_set *s, const char *candida
         st = sentence_build(s, &s->refs[s->n_refs_total++], refs[r]);
     }
     if (st == VLT_OK) st = sentence_build(s, &s->cands[s->n_images], candidate);
-    if (st != VLT_OK) {  // undo this image's sentences (the interned n-grams stay; harmless)
-        sentence_free(&s->cands[s->n_images]);
-        while (s->n_refs_total > first) sentence_free(&s->refs[--s->n_refs_total]);
+    if (st != VLT_OK) {  // drop this image's sentences (their arena space and n-grams stay; harmless)
+        s->n_refs_total = first;
         return st;
     }
     s->n_images++;

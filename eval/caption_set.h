@@ -4,7 +4,7 @@
 //
 // Every token gets an id; every n-gram (n = 1..4) gets one id in a single table keyed by
 // (id of its (n-1)-gram prefix, last token id), so an n-gram is a uint32 and a sentence is a
-// sorted list of (n-gram id, count). Scorers never touch strings.
+// list of distinct (n-gram id, count). Scorers never touch strings.
 #ifndef VLT_EVAL_CAPTION_SET_H
 #define VLT_EVAL_CAPTION_SET_H
 
@@ -14,10 +14,10 @@
 
 #define VLT_EVAL_MAX_NGRAM 4
 
-// One sentence's n-gram counts: entries sorted by id; order[] gives each entry's n (1..4).
+// One sentence's n-gram counts: distinct ids in order of first occurrence (not sorted).
 typedef struct {
-    uint32_t *ids;     // (n_entries) n-gram ids, ascending
-    uint32_t *counts;  // (n_entries)
+    uint32_t *ids;     // (n_entries) n-gram ids
+    uint32_t *counts;  // (n_entries), in the same allocation as ids
     int n_entries;
     int n_words;       // number of tokens
 } vlt_eval_sentence;
