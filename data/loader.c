@@ -959,6 +959,7 @@ vlt_status vlt_loader_next(vlt_loader *L, const vlt_batch **out) {
     bslot *sl = &L->slots[L->take_i];
     while (sl->state != SLOT_READY) pthread_cond_wait(&L->slot_ready, &L->mu);
     L->take_i = (L->take_i + 1) % L->nslots;
+    sl->state = SLOT_HELD;   // END and ERROR slots too: stop_run frees every slot
     pthread_mutex_unlock(&L->mu);
     if (sl->kind == KIND_ERROR) {
         char msg[1024];
@@ -974,7 +975,6 @@ vlt_status vlt_loader_next(vlt_loader *L, const vlt_batch **out) {
         pos_reset(&L->start, next);
         return VLT_OK;
     }
-    sl->state = SLOT_HELD;
     L->held = sl;
     *out = &sl->b;
     return VLT_OK;
