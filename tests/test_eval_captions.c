@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "autograd/rng.h"
 #include "eval/bleu.h"
 #include "eval/caption_io.h"
 #include "eval/caption_set.h"
@@ -176,6 +177,29 @@ static void test_small_cases(void **state) {
     vlt_eval_caption_set_free(e);
 }
 
+// Random bytes (quotes, apostrophes, periods, high bytes) never crash the tokenizer, and its
+// output is tokens separated by single spaces with no dropped punctuation token left in.
+static void test_ptb_random_bytes(void **state) {
+    (void)state;
+    static const char alphabet[] = "aZ09 '\".,;:!?-()[]{}$%&/\\#@`\t\xc3\xa9nt";
+    char buf[64];
+    for (int it = 0; it < 3000; it++) {
+        int n = (int)vlt_rng_below(11, VLT_RNG_TEST, (uint64_t)it * 100, 63);
+        for (int k = 0; k < n; k++)
+            buf[k] = alphabet[vlt_rng_below(11, VLT_RNG_TEST, (uint64_t)it * 100 + 1 + (uint64_t)k, sizeof alphabet - 1)];
+        buf[n] = '\0';
+        char *out = NULL;
+        assert_int_equal(vlt_eval_ptb_tokenize(buf, &out), VLT_OK);
+        size_t len = strlen(out);
+        assert_true(len == 0 || (out[0] != ' ' && out[len - 1] != ' '));
+        assert_null(strstr(out, "  "));
+        char *save = NULL;
+        for (char *t = strtok_r(out, " ", &save); t; t = strtok_r(NULL, " ", &save))
+            assert_false(!strcmp(t, ".") || !strcmp(t, ",") || !strcmp(t, "''") || !strcmp(t, "``") || !strcmp(t, "--"));
+        free(out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptb_cases),
@@ -183,6 +207,7 @@ int main(void) {
         cmocka_unit_test(test_scores_pretokenized),
         cmocka_unit_test(test_scores_from_coco_files),
         cmocka_unit_test(test_small_cases),
+        cmocka_unit_test(test_ptb_random_bytes),
     };
     return cmocka_run_group_tests_name("eval_captions", tests, NULL, NULL);
 }
