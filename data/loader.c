@@ -196,6 +196,7 @@ void vlt_loader_cfg_default(vlt_loader_cfg *c) {
     c->prefetch = 2;
     c->max_member_bytes = VLT_TAR_DEFAULT_MAX_MEMBER;
     c->warn_limit = 20;
+    c->report = 1;
 }
 
 const char *vlt_skip_reason_name(vlt_skip_reason r) {
@@ -971,6 +972,10 @@ vlt_status vlt_loader_next(vlt_loader *L, const vlt_batch **out) {
     L->stats = sl->pos.stats;
     if (sl->kind == KIND_END) {
         int64_t next = sl->pos.epoch + 1;
+        if (L->cfg.report) {
+            fprintf(stderr, "vlt loader: ");
+            vlt_loader_stats_print(&L->stats, stderr);
+        }
         stop_run(L);
         pos_reset(&L->start, next);
         return VLT_OK;

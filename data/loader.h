@@ -31,8 +31,8 @@
 // counted by reason; a shard that cannot be opened or that ends in an error (truncation,
 // garbage) is skipped from there on and counted; one warning line per event goes to stderr, at
 // most warn_limit per epoch. The counts are in vlt_loader_stats, accumulated as batches are
-// delivered (so they are exact at every batch and survive save/restore); print them with
-// vlt_loader_stats_print at the end of an epoch.
+// delivered (so they are exact at every batch and survive save/restore); with `report` set the
+// loader prints them (vlt_loader_stats_print) to stderr when an epoch ends.
 //
 // Position. After every batch the loader knows its position: epoch, batches and samples so far,
 // the round-robin turn, and per reader: the index in its shard sequence, the tar offset of the
@@ -83,6 +83,7 @@ typedef struct {
     int queue_per_reader;          // decoded samples each reader may hold ready (0: B/readers + 2)
     uint64_t max_member_bytes;     // tar members above this are skipped (64 MiB)
     int warn_limit;                // warning lines per epoch (20)
+    int report;                    // print the epoch's stats to stderr at its end (1)
     int pinned;                    // batch memory from host_alloc (see above) (0)
     vlt_loader_alloc_fn host_alloc;// NULL: malloc (pinned = 0 only)
     vlt_loader_free_fn host_free;

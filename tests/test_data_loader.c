@@ -187,6 +187,7 @@ static void base_cfg(vlt_loader_cfg *c, const char *spec) {
     c->shuffle_buffer = 8;
     c->shuffle_initial = 3;
     c->warn_limit = 3;
+    c->report = 0;
 }
 
 static vlt_loader *make(const vlt_loader_cfg *c) {
@@ -466,11 +467,11 @@ static void test_bad_data_counted(void **state) {
     vlt_loader_cfg c;
     base_cfg(&c, spec);
     c.readers = 3;
+    c.report = 1;   // one line on stderr at the end of the epoch
     vlt_loader *L = make(&c);
     seqlog g = {0};
     run_epochs(L, 1, &g);
     const vlt_loader_stats *st = vlt_loader_get_stats(L);
-    vlt_loader_stats_print(st, stderr);
     assert_int_equal(st->skipped[VLT_SKIP_BAD_IMAGE], 1);
     assert_int_equal(st->skipped[VLT_SKIP_NO_IMAGE], 1);
     assert_int_equal(st->skipped[VLT_SKIP_NO_CAPTION], 2);   // none at all, and blank
@@ -480,6 +481,14 @@ static void test_bad_data_counted(void **state) {
     assert_int_equal(st->shards_done, 2);        // 00 and 04
     assert_int_equal(st->shards_failed, 1);      // 05
     assert_int_equal(st->shards_truncated, 3);   // 01, 02, 03
+    char *text;
+    size_t text_len;
+    FILE *mf = open_memstream(&text, &text_len);
+    vlt_loader_stats_print(st, mf);
+    fclose(mf);
+    assert_non_null(strstr(text, "skipped 6 sample(s): 1 no image, 1 bad image, 2 no caption, 1 bad caption, "
+                                 "1 duplicate extension; shards: 2 read, 1 unreadable, 3 truncated"));
+    free(text);
     // Good: 4 of shard 00, 3 of shard 01, 5 of shard 04; shard 03's stream
     // breaks in its last block, so its samples are lost or not depending on where the cut falls:
     // count exactly what came out.
