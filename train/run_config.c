@@ -1,0 +1,287 @@
+// run_config.c — YAML run configs (see run_config.h). One table describes every key: its
+// type, where it lives in the struct, its default and whether it fixes the model (resume check).
+#include "train/run_config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "layers/model_config.h"
+
+typedef enum { F_STR, F_INT, F_I64, F_F64, F_BOOL } field_type;
+
+typedef struct {
+    const char *key;        // "section.key"
+    field_type type;
+    size_t offset;
+    size_t size;            // for strings
+    const char *dflt;
+    bool model;             // part of the model identity (resume refuses a change)
+} field;
+
+#define S(k, m, d, model) {k, F_STR, offsetof(vlt_run_config, m), sizeof(((vlt_run_config *)0)->m), d, model}
+#define I(k, m, d, model) {k, F_INT, offsetof(vlt_run_config, m), 0, d, model}
+#define L(k, m, d, model) {k, F_I64, offsetof(vlt_run_config, m), 0, d, model}
+#define D(k, m, d, model) {k, F_F64, offsetof(vlt_run_config, m), 0, d, model}
+#define B(k, m, d, model) {k, F_BOOL, offsetof(vlt_run_config, m), 0, d, model}
+
+static const field FIELDS[] = {
+    S("model.name", model_name, "tiny-clip", true),
+    S("model.init_from", init_from, "", false),
+    B("model.lock_image", lock_image, "false", false),
+    B("model.lock_text", lock_text, "false", false),
+    L("model.seed", seed, "0", true),
+    S("data.train", train_shards, "", false),
+    S("data.val", val_shards, "", false),
+    I("data.batch_size", batch_size, "64", true),
+    I("data.workers", workers, "2", false),
+    I("data.shuffle_buffer", shuffle_buffer, "1000", false),
+    I("data.shuffle_initial", shuffle_initial, "100", false),
+    B("data.resampled", resampled, "false", false),
+    B("data.flip", flip, "false", false),
+    L("data.samples_per_epoch", samples_per_epoch, "0", false),
+    D("data.scale_min", scale_min, "0.9", false),
+    D("data.scale_max", scale_max, "1.0", false),
+    I("data.val_samples", val_samples, "0", false),
+    D("optim.lr", lr, "5e-4", false),
+    D("optim.weight_decay", weight_decay, "0.2", false),
+    D("optim.beta1", beta1, "0.9", false),
+    D("optim.beta2", beta2, "0.98", false),
+    D("optim.eps", eps, "1e-6", false),
+    D("optim.grad_clip", grad_clip, "1.0", false),
+    I("optim.accum_steps", accum_steps, "1", false),
+    S("schedule.type", schedule, "cosine", false),
+    L("schedule.steps", steps, "1000", false),
+    L("schedule.warmup", warmup, "100", false),
+    L("schedule.cooldown", cooldown, "0", false),
+    D("schedule.lr_min", lr_min, "0", false),
+    D("loss.clip_weight", clip_loss_weight, "1.0", false),
+    D("loss.caption_weight", caption_loss_weight, "2.0", false),
+    D("loss.label_smoothing", label_smoothing, "0", false),
+    S("train.precision", precision, "fp32", false),
+    I("train.max_nonfinite", max_nonfinite, "5", false),
+    L("checkpoint.every", checkpoint_every, "500", false),
+    I("checkpoint.keep", checkpoint_keep, "3", false),
+    L("eval.every", eval_every, "0", false),
+    L("log.every", log_every, "10", false),
+    B("log.tensorboard", tensorboard, "true", false),
+    S("output.dir", output_dir, "runs/run", false),
+};
+#define N_FIELDS ((int)(sizeof FIELDS / sizeof FIELDS[0]))
+
+static const field *find_field(const char *key) {
+    for (int i = 0; i < N_FIELDS; i++)
+        if (!strcmp(FIELDS[i].key, key)) return &FIELDS[i];
+    return NULL;
+}
+
+static vlt_status set_field(vlt_run_config *c, const field *f, const char *v, const char *what) {
+    char *p = (char *)c + f->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (f->type) {
+    case F_STR:
+        if (strlen(v) >= f->size) return vlt_error_set(VLT_ERR_ARG, "%s: %s is longer than %zu bytes", what, f->key, f->size - 1);
+        strcpy(p, v);
+        return VLT_OK;
+    case F_INT:
+    case F_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno || (f->type == F_INT && (x < -2147483647LL || x > 2147483647LL)))
+            return vlt_error_set(VLT_ERR_ARG, "%s: %s must be an integer, got '%s'", what, f->key, v);
+        if (f->type == F_INT) *(int *)p = (int)x;
+        else *(int64_t *)p = x;
+        return VLT_OK;
+    }
+    case F_F64: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x))
+            return vlt_error_set(VLT_ERR_ARG, "%s: %s must be a number, got '%s'", what, f->key, v);
+        *(double *)p = x;
+        return VLT_OK;
+    }
+    case F_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) *(bool *)p = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0")) *(bool *)p = false;
+        else return vlt_error_set(VLT_ERR_ARG, "%s: %s must be true or false, got '%s'", what, f->key, v);
+        return VLT_OK;
+    }
+    return VLT_OK;
+}
+
+static vlt_status unknown_key(const char *key, const char *what) {
+    const char *names[N_FIELDS + 1];
+    for (int i = 0; i < N_FIELDS; i++) names[i] = FIELDS[i].key;
+    names[N_FIELDS] = NULL;
+    return vlt_error_set(VLT_ERR_ARG, "%s: unknown key '%s' (did you mean '%s'?)", what, key, vlt_closest(key, names));
+}
+
+void vlt_run_config_default(vlt_run_config *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < N_FIELDS; i++) set_field(c, &FIELDS[i], FIELDS[i].dflt, "defaults");
+}
+
+vlt_status vlt_run_config_set(vlt_run_config *c, const char *assignment) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq) return vlt_error_set(VLT_ERR_ARG, "--set %s: expected section.key=value", assignment);
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
+    const field *f = find_field(key);
+    if (!f) return unknown_key(key, "--set");
+    return set_field(c, f, eq + 1, "--set");
+}
+
+// Walks the YAML events: a mapping of sections, each a mapping of scalar keys to scalars.
+vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, vlt_run_config *c) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return vlt_error_set(VLT_ERR_NOMEM, "%s: cannot start the YAML parser", what);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    vlt_status st = VLT_OK;
+    int depth = 0;                 // mapping depth
+    char section[64] = "", key[64] = "";
+    bool have_key = false, done = false;
+    while (!done && st == VLT_OK) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: YAML error: %s", what, parser.problem_mark.line + 1,
+                               parser.problem ? parser.problem : "?");
+            break;
+        }
+        size_t line = ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+            depth++;
+            if (depth > 2) st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: %s.%s: nesting deeper than section.key", what, line, section, key);
+            else if (depth == 2 && !have_key) st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: a mapping without a section name", what, line);
+            have_key = false;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            have_key = false;
+            if (depth == 1) section[0] = '\0';
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: lists are not used in run configs (%s%s%s)", what, line, section,
+                               *section ? "." : "", have_key ? key : "");
+            break;
+        case YAML_SCALAR_EVENT: {
+            const char *v = (const char *)ev.data.scalar.value;
+            if (!have_key) {
+                snprintf(depth == 1 ? section : key, 64, "%s", v);
+                have_key = true;  // at depth 1 a section name: its mapping follows
+            } else {
+                if (depth == 1) {
+                    st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: '%s' must be a section (a mapping of keys)", what, line, section);
+                } else {
+                    char full[160];
+                    snprintf(full, sizeof full, "%s.%s", section, key);
+                    const field *f = find_field(full);
+                    char where[600];
+                    snprintf(where, sizeof where, "%s:%zu", what, line);
+                    st = f ? set_field(c, f, v, where) : unknown_key(full, where);
+                }
+                have_key = false;
+            }
+            break;
+        }
+        case YAML_STREAM_END_EVENT: done = true; break;
+        default: break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return st;
+}
+
+vlt_status vlt_run_config_load(const char *path, vlt_run_config *c) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "run config %s: cannot open (%s)", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) { free(buf); fclose(f); return vlt_error_set(VLT_ERR_NOMEM, "run config %s: out of memory", path); }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    fclose(f);
+    vlt_status s = vlt_run_config_parse(buf ? buf : "", len, path, c);
+    free(buf);
+    return s;
+}
+
+vlt_status vlt_run_config_validate(const vlt_run_config *c) {
+    if (!c->train_shards[0]) return vlt_error_set(VLT_ERR_ARG, "run config: data.train (the training shards) is not set");
+    if (c->batch_size < 1) return vlt_error_set(VLT_ERR_ARG, "run config: data.batch_size must be >= 1, got %d", c->batch_size);
+    if (c->workers < 1) return vlt_error_set(VLT_ERR_ARG, "run config: data.workers must be >= 1, got %d", c->workers);
+    if (c->steps < 1) return vlt_error_set(VLT_ERR_ARG, "run config: schedule.steps must be >= 1");
+    if (c->warmup < 0 || c->warmup > c->steps)
+        return vlt_error_set(VLT_ERR_ARG, "run config: schedule.warmup %lld is outside [0, steps %lld]", (long long)c->warmup, (long long)c->steps);
+    if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "const") && strcmp(c->schedule, "const-cooldown"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: schedule.type '%s' is not one of cosine, const, const-cooldown", c->schedule);
+    if (!strcmp(c->schedule, "const-cooldown") && (c->cooldown < 1 || c->cooldown + c->warmup > c->steps))
+        return vlt_error_set(VLT_ERR_ARG, "run config: schedule.cooldown must be in [1, steps - warmup] for const-cooldown");
+    if (!(c->lr > 0) || c->lr_min < 0 || c->lr_min > c->lr)
+        return vlt_error_set(VLT_ERR_ARG, "run config: optim.lr must be > 0 and schedule.lr_min in [0, lr]");
+    if (c->accum_steps < 1) return vlt_error_set(VLT_ERR_ARG, "run config: optim.accum_steps must be >= 1");
+    if (c->scale_min <= 0 || c->scale_min > c->scale_max || c->scale_max > 1)
+        return vlt_error_set(VLT_ERR_ARG, "run config: data.scale_min/scale_max must satisfy 0 < min <= max <= 1");
+    if (strcmp(c->precision, "fp32") && strcmp(c->precision, "bf16"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.precision '%s' is not fp32 or bf16", c->precision);
+    if (!strcmp(c->precision, "bf16"))
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "run config: train.precision bf16 needs the CUDA backend (not built in)");
+    if (c->checkpoint_keep < 1) return vlt_error_set(VLT_ERR_ARG, "run config: checkpoint.keep must be >= 1");
+    if (c->log_every < 1) return vlt_error_set(VLT_ERR_ARG, "run config: log.every must be >= 1");
+    if (c->max_nonfinite < 1) return vlt_error_set(VLT_ERR_ARG, "run config: train.max_nonfinite must be >= 1");
+    return VLT_OK;
+}
+
+static void format_value(const vlt_run_config *c, const field *f, char *out, size_t n) {
+    const char *p = (const char *)c + f->offset;
+    switch (f->type) {
+    case F_STR: snprintf(out, n, "\"%s\"", p); break;
+    case F_INT: snprintf(out, n, "%d", *(const int *)p); break;
+    case F_I64: snprintf(out, n, "%lld", (long long)*(const int64_t *)p); break;
+    case F_F64: snprintf(out, n, "%.17g", *(const double *)p); break;
+    case F_BOOL: snprintf(out, n, "%s", *(const bool *)p ? "true" : "false"); break;
+    }
+}
+
+void vlt_run_config_write(const vlt_run_config *c, FILE *f) {
+    char section[64] = "";
+    for (int i = 0; i < N_FIELDS; i++) {
+        const char *dot = strchr(FIELDS[i].key, '.');
+        int slen = (int)(dot - FIELDS[i].key);
+        if (strncmp(section, FIELDS[i].key, (size_t)slen) || section[slen]) {
+            snprintf(section, sizeof section, "%.*s", slen, FIELDS[i].key);
+            fprintf(f, "%s:\n", section);
+        }
+        char v[VLT_CFG_STR + 8];
+        format_value(c, &FIELDS[i], v, sizeof v);
+        fprintf(f, "  %s: %s\n", dot + 1, v);
+    }
+}
+
+int vlt_run_config_model_diff(const vlt_run_config *a, const vlt_run_config *b, char *buf, size_t n) {
+    int count = 0;
+    size_t off = 0;
+    if (n) buf[0] = '\0';
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (!FIELDS[i].model) continue;
+        char va[VLT_CFG_STR + 8], vb[VLT_CFG_STR + 8];
+        format_value(a, &FIELDS[i], va, sizeof va);
+        format_value(b, &FIELDS[i], vb, sizeof vb);
+        if (!strcmp(va, vb)) continue;
+        count++;
+        if (off < n) off += (size_t)snprintf(buf + off, n - off, "%s%s: %s -> %s", count > 1 ? "; " : "", FIELDS[i].key, va, vb);
+    }
+    return count;
+}
