@@ -19,8 +19,9 @@
 //   - a final period is split off except after a single letter ("a."), an acronym (u.s., e.g.,
 //     a.m.) or one of the abbreviations the 3.4.1 lexer keeps (mr. st. dr. etc. vs. inc. jan. ...
 //     the list in ptb_tokenize.c, found by running the jar on each candidate);
-//   - runs of . ? ! : "..." and longer (removed), ". ." for "..", "??" "?!" "!!!" kept as one
-//     token, single ? ! removed; runs of - (removed); , ; : removed; ( ) [ ] { } -> -lrb- etc.;
+//   - three or more periods -> "...", two -> ". .", one -> "." (all removed); a run of two or
+//     more ? / ! ("??", "?!", "!!!") is one token and is KEPT, a single ? or ! is removed; runs
+//     of - are removed; , ; : are removed; ( ) [ ] { } -> -lrb- -rrb- -lsb- -rsb- -lcb- -rcb-;
 //     any other ASCII symbol (% $ & * + = ~ ^ | \ / < >) is its own token.
 // Not reproduced (the jar does something else; none occurs in COCO-style captions often):
 //   - non-ASCII text: UTF-8 bytes are treated as letters (no Unicode quotes, dashes, ellipsis,
