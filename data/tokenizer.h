@@ -11,6 +11,13 @@
 // differ for text that ftfy would change
 // (ftfy.fix_text(s) != s); for text ftfy leaves alone, vlt's ids are identical to open_clip's.
 // See docs/TOKENIZER.md for the list.
+//
+// The vocabulary is open_clip's assets/bpe_simple_vocab_16e6.txt.gz (open_clip_torch 3.3.0, MIT,
+// see assets/LICENSE-open_clip.txt), sha256
+// 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a. The Unicode and HTML tables
+// (data/unicode_tables.c, data/html_entities.c) are generated from Python 3.11.7 and regex
+// 2026.11.19 by scripts/reference/make_tokenizer_tables.py; tests/test_data_tokenizer.c checks
+// 3,037 strings against open_clip (scripts/reference/make_tokenizer_fixture.py).
 #ifndef VLT_DATA_TOKENIZER_H
 #define VLT_DATA_TOKENIZER_H
 
@@ -35,8 +42,9 @@ void vlt_tokenizer_free(vlt_tokenizer *tok);
 // ids[0..context_len): SOT, tokens…, EOT, zero padding; truncated keeping EOT last
 // (as open_clip: tokens[:context_len] then tokens[-1] = EOT). text is UTF-8; invalid bytes are
 // read as U+FFFD (Python's errors="replace"). NULL text is the empty string.
-// Returns the number of non-pad tokens (including SOT/EOT), or -1 when context_len < 2.
-// Thread-safe for concurrent calls on one tokenizer.
+// Returns the number of non-pad tokens (including SOT/EOT), or -1 (message set) when tok or
+// ids is NULL, context_len < 2, or scratch memory (about 28 bytes per byte of a text longer
+// than 512 bytes) cannot be allocated. Thread-safe for concurrent calls on one tokenizer.
 int vlt_tokenizer_encode(const vlt_tokenizer *tok, const char *text, int32_t *ids, int context_len);
 
 // Decodes ids (stops at EOT, drops SOT and pad) into out (NUL-terminated, at most out_size
