@@ -1,0 +1,93 @@
+// bench_decode.c — single-thread decode + RandomResizedCrop + normalize throughput over shards.
+#include "data/bench_decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/image.h"
+#include "data/tar.h"
+#include "data/transform.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int is_jpg(const char *path) {
+    size_t n = strlen(path);
+    return n > 4 && (!strcmp(path + n - 4, ".jpg") || (n > 5 && !strcmp(path + n - 5, ".jpeg")));
+}
+
+vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int size, int min_side, long long limit,
+                                vlt_bench_decode_result *out) {
+    memset(out, 0, sizeof *out);
+    vlt_transform_cfg cfg;
+    vlt_transform_cfg_default(&cfg, size);
+    float *chw = malloc(sizeof(float) * 3 * (size_t)size * size);
+    if (!chw) return vlt_error_set(VLT_ERR_NOMEM, "bench_decode: out of memory");
+    vlt_status st = VLT_OK;
+    double t0 = now();
+    for (int s = 0; s < n_shards && st == VLT_OK && (limit <= 0 || out->images < limit); s++) {
+        vlt_tar *tar;
+        st = vlt_tar_open(shards[s], &tar);
+        if (st != VLT_OK) break;
+        vlt_tar_member m;
+        int got = 0;
+        while ((st = vlt_tar_next(tar, &m, &got)) == VLT_OK && got) {
+            if (m.data && is_jpg(m.path)) {
+                vlt_image img;
+                st = vlt_image_decode(m.data, m.size, min_side, m.path, &img);
+                if (st == VLT_OK) st = vlt_transform_train(&img, &cfg, 0, 0, m.path, chw);
+                vlt_image_free(&img);
+                out->images++;
+                out->bytes += (long long)m.size;
+            }
+            vlt_tar_member_free(&m);
+            if (st != VLT_OK || (limit > 0 && out->images >= limit)) break;
+        }
+        vlt_tar_close(tar);
+    }
+    out->seconds = now() - t0;
+    free(chw);
+    return st;
+}
+
+int vlt_bench_decode_main(int argc, char **argv) {
+    int size = 224, repeat = 3;
+    long long limit = 0;
+    int first = 1;
+    for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
+        if (!strcmp(argv[first], "--size") && first + 1 < argc) size = atoi(argv[++first]);
+        else if (!strcmp(argv[first], "--repeat") && first + 1 < argc) repeat = atoi(argv[++first]);
+        else if (!strcmp(argv[first], "--limit") && first + 1 < argc) limit = atoll(argv[++first]);
+        else {
+            fprintf(stderr, "usage: %s [--size N] [--repeat R] [--limit N] SHARD...\n", argv[0]);
+            return 2;
+        }
+    }
+    if (first >= argc || size <= 0 || repeat <= 0) {
+        fprintf(stderr, "usage: %s [--size N] [--repeat R] [--limit N] SHARD...\n", argv[0]);
+        return 2;
+    }
+    const char *const *shards = (const char *const *)argv + first;
+    int n = argc - first;
+    const struct { const char *name; int min_side; } modes[2] = {{"full-decode", 0}, {"dct-scaled", size}};
+    for (int m = 0; m < 2; m++) {
+        double best = 0;
+        vlt_bench_decode_result r = {0};
+        for (int k = 0; k < repeat; k++) {
+            if (vlt_bench_decode_run(shards, n, size, modes[m].min_side, limit, &r) != VLT_OK) {
+                fprintf(stderr, "bench_decode: %s\n", vlt_error_message());
+                return 1;
+            }
+            double rate = r.images / r.seconds;
+            if (rate > best) best = rate;
+        }
+        printf("vlt %s: %lld images, %.1f images/s (best of %d; decode + RandomResizedCrop(%d) + normalize, 1 thread)\n",
+               modes[m].name, r.images, best, repeat, size);
+    }
+    return 0;
+}
