@@ -891,25 +891,39 @@ static void st_cat(char *buf, size_t cap, size_t *len, const char *s) {
     buf[*len] = '\0';
 }
 
-// One kind of the report: "3 missing keys (...): a, b, c"; names while they fit in `share`.
-static void st_format_kind(char *buf, size_t cap, size_t *len, size_t share, int count, char *const *names,
-                           const char *what, bool bracket) {
-    char head[160];
-    snprintf(head, sizeof head, "%d %s key%s%s", count, what, count == 1 ? "" : "s", count ? ": " : "");
+// The report's three kinds, in message order.
+typedef struct {
+    int count;
+    char *const *names;
+    const char *what, *why;
+    bool bracket;
+} st_kind;
+
+// Characters kind k needs to list its first 20 names.
+static size_t st_kind_need(const st_kind *k) {
+    size_t need = strlen(k->what) + strlen(k->why) + 48;
+    for (int i = 0; i < k->count && i < 20; i++) need += strlen(k->names[i]) + 4;
+    return need;
+}
+
+// "3 missing keys (why): a, b, c and 2 more", names while they fit in `share` characters.
+static void st_format_kind(char *buf, size_t cap, size_t *len, size_t share, const st_kind *k) {
+    char head[200];
+    snprintf(head, sizeof head, "%d %s key%s %s: ", k->count, k->what, k->count == 1 ? "" : "s", k->why);
     size_t start = *len;
     st_cat(buf, cap, len, head);
     int shown = 0;
-    for (; shown < count && shown < 20; shown++) {
-        size_t need = strlen(names[shown]) + 4 + 24;   // separators, brackets, "and N more"
+    for (; shown < k->count && shown < 20; shown++) {
+        size_t need = strlen(k->names[shown]) + 4 + 24;   // separators, brackets, "and N more"
         if (shown && *len - start + need > share) break;
         if (shown) st_cat(buf, cap, len, ", ");
-        if (bracket) st_cat(buf, cap, len, "[");
-        st_cat(buf, cap, len, names[shown]);
-        if (bracket) st_cat(buf, cap, len, "]");
+        if (k->bracket) st_cat(buf, cap, len, "[");
+        st_cat(buf, cap, len, k->names[shown]);
+        if (k->bracket) st_cat(buf, cap, len, "]");
     }
-    if (shown < count) {
+    if (shown < k->count) {
         char more[40];
-        snprintf(more, sizeof more, " and %d more", count - shown);
+        snprintf(more, sizeof more, " and %d more", k->count - shown);
         st_cat(buf, cap, len, more);
     }
 }
@@ -917,14 +931,35 @@ static void st_format_kind(char *buf, size_t cap, size_t *len, size_t share, int
 const char *vlt_st_report_format(const vlt_st_report *r, char *buf, size_t n) {
     if (!n) return buf;
     buf[0] = '\0';
-    size_t len = 0, share = n / 3;
-    st_format_kind(buf, n, &len, share, r->n_missing, r->missing, "missing", false);
-    st_cat(buf, n, &len, " (in the model, not in the file); ");
-    share = (n - len) / 2;
-    st_format_kind(buf, n, &len, share, r->n_unexpected, r->unexpected, "unexpected", false);
-    st_cat(buf, n, &len, " (in the file, not in the model); ");
-    share = n - len;
-    st_format_kind(buf, n, &len, share, r->n_misshaped, r->misshaped, "mis-shaped", true);
+    const st_kind kinds[3] = {
+        {r->n_missing, r->missing, "missing", "(in the model, not in the file)", false},
+        {r->n_unexpected, r->unexpected, "unexpected", "(in the file, not in the model)", false},
+        {r->n_misshaped, r->misshaped, "mis-shaped", "(file vs model)", true},
+    };
+    // share the room: kinds that need less than an even share get what they need, the rest split
+    size_t share[3] = {0}, room = n;
+    bool done[3] = {false};
+    for (int k = 0; k < 3; k++) done[k] = kinds[k].count == 0;
+    for (bool changed = true; changed;) {
+        changed = false;
+        int left = !done[0] + !done[1] + !done[2];
+        for (int k = 0; k < 3 && left; k++)
+            if (!done[k] && st_kind_need(&kinds[k]) <= room / (size_t)left) {
+                share[k] = st_kind_need(&kinds[k]);
+                room -= share[k];
+                done[k] = changed = true;
+                left--;
+            }
+    }
+    int left = (share[0] == 0 && kinds[0].count) + (share[1] == 0 && kinds[1].count) +
+               (share[2] == 0 && kinds[2].count);
+    size_t len = 0;
+    for (int k = 0; k < 3; k++) {
+        if (!kinds[k].count) continue;
+        if (len) st_cat(buf, n, &len, "; ");
+        st_format_kind(buf, n, &len, share[k] ? share[k] : room / (size_t)left, &kinds[k]);
+    }
+    if (!len) st_cat(buf, n, &len, "all keys match");
     return buf;
 }
 
