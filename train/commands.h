@@ -10,6 +10,7 @@ typedef struct {
     const char *summary;
 } vlt_command;
 
+int vlt_cmd_train(int argc, char **argv);   // train/train_cmd.c
 int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
 int vlt_cmd_eval(int argc, char **argv);    // eval/eval_cmd.c
 int vlt_cmd_synth(int argc, char **argv);   // data/synth_cmd.c

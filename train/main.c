@@ -7,6 +7,7 @@
 #define VLT_VERSION "0.1.0"
 
 static const vlt_command COMMANDS[] = {
+    {"train", vlt_cmd_train, "train a model from a run config (YAML); --resume latest continues a run"},
     {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm and a transformer block step)"},
     {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy)"},
     {"synth", vlt_cmd_synth, "write a synthetic captioned-shapes dataset as webdataset shards"},

@@ -1,0 +1,45 @@
+// trainer.h — the training loop of `vlt train`: a model (CLIP; CoCa when the model config has a
+// multimodal_cfg), AdamW with open_clip's decay exclusions, the LR schedule, gradient
+// accumulation and clipping, non-finite step skipping, periodic evaluation, logging,
+// checkpoints, and exact resume.
+//
+// One optimizer step:
+//   accum_steps × { batch <- loader; loss = model(batch) / accum_steps; backward }
+//   norm = clip_grad_norm; if loss or norm is not finite: skip (count; stop after
+//   max_nonfinite in a row, after a checkpoint of the last good state)
+//   lr = schedule(step); AdamW; clamp logit_scale; step += 1
+//   [log every log.every] [eval every eval.every] [checkpoint every checkpoint.every, and at the end]
+//
+// Resume (`--resume latest|PATH`): the checkpoint's model, optimizer moments, step, epoch,
+// non-finite counters and loader position are restored, so the run continues with exactly the
+// batches and the losses the uninterrupted run would have had (the CPU backend is
+// deterministic). A resume whose model-defining keys differ (model.name, model.seed,
+// data.batch_size) is refused with the differing keys.
+#ifndef VLT_TRAINER_H
+#define VLT_TRAINER_H
+
+#include <stdio.h>
+
+#include "train/run_config.h"
+
+typedef struct vlt_trainer vlt_trainer;
+
+typedef struct {
+    const char *resume;     // NULL: a new run; "latest" or a checkpoint path
+    FILE *log;              // progress output (stdout when NULL)
+    int quiet;              // no progress lines (tests)
+} vlt_trainer_opts;
+
+vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out);
+// Runs until schedule.steps (or until stopped by a fault). Returns VLT_OK at the end.
+vlt_status vlt_trainer_run(vlt_trainer *t);
+// Runs `n` optimizer steps (tests; checkpoints and eval as configured).
+vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n);
+int64_t vlt_trainer_step(const vlt_trainer *t);
+// The loss of each optimizer step taken by this trainer object, in order (NaN for skipped steps).
+const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
+// Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
+vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs);
+void vlt_trainer_free(vlt_trainer *t);
+
+#endif
