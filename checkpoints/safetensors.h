@@ -141,8 +141,11 @@ typedef struct {
 } vlt_st_report;
 
 void vlt_st_report_free(vlt_st_report *r);
-// Writes the report as one line ("2 missing keys: a, b; 1 unexpected key: c; ..."), listing up
-// to about 20 names per kind (and fewer when `n` is short) then "and N more". Returns buf.
+// Writes the report as one line, kinds with no key left out:
+//   "2 missing keys (in the model, not in the file): a, b; 1 unexpected key (in the file, not in
+//    the model): c; 1 mis-shaped key (file vs model): [d: file (3, 2) F32, model (2, 3) f32]"
+// listing up to 20 names per kind (fewer when `n` is short; the room goes where it is needed),
+// then "and N more". "all keys match" when there is nothing to report. Returns buf.
 const char *vlt_st_report_format(const vlt_st_report *r, char *buf, size_t n);
 
 // Copies every tensor of the file into the table tensor with the same name, converting:
