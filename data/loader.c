@@ -174,6 +174,7 @@ struct vlt_loader {
     int running;
     atomic_int cancel;
     atomic_int warned;
+    pthread_mutex_t warn_mu;   // keeps warning lines whole and in counter order
     loader_pos start;          // where the next run starts; updated as batches are released
     loader_pos run0;           // where the running epoch started (read-only while it runs)
     loader_pos cur;            // the collator's running position
@@ -232,18 +233,17 @@ void vlt_loader_stats_print(const vlt_loader_stats *s, FILE *f) {
 
 static void warn(vlt_loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(vlt_loader *L, const char *fmt, ...) {
-    int n = atomic_fetch_add(&L->warned, 1);
-    if (n > L->cfg.warn_limit) return;
-    if (n == L->cfg.warn_limit) {
-        fprintf(stderr, "vlt loader: more warnings this epoch are not shown\n");
-        return;
-    }
+    if (L->cfg.warn_limit <= 0 || atomic_load(&L->warned) > L->cfg.warn_limit) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "vlt loader: %s\n", msg);
+    pthread_mutex_lock(&L->warn_mu);
+    int n = atomic_fetch_add(&L->warned, 1);
+    if (n < L->cfg.warn_limit) fprintf(stderr, "vlt loader: %s\n", msg);
+    else if (n == L->cfg.warn_limit) fprintf(stderr, "vlt loader: more warnings this epoch are not shown\n");
+    pthread_mutex_unlock(&L->warn_mu);
 }
 
 // --- the reader thread ---------------------------------------------------------------------------
@@ -876,6 +876,7 @@ vlt_status vlt_loader_create(const vlt_loader_cfg *cfg, vlt_loader **out) {
     L->qcap = cfg->queue_per_reader > 0 ? cfg->queue_per_reader : (cfg->batch_size + L->R - 1) / L->R + 2;
     L->nslots = cfg->prefetch + 1;
     pthread_mutex_init(&L->mu, NULL);
+    pthread_mutex_init(&L->warn_mu, NULL);
     pthread_cond_init(&L->q_ready, NULL);
     pthread_cond_init(&L->slot_free, NULL);
     pthread_cond_init(&L->slot_ready, NULL);
@@ -936,6 +937,7 @@ void vlt_loader_free(vlt_loader *L) {
     pos_free(&L->run0);
     vlt_shard_list_free(&L->shards);
     pthread_mutex_destroy(&L->mu);
+    pthread_mutex_destroy(&L->warn_mu);
     pthread_cond_destroy(&L->q_ready);
     pthread_cond_destroy(&L->slot_free);
     pthread_cond_destroy(&L->slot_ready);

@@ -82,7 +82,7 @@ typedef struct {
     int prefetch;                  // batches prepared ahead (2)
     int queue_per_reader;          // decoded samples each reader may hold ready (0: B/readers + 2)
     uint64_t max_member_bytes;     // tar members above this are skipped (64 MiB)
-    int warn_limit;                // warning lines per epoch (20)
+    int warn_limit;                // warning lines per epoch (20); 0: none
     int report;                    // print the epoch's stats to stderr at its end (1)
     int pinned;                    // batch memory from host_alloc (see above) (0)
     vlt_loader_alloc_fn host_alloc;// NULL: malloc (pinned = 0 only)

@@ -514,6 +514,7 @@ static void test_bad_data_counted(void **state) {
     base_cfg(&c, spec);
     c.readers = 3;
     c.batch_size = 3;
+    c.warn_limit = 0;
     check_resume(&c, 7);
     tb_rmdir(dir);
 }
@@ -588,6 +589,38 @@ static void test_config_errors_and_hooks(void **state) {
     log_free(&g);
 }
 
+// Two ranks with two readers each (5 shards: rank 0 gets 3, rank 1 gets 2): together they
+// deliver every sample exactly once per epoch; each rank on its own is deterministic.
+static void test_ranks_cover_disjointly(void **state) {
+    shards_fx *fx = *state;
+    int seen[5][16] = {{0}};
+    int total = 0;
+    for (int rank = 0; rank < 2; rank++) {
+        vlt_loader_cfg c;
+        base_cfg(&c, fx->spec);
+        c.world_size = 2;
+        c.rank = rank;
+        c.readers = 2;
+        for (int epoch = 0; epoch < 2; epoch++) {
+            c.start_epoch = epoch;
+            seqlog g = {0};
+            vlt_loader *L = make(&c);
+            run_epochs(L, 1, &g);
+            vlt_loader_free(L);
+            for (int k = 0; k < g.n; k++) {
+                int sh, i;
+                assert_int_equal(sscanf(g.keys[k], "s%02d_%04d", &sh, &i), 2);
+                seen[sh][i] += 1 << (8 * epoch);
+            }
+            total += g.n;
+            log_free(&g);
+        }
+    }
+    assert_int_equal(total, 2 * TOTAL_SAMPLES);
+    for (int sh = 0; sh < 5; sh++)
+        for (int i = 0; i < 7 + sh; i++) assert_int_equal(seen[sh][i], 0x101);
+}
+
 // set_epoch restarts an epoch from its beginning; an unfinished epoch can be abandoned.
 static void test_set_epoch(void **state) {
     shards_fx *fx = *state;
@@ -619,6 +652,7 @@ int main(void) {
         cmocka_unit_test(test_bad_data_counted),
         cmocka_unit_test_setup_teardown(test_config_errors_and_hooks, setup_shards, teardown_shards),
         cmocka_unit_test_setup_teardown(test_set_epoch, setup_shards, teardown_shards),
+        cmocka_unit_test_setup_teardown(test_ranks_cover_disjointly, setup_shards, teardown_shards),
     };
     return cmocka_run_group_tests_name("data_loader", tests, NULL, NULL);
 }
