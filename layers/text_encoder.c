@@ -19,7 +19,15 @@ vlt_status vlt_text_encoder_init(vlt_text_encoder *t, vlt_params *table, const c
     t->vocab_size = cfg->vocab_size;
     t->width = W;
     t->embed_dim = embed_dim;
-    t->pos_embedding = new_param(table, prefix, "positional_embedding", 2, VLT_SHAPE(cfg->context_length, W));
+    t->embed_cls = cfg->embed_cls;
+    t->pad_id = cfg->pad_id;
+    if (cfg->embed_cls) {
+        t->cls_emb = new_param(table, prefix, "cls_emb", 1, VLT_SHAPE(W));
+        if (!t->cls_emb) return vlt_error_code();
+        vlt_init_normal(t->cls_emb, 0.01f, seed);
+    }
+    t->pos_embedding = new_param(table, prefix, "positional_embedding", 2,
+                                 VLT_SHAPE(cfg->context_length + (cfg->embed_cls ? 1 : 0), W));
     t->text_projection = new_param(table, prefix, "text_projection", 2, VLT_SHAPE(W, embed_dim));
     if (!t->pos_embedding || !t->text_projection) return vlt_error_code();
     char tp[96];
@@ -45,15 +53,68 @@ vlt_tensor *vlt_text_encoder_tokens(vlt_text_encoder *t, vlt_tensor *ids) {
                       vlt_shape_str(ids, s, sizeof s), t->context_length);
         return NULL;
     }
+    if (t->embed_cls) {
+        vlt_error_set(VLT_ERR_ARG, "text encoder: a tower with embed_cls gives its tokens through "
+                                   "vlt_text_encoder_encode");
+        return NULL;
+    }
     int T = ids->shape[1];
     vlt_tensor *x = vlt_embedding(t->token_embedding, ids);                 // (B, T, W)
-    x = vlt_add(x, T == t->context_length ? t->pos_embedding : vlt_slice(t->pos_embedding, 0, 0, T));
+    x = vlt_add(x, T == t->pos_embedding->shape[0] ? t->pos_embedding : vlt_slice(t->pos_embedding, 0, 0, T));
     x = vlt_transformer_forward(&t->transformer, x, true, NULL);
     return vlt_layernorm(x, t->ln_final_w, t->ln_final_b, 1e-5f);
 }
 
-vlt_tensor *vlt_text_encoder_forward(vlt_text_encoder *t, vlt_tensor *ids) {
-    vlt_tensor *x = vlt_text_encoder_tokens(t, ids);
-    vlt_tensor *pooled = vlt_gather_rows(x, vlt_argmax_last(ids));          // EOT has the largest id
+vlt_tensor *vlt_text_encoder_key_pad(const vlt_text_encoder *t, const vlt_tensor *ids, int n_keys) {
+    if (!ids) return NULL;
+    int B = ids->shape[0], T = ids->shape[1];
+    if (n_keys < 1 || n_keys - 1 > T) {
+        vlt_error_set(VLT_ERR_ARG, "text encoder: pad mask for %d keys needs %d ids, have %d", n_keys, n_keys - 1, T);
+        return NULL;
+    }
+    vlt_tensor *kp = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, n_keys));
+    if (!kp) return NULL;
+    for (int b = 0; b < B; b++) {
+        int32_t *row = vlt_i32(kp) + (size_t)b * n_keys;
+        row[0] = 0;
+        for (int j = 1; j < n_keys; j++) row[j] = vlt_i32(ids)[(size_t)b * T + j - 1] == t->pad_id;
+    }
+    return kp;
+}
+
+// embed_cls: [tokens; cls] + pos, causal + legacy pad mask -> (B, T + 1, W) before ln_final
+static vlt_tensor *cls_trunk(vlt_text_encoder *t, vlt_tensor *ids) {
+    int B = ids->shape[0], T = ids->shape[1], W = t->width;
+    vlt_tensor *x = vlt_embedding(t->token_embedding, ids);                 // (B, T, W)
+    vlt_tensor *cls = vlt_add(vlt_full(3, VLT_SHAPE(B, 1, W), 0.0f), t->cls_emb);
+    x = vlt_concat((vlt_tensor *[]){x, cls}, 2, 1);                         // (B, T + 1, W)
+    x = vlt_add(x, T + 1 == t->pos_embedding->shape[0] ? t->pos_embedding : vlt_slice(t->pos_embedding, 0, 0, T + 1));
+    return vlt_transformer_forward(&t->transformer, x, true, vlt_text_encoder_key_pad(t, ids, T + 1));
+}
+
+vlt_tensor *vlt_text_encoder_encode(vlt_text_encoder *t, vlt_tensor *ids, vlt_tensor **tokens) {
+    if (tokens) *tokens = NULL;
+    if (!t->embed_cls) {
+        vlt_tensor *x = vlt_text_encoder_tokens(t, ids);
+        if (tokens) *tokens = x;
+        vlt_tensor *pooled = vlt_gather_rows(x, vlt_argmax_last(ids));      // EOT has the largest id
+        return vlt_matmul(pooled, t->text_projection, false, false);
+    }
+    if (!ids) return NULL;
+    if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->shape[1] > t->context_length) {
+        char s[64];
+        vlt_error_set(VLT_ERR_SHAPE, "text encoder: ids %s must be i32 (B, T) with T <= context_length %d",
+                      vlt_shape_str(ids, s, sizeof s), t->context_length);
+        return NULL;
+    }
+    int B = ids->shape[0], T = ids->shape[1];
+    vlt_tensor *x = cls_trunk(t, ids);
+    if (tokens) *tokens = vlt_slice(x, 1, 0, T);
+    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, T, 1), 2, VLT_SHAPE(B, t->width));
+    pooled = vlt_layernorm(pooled, t->ln_final_w, t->ln_final_b, 1e-5f);
     return vlt_matmul(pooled, t->text_projection, false, false);
+}
+
+vlt_tensor *vlt_text_encoder_forward(vlt_text_encoder *t, vlt_tensor *ids) {
+    return vlt_text_encoder_encode(t, ids, NULL);
 }

@@ -53,7 +53,7 @@ vlt_status vlt_vit_init(vlt_vit *v, vlt_params *table, const char *prefix, const
     v->embed_dim = embed_dim;
     v->class_embedding = new_param(table, prefix, "class_embedding", 1, VLT_SHAPE(W));
     v->pos_embedding = new_param(table, prefix, "positional_embedding", 2, VLT_SHAPE(G * G + 1, W));
-    v->proj = new_param(table, prefix, "proj", 2, VLT_SHAPE(W, embed_dim));
+    v->proj = new_param(table, prefix, "proj", 2, VLT_SHAPE(cfg->attentional_pool ? embed_dim : W, embed_dim));
     v->conv1_w = new_param(table, prefix, "conv1.weight", 4, VLT_SHAPE(W, 3, P, P));
     v->ln_pre_w = new_param(table, prefix, "ln_pre.weight", 1, VLT_SHAPE(W));
     v->ln_pre_b = new_param(table, prefix, "ln_pre.bias", 1, VLT_SHAPE(W));
@@ -63,8 +63,17 @@ vlt_status vlt_vit_init(vlt_vit *v, vlt_params *table, const char *prefix, const
     snprintf(tp, sizeof tp, "%s.transformer", prefix);
     VLT_TRY(vlt_transformer_init(&v->transformer, table, tp, W, cfg->layers, W / cfg->head_width,
                                  (int)(W * cfg->mlp_ratio), act, VLT_INIT_TORCH_DEFAULT, seed));
-    v->ln_post_w = new_param(table, prefix, "ln_post.weight", 1, VLT_SHAPE(W));
-    v->ln_post_b = new_param(table, prefix, "ln_post.bias", 1, VLT_SHAPE(W));
+    int pool_dim = W;
+    if (cfg->attentional_pool) {
+        char ap[96];
+        snprintf(ap, sizeof ap, "%s.attn_pool", prefix);
+        v->has_attn_pool = true;
+        pool_dim = embed_dim;
+        VLT_TRY(vlt_attn_pool_init(&v->attn_pool, table, ap, embed_dim, W, cfg->attn_pooler_heads,
+                                   cfg->attn_pooler_queries, seed));
+    }
+    v->ln_post_w = new_param(table, prefix, "ln_post.weight", 1, VLT_SHAPE(pool_dim));
+    v->ln_post_b = new_param(table, prefix, "ln_post.bias", 1, VLT_SHAPE(pool_dim));
     if (!v->ln_post_w || !v->ln_post_b) return vlt_error_code();
     // open_clip: scale · randn for the embeddings and the projection; conv1 as torch's default.
     float scale = 1.0f / sqrtf((float)W);
@@ -93,13 +102,18 @@ vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images) {
     x = vlt_add(x, v->pos_embedding);
     x = vlt_layernorm(x, v->ln_pre_w, v->ln_pre_b, 1e-5f);
     x = vlt_transformer_forward(&v->transformer, x, false, NULL);
+    if (v->has_attn_pool) x = vlt_attn_pool_forward(&v->attn_pool, x);                  // (B, Q, E)
     return vlt_layernorm(x, v->ln_post_w, v->ln_post_b, 1e-5f);
 }
 
-vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images) {
+vlt_tensor *vlt_vit_encode(vlt_vit *v, vlt_tensor *images, vlt_tensor **tokens) {
     vlt_tensor *x = vlt_vit_tokens(v, images);
+    if (tokens) *tokens = NULL;
     if (!x) return NULL;
-    int B = x->shape[0];
-    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, 0, 1), 2, VLT_SHAPE(B, v->width));  // class token
+    int B = x->shape[0], T = x->shape[1], D = x->shape[2];
+    if (tokens && T > 1) *tokens = vlt_slice(x, 1, 1, T - 1);
+    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, 0, 1), 2, VLT_SHAPE(B, D));      // token 0
     return vlt_matmul(pooled, v->proj, false, false);
 }
+
+vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images) { return vlt_vit_encode(v, images, NULL); }

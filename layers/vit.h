@@ -4,9 +4,15 @@
 //   [class_embedding; patches] + positional_embedding -> ln_pre -> transformer -> ln_post
 //   -> token 0 (B, W) · proj (W, E) -> (B, E)
 // The patch embedding is conv1 (W, 3, P, P, no bias) applied as one matmul over the patches.
+//
+// With cfg->attentional_pool (CoCa, open_clip's original CoCa setup, "does not match paper"):
+//   transformer output (B, G² + 1, W) -> attn_pool (Q queries, d_model E, context W) (B, Q, E)
+//   -> ln_post (E) -> pooled = token 0 · proj (E, E) -> (B, E); image tokens = tokens 1.. (B, Q-1, E)
+// (the image tokens the multimodal decoder attends to are not projected).
 #ifndef VLT_VIT_H
 #define VLT_VIT_H
 
+#include "layers/attn_pool.h"
 #include "layers/model_config.h"
 #include "layers/transformer.h"
 
@@ -15,18 +21,24 @@ typedef struct {
     vlt_tensor *conv1_w;           // (W, 3, P, P)
     vlt_tensor *class_embedding;   // (W)
     vlt_tensor *pos_embedding;     // (G² + 1, W)
-    vlt_tensor *ln_pre_w, *ln_pre_b, *ln_post_w, *ln_post_b;
-    vlt_tensor *proj;              // (W, E)
+    vlt_tensor *ln_pre_w, *ln_pre_b, *ln_post_w, *ln_post_b;   // ln_post: (W), or (E) with attn_pool
+    vlt_tensor *proj;              // (W, E), or (E, E) with attn_pool
     vlt_transformer transformer;
+    bool has_attn_pool;
+    vlt_attn_pool attn_pool;       // "<prefix>.attn_pool" (CoCa)
 } vlt_vit;
 
 // prefix: "visual". Parameters are created in `table` and initialized as open_clip's.
 vlt_status vlt_vit_init(vlt_vit *v, vlt_params *table, const char *prefix, const vlt_vision_cfg *cfg, int embed_dim,
                         vlt_activation act, uint64_t seed);
-// images (B, 3, S, S) f32 -> tokens after ln_post (B, G² + 1, W); the pooled feature is token 0.
+// images (B, 3, S, S) f32 -> tokens after ln_post (B, G² + 1, W), or with attn_pool the pooled
+// queries after ln_post (B, Q, E); the pooled feature is token 0 in both.
 vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images);
 // images -> (B, E) unnormalized image features.
 vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images);
+// The same, and *tokens = every token but the pooled one: (B, G², W), or (B, Q-1, E) with attn_pool
+// (open_clip's VisionTransformer with output_tokens).
+vlt_tensor *vlt_vit_encode(vlt_vit *v, vlt_tensor *images, vlt_tensor **tokens);
 
 // (B, 3, S, S) -> (B, (S/P)², 3·P·P) with each patch flattened as (c, y, x): conv1's layout.
 vlt_tensor *vlt_patchify(vlt_tensor *images, int patch);
