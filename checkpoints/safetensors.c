@@ -970,13 +970,12 @@ static vlt_st_dtype st_from_vlt(vlt_dtype dt) {
 // Whether file tensor ft fits table tensor t: same shape ([] fits (1)), convertible dtype, and
 // for i32 targets every value in range.
 static bool st_fits(const vlt_st_tensor *ft, const vlt_tensor *t) {
-    bool shape_ok;
-    if (ft->ndim == 0) {
-        shape_ok = t->ndim == 1 && t->shape[0] == 1;
-    } else {
-        shape_ok = ft->ndim == t->ndim;
-        for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = ft->shape[d] == t->shape[d];
-    }
+    // Shapes must be equal; a 0-d file tensor also fits a shape-(1) table tensor and back
+    // (vlt tables made before 0-d tensors existed).
+    bool shape_ok = ft->ndim == t->ndim;
+    for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = ft->shape[d] == t->shape[d];
+    if (!shape_ok) shape_ok = (ft->ndim == 0 && t->ndim == 1 && t->shape[0] == 1) ||
+                              (t->ndim == 0 && ft->ndim == 1 && ft->shape[0] == 1);
     if (!shape_ok) return false;
     if (t->dtype != VLT_I32) return st_is_float(ft->dtype);
     if (!st_is_int(ft->dtype)) return false;

@@ -159,9 +159,10 @@ vlt_status vlt_safetensors_load_params(const char *path, vlt_params *p, bool len
 vlt_status vlt_safetensors_load_params_from(const vlt_safetensors *f, vlt_params *p, bool lenient,
                                             vlt_st_report *report);
 
-// The parameter names PyTorch keeps as 0-d tensors (open_clip's logit_scale, logit_bias), which
-// vlt holds as shape (1): a table tensor of shape (1) whose name, or whose last dotted part, is
-// one of these is saved with "shape": [] so that open_clip loads it with strict=True.
+// The parameter names PyTorch keeps as 0-d tensors (open_clip's logit_scale, logit_bias). vlt's
+// models hold them as 0-d tensors too (saved as "shape": []); a table tensor of shape (1) whose
+// name, or whose last dotted part, is one of these is also saved with "shape": [] so that
+// open_clip loads it with strict=True. On load a 0-d file tensor fits a 0-d or (1) table tensor.
 extern const char *const vlt_safetensors_scalar_keys[];   // NULL-terminated
 
 // Writes the table: f32 and bf16 tensors as `dtype` (F32, BF16 or F16), i32 ones as I32, with the
