@@ -102,6 +102,7 @@ static vlt_status create_loader(const vlt_trainer *t, const char *shards, bool t
     lc.drop_last = train;
     // The reader count cannot exceed the shard count; a small val set gets one reader.
     if (!train) lc.readers = 1;
+    lc.report = !t->opts.quiet;
     return vlt_loader_create(&lc, out);
 }
 
@@ -264,8 +265,7 @@ static vlt_status next_batch(vlt_trainer *t) {
     for (int tries = 0; tries < 2; tries++) {
         VLT_TRY(vlt_loader_next(t->loader, &b));
         if (b) break;
-        t->epoch++;
-        if (!t->opts.quiet) vlt_loader_stats_print(vlt_loader_get_stats(t->loader), t->opts.log);
+        t->epoch++;  // the loader prints the epoch's data totals itself
     }
     if (!b) return vlt_error_set(VLT_ERR_STATE, "trainer: the training shards gave no full batch in an epoch");
     t->epoch = b->epoch;
