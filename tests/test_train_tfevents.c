@@ -193,7 +193,7 @@ static int read_events(const char *path, event *events, int cap) {
     return n;
 }
 
-// The scalars the round trip writes (check_tfevents.py --pattern checks the same ones).
+// The scalars the round trip writes (check_tfevents.py lists them from a kept file).
 #define N_STEPS 20
 static float loss_at(int step) { return 4.0f / (float)(step + 1) + 0.125f; }
 static float lr_at(int step) { return 1e-3f * (float)step / N_STEPS; }
