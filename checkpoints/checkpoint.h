@@ -33,10 +33,14 @@
 // A crash before the rename over `latest` leaves the previous checkpoint as `latest`, whole;
 // a crash after it leaves the new one, whole.
 //
+// One writer per run directory at a time (rank 0): a save removes the .tmp-* entries of writers
+// that are not live processes on this machine.
+//
 // Fault injection (tests): when the environment variable VLT_CHECKPOINT_CRASH_AT=n (n >= 1) is
-// set, vlt_checkpoint_save raises SIGKILL on itself just before its n-th durable operation in
-// the sequence above (just after the last one when n is the count + 1). A value larger than the
-// number of points does nothing, which is how a test finds the count.
+// set, vlt_checkpoint_save raises SIGKILL on itself at its n-th crash point: just before each
+// durable operation of the sequence above, between writing state.json and its fsync, and once
+// after the whole save (about 13 to 20 points, depending on stale entries and pruning). A value
+// larger than the number of points does nothing, which is how a test finds the count.
 #ifndef VLT_CHECKPOINTS_CHECKPOINT_H
 #define VLT_CHECKPOINTS_CHECKPOINT_H
 
