@@ -18,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "eval/retrieval.h"
 #include "layers/clip.h"
+#include "train/metrics_log.h"
 #include "train/schedule.h"
 
 #define STATE_FORMAT 1
@@ -39,8 +40,10 @@ struct vlt_trainer {
     int64_t nonfinite_total;
     float *losses;                 // per step taken by this object
     int64_t n_losses, cap_losses;
-    double t_start, t_data, t_total;   // seconds, for img/s and the data-wait share
-    int64_t images_seen;
+    vlt_metrics_log *mlog;         // metrics.jsonl, TensorBoard events, the progress line
+    double t_start;                // seconds: training start
+    double t_last_log, t_data;     // since the previous logged step: its time, data wait
+    int64_t images_since_log;
 };
 
 static double now_s(void) {
@@ -247,6 +250,10 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
     if (s == VLT_OK) s = write_config(t);
+    if (s == VLT_OK) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
+    if (s == VLT_OK)
+        vlt_metrics_log_set_console(t->mlog, t->opts.log, t->opts.quiet ? VLT_CONSOLE_OFF : VLT_CONSOLE_AUTO,
+                                    cfg->log_every);
     if (s != VLT_OK) {
         vlt_status keep = s;
         char msg[1024];
@@ -254,7 +261,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         vlt_trainer_free(t);
         return vlt_error_set(keep, "%s", msg);
     }
-    t->t_start = now_s();
+    t->t_start = t->t_last_log = now_s();
     *out = t;
     return VLT_OK;
 }
@@ -298,7 +305,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         loss_sum += vlt_f32(out.loss)[0];
         VLT_TRY(vlt_backward(loss));
         vlt_step_reset();
-        t->images_seen += t->cfg.batch_size;
+        t->images_since_log += t->cfg.batch_size;
     }
     float loss = (float)(loss_sum / t->cfg.accum_steps);
     float norm = vlt_clip_grad_norm(P->t, P->n, t->cfg.grad_clip > 0 ? (float)t->cfg.grad_clip : 0.0f);
@@ -324,11 +331,23 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     vlt_clip_clamp_logit_scale(&t->model);
     record_loss(t, loss);
     t->step++;
-    if (!t->opts.quiet && (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps)) {
-        double el = now_s() - t->t_start;
-        fprintf(t->opts.log, "step %lld/%lld  loss %.4f  lr %.3g  scale %.2f  %.1f img/s  data %.0f%%\n",
-                (long long)t->step, (long long)t->cfg.steps, loss, lr, expf(vlt_f32(t->model.logit_scale)[0]),
-                t->images_seen / el, 100.0 * t->t_data / el);
+    if (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps) {
+        double now = now_s(), dt = now - t->t_last_log;
+        vlt_step_metrics m = {
+            .step = t->step,
+            .epoch = (double)t->epoch,
+            .loss = loss,
+            .lr = lr,
+            .logit_scale = expf(vlt_f32(t->model.logit_scale)[0]),
+            .images_per_s = dt > 0 ? t->images_since_log / dt : 0,
+            .data_wait = dt > 0 ? t->t_data / dt : 0,
+            .time_s = now - t->t_start,
+        };
+        vlt_status s = vlt_metrics_log_step(t->mlog, &m);
+        t->t_last_log = now;
+        t->t_data = 0;
+        t->images_since_log = 0;
+        if (s != VLT_OK) return s;
     }
     return VLT_OK;
 }
@@ -391,10 +410,11 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     double i2t[3], t2i[3];
     int n;
     VLT_TRY(vlt_trainer_eval(t, i2t, t2i, &n));
-    if (!t->opts.quiet)
-        fprintf(t->opts.log, "eval step %lld (%d pairs): image->text R@1/5/10 %.1f/%.1f/%.1f  text->image %.1f/%.1f/%.1f\n",
-                (long long)t->step, n, 100 * i2t[0], 100 * i2t[1], 100 * i2t[2], 100 * t2i[0], 100 * t2i[1], 100 * t2i[2]);
-    return VLT_OK;
+    const char *names[6] = {"val/i2t_R@1", "val/i2t_R@5", "val/i2t_R@10", "val/t2i_R@1", "val/t2i_R@5", "val/t2i_R@10"};
+    vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start,
+                          .n_extra = 6, .extras_only = true};
+    for (int k = 0; k < 6; k++) m.extra[k] = (vlt_named_scalar){names[k], 100 * (k < 3 ? i2t[k] : t2i[k - 3])};
+    return vlt_metrics_log_step(t->mlog, &m);
 }
 
 vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
@@ -421,6 +441,7 @@ const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n) {
 
 void vlt_trainer_free(vlt_trainer *t) {
     if (!t) return;
+    if (t->mlog) vlt_metrics_log_close(t->mlog);
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_adamw_free(t->opt);
