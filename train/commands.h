@@ -15,5 +15,6 @@ int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
 int vlt_cmd_eval(int argc, char **argv);    // eval/eval_cmd.c
 int vlt_cmd_synth(int argc, char **argv);   // data/synth_cmd.c
 int vlt_cmd_shards(int argc, char **argv);  // data/shards_cmd.c
+int vlt_cmd_model(int argc, char **argv);   // train/model_cmd.c
 
 #endif

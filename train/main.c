@@ -12,6 +12,7 @@ static const vlt_command COMMANDS[] = {
     {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy)"},
     {"synth", vlt_cmd_synth, "write a synthetic captioned-shapes dataset as webdataset shards"},
     {"shards", vlt_cmd_shards, "pack COCO / TSV / folder image-caption pairs into webdataset shards"},
+    {"model", vlt_cmd_model, "model configs and weights: parameter count, init to safetensors, strict load check"},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
 
