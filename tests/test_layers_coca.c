@@ -294,6 +294,44 @@ static void test_beam_search_scores_at_least_greedy(void **state) {
     free_fixture(&f);
 }
 
+// Parameter counts of open_clip's models, from
+//   sum(p.numel() for p in open_clip.create_model(NAME).parameters())
+// (open_clip_torch 3.3.0; printed by scripts/reference/check_full_shapes.py, which also checks the
+// state_dict round trip in both directions), and the tiny fixture's from make_coca_fixtures.py.
+static void check_count(const char *name, bool coca, int64_t want_params, int want_tensors) {
+    vlt_model_cfg cfg;
+    assert_int_equal(vlt_model_cfg_load(name, &cfg), VLT_OK);
+    assert_int_equal(cfg.is_coca, coca);
+    vlt_params *p;
+    vlt_clip clip;
+    vlt_coca cc;
+    if (coca) {
+        if (vlt_coca_init(&cc, &cfg, 0) != VLT_OK) fail_msg("%s", vlt_error_message());
+        p = &cc.params;
+    } else {
+        if (vlt_clip_init(&clip, &cfg, 0) != VLT_OK) fail_msg("%s", vlt_error_message());
+        p = &clip.params;
+    }
+    print_message("%s: %d tensors, %lld parameters\n", name, p->n, (long long)vlt_params_numel(p));
+    assert_int_equal(p->n, want_tensors);
+    assert_true(vlt_params_numel(p) == want_params);
+    if (coca) vlt_coca_free(&cc);
+    else vlt_clip_free(&clip);
+}
+
+static void test_parameter_counts_equal_open_clip(void **state) {
+    (void)state;
+    check_count(FIX "config.json", true, 404737, 129);
+    // The full-size models take ~12 s and 2 GB to initialize (400M random draws): not under the
+    // sanitizers, where that would be minutes.
+#if defined(__SANITIZE_ADDRESS__)
+    print_message("full-size parameter counts skipped under AddressSanitizer\n");
+#else
+    check_count("ViT-B-32", false, 151277313, 302);
+    check_count("coca_ViT-B-32", true, 253560065, 629);
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coca_matches_open_clip),
@@ -301,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_caption_matches_open_clip),
         cmocka_unit_test(test_kv_cache_equals_full_recompute),
         cmocka_unit_test(test_beam_search_scores_at_least_greedy),
+        cmocka_unit_test(test_parameter_counts_equal_open_clip),
     };
     int rc = cmocka_run_group_tests_name("layers_coca", tests, NULL, NULL);
     vlt_tape_shutdown();
