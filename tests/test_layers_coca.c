@@ -149,12 +149,13 @@ static void test_wrong_state_dict_lists_the_keys(void **state) {
     assert_non_null(strstr(msg, "token_embedding.weight"));
     assert_true(rep.n_missing > 0 && rep.n_unexpected > 0);
     vlt_st_report_free(&rep);
+    vlt_coca_free(&m);
     // a CoCa config that is not one
     vlt_model_cfg bad = cfg;
     bad.multimodal.width = 32;
-    assert_int_not_equal(vlt_coca_init(&m, &bad, 0), VLT_OK);
+    vlt_coca m2;
+    assert_int_not_equal(vlt_coca_init(&m2, &bad, 0), VLT_OK);
     assert_non_null(strstr(vlt_error_message(), "multimodal_cfg.width 32"));
-    vlt_coca_free(&m);
 }
 
 static vlt_generate_cfg tiny_gen(int min_len, float penalty) {
