@@ -92,10 +92,22 @@ static void softmax_rows(const float *x, float *y, int64_t R, int C, bool log_ou
         float *yr = y + r * C;
         float mx = -INFINITY;
         for (int c = 0; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
-        double s = 0;
-        for (int c = 0; c < C; c++) s += exp((double)xr[c] - mx);
-        float lse = mx + (float)log(s);
-        for (int c = 0; c < C; c++) yr[c] = log_out ? xr[c] - lse : expf(xr[c] - lse);
+        // exp in float (the row max keeps every term in [0, 1]), each computed once.
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < C; c++) {
+            yr[c] = expf(xr[c] - mx);
+            s += yr[c];
+        }
+        if (log_out) {
+            float lse = mx + logf(s);
+#pragma omp simd
+            for (int c = 0; c < C; c++) yr[c] = xr[c] - lse;
+        } else {
+            float inv = 1.0f / s;
+#pragma omp simd
+            for (int c = 0; c < C; c++) yr[c] *= inv;
+        }
     }
 }
 

@@ -42,7 +42,7 @@ static double bench_block(int B, int T, int W, int H, int steps) {
     vlt_resblock blk;
     vlt_params table;
     vlt_params_init(&table);
-    if (vlt_resblock_init(&blk, &table, "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 1, 1) != VLT_OK) return -1;
+    if (vlt_resblock_init(&blk, &table, "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 1, VLT_INIT_SCALED_NORMAL, 1) != VLT_OK) return -1;
     vlt_tensor *params[VLT_RESBLOCK_NPARAMS];
     vlt_resblock_params(&blk, params);
     vlt_adamw *opt = vlt_adamw_new(params, NULL, VLT_RESBLOCK_NPARAMS, vlt_adamw_defaults());

@@ -67,6 +67,14 @@ int vlt_cmd_train(int argc, char **argv) {
                    "  (chance R@1 %.2f)\n", n, 100 * i2t[0], 100 * i2t[1], 100 * i2t[2], 100 * t2i[0], 100 * t2i[1],
                    100 * t2i[2], 100.0 / n);
         else fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
+        double bleu4, cider;
+        if (vlt_trainer_is_captioner(t)) {
+            printf("generated captions (greedy) for held-out images:\n");
+            if (vlt_trainer_eval_captions(t, 500, &bleu4, &cider, stdout, 8) == VLT_OK)
+                printf("final caption eval (500 held-out images, 1 reference each): BLEU-4 %.1f  CIDEr-D %.1f\n",
+                       100 * bleu4, 100 * cider);
+            else fprintf(stderr, "vlt train: caption eval: %s\n", vlt_error_message());
+        }
     }
     vlt_trainer_free(t);
     return rc;

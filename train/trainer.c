@@ -18,6 +18,12 @@
 #include "data/tokenizer.h"
 #include "eval/retrieval.h"
 #include "layers/clip.h"
+#include "layers/coca.h"
+#include "layers/generate.h"
+#include "eval/bleu.h"
+#include "eval/caption_set.h"
+#include "eval/cider.h"
+#include "eval/ptb_tokenize.h"
 #include "train/metrics_log.h"
 #include "train/schedule.h"
 
@@ -27,7 +33,11 @@ struct vlt_trainer {
     vlt_run_config cfg;
     vlt_model_cfg mcfg;
     vlt_trainer_opts opts;
-    vlt_clip model;
+    bool is_coca;                  // the model config has a multimodal_cfg
+    vlt_clip model;                // CLIP (when !is_coca)
+    vlt_coca coca;                 // CoCa (when is_coca)
+    vlt_params *params;            // the model's parameter table, either way
+    vlt_tensor *logit_scale;
     bool model_ready;
     bool *decay;
     vlt_adamw *opt;
@@ -142,7 +152,7 @@ static char *state_json(vlt_trainer *t) {
 static vlt_status save_checkpoint(vlt_trainer *t) {
     char *state = state_json(t);
     if (!state) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: state");
-    vlt_status s = vlt_checkpoint_save(t->cfg.output_dir, t->step, &t->model.params, t->opt, state, t->cfg.checkpoint_keep);
+    vlt_status s = vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, t->opt, state, t->cfg.checkpoint_keep);
     free(state);
     if (s == VLT_OK && !t->opts.quiet) fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
     return s;
@@ -153,7 +163,7 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     VLT_TRY(vlt_checkpoint_resolve(t->cfg.output_dir, which, dir, sizeof dir));
     char *state = NULL;
     // Check the config before touching the model: a different model is refused by key.
-    vlt_status s = vlt_checkpoint_load(dir, &t->model.params, t->opt, &state);
+    vlt_status s = vlt_checkpoint_load(dir, t->params, t->opt, &state);
     if (s != VLT_OK) return s;
     cJSON *root = cJSON_Parse(state);
     free(state);
@@ -196,11 +206,11 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
 }
 
 static void lock_towers(vlt_trainer *t) {
-    if (t->cfg.lock_image) vlt_params_set_trainable(&t->model.params, "visual.", false);
+    if (t->cfg.lock_image) vlt_params_set_trainable(t->params, "visual.", false);
     if (t->cfg.lock_text) {
         static const char *const text[] = {"token_embedding.", "positional_embedding", "transformer.", "ln_final.",
                                            "text_projection", "text.", NULL};
-        for (int i = 0; text[i]; i++) vlt_params_set_trainable(&t->model.params, text[i], false);
+        for (int i = 0; text[i]; i++) vlt_params_set_trainable(t->params, text[i], false);
     }
 }
 
@@ -213,21 +223,27 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (opts) t->opts = *opts;
     if (!t->opts.log) t->opts.log = stdout;
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
-    if (s == VLT_OK && t->mcfg.is_coca)
-        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "trainer: model %s is a CoCa model; training CoCa is not wired into the trainer yet",
-                          cfg->model_name);
-    if (s == VLT_OK && (s = vlt_clip_init(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK) t->model_ready = true;
+    if (s == VLT_OK) {
+        t->is_coca = t->mcfg.is_coca;
+        s = t->is_coca ? vlt_coca_init(&t->coca, &t->mcfg, (uint64_t)cfg->seed)
+                       : vlt_clip_init(&t->model, &t->mcfg, (uint64_t)cfg->seed);
+    }
+    if (s == VLT_OK) {
+        t->model_ready = true;
+        t->params = t->is_coca ? &t->coca.params : &t->model.params;
+        t->logit_scale = t->is_coca ? t->coca.logit_scale : t->model.logit_scale;
+    }
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) {
         vlt_st_report rep;
-        s = vlt_safetensors_load_params(cfg->init_from, &t->model.params, false, &rep);
+        s = vlt_safetensors_load_params(cfg->init_from, t->params, false, &rep);
         vlt_st_report_free(&rep);
     }
     if (s == VLT_OK) {
         lock_towers(t);
-        t->decay = malloc((size_t)t->model.params.n);
-        vlt_clip_decay_mask(&t->model.params, t->decay);
+        t->decay = malloc((size_t)t->params->n);
+        vlt_clip_decay_mask(t->params, t->decay);
         vlt_adamw_cfg ac = {(float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps, (float)cfg->weight_decay};
-        t->opt = vlt_adamw_new(t->model.params.t, t->decay, t->model.params.n, ac);
+        t->opt = vlt_adamw_new(t->params->t, t->decay, t->params->n, ac);
         if (!t->opt) s = vlt_error_code();
     }
     if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &t->tok);
@@ -292,17 +308,29 @@ static void record_loss(vlt_trainer *t, float loss) {
 
 // One optimizer step. *stop is set when the run must end (too many non-finite steps).
 static vlt_status train_step(vlt_trainer *t, bool *stop) {
-    vlt_params *P = &t->model.params;
+    vlt_params *P = t->params;
     vlt_zero_grad(P->t, P->n);
-    double loss_sum = 0;
+    double loss_sum = 0, parts_sum[2] = {0, 0};
     for (int a = 0; a < t->cfg.accum_steps; a++) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
         t->t_data += now_s() - t0;
-        vlt_clip_output out;
-        VLT_TRY(vlt_clip_forward(&t->model, t->images, t->ids, &out));
-        vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(out.loss, 1.0f / t->cfg.accum_steps) : out.loss;
-        loss_sum += vlt_f32(out.loss)[0];
+        vlt_tensor *total;
+        if (t->is_coca) {
+            vlt_coca_output out;
+            vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
+                                    (float)t->cfg.label_smoothing};
+            VLT_TRY(vlt_coca_forward(&t->coca, t->images, t->ids, lc, &out));
+            total = out.loss;
+            parts_sum[0] += vlt_f32(out.contrastive_loss)[0];
+            parts_sum[1] += vlt_f32(out.caption_loss)[0];
+        } else {
+            vlt_clip_output out;
+            VLT_TRY(vlt_clip_forward(&t->model, t->images, t->ids, &out));
+            total = out.loss;
+        }
+        vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
+        loss_sum += vlt_f32(total)[0];
         VLT_TRY(vlt_backward(loss));
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
@@ -328,7 +356,8 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     t->nonfinite_run = 0;
     double lr = vlt_schedule_lr(&t->sched, t->step);
     vlt_adamw_step(t->opt, (float)lr);
-    vlt_clip_clamp_logit_scale(&t->model);
+    if (t->is_coca) vlt_coca_clamp_logit_scale(&t->coca);
+    else vlt_clip_clamp_logit_scale(&t->model);
     record_loss(t, loss);
     t->step++;
     if (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps) {
@@ -338,11 +367,16 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             .epoch = (double)t->epoch,
             .loss = loss,
             .lr = lr,
-            .logit_scale = expf(vlt_f32(t->model.logit_scale)[0]),
+            .logit_scale = expf(vlt_f32(t->logit_scale)[0]),
             .images_per_s = dt > 0 ? t->images_since_log / dt : 0,
             .data_wait = dt > 0 ? t->t_data / dt : 0,
             .time_s = now - t->t_start,
         };
+        if (t->is_coca) {
+            m.n_parts = 2;
+            m.parts[0] = (vlt_named_scalar){"contrastive", parts_sum[0] / t->cfg.accum_steps};
+            m.parts[1] = (vlt_named_scalar){"caption", parts_sum[1] / t->cfg.accum_steps};
+        }
         vlt_status s = vlt_metrics_log_step(t->mlog, &m);
         t->t_last_log = now;
         t->t_data = 0;
@@ -369,7 +403,8 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
         vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(take, T), "val_ids");
         memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
         memcpy(ids->data, b->tokens, (size_t)take * T * sizeof(int32_t));
-        vlt_tensor *fi = vlt_clip_encode_image(&t->model, im, true), *ft = vlt_clip_encode_text(&t->model, ids, true);
+        vlt_tensor *fi = t->is_coca ? vlt_coca_encode_image(&t->coca, im, true, NULL) : vlt_clip_encode_image(&t->model, im, true);
+        vlt_tensor *ft = t->is_coca ? vlt_coca_encode_text(&t->coca, ids, true, NULL) : vlt_clip_encode_text(&t->model, ids, true);
         if (!fi || !ft) s = vlt_error_code();
         if (s == VLT_OK && n + take > alloc) {
             alloc = (n + take) * 2;
@@ -405,6 +440,62 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
     return s;
 }
 
+// `text` as pycocoevalcap tokenizes it (malloc'd), or NULL with the error set.
+static char *ptb(const char *text) {
+    char *out = NULL;
+    return vlt_eval_ptb_tokenize(text, &out) == VLT_OK ? out : NULL;
+}
+
+vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4, double *cider, FILE *show,
+                                     int n_show) {
+    if (!t->is_coca) return vlt_error_set(VLT_ERR_ARG, "caption eval: the model is not a captioner (CoCa)");
+    if (!t->cfg.val_shards[0]) return vlt_error_set(VLT_ERR_ARG, "caption eval: data.val is not set");
+    vlt_loader *L = NULL;
+    VLT_TRY(create_loader(t, t->cfg.val_shards, false, &L));
+    vlt_generate_cfg g = vlt_generate_defaults();
+    int ctx = t->mcfg.text.context_length < t->mcfg.multimodal.context_length ? t->mcfg.text.context_length
+                                                                               : t->mcfg.multimodal.context_length;
+    if (g.max_len > ctx) g.max_len = ctx;
+    if (g.min_len >= g.max_len) g.min_len = g.max_len - 1;
+    vlt_eval_caption_set *set = vlt_eval_caption_set_new();
+    int done = 0;
+    vlt_status s = VLT_OK;
+    while (s == VLT_OK && done < n_images) {
+        const vlt_batch *b = NULL;
+        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
+        int take = b->n < n_images - done ? b->n : n_images - done, S = b->image_size;
+        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "val_images");
+        int32_t *out = malloc(sizeof(int32_t) * (size_t)take * g.max_len);
+        memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
+        vlt_no_grad_enter();
+        s = vlt_coca_generate(&t->coca, im, &g, out, NULL);
+        vlt_no_grad_exit();
+        vlt_step_reset();
+        for (int i = 0; s == VLT_OK && i < take; i++) {
+            char text[1024];
+            s = vlt_tokenizer_decode(t->tok, out + (size_t)i * g.max_len, g.max_len, text, sizeof text);
+            if (s != VLT_OK) break;
+            char *cand = ptb(text), *ref = ptb(b->captions[i]);
+            if (!cand || !ref) s = vlt_error_code();
+            else s = vlt_eval_caption_set_add(set, cand, (const char *const *)&ref, 1);
+            if (show && done + i < n_show) fprintf(show, "  generated: %-60s true: %s\n", text, b->captions[i]);
+            free(cand);
+            free(ref);
+        }
+        done += take;
+        free(out);
+        vlt_tensor_free(im);
+    }
+    vlt_loader_free(L);
+    if (s == VLT_OK && done == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the val shards gave no images");
+    double bleu[4];
+    if (s == VLT_OK) s = vlt_eval_bleu(set, bleu, NULL);
+    if (s == VLT_OK) s = vlt_eval_cider_d(set, cider, NULL);
+    if (s == VLT_OK) *bleu4 = bleu[3];
+    vlt_eval_caption_set_free(set);
+    return s;
+}
+
 static vlt_status maybe_eval(vlt_trainer *t) {
     if (t->cfg.eval_every <= 0 || !t->cfg.val_shards[0] || t->step % t->cfg.eval_every) return VLT_OK;
     double i2t[3], t2i[3];
@@ -414,6 +505,12 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start,
                           .n_extra = 6, .extras_only = true};
     for (int k = 0; k < 6; k++) m.extra[k] = (vlt_named_scalar){names[k], 100 * (k < 3 ? i2t[k] : t2i[k - 3])};
+    if (t->is_coca) {
+        double bleu4, cider;
+        VLT_TRY(vlt_trainer_eval_captions(t, 100, &bleu4, &cider, NULL, 0));
+        m.extra[m.n_extra++] = (vlt_named_scalar){"val/bleu4", 100 * bleu4};
+        m.extra[m.n_extra++] = (vlt_named_scalar){"val/cider", 100 * cider};
+    }
     return vlt_metrics_log_step(t->mlog, &m);
 }
 
@@ -433,6 +530,7 @@ vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
 vlt_status vlt_trainer_run(vlt_trainer *t) { return vlt_trainer_run_steps(t, t->cfg.steps - t->step); }
 
 int64_t vlt_trainer_step(const vlt_trainer *t) { return t->step; }
+bool vlt_trainer_is_captioner(const vlt_trainer *t) { return t->is_coca; }
 
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n) {
     *n = t->n_losses;
@@ -445,7 +543,10 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_adamw_free(t->opt);
-    if (t->model_ready) vlt_clip_free(&t->model);
+    if (t->model_ready) {
+        if (t->is_coca) vlt_coca_free(&t->coca);
+        else vlt_clip_free(&t->model);
+    }
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);
     free(t->decay);

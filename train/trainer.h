@@ -40,6 +40,12 @@ int64_t vlt_trainer_step(const vlt_trainer *t);
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
 // Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
 vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs);
+bool vlt_trainer_is_captioner(const vlt_trainer *t);
+// CoCa: greedy captions for the first n_images val images against their captions:
+// BLEU-4 and CIDEr-D (pycocoevalcap's tokenization and scorers). `show` (may be NULL) receives
+// the first n_show generated captions next to the true ones.
+vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4, double *cider, FILE *show,
+                                     int n_show);
 void vlt_trainer_free(vlt_trainer *t);
 
 #endif
