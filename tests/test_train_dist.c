@@ -78,6 +78,21 @@ static void test_world(void **state) {
     assert_int_equal(all_fail(bad), 0);
 }
 
+static void test_allgather_text(void **state) {
+    (void)state;
+    char mine[64], **all = NULL;
+    int bad = 0;
+    snprintf(mine, sizeof mine, g_d.rank == 1 ? "" : "{\"rank\": %d, \"pad\": \"%0*d\"}", g_d.rank, 3 * g_d.rank + 1, 0);
+    assert_int_equal(vlt_dist_allgather_text(&g_d, mine, &all), VLT_OK);
+    for (int r = 0; r < g_d.world; r++) {
+        char want[64];
+        snprintf(want, sizeof want, r == 1 ? "" : "{\"rank\": %d, \"pad\": \"%0*d\"}", r, 3 * r + 1, 0);
+        bad += strcmp(all[r], want) != 0;
+    }
+    vlt_dist_free_text(all, g_d.world);
+    assert_int_equal(all_fail(bad), 0);
+}
+
 // ---- gradient all-reduce --------------------------------------------------------------------
 static float grad_value(int rank, int i, int64_t j) { return (float)((rank + 1) * 0.25 + i * 0.5 - 0.001 * (double)j); }
 
@@ -369,6 +384,7 @@ static void test_siglip_equivalence(void **state) {
 static int run_rank_group(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_world),
+        cmocka_unit_test(test_allgather_text),
         cmocka_unit_test(test_allreduce_grads),
         cmocka_unit_test(test_all_gather_grad),
         cmocka_unit_test(test_all_gather_shape_mismatch),

@@ -185,6 +185,66 @@ void vlt_dist_minmax(const vlt_dist *d, long long v, long long *min, long long *
 #endif
 }
 
+static bool agree(const vlt_dist *d, long long key);
+
+vlt_status vlt_dist_allgather_text(const vlt_dist *d, const char *mine, char ***all) {
+    *all = NULL;
+    size_t len = strlen(mine);
+    if (len >= INT32_MAX) return vlt_error_set(VLT_ERR_ARG, "dist allgather_text: %zu bytes is too long", len);
+    int W = d->world;
+    char **out = calloc((size_t)W, sizeof *out);
+    int *lens = calloc((size_t)W, sizeof(int)), *offs = calloc((size_t)W, sizeof(int));
+    if (!out || !lens || !offs) {
+        free(out); free(lens); free(offs);
+        return vlt_error_set(VLT_ERR_NOMEM, "dist allgather_text: out of memory");
+    }
+    lens[d->rank] = (int)len;
+#ifdef VLT_MPI
+    if (W > 1) {
+        MPI_Request r;
+        check(d, MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, lens, 1, MPI_INT, comm_of(d), &r), "allgather_text");
+        wait_req(d, &r, "allgather_text");
+    }
+#endif
+    int64_t total = 0;
+    for (int q = 0; q < W; q++) { offs[q] = (int)total; total += lens[q]; }
+    char *buf = total < INT32_MAX ? malloc((size_t)total + 1) : NULL;
+    if (buf) memcpy(buf + offs[d->rank], mine, len);
+#ifdef VLT_MPI
+    // Every rank takes part even when its buffer failed, then all report the failure.
+    long long ok = buf ? 0 : -1;
+    if (W > 1 && agree(d, ok)) {
+        MPI_Request r;
+        check(d, MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, lens, offs, MPI_CHAR, comm_of(d), &r),
+              "allgather_text");
+        wait_req(d, &r, "allgather_text");
+    } else if (W > 1) {
+        free(buf);
+        buf = NULL;
+    }
+#endif
+    vlt_status s = buf ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "dist allgather_text: %lld bytes", (long long)total);
+    for (int q = 0; buf && q < W && s == VLT_OK; q++) {
+        out[q] = strndup(buf + offs[q], (size_t)lens[q]);
+        if (!out[q]) s = vlt_error_set(VLT_ERR_NOMEM, "dist allgather_text: out of memory");
+    }
+    free(buf);
+    free(lens);
+    free(offs);
+    if (s != VLT_OK) {
+        vlt_dist_free_text(out, W);
+        return s;
+    }
+    *all = out;
+    return VLT_OK;
+}
+
+void vlt_dist_free_text(char **all, int n) {
+    if (!all) return;
+    for (int i = 0; i < n; i++) free(all[i]);
+    free(all);
+}
+
 // 62-bit FNV-1a over bytes, for agreement checks.
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;

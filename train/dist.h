@@ -69,6 +69,11 @@ double vlt_dist_mean(const vlt_dist *d, double x);
 // The min and max over ranks of v (agreement checks: equal on every rank iff min == max).
 void vlt_dist_minmax(const vlt_dist *d, long long v, long long *min, long long *max);
 
+// Every rank's string, on every rank: (*all)[r] is rank r's copy (malloc'd; free with
+// vlt_dist_free_text). For checkpoint state written by rank 0 (each rank's loader position).
+vlt_status vlt_dist_allgather_text(const vlt_dist *d, const char *mine, char ***all);
+void vlt_dist_free_text(char **all, int n);
+
 // Every parameter's values from rank 0 (frozen ones too), after checking that every rank has
 // the same table (count, names, shapes): VLT_ERR_SHAPE naming the first difference otherwise.
 vlt_status vlt_dist_broadcast_params(const vlt_dist *d, const vlt_params *p);
