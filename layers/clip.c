@@ -79,10 +79,11 @@ void vlt_clip_clamp_logit_scale(vlt_clip *m) {
 }
 
 void vlt_clip_decay_mask(const vlt_params *p, bool *decay) {
+    // open_clip's training script: exclude p.ndim < 2 or "bn"/"ln"/"bias"/"logit_scale" in the name.
     for (int i = 0; i < p->n; i++) {
         const char *name = p->t[i]->name;
-        bool excluded = strstr(name, "positional_embedding") || strstr(name, "class_embedding") ||
-                        strstr(name, "logit_scale") || strstr(name, "logit_bias");
-        decay[i] = p->t[i]->ndim >= 2 && !excluded;
+        bool excluded = p->t[i]->ndim < 2 || strstr(name, "bn") || strstr(name, "ln") || strstr(name, "bias") ||
+                        strstr(name, "logit_scale");
+        decay[i] = !excluded;
     }
 }

@@ -37,8 +37,8 @@ vlt_tensor *vlt_clip_loss(vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_sc
                           vlt_tensor **logits_out);
 // After every optimizer step: logit_scale clamped to [0, ln 100] (as open_clip's training loop).
 void vlt_clip_clamp_logit_scale(vlt_clip *m);
-// Weight-decay mask as open_clip's defaults: no decay for 1-D/0-D parameters (norms, biases,
-// logit_scale, class and positional embeddings are 1-D or excluded by name), decay for the rest.
+// Weight-decay mask as open_clip's training script: no decay for parameters with fewer than two
+// dims or with "bn", "ln", "bias" or "logit_scale" in the name; decay for the rest.
 void vlt_clip_decay_mask(const vlt_params *p, bool *decay);
 
 #endif

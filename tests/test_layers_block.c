@@ -26,7 +26,7 @@ static void test_block_gradients(void **state) {
         vlt_resblock blk;
         vlt_params table;
         vlt_params_init(&table);
-        assert_int_equal(vlt_resblock_init(&blk, &table, "transformer.resblocks.0", 8, 2, 12, (vlt_activation)act, 2, 7), VLT_OK);
+        assert_int_equal(vlt_resblock_init(&blk, &table, "transformer.resblocks.0", 8, 2, 12, (vlt_activation)act, 2, VLT_INIT_SCALED_NORMAL, 7), VLT_OK);
         assert_int_equal(table.n, VLT_RESBLOCK_NPARAMS);
         assert_string_equal(blk.in_proj_w->name, "transformer.resblocks.0.attn.in_proj_weight");
         assert_string_equal(blk.c_proj_b->name, "transformer.resblocks.0.mlp.c_proj.bias");
@@ -61,7 +61,7 @@ static void test_two_layer_transformer_learns_previous_token(void **state) {
     vlt_resblock blk[2];
     vlt_params table;
     vlt_params_init(&table);
-    for (int l = 0; l < 2; l++) vlt_resblock_init(&blk[l], &table, l ? "resblocks.1" : "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 2, 5 + l);
+    for (int l = 0; l < 2; l++) vlt_resblock_init(&blk[l], &table, l ? "resblocks.1" : "resblocks.0", W, H, 4 * W, VLT_ACT_GELU, 2, VLT_INIT_SCALED_NORMAL, 5 + l);
     vlt_tensor *head = vlt_tensor_new_param(2, VLT_SHAPE(V, W), "head.weight");
     vlt_rng_fill_normal(vlt_f32(head), (size_t)head->numel, 0, 0.1f, 1, 3, 0);
     vlt_tensor *params[3 + 2 * VLT_RESBLOCK_NPARAMS] = {tok, pos, head};
