@@ -73,8 +73,9 @@ DEPS_STAMP := build/.deps-installed
 .SECONDARY:
 .SECONDEXPANSION:
 
+# ./vlt points at the plain or CUDA build; a sanitizer build never takes it over.
 all: $(BUILD)/vlt $(BUILD)/libvlt.a
-	@ln -sf $(BUILD)/vlt vlt
+	@$(if $(filter 1,$(SAN)),true,ln -sf $(BUILD)/vlt vlt)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install_deps.sh

@@ -92,7 +92,7 @@ static size_t word_end(const char *s, size_t i) {
     if (s[i] == '+' || s[i] == '-' || s[i] == '.' || s[i] == ',' || s[i] == '#' || s[i] == '@' || s[i] == '\'') i++;
     for (;;) {
         while (is_alnum((unsigned char)s[i])) i++;
-        unsigned char c = (unsigned char)s[i], n = (unsigned char)s[i + 1];
+        unsigned char c = (unsigned char)s[i], n = c ? (unsigned char)s[i + 1] : 0;  // never past the NUL
         unsigned char p = i > start ? (unsigned char)s[i - 1] : 0;
         if ((c == '-' || c == '.' || c == '/') && is_alnum(n) && is_alnum(p)) { i++; continue; }
         if ((c == ',' || c == ':') && is_digit(p) && is_digit(n)) { i++; continue; }

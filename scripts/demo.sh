@@ -6,7 +6,7 @@
 # About 3 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VLT=${VLT:-./vlt}
+VLT=${VLT:-build/vlt}
 OUT=runs/demo
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 

@@ -200,6 +200,22 @@ static void test_ptb_random_bytes(void **state) {
     }
 }
 
+// A caption that ends in a word, in a buffer of exactly its size: the lexer must not read past
+// the terminating NUL (ASan caught this on generated captions in the trainer).
+static void test_ptb_exact_size_buffer(void **state) {
+    (void)state;
+    const char *cases[] = {"a small red circle", "x", "can't", "u.s", "3,5", "a-b", "dog's"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *exact = malloc(strlen(cases[k]) + 1);
+        memcpy(exact, cases[k], strlen(cases[k]) + 1);
+        char *out = NULL;
+        assert_int_equal(vlt_eval_ptb_tokenize(exact, &out), VLT_OK);
+        assert_true(strlen(out) > 0);
+        free(out);
+        free(exact);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptb_cases),
@@ -208,6 +224,7 @@ int main(void) {
         cmocka_unit_test(test_scores_from_coco_files),
         cmocka_unit_test(test_small_cases),
         cmocka_unit_test(test_ptb_random_bytes),
+        cmocka_unit_test(test_ptb_exact_size_buffer),
     };
     return cmocka_run_group_tests_name("eval_captions", tests, NULL, NULL);
 }

@@ -16,14 +16,8 @@
 #include "checkpoints/safetensors.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
-#include "eval/retrieval.h"
-#include "layers/clip.h"
-#include "layers/coca.h"
-#include "layers/generate.h"
-#include "eval/bleu.h"
-#include "eval/caption_set.h"
-#include "eval/cider.h"
-#include "eval/ptb_tokenize.h"
+#include "layers/model.h"
+#include "train/evaluate.h"
 #include "train/metrics_log.h"
 #include "train/schedule.h"
 
@@ -33,12 +27,8 @@ struct vlt_trainer {
     vlt_run_config cfg;
     vlt_model_cfg mcfg;
     vlt_trainer_opts opts;
-    bool is_coca;                  // the model config has a multimodal_cfg
-    vlt_clip model;                // CLIP (when !is_coca)
-    vlt_coca coca;                 // CoCa (when is_coca)
-    vlt_params *params;            // the model's parameter table, either way
-    vlt_tensor *logit_scale;
-    bool model_ready;
+    vlt_model model;               // CLIP or CoCa
+    vlt_params *params;            // the model's parameter table
     bool *decay;
     vlt_adamw *opt;
     vlt_tokenizer *tok;
@@ -92,29 +82,28 @@ static vlt_status write_config(const vlt_trainer *t) {
     return VLT_OK;
 }
 
-static vlt_status create_loader(const vlt_trainer *t, const char *shards, bool train, vlt_loader **out) {
+// The training loader: this run's shards, seeded shard order and shuffle buffer, train transform.
+static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     vlt_loader_cfg lc;
     vlt_loader_cfg_default(&lc);
-    lc.shards = shards;
+    lc.shards = t->cfg.train_shards;
     lc.readers = t->cfg.workers;
     lc.batch_size = t->cfg.batch_size;
     lc.image_size = t->mcfg.vision.image_size;
     lc.context_len = t->mcfg.text.context_length;
-    lc.train = train;
+    lc.train = 1;
     vlt_transform_cfg_default(&lc.transform, lc.image_size);
     lc.transform.scale_min = (float)t->cfg.scale_min;
     lc.transform.scale_max = (float)t->cfg.scale_max;
-    lc.transform.hflip = train && t->cfg.flip;
+    lc.transform.hflip = t->cfg.flip;
     lc.tokenizer = t->tok;
     lc.seed = (uint64_t)t->cfg.seed;
-    lc.shuffle_shards = train;
-    lc.shuffle_buffer = train ? t->cfg.shuffle_buffer : 0;
+    lc.shuffle_shards = 1;
+    lc.shuffle_buffer = t->cfg.shuffle_buffer;
     lc.shuffle_initial = t->cfg.shuffle_initial;
-    lc.resampled = train && t->cfg.resampled;
-    lc.samples_per_epoch = train ? t->cfg.samples_per_epoch : 0;
-    lc.drop_last = train;
-    // The reader count cannot exceed the shard count; a small val set gets one reader.
-    if (!train) lc.readers = 1;
+    lc.resampled = t->cfg.resampled;
+    lc.samples_per_epoch = t->cfg.samples_per_epoch;
+    lc.drop_last = 1;
     lc.report = !t->opts.quiet;
     return vlt_loader_create(&lc, out);
 }
@@ -223,16 +212,8 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (opts) t->opts = *opts;
     if (!t->opts.log) t->opts.log = stdout;
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
-    if (s == VLT_OK) {
-        t->is_coca = t->mcfg.is_coca;
-        s = t->is_coca ? vlt_coca_init(&t->coca, &t->mcfg, (uint64_t)cfg->seed)
-                       : vlt_clip_init(&t->model, &t->mcfg, (uint64_t)cfg->seed);
-    }
-    if (s == VLT_OK) {
-        t->model_ready = true;
-        t->params = t->is_coca ? &t->coca.params : &t->model.params;
-        t->logit_scale = t->is_coca ? t->coca.logit_scale : t->model.logit_scale;
-    }
+    if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
+        t->params = t->model.params;
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) {
         vlt_st_report rep;
         s = vlt_safetensors_load_params(cfg->init_from, t->params, false, &rep);
@@ -247,7 +228,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         if (!t->opt) s = vlt_error_code();
     }
     if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &t->tok);
-    if (s == VLT_OK) s = create_loader(t, cfg->train_shards, true, &t->loader);
+    if (s == VLT_OK) s = create_loader(t, &t->loader);
     if (s == VLT_OK) {
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
         t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
@@ -315,20 +296,12 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
         t->t_data += now_s() - t0;
-        vlt_tensor *total;
-        if (t->is_coca) {
-            vlt_coca_output out;
-            vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
-                                    (float)t->cfg.label_smoothing};
-            VLT_TRY(vlt_coca_forward(&t->coca, t->images, t->ids, lc, &out));
-            total = out.loss;
-            parts_sum[0] += vlt_f32(out.contrastive_loss)[0];
-            parts_sum[1] += vlt_f32(out.caption_loss)[0];
-        } else {
-            vlt_clip_output out;
-            VLT_TRY(vlt_clip_forward(&t->model, t->images, t->ids, &out));
-            total = out.loss;
-        }
+        vlt_model_loss out;
+        vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
+                                (float)t->cfg.label_smoothing};
+        VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
+        vlt_tensor *total = out.loss;
+        for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_f32(out.parts[k])[0];
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
         loss_sum += vlt_f32(total)[0];
         VLT_TRY(vlt_backward(loss));
@@ -356,8 +329,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     t->nonfinite_run = 0;
     double lr = vlt_schedule_lr(&t->sched, t->step);
     vlt_adamw_step(t->opt, (float)lr);
-    if (t->is_coca) vlt_coca_clamp_logit_scale(&t->coca);
-    else vlt_clip_clamp_logit_scale(&t->model);
+    vlt_model_after_step(&t->model);
     record_loss(t, loss);
     t->step++;
     if (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps) {
@@ -367,12 +339,12 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             .epoch = (double)t->epoch,
             .loss = loss,
             .lr = lr,
-            .logit_scale = expf(vlt_f32(t->logit_scale)[0]),
+            .logit_scale = expf(vlt_f32(t->model.logit_scale)[0]),
             .images_per_s = dt > 0 ? t->images_since_log / dt : 0,
             .data_wait = dt > 0 ? t->t_data / dt : 0,
             .time_s = now - t->t_start,
         };
-        if (t->is_coca) {
+        if (t->model.is_coca) {
             m.n_parts = 2;
             m.parts[0] = (vlt_named_scalar){"contrastive", parts_sum[0] / t->cfg.accum_steps};
             m.parts[1] = (vlt_named_scalar){"caption", parts_sum[1] / t->cfg.accum_steps};
@@ -388,112 +360,29 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
 
 vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs) {
     if (!t->cfg.val_shards[0]) return vlt_error_set(VLT_ERR_ARG, "eval: data.val (the held-out shards) is not set");
-    vlt_loader *L = NULL;
-    VLT_TRY(create_loader(t, t->cfg.val_shards, false, &L));
-    int E = t->mcfg.embed_dim, cap = t->cfg.val_samples > 0 ? t->cfg.val_samples : 1 << 20, n = 0;
-    float *img = NULL, *txt = NULL;
-    int alloc = 0;
-    vlt_status s = VLT_OK;
-    vlt_no_grad_enter();
-    while (n < cap) {
-        const vlt_batch *b = NULL;
-        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
-        int take = b->n < cap - n ? b->n : cap - n, S = b->image_size, T = b->context_len;
-        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "val_images");
-        vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(take, T), "val_ids");
-        memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
-        memcpy(ids->data, b->tokens, (size_t)take * T * sizeof(int32_t));
-        vlt_tensor *fi = t->is_coca ? vlt_coca_encode_image(&t->coca, im, true, NULL) : vlt_clip_encode_image(&t->model, im, true);
-        vlt_tensor *ft = t->is_coca ? vlt_coca_encode_text(&t->coca, ids, true, NULL) : vlt_clip_encode_text(&t->model, ids, true);
-        if (!fi || !ft) s = vlt_error_code();
-        if (s == VLT_OK && n + take > alloc) {
-            alloc = (n + take) * 2;
-            img = realloc(img, (size_t)alloc * E * sizeof(float));
-            txt = realloc(txt, (size_t)alloc * E * sizeof(float));
-        }
-        if (s == VLT_OK) {
-            memcpy(img + (size_t)n * E, fi->data, (size_t)take * E * sizeof(float));
-            memcpy(txt + (size_t)n * E, ft->data, (size_t)take * E * sizeof(float));
-            n += take;
-        }
-        vlt_step_reset();
-        vlt_tensor_free(im);
-        vlt_tensor_free(ids);
-        if (s != VLT_OK) break;
-    }
-    vlt_no_grad_exit();
-    vlt_loader_free(L);
-    if (s == VLT_OK && n == 0) s = vlt_error_set(VLT_ERR_ARG, "eval: the val shards %s gave no samples", t->cfg.val_shards);
+    vlt_embedded_pairs p;
+    VLT_TRY(vlt_embed_pairs(&t->model, t->tok, t->cfg.val_shards, t->cfg.batch_size, t->cfg.val_samples, &p));
+    vlt_eval_retrieval_result r;
+    vlt_status s = vlt_eval_pairs_retrieval(&p, &r);
     if (s == VLT_OK) {
-        int32_t *owner = malloc(sizeof(int32_t) * (size_t)n);
-        for (int i = 0; i < n; i++) owner[i] = i;
-        vlt_eval_retrieval_result r;
-        s = vlt_eval_retrieval(img, n, txt, n, E, owner, 0, &r, NULL, NULL);
-        free(owner);
-        if (s == VLT_OK) {
-            for (int k = 0; k < 3; k++) { i2t[k] = r.i2t.recall[k]; t2i[k] = r.t2i.recall[k]; }
-            *n_pairs = n;
-        }
+        for (int k = 0; k < 3; k++) { i2t[k] = r.i2t.recall[k]; t2i[k] = r.t2i.recall[k]; }
+        *n_pairs = p.n;
     }
-    free(img);
-    free(txt);
+    vlt_embedded_pairs_free(&p);
     return s;
-}
-
-// `text` as pycocoevalcap tokenizes it (malloc'd), or NULL with the error set.
-static char *ptb(const char *text) {
-    char *out = NULL;
-    return vlt_eval_ptb_tokenize(text, &out) == VLT_OK ? out : NULL;
 }
 
 vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4, double *cider, FILE *show,
                                      int n_show) {
-    if (!t->is_coca) return vlt_error_set(VLT_ERR_ARG, "caption eval: the model is not a captioner (CoCa)");
     if (!t->cfg.val_shards[0]) return vlt_error_set(VLT_ERR_ARG, "caption eval: data.val is not set");
-    vlt_loader *L = NULL;
-    VLT_TRY(create_loader(t, t->cfg.val_shards, false, &L));
-    vlt_generate_cfg g = vlt_generate_defaults();
-    int ctx = t->mcfg.text.context_length < t->mcfg.multimodal.context_length ? t->mcfg.text.context_length
-                                                                               : t->mcfg.multimodal.context_length;
-    if (g.max_len > ctx) g.max_len = ctx;
-    if (g.min_len >= g.max_len) g.min_len = g.max_len - 1;
-    vlt_eval_caption_set *set = vlt_eval_caption_set_new();
-    int done = 0;
-    vlt_status s = VLT_OK;
-    while (s == VLT_OK && done < n_images) {
-        const vlt_batch *b = NULL;
-        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
-        int take = b->n < n_images - done ? b->n : n_images - done, S = b->image_size;
-        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "val_images");
-        int32_t *out = malloc(sizeof(int32_t) * (size_t)take * g.max_len);
-        memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
-        vlt_no_grad_enter();
-        s = vlt_coca_generate(&t->coca, im, &g, out, NULL);
-        vlt_no_grad_exit();
-        vlt_step_reset();
-        for (int i = 0; s == VLT_OK && i < take; i++) {
-            char text[1024];
-            s = vlt_tokenizer_decode(t->tok, out + (size_t)i * g.max_len, g.max_len, text, sizeof text);
-            if (s != VLT_OK) break;
-            char *cand = ptb(text), *ref = ptb(b->captions[i]);
-            if (!cand || !ref) s = vlt_error_code();
-            else s = vlt_eval_caption_set_add(set, cand, (const char *const *)&ref, 1);
-            if (show && done + i < n_show) fprintf(show, "  generated: %-60s true: %s\n", text, b->captions[i]);
-            free(cand);
-            free(ref);
-        }
-        done += take;
-        free(out);
-        vlt_tensor_free(im);
-    }
-    vlt_loader_free(L);
-    if (s == VLT_OK && done == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the val shards gave no images");
-    double bleu[4];
-    if (s == VLT_OK) s = vlt_eval_bleu(set, bleu, NULL);
-    if (s == VLT_OK) s = vlt_eval_cider_d(set, cider, NULL);
-    if (s == VLT_OK) *bleu4 = bleu[3];
-    vlt_eval_caption_set_free(set);
-    return s;
+    vlt_caption_eval e;
+    VLT_TRY(vlt_eval_captions_on_shards(&t->model, t->tok, t->cfg.val_shards, t->cfg.batch_size, n_images, &e));
+    for (int i = 0; show && i < e.n && i < n_show; i++)
+        fprintf(show, "  generated: %-60s true: %s\n", e.generated[i], e.reference[i]);
+    *bleu4 = e.bleu[3];
+    *cider = e.cider;
+    vlt_caption_eval_free(&e);
+    return VLT_OK;
 }
 
 static vlt_status maybe_eval(vlt_trainer *t) {
@@ -505,7 +394,7 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start,
                           .n_extra = 6, .extras_only = true};
     for (int k = 0; k < 6; k++) m.extra[k] = (vlt_named_scalar){names[k], 100 * (k < 3 ? i2t[k] : t2i[k - 3])};
-    if (t->is_coca) {
+    if (t->model.is_coca) {
         double bleu4, cider;
         VLT_TRY(vlt_trainer_eval_captions(t, 100, &bleu4, &cider, NULL, 0));
         m.extra[m.n_extra++] = (vlt_named_scalar){"val/bleu4", 100 * bleu4};
@@ -530,7 +419,7 @@ vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
 vlt_status vlt_trainer_run(vlt_trainer *t) { return vlt_trainer_run_steps(t, t->cfg.steps - t->step); }
 
 int64_t vlt_trainer_step(const vlt_trainer *t) { return t->step; }
-bool vlt_trainer_is_captioner(const vlt_trainer *t) { return t->is_coca; }
+bool vlt_trainer_is_captioner(const vlt_trainer *t) { return t->model.is_coca; }
 
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n) {
     *n = t->n_losses;
@@ -543,10 +432,7 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_adamw_free(t->opt);
-    if (t->model_ready) {
-        if (t->is_coca) vlt_coca_free(&t->coca);
-        else vlt_clip_free(&t->model);
-    }
+    vlt_model_free(&t->model);
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);
     free(t->decay);

@@ -1,0 +1,182 @@
+// embed_cmd.c — `vlt embed` (image and text embeddings of a shard set, to HDF5) and
+// `vlt eval checkpoint` (retrieval recall@k, and BLEU/CIDEr-D of greedy captions for CoCa, of a
+// trained checkpoint on a shard set).
+#include <cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoints/checkpoint.h"
+#include "eval/embeddings_h5.h"
+#include "train/commands.h"
+#include "train/evaluate.h"
+#include "train/run_config.h"
+
+// Builds the model a checkpoint was trained with (its state.json holds the run config) and loads
+// its weights. `path`: a run directory (its latest checkpoint) or a checkpoint directory.
+static vlt_status load_checkpoint_model(const char *path, vlt_model *m, vlt_run_config *rc, char *dir, size_t cap) {
+    VLT_TRY(vlt_checkpoint_resolve(path, path, dir, cap));
+    char state_path[1100];
+    snprintf(state_path, sizeof state_path, "%s/state.json", dir);
+    FILE *f = fopen(state_path, "rb");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "checkpoint %s: cannot open state.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&text, &len);
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, r, mf);
+    fclose(f);
+    fclose(mf);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    vlt_status s = cJSON_IsString(cfg) ? VLT_OK
+                                       : vlt_error_set(VLT_ERR_FORMAT, "checkpoint %s: state.json has no run config", dir);
+    vlt_run_config_default(rc);
+    if (s == VLT_OK) s = vlt_run_config_parse(cfg->valuestring, strlen(cfg->valuestring), state_path, rc);
+    cJSON_Delete(root);
+    vlt_model_cfg mc;
+    if (s == VLT_OK) s = vlt_model_cfg_load(rc->model_name, &mc);
+    if (s == VLT_OK) s = vlt_model_create(m, &mc, (uint64_t)rc->seed);
+    if (s == VLT_OK && (s = vlt_checkpoint_load(dir, m->params, NULL, NULL)) != VLT_OK) vlt_model_free(m);
+    return s;
+}
+
+typedef struct {
+    const char *checkpoint, *shards, *out;
+    int batch, limit;
+} eval_args;
+
+static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
+    static const struct option opts[] = {{"checkpoint", required_argument, 0, 'c'}, {"shards", required_argument, 0, 's'},
+                                         {"out", required_argument, 0, 'o'},        {"batch", required_argument, 0, 'b'},
+                                         {"limit", required_argument, 0, 'l'},      {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    *a = (eval_args){.batch = 64};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->checkpoint = optarg; break;
+        case 's': a->shards = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'b': a->batch = atoi(optarg); break;
+        case 'l': a->limit = atoi(optarg); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!a->checkpoint || !a->shards || a->batch < 1 || a->limit < 0 || optind < argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static const char *EMBED_USAGE =
+    "usage: vlt embed --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --out emb.h5 [--batch 64] [--limit N]\n"
+    "Writes the L2-normalized image and text embeddings of the shards' image-caption pairs (eval\n"
+    "transform, shard order) to HDF5 for `vlt eval retrieval --embeddings emb.h5` or h5py.\n";
+
+int vlt_cmd_embed(int argc, char **argv) {
+    eval_args a;
+    int rc = parse_args(argc, argv, &a, EMBED_USAGE);
+    if (rc >= 0) return rc;
+    if (!a.out) { fputs(EMBED_USAGE, stderr); return 2; }
+    vlt_model m;
+    vlt_run_config cfg;
+    char dir[1024];
+    vlt_tokenizer *tok = NULL;
+    vlt_embedded_pairs p = {0};
+    vlt_status s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
+    if (s != VLT_OK) { fprintf(stderr, "vlt embed: %s\n", vlt_error_message()); return 1; }
+    s = vlt_tokenizer_load(NULL, &tok);
+    if (s == VLT_OK) s = vlt_embed_pairs(&m, tok, a.shards, a.batch, a.limit, &p);
+    if (s == VLT_OK) {
+        vlt_eval_embeddings e = {.n_images = p.n, .n_texts = p.n, .dim = p.dim, .image_embeds = p.img,
+                                 .text_embeds = p.txt, .model = cfg.model_name, .config = dir};
+        e.image_ids = malloc(sizeof(int64_t) * (size_t)p.n);
+        e.text_image_index = malloc(sizeof(int32_t) * (size_t)p.n);
+        for (int i = 0; i < p.n; i++) {
+            e.image_ids[i] = i;
+            e.text_image_index[i] = i;
+        }
+        s = vlt_eval_embeddings_write(a.out, &e);
+        free(e.image_ids);
+        free(e.text_image_index);
+        if (s == VLT_OK) printf("vlt embed: %d image-caption pairs (dim %d) from %s -> %s\n", p.n, p.dim, dir, a.out);
+    }
+    if (s != VLT_OK) fprintf(stderr, "vlt embed: %s\n", vlt_error_message());
+    vlt_embedded_pairs_free(&p);
+    vlt_tokenizer_free(tok);
+    vlt_model_free(&m);
+    return s == VLT_OK ? 0 : 1;
+}
+
+static const char *EVAL_CKPT_USAGE =
+    "usage: vlt eval checkpoint --checkpoint RUN|CHECKPOINT_DIR --shards SPEC [--limit N] [--batch 64] [--out report.json]\n"
+    "Image<->text retrieval recall@1/5/10 of the checkpoint on the shards' pairs; for CoCa also greedy\n"
+    "captions scored with BLEU-1..4 and CIDEr-D against the shards' captions.\n";
+
+int vlt_cmd_eval_checkpoint(int argc, char **argv) {
+    eval_args a;
+    int rc = parse_args(argc, argv, &a, EVAL_CKPT_USAGE);
+    if (rc >= 0) return rc;
+    vlt_model m;
+    vlt_run_config cfg;
+    char dir[1024];
+    vlt_tokenizer *tok = NULL;
+    vlt_embedded_pairs p = {0};
+    vlt_caption_eval ce = {0};
+    vlt_eval_retrieval_result r;
+    vlt_status s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
+    if (s != VLT_OK) { fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message()); return 1; }
+    s = vlt_tokenizer_load(NULL, &tok);
+    if (s == VLT_OK) s = vlt_embed_pairs(&m, tok, a.shards, a.batch, a.limit, &p);
+    if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
+    if (s == VLT_OK && m.is_coca) s = vlt_eval_captions_on_shards(&m, tok, a.shards, a.batch, a.limit, &ce);
+    if (s == VLT_OK) {
+        printf("checkpoint %s (%s), %d pairs from %s\n", dir, cfg.model_name, p.n, a.shards);
+        printf("  image->text  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.i2t.recall[0],
+               100 * r.i2t.recall[1], 100 * r.i2t.recall[2], r.i2t.mean_rank);
+        printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
+               100 * r.t2i.recall[1], 100 * r.t2i.recall[2], r.t2i.mean_rank);
+        if (m.is_coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
+        if (a.out) {
+            cJSON *root = cJSON_CreateObject();
+            cJSON_AddStringToObject(root, "checkpoint", dir);
+            cJSON_AddStringToObject(root, "model", cfg.model_name);
+            cJSON_AddStringToObject(root, "shards", a.shards);
+            cJSON_AddNumberToObject(root, "pairs", p.n);
+            const char *names[3] = {"R@1", "R@5", "R@10"};
+            cJSON *i2t = cJSON_AddObjectToObject(root, "image_to_text"), *t2i = cJSON_AddObjectToObject(root, "text_to_image");
+            for (int k = 0; k < 3; k++) {
+                cJSON_AddNumberToObject(i2t, names[k], r.i2t.recall[k]);
+                cJSON_AddNumberToObject(t2i, names[k], r.t2i.recall[k]);
+            }
+            if (m.is_coca) {
+                cJSON *c = cJSON_AddObjectToObject(root, "captions");
+                for (int k = 0; k < 4; k++) {
+                    char key[8];
+                    snprintf(key, sizeof key, "BLEU-%d", k + 1);
+                    cJSON_AddNumberToObject(c, key, ce.bleu[k]);
+                }
+                cJSON_AddNumberToObject(c, "CIDEr-D", ce.cider);
+            }
+            char *json = cJSON_Print(root);
+            FILE *f = fopen(a.out, "w");
+            if (!f || fputs(json, f) < 0 || fclose(f) != 0)
+                s = vlt_error_set(VLT_ERR_IO, "cannot write %s", a.out);
+            free(json);
+            cJSON_Delete(root);
+        }
+    }
+    if (s != VLT_OK) fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message());
+    vlt_caption_eval_free(&ce);
+    vlt_embedded_pairs_free(&p);
+    vlt_tokenizer_free(tok);
+    vlt_model_free(&m);
+    return s == VLT_OK ? 0 : 1;
+}

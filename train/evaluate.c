@@ -1,0 +1,185 @@
+// evaluate.c — embedding and caption evaluation over shards (see evaluate.h).
+#include "train/evaluate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/loader.h"
+#include "eval/bleu.h"
+#include "eval/caption_set.h"
+#include "eval/cider.h"
+#include "eval/ptb_tokenize.h"
+#include "layers/generate.h"
+
+// Eval order: the shards in spec order, one reader, no shuffle, eval transform, every sample.
+static vlt_status open_eval_loader(const vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                   vlt_loader **out) {
+    vlt_loader_cfg lc;
+    vlt_loader_cfg_default(&lc);
+    lc.shards = shards;
+    lc.readers = 1;
+    lc.batch_size = batch;
+    lc.image_size = m->cfg.vision.image_size;
+    lc.context_len = m->cfg.text.context_length;
+    lc.train = 0;
+    lc.tokenizer = tok;
+    lc.shuffle_shards = 0;
+    lc.shuffle_buffer = 0;
+    lc.drop_last = 0;
+    lc.report = 0;
+    return vlt_loader_create(&lc, out);
+}
+
+static char **grow_strings(char **a, int n) { return realloc(a, sizeof(char *) * (size_t)(n > 0 ? n : 1)); }
+
+vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
+                           vlt_embedded_pairs *out) {
+    memset(out, 0, sizeof *out);
+    vlt_loader *L = NULL;
+    VLT_TRY(open_eval_loader(m, tok, shards, batch, &L));
+    int E = m->cfg.embed_dim, cap = 0;
+    out->dim = E;
+    vlt_status s = VLT_OK;
+    vlt_no_grad_enter();
+    while (limit <= 0 || out->n < limit) {
+        const vlt_batch *b = NULL;
+        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
+        int take = limit > 0 && b->n > limit - out->n ? limit - out->n : b->n, S = b->image_size, T = b->context_len;
+        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "images");
+        vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(take, T), "ids");
+        if (!im || !ids) s = vlt_error_code();
+        vlt_tensor *fi = NULL, *ft = NULL;
+        if (s == VLT_OK) {
+            memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
+            memcpy(ids->data, b->tokens, (size_t)take * T * sizeof(int32_t));
+            fi = vlt_model_encode_image(m, im);
+            ft = vlt_model_encode_text(m, ids);
+            if (!fi || !ft) s = vlt_error_code();
+        }
+        if (s == VLT_OK && out->n + take > cap) {
+            cap = 2 * (out->n + take);
+            out->img = realloc(out->img, (size_t)cap * E * sizeof(float));
+            out->txt = realloc(out->txt, (size_t)cap * E * sizeof(float));
+            out->keys = grow_strings(out->keys, cap);
+            out->captions = grow_strings(out->captions, cap);
+        }
+        if (s == VLT_OK) {
+            memcpy(out->img + (size_t)out->n * E, fi->data, (size_t)take * E * sizeof(float));
+            memcpy(out->txt + (size_t)out->n * E, ft->data, (size_t)take * E * sizeof(float));
+            for (int i = 0; i < take; i++) {
+                out->keys[out->n + i] = strdup(b->keys[i]);
+                out->captions[out->n + i] = strdup(b->captions[i]);
+            }
+            out->n += take;
+        }
+        vlt_step_reset();
+        vlt_tensor_free(im);
+        vlt_tensor_free(ids);
+        if (s != VLT_OK) break;
+    }
+    vlt_no_grad_exit();
+    vlt_loader_free(L);
+    if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "embed: the shards %s gave no samples", shards);
+    if (s != VLT_OK) vlt_embedded_pairs_free(out);
+    return s;
+}
+
+void vlt_embedded_pairs_free(vlt_embedded_pairs *p) {
+    for (int i = 0; i < p->n; i++) {
+        free(p->keys[i]);
+        free(p->captions[i]);
+    }
+    free(p->keys);
+    free(p->captions);
+    free(p->img);
+    free(p->txt);
+    memset(p, 0, sizeof *p);
+}
+
+vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r) {
+    int32_t *owner = malloc(sizeof(int32_t) * (size_t)p->n);
+    if (!owner) return vlt_error_set(VLT_ERR_NOMEM, "retrieval: out of memory");
+    for (int i = 0; i < p->n; i++) owner[i] = i;
+    vlt_status s = vlt_eval_retrieval(p->img, p->n, p->txt, p->n, p->dim, owner, 0, r, NULL, NULL);
+    free(owner);
+    return s;
+}
+
+// `text` as pycocoevalcap tokenizes it (malloc'd), or NULL with the error set.
+static char *ptb(const char *text) {
+    char *out = NULL;
+    return vlt_eval_ptb_tokenize(text, &out) == VLT_OK ? out : NULL;
+}
+
+vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                       int limit, vlt_caption_eval *out) {
+    memset(out, 0, sizeof *out);
+    if (!m->is_coca) return vlt_error_set(VLT_ERR_ARG, "caption eval: the model is not a captioner (CoCa)");
+    vlt_loader *L = NULL;
+    VLT_TRY(open_eval_loader(m, tok, shards, batch, &L));
+    vlt_generate_cfg g = vlt_generate_defaults();
+    int ctx = m->cfg.text.context_length < m->cfg.multimodal.context_length ? m->cfg.text.context_length
+                                                                             : m->cfg.multimodal.context_length;
+    if (g.max_len > ctx) g.max_len = ctx;
+    if (g.min_len >= g.max_len) g.min_len = g.max_len - 1;
+    vlt_eval_caption_set *set = vlt_eval_caption_set_new();
+    int cap = 0;
+    vlt_status s = set ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+    while (s == VLT_OK && (limit <= 0 || out->n < limit)) {
+        const vlt_batch *b = NULL;
+        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
+        int take = limit > 0 && b->n > limit - out->n ? limit - out->n : b->n, S = b->image_size;
+        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "images");
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)take * g.max_len);
+        if (!im || !ids) s = vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+        if (s == VLT_OK) {
+            memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
+            vlt_no_grad_enter();
+            s = vlt_coca_generate(&m->coca, im, &g, ids, NULL);
+            vlt_no_grad_exit();
+            vlt_step_reset();
+        }
+        if (s == VLT_OK && out->n + take > cap) {
+            cap = 2 * (out->n + take);
+            out->keys = grow_strings(out->keys, cap);
+            out->generated = grow_strings(out->generated, cap);
+            out->reference = grow_strings(out->reference, cap);
+        }
+        for (int i = 0; s == VLT_OK && i < take; i++) {
+            char text[1024];
+            s = vlt_tokenizer_decode(tok, ids + (size_t)i * g.max_len, g.max_len, text, sizeof text);
+            char *cand = s == VLT_OK ? ptb(text) : NULL, *ref = cand ? ptb(b->captions[i]) : NULL;
+            if (!cand || !ref) s = vlt_error_code();
+            else s = vlt_eval_caption_set_add(set, cand, (const char *const *)&ref, 1);
+            free(cand);
+            free(ref);
+            if (s == VLT_OK) {
+                out->keys[out->n] = strdup(b->keys[i]);
+                out->generated[out->n] = strdup(text);
+                out->reference[out->n] = strdup(b->captions[i]);
+                out->n++;
+            }
+        }
+        free(ids);
+        vlt_tensor_free(im);
+    }
+    vlt_loader_free(L);
+    if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the shards %s gave no images", shards);
+    if (s == VLT_OK) s = vlt_eval_bleu(set, out->bleu, NULL);
+    if (s == VLT_OK) s = vlt_eval_cider_d(set, &out->cider, NULL);
+    vlt_eval_caption_set_free(set);
+    if (s != VLT_OK) vlt_caption_eval_free(out);
+    return s;
+}
+
+void vlt_caption_eval_free(vlt_caption_eval *e) {
+    for (int i = 0; i < e->n; i++) {
+        free(e->keys[i]);
+        free(e->generated[i]);
+        free(e->reference[i]);
+    }
+    free(e->keys);
+    free(e->generated);
+    free(e->reference);
+    memset(e, 0, sizeof *e);
+}

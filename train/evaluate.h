@@ -1,0 +1,39 @@
+// evaluate.h — evaluation of a model on a shard set: embed image-caption pairs (eval transform,
+// shard order, one reader) for retrieval recall@k, and CoCa's greedy captions scored with
+// BLEU-4 and CIDEr-D. Used by the trainer's periodic eval, `vlt embed` and `vlt eval checkpoint`.
+#ifndef VLT_EVALUATE_H
+#define VLT_EVALUATE_H
+
+#include <stdio.h>
+
+#include "data/tokenizer.h"
+#include "eval/retrieval.h"
+#include "layers/model.h"
+
+typedef struct {
+    int n, dim;
+    float *img, *txt;      // (n, dim) L2-normalized image and text features
+    char **keys;           // n sample keys
+    char **captions;       // n captions
+} vlt_embedded_pairs;
+
+// Embeds up to `limit` pairs (0: all) of `shards`, `batch` at a time, under no_grad.
+vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
+                           vlt_embedded_pairs *out);
+void vlt_embedded_pairs_free(vlt_embedded_pairs *p);
+// Retrieval where pair i's caption belongs to pair i's image.
+vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r);
+
+typedef struct {
+    int n;                 // images captioned
+    double bleu[4], cider;
+    char **keys, **generated, **reference;   // n each
+} vlt_caption_eval;
+
+// CoCa: greedy captions for up to `limit` images of `shards` (0: all), scored against the
+// shards' captions with pycocoevalcap's tokenization, BLEU-1..4 and CIDEr-D.
+vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                       int limit, vlt_caption_eval *out);
+void vlt_caption_eval_free(vlt_caption_eval *e);
+
+#endif
