@@ -443,7 +443,7 @@ vlt_status vlt_dist_allreduce_grads(const vlt_dist *d, vlt_tensor **params, int 
 }
 
 vlt_dist_reducer *vlt_dist_reducer_new(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes) {
-    return plan(d, params, n, bucket_bytes, true);
+    return plan(d, params, n, bucket_bytes, d->world > 1);   // one rank: nothing to send, no buffers
 }
 
 int vlt_dist_reducer_buckets(const vlt_dist_reducer *r) { return r->nb; }
