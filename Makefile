@@ -26,7 +26,7 @@ DEPS_checkpoints := autograd
 DEPS_layers      := checkpoints autograd
 DEPS_train       := eval layers checkpoints data autograd
 
-BUILD := build$(if $(filter 1,$(SAN)),/san,)$(if $(filter 1,$(CUDA)),/cuda,)
+BUILD := build$(if $(filter 1,$(SAN)),/san,)$(if $(filter 1,$(CUDA)),/cuda,)$(if $(filter 0,$(MPI)),/nompi,)
 
 PKGS := hdf5 libcjson libturbojpeg libwebp libpng libzstd yaml-0.1 zlib
 CC   := $(if $(filter 1,$(MPI)),mpicc,cc)

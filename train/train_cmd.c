@@ -50,16 +50,24 @@ int vlt_cmd_train(int argc, char **argv) {
             return 2;
         }
     if (print) { vlt_run_config_write(&cfg, stdout); return 0; }
-    vlt_trainer_opts o = {.resume = resume};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&cfg, &o, &t) != VLT_OK) {
+    // Under mpirun every rank runs this; without it, a world of one.
+    vlt_dist dist;
+    if (vlt_dist_init(&dist, &argc, &argv) != VLT_OK) {
         fprintf(stderr, "vlt train: %s\n", vlt_error_message());
         return 1;
     }
+    vlt_trainer_opts o = {.resume = resume, .dist = &dist};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&cfg, &o, &t) != VLT_OK) {
+        fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
+        if (dist.world > 1) vlt_dist_abort(&dist, 1, "could not start the trainer");
+        vlt_dist_finalize(&dist);
+        return 1;
+    }
     vlt_status s = vlt_trainer_run(t);
-    if (s != VLT_OK) fprintf(stderr, "vlt train: %s\n", vlt_error_message());
+    if (s != VLT_OK) fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
     int rc = s == VLT_OK ? 0 : 1;
-    if (s == VLT_OK && cfg.val_shards[0]) {
+    if (s == VLT_OK && cfg.val_shards[0] && dist.rank == 0) {
         double i2t[3], t2i[3];
         int n;
         if (vlt_trainer_eval(t, i2t, t2i, &n) == VLT_OK)
@@ -77,5 +85,6 @@ int vlt_cmd_train(int argc, char **argv) {
         }
     }
     vlt_trainer_free(t);
+    vlt_dist_finalize(&dist);
     return rc;
 }

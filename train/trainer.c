@@ -24,6 +24,8 @@
 #define STATE_FORMAT 1
 
 struct vlt_trainer {
+    vlt_dist single;               // the one-process world when opts.dist is NULL
+    const vlt_dist *dist;          // this run's ranks
     vlt_run_config cfg;
     vlt_model_cfg mcfg;
     vlt_trainer_opts opts;
@@ -87,6 +89,8 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     vlt_loader_cfg lc;
     vlt_loader_cfg_default(&lc);
     lc.shards = t->cfg.train_shards;
+    lc.rank = t->dist->rank;
+    lc.world_size = t->dist->world;
     lc.readers = t->cfg.workers;
     lc.batch_size = t->cfg.batch_size;
     lc.image_size = t->mcfg.vision.image_size;
@@ -104,24 +108,24 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.resampled = t->cfg.resampled;
     lc.samples_per_epoch = t->cfg.samples_per_epoch;
     lc.drop_last = 1;
-    lc.report = !t->opts.quiet;
+    lc.report = !t->opts.quiet && t->dist->rank == 0;
     return vlt_loader_create(&lc, out);
 }
 
-// Builds the state JSON stored in each checkpoint.
-static char *state_json(vlt_trainer *t) {
-    char *pos = NULL;
-    if (vlt_loader_position_json(t->loader, &pos) != VLT_OK) return NULL;
+// Builds the state JSON stored in each checkpoint; `positions` are the loader positions of all
+// ranks, in rank order.
+static char *state_json(vlt_trainer *t, char **positions) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "format", STATE_FORMAT);
     cJSON_AddNumberToObject(root, "step", (double)t->step);
     cJSON_AddNumberToObject(root, "epoch", (double)t->epoch);
-    cJSON_AddNumberToObject(root, "world_size", 1);
+    cJSON_AddNumberToObject(root, "world_size", t->dist->world);
     cJSON_AddNumberToObject(root, "seed", (double)t->cfg.seed);
     cJSON_AddNumberToObject(root, "nonfinite_total", (double)t->nonfinite_total);
     cJSON_AddNumberToObject(root, "nonfinite_run", t->nonfinite_run);
     cJSON_AddNumberToObject(root, "lr", vlt_schedule_lr(&t->sched, t->step));
-    cJSON_AddItemToObject(root, "loader", cJSON_Parse(pos));
+    cJSON *ranks = cJSON_AddArrayToObject(root, "loader_ranks");
+    for (int r = 0; r < t->dist->world; r++) cJSON_AddItemToArray(ranks, cJSON_Parse(positions[r]));
     char *cfg_text = NULL;
     size_t cfg_len = 0;
     FILE *mf = open_memstream(&cfg_text, &cfg_len);
@@ -132,18 +136,29 @@ static char *state_json(vlt_trainer *t) {
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)vlt_rng_hash_str(cfg_text));
     cJSON_AddStringToObject(root, "config_hash", hash);
     free(cfg_text);
-    free(pos);
     char *out = cJSON_Print(root);
     cJSON_Delete(root);
     return out;
 }
 
+// Every rank contributes its loader position (a collective); rank 0 writes the checkpoint. A
+// write that fails on rank 0 alone ends the whole job (the other ranks could not know).
 static vlt_status save_checkpoint(vlt_trainer *t) {
-    char *state = state_json(t);
-    if (!state) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: state");
-    vlt_status s = vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, t->opt, state, t->cfg.checkpoint_keep);
+    char *pos = NULL, **all = NULL;
+    VLT_TRY(vlt_loader_position_json(t->loader, &pos));
+    vlt_status s = vlt_dist_allgather_text(t->dist, pos, &all);
+    free(pos);
+    if (s != VLT_OK || t->dist->rank != 0) {
+        if (all) vlt_dist_free_text(all, t->dist->world);
+        return s;
+    }
+    char *state = state_json(t, all);
+    vlt_dist_free_text(all, t->dist->world);
+    s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, t->opt, state, t->cfg.checkpoint_keep)
+              : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: cannot build state.json");
     free(state);
     if (s == VLT_OK && !t->opts.quiet) fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
+    if (s != VLT_OK && t->dist->world > 1) vlt_dist_abort(t->dist, 1, vlt_error_message());
     return s;
 }
 
@@ -157,17 +172,19 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     cJSON *root = cJSON_Parse(state);
     free(state);
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
-    const cJSON *loader = cJSON_GetObjectItemCaseSensitive(root, "loader");
+    const cJSON *ranks = cJSON_GetObjectItemCaseSensitive(root, "loader_ranks");
+    const cJSON *loader = cJSON_GetArrayItem(ranks, t->dist->rank);
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(root, "step");
     const cJSON *world = cJSON_GetObjectItemCaseSensitive(root, "world_size");
     if (!cJSON_IsString(cfg) || !cJSON_IsObject(loader) || !cJSON_IsNumber(step)) {
         cJSON_Delete(root);
-        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json lacks config, loader or step", dir);
+        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json lacks config, loader_ranks or step", dir);
     }
-    if (cJSON_IsNumber(world) && world->valueint != 1) {
-        int w = world->valueint;
+    if (!cJSON_IsNumber(world) || world->valueint != t->dist->world || cJSON_GetArraySize(ranks) != t->dist->world) {
+        int w = cJSON_IsNumber(world) ? world->valueint : -1;
         cJSON_Delete(root);
-        return vlt_error_set(VLT_ERR_ARG, "resume %s: saved by %d ranks, this run has 1 (re-sharding is not supported)", dir, w);
+        return vlt_error_set(VLT_ERR_ARG, "resume %s: saved by %d ranks, this run has %d; resuming with another world "
+                             "size is refused (each rank's data position would not carry over)", dir, w, t->dist->world);
     }
     vlt_run_config old;
     vlt_run_config_default(&old);
@@ -188,7 +205,8 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
         t->epoch = cJSON_IsNumber(e) ? (int64_t)e->valuedouble : 0;
         t->nonfinite_total = cJSON_IsNumber(nt) ? (int64_t)nt->valuedouble : 0;
         t->nonfinite_run = cJSON_IsNumber(nr) ? nr->valueint : 0;
-        if (!t->opts.quiet) fprintf(t->opts.log, "resumed from %s at step %lld\n", dir, (long long)t->step);
+        if (!t->opts.quiet && t->dist->rank == 0)
+            fprintf(t->opts.log, "resumed from %s at step %lld\n", dir, (long long)t->step);
     }
     cJSON_Delete(root);
     return s;
@@ -211,14 +229,19 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     t->cfg = *cfg;
     if (opts) t->opts = *opts;
     if (!t->opts.log) t->opts.log = stdout;
+    vlt_dist_init_single(&t->single);
+    t->dist = t->opts.dist ? t->opts.dist : &t->single;
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
+    if (s == VLT_OK && t->model.is_coca && t->dist->world > 1)
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "trainer: data-parallel CoCa is not implemented yet (run it on one rank)");
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) {
         vlt_st_report rep;
         s = vlt_safetensors_load_params(cfg->init_from, t->params, false, &rep);
         vlt_st_report_free(&rep);
     }
+    if (s == VLT_OK) s = vlt_dist_broadcast_params(t->dist, t->params);  // every rank starts from rank 0's weights
     if (s == VLT_OK) {
         lock_towers(t);
         t->decay = malloc((size_t)t->params->n);
@@ -246,9 +269,9 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         s = mkdir_p(cfg->output_dir);
     }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
-    if (s == VLT_OK) s = write_config(t);
-    if (s == VLT_OK) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
-    if (s == VLT_OK)
+    if (s == VLT_OK && t->dist->rank == 0) s = write_config(t);
+    if (s == VLT_OK && t->dist->rank == 0) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
+    if (s == VLT_OK && t->mlog)
         vlt_metrics_log_set_console(t->mlog, t->opts.log, t->opts.quiet ? VLT_CONSOLE_OFF : VLT_CONSOLE_AUTO,
                                     cfg->log_every);
     if (s != VLT_OK) {
@@ -299,7 +322,16 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_model_loss out;
         vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
                                 (float)t->cfg.label_smoothing};
-        VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
+        if (t->dist->world > 1) {
+            // The global batch's contrastive loss: features all-gathered, this rank's rows.
+            vlt_clip *c = &t->model.clip;
+            memset(&out, 0, sizeof out);
+            out.loss = vlt_dist_clip_loss(t->dist, vlt_clip_encode_image(c, t->images, true),
+                                          vlt_clip_encode_text(c, t->ids, true), c->logit_scale, c->logit_bias, NULL);
+            if (!out.loss) return vlt_error_code();
+        } else {
+            VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
+        }
         vlt_tensor *total = out.loss;
         for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_f32(out.parts[k])[0];
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
@@ -308,13 +340,17 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
     }
-    float loss = (float)(loss_sum / t->cfg.accum_steps);
+    // Average the gradients over ranks; every rank then clips and steps identically.
+    VLT_TRY(vlt_dist_allreduce_grads(t->dist, P->t, P->n, 0));
+    float loss = (float)vlt_dist_mean(t->dist, loss_sum / t->cfg.accum_steps);
+    for (int k = 0; k < 2; k++) parts_sum[k] = vlt_dist_mean(t->dist, parts_sum[k]);
     float norm = vlt_clip_grad_norm(P->t, P->n, t->cfg.grad_clip > 0 ? (float)t->cfg.grad_clip : 0.0f);
     if (!isfinite(loss) || !isfinite(norm)) {
         t->nonfinite_run++;
         t->nonfinite_total++;
         record_loss(t, NAN);
-        fprintf(stderr, "vlt train: step %lld: non-finite %s (loss %g, grad norm %g); step skipped (%d in a row)\n",
+        if (t->dist->rank == 0)
+            fprintf(stderr, "vlt train: step %lld: non-finite %s (loss %g, grad norm %g); step skipped (%d in a row)\n",
                 (long long)t->step, isfinite(loss) ? "gradient" : "loss", loss, norm, t->nonfinite_run);
         if (t->nonfinite_run >= t->cfg.max_nonfinite) {
             *stop = true;
@@ -332,7 +368,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     vlt_model_after_step(&t->model);
     record_loss(t, loss);
     t->step++;
-    if (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps) {
+    if (t->mlog && (t->step % t->cfg.log_every == 0 || t->step == t->cfg.steps)) {
         double now = now_s(), dt = now - t->t_last_log;
         vlt_step_metrics m = {
             .step = t->step,
@@ -340,7 +376,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             .loss = loss,
             .lr = lr,
             .logit_scale = expf(vlt_f32(t->model.logit_scale)[0]),
-            .images_per_s = dt > 0 ? t->images_since_log / dt : 0,
+            .images_per_s = dt > 0 ? t->images_since_log * t->dist->world / dt : 0,
             .data_wait = dt > 0 ? t->t_data / dt : 0,
             .time_s = now - t->t_start,
         };
@@ -386,7 +422,8 @@ vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4
 }
 
 static vlt_status maybe_eval(vlt_trainer *t) {
-    if (t->cfg.eval_every <= 0 || !t->cfg.val_shards[0] || t->step % t->cfg.eval_every) return VLT_OK;
+    // Rank 0 evaluates; the others wait at their next collective (within VLT_DIST_TIMEOUT).
+    if (t->cfg.eval_every <= 0 || !t->cfg.val_shards[0] || t->step % t->cfg.eval_every || t->dist->rank) return VLT_OK;
     double i2t[3], t2i[3];
     int n;
     VLT_TRY(vlt_trainer_eval(t, i2t, t2i, &n));

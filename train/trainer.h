@@ -10,6 +10,12 @@
 //   lr = schedule(step); AdamW; clamp logit_scale; step += 1
 //   [log every log.every] [eval every eval.every] [checkpoint every checkpoint.every, and at the end]
 //
+// Data parallel (`mpirun -np N vlt train …`): every rank builds the same model (parameters
+// broadcast from rank 0), reads its own share of the shards, computes the contrastive loss
+// against the all-gathered features of the global batch, and all-reduces (averages) the
+// gradients before clipping; rank 0 logs and writes checkpoints, which hold every rank's loader
+// position. data.batch_size is per rank. CoCa is single-process for now.
+//
 // Resume (`--resume latest|PATH`): the checkpoint's model, optimizer moments, step, epoch,
 // non-finite counters and loader position are restored, so the run continues with exactly the
 // batches and the losses the uninterrupted run would have had (the CPU backend is
@@ -20,6 +26,7 @@
 
 #include <stdio.h>
 
+#include "train/dist.h"
 #include "train/run_config.h"
 
 typedef struct vlt_trainer vlt_trainer;
@@ -28,6 +35,7 @@ typedef struct {
     const char *resume;     // NULL: a new run; "latest" or a checkpoint path
     FILE *log;              // progress output (stdout when NULL)
     int quiet;              // no progress lines (tests)
+    const vlt_dist *dist;   // data parallel ranks (train/dist.h); NULL: one process
 } vlt_trainer_opts;
 
 vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out);

@@ -1,0 +1,163 @@
+// Data-parallel training end to end (MPI on the CPU). Two ranks × batch 16 with one decode
+// thread each see exactly the global batches that one process × batch 32 with two decode
+// threads sees (each rank reads the shards one decode thread would), so their losses must agree
+// step by step; and a 2-rank run resumed from a checkpoint continues with the uninterrupted
+// run's losses, value for value.
+//
+// `make test` runs this binary without mpirun: it makes the data, trains the one-process
+// reference itself, and starts `mpirun -np 2` jobs of itself in worker mode (time-limited).
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include "tests/mpi_launch.h"
+#include "train/commands.h"
+#include "train/trainer.h"
+
+#define STEPS 12
+#define CKPT 6
+
+static char g_dir[256];
+static const char *g_self;
+
+static void config(vlt_run_config *c, const char *dir, const char *run, int batch, int workers) {
+    vlt_run_config_default(c);
+    snprintf(c->model_name, sizeof c->model_name, "tiny-clip");
+    snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00007}.tar", dir);
+    snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", dir, run);
+    c->batch_size = batch;
+    c->workers = workers;
+    c->shuffle_buffer = 64;
+    c->shuffle_initial = 16;
+    c->lr = 2e-3;
+    c->steps = STEPS;
+    c->warmup = 2;
+    c->checkpoint_every = CKPT;
+    c->tensorboard = false;
+}
+
+static int write_losses(const char *path, const float *l, int64_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 1;
+    int ok = fwrite(l, sizeof(float), (size_t)n, f) == (size_t)n;
+    return (fclose(f) == 0 && ok) ? 0 : 1;
+}
+
+static int64_t read_losses(const char *path, float *l, int64_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int64_t n = (int64_t)fread(l, sizeof(float), (size_t)cap, f);
+    fclose(f);
+    return n;
+}
+
+// One rank of a 2-rank job. mode: whole (train to the end), part (stop after step CKPT + 2, as if
+// killed after the checkpoint at CKPT), resume (continue `part` from its latest checkpoint).
+static int worker(const char *mode, const char *dir) {
+    vlt_dist d;
+    if (vlt_dist_init(&d, NULL, NULL) != VLT_OK) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+    vlt_run_config c;
+    config(&c, dir, strcmp(mode, "whole") ? "r2parts" : "r2whole", 16, 1);
+    vlt_trainer_opts o = {.quiet = 1, .dist = &d, .resume = strcmp(mode, "resume") ? NULL : "latest"};
+    vlt_trainer *t;
+    vlt_status s = vlt_trainer_create(&c, &o, &t);
+    if (s == VLT_OK) s = strcmp(mode, "part") ? vlt_trainer_run(t) : vlt_trainer_run_steps(t, CKPT + 2);
+    int rc = s == VLT_OK ? 0 : 1;
+    if (s != VLT_OK) fprintf(stderr, "rank %d: %s\n", d.rank, vlt_error_message());
+    if (s == VLT_OK && d.rank == 0 && strcmp(mode, "part")) {
+        int64_t n;
+        const float *l = vlt_trainer_losses(t, &n);
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s.losses", dir, mode);
+        rc = write_losses(path, l, n);
+    }
+    if (t) vlt_trainer_free(t);
+    vlt_dist_finalize(&d);
+    return rc;
+}
+
+static int job(const char *mode) {
+    char *argv[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, "--worker",
+                    (char *)mode, g_dir, NULL};
+    double secs = 0;
+    int rc = run_child(argv, NULL, NULL, 240, &secs);
+    print_message("mpirun -np 2 (%s): exit %d after %.1f s\n", mode, rc, secs);
+    return rc;
+}
+
+static int make_data(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/vlt-dist-e2e-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    char train[300];
+    snprintf(train, sizeof train, "%s/train", g_dir);
+    char *a[] = {"synth", "--out", train, "--samples", "800", "--shard-size", "100", "--image-size", "32", "--seed", "4", NULL};
+    return vlt_cmd_synth(11, a) == 0 ? 0 : -1;
+}
+
+static int remove_data(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_two_ranks_equal_one_process(void **state) {
+    (void)state;
+#ifndef VLT_MPI
+    skip();
+#endif
+    vlt_run_config c;
+    config(&c, g_dir, "r1", 32, 2);
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run(t), VLT_OK);
+    int64_t n1;
+    const float *l1 = vlt_trainer_losses(t, &n1);
+    assert_int_equal(job("whole"), 0);
+    float l2[STEPS];
+    char path[300];
+    snprintf(path, sizeof path, "%s/whole.losses", g_dir);
+    assert_int_equal(read_losses(path, l2, STEPS), STEPS);
+    double worst = 0;
+    for (int i = 0; i < STEPS; i++) worst = fmax(worst, fabs(l2[i] - l1[i]) / fabs(l1[i]));
+    print_message("2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference %.1e\n", STEPS,
+                  l1[0], l1[STEPS - 1], worst);
+    assert_true(worst < 1e-5);
+    vlt_trainer_free(t);
+}
+
+static void test_two_rank_resume_is_exact(void **state) {
+    (void)state;
+#ifndef VLT_MPI
+    skip();
+#endif
+    assert_int_equal(job("part"), 0);
+    assert_int_equal(job("resume"), 0);
+    float whole[STEPS], resumed[STEPS];
+    char path[300];
+    snprintf(path, sizeof path, "%s/whole.losses", g_dir);
+    assert_int_equal(read_losses(path, whole, STEPS), STEPS);
+    snprintf(path, sizeof path, "%s/resume.losses", g_dir);
+    assert_int_equal(read_losses(path, resumed, STEPS), STEPS - CKPT);
+    for (int i = 0; i < STEPS - CKPT; i++)
+        if (memcmp(&resumed[i], &whole[CKPT + i], sizeof(float)))
+            fail_msg("step %d: resumed %.9g, uninterrupted %.9g", CKPT + i, resumed[i], whole[CKPT + i]);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--worker")) return worker(argv[2], argv[3]);
+    g_self = argv[0];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_ranks_equal_one_process),
+        cmocka_unit_test(test_two_rank_resume_is_exact),
+    };
+    return cmocka_run_group_tests_name("train_dist_e2e", tests, make_data, remove_data);
+}
