@@ -49,8 +49,8 @@ endif
 NVCC ?= nvcc
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 ifeq ($(CUDA),1)
-CFLAGS  += -DVLT_CUDA -I$(CUDA_HOME)/include
-NVFLAGS := -O3 -std=c++17 -I. -DVLT_CUDA --expt-relaxed-constexpr \
+CFLAGS  += -DVLT_HAVE_CUDA -I$(CUDA_HOME)/include  # not VLT_CUDA: that is the device enum
+NVFLAGS := -O3 -std=c++17 -I. -DVLT_HAVE_CUDA --expt-relaxed-constexpr \
            -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
            -Xcompiler -Wall,-Wextra,-fopenmp
 LDLIBS  += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++

@@ -29,6 +29,14 @@ static void attention_backward(vlt_node *n) {
     float *dq = q->requires_grad ? vlt_f32(vlt_grad_of(q)) : NULL;
     float *dk = k->requires_grad ? vlt_f32(vlt_grad_of(k)) : NULL;
     float *dv = v->requires_grad ? vlt_f32(vlt_grad_of(v)) : NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(q)) {
+        float *dS = vlt_cuda_arena_alloc((size_t)B * H * Tq * Tk * sizeof(float));
+        VLT_ASSERT(dS, "attention backward: device step arena out of memory");
+        vlt_cuda_attention_bwd(P, dO, qv, kv, vv, dq, dk, dv, dS, B, H, Tq, Tk, D, scale);
+        return;
+    }
+#endif
     float *scratch = vlt_step_scratch((size_t)B * H * Tq * Tk * sizeof(float));
     VLT_ASSERT(scratch, "attention backward: step arena out of memory");
 #pragma omp parallel for if ((int64_t)B * H * Tq * Tk * D > VLT_PAR_MIN)
@@ -50,10 +58,23 @@ static void attention_backward(vlt_node *n) {
     }
 }
 
+static vlt_tensor *attention_record(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, vlt_tensor *out, vlt_tensor *P, int B,
+                                   int H, int Tq, int Tk, int D, float scale) {
+    vlt_node *n = vlt_tape_record("attention", attention_backward, out, 3, (vlt_tensor *[]){q, k, v});
+    if (n) {
+        int iv[5] = {B, H, Tq, Tk, D};
+        memcpy(n->i, iv, sizeof iv);
+        n->f[0] = scale;
+        n->saved[0] = P;
+    }
+    return out;
+}
+
 vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float scale, bool causal, vlt_tensor *key_pad) {
     const char *op = "attention";
     if (!op_input_ok(op, q, VLT_F32) || !op_input_ok(op, k, VLT_F32) || !op_input_ok(op, v, VLT_F32)) return NULL;
     if (key_pad && !op_input_ok(op, key_pad, VLT_I32)) return NULL;
+    if (!op_same_device(op, q, k) || !op_same_device(op, q, v) || !op_same_device(op, q, key_pad)) return NULL;
     char sq[64], sk[64], sv[64], sp[64];
     bool ok = q->ndim == 4 && k->ndim == 4 && v->ndim == 4 && vlt_tensor_same_shape(k, v) &&
               q->shape[0] == k->shape[0] && q->shape[1] == k->shape[1] && q->shape[3] == k->shape[3];
@@ -67,12 +88,18 @@ vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float sca
         return NULL;
     }
     int B = q->shape[0], H = q->shape[1], Tq = q->shape[2], Tk = k->shape[2], D = q->shape[3];
-    vlt_tensor *out = op_out(4, q->shape);
-    vlt_tensor *P = op_out(4, VLT_SHAPE(B, H, Tq, Tk));
+    vlt_tensor *out = op_out_on(q->device, 4, q->shape);
+    vlt_tensor *P = op_out_on(q->device, 4, VLT_SHAPE(B, H, Tq, Tk));
     if (!out || !P) return NULL;
     const float *qv = vlt_f32(q), *kv = vlt_f32(k), *vv = vlt_f32(v);
     const int32_t *pad = key_pad ? vlt_i32(key_pad) : NULL;
     float *o = vlt_f32(out), *Pv = vlt_f32(P);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(q)) {
+        vlt_cuda_attention_fwd(qv, kv, vv, pad, Pv, o, B, H, Tq, Tk, D, scale, causal);
+        return attention_record(q, k, v, out, P, B, H, Tq, Tk, D, scale);
+    }
+#endif
 #pragma omp parallel for if ((int64_t)B * H * Tq * Tk * D > VLT_PAR_MIN)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H;
@@ -101,12 +128,5 @@ vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float sca
         }
         gemm(false, false, Tq, D, Tk, 1.0f, Pb, vb, 0.0f, o + (size_t)bh * Tq * D);  // out = P·v
     }
-    vlt_node *n = vlt_tape_record(op, attention_backward, out, 3, (vlt_tensor *[]){q, k, v});
-    if (n) {
-        int iv[5] = {B, H, Tq, Tk, D};
-        memcpy(n->i, iv, sizeof iv);
-        n->f[0] = scale;
-        n->saved[0] = P;
-    }
-    return out;
+    return attention_record(q, k, v, out, P, B, H, Tq, Tk, D, scale);
 }

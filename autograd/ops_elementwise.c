@@ -17,10 +17,21 @@ static bool broadcast_ok(const char *op, const vlt_tensor *a, const vlt_tensor *
     return ok;
 }
 
-enum { BIN_ADD, BIN_SUB, BIN_MUL };
+enum { BIN_ADD = VLT_BIN_ADD, BIN_SUB = VLT_BIN_SUB, BIN_MUL = VLT_BIN_MUL };  // ops_cuda.h
 
 static void binary_backward(vlt_node *n) {
     vlt_tensor *a = n->in[0], *b = n->in[1];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(a)) {
+        const float *gd = vlt_f32(n->out->grad);
+        int64_t Nd = a->numel, inner_d = b->numel;
+        if (a->requires_grad) vlt_cuda_binary_bwd_a(n->i[0], gd, vlt_f32(b), vlt_f32(vlt_grad_of(a)), Nd, inner_d);
+        if (b->requires_grad)
+            vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(b)), gd, n->i[0] == BIN_MUL ? vlt_f32(a) : NULL, Nd / inner_d,
+                                inner_d, n->i[0] == BIN_SUB ? -1.0f : 1.0f);
+        return;
+    }
+#endif
     const float *g = vlt_f32(n->out->grad), *av = vlt_f32(a), *bv = vlt_f32(b);
     int64_t N = a->numel, inner = b->numel;
     int kind = n->i[0];
@@ -45,16 +56,23 @@ static void binary_backward(vlt_node *n) {
 
 static vlt_tensor *binary(const char *op, int kind, vlt_tensor *a, vlt_tensor *b) {
     if (!op_input_ok(op, a, VLT_F32) || !op_input_ok(op, b, VLT_F32)) return NULL;
-    if (!broadcast_ok(op, a, b)) return NULL;
-    vlt_tensor *out = op_out(a->ndim, a->shape);
+    if (!op_same_device(op, a, b) || !broadcast_ok(op, a, b)) return NULL;
+    vlt_tensor *out = op_out_on(a->device, a->ndim, a->shape);
     if (!out) return NULL;
     const float *av = vlt_f32(a), *bv = vlt_f32(b);
     float *o = vlt_f32(out);
     int64_t N = a->numel, inner = b->numel;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(a)) {
+        vlt_cuda_binary_fwd(kind, av, bv, o, N, inner);
+    } else
+#endif
+    {
 #pragma omp parallel for if (N > VLT_PAR_MIN)
-    for (int64_t i = 0; i < N; i++) {
-        float y = bv[i % inner];
-        o[i] = kind == BIN_ADD ? av[i] + y : kind == BIN_SUB ? av[i] - y : av[i] * y;
+        for (int64_t i = 0; i < N; i++) {
+            float y = bv[i % inner];
+            o[i] = kind == BIN_ADD ? av[i] + y : kind == BIN_SUB ? av[i] - y : av[i] * y;
+        }
     }
     vlt_node *n = vlt_tape_record(op, binary_backward, out, 2, (vlt_tensor *[]){a, b});
     if (n) n->i[0] = kind;
@@ -66,7 +84,10 @@ vlt_tensor *vlt_sub(vlt_tensor *a, vlt_tensor *b) { return binary("sub", BIN_SUB
 vlt_tensor *vlt_mul(vlt_tensor *a, vlt_tensor *b) { return binary("mul", BIN_MUL, a, b); }
 
 // ---- unary ops: forward value and local derivative dy/dx from (x, y) ----
-enum { UN_SCALE, UN_EXP, UN_LOG, UN_CLAMP, UN_GELU, UN_GELU_TANH, UN_QUICK_GELU, UN_LOG_SIGMOID };
+enum {  // the shared numbering of ops_cuda.h
+    UN_SCALE = VLT_UN_SCALE, UN_EXP = VLT_UN_EXP, UN_LOG = VLT_UN_LOG, UN_CLAMP = VLT_UN_CLAMP, UN_GELU = VLT_UN_GELU,
+    UN_GELU_TANH = VLT_UN_GELU_TANH, UN_QUICK_GELU = VLT_UN_QUICK_GELU, UN_LOG_SIGMOID = VLT_UN_LOG_SIGMOID
+};
 
 #define SQRT_2_OVER_PI 0.7978845608028654f
 #define INV_SQRT_2 0.7071067811865476f
@@ -118,20 +139,30 @@ static void unary_backward(vlt_node *n) {
     float *gx = vlt_f32(vlt_grad_of(x));
     int kind = n->i[0];
     int64_t N = x->numel;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) { vlt_cuda_unary_bwd(kind, g, xv, yv, gx, N, n->f[0], n->f[1]); return; }
+#endif
 #pragma omp parallel for if (N > VLT_PAR_MIN)
     for (int64_t i = 0; i < N; i++) gx[i] += g[i] * unary_grad(kind, xv[i], yv[i], n->f);
 }
 
 static vlt_tensor *unary(const char *op, int kind, vlt_tensor *x, float f0, float f1) {
     if (!op_input_ok(op, x, VLT_F32)) return NULL;
-    vlt_tensor *out = op_out(x->ndim, x->shape);
+    vlt_tensor *out = op_out_on(x->device, x->ndim, x->shape);
     if (!out) return NULL;
     const float f[2] = {f0, f1};
     const float *xv = vlt_f32(x);
     float *o = vlt_f32(out);
     int64_t N = x->numel;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        vlt_cuda_unary_fwd(kind, xv, o, N, f0, f1);
+    } else
+#endif
+    {
 #pragma omp parallel for if (N > VLT_PAR_MIN)
-    for (int64_t i = 0; i < N; i++) o[i] = unary_fwd(kind, xv[i], f);
+        for (int64_t i = 0; i < N; i++) o[i] = unary_fwd(kind, xv[i], f);
+    }
     vlt_node *n = vlt_tape_record(op, unary_backward, out, 1, &x);
     if (n) { n->i[0] = kind; n->f[0] = f0; n->f[1] = f1; }
     return out;

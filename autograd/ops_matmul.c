@@ -9,12 +9,50 @@ static void sgemm(bool ta, bool tb, int M, int N, int K, const float *A, const f
                 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 
+#ifdef VLT_HAVE_CUDA
+// The CPU loop below as strided-batched products (stride 0 for a b shared by every batch).
+// A shared b's gradient sums over the batch: one product over all rows when a is not
+// transposed (its rows are contiguous), else one accumulating product per batch.
+static void matmul_backward_cuda(vlt_node *n, const float *g) {
+    vlt_tensor *a = n->in[0], *b = n->in[1];
+    int batch = n->i[0], M = n->i[1], N = n->i[2], K = n->i[3];
+    bool ta = n->i[4], tb = n->i[5], b_batched = n->i[6];
+    int64_t sA = (int64_t)M * K, sB = b_batched ? (int64_t)K * N : 0, sG = (int64_t)M * N;
+    const float *av = vlt_f32(a), *bv = vlt_f32(b);
+    if (a->requires_grad) {
+        float *ga = vlt_f32(vlt_grad_of(a));
+        if (!ta) vlt_cuda_gemm(false, !tb, M, K, N, 1.0f, g, sG, bv, sB, 1.0f, ga, sA, batch);
+        else vlt_cuda_gemm(tb, true, K, M, N, 1.0f, bv, sB, g, sG, 1.0f, ga, sA, batch);
+    }
+    if (b->requires_grad) {
+        float *gb = vlt_f32(vlt_grad_of(b));
+        if (b_batched) {
+            if (!tb) vlt_cuda_gemm(!ta, false, K, N, M, 1.0f, av, sA, g, sG, 1.0f, gb, sB, batch);
+            else vlt_cuda_gemm(true, ta, N, K, M, 1.0f, g, sG, av, sA, 1.0f, gb, sB, batch);
+        } else if (!ta) {
+            int R = batch * M;  // a as (batch·M, K), g as (batch·M, N)
+            if (!tb) vlt_cuda_gemm(true, false, K, N, R, 1.0f, av, 0, g, 0, 1.0f, gb, 0, 1);
+            else vlt_cuda_gemm(true, false, N, K, R, 1.0f, g, 0, av, 0, 1.0f, gb, 0, 1);
+        } else {
+            for (int i = 0; i < batch; i++) {
+                const float *ai = av + (size_t)i * sA, *gi = g + (size_t)i * sG;
+                if (!tb) vlt_cuda_gemm(false, false, K, N, M, 1.0f, ai, 0, gi, 0, 1.0f, gb, 0, 1);
+                else vlt_cuda_gemm(true, true, N, K, M, 1.0f, gi, 0, ai, 0, 1.0f, gb, 0, 1);
+            }
+        }
+    }
+}
+#endif
+
 // Node ints: [0] batch, [1] M, [2] N, [3] K, [4] trans_a, [5] trans_b, [6] b is batched.
 static void matmul_backward(vlt_node *n) {
     vlt_tensor *a = n->in[0], *b = n->in[1];
     int batch = n->i[0], M = n->i[1], N = n->i[2], K = n->i[3];
     bool ta = n->i[4], tb = n->i[5], b_batched = n->i[6];
     const float *g = vlt_f32(n->out->grad);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(a)) { matmul_backward_cuda(n, g); return; }
+#endif
     for (int i = 0; i < batch; i++) {
         const float *gi = g + (size_t)i * M * N;
         const float *ai = vlt_f32(a) + (size_t)i * M * K;
@@ -36,6 +74,7 @@ static void matmul_backward(vlt_node *n) {
 
 vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b) {
     if (!op_input_ok("matmul", a, VLT_F32) || !op_input_ok("matmul", b, VLT_F32)) return NULL;
+    if (!op_same_device("matmul", a, b)) return NULL;
     char sa[64], sb[64];
     if (a->ndim < 2 || b->ndim < 2) {
         vlt_error_set(VLT_ERR_SHAPE, "matmul: a %s and b %s must both be at least 2-D",
@@ -60,8 +99,17 @@ vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b)
     for (int d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
     shape[a->ndim - 2] = M;
     shape[a->ndim - 1] = N;
-    vlt_tensor *out = op_out(a->ndim, shape);
+    vlt_tensor *out = op_out_on(a->device, a->ndim, shape);
     if (!out) return NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(a)) {
+        if (!b_batched && !trans_a)
+            vlt_cuda_gemm(false, trans_b, batch * M, N, K, 1.0f, vlt_f32(a), 0, vlt_f32(b), 0, 0.0f, vlt_f32(out), 0, 1);
+        else
+            vlt_cuda_gemm(trans_a, trans_b, M, N, K, 1.0f, vlt_f32(a), (int64_t)M * K, vlt_f32(b),
+                          b_batched ? (int64_t)K * N : 0, 0.0f, vlt_f32(out), (int64_t)M * N, batch);
+    } else
+#endif
     if (!b_batched && !trans_a) {
         // One sgemm over all batch rows: (batch·M, K) · op(B).
         sgemm(false, trans_b, batch * M, N, K, vlt_f32(a), vlt_f32(b), vlt_f32(out), 0.0f);
@@ -83,6 +131,16 @@ static void linear_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
     int R = n->i[0], IN = n->i[1], OUT = n->i[2];
     const float *g = vlt_f32(n->out->grad);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        if (x->requires_grad)
+            vlt_cuda_gemm(false, false, R, IN, OUT, 1.0f, g, 0, vlt_f32(w), 0, 1.0f, vlt_f32(vlt_grad_of(x)), 0, 1);
+        if (w->requires_grad)
+            vlt_cuda_gemm(true, false, OUT, IN, R, 1.0f, g, 0, vlt_f32(x), 0, 1.0f, vlt_f32(vlt_grad_of(w)), 0, 1);
+        if (bias && bias->requires_grad) vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(bias)), g, NULL, R, OUT, 1.0f);
+        return;
+    }
+#endif
     if (x->requires_grad) sgemm(false, false, R, IN, OUT, g, vlt_f32(w), vlt_f32(vlt_grad_of(x)), 1.0f);
     if (w->requires_grad) sgemm(true, false, OUT, IN, R, g, vlt_f32(x), vlt_f32(vlt_grad_of(w)), 1.0f);
     if (bias && bias->requires_grad) {
@@ -95,6 +153,7 @@ static void linear_backward(vlt_node *n) {
 vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
     if (!op_input_ok("linear", x, VLT_F32) || !op_input_ok("linear", w, VLT_F32)) return NULL;
     if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
+    if (!op_same_device("linear", x, w) || !op_same_device("linear", x, bias)) return NULL;
     char sx[64], sw[64], sb[64];
     int IN = last_dim(x);
     if (x->ndim < 1 || w->ndim != 2 || w->shape[1] != IN || (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))) {
@@ -107,14 +166,22 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
     int shape[VLT_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = OUT;
-    vlt_tensor *out = op_out(x->ndim, shape);
+    vlt_tensor *out = op_out_on(x->device, x->ndim, shape);
     if (!out) return NULL;
     float *o = vlt_f32(out);
-    if (bias) {
-        const float *bv = vlt_f32(bias);
-        for (int r = 0; r < R; r++) memcpy(o + (size_t)r * OUT, bv, (size_t)OUT * sizeof(float));
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
+        vlt_cuda_gemm(false, true, R, OUT, IN, 1.0f, vlt_f32(x), 0, vlt_f32(w), 0, bias ? 1.0f : 0.0f, o, 0, 1);
+    } else
+#endif
+    {
+        if (bias) {
+            const float *bv = vlt_f32(bias);
+            for (int r = 0; r < R; r++) memcpy(o + (size_t)r * OUT, bv, (size_t)OUT * sizeof(float));
+        }
+        sgemm(false, true, R, OUT, IN, vlt_f32(x), vlt_f32(w), o, bias ? 1.0f : 0.0f);
     }
-    sgemm(false, true, R, OUT, IN, vlt_f32(x), vlt_f32(w), o, bias ? 1.0f : 0.0f);
     vlt_tensor *in[3] = {x, w, bias};
     vlt_node *n = vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
     if (n) { n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; }

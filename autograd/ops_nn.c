@@ -13,6 +13,9 @@ static void layernorm_backward(vlt_node *n) {
     float *gx = x->requires_grad ? vlt_f32(vlt_grad_of(x)) : NULL;
     float *gw = w && w->requires_grad ? vlt_f32(vlt_grad_of(w)) : NULL;
     float *gb = b && b->requires_grad ? vlt_f32(vlt_grad_of(b)) : NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) { vlt_cuda_layernorm_bwd(g, xv, wv, stats, gx, gw, gb, R, C); return; }
+#endif
     if (gx) {
 #pragma omp parallel for if (R * C > VLT_PAR_MIN)
         for (int64_t r = 0; r < R; r++) {
@@ -50,6 +53,7 @@ vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps
     if (!op_input_ok("layernorm", x, VLT_F32)) return NULL;
     if (w && !op_input_ok("layernorm", w, VLT_F32)) return NULL;
     if (b && !op_input_ok("layernorm", b, VLT_F32)) return NULL;
+    if (!op_same_device("layernorm", x, w) || !op_same_device("layernorm", x, b)) return NULL;
     int C = last_dim(x);
     if ((w && (w->ndim != 1 || w->shape[0] != C)) || (b && (b->ndim != 1 || b->shape[0] != C))) {
         char sx[64], sw[64], sb[64];
@@ -58,24 +62,31 @@ vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps
         return NULL;
     }
     int64_t R = rows_of(x);
-    vlt_tensor *out = op_out(x->ndim, x->shape);
-    vlt_tensor *stats = op_out(2, VLT_SHAPE((int)R, 2));
+    vlt_tensor *out = op_out_on(x->device, x->ndim, x->shape);
+    vlt_tensor *stats = op_out_on(x->device, 2, VLT_SHAPE((int)R, 2));
     if (!out || !stats) return NULL;
     const float *xv = vlt_f32(x), *wv = w ? vlt_f32(w) : NULL, *bv = b ? vlt_f32(b) : NULL;
     float *o = vlt_f32(out), *st = vlt_f32(stats);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        vlt_cuda_layernorm_fwd(xv, wv, bv, o, st, R, C, eps);
+    } else
+#endif
+    {
 #pragma omp parallel for if (R * C > VLT_PAR_MIN)
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = xv + r * C;
-        double s = 0, s2 = 0;
-        for (int c = 0; c < C; c++) s += xr[c];
-        double mean = s / C;
-        for (int c = 0; c < C; c++) s2 += (xr[c] - mean) * (xr[c] - mean);
-        float rstd = (float)(1.0 / sqrt(s2 / C + eps));
-        st[2 * r] = (float)mean;
-        st[2 * r + 1] = rstd;
-        for (int c = 0; c < C; c++) {
-            float y = (xr[c] - (float)mean) * rstd;
-            o[r * C + c] = y * (wv ? wv[c] : 1.0f) + (bv ? bv[c] : 0.0f);
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr = xv + r * C;
+            double s = 0, s2 = 0;
+            for (int c = 0; c < C; c++) s += xr[c];
+            double mean = s / C;
+            for (int c = 0; c < C; c++) s2 += (xr[c] - mean) * (xr[c] - mean);
+            float rstd = (float)(1.0 / sqrt(s2 / C + eps));
+            st[2 * r] = (float)mean;
+            st[2 * r + 1] = rstd;
+            for (int c = 0; c < C; c++) {
+                float y = (xr[c] - (float)mean) * rstd;
+                o[r * C + c] = y * (wv ? wv[c] : 1.0f) + (bv ? bv[c] : 0.0f);
+            }
         }
     }
     vlt_tensor *in[3] = {x, w, b};
@@ -119,6 +130,9 @@ static void softmax_backward(vlt_node *n) {
     bool log_out = n->i[0];
     const float *g = vlt_f32(n->out->grad), *y = vlt_f32(n->out);
     float *gx = vlt_f32(vlt_grad_of(x));
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) { vlt_cuda_softmax_bwd(g, y, gx, R, C, log_out); return; }
+#endif
 #pragma omp parallel for if (R * C > VLT_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *gr = g + r * C, *yr = y + r * C;
@@ -137,8 +151,12 @@ static void softmax_backward(vlt_node *n) {
 
 static vlt_tensor *softmax_op(const char *op, vlt_tensor *x, bool log_out) {
     if (!op_input_ok(op, x, VLT_F32)) return NULL;
-    vlt_tensor *out = op_out(x->ndim, x->shape);
+    vlt_tensor *out = op_out_on(x->device, x->ndim, x->shape);
     if (!out) return NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) vlt_cuda_softmax_fwd(vlt_f32(x), vlt_f32(out), rows_of(x), last_dim(x), log_out);
+    else
+#endif
     softmax_rows(vlt_f32(x), vlt_f32(out), rows_of(x), last_dim(x), log_out);
     vlt_node *n = vlt_tape_record(op, softmax_backward, out, 1, &x);
     if (n) n->i[0] = log_out;
@@ -157,6 +175,9 @@ static void l2_backward(vlt_node *n) {
     float eps = n->f[0];
     const float *g = vlt_f32(n->out->grad), *xv = vlt_f32(x), *y = vlt_f32(n->out);
     float *gx = vlt_f32(vlt_grad_of(x));
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) { vlt_cuda_l2norm_bwd(g, xv, y, gx, R, C, eps); return; }
+#endif
     for (int64_t r = 0; r < R; r++) {
         const float *xr = xv + r * C, *gr = g + r * C, *yr = y + r * C;
         double nn = 0, gy = 0;
@@ -174,15 +195,22 @@ vlt_tensor *vlt_l2_normalize(vlt_tensor *x, float eps) {
     if (!op_input_ok("l2_normalize", x, VLT_F32)) return NULL;
     int64_t R = rows_of(x);
     int C = last_dim(x);
-    vlt_tensor *out = op_out(x->ndim, x->shape);
+    vlt_tensor *out = op_out_on(x->device, x->ndim, x->shape);
     if (!out) return NULL;
     const float *xv = vlt_f32(x);
     float *o = vlt_f32(out);
-    for (int64_t r = 0; r < R; r++) {
-        double nn = 0;
-        for (int c = 0; c < C; c++) nn += (double)xv[r * C + c] * xv[r * C + c];
-        float d = fmaxf((float)sqrt(nn), eps);
-        for (int c = 0; c < C; c++) o[r * C + c] = xv[r * C + c] / d;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        vlt_cuda_l2norm_fwd(xv, o, R, C, eps);
+    } else
+#endif
+    {
+        for (int64_t r = 0; r < R; r++) {
+            double nn = 0;
+            for (int c = 0; c < C; c++) nn += (double)xv[r * C + c] * xv[r * C + c];
+            float d = fmaxf((float)sqrt(nn), eps);
+            for (int c = 0; c < C; c++) o[r * C + c] = xv[r * C + c] / d;
+        }
     }
     vlt_node *n = vlt_tape_record("l2_normalize", l2_backward, out, 1, &x);
     if (n) n->f[0] = eps;
@@ -197,6 +225,13 @@ static void cross_entropy_backward(vlt_node *n) {
     int ignore = n->i[0], count = n->i[1];
     float eps = n->f[0];
     if (count == 0) return;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(logits)) {
+        vlt_cuda_cross_entropy_bwd(vlt_f32(n->out->grad), vlt_f32(n->saved[0]), vlt_i32(n->in[1]),
+                                   vlt_f32(vlt_grad_of(logits)), N, C, ignore, eps, count);
+        return;
+    }
+#endif
     const int32_t *t = vlt_i32(n->in[1]);
     const float *lp = vlt_f32(n->saved[0]);
     float g = vlt_f32(n->out->grad)[0] / (float)count;
@@ -209,8 +244,21 @@ static void cross_entropy_backward(vlt_node *n) {
     }
 }
 
+static vlt_tensor *cross_entropy_record(vlt_tensor *logits, vlt_tensor *targets, vlt_tensor *out, vlt_tensor *logp,
+                                        int ignore_index, int count, float label_smoothing) {
+    vlt_node *n = vlt_tape_record("cross_entropy", cross_entropy_backward, out, 2, (vlt_tensor *[]){logits, targets});
+    if (n) {
+        n->saved[0] = logp;
+        n->i[0] = ignore_index;
+        n->i[1] = count;
+        n->f[0] = label_smoothing;
+    }
+    return out;
+}
+
 vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignore_index, float label_smoothing) {
     if (!op_input_ok("cross_entropy", logits, VLT_F32) || !op_input_ok("cross_entropy", targets, VLT_I32)) return NULL;
+    if (!op_same_device("cross_entropy", logits, targets)) return NULL;
     char sl[64], st[64];
     if (logits->ndim != 2 || targets->ndim != 1 || targets->shape[0] != logits->shape[0]) {
         vlt_error_set(VLT_ERR_SHAPE, "cross_entropy: logits %s must be (N, C) and targets %s (N)",
@@ -222,15 +270,25 @@ vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignor
         return NULL;
     }
     int N = logits->shape[0], C = logits->shape[1];
-    const int32_t *t = vlt_i32(targets);
+    const int32_t *t = op_host_i32(targets);  // device targets: checked on a host copy
+    if (!t) return NULL;
     for (int i = 0; i < N; i++)
         if (t[i] != ignore_index && (t[i] < 0 || t[i] >= C)) {
             vlt_error_set(VLT_ERR_ARG, "cross_entropy: target %d of row %d is outside [0, %d)", t[i], i, C);
             return NULL;
         }
-    vlt_tensor *logp = op_out(2, logits->shape);
-    vlt_tensor *out = op_out(1, VLT_SHAPE(1));
+    vlt_tensor *logp = op_out_on(logits->device, 2, logits->shape);
+    vlt_tensor *out = op_out_on(logits->device, 1, VLT_SHAPE(1));
     if (!logp || !out) return NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(logits)) {
+        int count = 0;
+        for (int i = 0; i < N; i++) count += t[i] != ignore_index;
+        vlt_cuda_cross_entropy_fwd(vlt_f32(logits), vlt_i32(targets), vlt_f32(logp), vlt_f32(out), N, C, ignore_index,
+                                   label_smoothing, count);
+        return cross_entropy_record(logits, targets, out, logp, ignore_index, count, label_smoothing);
+    }
+#endif
     softmax_rows(vlt_f32(logits), vlt_f32(logp), N, C, true);
     const float *lp = vlt_f32(logp);
     double total = 0;
@@ -244,12 +302,5 @@ vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignor
         count++;
     }
     vlt_f32(out)[0] = count ? (float)(total / count) : 0.0f;
-    vlt_node *n = vlt_tape_record("cross_entropy", cross_entropy_backward, out, 2, (vlt_tensor *[]){logits, targets});
-    if (n) {
-        n->saved[0] = logp;
-        n->i[0] = ignore_index;
-        n->i[1] = count;
-        n->f[0] = label_smoothing;
-    }
-    return out;
+    return cross_entropy_record(logits, targets, out, logp, ignore_index, count, label_smoothing);
 }

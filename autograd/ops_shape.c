@@ -3,9 +3,19 @@
 #include "autograd/ops_internal.h"
 
 // Copies g into dst with a shape-preserving add (reshape and contiguous-copy backward).
+// Accumulate on the tensors' device.
+static void acc_on(const vlt_tensor *t, float *dst, const float *src, int64_t n) {
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(t)) { vlt_cuda_acc(dst, src, n); return; }
+#else
+    (void)t;
+#endif
+    acc(dst, src, n);
+}
+
 static void passthrough_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0];
-    if (x->requires_grad) acc(vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
+    if (x->requires_grad) acc_on(x, vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
 }
 
 vlt_tensor *vlt_reshape(vlt_tensor *x, int ndim, const int *shape) {
@@ -41,17 +51,24 @@ static void permute_backward(vlt_node *n) {
     if (!x->requires_grad) return;
     int64_t st[4];
     for (int d = 0; d < 4; d++) st[d] = n->i[4 + d];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) { vlt_cuda_strided_copy(vlt_f32(n->out->grad), vlt_f32(vlt_grad_of(x)), n->i, st, true); return; }
+#endif
     strided_copy(vlt_f32(n->out->grad), vlt_f32(vlt_grad_of(x)), n->i, st, true);
 }
 
 // out[i0..] = x at permuted strides; `strides` are x's strides in out's dim order.
 static vlt_tensor *permuted_copy(const char *op, vlt_tensor *x, int ndim, const int *shape, const int64_t *strides) {
-    vlt_tensor *out = op_out(ndim, shape);
+    vlt_tensor *out = op_out_on(x->device, ndim, shape);
     if (!out) return NULL;
     int sh[4] = {1, 1, 1, 1};
     int64_t st[4] = {0, 0, 0, 0};
     int off = 4 - ndim;  // pad leading dims
     for (int d = 0; d < ndim; d++) { sh[off + d] = shape[d]; st[off + d] = strides[d]; }
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) vlt_cuda_strided_copy(vlt_f32(out), vlt_f32(x), sh, st, false);
+    else
+#endif
     strided_copy(vlt_f32(out), vlt_f32(x), sh, st, false);
     vlt_node *n = vlt_tape_record(op, permute_backward, out, 1, &x);
     if (n)
@@ -91,7 +108,12 @@ vlt_tensor *vlt_transpose(vlt_tensor *x, int d0, int d1) {
 vlt_tensor *vlt_contiguous(vlt_tensor *x) {
     if (!x) return NULL;
     if (vlt_tensor_check_live(x, "contiguous") != VLT_OK) return NULL;
-    if (x->dtype != VLT_F32 || x->device != VLT_CPU) {
+#ifdef VLT_HAVE_CUDA
+    bool dev_ok = true;  // cpu and cuda both have the strided copy
+#else
+    bool dev_ok = x->device == VLT_CPU;
+#endif
+    if (x->dtype != VLT_F32 || !dev_ok) {
         vlt_error_set(VLT_ERR_DTYPE, "contiguous: takes f32 cpu tensors, '%s' is %s", x->name, vlt_dtype_name(x->dtype));
         return NULL;
     }
@@ -120,6 +142,10 @@ static void concat_backward(vlt_node *n) {
         int64_t row = x->shape[dim] * inner;
         if (x->requires_grad) {
             float *gx = vlt_f32(vlt_grad_of(x));
+#ifdef VLT_HAVE_CUDA
+            if (ON_CUDA(x)) vlt_cuda_block_copy(gx, row, 0, g, out_row, off, outer, row, true);
+            else
+#endif
             for (int64_t o = 0; o < outer; o++) acc(gx + o * row, g + o * out_row + off, row);
         }
         off += row;
@@ -131,13 +157,17 @@ static vlt_tensor *concat_some(vlt_tensor **xs, int n, int dim) {
     memcpy(shape, xs[0]->shape, sizeof shape);
     shape[dim] = 0;
     for (int k = 0; k < n; k++) shape[dim] += xs[k]->shape[dim];
-    vlt_tensor *out = op_out(xs[0]->ndim, shape);
+    vlt_tensor *out = op_out_on(xs[0]->device, xs[0]->ndim, shape);
     if (!out) return NULL;
     int64_t outer, inner;
     dims_around(out, dim, &outer, &inner);
     int64_t out_row = out->shape[dim] * inner, off = 0;
     for (int k = 0; k < n; k++) {
         int64_t row = xs[k]->shape[dim] * inner;
+#ifdef VLT_HAVE_CUDA
+        if (ON_CUDA(out)) vlt_cuda_block_copy(vlt_f32(out), out_row, off, vlt_f32(xs[k]), row, 0, outer, row, false);
+        else
+#endif
         for (int64_t o = 0; o < outer; o++)
             memcpy(vlt_f32(out) + o * out_row + off, vlt_f32(xs[k]) + o * row, (size_t)row * sizeof(float));
         off += row;
@@ -150,7 +180,7 @@ static vlt_tensor *concat_some(vlt_tensor **xs, int n, int dim) {
 vlt_tensor *vlt_concat(vlt_tensor **xs, int n, int dim) {
     if (n < 1) { vlt_error_set(VLT_ERR_ARG, "concat: no inputs"); return NULL; }
     for (int k = 0; k < n; k++)
-        if (!op_input_ok("concat", xs[k], VLT_F32)) return NULL;
+        if (!op_input_ok("concat", xs[k], VLT_F32) || !op_same_device("concat", xs[0], xs[k])) return NULL;
     vlt_tensor *x0 = xs[0];
     if (dim < 0 || dim >= x0->ndim) { vlt_error_set(VLT_ERR_ARG, "concat: dim %d out of range for ndim %d", dim, x0->ndim); return NULL; }
     for (int k = 1; k < n; k++) {
@@ -185,6 +215,12 @@ static void slice_backward(vlt_node *n) {
     dims_around(x, dim, &outer, &inner);
     float *gx = vlt_f32(vlt_grad_of(x));
     const float *g = vlt_f32(n->out->grad);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        vlt_cuda_block_copy(gx, x->shape[dim] * inner, start * inner, g, len * inner, 0, outer, len * inner, true);
+        return;
+    }
+#endif
     for (int64_t o = 0; o < outer; o++)
         acc(gx + (o * x->shape[dim] + start) * inner, g + o * len * inner, len * inner);
 }
@@ -200,10 +236,16 @@ vlt_tensor *vlt_slice(vlt_tensor *x, int dim, int start, int len) {
     int shape[VLT_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[dim] = len;
-    vlt_tensor *out = op_out(x->ndim, shape);
+    vlt_tensor *out = op_out_on(x->device, x->ndim, shape);
     if (!out) return NULL;
     int64_t outer, inner;
     dims_around(x, dim, &outer, &inner);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x))
+        vlt_cuda_block_copy(vlt_f32(out), len * inner, 0, vlt_f32(x), x->shape[dim] * inner, start * inner, outer,
+                            len * inner, false);
+    else
+#endif
     for (int64_t o = 0; o < outer; o++)
         memcpy(vlt_f32(out) + o * len * inner, vlt_f32(x) + (o * x->shape[dim] + start) * inner,
                (size_t)(len * inner) * sizeof(float));
@@ -216,20 +258,32 @@ vlt_tensor *vlt_slice(vlt_tensor *x, int dim, int start, int len) {
 // contributions), so it passes through unchanged.
 static void cast_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0];
-    if (x->requires_grad) acc(vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
+    if (x->requires_grad) acc_on(x, vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
 }
 
 vlt_tensor *vlt_cast(vlt_tensor *x, vlt_dtype dt) {
     if (!x) return NULL;
     if (vlt_tensor_check_live(x, "cast") != VLT_OK) return NULL;
-    bool ok = (x->dtype == VLT_F32 || x->dtype == VLT_BF16) && (dt == VLT_F32 || dt == VLT_BF16) && x->device == VLT_CPU;
+#ifdef VLT_HAVE_CUDA
+    bool dev_ok = true;  // cpu and cuda both cast
+#else
+    bool dev_ok = x->device == VLT_CPU;
+#endif
+    bool ok = (x->dtype == VLT_F32 || x->dtype == VLT_BF16) && (dt == VLT_F32 || dt == VLT_BF16) && dev_ok;
     if (!ok || !vlt_tensor_is_contiguous(x)) {
         vlt_error_set(VLT_ERR_DTYPE, "cast: %s -> %s is not supported for '%s' (f32 <-> bf16, contiguous cpu)",
                       vlt_dtype_name(x->dtype), vlt_dtype_name(dt), x->name);
         return NULL;
     }
-    vlt_tensor *out = vlt_tensor_new_activation(dt, VLT_CPU, x->ndim, x->shape);
+    vlt_tensor *out = vlt_tensor_new_activation(dt, x->device, x->ndim, x->shape);
     if (!out) return NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x)) {
+        if (x->dtype == dt) vlt_cuda_copy_d2d(out->data, x->data, (size_t)x->numel * vlt_dtype_size(dt));
+        else if (dt == VLT_BF16) vlt_cuda_cast_f32_bf16(vlt_bf16(out), vlt_f32(x), x->numel);
+        else vlt_cuda_cast_bf16_f32(vlt_f32(out), vlt_bf16(x), x->numel);
+    } else
+#endif
     if (x->dtype == dt) memcpy(out->data, x->data, (size_t)x->numel * vlt_dtype_size(dt));
     else if (dt == VLT_BF16) vlt_f32_to_bf16_array(vlt_bf16(out), vlt_f32(x), (size_t)x->numel);
     else vlt_bf16_to_f32_array(vlt_f32(out), vlt_bf16(x), (size_t)x->numel);

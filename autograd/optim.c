@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ops_cuda.h"
+
 #define OPT_PAR_MIN 32768
 
 static vlt_status check_params(const char *op, vlt_tensor **params, int n) {
@@ -19,24 +21,45 @@ static vlt_status check_params(const char *op, vlt_tensor **params, int n) {
     return VLT_OK;
 }
 
+// One zeroed buffer per parameter, on the parameter's device (fp32 state for fp32 master weights).
+static float *state_buffer(const vlt_tensor *p) {
+#ifdef VLT_HAVE_CUDA
+    if (p->device == VLT_CUDA) {
+        float *d = vlt_cuda_malloc((size_t)p->numel * sizeof(float));
+        if (d) vlt_cuda_memset0(d, (size_t)p->numel * sizeof(float));
+        return d;
+    }
+#endif
+    return calloc((size_t)p->numel, sizeof(float));
+}
+
+static void state_buffer_free(const vlt_tensor *p, float *b) {
+#ifdef VLT_HAVE_CUDA
+    if (p->device == VLT_CUDA) { vlt_cuda_free(b); return; }
+#else
+    (void)p;
+#endif
+    free(b);
+}
+
+static void free_state(float **s, vlt_tensor **params, int n) {
+    if (!s) return;
+    for (int i = 0; i < n; i++)
+        if (s[i]) state_buffer_free(params[i], s[i]);
+    free(s);
+}
+
 static float **alloc_state(vlt_tensor **params, int n) {
     float **s = calloc((size_t)n, sizeof *s);
     if (!s) return NULL;
     for (int i = 0; i < n; i++) {
-        s[i] = calloc((size_t)params[i]->numel, sizeof(float));
+        s[i] = state_buffer(params[i]);
         if (!s[i]) {
-            for (int j = 0; j < i; j++) free(s[j]);
-            free(s);
+            free_state(s, params, i);
             return NULL;
         }
     }
     return s;
-}
-
-static void free_state(float **s, int n) {
-    if (!s) return;
-    for (int i = 0; i < n; i++) free(s[i]);
-    free(s);
 }
 
 vlt_adamw_cfg vlt_adamw_defaults(void) { return (vlt_adamw_cfg){0.9f, 0.98f, 1e-6f, 0.2f}; }
@@ -53,23 +76,23 @@ vlt_adamw *vlt_adamw_new(vlt_tensor **params, const bool *decay, int n, vlt_adam
     o->n = n;
     o->cfg = cfg;
     o->params = malloc((size_t)n * sizeof *o->params);
+    if (o->params) memcpy(o->params, params, (size_t)n * sizeof *params);
     o->decay = malloc((size_t)n * sizeof *o->decay);
-    o->m = alloc_state(params, n);
-    o->v = alloc_state(params, n);
+    o->m = o->params ? alloc_state(params, n) : NULL;
+    o->v = o->params ? alloc_state(params, n) : NULL;
     if (!o->params || !o->decay || !o->m || !o->v) {
         vlt_adamw_free(o);
         vlt_error_set(VLT_ERR_NOMEM, "adamw: out of memory for optimizer state");
         return NULL;
     }
-    memcpy(o->params, params, (size_t)n * sizeof *params);
     for (int i = 0; i < n; i++) o->decay[i] = decay ? decay[i] : true;
     return o;
 }
 
 void vlt_adamw_free(vlt_adamw *o) {
     if (!o) return;
-    free_state(o->m, o->n);
-    free_state(o->v, o->n);
+    free_state(o->m, o->params, o->n);
+    free_state(o->v, o->params, o->n);
     free(o->params);
     free(o->decay);
     free(o);
@@ -86,6 +109,12 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
         float *w = vlt_f32(p), *g = vlt_f32(p->grad), *m = o->m[i], *v = o->v[i];
         const float wd = o->decay[i] ? o->cfg.weight_decay : 0.0f;
         const int64_t N = p->numel;
+#ifdef VLT_HAVE_CUDA
+        if (p->device == VLT_CUDA) {
+            vlt_cuda_adamw(w, g, m, v, N, lr, wd, b1, b2, eps, step, bc2_sqrt);
+            continue;
+        }
+#endif
 #pragma omp parallel for if (N > OPT_PAR_MIN)
         for (int64_t j = 0; j < N; j++) {
             w[j] -= lr * wd * w[j];
@@ -111,19 +140,19 @@ vlt_sgd *vlt_sgd_new(vlt_tensor **params, int n, float momentum, float weight_de
     o->weight_decay = weight_decay;
     o->nesterov = nesterov;
     o->params = malloc((size_t)n * sizeof *o->params);
-    o->buf = momentum > 0 ? alloc_state(params, n) : NULL;
+    if (o->params) memcpy(o->params, params, (size_t)n * sizeof *params);
+    o->buf = momentum > 0 && o->params ? alloc_state(params, n) : NULL;
     if (!o->params || (momentum > 0 && !o->buf)) {
         vlt_sgd_free(o);
         vlt_error_set(VLT_ERR_NOMEM, "sgd: out of memory");
         return NULL;
     }
-    memcpy(o->params, params, (size_t)n * sizeof *params);
     return o;
 }
 
 void vlt_sgd_free(vlt_sgd *o) {
     if (!o) return;
-    free_state(o->buf, o->n);
+    free_state(o->buf, o->params, o->n);
     free(o->params);
     free(o);
 }
@@ -134,6 +163,12 @@ vlt_status vlt_sgd_step(vlt_sgd *o, float lr) {
         vlt_tensor *p = o->params[i];
         if (!p->requires_grad) continue;
         float *w = vlt_f32(p), *g = vlt_f32(p->grad), *b = o->buf ? o->buf[i] : NULL;
+#ifdef VLT_HAVE_CUDA
+        if (p->device == VLT_CUDA) {
+            vlt_cuda_sgd(w, g, b, p->numel, lr, wd, mu, o->nesterov, o->started);
+            continue;
+        }
+#endif
         for (int64_t j = 0; j < p->numel; j++) {
             float d = g[j] + wd * w[j];
             if (b) {
@@ -147,9 +182,33 @@ vlt_status vlt_sgd_step(vlt_sgd *o, float lr) {
     return VLT_OK;
 }
 
-float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
-    double ss = 0;
+// Device gradients: their squares summed on the device (one double, read back once).
+static double device_sumsq(vlt_tensor **params, int n) {
+#ifdef VLT_HAVE_CUDA
+    double *acc = NULL;
     for (int i = 0; i < n; i++) {
+        if (params[i]->device != VLT_CUDA) continue;
+        if (!acc) {
+            acc = vlt_cuda_arena_alloc(sizeof(double));
+            VLT_ASSERT(acc, "clip_grad_norm: device step arena out of memory");
+            vlt_cuda_memset0(acc, sizeof(double));
+        }
+        vlt_cuda_sumsq_acc(acc, vlt_f32(params[i]->grad), params[i]->numel);
+    }
+    double ss = 0;
+    if (acc) vlt_cuda_copy_d2h(&ss, acc, sizeof ss);
+    return ss;
+#else
+    (void)params;
+    (void)n;
+    return 0;
+#endif
+}
+
+float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
+    double ss = device_sumsq(params, n);
+    for (int i = 0; i < n; i++) {
+        if (params[i]->device != VLT_CPU) continue;
         const float *g = vlt_f32(params[i]->grad);
         for (int64_t j = 0; j < params[i]->numel; j++) ss += (double)g[j] * g[j];
     }
@@ -158,6 +217,9 @@ float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
         float k = max_norm / (norm + 1e-6f);
         for (int i = 0; i < n; i++) {
             float *g = vlt_f32(params[i]->grad);
+#ifdef VLT_HAVE_CUDA
+            if (params[i]->device == VLT_CUDA) { vlt_cuda_scale(g, params[i]->numel, k); continue; }
+#endif
             for (int64_t j = 0; j < params[i]->numel; j++) g[j] *= k;
         }
     }
@@ -165,6 +227,14 @@ float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
 }
 
 void vlt_zero_grad(vlt_tensor **params, int n) {
-    for (int i = 0; i < n; i++)
-        if (params[i]->grad) memset(params[i]->grad->data, 0, (size_t)params[i]->numel * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        if (!params[i]->grad) continue;
+#ifdef VLT_HAVE_CUDA
+        if (params[i]->grad->device == VLT_CUDA) {
+            vlt_cuda_memset0(params[i]->grad->data, (size_t)params[i]->numel * sizeof(float));
+            continue;
+        }
+#endif
+        memset(params[i]->grad->data, 0, (size_t)params[i]->numel * sizeof(float));
+    }
 }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "autograd/ops_cuda.h"
+
 // The tape: newest node last; nodes live in the arena.
 static struct {
     vlt_arena arena;
@@ -24,11 +26,17 @@ void vlt_step_reset(void) {
     g_tape.tail = NULL;
     g_tape.n_nodes = 0;
     vlt_arena_reset(vlt_step_arena());
+#ifdef VLT_HAVE_CUDA
+    vlt_cuda_arena_reset();  // the device half of the step arena (a no-op before the context exists)
+#endif
 }
 
 void vlt_tape_shutdown(void) {
     if (g_tape.arena_ready) vlt_arena_free(&g_tape.arena);
     memset(&g_tape, 0, sizeof g_tape);
+#ifdef VLT_HAVE_CUDA
+    vlt_cuda_release();
+#endif
 }
 
 void vlt_no_grad_enter(void) { g_tape.no_grad_depth++; }
@@ -46,10 +54,12 @@ void *vlt_step_scratch(size_t bytes) {
 }
 
 vlt_tensor *vlt_tensor_new_activation(vlt_dtype dt, vlt_device dev, int ndim, const int *shape) {
+#ifndef VLT_HAVE_CUDA
     if (dev != VLT_CPU) {
         vlt_error_set(VLT_ERR_UNSUPPORTED, "activation on cuda: the CUDA backend is not built in");
         return NULL;
     }
+#endif
     if (ndim < 0 || ndim > VLT_MAX_DIMS) {
         vlt_error_set(VLT_ERR_SHAPE, "activation: ndim %d is outside 0..%d", ndim, VLT_MAX_DIMS);
         return NULL;
@@ -61,7 +71,13 @@ vlt_tensor *vlt_tensor_new_activation(vlt_dtype dt, vlt_device dev, int ndim, co
     }
     vlt_arena *a = vlt_step_arena();
     vlt_tensor *t = vlt_arena_alloc(a, sizeof *t);
+#ifdef VLT_HAVE_CUDA
+    // Device activations: the header from the host arena, the data from the device arena.
+    void *data = dev == VLT_CUDA ? vlt_cuda_arena_alloc((size_t)numel * vlt_dtype_size(dt))
+                                 : vlt_arena_alloc(a, (size_t)numel * vlt_dtype_size(dt));
+#else
     void *data = vlt_arena_alloc(a, (size_t)numel * vlt_dtype_size(dt));
+#endif
     if (!t || !data) { vlt_error_set(VLT_ERR_NOMEM, "step arena: out of memory"); return NULL; }
     memset(t, 0, sizeof *t);
     t->magic = VLT_TENSOR_MAGIC;
@@ -106,6 +122,10 @@ vlt_tensor *vlt_grad_of(vlt_tensor *t) {
         // backward moves it into the base's.
         t->grad = vlt_tensor_new_activation(VLT_F32, t->device, t->ndim, t->shape);
         VLT_ASSERT(t->grad, "grad of '%s': step arena out of memory", t->name);
+#ifdef VLT_HAVE_CUDA
+        if (t->device == VLT_CUDA) vlt_cuda_memset0(t->grad->data, (size_t)t->numel * sizeof(float));
+        else
+#endif
         memset(t->grad->data, 0, (size_t)t->numel * sizeof(float));
     }
     return t->grad;
@@ -120,6 +140,10 @@ vlt_status vlt_backward(vlt_tensor *loss) {
     }
     if (!loss->requires_grad)
         return vlt_error_set(VLT_ERR_STATE, "backward: loss does not depend on anything that requires grad");
+#ifdef VLT_HAVE_CUDA
+    if (loss->device == VLT_CUDA) vlt_cuda_add_scalar(vlt_f32(vlt_grad_of(loss)), 1.0f);
+    else
+#endif
     vlt_f32(vlt_grad_of(loss))[0] += 1.0f;
     for (vlt_node *n = g_tape.tail; n; n = n->prev)
         if (n->out->grad) n->backward(n);  // an output nobody used has no gradient to pass on

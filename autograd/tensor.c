@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/ops_cuda.h"
 #include "autograd/tape.h"
 
 size_t vlt_dtype_size(vlt_dtype dt) { return dt == VLT_BF16 ? 2 : 4; }
@@ -37,10 +38,12 @@ static vlt_status set_shape(vlt_tensor *t, int ndim, const int *shape) {
 }
 
 vlt_tensor *vlt_tensor_new(vlt_dtype dt, vlt_device dev, int ndim, const int *shape, const char *name) {
+#ifndef VLT_HAVE_CUDA
     if (dev != VLT_CPU) {
         vlt_error_set(VLT_ERR_UNSUPPORTED, "tensor '%s': persistent device tensors need the CUDA backend", name ? name : "");
         return NULL;
     }
+#endif
     vlt_tensor *t = calloc(1, sizeof *t);
     if (!t) { vlt_error_set(VLT_ERR_NOMEM, "tensor: out of memory"); return NULL; }
     t->magic = VLT_TENSOR_MAGIC;
@@ -49,6 +52,17 @@ vlt_tensor *vlt_tensor_new(vlt_dtype dt, vlt_device dev, int ndim, const int *sh
     t->persistent = true;
     if (set_shape(t, ndim, shape) != VLT_OK) { free(t); return NULL; }
     size_t bytes = (size_t)t->numel * vlt_dtype_size(dt);
+#ifdef VLT_HAVE_CUDA
+    if (dev == VLT_CUDA) {
+        // Device storage (cudaMalloc'd once, zeroed on the stream).
+        t->data = vlt_cuda_malloc(bytes);
+        if (!t->data) { free(t); return NULL; }
+        vlt_cuda_memset0(t->data, bytes);
+        t->owns_data = true;
+        if (name) snprintf(t->name, sizeof t->name, "%s", name);
+        return t;
+    }
+#endif
     t->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!t->data) {
         free(t);
@@ -74,6 +88,10 @@ vlt_tensor *vlt_tensor_new_param(int ndim, const int *shape, const char *name) {
 void vlt_tensor_free(vlt_tensor *t) {
     if (!t || !t->persistent) return;
     if (t->grad && t->grad->persistent) vlt_tensor_free(t->grad);
+#ifdef VLT_HAVE_CUDA
+    if (t->owns_data && t->device == VLT_CUDA) vlt_cuda_free(t->data);
+    else
+#endif
     if (t->owns_data) free(t->data);
     t->magic = 0;
     free(t);

@@ -1,0 +1,155 @@
+// device.c — the host side of devices (see device.h): availability, copies, moving parameters,
+// the default device, the tape-aware device copy. The CUDA runtime calls are in cuda_device.cu.
+#include "autograd/device.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/ops_cuda.h"
+#include "autograd/tape.h"
+
+// The default device of vlt_full / vlt_arange: part of the device context (DESIGN.md).
+static vlt_device g_default_device = VLT_CPU;
+
+const char *vlt_device_name(vlt_device dev) { return dev == VLT_CUDA ? "cuda" : "cpu"; }
+
+#ifdef VLT_HAVE_CUDA
+bool vlt_cuda_available(void) { return vlt_cuda_device_count() > 0; }
+vlt_status vlt_cuda_init(void) { return vlt_cuda_ensure_init() == 0 ? VLT_OK : vlt_error_code(); }
+void vlt_cuda_shutdown(void) { vlt_cuda_release(); }
+void vlt_device_synchronize(void) { vlt_cuda_synchronize(); }
+size_t vlt_cuda_arena_bytes(void) { return vlt_cuda_arena_high_water(); }
+uint64_t vlt_cuda_arena_allocs(void) { return vlt_cuda_arena_system_allocs(); }
+vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
+    vlt_cuda_set_matmul_precision((int)p);
+    return VLT_OK;
+}
+#else
+bool vlt_cuda_available(void) { return false; }
+vlt_status vlt_cuda_init(void) {
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "cuda: this binary was built without the CUDA backend (make CUDA=1)");
+}
+void vlt_cuda_shutdown(void) {}
+void vlt_device_synchronize(void) {}
+size_t vlt_cuda_arena_bytes(void) { return 0; }
+uint64_t vlt_cuda_arena_allocs(void) { return 0; }
+vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
+    (void)p;
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "matmul precision: this binary was built without the CUDA backend");
+}
+#endif
+
+vlt_status vlt_set_default_device(vlt_device dev) {
+    if (dev == VLT_CUDA) VLT_TRY(vlt_cuda_init());
+    g_default_device = dev;
+    return VLT_OK;
+}
+
+vlt_device vlt_default_device(void) { return g_default_device; }
+
+// Copies `bytes` between any two devices (both pointers of the given devices).
+static void copy_bytes(vlt_device dd, void *dst, vlt_device sd, const void *src, size_t bytes) {
+#ifdef VLT_HAVE_CUDA
+    if (dd == VLT_CUDA && sd == VLT_CUDA) { vlt_cuda_copy_d2d(dst, src, bytes); return; }
+    if (dd == VLT_CUDA) { vlt_cuda_copy_h2d(dst, src, bytes); return; }
+    if (sd == VLT_CUDA) { vlt_cuda_copy_d2h(dst, src, bytes); return; }
+#else
+    (void)dd;
+    (void)sd;
+#endif
+    memcpy(dst, src, bytes);
+}
+
+vlt_status vlt_tensor_copy(vlt_tensor *dst, const vlt_tensor *src) {
+    VLT_TRY(vlt_tensor_check_live(dst, "tensor_copy"));
+    VLT_TRY(vlt_tensor_check_live(src, "tensor_copy"));
+    if (dst->dtype != src->dtype || dst->numel != src->numel)
+        return vlt_error_set(VLT_ERR_SHAPE, "tensor_copy: '%s' (%s, %lld elements) into '%s' (%s, %lld elements)",
+                             src->name, vlt_dtype_name(src->dtype), (long long)src->numel, dst->name,
+                             vlt_dtype_name(dst->dtype), (long long)dst->numel);
+    if (!vlt_tensor_is_contiguous(dst) || !vlt_tensor_is_contiguous(src))
+        return vlt_error_set(VLT_ERR_SHAPE, "tensor_copy: '%s' or '%s' is a strided view", src->name, dst->name);
+    copy_bytes(dst->device, dst->data, src->device, src->data, (size_t)src->numel * vlt_dtype_size(src->dtype));
+    return VLT_OK;
+}
+
+vlt_tensor *vlt_tensor_to(const vlt_tensor *t, vlt_device dev) {
+    if (vlt_tensor_check_live(t, "tensor_to") != VLT_OK) return NULL;
+    vlt_tensor *c = vlt_tensor_new(t->dtype, dev, t->ndim, t->shape, t->name);
+    if (!c) return NULL;
+    if (vlt_tensor_copy(c, t) != VLT_OK) { vlt_tensor_free(c); return NULL; }
+    c->requires_grad = t->requires_grad;
+    if (t->grad) {
+        c->grad = vlt_tensor_new(VLT_F32, dev, t->ndim, t->shape, t->grad->name);
+        if (!c->grad) { vlt_tensor_free(c); return NULL; }
+    }
+    return c;
+}
+
+vlt_status vlt_tensor_move(vlt_tensor *t, vlt_device dev) {
+    VLT_TRY(vlt_tensor_check_live(t, "tensor_move"));
+    if (!t->persistent || !t->owns_data)
+        return vlt_error_set(VLT_ERR_ARG, "tensor_move: '%s' is not a persistent tensor that owns its storage", t->name);
+    if (t->grad && t->grad->persistent) VLT_TRY(vlt_tensor_move(t->grad, dev));
+    if (t->device == dev) return VLT_OK;
+    // A fresh tensor on dev, whose storage this one takes over.
+    vlt_tensor *c = vlt_tensor_new(t->dtype, dev, t->ndim, t->shape, t->name);
+    if (!c) return vlt_error_code();
+    copy_bytes(dev, c->data, t->device, t->data, (size_t)t->numel * vlt_dtype_size(t->dtype));
+    void *old = t->data;
+    vlt_device old_dev = t->device;
+    t->data = c->data;
+    t->device = dev;
+    memcpy(t->stride, c->stride, sizeof t->stride);
+    c->owns_data = false;
+    vlt_tensor_free(c);
+#ifdef VLT_HAVE_CUDA
+    if (old_dev == VLT_CUDA) { vlt_cuda_free(old); return VLT_OK; }
+#else
+    (void)old_dev;
+#endif
+    free(old);
+    return VLT_OK;
+}
+
+vlt_status vlt_params_move(vlt_params *p, vlt_device dev) {
+    for (int i = 0; i < p->n; i++) VLT_TRY(vlt_tensor_move(p->t[i], dev));
+    return VLT_OK;
+}
+
+// ---- the tape-aware copy ----
+static void to_device_backward(vlt_node *n) {
+    vlt_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    vlt_tensor *g = n->out->grad, *gx = vlt_grad_of(x);
+    size_t bytes = (size_t)x->numel * sizeof(float);
+#ifdef VLT_HAVE_CUDA
+    if (gx->device == VLT_CUDA) {
+        float *tmp = g->device == VLT_CUDA ? (float *)g->data : vlt_cuda_arena_alloc(bytes);
+        VLT_ASSERT(tmp, "to_device backward: device arena out of memory");
+        if (g->device != VLT_CUDA) vlt_cuda_copy_h2d(tmp, g->data, bytes);
+        vlt_cuda_acc((float *)gx->data, tmp, x->numel);
+        return;
+    }
+#endif
+    float *tmp = g->device == VLT_CPU ? (float *)g->data : vlt_step_scratch(bytes);
+    VLT_ASSERT(tmp, "to_device backward: step arena out of memory");
+    if (g->device != VLT_CPU) copy_bytes(VLT_CPU, tmp, g->device, g->data, bytes);
+    float *d = vlt_f32(gx);
+    for (int64_t i = 0; i < x->numel; i++) d[i] += tmp[i];
+}
+
+vlt_tensor *vlt_to_device(vlt_tensor *x, vlt_device dev) {
+    if (!x) return NULL;
+    if (vlt_tensor_check_live(x, "to_device") != VLT_OK) return NULL;
+    if (!vlt_tensor_is_contiguous(x)) {
+        vlt_error_set(VLT_ERR_SHAPE, "to_device: input '%s' is a strided view; call vlt_contiguous first", x->name);
+        return NULL;
+    }
+    if (dev == VLT_CUDA && vlt_cuda_init() != VLT_OK) return NULL;
+    vlt_tensor *out = vlt_tensor_new_activation(x->dtype, dev, x->ndim, x->shape);
+    if (!out) return NULL;
+    copy_bytes(dev, out->data, x->device, x->data, (size_t)x->numel * vlt_dtype_size(x->dtype));
+    if (x->dtype == VLT_F32) vlt_tape_record("to_device", to_device_backward, out, 1, &x);
+    return out;
+}

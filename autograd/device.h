@@ -1,0 +1,64 @@
+// device.h — devices as the rest of vlt sees them: is a GPU there, the device context's
+// lifetime, copies between host and device, moving a model's parameter table to the GPU, the
+// default device of ops that create tensors from nothing (vlt_full, vlt_arange), and the
+// matmul precision of the CUDA backend.
+//
+// Built without CUDA (make, not make CUDA=1) every function exists: vlt_cuda_available() is
+// false and anything that needs a device returns VLT_ERR_UNSUPPORTED naming what was asked.
+//
+// Typical use (train on the GPU a model created on the CPU):
+//     vlt_clip_init(&m, &cfg, seed);                      // CPU parameters, initialized
+//     vlt_params_move(&m.params, VLT_CUDA);               // same tensor handles, device storage
+//     vlt_set_default_device(VLT_CUDA);
+//     images_d = vlt_tensor_to(images, VLT_CUDA); ...    // batches: copies, or vlt_tensor_copy
+#ifndef VLT_DEVICE_H
+#define VLT_DEVICE_H
+
+#include "autograd/params.h"
+#include "autograd/tensor.h"
+
+// True when the binary has the CUDA backend and at least one device is visible.
+bool vlt_cuda_available(void);
+// Creates the device context (stream, cuBLAS / cuBLASLt handles and workspace, the device step
+// arena). Idempotent; called on first use by everything below, so explicit calls are optional.
+vlt_status vlt_cuda_init(void);
+// Releases the context (the device step arena included). Persistent device tensors stay valid
+// until freed; the next device use creates a fresh context.
+void vlt_cuda_shutdown(void);
+// Waits for all queued device work (timing, before reading host clocks).
+void vlt_device_synchronize(void);
+const char *vlt_device_name(vlt_device dev);
+
+// Device of the outputs of vlt_full and vlt_arange (ops with no input to take it from).
+// VLT_CPU unless set; setting VLT_CUDA without the backend returns VLT_ERR_UNSUPPORTED.
+vlt_status vlt_set_default_device(vlt_device dev);
+vlt_device vlt_default_device(void);
+
+// dst = src for tensors of equal dtype and element count, both contiguous, any devices.
+vlt_status vlt_tensor_copy(vlt_tensor *dst, const vlt_tensor *src);
+// A new persistent copy of t on `dev` (same name, dtype, shape, requires_grad; a zeroed gradient
+// buffer when t has one). NULL with a message on failure.
+vlt_tensor *vlt_tensor_to(const vlt_tensor *t, vlt_device dev);
+static inline vlt_tensor *vlt_tensor_to_device(const vlt_tensor *t) { return vlt_tensor_to(t, VLT_CUDA); }
+static inline vlt_tensor *vlt_tensor_to_host(const vlt_tensor *t) { return vlt_tensor_to(t, VLT_CPU); }
+// Moves a persistent tensor that owns its storage (and its gradient, kept as is) to `dev` in
+// place: the handle stays the same, so model structs that point at it keep working.
+vlt_status vlt_tensor_move(vlt_tensor *t, vlt_device dev);
+// vlt_tensor_move for every tensor of a parameter table.
+vlt_status vlt_params_move(vlt_params *p, vlt_device dev);
+
+// The tape-aware copy: y = x on `dev` (a new activation); the gradient flows back to x's device.
+vlt_tensor *vlt_to_device(vlt_tensor *x, vlt_device dev);
+
+// Matmul precision on the GPU (all storage stays f32): fp32 products (the default; compare with
+// the CPU), tf32 tensor cores, or bf16 tensor cores; always fp32 accumulation. The environment
+// variable VLT_CUDA_MATMUL=fp32|tf32|bf16 sets the initial value.
+typedef enum { VLT_MATMUL_FP32 = 0, VLT_MATMUL_TF32 = 1, VLT_MATMUL_BF16 = 2 } vlt_matmul_precision;
+vlt_status vlt_set_matmul_precision(vlt_matmul_precision p);
+
+// Device step-arena figures (0 without CUDA): the high-water mark in bytes and how many device
+// allocations the arena made (constant once the step size is learned).
+size_t vlt_cuda_arena_bytes(void);
+uint64_t vlt_cuda_arena_allocs(void);
+
+#endif

@@ -1,0 +1,134 @@
+// ops_cuda.h — the C interface of the CUDA backend (compiled with -DVLT_HAVE_CUDA only): device memory,
+// the device half of the step arena, copies, and one launcher per CPU kernel of autograd/ops_*.c.
+//
+// Everything here is internal to autograd/: the public entry points stay in ops.h and device.h.
+// Pointers are device pointers. All work is ordered on the context's one stream (cuda_device.cu);
+// every launcher checks its launches (CUDA errors abort with file:line and the CUDA message,
+// like llm.c's cudaCheck: they are driver or programming errors, not bad user input).
+// Shapes follow the CPU kernels they mirror; the comment at each CPU kernel says what it computes.
+#ifndef VLT_OPS_CUDA_H
+#define VLT_OPS_CUDA_H
+
+// Op kinds shared by the CPU kernels (ops_elementwise.c) and the CUDA ones (built with or without CUDA).
+enum { VLT_BIN_ADD, VLT_BIN_SUB, VLT_BIN_MUL };
+enum { VLT_UN_SCALE, VLT_UN_EXP, VLT_UN_LOG, VLT_UN_CLAMP, VLT_UN_GELU, VLT_UN_GELU_TANH, VLT_UN_QUICK_GELU,
+       VLT_UN_LOG_SIGMOID };
+
+#ifdef VLT_HAVE_CUDA
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- context and memory (cuda_device.cu) ----
+int vlt_cuda_device_count(void);          // 0 when no driver / no device (never aborts)
+int vlt_cuda_ensure_init(void);           // 0 ok, else -1 with vlt_error_set (VLT_ERR_DEVICE)
+void vlt_cuda_release(void);              // frees the arena, handles, stream (end of program)
+void *vlt_cuda_malloc(size_t bytes);      // persistent buffer; NULL (message set) when out of memory
+void vlt_cuda_free(void *p);
+// Device half of the step arena: bump allocation, 256-byte aligned; NULL (message set) when the
+// device is out of memory. Grows by whole chunks while a step learns its size; the reset after
+// growth coalesces into one block of the high-water size (the only cudaFree/cudaMalloc after
+// warm-up; none in the steady state).
+void *vlt_cuda_arena_alloc(size_t bytes);
+void vlt_cuda_arena_reset(void);
+size_t vlt_cuda_arena_high_water(void);
+uint64_t vlt_cuda_arena_system_allocs(void);
+// Copies (stream-ordered; the ones that touch host memory wait for completion).
+void vlt_cuda_copy_h2d(void *dst, const void *src, size_t bytes);
+void vlt_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
+void vlt_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
+void vlt_cuda_memset0(void *dst, size_t bytes);
+void vlt_cuda_synchronize(void);
+
+// Matmul precision (cuBLAS compute type): fp32 storage always; the products run as
+//   0 = fp32 (CUBLAS_COMPUTE_32F), 1 = tf32 tensor cores, 2 = bf16 tensor cores, fp32 accumulate.
+void vlt_cuda_set_matmul_precision(int mode);
+int vlt_cuda_matmul_precision(void);
+
+// ---- matrix products (ops_cuda_matmul.cu), row-major, f32 ----
+// C_i (M, N) = alpha · op(A_i) · op(B_i) + beta · C_i for i < batch; strides in elements
+// (stride 0: the same matrix for every i). lda/ldb as the CPU's: ta ? M : K, tb ? K : N.
+void vlt_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int64_t sA,
+                   const float *B, int64_t sB, float beta, float *C, int64_t sC, int batch);
+// out (R, C) rows = bias (C)
+void vlt_cuda_fill_rows(float *out, const float *bias, int64_t R, int C);
+// dst[c] += k · Σ_r src[r·C + c] (r < R), or with src2: Σ_r src[r·C+c]·src2[r·C+c]; deterministic.
+void vlt_cuda_colsum_acc(float *dst, const float *src, const float *src2, int64_t R, int64_t C, float k);
+
+// ---- elementwise (ops_cuda_elementwise.cu); kinds are the CPU's BIN_* / UN_* enums ----
+void vlt_cuda_binary_fwd(int kind, const float *a, const float *b, float *out, int64_t N, int64_t inner);
+// ga += g (add/sub) or g·b (mul); null ga skips.
+void vlt_cuda_binary_bwd_a(int kind, const float *g, const float *b, float *ga, int64_t N, int64_t inner);
+void vlt_cuda_unary_fwd(int kind, const float *x, float *y, int64_t N, float f0, float f1);
+void vlt_cuda_unary_bwd(int kind, const float *g, const float *x, const float *y, float *gx, int64_t N, float f0,
+                        float f1);
+void vlt_cuda_acc(float *dst, const float *src, int64_t n);          // dst += src
+void vlt_cuda_fill(float *dst, int64_t n, float v);
+void vlt_cuda_add_scalar(float *dst, float v);                        // dst[0] += v
+void vlt_cuda_arange_i32(int32_t *dst, int n);
+void vlt_cuda_cast_f32_bf16(uint16_t *dst, const float *src, int64_t n);
+void vlt_cuda_cast_bf16_f32(float *dst, const uint16_t *src, int64_t n);
+
+// ---- reductions and row ops (ops_cuda_nn.cu) ----
+void vlt_cuda_row_sum(const float *x, float *out, int64_t R, int64_t C, float k);   // out[r] = k·Σ_c x
+void vlt_cuda_row_bcast_acc(float *gx, const float *g, int64_t R, int64_t C, float k);  // gx[r,c] += k·g[r]
+// layernorm: stats (R, 2) = (mean, rstd); w, b may be NULL.
+void vlt_cuda_layernorm_fwd(const float *x, const float *w, const float *b, float *y, float *stats, int64_t R,
+                            int C, float eps);
+void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
+                            float *gw, float *gb, int64_t R, int C);
+void vlt_cuda_softmax_fwd(const float *x, float *y, int64_t R, int C, bool log_out);
+void vlt_cuda_softmax_bwd(const float *g, const float *y, float *gx, int64_t R, int C, bool log_out);
+void vlt_cuda_l2norm_fwd(const float *x, float *y, int64_t R, int C, float eps);
+void vlt_cuda_l2norm_bwd(const float *g, const float *x, const float *y, float *gx, int64_t R, int C, float eps);
+// cross-entropy: logp (N, C) from log_softmax; out[0] = Σ_counted row loss / count (0 when none).
+void vlt_cuda_cross_entropy_fwd(const float *logits, const int32_t *t, float *logp, float *out, int N, int C,
+                                int ignore, float smooth, int count);
+// gl += (g[0] / count) · (p - (1-ε)·onehot - ε/C) for counted rows; g is a device scalar.
+void vlt_cuda_cross_entropy_bwd(const float *g, const float *logp, const int32_t *t, float *gl, int N, int C,
+                                int ignore, float smooth, int count);
+void vlt_cuda_argmax_last(const void *x, bool is_i32, int32_t *out, int64_t R, int C);
+
+// ---- attention (ops_cuda_attention.cu): per (b, h) gemms + masked softmax, P saved ----
+void vlt_cuda_attention_fwd(const float *q, const float *k, const float *v, const int32_t *pad, float *P, float *out,
+                            int B, int H, int Tq, int Tk, int D, float scale, bool causal);
+// dq/dk/dv may be NULL; dS is a (B·H·Tq·Tk) scratch buffer.
+void vlt_cuda_attention_bwd(const float *P, const float *dO, const float *q, const float *k, const float *v,
+                            float *dq, float *dk, float *dv, float *dS, int B, int H, int Tq, int Tk, int D,
+                            float scale);
+
+// ---- indexing and shape (ops_cuda_index.cu) ----
+void vlt_cuda_embedding_fwd(const float *w, const int32_t *ids, float *out, int64_t n, int D);
+// Deterministic backward: rows[u] is a used vocab row, its positions are pos[start[u] .. start[u+1])
+// in order of appearance (built on the host); one block per used row, no atomics.
+void vlt_cuda_embedding_bwd(const float *g, float *gw, const int32_t *rows, const int32_t *start,
+                            const int32_t *pos, int n_rows, int D);
+void vlt_cuda_gather_rows_fwd(const float *x, const int32_t *idx, float *out, int B, int T, int D);
+void vlt_cuda_gather_rows_bwd(const float *g, const int32_t *idx, float *gx, int B, int T, int D);
+// 4-D strided copy: dst contiguous of shape[4]; src read at src_stride (elements). add_to_src:
+// src[...] += dst[...] instead (the permutation backward; the map is one-to-one).
+void vlt_cuda_strided_copy(float *dst, const float *src, const int *shape, const int64_t *src_stride, bool add_to_src);
+// Block copy: for o < outer, dst[o·dst_row + dst_off + j] (+)= src[o·src_row + src_off + j], j < len.
+void vlt_cuda_block_copy(float *dst, int64_t dst_row, int64_t dst_off, const float *src, int64_t src_row,
+                         int64_t src_off, int64_t outer, int64_t len, bool accumulate);
+
+// ---- optimizers (ops_cuda_optim.cu) ----
+void vlt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t n, float lr, float wd, float b1, float b2,
+                    float eps, float step, float bc2_sqrt);
+void vlt_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mu, bool nesterov,
+                  bool started);
+// acc[0] += Σ g² (in double, deterministic).
+void vlt_cuda_sumsq_acc(double *acc, const float *g, int64_t n);
+void vlt_cuda_scale(float *g, int64_t n, float k);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // VLT_HAVE_CUDA
+#endif
