@@ -125,10 +125,59 @@ static void test_resume_continues_exactly(void **state) {
     vlt_trainer_free(whole);
 }
 
+static bool params_finite(const vlt_params *p) {
+    for (int i = 0; i < p->n; i++)
+        for (int64_t j = 0; j < p->t[i]->numel; j++)
+            if (!isfinite(vlt_f32(p->t[i])[j])) return false;
+    return true;
+}
+
+// A non-finite loss skips the step (the parameters stay finite); too many in a row stop the run
+// with a message, after a checkpoint of the last good state.
+static void test_nonfinite_steps_are_skipped_then_stop(void **state) {
+    (void)state;
+    vlt_run_config c;
+    base_config(&c, "nan");
+    c.steps = 8;
+    c.warmup = 2;
+    c.max_nonfinite = 3;
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    setenv("VLT_TRAIN_NAN_STEPS", "2-3", 1);  // two bad steps: skipped, the run goes on
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    if (vlt_trainer_run(t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    int64_t n;
+    const float *l = vlt_trainer_losses(t, &n);
+    assert_int_equal(n, 8);
+    assert_true(isnan(l[2]) && isnan(l[3]) && isfinite(l[4]) && isfinite(l[7]));
+    assert_int_equal(vlt_trainer_nonfinite(t), 2);
+    assert_true(params_finite(vlt_trainer_params(t)));
+    vlt_trainer_free(t);
+
+    base_config(&c, "nan-stop");
+    c.steps = 8;
+    c.warmup = 2;
+    c.max_nonfinite = 3;
+    setenv("VLT_TRAIN_NAN_STEPS", "2-100", 1);  // from step 2 on: stop at the third in a row
+    assert_int_equal(vlt_trainer_create(&c, &o, &t), VLT_OK);
+    assert_int_equal(vlt_trainer_run(t), VLT_ERR_STATE);
+    assert_non_null(strstr(vlt_error_message(), "3 non-finite steps in a row"));
+    assert_true(params_finite(vlt_trainer_params(t)));
+    vlt_trainer_free(t);
+    unsetenv("VLT_TRAIN_NAN_STEPS");
+    // The checkpoint of the last good state resumes.
+    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
+    assert_int_equal(vlt_trainer_create(&c, &r, &t), VLT_OK);
+    assert_int_equal(vlt_trainer_step(t), 4);
+    assert_true(params_finite(vlt_trainer_params(t)));
+    vlt_trainer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_continues_exactly),
         cmocka_unit_test(test_tiny_clip_learns),
+        cmocka_unit_test(test_nonfinite_steps_are_skipped_then_stop),
     };
     return cmocka_run_group_tests_name("train_e2e", tests, make_data, remove_data);
 }

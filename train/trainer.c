@@ -43,6 +43,7 @@ struct vlt_trainer {
     float *losses;                 // per step taken by this object
     int64_t n_losses, cap_losses;
     vlt_metrics_log *mlog;         // metrics.jsonl, TensorBoard events, the progress line
+    int64_t nan_from, nan_to;      // fault injection (tests): steps whose batch is poisoned
     double t_start;                // seconds: training start
     double t_last_log, t_data;     // since the previous logged step: its time, data wait
     int64_t images_since_log;
@@ -281,6 +282,11 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         vlt_trainer_free(t);
         return vlt_error_set(keep, "%s", msg);
     }
+    // Fault injection for tests: VLT_TRAIN_NAN_STEPS=a-b puts a NaN into the batch of steps a..b.
+    const char *nan = getenv("VLT_TRAIN_NAN_STEPS");
+    long long a = -1, b = -1;
+    if (nan && sscanf(nan, "%lld-%lld", &a, &b) == 2) { t->nan_from = a; t->nan_to = b; }
+    else t->nan_from = t->nan_to = -1;
     t->t_start = t->t_last_log = now_s();
     *out = t;
     return VLT_OK;
@@ -319,6 +325,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
         t->t_data += now_s() - t0;
+        if (t->step >= t->nan_from && t->step <= t->nan_to) vlt_f32(t->images)[0] = NAN;
         vlt_model_loss out;
         vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
                                 (float)t->cfg.label_smoothing};
@@ -457,6 +464,9 @@ vlt_status vlt_trainer_run(vlt_trainer *t) { return vlt_trainer_run_steps(t, t->
 
 int64_t vlt_trainer_step(const vlt_trainer *t) { return t->step; }
 bool vlt_trainer_is_captioner(const vlt_trainer *t) { return t->model.is_coca; }
+
+int64_t vlt_trainer_nonfinite(const vlt_trainer *t) { return t->nonfinite_total; }
+const vlt_params *vlt_trainer_params(const vlt_trainer *t) { return t->params; }
 
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n) {
     *n = t->n_losses;

@@ -8,6 +8,7 @@
 //   norm = clip_grad_norm; if loss or norm is not finite: skip (count; stop after
 //   max_nonfinite in a row, after a checkpoint of the last good state)
 //   lr = schedule(step); AdamW; clamp logit_scale; step += 1
+//   (tests: VLT_TRAIN_NAN_STEPS=a-b poisons the batches of steps a..b with a NaN)
 //   [log every log.every] [eval every eval.every] [checkpoint every checkpoint.every, and at the end]
 //
 // Data parallel (`mpirun -np N vlt train …`): every rank builds the same model (parameters
@@ -44,6 +45,9 @@ vlt_status vlt_trainer_run(vlt_trainer *t);
 // Runs `n` optimizer steps (tests; checkpoints and eval as configured).
 vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n);
 int64_t vlt_trainer_step(const vlt_trainer *t);
+// Steps skipped for a non-finite loss or gradient, over the whole run (resumes included).
+int64_t vlt_trainer_nonfinite(const vlt_trainer *t);
+const vlt_params *vlt_trainer_params(const vlt_trainer *t);
 // The loss of each optimizer step taken by this trainer object, in order (NaN for skipped steps).
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
 // Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
