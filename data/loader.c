@@ -117,6 +117,7 @@ typedef struct {
     int kind;
     float *image;              // (3, S, S)
     int32_t *tokens;           // (T)
+    int32_t label;             // -1 without label_ext
     char *key, *caption;       // handed to the batch
     reader_pos snap;           // the reader's position after this item
     vlt_loader_stats delta;    // skips and shard events since the previous item
@@ -208,13 +209,14 @@ const char *vlt_skip_reason_name(vlt_skip_reason r) {
     case VLT_SKIP_BAD_CAPTION: return "bad caption";
     case VLT_SKIP_DUP_EXT: return "duplicate extension";
     case VLT_SKIP_TOO_LARGE: return "member too large";
+    case VLT_SKIP_NO_LABEL: return "no label";
     case VLT_SKIP_COUNT: break;
     }
     return "?";
 }
 
 static const char *const skip_json_names[VLT_SKIP_COUNT] = {
-    "no_image", "bad_image", "no_caption", "bad_caption", "dup_ext", "too_large"};
+    "no_image", "bad_image", "no_caption", "bad_caption", "dup_ext", "too_large", "no_label"};
 
 void vlt_loader_stats_print(const vlt_loader_stats *s, FILE *f) {
     fprintf(f, "epoch %" PRId64 ": %" PRId64 " samples in %" PRId64 " batches", s->epoch, s->samples, s->batches);
@@ -475,8 +477,23 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
         warn(L, "sample '%s': no jpg/jpeg/png/webp member", s->key);
         return VLT_SKIP_NO_IMAGE;
     }
+    it->label = -1;
+    if (c->label_ext) {
+        const vlt_wds_field *lf = vlt_wds_sample_field(s, c->label_ext);
+        char *end = NULL;
+        long v = lf ? strtol((const char *)lf->data, &end, 10) : -1;
+        if (!lf || end == (const char *)lf->data || v < 0 || v > INT32_MAX) {
+            warn(L, "sample '%s': no integer .%s label", s->key, c->label_ext);
+            return VLT_SKIP_NO_LABEL;
+        }
+        it->label = (int32_t)v;
+    }
     char *caption;
     int why = get_caption(rd, s, &caption);
+    if (why == VLT_SKIP_NO_CAPTION && c->caption_optional) {
+        caption = strdup("");
+        why = caption ? -1 : VLT_SKIP_NO_CAPTION;
+    }
     if (why >= 0) {
         if (why == VLT_SKIP_NO_CAPTION) warn(L, "sample '%s': no caption", s->key);
         return why;
@@ -693,6 +710,7 @@ static void *collator_main(void *arg) {
                        (size_t)c->context_len * sizeof(int32_t));
                 b->keys[n] = it->key;
                 b->captions[n] = it->caption;
+                b->labels[n] = it->label;
                 it->key = it->caption = NULL;
                 n++;
                 L->cur.samples++;
@@ -855,7 +873,9 @@ static vlt_status alloc_all(vlt_loader *L) {
         sl->b.tokens = host_alloc(L, (size_t)c->batch_size * (size_t)c->context_len * sizeof(int32_t));
         sl->b.keys = calloc((size_t)c->batch_size, sizeof(char *));
         sl->b.captions = calloc((size_t)c->batch_size, sizeof(char *));
-        if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || pos_init(&sl->pos, L->R, L->bufcap))
+        sl->b.labels = calloc((size_t)c->batch_size, sizeof(int32_t));
+        if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels ||
+            pos_init(&sl->pos, L->R, L->bufcap))
             return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for batches");
     }
     return VLT_OK;
@@ -926,6 +946,7 @@ void vlt_loader_free(vlt_loader *L) {
             host_free(L, sl->b.tokens);
             free(sl->b.keys);
             free(sl->b.captions);
+            free(sl->b.labels);
             free(sl->errmsg);
             pos_free(&sl->pos);
         }

@@ -88,6 +88,10 @@ typedef struct {
     vlt_loader_alloc_fn host_alloc;// NULL: malloc (pinned = 0 only)
     vlt_loader_free_fn host_free;
     void *host_ctx;
+    const char *label_ext;         // (borrowed) e.g. "cls": each sample's integer class label (decimal text, as
+                                   // webdataset classification shards hold it) goes to batch labels;
+                                   // a sample without one is skipped (NULL: no labels)
+    int caption_optional;          // 1: a sample without a caption gets "" instead of a skip (0)
 } vlt_loader_cfg;
 
 void vlt_loader_cfg_default(vlt_loader_cfg *cfg);
@@ -100,6 +104,7 @@ typedef struct {
     int32_t *tokens;        // (n, T) int32
     char **keys;            // n sample keys
     char **captions;        // n raw captions (UTF-8, as in the shard)
+    int32_t *labels;        // n class labels with label_ext, else -1
     int64_t epoch;
     int64_t index;          // batch number within the epoch, from 0
 } vlt_batch;
@@ -111,6 +116,7 @@ typedef enum {
     VLT_SKIP_BAD_CAPTION,   // .json that does not parse
     VLT_SKIP_DUP_EXT,       // an extension twice in one sample
     VLT_SKIP_TOO_LARGE,     // a member over max_member_bytes
+    VLT_SKIP_NO_LABEL,      // label_ext set and the member missing or not an integer
     VLT_SKIP_COUNT
 } vlt_skip_reason;
 

@@ -1,6 +1,7 @@
-// embed_cmd.c — `vlt embed` (image and text embeddings of a shard set, to HDF5) and
+// embed_cmd.c — `vlt embed` (image and text embeddings of a shard set, to HDF5),
 // `vlt eval checkpoint` (retrieval recall@k, and BLEU/CIDEr-D of greedy captions for CoCa, of a
-// trained checkpoint on a shard set).
+// trained checkpoint on a shard set) and `vlt eval zeroshot` (classification with class names
+// and prompt templates from files).
 #include <cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ static vlt_status load_checkpoint_model(const char *path, vlt_model *m, vlt_run_
 
 typedef struct {
     const char *checkpoint, *shards, *out;
+    const char *classes, *templates, *label_ext;   // zeroshot
     int batch, limit;
 } eval_args;
 
@@ -53,7 +55,8 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
     static const struct option opts[] = {{"checkpoint", required_argument, 0, 'c'}, {"shards", required_argument, 0, 's'},
                                          {"out", required_argument, 0, 'o'},        {"batch", required_argument, 0, 'b'},
                                          {"limit", required_argument, 0, 'l'},      {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"classes", required_argument, 0, 'C'},    {"templates", required_argument, 0, 'T'},
+                                         {"label-ext", required_argument, 0, 'L'},  {0, 0, 0, 0}};
     *a = (eval_args){.batch = 64};
     int c;
     optind = 1;
@@ -64,6 +67,9 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
         case 'o': a->out = optarg; break;
         case 'b': a->batch = atoi(optarg); break;
         case 'l': a->limit = atoi(optarg); break;
+        case 'C': a->classes = optarg; break;
+        case 'T': a->templates = optarg; break;
+        case 'L': a->label_ext = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -176,6 +182,67 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     if (s != VLT_OK) fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message());
     vlt_caption_eval_free(&ce);
     vlt_embedded_pairs_free(&p);
+    vlt_tokenizer_free(tok);
+    vlt_model_free(&m);
+    return s == VLT_OK ? 0 : 1;
+}
+
+// The non-empty lines of a text file (malloc'd array of malloc'd strings).
+static vlt_status read_lines(const char *path, char ***out, int *n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "cannot open %s", path);
+    char line[1024];
+    int cap = 0;
+    *out = NULL;
+    *n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0]) continue;
+        if (*n == cap) *out = realloc(*out, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 64));
+        (*out)[(*n)++] = strdup(line);
+    }
+    fclose(f);
+    return *n ? VLT_OK : vlt_error_set(VLT_ERR_FORMAT, "%s has no lines", path);
+}
+
+static void free_lines(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static const char *ZEROSHOT_USAGE =
+    "usage: vlt eval zeroshot --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --classes classes.txt\n"
+    "                         --templates templates.txt [--label-ext cls] [--limit N] [--batch 64]\n"
+    "Zero-shot classification: one class name per line of classes.txt (label i = line i), one\n"
+    "prompt template per line of templates.txt with {} where the class name goes (\"a photo of a {}.\");\n"
+    "the images' labels are their integer .cls members (webdataset classification shards).\n";
+
+int vlt_cmd_eval_zeroshot(int argc, char **argv) {
+    eval_args a;
+    int rc = parse_args(argc, argv, &a, ZEROSHOT_USAGE);
+    if (rc >= 0) return rc;
+    if (!a.classes || !a.templates) { fputs(ZEROSHOT_USAGE, stderr); return 2; }
+    char **classes = NULL, **templates = NULL;
+    int nc = 0, nt = 0;
+    vlt_status s = read_lines(a.classes, &classes, &nc);
+    if (s == VLT_OK) s = read_lines(a.templates, &templates, &nt);
+    vlt_model m = {0};
+    vlt_run_config cfg;
+    char dir[1024];
+    vlt_tokenizer *tok = NULL;
+    if (s == VLT_OK) s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
+    if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &tok);
+    double top1 = 0, top5 = 0;
+    int n = 0;
+    if (s == VLT_OK)
+        s = vlt_eval_zeroshot_on_shards(&m, tok, a.shards, a.batch, a.limit, a.label_ext, classes, nc, templates, nt,
+                                        &top1, &top5, &n);
+    if (s == VLT_OK)
+        printf("zero-shot: %d images, %d classes, %d templates: top-1 %.2f%%  top-5 %.2f%%  (chance top-1 %.2f%%)\n", n,
+               nc, nt, 100 * top1, 100 * top5, 100.0 / nc);
+    else fprintf(stderr, "vlt eval zeroshot: %s\n", vlt_error_message());
+    free_lines(classes, nc);
+    free_lines(templates, nt);
     vlt_tokenizer_free(tok);
     vlt_model_free(&m);
     return s == VLT_OK ? 0 : 1;

@@ -9,11 +9,13 @@
 #include "eval/caption_set.h"
 #include "eval/cider.h"
 #include "eval/ptb_tokenize.h"
+#include "eval/zeroshot.h"
 #include "layers/generate.h"
 
 // Eval order: the shards in spec order, one reader, no shuffle, eval transform, every sample.
+// label_ext (may be NULL): read class labels and let captions be missing.
 static vlt_status open_eval_loader(const vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
-                                   vlt_loader **out) {
+                                   const char *label_ext, vlt_loader **out) {
     vlt_loader_cfg lc;
     vlt_loader_cfg_default(&lc);
     lc.shards = shards;
@@ -27,6 +29,8 @@ static vlt_status open_eval_loader(const vlt_model *m, const vlt_tokenizer *tok,
     lc.shuffle_buffer = 0;
     lc.drop_last = 0;
     lc.report = 0;
+    lc.label_ext = label_ext;
+    lc.caption_optional = label_ext != NULL;
     return vlt_loader_create(&lc, out);
 }
 
@@ -36,7 +40,7 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
                            vlt_embedded_pairs *out) {
     memset(out, 0, sizeof *out);
     vlt_loader *L = NULL;
-    VLT_TRY(open_eval_loader(m, tok, shards, batch, &L));
+    VLT_TRY(open_eval_loader(m, tok, shards, batch, NULL, &L));
     int E = m->cfg.embed_dim, cap = 0;
     out->dim = E;
     vlt_status s = VLT_OK;
@@ -116,7 +120,7 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
     memset(out, 0, sizeof *out);
     if (!m->is_coca) return vlt_error_set(VLT_ERR_ARG, "caption eval: the model is not a captioner (CoCa)");
     vlt_loader *L = NULL;
-    VLT_TRY(open_eval_loader(m, tok, shards, batch, &L));
+    VLT_TRY(open_eval_loader(m, tok, shards, batch, NULL, &L));
     vlt_generate_cfg g = vlt_generate_defaults();
     int ctx = m->cfg.text.context_length < m->cfg.multimodal.context_length ? m->cfg.text.context_length
                                                                              : m->cfg.multimodal.context_length;
@@ -182,4 +186,87 @@ void vlt_caption_eval_free(vlt_caption_eval *e) {
     free(e->generated);
     free(e->reference);
     memset(e, 0, sizeof *e);
+}
+
+// The class vectors (n_classes, E): every (class, template) prompt encoded, then averaged.
+static vlt_status class_vectors(vlt_model *m, const vlt_tokenizer *tok, char *const *classes, int n_classes,
+                                char *const *templates, int n_templates, float *cls) {
+    int E = m->cfg.embed_dim, T = m->cfg.text.context_length, n = n_classes * n_templates;
+    float *text = malloc(sizeof(float) * (size_t)n * E);
+    vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, T), "prompt_ids");
+    vlt_status s = text && ids ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "zero-shot: out of memory");
+    vlt_no_grad_enter();
+    for (int i = 0; s == VLT_OK && i < n; i++) {
+        const char *tmpl = templates[i % n_templates], *hole = strstr(tmpl, "{}");
+        char prompt[1024];
+        if (!hole) {
+            s = vlt_error_set(VLT_ERR_ARG, "zero-shot: template '%s' has no {} for the class name", tmpl);
+            break;
+        }
+        snprintf(prompt, sizeof prompt, "%.*s%s%s", (int)(hole - tmpl), tmpl, classes[i / n_templates], hole + 2);
+        vlt_tokenizer_encode(tok, prompt, vlt_i32(ids), T);
+        vlt_tensor *f = vlt_model_encode_text(m, ids);
+        if (!f) s = vlt_error_code();
+        else memcpy(text + (size_t)i * E, f->data, sizeof(float) * (size_t)E);
+        vlt_step_reset();
+    }
+    vlt_no_grad_exit();
+    if (s == VLT_OK) s = vlt_eval_zeroshot_classifier(cls, text, n_classes, n_templates, E);
+    free(text);
+    vlt_tensor_free(ids);
+    return s;
+}
+
+vlt_status vlt_eval_zeroshot_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                       int limit, const char *label_ext, char *const *classes, int n_classes,
+                                       char *const *templates, int n_templates, double *top1, double *top5,
+                                       int *n_images) {
+    if (n_classes < 1 || n_templates < 1)
+        return vlt_error_set(VLT_ERR_ARG, "zero-shot: needs at least one class and one template");
+    int E = m->cfg.embed_dim;
+    float *cls = malloc(sizeof(float) * (size_t)n_classes * E);
+    if (!cls) return vlt_error_set(VLT_ERR_NOMEM, "zero-shot: out of memory");
+    vlt_status s = class_vectors(m, tok, classes, n_classes, templates, n_templates, cls);
+    vlt_loader *L = NULL;
+    if (s == VLT_OK) s = open_eval_loader(m, tok, shards, batch, label_ext ? label_ext : "cls", &L);
+    float *img = NULL;
+    int32_t *labels = NULL;
+    int n = 0, cap = 0;
+    vlt_no_grad_enter();
+    while (s == VLT_OK && (limit <= 0 || n < limit)) {
+        const vlt_batch *b = NULL;
+        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
+        int take = limit > 0 && b->n > limit - n ? limit - n : b->n, S = b->image_size;
+        for (int i = 0; i < take && s == VLT_OK; i++)
+            if (b->labels[i] >= n_classes)
+                s = vlt_error_set(VLT_ERR_ARG, "zero-shot: sample '%s' has label %d but there are %d classes", b->keys[i],
+                                  b->labels[i], n_classes);
+        vlt_tensor *im = s == VLT_OK ? vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "images") : NULL;
+        vlt_tensor *f = NULL;
+        if (im) {
+            memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
+            if (!(f = vlt_model_encode_image(m, im))) s = vlt_error_code();
+        }
+        if (f && n + take > cap) {
+            cap = 2 * (n + take);
+            img = realloc(img, sizeof(float) * (size_t)cap * E);
+            labels = realloc(labels, sizeof(int32_t) * (size_t)cap);
+        }
+        if (f) {
+            memcpy(img + (size_t)n * E, f->data, sizeof(float) * (size_t)take * E);
+            memcpy(labels + n, b->labels, sizeof(int32_t) * (size_t)take);
+            n += take;
+        }
+        vlt_step_reset();
+        vlt_tensor_free(im);
+    }
+    vlt_no_grad_exit();
+    vlt_loader_free(L);
+    if (s == VLT_OK && n == 0) s = vlt_error_set(VLT_ERR_ARG, "zero-shot: the shards %s gave no labeled images", shards);
+    if (s == VLT_OK) s = vlt_eval_zeroshot_accuracy(img, labels, n, cls, n_classes, E, top1, top5);
+    if (s == VLT_OK) *n_images = n;
+    free(img);
+    free(labels);
+    free(cls);
+    return s;
 }

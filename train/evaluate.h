@@ -36,4 +36,13 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
                                        int limit, vlt_caption_eval *out);
 void vlt_caption_eval_free(vlt_caption_eval *e);
 
+// Zero-shot classification: class vectors from `templates` (each with one "{}" where the class
+// name goes, as open_clip's templates) averaged per class as open_clip's
+// build_zero_shot_classifier; images of `shards` (up to `limit`, 0: all) labeled by their
+// integer `.label_ext` member (webdataset classification shards use "cls"). Top-1 / top-5.
+vlt_status vlt_eval_zeroshot_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                       int limit, const char *label_ext, char *const *classes, int n_classes,
+                                       char *const *templates, int n_templates, double *top1, double *top5,
+                                       int *n_images);
+
 #endif

@@ -10,7 +10,7 @@ static const vlt_command COMMANDS[] = {
     {"train", vlt_cmd_train, "train a model from a run config (YAML); --resume latest continues a run"},
     {"embed", vlt_cmd_embed, "image and text embeddings of a shard set from a checkpoint, to HDF5"},
     {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm and a transformer block step)"},
-    {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy), checkpoint"},
+    {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy), checkpoint, zeroshot"},
     {"synth", vlt_cmd_synth, "write a synthetic captioned-shapes dataset as webdataset shards"},
     {"shards", vlt_cmd_shards, "pack COCO / TSV / folder image-caption pairs into webdataset shards"},
     {"model", vlt_cmd_model, "model configs and weights: parameter count, init to safetensors, strict load check"},
@@ -35,6 +35,8 @@ int main(int argc, char **argv) {
     // `vlt eval checkpoint` needs the models, which the eval module does not link: routed here.
     if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "checkpoint"))
         return vlt_cmd_eval_checkpoint(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval") && argc > 2 && !strcmp(argv[2], "zeroshot"))
+        return vlt_cmd_eval_zeroshot(argc - 2, argv + 2);
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "vlt: unknown command '%s'\n\n", argv[1]);
