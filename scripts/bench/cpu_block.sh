@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Side by side, one run: vlt's CPU block step and PyTorch's, same sizes and thread count.
-# Usage: scripts/bench/cpu_block.sh [VLT_BINARY] [THREADS]   (PyTorch from $VLT_PYTHON or /work/venv)
+# Side by side, one run: vlt's CPU pre-LN transformer block step (forward + backward + AdamW,
+# width 256, 4 heads, 64 tokens, batch 32) and PyTorch's, same sizes and thread count,
+# alternating REPS times; prints each figure, the medians and the ratio.
+# Usage: scripts/bench/cpu_block.sh [VLT_BINARY] [THREADS] [REPS]   (PyTorch: $VLT_PYTHON or /work/venv)
 set -euo pipefail
-vlt=${1:-./vlt}; threads=${2:-$(nproc)}
+vlt=${1:-build/vlt}; threads=${2:-$(nproc)}; reps=${3:-3}
 py=${VLT_PYTHON:-/work/venv/bin/python}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-v=$("$vlt" bench | tee /dev/stderr | sed -n 's/.*adamw: \([0-9.]*\) ms.*/\1/p')
-if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then
-  t=$("$py" scripts/bench/torch_block_cpu.py --threads "$threads" | tee /dev/stderr | sed -n 's/.*adamw: \([0-9.]*\) ms.*/\1/p')
-  awk -v v="$v" -v t="$t" 'BEGIN{printf "vlt %.2f ms, torch %.2f ms: vlt/torch = %.2f (lower is better)\n", v, t, v/t}'
+have_torch=0
+if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then have_torch=1; fi
+"$vlt" bench | head -1   # sgemm GFLOP/s
+vs=(); ts=()
+for r in $(seq "$reps"); do
+  v=$("$vlt" bench --steps 30 | sed -n 's/.*adamw: \([0-9.]*\) ms.*/\1/p'); vs+=("$v")
+  if [ $have_torch = 1 ]; then
+    t=$("$py" scripts/bench/torch_block_cpu.py --threads "$threads" --steps 30 | sed -n 's/.*adamw: \([0-9.]*\) ms.*/\1/p'); ts+=("$t")
+  fi
+  echo "rep $r: vlt ${v} ms${t:+, torch ${t} ms}"
+done
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+mv=$(med "${vs[@]}")
+if [ $have_torch = 1 ]; then
+  mt=$(med "${ts[@]}")
+  echo "median over $reps: vlt $mv ms, torch $mt ms per step, $threads threads: vlt/torch = $(awk -v a="$mv" -v b="$mt" 'BEGIN{printf "%.2f", a/b}') (lower is better)"
+  "$py" -c 'import torch; print("torch", torch.__version__)'
 else
-  echo "PyTorch not found ($py): vlt figure only"
+  echo "median over $reps: vlt $mv ms per step (PyTorch not found at $py: no ratio)"
 fi
