@@ -1,5 +1,5 @@
-// transform.c — RandomResizedCrop / shortest-side resize + center crop / flip / normalize, with
-// PIL's bicubic resampling reproduced in its own fixed-point arithmetic (see transform.h).
+// transform.c — RandomResizedCrop / shortest-side resize + center crop / flip / normalize; the
+// resampling itself (PIL's fixed-point bicubic) is data/resample.c.
 #include "data/transform.h"
 
 #include <math.h>
@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "autograd/rng.h"
-
-// PIL: 8-bit images are resampled with 32 - 8 - 2 = 22 fractional bits in the coefficients.
-#define PRECISION_BITS 22
-#define BICUBIC_SUPPORT 2.0
+#include "data/resample.h"
 
 // Indices of the draws in a sample's stream: attempt a uses uniforms 2a (area) and 2a+1 (ratio)
 // and integers BELOW_BASE + 2a (row) / + 2a + 1 (column); the flip is uniform FLIP_INDEX.
@@ -80,184 +77,6 @@ vlt_crop_box vlt_transform_center_box(int width, int height, int size) {
     return (vlt_crop_box){py_round((width - size) / 2.0), py_round((height - size) / 2.0), size, size};
 }
 
-// --- PIL bicubic resampling ------------------------------------------------------------------------
-
-static double bicubic(double x) {
-    const double a = -0.5;
-    if (x < 0.0) x = -x;
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-    return 0.0;
-}
-
-// One axis: taps of output positions [o0, o0 + n) of an in_size -> out_size resize.
-typedef struct {
-    int ksize;
-    int *bounds;    // (n, 2): first input index, number of taps
-    int32_t *k;     // (n, ksize): fixed-point weights
-} axis_coeffs;
-
-static void axis_free(axis_coeffs *c) {
-    free(c->bounds);
-    free(c->k);
-    c->bounds = NULL;
-    c->k = NULL;
-}
-
-static vlt_status axis_compute(axis_coeffs *c, int in_size, int out_size, int o0, int n) {
-    double scale = (double)in_size / out_size;
-    double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = BICUBIC_SUPPORT * filterscale;
-    c->ksize = (int)ceil(support) * 2 + 1;
-    c->bounds = malloc(sizeof(int) * 2 * (size_t)n);
-    c->k = malloc(sizeof(int32_t) * (size_t)c->ksize * n);
-    double *w = malloc(sizeof(double) * (size_t)c->ksize);
-    if (!c->bounds || !c->k || !w) {
-        free(w);
-        axis_free(c);
-        return vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory for resize coefficients");
-    }
-    double ss = 1.0 / filterscale;
-    for (int i = 0; i < n; i++) {
-        double center = (o0 + i + 0.5) * scale;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
-        if (xmin < 0) xmin = 0;
-        if (xmax > in_size) xmax = in_size;
-        xmax -= xmin;
-        double total = 0.0;
-        for (int x = 0; x < xmax; x++) {
-            w[x] = bicubic((x + xmin - center + 0.5) * ss);
-            total += w[x];
-        }
-        int32_t *k = c->k + (size_t)i * c->ksize;
-        for (int x = 0; x < c->ksize; x++) {
-            double v = x < xmax ? (total != 0.0 ? w[x] / total : w[x]) : 0.0;
-            k[x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
-        }
-        c->bounds[2 * i] = xmin;
-        c->bounds[2 * i + 1] = xmax;
-    }
-    free(w);
-    return VLT_OK;
-}
-
-static inline uint8_t clip8(int32_t v) {
-    if (v >= (1 << PRECISION_BITS << 8)) return 255;
-    if (v <= 0) return 0;
-    return (uint8_t)(v >> PRECISION_BITS);
-}
-
-// Horizontal pass: rows [0, rows) of src (stride bytes apart) -> dst rows of n pixels.
-static void resample_rows(uint8_t *dst, const uint8_t *src, size_t stride, int rows, int n, const axis_coeffs *c) {
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *in = src + (size_t)y * stride;
-        uint8_t *o = dst + (size_t)y * n * 3;
-        for (int i = 0; i < n; i++) {
-            const int32_t *k = c->k + (size_t)i * c->ksize;
-            const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
-            int taps = c->bounds[2 * i + 1];
-            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int x = 0; x < taps; x++) {
-                s0 += p[3 * x] * k[x];
-                s1 += p[3 * x + 1] * k[x];
-                s2 += p[3 * x + 2] * k[x];
-            }
-            o[3 * i] = clip8(s0);
-            o[3 * i + 1] = clip8(s1);
-            o[3 * i + 2] = clip8(s2);
-        }
-    }
-}
-
-// Vertical pass: src rows (stride bytes apart, `width` bytes used) -> n output rows. Output row
-// i reads src rows from bounds[2i] - row0 (src starts at source row row0).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VLT_VECTORIZE __attribute__((optimize("O3"), target_clones("avx2", "default")))
-#else
-#define VLT_VECTORIZE
-#endif
-
-// The inner loop of the vertical pass: acc[x] += row[x] * k over one source row.
-VLT_VECTORIZE static void mac_row(int32_t *restrict acc, const uint8_t *restrict row, int32_t k, int width) {
-    for (int x = 0; x < width; x++) acc[x] += row[x] * k;
-}
-
-static vlt_status resample_cols(uint8_t *dst, const uint8_t *src, size_t stride, int row0, int width, int n,
-                                const axis_coeffs *c) {
-    int32_t *acc = malloc(sizeof(int32_t) * (size_t)width);
-    if (!acc) return vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory");
-    for (int i = 0; i < n; i++) {
-        const int32_t *k = c->k + (size_t)i * c->ksize;
-        const uint8_t *p = src + (size_t)(c->bounds[2 * i] - row0) * stride;
-        int taps = c->bounds[2 * i + 1];
-        for (int x = 0; x < width; x++) acc[x] = 1 << (PRECISION_BITS - 1);
-        for (int t = 0; t < taps; t++) {
-            mac_row(acc, p + (size_t)t * stride, k[t], width);
-        }
-        uint8_t *o = dst + (size_t)i * width;
-        for (int x = 0; x < width; x++) o[x] = clip8(acc[x]);
-    }
-    free(acc);
-    return VLT_OK;
-}
-
-// The window [ox, ox+ow) x [oy, oy+oh) of PIL's crop(box).resize((full_w, full_h), BICUBIC):
-// out is uint8 HWC (oh, ow, 3). Two passes through an 8-bit intermediate, in Pillow 13's order:
-// vertical first when the height shrinks by more than twice what the width does
-// ((in_h - out_h) > 2 (in_w - out_w) and in_h > out_h), horizontal first otherwise. The order
-// changes the rounding of the intermediate, so it must match for exact results.
-static vlt_status resize_window(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
-                                int ox, int oy, int ow, int oh, uint8_t *out) {
-    size_t stride = (size_t)img->width * 3;
-    const uint8_t *src = img->rgb + (size_t)box.y * stride + (size_t)box.x * 3;
-    int need_h = full_w != box.w, need_v = full_h != box.h;
-    int v_first = need_h && need_v && box.h > full_h && (box.h - full_h) > 2 * (box.w - full_w);
-    axis_coeffs ch = {0}, cv = {0};
-    uint8_t *tmp = NULL;
-    vlt_status st = VLT_OK;
-    if (need_v) VLT_TRY(axis_compute(&cv, box.h, full_h, oy, oh));
-    if (need_h) {
-        st = axis_compute(&ch, box.w, full_w, ox, ow);
-        if (st != VLT_OK) goto done;
-    }
-    if (v_first) {
-        // Only the source columns the horizontal pass reads: [col0, col1).
-        int col0 = ch.bounds[0], col1 = ch.bounds[2 * (ow - 1)] + ch.bounds[2 * (ow - 1) + 1];
-        for (int i = 0; i < ow; i++) ch.bounds[2 * i] -= col0;
-        size_t tw = (size_t)(col1 - col0) * 3;
-        tmp = malloc((size_t)oh * tw);
-        if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory"); goto done; }
-        st = resample_cols(tmp, src + (size_t)col0 * 3, stride, 0, (int)tw, oh, &cv);
-        if (st == VLT_OK) resample_rows(out, tmp, tw, oh, ow, &ch);
-        goto done;
-    }
-    // Horizontal first: only the source rows the vertical pass reads, [row0, row1).
-    int row0 = oy, row1 = oy + oh;
-    if (need_v) {
-        row0 = cv.bounds[0];
-        row1 = cv.bounds[2 * (oh - 1)] + cv.bounds[2 * (oh - 1) + 1];
-    }
-    const uint8_t *mid = src + (size_t)row0 * stride + (size_t)(need_h ? 0 : ox) * 3;
-    size_t mid_stride = stride;
-    if (need_h) {
-        tmp = malloc((size_t)(row1 - row0) * ow * 3);
-        if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory"); goto done; }
-        resample_rows(tmp, src + (size_t)row0 * stride, stride, row1 - row0, ow, &ch);
-        mid = tmp;
-        mid_stride = (size_t)ow * 3;
-    }
-    if (need_v) {
-        st = resample_cols(out, mid, mid_stride, row0, ow * 3, oh, &cv);
-    } else {
-        for (int y = 0; y < oh; y++) memcpy(out + (size_t)y * ow * 3, mid + (size_t)y * mid_stride, (size_t)ow * 3);
-    }
-done:
-    free(tmp);
-    axis_free(&ch);
-    axis_free(&cv);
-    return st;
-}
-
 static vlt_status check_box(const vlt_image *img, vlt_crop_box b) {
     if (!img || !img->rgb || img->width <= 0 || img->height <= 0)
         return vlt_error_set(VLT_ERR_ARG, "transform: empty image");
@@ -270,7 +89,7 @@ static vlt_status check_box(const vlt_image *img, vlt_crop_box b) {
 vlt_status vlt_transform_resize(const vlt_image *img, vlt_crop_box box, int out_w, int out_h, uint8_t *out) {
     VLT_TRY(check_box(img, box));
     if (out_w <= 0 || out_h <= 0) return vlt_error_set(VLT_ERR_ARG, "transform: output size %dx%d", out_w, out_h);
-    return resize_window(img, box, out_w, out_h, 0, 0, out_w, out_h, out);
+    return vlt_resample_window(img, box, out_w, out_h, 0, 0, out_w, out_h, VLT_RESAMPLE_AUTO, out);
 }
 
 // --- normalize and the two pipelines ---------------------------------------------------------------
@@ -331,7 +150,8 @@ vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg
     if (!px) return vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory");
     // Only the center window of the resized image is computed: each output pixel depends only on
     // its own position, so this equals resize-then-crop exactly.
-    vlt_status st = resize_window(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s, px);
+    vlt_status st = vlt_resample_window(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
+                                        VLT_RESAMPLE_AUTO, px);
     if (st == VLT_OK) vlt_transform_normalize(px, s, s, cfg->mean, cfg->std, 0, out);
     free(px);
     return st;

@@ -18,6 +18,7 @@
 
 #include "autograd/rng.h"
 #include "data/image.h"
+#include "data/resample.h"
 #include "data/transform.h"
 
 #define FIXTURES "tests/data/data/transform/"
@@ -260,12 +261,121 @@ static void test_sizes_and_errors(void **state) {
     vlt_image_free(&img);
 }
 
+// Fills img with one of four patterns: uniform noise, full-range 0/255 noise (the largest
+// overshoot of the bicubic lobes, so clipping at both ends), a smooth ramp, a constant.
+static void fill_pattern(vlt_image *img, int pattern, uint64_t stream) {
+    size_t n = (size_t)img->width * img->height * 3;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = vlt_rng_u32(11, stream, i);
+        uint8_t v = (uint8_t)r;
+        if (pattern == 1) v = (r & 1) ? 255 : 0;
+        else if (pattern == 2) v = (uint8_t)((i / 3 % (size_t)img->width) * 255 / (size_t)img->width + (r & 3));
+        else if (pattern == 3) v = 255;
+        img->rgb[i] = v;
+    }
+}
+
+// The AVX2 kernels against the scalar reference: random images of odd sizes, random boxes
+// (including ones touching the right and bottom edges, where the kernels' over-wide loads are
+// closest to the end of the buffer), output sizes from 1 to larger than the box, both pass
+// orders, and windows of the output (the eval path). Every byte must be equal.
+static void test_simd_equals_scalar(void **state) {
+    (void)state;
+    const char *kernel = vlt_resample_kernel_name(VLT_RESAMPLE_AUTO);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx2")) assert_string_equal(kernel, "avx2");
+#endif
+    assert_string_equal(vlt_resample_kernel_name(VLT_RESAMPLE_SCALAR), "scalar");
+    int cases = 0, v_first = 0, h_first = 0, one_axis = 0, windows = 0;
+    for (int t = 0; t < 600; t++) {
+        int W = 1 + (int)(vlt_rng_u32(12, 1, 2 * t) % 157), H = 1 + (int)(vlt_rng_u32(12, 1, 2 * t + 1) % 157);
+        if (t % 5 == 0) W = 1 + W % 7;                          // very narrow
+        if (t % 7 == 0) H = 1 + H % 5;                          // very short
+        vlt_image img;
+        assert_int_equal(vlt_image_alloc(&img, W, H), VLT_OK);
+        fill_pattern(&img, t % 4, (uint64_t)t);
+        for (int b = 0; b < 4; b++) {
+            uint64_t s = (uint64_t)(8 * t + 2 * b);
+            int bx = (int)(vlt_rng_u32(13, s, 0) % (uint32_t)W), by = (int)(vlt_rng_u32(13, s, 1) % (uint32_t)H);
+            if (b == 0) bx = by = 0;
+            int bw = 1 + (int)(vlt_rng_u32(13, s, 2) % (uint32_t)(W - bx));
+            int bh = 1 + (int)(vlt_rng_u32(13, s, 3) % (uint32_t)(H - by));
+            if (b == 1) { bw = W - bx; bh = H - by; }             // flush with the right and bottom edges
+            int fw = 1 + (int)(vlt_rng_u32(13, s, 4) % 97), fh = 1 + (int)(vlt_rng_u32(13, s, 5) % 97);
+            if (b == 2) fh = bh;                                  // horizontal only
+            if (b == 3 && t % 2) { fw = bw; fh = 1 + bh / 3; }    // vertical only
+            if (t % 9 == 0) { fw = 2 * bw + 3; fh = 3 * bh + 1; } // upscaling
+            // A window of the output (the whole output every other time).
+            int ox = 0, oy = 0, ow = fw, oh = fh;
+            if (t % 2) {
+                ox = (int)(vlt_rng_u32(13, s, 6) % (uint32_t)fw);
+                oy = (int)(vlt_rng_u32(13, s, 7) % (uint32_t)fh);
+                ow = 1 + (int)(vlt_rng_u32(13, s, 8) % (uint32_t)(fw - ox));
+                oh = 1 + (int)(vlt_rng_u32(13, s, 9) % (uint32_t)(fh - oy));
+                windows++;
+            }
+            size_t n = (size_t)ow * oh * 3;
+            uint8_t *a = malloc(n), *c = malloc(n);
+            assert_non_null(a);
+            assert_non_null(c);
+            vlt_crop_box box = {bx, by, bw, bh};
+            assert_int_equal(vlt_resample_window(&img, box, fw, fh, ox, oy, ow, oh, VLT_RESAMPLE_SCALAR, a), VLT_OK);
+            assert_int_equal(vlt_resample_window(&img, box, fw, fh, ox, oy, ow, oh, VLT_RESAMPLE_AUTO, c), VLT_OK);
+            if (memcmp(a, c, n)) {
+                size_t i = 0;
+                while (a[i] == c[i]) i++;
+                fail_msg("%s != scalar: %dx%d image, box (%d,%d %dx%d) -> %dx%d, window (%d,%d %dx%d): "
+                         "byte %zu is %d, scalar %d", kernel, W, H, bx, by, bw, bh, fw, fh, ox, oy, ow, oh, i, c[i], a[i]);
+            }
+            int nh = fw != bw, nv = fh != bh;
+            if (nh && nv && bh > fh && (bh - fh) > 2 * (bw - fw)) v_first++;
+            else if (nh && nv) h_first++;
+            else one_axis++;
+            cases++;
+            free(a);
+            free(c);
+        }
+        vlt_image_free(&img);
+    }
+    assert_true(v_first >= 100 && h_first >= 100 && one_axis >= 100 && windows >= 500);
+    print_message("resample %s == scalar: %d cases (%d vertical-first, %d horizontal-first, %d one axis, %d windows)\n",
+                  kernel, cases, v_first, h_first, one_axis, windows);
+}
+
+// The bench-sized case: 256x256 and 512x512 crops to 224x224 (the RandomResizedCrop of the
+// throughput benchmark), full-range noise, both kernels, every byte equal.
+static void test_simd_equals_scalar_224(void **state) {
+    (void)state;
+    const int sides[] = {256, 512, 333};
+    for (int s = 0; s < 3; s++) {
+        vlt_image img;
+        assert_int_equal(vlt_image_alloc(&img, sides[s], sides[s] - 11), VLT_OK);
+        fill_pattern(&img, s == 1 ? 1 : 0, 100 + (uint64_t)s);
+        vlt_transform_cfg cfg;
+        vlt_transform_cfg_default(&cfg, 224);
+        uint8_t *a = malloc(224 * 224 * 3), *c = malloc(224 * 224 * 3);
+        for (int k = 0; k < 6; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "%06d", k);
+            vlt_crop_box box = vlt_transform_rrc_box(img.width, img.height, &cfg, 1, vlt_transform_stream(0, key), NULL);
+            assert_int_equal(vlt_resample_window(&img, box, 224, 224, 0, 0, 224, 224, VLT_RESAMPLE_SCALAR, a), VLT_OK);
+            assert_int_equal(vlt_resample_window(&img, box, 224, 224, 0, 0, 224, 224, VLT_RESAMPLE_AUTO, c), VLT_OK);
+            assert_memory_equal(a, c, 224 * 224 * 3);
+        }
+        free(a);
+        free(c);
+        vlt_image_free(&img);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_torchvision),
         cmocka_unit_test(test_train_deterministic_by_key),
         cmocka_unit_test(test_crop_box_ranges),
         cmocka_unit_test(test_sizes_and_errors),
+        cmocka_unit_test(test_simd_equals_scalar),
+        cmocka_unit_test(test_simd_equals_scalar_224),
     };
     return cmocka_run_group_tests_name("data_transform", tests, NULL, NULL);
 }
