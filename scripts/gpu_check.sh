@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# One command for a lent GPU machine (see docs/CUDA.md): unpacks gpu_carry/bundle.tar.xz (made
+# here by scripts/prepare_gpu_carry.sh), runs the CUDA test suites against the CPU backend, the
+# GPU benchmark when the bundle has one, PyTorch's CLIP ViT-B/32 baseline (eager, then
+# --compile when time allows), and prints a short table last. Fits in 6 minutes.
+#
+#   device tool:  run(command="bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=420)
+#
+# Logs go to $OUT (the device tool's folder that comes back) when it is set, else /tmp/vlt_gpu_logs.
+# Without a GPU it says "no GPU" and exits 2 having checked nothing (VLT_GPU_CHECK_DRY=1 goes on
+# anyway: a dry run of the unpacking, library lookup and table on a machine without one).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+elapsed() { echo $(($(date +%s) - T0)); }
+LOGS=${OUT:-/tmp/vlt_gpu_logs}
+mkdir -p "$LOGS"
+WORK=/tmp/vlt_gpu_run
+declare -A RESULT
+
+echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then
+  echo "no GPU: nvidia-smi is missing or sees no device; nothing was checked"
+  [ "${VLT_GPU_CHECK_DRY:-0}" = 1 ] || exit 2
+  echo "(VLT_GPU_CHECK_DRY=1: going on as a dry run)"
+  GPU="no GPU (dry run)"
+else
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+fi
+
+if [ ! -f gpu_carry/bundle.tar.xz ]; then
+  echo "gpu_carry/bundle.tar.xz is missing: run scripts/prepare_gpu_carry.sh here first and carry gpu_carry"
+  exit 1
+fi
+rm -rf "$WORK" && mkdir -p "$WORK"
+xz -dc gpu_carry/bundle.tar.xz | tar -xf - -C "$WORK" || { echo "cannot unpack the bundle"; exit 1; }
+B=$WORK/vlt_gpu
+echo "bundle built from commit $(cat "$B/COMMIT" 2>/dev/null)"
+
+# cuBLAS / cuBLASLt: the machine's own (CUDA toolkit, else PyTorch's wheels).
+CUBLAS_DIR=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu; do
+  if [ -e "$d/libcublasLt.so.13" ]; then CUBLAS_DIR=$d; break; fi
+done
+if [ -z "$CUBLAS_DIR" ]; then
+  CUBLAS_DIR=$(python3 - <<'EOF' 2>/dev/null
+import glob, os, site, sys
+roots = site.getsitepackages() + [os.path.dirname(os.__file__)]
+for r in roots:
+    for pat in ("nvidia/cu13/lib", "nvidia/cublas/lib", "nvidia/*/lib"):
+        for d in glob.glob(os.path.join(r, pat)):
+            if os.path.exists(os.path.join(d, "libcublasLt.so.13")):
+                print(d); sys.exit(0)
+EOF
+)
+fi
+if [ -z "$CUBLAS_DIR" ]; then
+  CUBLAS_DIR=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13' 2>/dev/null | head -1)" 2>/dev/null)
+fi
+echo "cuBLAS from: ${CUBLAS_DIR:-NOT FOUND}"
+# The machine's libcudart first when it has one (matches its driver); the bundle's as fallback.
+export LD_LIBRARY_PATH="$B/lib:${CUBLAS_DIR}:${LD_LIBRARY_PATH:-}:$B/cudart"
+export OMP_NUM_THREADS=8
+
+run_suite() {  # name, timeout
+  local name=$1 limit=$2 log="$LOGS/$1.log"
+  echo "== $name (limit ${limit}s, at $(elapsed)s)"
+  timeout "$limit" "$B/bin/$name" >"$log" 2>&1
+  local rc=$?
+  tail -25 "$log"
+  local p f s
+  p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
+  f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
+  s=$(grep -E '^\[  SKIPPED \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
+  RESULT[$name]="rc=$rc passed=$p failed=$f skipped=$s"
+}
+
+run_suite test_autograd_cuda 120
+run_suite test_layers_cuda 60
+run_suite test_autograd_ops 60
+
+BENCH="not built (no GPU benchmark in this bundle)"
+if [ -x "$B/bin/cuda_clip_step" ]; then
+  echo "== vlt CUDA CLIP ViT-B/32 step, batch 256 (at $(elapsed)s)"
+  timeout 120 "$B/bin/cuda_clip_step" --batch 256 --steps 10 >"$LOGS/bench.log" 2>&1
+  tail -8 "$LOGS/bench.log"
+  BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
+  [ -n "$BENCH" ] || BENCH="failed (see bench.log)"
+fi
+
+torch_run() {  # label, extra args, timeout
+  local label=$1 args=$2 limit=$3
+  if [ ! -f "$B/torch_clip_baseline.py" ]; then RESULT[$label]="baseline script not in the bundle"; return; fi
+  echo "== PyTorch $label (limit ${limit}s, at $(elapsed)s)"
+  PYTHONUNBUFFERED=1 timeout "$limit" python3 "$B/torch_clip_baseline.py" --batch 256 --steps 10 --warmup 3 $args \
+    >"$LOGS/torch_$label.log" 2>&1
+  tail -3 "$LOGS/torch_$label.log"
+  RESULT[$label]=$(grep -E '^\{' "$LOGS/torch_$label.log" | tail -1)
+  [ -n "${RESULT[$label]}" ] || RESULT[$label]="failed or timed out (see torch_$label.log)"
+}
+torch_run eager "" 100
+if [ "$(elapsed)" -lt 200 ]; then torch_run compile "--compile" $((330 - $(elapsed)))
+else RESULT[compile]="skipped: not enough time left in the 6-minute budget"; fi
+
+field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], '-'))" "$1" "$2" 2>/dev/null || echo "-"; }
+echo
+echo "== summary ($GPU, $(date -u +%Y-%m-%d), ${T0:+$(elapsed)s total})"
+printf '%-22s %s\n' "test_autograd_cuda" "${RESULT[test_autograd_cuda]}"
+printf '%-22s %s\n' "test_layers_cuda" "${RESULT[test_layers_cuda]}"
+printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
+printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
+for k in vlt torch-eager torch-compile; do
+  case $k in vlt) j=$BENCH ;; torch-eager) j=${RESULT[eager]} ;; torch-compile) j=${RESULT[compile]} ;; esac
+  if [[ $j == \{* ]]; then
+    printf '%-22s %-12s %-10s %-10s %s\n' "$k" "$(field "$j" images_per_s)" "$(field "$j" step_s_median)" \
+      "$(field "$j" achieved_tflops)" "$(field "$j" mfu)"
+  else
+    printf '%-22s %s\n' "$k" "$j"
+  fi
+done
