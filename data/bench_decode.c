@@ -55,27 +55,33 @@ vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int siz
     return st;
 }
 
+#define USAGE "usage: %s [--size N] [--repeat R] [--limit N] [--mode full|dct|both] SHARD...\n"
+
 int vlt_bench_decode_main(int argc, char **argv) {
-    int size = 224, repeat = 3;
+    int size = 224, repeat = 3, m0 = 0, m1 = 2;
     long long limit = 0;
     int first = 1;
     for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
         if (!strcmp(argv[first], "--size") && first + 1 < argc) size = atoi(argv[++first]);
         else if (!strcmp(argv[first], "--repeat") && first + 1 < argc) repeat = atoi(argv[++first]);
         else if (!strcmp(argv[first], "--limit") && first + 1 < argc) limit = atoll(argv[++first]);
-        else {
-            fprintf(stderr, "usage: %s [--size N] [--repeat R] [--limit N] SHARD...\n", argv[0]);
-            return 2;
+        else if (!strcmp(argv[first], "--mode") && first + 1 < argc) {
+            const char *m = argv[++first];
+            m0 = !strcmp(m, "dct") ? 1 : 0;
+            m1 = !strcmp(m, "full") ? 1 : 2;
+            if (strcmp(m, "dct") && strcmp(m, "full") && strcmp(m, "both")) first = argc;
+        } else {
+            first = argc;
         }
     }
     if (first >= argc || size <= 0 || repeat <= 0) {
-        fprintf(stderr, "usage: %s [--size N] [--repeat R] [--limit N] SHARD...\n", argv[0]);
+        fprintf(stderr, USAGE, argv[0]);
         return 2;
     }
     const char *const *shards = (const char *const *)argv + first;
     int n = argc - first;
     const struct { const char *name; int min_side; } modes[2] = {{"full-decode", 0}, {"dct-scaled", size}};
-    for (int m = 0; m < 2; m++) {
+    for (int m = m0; m < m1; m++) {
         double best = 0;
         vlt_bench_decode_result r = {0};
         for (int k = 0; k < repeat; k++) {

@@ -18,8 +18,8 @@ typedef struct {
 vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int size, int min_side, long long limit,
                                 vlt_bench_decode_result *out);
 
-// Command line: [--size N] [--repeat R] [--limit N] SHARD...; prints one line per mode
-// ("vlt full-decode: ... images/s" and "vlt dct-scaled: ... images/s", best of R passes).
+// Command line: [--size N] [--repeat R] [--limit N] [--mode full|dct|both] SHARD...; prints one
+// line per mode ("vlt full-decode: ... images/s", "vlt dct-scaled: ... images/s"), best of R passes.
 // Returns the exit status.
 int vlt_bench_decode_main(int argc, char **argv);
 

@@ -98,59 +98,36 @@ static inline uint8_t clip8(int32_t v) {
 }
 
 // --- scalar kernels (the reference) ----------------------------------------------------------------
+//
+// A kernel pair works on one output row at a time. hrow: one source row (in, RGB) -> c->n output
+// pixels. vrow: output row = sum over taps t of rows[t] * k[t], `width` bytes.
 
-// Horizontal pass: rows [0, rows) of src (stride bytes apart) -> dst rows of c->n pixels.
-static vlt_status hpass_scalar(uint8_t *dst, const uint8_t *src, size_t stride, int rows, const axis_coeffs *c) {
-    int n = c->n;
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *in = src + (size_t)y * stride;
-        uint8_t *o = dst + (size_t)y * n * 3;
-        for (int i = 0; i < n; i++) {
-            const int32_t *k = c->k + (size_t)i * c->ksize;
-            const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
-            int taps = c->bounds[2 * i + 1];
-            int32_t s0 = ROUNDING, s1 = s0, s2 = s0;
-            for (int x = 0; x < taps; x++) {
-                s0 += p[3 * x] * k[x];
-                s1 += p[3 * x + 1] * k[x];
-                s2 += p[3 * x + 2] * k[x];
-            }
-            o[3 * i] = clip8(s0);
-            o[3 * i + 1] = clip8(s1);
-            o[3 * i + 2] = clip8(s2);
-        }
-    }
-    return VLT_OK;
-}
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VLT_VECTORIZE __attribute__((optimize("O3"), target_clones("avx2", "default")))
-#else
-#define VLT_VECTORIZE
-#endif
-
-// The inner loop of the scalar vertical pass: acc[x] += row[x] * k over one source row.
-VLT_VECTORIZE static void mac_row(int32_t *restrict acc, const uint8_t *restrict row, int32_t k, int width) {
-    for (int x = 0; x < width; x++) acc[x] += row[x] * k;
-}
-
-// Vertical pass: src rows (stride bytes apart, `width` bytes used) -> c->n output rows of width
-// bytes. Output row i reads src rows from bounds[2i] - row0 (src starts at source row row0).
-static vlt_status vpass_scalar(uint8_t *dst, const uint8_t *src, size_t stride, int row0, int width,
-                               const axis_coeffs *c) {
-    int32_t *acc = malloc(sizeof(int32_t) * (size_t)width);
-    if (!acc) return vlt_error_set(VLT_ERR_NOMEM, "resample: out of memory");
+static void hrow_scalar(uint8_t *o, const uint8_t *in, const axis_coeffs *c, const int32_t *kx) {
+    (void)kx;
     for (int i = 0; i < c->n; i++) {
         const int32_t *k = c->k + (size_t)i * c->ksize;
-        const uint8_t *p = src + (size_t)(c->bounds[2 * i] - row0) * stride;
+        const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
         int taps = c->bounds[2 * i + 1];
-        for (int x = 0; x < width; x++) acc[x] = ROUNDING;
-        for (int t = 0; t < taps; t++) mac_row(acc, p + (size_t)t * stride, k[t], width);
-        uint8_t *o = dst + (size_t)i * width;
-        for (int x = 0; x < width; x++) o[x] = clip8(acc[x]);
+        int32_t s0 = ROUNDING, s1 = s0, s2 = s0;
+        for (int x = 0; x < taps; x++) {
+            s0 += p[3 * x] * k[x];
+            s1 += p[3 * x + 1] * k[x];
+            s2 += p[3 * x + 2] * k[x];
+        }
+        o[3 * i] = clip8(s0);
+        o[3 * i + 1] = clip8(s1);
+        o[3 * i + 2] = clip8(s2);
     }
-    free(acc);
-    return VLT_OK;
+}
+
+static void vrow_scalar(uint8_t *o, const uint8_t *const *rows, const int32_t *k, int taps, int width, int32_t *acc) {
+    for (int x = 0; x < width; x++) acc[x] = ROUNDING;
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *r = rows[t];
+        int32_t kt = k[t];
+        for (int x = 0; x < width; x++) acc[x] += r[x] * kt;
+    }
+    for (int x = 0; x < width; x++) o[x] = clip8(acc[x]);
 }
 
 // --- AVX2 kernels ----------------------------------------------------------------------------------
@@ -159,7 +136,23 @@ static vlt_status vpass_scalar(uint8_t *dst, const uint8_t *src, size_t stride, 
 // pixels and four spare bytes) is broadcast to both 128-bit lanes and two byte shuffles
 // zero-extend pixel t / t+1 (lanes 0 / 1) and t+2 / t+3 into int32 R, G, B, 0; each is
 // multiplied by its tap's weight (pre-expanded to four lanes) and summed; the two lanes are added
-// at the end. Vertical: 32 bytes of a row at a time in four int32 accumulators.
+// at the end. The loads reach up to 13 bytes past a window, so a source row must be followed by
+// ROW_PAD readable bytes (the weights there are zero). Vertical: 32 bytes of a row at a time in
+// four int32 accumulators, then 8, then single bytes.
+
+// Weights of c expanded for hrow_avx2: (n, groups, 2, 8) int32, where group g's first vector is
+// k[4g] x4 | k[4g+1] x4 and its second k[4g+2] x4 | k[4g+3] x4.
+static int hgroups(const axis_coeffs *c) { return (c->ksize + 3) / 4; }
+
+static void hexpand(const axis_coeffs *c, int32_t *kx) {
+    int groups = hgroups(c);
+    for (int i = 0; i < c->n; i++) {
+        const int32_t *k = c->k + (size_t)i * c->ksize;
+        int32_t *e = kx + (size_t)i * groups * 16;
+        for (int t = 0; t < 4 * groups; t++)
+            for (int l = 0; l < 4; l++) e[4 * t + l] = t < c->ksize ? k[t] : 0;
+    }
+}
 
 #if VLT_RESAMPLE_X86
 #define AVX2 __attribute__((target("avx2")))
@@ -173,29 +166,16 @@ AVX2 static inline uint32_t hsum_to_rgb(__m256i acc) {
     return (uint32_t)_mm_cvtsi128_si32(s);
 }
 
-// Weights of c expanded for the kernel: (n, groups, 2, 8) int32, where group g's first vector is
-// k[4g] x4 | k[4g+1] x4 and its second k[4g+2] x4 | k[4g+3] x4.
-static int32_t *hpass_expand(const axis_coeffs *c, int groups) {
-    int32_t *kx = aligned_alloc(32, sizeof(int32_t) * 16 * (size_t)groups * c->n);
-    if (!kx) return NULL;
-    for (int i = 0; i < c->n; i++) {
-        const int32_t *k = c->k + (size_t)i * c->ksize;
-        int32_t *e = kx + (size_t)i * groups * 16;
-        for (int t = 0; t < 4 * groups; t++)
-            for (int l = 0; l < 4; l++) e[4 * t + l] = t < c->ksize ? k[t] : 0;
-    }
-    return kx;
-}
-
-AVX2 static void hrow_avx2(uint8_t *o, const uint8_t *in, int n, const int *bounds, const int32_t *kx, int groups) {
+AVX2 static void hrow_avx2(uint8_t *o, const uint8_t *in, const axis_coeffs *c, const int32_t *kx) {
     const __m256i sh_a = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1,
                                           3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, -1, -1, -1, -1);
     const __m256i sh_b = _mm256_setr_epi8(6, -1, -1, -1, 7, -1, -1, -1, 8, -1, -1, -1, -1, -1, -1, -1,
                                           9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1, -1, -1, -1, -1);
-    for (int i = 0; i < n; i++) {
-        const uint8_t *p = in + (size_t)bounds[2 * i] * 3;
+    int groups = hgroups(c);
+    for (int i = 0; i < c->n; i++) {
+        const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
         const __m256i *k = (const __m256i *)(kx + (size_t)i * groups * 16);
-        int ng = (bounds[2 * i + 1] + 3) >> 2;
+        int ng = (c->bounds[2 * i + 1] + 3) >> 2;
         __m256i acc = _mm256_setzero_si256();
         for (int g = 0; g < ng; g++) {
             __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 12 * g)));
@@ -207,74 +187,48 @@ AVX2 static void hrow_avx2(uint8_t *o, const uint8_t *in, int n, const int *boun
     }
 }
 
-static vlt_status hpass_avx2(uint8_t *dst, const uint8_t *src, size_t stride, int rows, const axis_coeffs *c) {
-    int groups = (c->ksize + 3) / 4;
-    size_t used = (size_t)axis_end(c) * 3;
-    int32_t *kx = hpass_expand(c, groups);
-    uint8_t *row = calloc(used + ROW_PAD, 1);
-    if (!kx || !row) {
-        free(kx);
-        free(row);
-        return vlt_error_set(VLT_ERR_NOMEM, "resample: out of memory");
-    }
-    for (int y = 0; y < rows; y++) {
-        memcpy(row, src + (size_t)y * stride, used);
-        hrow_avx2(dst + (size_t)y * c->n * 3, row, c->n, c->bounds, kx, groups);
-    }
-    free(kx);
-    free(row);
-    return VLT_OK;
-}
-
 // acc + (8 bytes at p, zero-extended) * k.
 AVX2 static inline __m256i mac8(__m256i acc, const uint8_t *p, __m256i k) {
     __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
     return _mm256_add_epi32(acc, _mm256_mullo_epi32(v, k));
 }
 
-AVX2 static inline __m256i shift8(__m256i acc) { return _mm256_srai_epi32(acc, PRECISION_BITS); }
+AVX2 static inline __m256i shift22(__m256i acc) { return _mm256_srai_epi32(acc, PRECISION_BITS); }
 
-AVX2 static void vrow_avx2(uint8_t *o, const uint8_t *p, size_t stride, const int32_t *k, int taps, int width) {
+AVX2 static void vrow_avx2(uint8_t *o, const uint8_t *const *rows, const int32_t *k, int taps, int width, int32_t *acc) {
+    (void)acc;
     const __m256i round = _mm256_set1_epi32(ROUNDING);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int x = 0;
     for (; x + 32 <= width; x += 32) {
         __m256i a0 = round, a1 = round, a2 = round, a3 = round;
         for (int t = 0; t < taps; t++) {
-            const uint8_t *r = p + (size_t)t * stride + x;
+            const uint8_t *r = rows[t] + x;
             __m256i kt = _mm256_set1_epi32(k[t]);
             a0 = mac8(a0, r, kt);
             a1 = mac8(a1, r + 8, kt);
             a2 = mac8(a2, r + 16, kt);
             a3 = mac8(a3, r + 24, kt);
         }
-        // packs / packus work within 128-bit lanes: bytes come out as a0 a1 a2 a3 (low halves),
-        // a0 a1 a2 a3 (high halves) in 4-byte groups; the permute puts them back in order.
-        __m256i s01 = _mm256_packs_epi32(shift8(a0), shift8(a1));
-        __m256i s23 = _mm256_packs_epi32(shift8(a2), shift8(a3));
+        // packs / packus work within 128-bit lanes: the bytes come out as the low halves of
+        // a0 a1 a2 a3, then their high halves, in 4-byte groups; the permute restores the order.
+        __m256i s01 = _mm256_packs_epi32(shift22(a0), shift22(a1));
+        __m256i s23 = _mm256_packs_epi32(shift22(a2), shift22(a3));
         __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(s01, s23), order);
         _mm256_storeu_si256((__m256i *)(o + x), b);
     }
     for (; x + 8 <= width; x += 8) {
         __m256i a = round;
-        for (int t = 0; t < taps; t++) a = mac8(a, p + (size_t)t * stride + x, _mm256_set1_epi32(k[t]));
-        __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(shift8(a)), _mm256_extracti128_si256(shift8(a), 1));
+        for (int t = 0; t < taps; t++) a = mac8(a, rows[t] + x, _mm256_set1_epi32(k[t]));
+        a = shift22(a);
+        __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
         _mm_storel_epi64((__m128i *)(o + x), _mm_packus_epi16(s, s));
     }
     for (; x < width; x++) {
         int32_t s = ROUNDING;
-        for (int t = 0; t < taps; t++) s += p[(size_t)t * stride + x] * k[t];
+        for (int t = 0; t < taps; t++) s += rows[t][x] * k[t];
         o[x] = clip8(s);
     }
-}
-
-static vlt_status vpass_avx2(uint8_t *dst, const uint8_t *src, size_t stride, int row0, int width,
-                             const axis_coeffs *c) {
-    for (int i = 0; i < c->n; i++) {
-        const uint8_t *p = src + (size_t)(c->bounds[2 * i] - row0) * stride;
-        vrow_avx2(dst + (size_t)i * width, p, stride, c->k + (size_t)i * c->ksize, c->bounds[2 * i + 1], width);
-    }
-    return VLT_OK;
 }
 
 static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
@@ -282,80 +236,175 @@ static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
 static int have_avx2(void) { return 0; }
 #endif
 
-// --- the two-pass window ---------------------------------------------------------------------------
+// --- the two-pass window, a row at a time ----------------------------------------------------------
 
-typedef vlt_status (*hpass_fn)(uint8_t *dst, const uint8_t *src, size_t stride, int rows, const axis_coeffs *c);
-typedef vlt_status (*vpass_fn)(uint8_t *dst, const uint8_t *src, size_t stride, int row0, int width,
-                               const axis_coeffs *c);
+typedef struct {
+    void (*hrow)(uint8_t *o, const uint8_t *in, const axis_coeffs *c, const int32_t *kx);
+    void (*vrow)(uint8_t *o, const uint8_t *const *rows, const int32_t *k, int taps, int width, int32_t *acc);
+    int simd;
+} kernels;
 
 static int use_avx2(vlt_resample_kernel kernel) { return kernel == VLT_RESAMPLE_AUTO && have_avx2(); }
 
 const char *vlt_resample_kernel_name(vlt_resample_kernel kernel) { return use_avx2(kernel) ? "avx2" : "scalar"; }
 
+static kernels pick_kernels(vlt_resample_kernel kernel) {
+    kernels k = {hrow_scalar, vrow_scalar, 0};
+#if VLT_RESAMPLE_X86
+    if (use_avx2(kernel)) k = (kernels){hrow_avx2, vrow_avx2, 1};
+#else
+    (void)kernel;
+#endif
+    return k;
+}
+
+// Everything one window needs besides the image: coefficients, scratch rows, where rows go.
+typedef struct {
+    kernels kern;
+    axis_coeffs ch, cv;
+    int need_h, need_v, v_first;
+    int ow, oh;
+    uint8_t *scratch;       // one allocation holding the pieces below
+    int32_t *kx;            // AVX2 horizontal weights (hexpand)
+    int32_t *acc;           // vrow_scalar's accumulators (width ints)
+    uint8_t *ring;          // horizontal-first: the last cv.ksize horizontally resampled rows
+    size_t ring_stride;
+    uint8_t *src_row;       // a source row copy followed by ROW_PAD zero bytes (hrow_avx2)
+    const uint8_t **rows;   // vrow's row pointers (cv.ksize)
+    uint8_t *out_row;       // an output row, when rows go to a callback
+    uint8_t *out;           // else (oh, ow * 3) bytes
+    vlt_resample_row_fn fn;
+    void *ctx;
+} window;
+
+static uint8_t *dst_row(window *w, int y) { return w->out ? w->out + (size_t)y * w->ow * 3 : w->out_row; }
+static void emit(window *w, int y) {
+    if (!w->out) w->fn(w->ctx, y, w->out_row);
+}
+
+// Carves the scratch pieces out of one allocation (32-byte aligned each).
+static vlt_status window_alloc(window *w, size_t src_bytes) {
+    size_t row = (size_t)w->ow * 3, width = w->v_first ? src_bytes : row;
+    size_t kx = w->kern.simd && w->need_h ? sizeof(int32_t) * 16 * (size_t)hgroups(&w->ch) * w->ch.n : 0;
+    size_t ring = w->need_v && !w->v_first ? (size_t)w->cv.ksize : 0;
+    size_t sizes[6] = {kx, sizeof(int32_t) * width, ring * (row + 32), src_bytes + ROW_PAD,
+                       sizeof(uint8_t *) * (size_t)(w->need_v ? w->cv.ksize : 1), w->out ? 0 : row};
+    size_t total = 0;
+    for (int i = 0; i < 6; i++) total += (sizes[i] + 31) / 32 * 32;
+    w->scratch = aligned_alloc(32, total ? total : 32);
+    if (!w->scratch) return vlt_error_set(VLT_ERR_NOMEM, "resample: out of memory (%zu bytes)", total);
+    uint8_t *p = w->scratch;
+    void *piece[6];
+    for (int i = 0; i < 6; i++) {
+        piece[i] = p;
+        p += (sizes[i] + 31) / 32 * 32;
+    }
+    w->kx = piece[0];
+    w->acc = piece[1];
+    w->ring = piece[2];
+    w->ring_stride = row + 32;
+    w->src_row = piece[3];
+    memset(w->src_row + src_bytes, 0, ROW_PAD);
+    w->rows = piece[4];
+    w->out_row = piece[5];
+    if (kx) hexpand(&w->ch, w->kx);
+    return VLT_OK;
+}
+
+// hrow on source row `in` of `used` bytes: read in place when ROW_PAD more bytes are readable
+// before `end`, else from a padded copy.
+static void hrow_at(window *w, uint8_t *o, const uint8_t *in, size_t used, const uint8_t *end) {
+    if (w->kern.simd && (size_t)(end - in) < used + ROW_PAD) {
+        memcpy(w->src_row, in, used);
+        in = w->src_row;
+    }
+    w->kern.hrow(o, in, &w->ch, w->kx);
+}
+
+static void vrow_at(window *w, uint8_t *o, int i, int width) {
+    const int32_t *k = w->cv.k + (size_t)i * w->cv.ksize;
+    w->kern.vrow(o, w->rows, k, w->cv.bounds[2 * i + 1], width, w->acc);
+}
+
 // Two passes through an 8-bit intermediate, in Pillow 13's order: vertical first when the height
 // shrinks by more than twice what the width does ((in_h - out_h) > 2 (in_w - out_w) and
 // in_h > out_h), horizontal first otherwise. The order changes the rounding of the intermediate,
 // so it must match for exact results. Each output pixel depends only on its own position, so a
-// window of the output is computed from just the coefficients of its rows and columns.
+// window of the output needs just the coefficients of its rows and columns. Rows are produced in
+// order: horizontal-first keeps the last cv.ksize horizontally resampled source rows in a ring;
+// vertical-first resamples one row vertically, then horizontally.
+static vlt_status run_window(window *w, const vlt_image *img, vlt_crop_box box, int ox, int oy) {
+    size_t stride = (size_t)img->width * 3;
+    const uint8_t *end = img->rgb + stride * img->height;
+    const uint8_t *src = img->rgb + (size_t)box.y * stride + (size_t)box.x * 3;
+    int ow = w->ow, oh = w->oh;
+    size_t row = (size_t)ow * 3;
+    if (w->v_first) {
+        // Only the source columns the horizontal pass reads: [col0, col1).
+        int col0 = w->ch.bounds[0], col1 = axis_end(&w->ch);
+        for (int i = 0; i < ow; i++) w->ch.bounds[2 * i] -= col0;
+        size_t tw = (size_t)(col1 - col0) * 3;
+        VLT_TRY(window_alloc(w, tw));
+        for (int i = 0; i < oh; i++) {
+            for (int t = 0; t < w->cv.bounds[2 * i + 1]; t++)
+                w->rows[t] = src + (size_t)(w->cv.bounds[2 * i] + t) * stride + (size_t)col0 * 3;
+            vrow_at(w, w->src_row, i, (int)tw);    // src_row keeps its ROW_PAD zero bytes
+            w->kern.hrow(dst_row(w, i), w->src_row, &w->ch, w->kx);
+            emit(w, i);
+        }
+        return VLT_OK;
+    }
+    size_t used = w->need_h ? (size_t)axis_end(&w->ch) * 3 : 0;
+    VLT_TRY(window_alloc(w, used));
+    if (!w->need_v) {
+        for (int i = 0; i < oh; i++) {
+            const uint8_t *in = src + (size_t)(oy + i) * stride;
+            if (w->need_h) hrow_at(w, dst_row(w, i), in, used, end);
+            else memcpy(dst_row(w, i), in + (size_t)ox * 3, row);
+            emit(w, i);
+        }
+        return VLT_OK;
+    }
+    int ring = w->cv.ksize, next = w->cv.bounds[0];   // the next source row to resample horizontally
+    for (int i = 0; i < oh; i++) {
+        int y0 = w->cv.bounds[2 * i], taps = w->cv.bounds[2 * i + 1];
+        for (; w->need_h && next < y0 + taps; next++) {
+            if (next < y0) continue;                      // rows no output row reads
+            hrow_at(w, w->ring + (size_t)(next % ring) * w->ring_stride, src + (size_t)next * stride, used, end);
+        }
+        for (int t = 0; t < taps; t++)
+            w->rows[t] = w->need_h ? w->ring + (size_t)((y0 + t) % ring) * w->ring_stride
+                                   : src + (size_t)(y0 + t) * stride + (size_t)ox * 3;
+        vrow_at(w, dst_row(w, i), i, (int)row);
+        emit(w, i);
+    }
+    return VLT_OK;
+}
+
+static vlt_status resample(const vlt_image *img, vlt_crop_box box, int full_w, int full_h, int ox, int oy,
+                           int ow, int oh, vlt_resample_kernel kernel, uint8_t *out, vlt_resample_row_fn fn,
+                           void *ctx) {
+    window w = {.kern = pick_kernels(kernel), .ow = ow, .oh = oh, .out = out, .fn = fn, .ctx = ctx};
+    w.need_h = full_w != box.w;
+    w.need_v = full_h != box.h;
+    w.v_first = w.need_h && w.need_v && box.h > full_h && (box.h - full_h) > 2 * (box.w - full_w);
+    vlt_status st = VLT_OK;
+    if (w.need_v) st = axis_compute(&w.cv, box.h, full_h, oy, oh);
+    if (st == VLT_OK && w.need_h) st = axis_compute(&w.ch, box.w, full_w, ox, ow);
+    if (st == VLT_OK) st = run_window(&w, img, box, ox, oy);
+    free(w.scratch);
+    axis_free(&w.ch);
+    axis_free(&w.cv);
+    return st;
+}
+
 vlt_status vlt_resample_window(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
                                int ox, int oy, int ow, int oh, vlt_resample_kernel kernel, uint8_t *out) {
-    hpass_fn hpass = hpass_scalar;
-    vpass_fn vpass = vpass_scalar;
-#if VLT_RESAMPLE_X86
-    if (use_avx2(kernel)) {
-        hpass = hpass_avx2;
-        vpass = vpass_avx2;
-    }
-#else
-    (void)kernel;
-#endif
-    size_t stride = (size_t)img->width * 3;
-    const uint8_t *src = img->rgb + (size_t)box.y * stride + (size_t)box.x * 3;
-    int need_h = full_w != box.w, need_v = full_h != box.h;
-    int v_first = need_h && need_v && box.h > full_h && (box.h - full_h) > 2 * (box.w - full_w);
-    axis_coeffs ch = {0}, cv = {0};
-    uint8_t *tmp = NULL;
-    vlt_status st = VLT_OK;
-    if (need_v) VLT_TRY(axis_compute(&cv, box.h, full_h, oy, oh));
-    if (need_h) {
-        st = axis_compute(&ch, box.w, full_w, ox, ow);
-        if (st != VLT_OK) goto done;
-    }
-    if (v_first) {
-        // Only the source columns the horizontal pass reads: [col0, col1).
-        int col0 = ch.bounds[0], col1 = axis_end(&ch);
-        for (int i = 0; i < ow; i++) ch.bounds[2 * i] -= col0;
-        size_t tw = (size_t)(col1 - col0) * 3;
-        tmp = malloc((size_t)oh * tw);
-        if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "resample: out of memory"); goto done; }
-        st = vpass(tmp, src + (size_t)col0 * 3, stride, 0, (int)tw, &cv);
-        if (st == VLT_OK) st = hpass(out, tmp, tw, oh, &ch);
-        goto done;
-    }
-    // Horizontal first: only the source rows the vertical pass reads, [row0, row1).
-    int row0 = oy, row1 = oy + oh;
-    if (need_v) {
-        row0 = cv.bounds[0];
-        row1 = axis_end(&cv);
-    }
-    const uint8_t *mid = src + (size_t)row0 * stride + (size_t)(need_h ? 0 : ox) * 3;
-    size_t mid_stride = stride;
-    if (need_h) {
-        tmp = malloc((size_t)(row1 - row0) * ow * 3);
-        if (!tmp) { st = vlt_error_set(VLT_ERR_NOMEM, "resample: out of memory"); goto done; }
-        st = hpass(tmp, src + (size_t)row0 * stride, stride, row1 - row0, &ch);
-        if (st != VLT_OK) goto done;
-        mid = tmp;
-        mid_stride = (size_t)ow * 3;
-    }
-    if (need_v) {
-        st = vpass(out, mid, mid_stride, row0, ow * 3, &cv);
-    } else {
-        for (int y = 0; y < oh; y++) memcpy(out + (size_t)y * ow * 3, mid + (size_t)y * mid_stride, (size_t)ow * 3);
-    }
-done:
-    free(tmp);
-    axis_free(&ch);
-    axis_free(&cv);
-    return st;
+    return resample(img, box, full_w, full_h, ox, oy, ow, oh, kernel, out, NULL, NULL);
+}
+
+vlt_status vlt_resample_window_rows(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
+                                    int ox, int oy, int ow, int oh, vlt_resample_kernel kernel,
+                                    vlt_resample_row_fn fn, void *ctx) {
+    return resample(img, box, full_w, full_h, ox, oy, ow, oh, kernel, NULL, fn, ctx);
 }

@@ -30,6 +30,14 @@ typedef enum {
 vlt_status vlt_resample_window(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
                                int ox, int oy, int ow, int oh, vlt_resample_kernel kernel, uint8_t *out);
 
+// The same window delivered a row at a time, in order: fn(ctx, y, px) for y = 0 .. oh-1, where px
+// holds the ow * 3 bytes of output row y (valid during the call only). No (oh, ow, 3) buffer is
+// needed: the passes keep only a few rows.
+typedef void (*vlt_resample_row_fn)(void *ctx, int y, const uint8_t *px);
+vlt_status vlt_resample_window_rows(const vlt_image *img, vlt_crop_box box, int full_w, int full_h,
+                                    int ox, int oy, int ow, int oh, vlt_resample_kernel kernel,
+                                    vlt_resample_row_fn fn, void *ctx);
+
 // What `kernel` runs on this CPU: "avx2" or "scalar".
 const char *vlt_resample_kernel_name(vlt_resample_kernel kernel);
 

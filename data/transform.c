@@ -94,23 +94,41 @@ vlt_status vlt_transform_resize(const vlt_image *img, vlt_crop_box box, int out_
 
 // --- normalize and the two pipelines ---------------------------------------------------------------
 
+// ToTensor (v / 255 in float32) then Normalize ((x - mean) / std in float32), as a table.
+typedef struct {
+    float lut[3][256];
+    int w, flip;
+    size_t plane;       // w * h
+    float *out;         // (3, h, w)
+} normalizer;
+
+static void normalizer_init(normalizer *n, int w, int h, const float mean[3], const float std[3], int flip, float *out) {
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) n->lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+    n->w = w;
+    n->flip = flip;
+    n->plane = (size_t)w * h;
+    n->out = out;
+}
+
+// One uint8 HWC row (w, 3) -> row y of the three planes (a vlt_resample_row_fn).
+static void normalize_row(void *ctx, int y, const uint8_t *row) {
+    const normalizer *n = ctx;
+    int w = n->w;
+    float *o0 = n->out + (size_t)y * w, *o1 = o0 + n->plane, *o2 = o1 + n->plane;
+    for (int x = 0; x < w; x++) {
+        int xs = n->flip ? w - 1 - x : x;
+        o0[x] = n->lut[0][row[3 * xs]];
+        o1[x] = n->lut[1][row[3 * xs + 1]];
+        o2[x] = n->lut[2][row[3 * xs + 2]];
+    }
+}
+
 void vlt_transform_normalize(const uint8_t *hwc, int w, int h, const float mean[3], const float std[3],
                              int flip, float *out) {
-    // ToTensor (v / 255 in float32) then Normalize ((x - mean) / std in float32), as a table.
-    float lut[3][256];
-    for (int c = 0; c < 3; c++)
-        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
-    size_t plane = (size_t)w * h;
-    for (int y = 0; y < h; y++) {
-        const uint8_t *row = hwc + (size_t)y * w * 3;
-        float *o0 = out + (size_t)y * w, *o1 = o0 + plane, *o2 = o1 + plane;
-        for (int x = 0; x < w; x++) {
-            int xs = flip ? w - 1 - x : x;
-            o0[x] = lut[0][row[3 * xs]];
-            o1[x] = lut[1][row[3 * xs + 1]];
-            o2[x] = lut[2][row[3 * xs + 2]];
-        }
-    }
+    normalizer n;
+    normalizer_init(&n, w, h, mean, std, flip, out);
+    for (int y = 0; y < h; y++) normalize_row(&n, y, hwc + (size_t)y * w * 3);
 }
 
 static vlt_status check_cfg(const vlt_transform_cfg *cfg) {
@@ -128,13 +146,12 @@ vlt_status vlt_transform_train(const vlt_image *img, const vlt_transform_cfg *cf
     if (!img || !img->rgb) return vlt_error_set(VLT_ERR_ARG, "transform: empty image for %s", key ? key : "?");
     int flip = 0;
     vlt_crop_box box = vlt_transform_rrc_box(img->width, img->height, cfg, seed, vlt_transform_stream(epoch, key), &flip);
+    VLT_TRY(check_box(img, box));
+    // The resize hands each output row to the normalization: no (size, size, 3) buffer.
     int s = cfg->size;
-    uint8_t *px = malloc((size_t)s * s * 3);
-    if (!px) return vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory");
-    vlt_status st = vlt_transform_resize(img, box, s, s, px);
-    if (st == VLT_OK) vlt_transform_normalize(px, s, s, cfg->mean, cfg->std, flip, out);
-    free(px);
-    return st;
+    normalizer n;
+    normalizer_init(&n, s, s, cfg->mean, cfg->std, flip, out);
+    return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, normalize_row, &n);
 }
 
 vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg, float *out) {
@@ -146,13 +163,10 @@ vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg
         return vlt_error_set(VLT_ERR_ARG, "transform: a %dx%d image resizes to %dx%d, smaller than %d",
                              img->width, img->height, rw, rh, s);
     vlt_crop_box c = vlt_transform_center_box(rw, rh, s);
-    uint8_t *px = malloc((size_t)s * s * 3);
-    if (!px) return vlt_error_set(VLT_ERR_NOMEM, "transform: out of memory");
     // Only the center window of the resized image is computed: each output pixel depends only on
     // its own position, so this equals resize-then-crop exactly.
-    vlt_status st = vlt_resample_window(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
-                                        VLT_RESAMPLE_AUTO, px);
-    if (st == VLT_OK) vlt_transform_normalize(px, s, s, cfg->mean, cfg->std, 0, out);
-    free(px);
-    return st;
+    normalizer n;
+    normalizer_init(&n, s, s, cfg->mean, cfg->std, 0, out);
+    return vlt_resample_window_rows(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
+                                    VLT_RESAMPLE_AUTO, normalize_row, &n);
 }
