@@ -157,32 +157,56 @@ static void hexpand(const axis_coeffs *c, int32_t *kx) {
 #if VLT_RESAMPLE_X86
 #define AVX2 __attribute__((target("avx2")))
 
-// The four int32 sums (R, G, B, 0) -> clip8 of each, as bytes 0..2 of the result.
-AVX2 static inline uint32_t hsum_to_rgb(__m256i acc) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_srai_epi32(_mm_add_epi32(s, _mm_set1_epi32(ROUNDING)), PRECISION_BITS);
-    s = _mm_packs_epi32(s, s);      // (v >> 22) clamped to int16, then to 0..255: clip8 exactly
-    s = _mm_packus_epi16(s, s);
-    return (uint32_t)_mm_cvtsi128_si32(s);
+// Byte shuffles that zero-extend pixels t, t+1 (sh_a) and t+2, t+3 (sh_b) of a 16-byte load
+// broadcast to both lanes into int32 R, G, B, 0 (lane 0: the first pixel, lane 1: the second).
+#define SH_A _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1, \
+                              3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, -1, -1, -1, -1)
+#define SH_B _mm256_setr_epi8(6, -1, -1, -1, 7, -1, -1, -1, 8, -1, -1, -1, -1, -1, -1, -1, \
+                              9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1, -1, -1, -1, -1)
+
+// Output pixel i's sums, split over the two lanes: R, G, B, 0 | R, G, B, 0 (the rounding term is
+// in lane 0).
+AVX2 static inline __m256i hpixel(const uint8_t *in, const axis_coeffs *c, const int32_t *kx, int groups, int i) {
+    const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
+    const __m256i *k = (const __m256i *)(kx + (size_t)i * groups * 16);
+    int ng = (c->bounds[2 * i + 1] + 3) >> 2;
+    __m256i acc = _mm256_setr_epi32(ROUNDING, ROUNDING, ROUNDING, 0, 0, 0, 0, 0);
+    for (int g = 0; g < ng; g++) {
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 12 * g)));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_shuffle_epi8(v, SH_A), _mm256_load_si256(k + 2 * g)));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_shuffle_epi8(v, SH_B), _mm256_load_si256(k + 2 * g + 1)));
+    }
+    return acc;
 }
 
+// Lane sums of two pixels: a's R, G, B, 0 | b's R, G, B, 0.
+AVX2 static inline __m256i hfold(__m256i a, __m256i b) {
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// Four pixels at a time: the lanes of each pair are folded together, shifted, packed with
+// saturation (packs to int16, packus to 0..255: clip8 exactly) and compacted to 12 bytes.
 AVX2 static void hrow_avx2(uint8_t *o, const uint8_t *in, const axis_coeffs *c, const int32_t *kx) {
-    const __m256i sh_a = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1,
-                                          3, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, -1, -1, -1, -1);
-    const __m256i sh_b = _mm256_setr_epi8(6, -1, -1, -1, 7, -1, -1, -1, 8, -1, -1, -1, -1, -1, -1, -1,
-                                          9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1, -1, -1, -1, -1);
-    int groups = hgroups(c);
-    for (int i = 0; i < c->n; i++) {
-        const uint8_t *p = in + (size_t)c->bounds[2 * i] * 3;
-        const __m256i *k = (const __m256i *)(kx + (size_t)i * groups * 16);
-        int ng = (c->bounds[2 * i + 1] + 3) >> 2;
-        __m256i acc = _mm256_setzero_si256();
-        for (int g = 0; g < ng; g++) {
-            __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 12 * g)));
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_shuffle_epi8(v, sh_a), _mm256_load_si256(k + 2 * g)));
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_shuffle_epi8(v, sh_b), _mm256_load_si256(k + 2 * g + 1)));
-        }
-        uint32_t rgb = hsum_to_rgb(acc);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5);
+    const __m128i compact = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    int groups = hgroups(c), n = c->n, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i ab = hfold(hpixel(in, c, kx, groups, i), hpixel(in, c, kx, groups, i + 1));
+        __m256i cd = hfold(hpixel(in, c, kx, groups, i + 2), hpixel(in, c, kx, groups, i + 3));
+        __m256i s = _mm256_packs_epi32(_mm256_srai_epi32(ab, PRECISION_BITS), _mm256_srai_epi32(cd, PRECISION_BITS));
+        s = _mm256_packus_epi16(s, s);          // dwords: a c a c | b d b d
+        __m128i r = _mm_shuffle_epi8(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(s, order)), compact);
+        _mm_storel_epi64((__m128i *)(o + 3 * (size_t)i), r);
+        uint32_t last = (uint32_t)_mm_extract_epi32(r, 2);
+        memcpy(o + 3 * (size_t)i + 8, &last, 4);
+    }
+    for (; i < n; i++) {
+        __m256i a = hpixel(in, c, kx, groups, i);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        s = _mm_srai_epi32(s, PRECISION_BITS);
+        s = _mm_packs_epi32(s, s);
+        s = _mm_packus_epi16(s, s);
+        uint32_t rgb = (uint32_t)_mm_cvtsi128_si32(s);
         memcpy(o + 3 * (size_t)i, &rgb, 3);
     }
 }
