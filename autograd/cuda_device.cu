@@ -146,6 +146,7 @@ extern "C" void *vlt_cuda_arena_alloc(size_t bytes) {
     if (!c || c->off + need > c->size) {
         size_t size = g_cuda.capacity > need ? g_cuda.capacity : need;  // at least double
         arena_chunk *n = chunk_new(size);
+        if (!n && size > need) n = chunk_new(need);  // near the card's limit: just what is asked
         if (!n) {
             vlt_error_set(VLT_ERR_NOMEM, "cuda step arena: cannot grow by %zu bytes (%zu in use)", size, g_cuda.used);
             return NULL;

@@ -86,7 +86,7 @@ if [ -x "$B/bin/cuda_clip_step" ]; then
   timeout 120 "$B/bin/cuda_clip_step" --batch 256 --steps 10 >"$LOGS/bench.log" 2>&1
   tail -8 "$LOGS/bench.log"
   BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
-  [ -n "$BENCH" ] || BENCH="failed (see bench.log)"
+  [ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
 fi
 
 torch_run() {  # label, extra args, timeout

@@ -1,0 +1,146 @@
+// cuda_clip_step.c — the GPU benchmark of issue 7: one CLIP ViT-B/32 training step (forward,
+// backward, clip at 1.0, AdamW) at batch 256 on synthetic inputs, on the CUDA backend. Prints
+// a line per step and a JSON line last, with the fields of ../shared/bench/torch_clip_baseline.py.
+//
+// Built by scripts/prepare_gpu_carry.sh (not by make: it needs a GPU to run) and run by
+// scripts/gpu_check.sh. UNVERIFIED: written without a GPU.
+//
+//   cuda_clip_step [--batch 256] [--steps 10] [--warmup 3] [--matmul bf16|tf32|fp32] [--model ViT-B-32]
+//
+// The image tower goes through a copy of vlt_vit_tokens with the patches moved to the device
+// (vlt_patchify is CPU-only; see docs/CUDA.md), as tests/test_layers_cuda.c does. Patchify runs
+// on the host inside the timed step (the images live on the host, as a loader's batch would).
+//
+// Model FLOPs per step: every matrix product of the forward (the linear layers, the patch
+// embedding as a product, q·kᵀ and P·v of every head, the projections and the logits), times 3
+// for forward + backward. The PyTorch script counts the same products with FlopCounterMode.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "autograd/device.h"
+#include "autograd/optim.h"
+#include "autograd/rng.h"
+#include "layers/clip.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static vlt_tensor *vit_encode_on(vlt_vit *v, vlt_tensor *images) {
+    int W = v->width, P = v->patch_size, B = images->shape[0];
+    vlt_tensor *patches = vlt_to_device(vlt_patchify(images, P), v->conv1_w->device);
+    vlt_tensor *x = vlt_linear(patches, vlt_reshape(v->conv1_w, 2, (const int[]){W, 3 * P * P}), NULL);
+    vlt_tensor *cls = vlt_add(vlt_full(3, (const int[]){B, 1, W}, 0.0f), v->class_embedding);
+    x = vlt_concat((vlt_tensor *[]){cls, x}, 2, 1);
+    x = vlt_add(x, v->pos_embedding);
+    x = vlt_layernorm(x, v->ln_pre_w, v->ln_pre_b, 1e-5f);
+    x = vlt_transformer_forward(&v->transformer, x, false, NULL);
+    x = vlt_layernorm(x, v->ln_post_w, v->ln_post_b, 1e-5f);
+    if (!x) return NULL;
+    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, 0, 1), 2, (const int[]){B, x->shape[2]});
+    return vlt_matmul(pooled, v->proj, false, false);
+}
+
+// Forward matmul FLOPs of one tower's transformer: rows R = B·T, width W, mlp M.
+static double tower_flops(double B, double T, double W, double M, double layers) {
+    double R = B * T;
+    double linear = 2 * R * (3 * W * W + W * W + 2 * W * M);
+    double attn = 2 * 2 * B * T * T * W;  // q·kᵀ and P·v over all heads
+    return layers * (linear + attn);
+}
+
+int main(int argc, char **argv) {
+    int B = 256, steps = 10, warmup = 3;
+    const char *matmul = "bf16", *model = "ViT-B-32";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--matmul")) matmul = argv[i + 1];
+        else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 1; }
+    }
+    if (B < 2 || steps < 1 || warmup < 0 || steps > 1000) { fprintf(stderr, "bad --batch/--steps/--warmup\n"); return 1; }
+    if (!vlt_cuda_available()) { printf("no GPU: %s\n", vlt_cuda_init() == VLT_OK ? "?" : vlt_error_message()); return 2; }
+    if (vlt_cuda_init() != VLT_OK || vlt_set_default_device(VLT_CUDA) != VLT_OK) {
+        fprintf(stderr, "cuda init: %s\n", vlt_error_message());
+        return 1;
+    }
+    vlt_set_matmul_precision(!strcmp(matmul, "fp32") ? VLT_MATMUL_FP32 : !strcmp(matmul, "tf32") ? VLT_MATMUL_TF32
+                                                                                                 : VLT_MATMUL_BF16);
+    vlt_model_cfg cfg;
+    vlt_clip m;
+    if (vlt_model_cfg_load(model, &cfg) != VLT_OK || vlt_clip_init(&m, &cfg, 0) != VLT_OK ||
+        vlt_params_move(&m.params, VLT_CUDA) != VLT_OK) {
+        fprintf(stderr, "model: %s\n", vlt_error_message());
+        return 1;
+    }
+    int S = cfg.vision.image_size, T = cfg.text.context_length, V = cfg.text.vocab_size;
+    vlt_tensor *images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, (const int[]){B, 3, S, S}, "images");
+    vlt_tensor *ids_h = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){B, T}, "ids");
+    if (!images || !ids_h) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+    vlt_rng_fill_normal(vlt_f32(images), (size_t)images->numel, 0, 1, 1, 1, 0);
+    for (int64_t i = 0; i < ids_h->numel; i++) vlt_i32(ids_h)[i] = (int32_t)vlt_rng_below(2, 2, (uint64_t)i, (uint64_t)(V - 2));
+    for (int b = 0; b < B; b++) vlt_i32(ids_h)[(size_t)b * T + T - 1] = V - 1;  // EOT last (the argmax)
+    vlt_tensor *ids = vlt_tensor_to(ids_h, VLT_CUDA);
+    bool *decay = malloc((size_t)m.params.n);
+    vlt_clip_decay_mask(&m.params, decay);
+    vlt_adamw *opt = vlt_adamw_new(m.params.t, decay, m.params.n, (vlt_adamw_cfg){0.9f, 0.98f, 1e-6f, 0.2f});
+    if (!ids || !opt) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+
+    double Wv = cfg.vision.width, Wt = cfg.text.width, G = S / cfg.vision.patch_size, Tv = G * G + 1, E = cfg.embed_dim;
+    double fwd = tower_flops(B, Tv, Wv, Wv * cfg.vision.mlp_ratio, cfg.vision.layers) +
+                 tower_flops(B, T, Wt, Wt * cfg.text.mlp_ratio, cfg.text.layers) +
+                 2.0 * B * G * G * 3 * cfg.vision.patch_size * cfg.vision.patch_size * Wv +  // patch embedding
+                 2.0 * B * Wv * E + 2.0 * B * Wt * E + 2.0 * B * B * E;                       // projections, logits
+    double flops = 3 * fwd;
+
+    double *times = malloc(sizeof(double) * (size_t)steps);
+    float loss_v = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        vlt_device_synchronize();
+        double t0 = now_s();
+        vlt_tensor *img = vlt_l2_normalize(vit_encode_on(&m.visual, images), 1e-12f);
+        vlt_tensor *txt = vlt_clip_encode_text(&m, ids, true);
+        vlt_tensor *loss = vlt_clip_loss(img, txt, m.logit_scale, m.logit_bias, NULL);
+        if (!loss) { fprintf(stderr, "step %d forward: %s\n", s, vlt_error_message()); return 1; }
+        vlt_zero_grad(m.params.t, m.params.n);
+        if (vlt_backward(loss) != VLT_OK) { fprintf(stderr, "backward: %s\n", vlt_error_message()); return 1; }
+        vlt_clip_grad_norm(m.params.t, m.params.n, 1.0f);  // reads the norm back: a sync per step, as torch's clip
+        vlt_adamw_step(opt, 5e-4f);
+        vlt_tensor *lh = vlt_tensor_to(loss, VLT_CPU);
+        loss_v = vlt_f32(lh)[0];
+        vlt_tensor_free(lh);
+        vlt_step_reset();
+        vlt_device_synchronize();
+        double dt = now_s() - t0;
+        printf("step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v, s < warmup ? " (warm-up)" : "");
+        if (s >= warmup) times[s - warmup] = dt;
+    }
+    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    double med = times[steps / 2];
+    printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
+           "\"step_s_max\": %.5f, \"images_per_s\": %.1f, \"gflop_per_step\": %.1f, \"achieved_tflops\": %.1f, "
+           "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"params_m\": %.2f}\n",
+           matmul, B, med, times[0], times[steps - 1], B / med, flops / 1e9, flops / med / 1e12,
+           flops / med / 1e12 / 989.0, loss_v, vlt_cuda_arena_bytes() / (double)(1u << 30),
+           vlt_params_numel(&m.params) / 1e6);
+    free(times);
+    free(decay);
+    vlt_adamw_free(opt);
+    vlt_tensor_free(images);
+    vlt_tensor_free(ids_h);
+    vlt_tensor_free(ids);
+    vlt_clip_free(&m);
+    vlt_tape_shutdown();
+    return 0;
+}
