@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "data/image.h"
+#include "data/resample.h"
 #include "data/tar.h"
 #include "data/transform.h"
 
@@ -21,9 +22,23 @@ static int is_jpg(const char *path) {
     return n > 4 && (!strcmp(path + n - 4, ".jpg") || (n > 5 && !strcmp(path + n - 5, ".jpeg")));
 }
 
+// FNV-1a over 64-bit little-endian words, then the tail bytes one by one.
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int size, int min_side, long long limit,
-                                vlt_bench_decode_result *out) {
+                                int checksum, vlt_bench_decode_result *out) {
     memset(out, 0, sizeof *out);
+    if (checksum) out->checksum = 14695981039346656037ull;
     vlt_transform_cfg cfg;
     vlt_transform_cfg_default(&cfg, size);
     float *chw = malloc(sizeof(float) * 3 * (size_t)size * size);
@@ -41,6 +56,7 @@ vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int siz
                 vlt_image img;
                 st = vlt_image_decode(m.data, m.size, min_side, m.path, &img);
                 if (st == VLT_OK) st = vlt_transform_train(&img, &cfg, 0, 0, m.path, chw);
+                if (st == VLT_OK && checksum) out->checksum = hash_bytes(out->checksum, chw, sizeof(float) * 3 * (size_t)size * size);
                 vlt_image_free(&img);
                 out->images++;
                 out->bytes += (long long)m.size;
@@ -55,16 +71,17 @@ vlt_status vlt_bench_decode_run(const char *const *shards, int n_shards, int siz
     return st;
 }
 
-#define USAGE "usage: %s [--size N] [--repeat R] [--limit N] [--mode full|dct|both] SHARD...\n"
+#define USAGE "usage: %s [--size N] [--repeat R] [--limit N] [--mode full|dct|both] [--checksum] SHARD...\n"
 
 int vlt_bench_decode_main(int argc, char **argv) {
-    int size = 224, repeat = 3, m0 = 0, m1 = 2;
+    int size = 224, repeat = 3, m0 = 0, m1 = 2, checksum = 0;
     long long limit = 0;
     int first = 1;
     for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
         if (!strcmp(argv[first], "--size") && first + 1 < argc) size = atoi(argv[++first]);
         else if (!strcmp(argv[first], "--repeat") && first + 1 < argc) repeat = atoi(argv[++first]);
         else if (!strcmp(argv[first], "--limit") && first + 1 < argc) limit = atoll(argv[++first]);
+        else if (!strcmp(argv[first], "--checksum")) checksum = 1;
         else if (!strcmp(argv[first], "--mode") && first + 1 < argc) {
             const char *m = argv[++first];
             m0 = !strcmp(m, "dct") ? 1 : 0;
@@ -85,15 +102,23 @@ int vlt_bench_decode_main(int argc, char **argv) {
         double best = 0;
         vlt_bench_decode_result r = {0};
         for (int k = 0; k < repeat; k++) {
-            if (vlt_bench_decode_run(shards, n, size, modes[m].min_side, limit, &r) != VLT_OK) {
+            if (vlt_bench_decode_run(shards, n, size, modes[m].min_side, limit, 0, &r) != VLT_OK) {
                 fprintf(stderr, "bench_decode: %s\n", vlt_error_message());
                 return 1;
             }
             double rate = r.images / r.seconds;
             if (rate > best) best = rate;
         }
-        printf("vlt %s: %lld images, %.1f images/s (best of %d; decode + RandomResizedCrop(%d) + normalize, 1 thread)\n",
-               modes[m].name, r.images, best, repeat, size);
+        printf("vlt %s: %lld images, %.1f images/s (best of %d; decode + RandomResizedCrop(%d) + normalize, 1 thread, "
+               "%s resampling)\n", modes[m].name, r.images, best, repeat, size, vlt_resample_kernel_name(VLT_RESAMPLE_AUTO));
+        if (checksum) {
+            if (vlt_bench_decode_run(shards, n, size, modes[m].min_side, limit, 1, &r) != VLT_OK) {
+                fprintf(stderr, "bench_decode: %s\n", vlt_error_message());
+                return 1;
+            }
+            printf("vlt %s checksum: %016llx (FNV-1a of the float32 outputs, one more untimed pass)\n", modes[m].name,
+                   (unsigned long long)r.checksum);
+        }
     }
     return 0;
 }

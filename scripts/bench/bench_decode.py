@@ -38,8 +38,11 @@ def main():
     for _ in range(a.repeat):
         n, dt = one_pass(a.shards, preprocess, a.limit)
         best = max(best, n / dt)
+    import PIL
+    import torchvision
+    versions = f"Pillow {PIL.__version__}, torchvision {torchvision.__version__}, webdataset {wds.__version__}"
     print(f"python webdataset+PIL+torchvision: {n} images, {best:.1f} images/s (best of {a.repeat}; "
-          f"decode + RandomResizedCrop({a.size}) + normalize, 1 thread)")
+          f"decode + RandomResizedCrop({a.size}) + normalize, 1 thread; {versions})")
 
 
 if __name__ == "__main__":
