@@ -197,9 +197,11 @@ vlt_status vlt_coca_forward(vlt_coca *m, vlt_tensor *images, vlt_tensor *ids, vl
     out->logits = vlt_coca_decode(m, out->image_embs, vlt_slice(tokens, 1, 0, T - 1));   // (B, T-1, V)
     vlt_tensor *ce = vlt_cross_entropy(vlt_reshape(out->logits, 2, VLT_SHAPE(B * (T - 1), V)), shifted_labels(ids),
                                        m->text.pad_id, lc.label_smoothing);
-    out->caption_loss = vlt_scale(ce, lc.caption_loss_weight);
-    vlt_tensor *cl = vlt_clip_loss(out->image_features, out->text_features, m->logit_scale, NULL,
-                                   &out->logits_per_image);
+    out->caption_loss = vlt_scale(ce, lc.caption_loss_weight * lc.caption_scale);
+    vlt_tensor *cl = lc.contrastive
+                         ? lc.contrastive(lc.contrastive_ctx, out->image_features, out->text_features, m->logit_scale)
+                         : vlt_clip_loss(out->image_features, out->text_features, m->logit_scale, NULL,
+                                         &out->logits_per_image);
     out->contrastive_loss = vlt_scale(cl, lc.clip_loss_weight);
     out->loss = vlt_add(out->contrastive_loss, out->caption_loss);
     return out->loss ? VLT_OK : vlt_error_code();

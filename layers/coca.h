@@ -52,9 +52,16 @@ typedef struct {
     float caption_loss_weight;   // 2.0 (open_clip's default)
     float clip_loss_weight;      // 1.0
     float label_smoothing;       // 0 (open_clip's CoCaLoss has none)
+    // Data parallel (the trainer sets these; one process leaves the defaults):
+    float caption_scale;         // multiplies the caption cross-entropy: this rank's share of the
+                                 // global mean over counted tokens (1)
+    // The contrastive loss of normalized features (NULL: vlt_clip_loss on this batch; data
+    // parallel: the loss over the all-gathered global batch).
+    vlt_tensor *(*contrastive)(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale);
+    void *contrastive_ctx;
 } vlt_coca_loss_cfg;
 
-#define VLT_COCA_LOSS_DEFAULTS ((vlt_coca_loss_cfg){2.0f, 1.0f, 0.0f})
+#define VLT_COCA_LOSS_DEFAULTS ((vlt_coca_loss_cfg){2.0f, 1.0f, 0.0f, 1.0f, NULL, NULL})
 
 typedef struct {
     vlt_tensor *loss;                              // (1): contrastive + caption

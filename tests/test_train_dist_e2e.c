@@ -1,8 +1,9 @@
 // Data-parallel training end to end (MPI on the CPU). Two ranks × batch 16 with one decode
 // thread each see exactly the global batches that one process × batch 32 with two decode
 // threads sees (each rank reads the shards one decode thread would), so their losses must agree
-// step by step; and a 2-rank run resumed from a checkpoint continues with the uninterrupted
-// run's losses, value for value.
+// step by step (CLIP, and CoCa with its caption loss weighted by each rank's token count); and a
+// 2-rank run resumed from a checkpoint continues with the uninterrupted run's losses, value for
+// value.
 //
 // `make test` runs this binary without mpirun: it makes the data, trains the one-process
 // reference itself, and starts `mpirun -np 2` jobs of itself in worker mode (time-limited).
@@ -28,7 +29,7 @@ static const char *g_self;
 
 static void config(vlt_run_config *c, const char *dir, const char *run, int batch, int workers) {
     vlt_run_config_default(c);
-    snprintf(c->model_name, sizeof c->model_name, "tiny-clip");
+    snprintf(c->model_name, sizeof c->model_name, strstr(run, "coca") ? "tiny-coca" : "tiny-clip");
     snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00007}.tar", dir);
     snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", dir, run);
     c->batch_size = batch;
@@ -58,12 +59,13 @@ static int64_t read_losses(const char *path, float *l, int64_t cap) {
 }
 
 // One rank of a 2-rank job. mode: whole (train to the end), part (stop after step CKPT + 2, as if
-// killed after the checkpoint at CKPT), resume (continue `part` from its latest checkpoint).
+// killed after the checkpoint at CKPT), resume (continue `part` from its latest checkpoint),
+// coca (a CoCa trained to the end).
 static int worker(const char *mode, const char *dir) {
     vlt_dist d;
     if (vlt_dist_init(&d, NULL, NULL) != VLT_OK) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
     vlt_run_config c;
-    config(&c, dir, strcmp(mode, "whole") ? "r2parts" : "r2whole", 16, 1);
+    config(&c, dir, !strcmp(mode, "coca") ? "r2coca" : strcmp(mode, "whole") ? "r2parts" : "r2whole", 16, 1);
     vlt_trainer_opts o = {.quiet = 1, .dist = &d, .resume = strcmp(mode, "resume") ? NULL : "latest"};
     vlt_trainer *t;
     vlt_status s = vlt_trainer_create(&c, &o, &t);
@@ -134,6 +136,32 @@ static void test_two_ranks_equal_one_process(void **state) {
     vlt_trainer_free(t);
 }
 
+static void test_two_ranks_equal_one_process_coca(void **state) {
+    (void)state;
+#ifndef VLT_MPI
+    skip();
+#endif
+    vlt_run_config c;
+    config(&c, g_dir, "r1coca", 32, 2);
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run(t), VLT_OK);
+    int64_t n1;
+    const float *l1 = vlt_trainer_losses(t, &n1);
+    assert_int_equal(job("coca"), 0);
+    float l2[STEPS];
+    char path[300];
+    snprintf(path, sizeof path, "%s/coca.losses", g_dir);
+    assert_int_equal(read_losses(path, l2, STEPS), STEPS);
+    double worst = 0;
+    for (int i = 0; i < STEPS; i++) worst = fmax(worst, fabs(l2[i] - l1[i]) / fabs(l1[i]));
+    print_message("CoCa, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference %.1e\n", STEPS,
+                  l1[0], l1[STEPS - 1], worst);
+    assert_true(worst < 1e-5);
+    vlt_trainer_free(t);
+}
+
 static void test_two_rank_resume_is_exact(void **state) {
     (void)state;
 #ifndef VLT_MPI
@@ -158,6 +186,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_ranks_equal_one_process),
         cmocka_unit_test(test_two_rank_resume_is_exact),
+        cmocka_unit_test(test_two_ranks_equal_one_process_coca),
     };
     return cmocka_run_group_tests_name("train_dist_e2e", tests, make_data, remove_data);
 }

@@ -235,8 +235,6 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
-    if (s == VLT_OK && t->model.is_coca && t->dist->world > 1)
-        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "trainer: data-parallel CoCa is not implemented yet (run it on one rank)");
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) {
         vlt_st_report rep;
         s = vlt_safetensors_load_params(cfg->init_from, t->params, false, &rep);
@@ -316,6 +314,19 @@ static void record_loss(vlt_trainer *t, float loss) {
     t->losses[t->n_losses++] = loss;
 }
 
+// Caption targets of this rank's batch that count (not pad): ids[:, 1:] != pad_id.
+static int64_t caption_tokens(const vlt_trainer *t) {
+    int B = t->ids->shape[0], T = t->ids->shape[1], pad = t->mcfg.text.pad_id;
+    int64_t n = 0;
+    for (int b = 0; b < B; b++)
+        for (int i = 1; i < T; i++) n += vlt_i32(t->ids)[b * T + i] != pad;
+    return n;
+}
+
+static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale) {
+    return vlt_dist_clip_loss((const vlt_dist *)ctx, img, txt, logit_scale, NULL, NULL);
+}
+
 // One optimizer step. *stop is set when the run must end (too many non-finite steps).
 static vlt_status train_step(vlt_trainer *t, bool *stop) {
     vlt_params *P = t->params;
@@ -327,9 +338,22 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         t->t_data += now_s() - t0;
         if (t->step >= t->nan_from && t->step <= t->nan_to) vlt_f32(t->images)[0] = NAN;
         vlt_model_loss out;
-        vlt_coca_loss_cfg lc = {(float)t->cfg.caption_loss_weight, (float)t->cfg.clip_loss_weight,
-                                (float)t->cfg.label_smoothing};
-        if (t->dist->world > 1) {
+        vlt_coca_loss_cfg lc = VLT_COCA_LOSS_DEFAULTS;
+        lc.caption_loss_weight = (float)t->cfg.caption_loss_weight;
+        lc.clip_loss_weight = (float)t->cfg.clip_loss_weight;
+        lc.label_smoothing = (float)t->cfg.label_smoothing;
+        if (t->dist->world > 1 && t->model.is_coca) {
+            // The global batch: contrastive loss over all ranks' features, and the caption
+            // cross-entropy weighted by this rank's share of the counted (non-pad) tokens, so
+            // that the average over ranks is the one-process mean over all tokens.
+            double counts[1] = {(double)caption_tokens(t)};
+            double local = counts[0];
+            VLT_TRY(vlt_dist_sum(t->dist, counts, 1));
+            lc.caption_scale = counts[0] > 0 ? (float)(local * t->dist->world / counts[0]) : 1.0f;
+            lc.contrastive = dist_contrastive;
+            lc.contrastive_ctx = (void *)t->dist;
+        }
+        if (t->dist->world > 1 && !t->model.is_coca) {
             // The global batch's contrastive loss: features all-gathered, this rank's rows.
             vlt_clip *c = &t->model.clip;
             memset(&out, 0, sizeof out);

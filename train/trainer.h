@@ -15,7 +15,8 @@
 // broadcast from rank 0), reads its own share of the shards, computes the contrastive loss
 // against the all-gathered features of the global batch, and all-reduces (averages) the
 // gradients before clipping; rank 0 logs and writes checkpoints, which hold every rank's loader
-// position. data.batch_size is per rank. CoCa is single-process for now.
+// position. data.batch_size is per rank. CoCa's caption loss is weighted by each rank's share of
+// the counted tokens, so N ranks equal one process with the global batch for CoCa too.
 //
 // Resume (`--resume latest|PATH`): the checkpoint's model, optimizer moments, step, epoch,
 // non-finite counters and loader position are restored, so the run continues with exactly the
