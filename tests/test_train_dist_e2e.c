@@ -110,30 +110,36 @@ static int remove_data(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static void test_two_ranks_equal_one_process(void **state) {
-    (void)state;
-#ifndef VLT_MPI
-    skip();
-#endif
+// One process × batch 32 (two decode threads) in this process against the 2-rank worker job
+// `mode` (which writes its losses to DIR/<mode>.losses): the same losses step by step.
+static void check_two_ranks_equal_one(const char *run, const char *mode, const char *what) {
     vlt_run_config c;
-    config(&c, g_dir, "r1", 32, 2);
+    config(&c, g_dir, run, 32, 2);
     vlt_trainer_opts o = {.quiet = 1};
     vlt_trainer *t;
     if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
     assert_int_equal(vlt_trainer_run(t), VLT_OK);
     int64_t n1;
     const float *l1 = vlt_trainer_losses(t, &n1);
-    assert_int_equal(job("whole"), 0);
+    assert_int_equal(job(mode), 0);
     float l2[STEPS];
     char path[300];
-    snprintf(path, sizeof path, "%s/whole.losses", g_dir);
+    snprintf(path, sizeof path, "%s/%s.losses", g_dir, mode);
     assert_int_equal(read_losses(path, l2, STEPS), STEPS);
     double worst = 0;
     for (int i = 0; i < STEPS; i++) worst = fmax(worst, fabs(l2[i] - l1[i]) / fabs(l1[i]));
-    print_message("2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference %.1e\n", STEPS,
-                  l1[0], l1[STEPS - 1], worst);
+    print_message("%s, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference %.1e\n", what,
+                  STEPS, l1[0], l1[STEPS - 1], worst);
     assert_true(worst < 1e-5);
     vlt_trainer_free(t);
+}
+
+static void test_two_ranks_equal_one_process(void **state) {
+    (void)state;
+#ifndef VLT_MPI
+    skip();
+#endif
+    check_two_ranks_equal_one("r1", "whole", "CLIP");
 }
 
 static void test_two_ranks_equal_one_process_coca(void **state) {
@@ -141,25 +147,7 @@ static void test_two_ranks_equal_one_process_coca(void **state) {
 #ifndef VLT_MPI
     skip();
 #endif
-    vlt_run_config c;
-    config(&c, g_dir, "r1coca", 32, 2);
-    vlt_trainer_opts o = {.quiet = 1};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
-    assert_int_equal(vlt_trainer_run(t), VLT_OK);
-    int64_t n1;
-    const float *l1 = vlt_trainer_losses(t, &n1);
-    assert_int_equal(job("coca"), 0);
-    float l2[STEPS];
-    char path[300];
-    snprintf(path, sizeof path, "%s/coca.losses", g_dir);
-    assert_int_equal(read_losses(path, l2, STEPS), STEPS);
-    double worst = 0;
-    for (int i = 0; i < STEPS; i++) worst = fmax(worst, fabs(l2[i] - l1[i]) / fabs(l1[i]));
-    print_message("CoCa, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference %.1e\n", STEPS,
-                  l1[0], l1[STEPS - 1], worst);
-    assert_true(worst < 1e-5);
-    vlt_trainer_free(t);
+    check_two_ranks_equal_one("r1coca", "coca", "CoCa");
 }
 
 static void test_two_rank_resume_is_exact(void **state) {

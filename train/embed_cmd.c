@@ -45,6 +45,26 @@ static vlt_status load_checkpoint_model(const char *path, vlt_model *m, vlt_run_
     return s;
 }
 
+// What every command here works with: the checkpoint's model (and its run config) and the
+// tokenizer.
+typedef struct {
+    vlt_model m;
+    vlt_run_config cfg;
+    char dir[1024];            // the checkpoint directory
+    vlt_tokenizer *tok;
+} session;
+
+static vlt_status session_open(const char *checkpoint, session *se) {
+    memset(se, 0, sizeof *se);
+    VLT_TRY(load_checkpoint_model(checkpoint, &se->m, &se->cfg, se->dir, sizeof se->dir));
+    return vlt_tokenizer_load(NULL, &se->tok);
+}
+
+static void session_close(session *se) {
+    vlt_tokenizer_free(se->tok);
+    vlt_model_free(&se->m);
+}
+
 typedef struct {
     const char *checkpoint, *shards, *out;
     const char *classes, *templates, *label_ext;   // zeroshot
@@ -91,18 +111,13 @@ int vlt_cmd_embed(int argc, char **argv) {
     int rc = parse_args(argc, argv, &a, EMBED_USAGE);
     if (rc >= 0) return rc;
     if (!a.out) { fputs(EMBED_USAGE, stderr); return 2; }
-    vlt_model m;
-    vlt_run_config cfg;
-    char dir[1024];
-    vlt_tokenizer *tok = NULL;
+    session se;
     vlt_embedded_pairs p = {0};
-    vlt_status s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
-    if (s != VLT_OK) { fprintf(stderr, "vlt embed: %s\n", vlt_error_message()); return 1; }
-    s = vlt_tokenizer_load(NULL, &tok);
-    if (s == VLT_OK) s = vlt_embed_pairs(&m, tok, a.shards, a.batch, a.limit, &p);
+    vlt_status s = session_open(a.checkpoint, &se);
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) {
         vlt_eval_embeddings e = {.n_images = p.n, .n_texts = p.n, .dim = p.dim, .image_embeds = p.img,
-                                 .text_embeds = p.txt, .model = cfg.model_name, .config = dir};
+                                 .text_embeds = p.txt, .model = se.cfg.model_name, .config = se.dir};
         e.image_ids = malloc(sizeof(int64_t) * (size_t)p.n);
         e.text_image_index = malloc(sizeof(int32_t) * (size_t)p.n);
         for (int i = 0; i < p.n; i++) {
@@ -112,12 +127,11 @@ int vlt_cmd_embed(int argc, char **argv) {
         s = vlt_eval_embeddings_write(a.out, &e);
         free(e.image_ids);
         free(e.text_image_index);
-        if (s == VLT_OK) printf("vlt embed: %d image-caption pairs (dim %d) from %s -> %s\n", p.n, p.dim, dir, a.out);
+        if (s == VLT_OK) printf("vlt embed: %d image-caption pairs (dim %d) from %s -> %s\n", p.n, p.dim, se.dir, a.out);
     }
     if (s != VLT_OK) fprintf(stderr, "vlt embed: %s\n", vlt_error_message());
     vlt_embedded_pairs_free(&p);
-    vlt_tokenizer_free(tok);
-    vlt_model_free(&m);
+    session_close(&se);
     return s == VLT_OK ? 0 : 1;
 }
 
@@ -130,30 +144,26 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     eval_args a;
     int rc = parse_args(argc, argv, &a, EVAL_CKPT_USAGE);
     if (rc >= 0) return rc;
-    vlt_model m;
-    vlt_run_config cfg;
-    char dir[1024];
-    vlt_tokenizer *tok = NULL;
+    session se;
     vlt_embedded_pairs p = {0};
     vlt_caption_eval ce = {0};
     vlt_eval_retrieval_result r;
-    vlt_status s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
-    if (s != VLT_OK) { fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message()); return 1; }
-    s = vlt_tokenizer_load(NULL, &tok);
-    if (s == VLT_OK) s = vlt_embed_pairs(&m, tok, a.shards, a.batch, a.limit, &p);
+    vlt_status s = session_open(a.checkpoint, &se);
+    bool coca = s == VLT_OK && se.m.is_coca;
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
-    if (s == VLT_OK && m.is_coca) s = vlt_eval_captions_on_shards(&m, tok, a.shards, a.batch, a.limit, &ce);
+    if (s == VLT_OK && coca) s = vlt_eval_captions_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, &ce);
     if (s == VLT_OK) {
-        printf("checkpoint %s (%s), %d pairs from %s\n", dir, cfg.model_name, p.n, a.shards);
+        printf("checkpoint %s (%s), %d pairs from %s\n", se.dir, se.cfg.model_name, p.n, a.shards);
         printf("  image->text  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.i2t.recall[0],
                100 * r.i2t.recall[1], 100 * r.i2t.recall[2], r.i2t.mean_rank);
         printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
                100 * r.t2i.recall[1], 100 * r.t2i.recall[2], r.t2i.mean_rank);
-        if (m.is_coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
+        if (coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
         if (a.out) {
             cJSON *root = cJSON_CreateObject();
-            cJSON_AddStringToObject(root, "checkpoint", dir);
-            cJSON_AddStringToObject(root, "model", cfg.model_name);
+            cJSON_AddStringToObject(root, "checkpoint", se.dir);
+            cJSON_AddStringToObject(root, "model", se.cfg.model_name);
             cJSON_AddStringToObject(root, "shards", a.shards);
             cJSON_AddNumberToObject(root, "pairs", p.n);
             const char *names[3] = {"R@1", "R@5", "R@10"};
@@ -162,7 +172,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                 cJSON_AddNumberToObject(i2t, names[k], r.i2t.recall[k]);
                 cJSON_AddNumberToObject(t2i, names[k], r.t2i.recall[k]);
             }
-            if (m.is_coca) {
+            if (coca) {
                 cJSON *c = cJSON_AddObjectToObject(root, "captions");
                 for (int k = 0; k < 4; k++) {
                     char key[8];
@@ -182,8 +192,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     if (s != VLT_OK) fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message());
     vlt_caption_eval_free(&ce);
     vlt_embedded_pairs_free(&p);
-    vlt_tokenizer_free(tok);
-    vlt_model_free(&m);
+    session_close(&se);
     return s == VLT_OK ? 0 : 1;
 }
 
@@ -226,16 +235,12 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     int nc = 0, nt = 0;
     vlt_status s = read_lines(a.classes, &classes, &nc);
     if (s == VLT_OK) s = read_lines(a.templates, &templates, &nt);
-    vlt_model m = {0};
-    vlt_run_config cfg;
-    char dir[1024];
-    vlt_tokenizer *tok = NULL;
-    if (s == VLT_OK) s = load_checkpoint_model(a.checkpoint, &m, &cfg, dir, sizeof dir);
-    if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &tok);
+    session se = {0};
+    if (s == VLT_OK) s = session_open(a.checkpoint, &se);
     double top1 = 0, top5 = 0;
     int n = 0;
     if (s == VLT_OK)
-        s = vlt_eval_zeroshot_on_shards(&m, tok, a.shards, a.batch, a.limit, a.label_ext, classes, nc, templates, nt,
+        s = vlt_eval_zeroshot_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, a.label_ext, classes, nc, templates, nt,
                                         &top1, &top5, &n);
     if (s == VLT_OK)
         printf("zero-shot: %d images, %d classes, %d templates: top-1 %.2f%%  top-5 %.2f%%  (chance top-1 %.2f%%)\n", n,
@@ -243,7 +248,6 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     else fprintf(stderr, "vlt eval zeroshot: %s\n", vlt_error_message());
     free_lines(classes, nc);
     free_lines(templates, nt);
-    vlt_tokenizer_free(tok);
-    vlt_model_free(&m);
+    session_close(&se);
     return s == VLT_OK ? 0 : 1;
 }
