@@ -14,40 +14,11 @@
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "checkpoints/safetensors.h"
+#include "tests/fixture_io.h"
 #include "layers/clip.h"
 
 #define FIX "tests/data/layers/"
 
-// max |a - ref| / max |ref|
-static double rel_err(const float *a, const float *ref, int64_t n) {
-    double d = 0, m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - ref[i]));
-        m = fmax(m, fabs((double)ref[i]));
-    }
-    return d / fmax(m, 1e-30);
-}
-
-static vlt_tensor *read_f32(vlt_safetensors *f, const char *name) {
-    const vlt_st_tensor *t = vlt_safetensors_get(f, name);
-    assert_non_null(t);
-    int shape[4];
-    for (int d = 0; d < t->ndim; d++) shape[d] = (int)t->shape[d];
-    vlt_tensor *x = vlt_tensor_new(VLT_F32, VLT_CPU, t->ndim, shape, name);
-    assert_int_equal(vlt_safetensors_read_f32(f, name, vlt_f32(x), x->numel), VLT_OK);
-    return x;
-}
-
-static vlt_tensor *read_ids(vlt_safetensors *f, const char *name) {
-    const vlt_st_tensor *t = vlt_safetensors_get(f, name);
-    assert_non_null(t);
-    vlt_tensor *x = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE((int)t->shape[0], (int)t->shape[1]), name);
-    int64_t *tmp = malloc(sizeof(int64_t) * (size_t)x->numel);
-    assert_int_equal(vlt_safetensors_read_i64(f, name, tmp, x->numel), VLT_OK);
-    for (int64_t i = 0; i < x->numel; i++) vlt_i32(x)[i] = (int32_t)tmp[i];
-    free(tmp);
-    return x;
-}
 
 static void check_fixture(const char *name) {
     char path[256];
