@@ -245,6 +245,71 @@ void vlt_dist_free_text(char **all, int n) {
     free(all);
 }
 
+// ---- rooted and point-to-point transfers ----------------------------------------------------
+#define CHUNK_FLOATS ((int64_t)1 << 28)   // MPI counts are ints: 1 GiB of floats per call
+#define CHUNK_BYTES ((size_t)1 << 30)
+
+static vlt_status check_root(const vlt_dist *d, const char *what, int root) {
+    if (root < 0 || root >= d->world)
+        return vlt_error_set(VLT_ERR_ARG, "dist %s: rank %d is outside the world of %d", what, root, d->world);
+    return VLT_OK;
+}
+
+vlt_status vlt_dist_reduce_sum(const vlt_dist *d, float *x, int64_t n, int root) {
+    VLT_TRY(check_root(d, "reduce", root));
+    if (n < 0) return vlt_error_set(VLT_ERR_ARG, "dist reduce: n = %lld", (long long)n);
+    if (d->world == 1 || n == 0) return VLT_OK;
+#ifdef VLT_MPI
+    for (int64_t off = 0; off < n; off += CHUNK_FLOATS) {
+        int len = (int)(n - off < CHUNK_FLOATS ? n - off : CHUNK_FLOATS);
+        MPI_Request r;
+        const void *send = d->rank == root ? MPI_IN_PLACE : (const void *)(x + off);
+        check(d, MPI_Ireduce(send, d->rank == root ? x + off : NULL, len, MPI_FLOAT, MPI_SUM, root, comm_of(d), &r),
+              "gradient reduce to owner");
+        wait_req(d, &r, "gradient reduce to owner");
+    }
+#else
+    (void)x;
+#endif
+    return VLT_OK;
+}
+
+vlt_status vlt_dist_broadcast(const vlt_dist *d, void *x, size_t bytes, int root) {
+    VLT_TRY(check_root(d, "broadcast", root));
+    if (d->world == 1 || bytes == 0) return VLT_OK;
+#ifdef VLT_MPI
+    for (size_t off = 0; off < bytes; off += CHUNK_BYTES) {
+        int len = (int)(bytes - off < CHUNK_BYTES ? bytes - off : CHUNK_BYTES);
+        MPI_Request r;
+        check(d, MPI_Ibcast((char *)x + off, len, MPI_BYTE, root, comm_of(d), &r), "broadcast from owner");
+        wait_req(d, &r, "broadcast from owner");
+    }
+#else
+    (void)x;
+#endif
+    return VLT_OK;
+}
+
+vlt_status vlt_dist_send_recv(const vlt_dist *d, void *x, size_t bytes, int from, int to) {
+    VLT_TRY(check_root(d, "send", from));
+    VLT_TRY(check_root(d, "receive", to));
+    if (from == to || (d->rank != from && d->rank != to) || bytes == 0) return VLT_OK;
+#ifdef VLT_MPI
+    for (size_t off = 0; off < bytes; off += CHUNK_BYTES) {
+        int len = (int)(bytes - off < CHUNK_BYTES ? bytes - off : CHUNK_BYTES);
+        MPI_Request r;
+        if (d->rank == from)
+            check(d, MPI_Isend((char *)x + off, len, MPI_BYTE, to, 7, comm_of(d), &r), "send to rank");
+        else
+            check(d, MPI_Irecv((char *)x + off, len, MPI_BYTE, from, 7, comm_of(d), &r), "receive from rank");
+        wait_req(d, &r, d->rank == from ? "send to rank" : "receive from rank");
+    }
+#else
+    (void)x;
+#endif
+    return VLT_OK;
+}
+
 // 62-bit FNV-1a over bytes, for agreement checks.
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;

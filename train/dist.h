@@ -78,6 +78,16 @@ void vlt_dist_free_text(char **all, int n);
 // the same table (count, names, shapes): VLT_ERR_SHAPE naming the first difference otherwise.
 vlt_status vlt_dist_broadcast_params(const vlt_dist *d, const vlt_params *p);
 
+// ---- rooted and point-to-point transfers (ZeRO-1, train/zero.h) ----
+// x[0..n) summed over ranks into rank root's x (in place there; the other ranks' x is left as it
+// was). Every rank calls it with the same n and root.
+vlt_status vlt_dist_reduce_sum(const vlt_dist *d, float *x, int64_t n, int root);
+// `bytes` at x copied from rank root to every rank. Every rank calls it with the same arguments.
+vlt_status vlt_dist_broadcast(const vlt_dist *d, void *x, size_t bytes, int root);
+// `bytes` at x moved from rank `from` to rank `to`: both call it (any other rank returns at once;
+// from == to does nothing). Messages between one pair arrive in the order they were sent.
+vlt_status vlt_dist_send_recv(const vlt_dist *d, void *x, size_t bytes, int from, int to);
+
 // Averages the gradients of params[0..n) whose requires_grad is on, over ranks: the gradients
 // are packed in order into buckets of bucket_bytes (0: VLT_DIST_BUCKET_BYTES; a large gradient
 // spans several), each summed with one all-reduce and scaled by 1/world. Same order and
