@@ -574,8 +574,22 @@ static int ck_moment_owner(const vlt_adamw *opt, const char *key) {
     return -1;
 }
 
+// Whether a moment key names a parameter of the model table (a shard load's other moments).
+static bool ck_moment_of_model(const vlt_params *model, const char *key) {
+    size_t n = strlen(key), cut = 0;
+    if (n > 11 && !strcmp(key + n - 11, ".exp_avg_sq")) cut = n - 11;
+    else if (n > 8 && !strcmp(key + n - 8, ".exp_avg")) cut = n - 8;
+    else return false;
+    char name[CK_KEY_MAX];
+    if (cut >= sizeof name) return false;
+    memcpy(name, key, cut);
+    name[cut] = '\0';
+    return vlt_params_find(model, name) != NULL;
+}
+
 // Checks the optimizer file against opt's parameters (names, shapes), naming every misfit.
-static vlt_status ck_check_optim(const vlt_safetensors *f, const vlt_adamw *opt) {
+// shard_of (may be NULL): opt is a subset of this table, whose other moments may be in the file.
+static vlt_status ck_check_optim(const vlt_safetensors *f, const vlt_adamw *opt, const vlt_params *shard_of) {
     vlt_st_report r = {0};
     bool ok = true;
     char key[CK_KEY_MAX];
@@ -600,7 +614,9 @@ static vlt_status ck_check_optim(const vlt_safetensors *f, const vlt_adamw *opt)
     }
     for (int i = 0; i < vlt_safetensors_count(f) && ok; i++) {
         const char *name = vlt_safetensors_at(f, i)->name;
-        if (strcmp(name, "step") != 0 && ck_moment_owner(opt, name) < 0) ok = ck_push(&r.unexpected, &r.n_unexpected, name);
+        bool other_shard = shard_of && ck_moment_of_model(shard_of, name);
+        if (strcmp(name, "step") != 0 && ck_moment_owner(opt, name) < 0 && !other_shard)
+            ok = ck_push(&r.unexpected, &r.n_unexpected, name);
     }
     vlt_status s = VLT_OK;
     if (!ok) {
@@ -631,7 +647,7 @@ static vlt_status ck_copy_optim(const vlt_safetensors *f, vlt_adamw *opt) {
     return VLT_OK;
 }
 
-vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out) {
+static vlt_status ck_load(const char *dir, vlt_params *model, vlt_adamw *opt, bool shard, char **state_json_out) {
     if (state_json_out) *state_json_out = NULL;
     if (!dir || !dir[0]) return vlt_error_set(VLT_ERR_ARG, "checkpoint load: empty directory path");
     if (!model) return vlt_error_set(VLT_ERR_ARG, "checkpoint load: no model parameter table");
@@ -639,7 +655,7 @@ vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *op
     VLT_TRY(ck_files_open(dir, &c));
     vlt_status s = VLT_OK;
     if (opt) {
-        s = ck_check_optim(c.optim, opt);
+        s = ck_check_optim(c.optim, opt, shard ? model : NULL);
         if (s == VLT_OK) {
             int64_t t;
             s = vlt_safetensors_read_i64(c.optim, "step", &t, 1);
@@ -656,6 +672,14 @@ vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *op
     }
     ck_files_close(&c);
     return s;
+}
+
+vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out) {
+    return ck_load(dir, model, opt, false, state_json_out);
+}
+
+vlt_status vlt_checkpoint_load_shard(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out) {
+    return ck_load(dir, model, opt, true, state_json_out);
 }
 
 // --- resolving --------------------------------------------------------------------------------

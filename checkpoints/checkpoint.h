@@ -85,4 +85,11 @@ vlt_status vlt_checkpoint_validate(const char *dir, int64_t *step_out);
 // optimizer are left untouched. Errors name the file.
 vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out);
 
+
+// As vlt_checkpoint_load, for an optimizer that holds a subset of the model's parameters (a
+// ZeRO-1 rank's shard, train/zero.h): the moments of opt's parameters must all be there and fit,
+// as in the strict load; the file's other moments must name parameters of `model` (they are
+// another rank's and are not read); any other key is refused. t is loaded as usual.
+vlt_status vlt_checkpoint_load_shard(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out);
+
 #endif
