@@ -63,6 +63,7 @@ static const field FIELDS[] = {
     D("loss.label_smoothing", label_smoothing, "0", false),
     S("train.precision", precision, "fp32", false),
     I("train.max_nonfinite", max_nonfinite, "5", false),
+    B("train.zero", zero, "false", false),
     L("checkpoint.every", checkpoint_every, "500", false),
     I("checkpoint.keep", checkpoint_keep, "3", false),
     L("eval.every", eval_every, "0", false),

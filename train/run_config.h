@@ -38,6 +38,7 @@ typedef struct {
     // train
     char precision[16];                // fp32 (CPU) | bf16 (CUDA)
     int max_nonfinite;                 // consecutive skipped steps that stop the run
+    bool zero;                         // ZeRO-1: optimizer state sharded over the ranks (train/zero.h)
     // checkpoint / eval / log / output
     int64_t checkpoint_every;
     int checkpoint_keep;

@@ -20,6 +20,7 @@
 #include "train/evaluate.h"
 #include "train/metrics_log.h"
 #include "train/schedule.h"
+#include "train/zero.h"
 
 #define STATE_FORMAT 1
 
@@ -32,7 +33,8 @@ struct vlt_trainer {
     vlt_model model;               // CLIP or CoCa
     vlt_params *params;            // the model's parameter table
     bool *decay;
-    vlt_adamw *opt;
+    vlt_adamw *opt;                // with train.zero: over this rank's parameters only
+    vlt_zero *zero;                // train.zero: ownership and transfers (NULL without)
     vlt_tokenizer *tok;
     vlt_loader *loader;
     vlt_schedule sched;
@@ -144,19 +146,26 @@ static char *state_json(vlt_trainer *t, char **positions) {
 
 // Every rank contributes its loader position (a collective); rank 0 writes the checkpoint. A
 // write that fails on rank 0 alone ends the whole job (the other ranks could not know).
+// With train.zero the owners first send every parameter's moments to rank 0 (a collective), so
+// the file is the same as without it.
 static vlt_status save_checkpoint(vlt_trainer *t) {
     char *pos = NULL, **all = NULL;
-    VLT_TRY(vlt_loader_position_json(t->loader, &pos));
-    vlt_status s = vlt_dist_allgather_text(t->dist, pos, &all);
+    vlt_adamw *full = NULL;
+    if (t->zero) VLT_TRY(vlt_zero_gather_optimizer(t->zero, t->opt, t->decay, &full));
+    vlt_status s = vlt_loader_position_json(t->loader, &pos);
+    if (s == VLT_OK) s = vlt_dist_allgather_text(t->dist, pos, &all);
     free(pos);
     if (s != VLT_OK || t->dist->rank != 0) {
         if (all) vlt_dist_free_text(all, t->dist->world);
+        vlt_adamw_free(full);
         return s;
     }
     char *state = state_json(t, all);
     vlt_dist_free_text(all, t->dist->world);
-    s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, t->opt, state, t->cfg.checkpoint_keep)
+    s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, full ? full : t->opt, state,
+                                    t->cfg.checkpoint_keep)
               : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: cannot build state.json");
+    vlt_adamw_free(full);
     free(state);
     if (s == VLT_OK && !t->opts.quiet) fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
     if (s != VLT_OK && t->dist->world > 1) vlt_dist_abort(t->dist, 1, vlt_error_message());
@@ -168,7 +177,9 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     VLT_TRY(vlt_checkpoint_resolve(t->cfg.output_dir, which, dir, sizeof dir));
     char *state = NULL;
     // Check the config before touching the model: a different model is refused by key.
-    vlt_status s = vlt_checkpoint_load(dir, t->params, t->opt, &state);
+    // train.zero: every rank reads the whole file and keeps the moments of its own parameters.
+    vlt_status s = t->zero ? vlt_checkpoint_load_shard(dir, t->params, t->opt, &state)
+                           : vlt_checkpoint_load(dir, t->params, t->opt, &state);
     if (s != VLT_OK) return s;
     cJSON *root = cJSON_Parse(state);
     free(state);
@@ -246,7 +257,13 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         t->decay = malloc((size_t)t->params->n);
         vlt_clip_decay_mask(t->params, t->decay);
         vlt_adamw_cfg ac = {(float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps, (float)cfg->weight_decay};
-        t->opt = vlt_adamw_new(t->params->t, t->decay, t->params->n, ac);
+        if (cfg->zero) {
+            // ZeRO-1: this rank's AdamW holds the moments of the parameters it owns only.
+            t->zero = vlt_zero_new(t->dist, t->params->t, t->params->n, 0);
+            t->opt = t->zero ? vlt_zero_adamw_new(t->zero, t->decay, ac) : NULL;
+        } else {
+            t->opt = vlt_adamw_new(t->params->t, t->decay, t->params->n, ac);
+        }
         if (!t->opt) s = vlt_error_code();
     }
     if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &t->tok);
@@ -371,11 +388,15 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
     }
-    // Average the gradients over ranks; every rank then clips and steps identically.
-    VLT_TRY(vlt_dist_allreduce_grads(t->dist, P->t, P->n, 0));
+    // Average the gradients over ranks; every rank then clips and steps identically. With
+    // train.zero each gradient's average goes to its owner only, which clips it by the global
+    // norm (the same on every rank) and steps it.
+    float max_norm = t->cfg.grad_clip > 0 ? (float)t->cfg.grad_clip : 0.0f;
+    if (t->zero) VLT_TRY(vlt_zero_reduce_grads(t->zero));
+    else VLT_TRY(vlt_dist_allreduce_grads(t->dist, P->t, P->n, 0));
     float loss = (float)vlt_dist_mean(t->dist, loss_sum / t->cfg.accum_steps);
     for (int k = 0; k < 2; k++) parts_sum[k] = vlt_dist_mean(t->dist, parts_sum[k]);
-    float norm = vlt_clip_grad_norm(P->t, P->n, t->cfg.grad_clip > 0 ? (float)t->cfg.grad_clip : 0.0f);
+    float norm = t->zero ? vlt_zero_clip_grad_norm(t->zero, max_norm) : vlt_clip_grad_norm(P->t, P->n, max_norm);
     if (!isfinite(loss) || !isfinite(norm)) {
         t->nonfinite_run++;
         t->nonfinite_total++;
@@ -396,6 +417,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     t->nonfinite_run = 0;
     double lr = vlt_schedule_lr(&t->sched, t->step);
     vlt_adamw_step(t->opt, (float)lr);
+    if (t->zero) VLT_TRY(vlt_zero_gather_params(t->zero));   // owners' new values to every rank
     vlt_model_after_step(&t->model);
     record_loss(t, loss);
     t->step++;
@@ -503,6 +525,7 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_adamw_free(t->opt);
+    vlt_zero_free(t->zero);
     vlt_model_free(&t->model);
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);

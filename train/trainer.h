@@ -17,6 +17,11 @@
 // gradients before clipping; rank 0 logs and writes checkpoints, which hold every rank's loader
 // position. data.batch_size is per rank. CoCa's caption loss is weighted by each rank's share of
 // the counted tokens, so N ranks equal one process with the global batch for CoCa too.
+// train.zero (ZeRO-1, train/zero.h): each parameter is owned by one rank, which alone keeps its
+// AdamW moments, receives its averaged gradient (reduce to the owner instead of the all-reduce),
+// clips it by the global norm and updates it; the new values are then broadcast from the owners.
+// Checkpoints are the same files either way (rank 0 gathers the moments), so a run may resume
+// with train.zero switched on or off.
 //
 // Resume (`--resume latest|PATH`): the checkpoint's model, optimizer moments, step, epoch,
 // non-finite counters and loader position are restored, so the run continues with exactly the
