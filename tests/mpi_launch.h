@@ -73,4 +73,53 @@ static inline int run_child(char *const argv[], const char *const *env, const ch
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// Runs group() on this rank. Ranks other than 0 write into a temporary file (cmocka prints
+// its summary lines on stderr too); on a failure the file is replayed on stderr with a
+// "[rank N]" prefix, which the test runner's "[  PASSED  ]"/"[  FAILED  ]" counting does not
+// match. Returns group()'s result.
+static inline int run_rank_quietly(int (*group)(void), int rank) {
+    int saved_err = -1;
+    FILE *quiet = NULL;
+    if (rank != 0 && (quiet = tmpfile())) {
+        fflush(stdout);
+        fflush(stderr);
+        saved_err = dup(2);
+        dup2(fileno(quiet), 1);
+        dup2(fileno(quiet), 2);
+    }
+    int failed = group();
+    if (quiet) {
+        fflush(stdout);
+        fflush(stderr);
+        dup2(saved_err, 2);
+        close(saved_err);
+        if (failed) {
+            char line[1024];
+            rewind(quiet);
+            while (fgets(line, sizeof line, quiet)) fprintf(stderr, "[rank %d] %s", rank, line);
+        }
+        fclose(quiet);
+    }
+    return failed;
+}
+
+// A temp directory (dir: a mkdtemp pattern, rewritten) holding `samples` synthetic 32-px
+// image-caption pairs in 8 shards under dir/train, for the multi-rank training tests.
+int vlt_cmd_synth(int argc, char **argv);
+static inline int make_synth_train_dir(char *dir, int samples) {
+    if (!mkdtemp(dir)) return -1;
+    char train[300], n[16], per[16];
+    snprintf(train, sizeof train, "%s/train", dir);
+    snprintf(n, sizeof n, "%d", samples);
+    snprintf(per, sizeof per, "%d", samples / 8);
+    char *a[] = {"synth", "--out", train, "--samples", n, "--shard-size", per, "--image-size", "32", "--seed", "4", NULL};
+    return vlt_cmd_synth(11, a) == 0 ? 0 : -1;
+}
+
+static inline int remove_dir(const char *dir) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 #endif

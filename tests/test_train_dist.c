@@ -501,31 +501,7 @@ int main(int argc, char **argv) {
         return failed;
     }
 #endif
-    // Ranks other than 0 write into a temporary file (cmocka prints its summary lines on
-    // stderr too); on a failure the file is replayed on stderr with a "[rank N]" prefix, which
-    // the runner's "[  PASSED  ]"/"[  FAILED  ]" counting does not match.
-    int saved_err = -1;
-    FILE *quiet = NULL;
-    if (g_d.rank != 0 && (quiet = tmpfile())) {
-        fflush(stdout);
-        fflush(stderr);
-        saved_err = dup(2);
-        dup2(fileno(quiet), 1);
-        dup2(fileno(quiet), 2);
-    }
-    failed = run_rank_group();
-    if (quiet) {
-        fflush(stdout);
-        fflush(stderr);
-        dup2(saved_err, 2);
-        close(saved_err);
-        if (failed) {
-            char line[1024];
-            rewind(quiet);
-            while (fgets(line, sizeof line, quiet)) fprintf(stderr, "[rank %d] %s", g_d.rank, line);
-        }
-        fclose(quiet);
-    }
+    failed = run_rank_quietly(run_rank_group, g_d.rank);
     vlt_tape_shutdown();
     vlt_dist_finalize(&g_d);
     return failed;

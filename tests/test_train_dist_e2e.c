@@ -96,18 +96,12 @@ static int job(const char *mode) {
 static int make_data(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/vlt-dist-e2e-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    char train[300];
-    snprintf(train, sizeof train, "%s/train", g_dir);
-    char *a[] = {"synth", "--out", train, "--samples", "800", "--shard-size", "100", "--image-size", "32", "--seed", "4", NULL};
-    return vlt_cmd_synth(11, a) == 0 ? 0 : -1;
+    return make_synth_train_dir(g_dir, 800);
 }
 
 static int remove_data(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_dir(g_dir);
 }
 
 // One process × batch 32 (two decode threads) in this process against the 2-rank worker job

@@ -399,18 +399,12 @@ static int job(void) {
 static int make_data(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/vlt-zero-e2e-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    char train[300];
-    snprintf(train, sizeof train, "%s/train", g_dir);
-    char *a[] = {"synth", "--out", train, "--samples", "800", "--shard-size", "100", "--image-size", "32", "--seed", "4", NULL};
-    return vlt_cmd_synth(11, a) == 0 ? 0 : -1;
+    return make_synth_train_dir(g_dir, 800);
 }
 
 static int remove_data(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_dir(g_dir);
 }
 
 // The one-process run × batch 32 (two decode threads) of a model; losses into l.
@@ -531,28 +525,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     alarm(100);
-    int saved_err = -1;
-    FILE *quiet = NULL;
-    if (g_d.rank != 0 && (quiet = tmpfile())) {
-        fflush(stdout);
-        fflush(stderr);
-        saved_err = dup(2);
-        dup2(fileno(quiet), 1);
-        dup2(fileno(quiet), 2);
-    }
-    int unit_failed = run_rank_group();
-    if (quiet) {
-        fflush(stdout);
-        fflush(stderr);
-        dup2(saved_err, 2);
-        close(saved_err);
-        if (unit_failed) {
-            char line[1024];
-            rewind(quiet);
-            while (fgets(line, sizeof line, quiet)) fprintf(stderr, "[rank %d] %s", g_d.rank, line);
-        }
-        fclose(quiet);
-    }
+    int unit_failed = run_rank_quietly(run_rank_group, g_d.rank);
     vlt_tape_shutdown();
     vlt_dist_finalize(&g_d);
     return failed || unit_failed;
