@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "data/shardwriter.h"
+#include "data/cli_args.h"
 #include "train/commands.h"
 
 #define BATCH 128
@@ -51,27 +52,6 @@ static void usage(FILE *f) {
             "  -h, --help           this help\n");
 }
 
-static const char *opt(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != 0) return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "vlt shards: %s needs a value\n", name);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
-static long long number(const char *name, const char *v, long long lo, long long hi) {
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (*v == 0 || *end != 0 || x < lo || x > hi) {
-        fprintf(stderr, "vlt shards: %s must be an integer in [%lld, %lld], got '%s'\n", name, lo, hi, v);
-        exit(2);
-    }
-    return x;
-}
 
 // --- input items -----------------------------------------------------------------------------------
 
@@ -500,18 +480,18 @@ int vlt_cmd_shards(int argc, char **argv) {
         const char *v;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (!strcmp(argv[i], "--each-caption")) src.each_caption = 1;
-        else if ((v = opt(argc, argv, &i, "--out"))) out = v;
-        else if ((v = opt(argc, argv, &i, "--coco"))) src.coco = v;
-        else if ((v = opt(argc, argv, &i, "--karpathy"))) src.karpathy = v;
-        else if ((v = opt(argc, argv, &i, "--split"))) src.split = v;
-        else if ((v = opt(argc, argv, &i, "--images"))) src.images = v;
-        else if ((v = opt(argc, argv, &i, "--tsv"))) src.tsv = v;
-        else if ((v = opt(argc, argv, &i, "--folder"))) src.folder = v;
-        else if ((v = opt(argc, argv, &i, "--shard-size"))) shard_size = number("--shard-size", v, 1, 1 << 30);
-        else if ((v = opt(argc, argv, &i, "--resize"))) resize = number("--resize", v, 0, 1 << 16);
-        else if ((v = opt(argc, argv, &i, "--quality"))) quality = number("--quality", v, 1, 100);
-        else if ((v = opt(argc, argv, &i, "--prefix"))) prefix = v;
-        else if ((v = opt(argc, argv, &i, "--limit"))) src.limit = number("--limit", v, 1, 1ll << 50);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--out"))) out = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--coco"))) src.coco = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--karpathy"))) src.karpathy = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--split"))) src.split = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--images"))) src.images = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--tsv"))) src.tsv = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--folder"))) src.folder = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--shard-size"))) shard_size = vlt_cli_int("shards", "--shard-size", v, 1, 1 << 30);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--resize"))) resize = vlt_cli_int("shards", "--resize", v, 0, 1 << 16);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--quality"))) quality = vlt_cli_int("shards", "--quality", v, 1, 100);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--prefix"))) prefix = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--limit"))) src.limit = vlt_cli_int("shards", "--limit", v, 1, 1ll << 50);
         else {
             fprintf(stderr, "vlt shards: unknown option '%s'\n\n", argv[i]);
             usage(stderr);

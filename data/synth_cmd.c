@@ -9,6 +9,7 @@
 
 #include "data/shardwriter.h"
 #include "data/synth.h"
+#include "data/cli_args.h"
 #include "train/commands.h"
 
 #define BATCH 256
@@ -33,29 +34,6 @@ static void usage(FILE *f) {
             "  -h, --help         this help\n");
 }
 
-// "--name VALUE" or "--name=VALUE": returns the value and advances *i, or NULL when argv[*i] is
-// not that option.
-static const char *opt(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != 0) return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "vlt synth: %s needs a value\n", name);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
-static long long number(const char *name, const char *v, long long lo, long long hi) {
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (*v == 0 || *end != 0 || x < lo || x > hi) {
-        fprintf(stderr, "vlt synth: %s must be an integer in [%lld, %lld], got '%s'\n", name, lo, hi, v);
-        exit(2);
-    }
-    return x;
-}
 
 static char *sample_json(const vlt_synth_scene *s, unsigned long long seed, long long index) {
     cJSON *o = cJSON_CreateObject();
@@ -96,14 +74,14 @@ int vlt_cmd_synth(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if ((v = opt(argc, argv, &i, "--out"))) out = v;
-        else if ((v = opt(argc, argv, &i, "--samples"))) samples = number("--samples", v, 1, 1ll << 40);
-        else if ((v = opt(argc, argv, &i, "--shard-size"))) shard_size = number("--shard-size", v, 1, 1 << 30);
-        else if ((v = opt(argc, argv, &i, "--image-size"))) size = number("--image-size", v, 24, 4096);
-        else if ((v = opt(argc, argv, &i, "--seed"))) seed = (unsigned long long)number("--seed", v, 0, 1ll << 62);
-        else if ((v = opt(argc, argv, &i, "--first-index"))) first = number("--first-index", v, 0, 1ll << 50);
-        else if ((v = opt(argc, argv, &i, "--prefix"))) prefix = v;
-        else if ((v = opt(argc, argv, &i, "--quality"))) quality = number("--quality", v, 1, 100);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--out"))) out = v;
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--samples"))) samples = vlt_cli_int("synth", "--samples", v, 1, 1ll << 40);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--shard-size"))) shard_size = vlt_cli_int("synth", "--shard-size", v, 1, 1 << 30);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--image-size"))) size = vlt_cli_int("synth", "--image-size", v, 24, 4096);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--seed"))) seed = (unsigned long long)vlt_cli_int("synth", "--seed", v, 0, 1ll << 62);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--first-index"))) first = vlt_cli_int("synth", "--first-index", v, 0, 1ll << 50);
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--prefix"))) prefix = v;
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--quality"))) quality = vlt_cli_int("synth", "--quality", v, 1, 100);
         else {
             fprintf(stderr, "vlt synth: unknown option '%s'\n\n", argv[i]);
             usage(stderr);
