@@ -15,6 +15,7 @@
 #include "data/shardwriter.h"
 #include "data/synth.h"
 #include "tests/test_data_tar_util.h"
+#include "train/commands.h"
 #include "train/evaluate.h"
 
 #define N_SAMPLES 40
@@ -143,8 +144,31 @@ static void test_zeroshot_equals_brute_force(void **state) {
     vlt_model_free(&m);
 }
 
+// The checkpoint commands refuse bad input with a message naming it (exit status 1, or 2 for
+// usage errors), whatever is wrong: a missing checkpoint, a missing class list, missing options.
+static void test_commands_refuse_bad_input(void **state) {
+    (void)state;
+    char classes[300];
+    snprintf(classes, sizeof classes, "%s/classes.txt", g_dir);
+    char *zs[] = {"zeroshot", "--checkpoint", "/nonexistent-run", "--shards", g_spec, "--classes", classes,
+                  "--templates", classes, NULL};
+    assert_int_equal(vlt_cmd_eval_zeroshot(9, zs), 1);  // classes.txt does not exist
+    assert_non_null(strstr(vlt_error_message(), "classes.txt"));
+    FILE *f = fopen(classes, "w");
+    fputs("circle\nsquare\n", f);
+    fclose(f);
+    assert_int_equal(vlt_cmd_eval_zeroshot(9, zs), 1);  // the checkpoint does not exist
+    assert_non_null(strstr(vlt_error_message(), "/nonexistent-run"));
+    char *ck[] = {"checkpoint", "--checkpoint", "/nonexistent-run", "--shards", g_spec, NULL};
+    assert_int_equal(vlt_cmd_eval_checkpoint(5, ck), 1);
+    assert_non_null(strstr(vlt_error_message(), "/nonexistent-run"));
+    char *em[] = {"embed", "--checkpoint", "/nonexistent-run", "--shards", g_spec, NULL};
+    assert_int_equal(vlt_cmd_embed(5, em), 2);  // --out missing: usage
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_zeroshot_equals_brute_force)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_zeroshot_equals_brute_force),
+                                       cmocka_unit_test(test_commands_refuse_bad_input)};
     int rc = cmocka_run_group_tests_name("train_zeroshot", tests, make_shards, remove_shards);
     vlt_tape_shutdown();
     return rc;
