@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "train/run_config.h"
+
 #if defined(VLT_MPI) && defined(__SANITIZE_ADDRESS__)
 // Under ASan: Open MPI keeps allocations made in MPI_Init/MPI_Finalize until exit, some inside
 // components it has dlclose'd (no module name left). Suppress leaks whose stack passes through
@@ -114,6 +116,26 @@ static inline int make_synth_train_dir(char *dir, int samples) {
     snprintf(per, sizeof per, "%d", samples / 8);
     char *a[] = {"synth", "--out", train, "--samples", n, "--shard-size", per, "--image-size", "32", "--seed", "4", NULL};
     return vlt_cmd_synth(11, a) == 0 ? 0 : -1;
+}
+
+// The run config the multi-rank training tests share: the tiny model ("coca" in `run` picks
+// tiny-coca), the shards of make_synth_train_dir, output in dir/run, `steps` steps with a
+// checkpoint every `ckpt`.
+static inline void multi_rank_run_config(vlt_run_config *c, const char *dir, const char *run, int batch, int workers,
+                                         int steps, int ckpt) {
+    vlt_run_config_default(c);
+    snprintf(c->model_name, sizeof c->model_name, strstr(run, "coca") ? "tiny-coca" : "tiny-clip");
+    snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00007}.tar", dir);
+    snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", dir, run);
+    c->batch_size = batch;
+    c->workers = workers;
+    c->shuffle_buffer = 64;
+    c->shuffle_initial = 16;
+    c->lr = 2e-3;
+    c->steps = steps;
+    c->warmup = 2;
+    c->checkpoint_every = ckpt;
+    c->tensorboard = false;
 }
 
 static inline int remove_dir(const char *dir) {

@@ -28,19 +28,7 @@ static char g_dir[256];
 static const char *g_self;
 
 static void config(vlt_run_config *c, const char *dir, const char *run, int batch, int workers) {
-    vlt_run_config_default(c);
-    snprintf(c->model_name, sizeof c->model_name, strstr(run, "coca") ? "tiny-coca" : "tiny-clip");
-    snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00007}.tar", dir);
-    snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", dir, run);
-    c->batch_size = batch;
-    c->workers = workers;
-    c->shuffle_buffer = 64;
-    c->shuffle_initial = 16;
-    c->lr = 2e-3;
-    c->steps = STEPS;
-    c->warmup = 2;
-    c->checkpoint_every = CKPT;
-    c->tensorboard = false;
+    multi_rank_run_config(c, dir, run, batch, workers, STEPS, CKPT);
 }
 
 static int write_losses(const char *path, const float *l, int64_t n) {
