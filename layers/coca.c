@@ -199,7 +199,7 @@ vlt_status vlt_coca_forward(vlt_coca *m, vlt_tensor *images, vlt_tensor *ids, vl
                                        m->text.pad_id, lc.label_smoothing);
     out->caption_loss = vlt_scale(ce, lc.caption_loss_weight * lc.caption_scale);
     vlt_tensor *cl = lc.contrastive
-                         ? lc.contrastive(lc.contrastive_ctx, out->image_features, out->text_features, m->logit_scale)
+                         ? lc.contrastive(lc.contrastive_ctx, out->image_features, out->text_features, m->logit_scale, NULL)
                          : vlt_clip_loss(out->image_features, out->text_features, m->logit_scale, NULL,
                                          &out->logits_per_image);
     out->contrastive_loss = vlt_scale(cl, lc.clip_loss_weight);

@@ -56,8 +56,10 @@ typedef struct {
     float caption_scale;         // multiplies the caption cross-entropy: this rank's share of the
                                  // global mean over counted tokens (1)
     // The contrastive loss of normalized features (NULL: vlt_clip_loss on this batch; data
-    // parallel: the loss over the all-gathered global batch).
-    vlt_tensor *(*contrastive)(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale);
+    // parallel: the loss over the all-gathered global batch). logit_bias: NULL, or SigLIP's.
+    // vlt_model_loss_forward uses it for CLIP too.
+    vlt_tensor *(*contrastive)(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
+                               vlt_tensor *logit_bias);
     void *contrastive_ctx;
 } vlt_coca_loss_cfg;
 

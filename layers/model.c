@@ -29,6 +29,12 @@ void vlt_model_free(vlt_model *m) {
 vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
                                   vlt_model_loss *out) {
     memset(out, 0, sizeof *out);
+    if (!m->is_coca && lc.contrastive) {
+        vlt_clip *c = &m->clip;
+        out->loss = lc.contrastive(lc.contrastive_ctx, vlt_clip_encode_image(c, images, true),
+                                   vlt_clip_encode_text(c, ids, true), c->logit_scale, c->logit_bias);
+        return out->loss ? VLT_OK : vlt_error_code();
+    }
     if (!m->is_coca) {
         vlt_clip_output o;
         VLT_TRY(vlt_clip_forward(&m->clip, images, ids, &o));

@@ -25,7 +25,8 @@ typedef struct {
 
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
 void vlt_model_free(vlt_model *m);
-// The training loss of a batch: images (B, 3, S, S), ids (B, T). lc: CoCa's weights (ignored for CLIP).
+// The training loss of a batch: images (B, 3, S, S), ids (B, T). lc: CoCa's weights (ignored for
+// CLIP) and the contrastive-loss hook (used by both: data parallel swaps in the global batch's).
 vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
                                   vlt_model_loss *out);
 // L2-normalized features (B, E).

@@ -340,8 +340,9 @@ static int64_t caption_tokens(const vlt_trainer *t) {
     return n;
 }
 
-static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale) {
-    return vlt_dist_clip_loss((const vlt_dist *)ctx, img, txt, logit_scale, NULL, NULL);
+static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
+                                    vlt_tensor *logit_bias) {
+    return vlt_dist_clip_loss((const vlt_dist *)ctx, img, txt, logit_scale, logit_bias, NULL);
 }
 
 // One optimizer step. *stop is set when the run must end (too many non-finite steps).
@@ -359,27 +360,20 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         lc.caption_loss_weight = (float)t->cfg.caption_loss_weight;
         lc.clip_loss_weight = (float)t->cfg.clip_loss_weight;
         lc.label_smoothing = (float)t->cfg.label_smoothing;
+        if (t->dist->world > 1) {
+            // The global batch: the contrastive loss over all ranks' features (this rank's rows),
+            // and CoCa's caption cross-entropy weighted by this rank's share of the counted
+            // (non-pad) tokens, so that the average over ranks is the one-process mean.
+            lc.contrastive = dist_contrastive;
+            lc.contrastive_ctx = (void *)t->dist;
+        }
         if (t->dist->world > 1 && t->model.is_coca) {
-            // The global batch: contrastive loss over all ranks' features, and the caption
-            // cross-entropy weighted by this rank's share of the counted (non-pad) tokens, so
-            // that the average over ranks is the one-process mean over all tokens.
             double counts[1] = {(double)caption_tokens(t)};
             double local = counts[0];
             VLT_TRY(vlt_dist_sum(t->dist, counts, 1));
             lc.caption_scale = counts[0] > 0 ? (float)(local * t->dist->world / counts[0]) : 1.0f;
-            lc.contrastive = dist_contrastive;
-            lc.contrastive_ctx = (void *)t->dist;
         }
-        if (t->dist->world > 1 && !t->model.is_coca) {
-            // The global batch's contrastive loss: features all-gathered, this rank's rows.
-            vlt_clip *c = &t->model.clip;
-            memset(&out, 0, sizeof out);
-            out.loss = vlt_dist_clip_loss(t->dist, vlt_clip_encode_image(c, t->images, true),
-                                          vlt_clip_encode_text(c, t->ids, true), c->logit_scale, c->logit_bias, NULL);
-            if (!out.loss) return vlt_error_code();
-        } else {
-            VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
-        }
+        VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
         vlt_tensor *total = out.loss;
         for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_f32(out.parts[k])[0];
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
