@@ -24,7 +24,13 @@ vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
     vlt_cuda_set_matmul_precision((int)p);
     return VLT_OK;
 }
+void vlt_device_profile_start(void) { if (vlt_cuda_ensure_init() == 0) vlt_cuda_prof_start(); }
+void vlt_device_profile_mark(const char *what) { vlt_cuda_prof_mark("host", what); }
+void vlt_device_profile_stop(FILE *f, int top) { vlt_cuda_prof_stop(f, top); }
 #else
+void vlt_device_profile_start(void) {}
+void vlt_device_profile_mark(const char *what) { (void)what; }
+void vlt_device_profile_stop(FILE *f, int top) { (void)f; (void)top; }
 bool vlt_cuda_available(void) { return false; }
 vlt_status vlt_cuda_init(void) {
     return vlt_error_set(VLT_ERR_UNSUPPORTED, "cuda: this binary was built without the CUDA backend (make CUDA=1)");

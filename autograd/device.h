@@ -14,6 +14,8 @@
 #ifndef VLT_DEVICE_H
 #define VLT_DEVICE_H
 
+#include <stdio.h>
+
 #include "autograd/params.h"
 #include "autograd/tensor.h"
 
@@ -60,5 +62,13 @@ vlt_status vlt_set_matmul_precision(vlt_matmul_precision p);
 // allocations the arena made (constant once the step size is learned).
 size_t vlt_cuda_arena_bytes(void);
 uint64_t vlt_cuda_arena_allocs(void);
+
+// Per-op device time profile (benchmarks; no-ops without CUDA). Between start and stop the tape
+// records a CUDA event after each op's forward and each node's backward; stop waits for the
+// device and prints the `top` (phase, op) rows by total time to f. vlt_device_profile_mark adds
+// a mark of the caller's (the time since the previous mark is charged to it).
+void vlt_device_profile_start(void);
+void vlt_device_profile_mark(const char *what);
+void vlt_device_profile_stop(FILE *f, int top);
 
 #endif

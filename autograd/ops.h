@@ -76,6 +76,9 @@ vlt_tensor *vlt_reshape(vlt_tensor *x, int ndim, const int *shape);   // shares 
 vlt_tensor *vlt_permute(vlt_tensor *x, const int *perm);
 vlt_tensor *vlt_transpose(vlt_tensor *x, int d0, int d1);             // permute of two dims
 vlt_tensor *vlt_contiguous(vlt_tensor *x);                            // copy of a strided view
+// Images (B, 3, S, S) -> (B, (S/P)², 3·P·P), each patch flattened as (c, y, x): conv1's layout.
+// No gradient (the images are inputs).
+vlt_tensor *vlt_patchify(vlt_tensor *images, int patch);
 vlt_tensor *vlt_concat(vlt_tensor **xs, int n, int dim);
 vlt_tensor *vlt_slice(vlt_tensor *x, int dim, int start, int len);
 // f32 <-> bf16 (the gradient flows as f32).

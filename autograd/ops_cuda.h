@@ -17,6 +17,7 @@ enum { VLT_UN_SCALE, VLT_UN_EXP, VLT_UN_LOG, VLT_UN_CLAMP, VLT_UN_GELU, VLT_UN_G
 #ifdef VLT_HAVE_CUDA
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,14 @@ void vlt_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
 void vlt_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
 void vlt_cuda_memset0(void *dst, size_t bytes);
 void vlt_cuda_synchronize(void);
+
+// Per-op device time profile (cuda_profile.cu): between start and stop, vlt_cuda_prof_mark
+// records an event; stop charges each interval to the later mark and prints the top rows.
+// The tape marks ("fwd", op) after each recorded forward and ("bwd", op) after each backward.
+bool vlt_cuda_prof_on(void);
+void vlt_cuda_prof_start(void);
+void vlt_cuda_prof_mark(const char *phase, const char *op);
+void vlt_cuda_prof_stop(FILE *f, int top);
 
 // Matmul precision (cuBLAS compute type): fp32 storage always; the products run as
 //   0 = fp32 (CUBLAS_COMPUTE_32F), 1 = tf32 tensor cores, 2 = bf16 tensor cores, fp32 accumulate.
@@ -110,6 +119,8 @@ void vlt_cuda_embedding_bwd(const float *g, float *gw, const int32_t *rows, cons
                             const int32_t *pos, int n_rows, int D);
 void vlt_cuda_gather_rows_fwd(const float *x, const int32_t *idx, float *out, int B, int T, int D);
 void vlt_cuda_gather_rows_bwd(const float *g, const int32_t *idx, float *gx, int B, int T, int D);
+// images (B, 3, S, S) -> patches (B, (S/P)², 3·P·P), (c, y, x) within a patch.
+void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P);
 // 4-D strided copy: dst contiguous of shape[4]; src read at src_stride (elements). add_to_src:
 // src[...] += dst[...] instead (the permutation backward; the map is one-to-one).
 void vlt_cuda_strided_copy(float *dst, const float *src, const int *shape, const int64_t *src_stride, bool add_to_src);

@@ -109,3 +109,24 @@ extern "C" void vlt_cuda_block_copy(float *dst, int64_t dst_row, int64_t dst_off
         dst, dst_row, dst_off, src, src_row, src_off, outer, len, accumulate);
     cudaCheckLaunch();
 }
+
+// One thread per output element; consecutive threads write consecutive x within a patch row and
+// read consecutive pixels of an image row (coalesced both ways for P >= 16).
+__global__ void patchify_kernel(const float *im, float *out, int B, int S, int P) {
+    int G = S / P, K = 3 * P * P;
+    int64_t n = (int64_t)B * G * G * K;
+    VLT_CUDA_LOOP(i, n) {
+        int k = (int)(i % K);
+        int64_t pidx = i / K;  // b·G² + gy·G + gx
+        int gx = (int)(pidx % G), gy = (int)((pidx / G) % G), b = (int)(pidx / ((int64_t)G * G));
+        int c = k / (P * P), y = (k / P) % P, x = k % P;
+        out[i] = im[(((int64_t)b * 3 + c) * S + gy * P + y) * S + gx * P + x];
+    }
+}
+
+extern "C" void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P) {
+    int G = S / P;
+    int64_t n = (int64_t)B * G * G * 3 * P * P;
+    patchify_kernel<<<vlt_cuda_blocks(n), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(images, out, B, S, P);
+    cudaCheckLaunch();
+}

@@ -1,5 +1,5 @@
 // ops_shape.c — reshape (shares storage), permute / transpose / contiguous (copies), concat,
-// slice, cast.
+// slice, cast, patchify.
 #include "autograd/ops_internal.h"
 
 // Copies g into dst with a shape-preserving add (reshape and contiguous-copy backward).
@@ -288,5 +288,44 @@ vlt_tensor *vlt_cast(vlt_tensor *x, vlt_dtype dt) {
     else if (dt == VLT_BF16) vlt_f32_to_bf16_array(vlt_bf16(out), vlt_f32(x), (size_t)x->numel);
     else vlt_bf16_to_f32_array(vlt_f32(out), vlt_bf16(x), (size_t)x->numel);
     vlt_tape_record("cast", cast_backward, out, 1, &x);
+    return out;
+}
+
+// Images (B, 3, S, S) -> patches (B, G², 3·P·P), G = S / P, each patch flattened as (c, y, x):
+// conv1 with stride = kernel = P as a product. Images never require grad (inputs).
+vlt_tensor *vlt_patchify(vlt_tensor *images, int P) {
+    if (!images) return NULL;
+    if (vlt_tensor_check_live(images, "patchify") != VLT_OK) return NULL;
+    char s[64];
+    if (images->dtype != VLT_F32 || images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != images->shape[3] ||
+        images->shape[2] % P) {
+        vlt_error_set(VLT_ERR_SHAPE, "patchify: images %s must be f32 (B, 3, S, S) with S a multiple of %d",
+                      vlt_shape_str(images, s, sizeof s), P);
+        return NULL;
+    }
+    if (images->requires_grad) {
+        vlt_error_set(VLT_ERR_ARG, "patchify: no gradient flows to the input images");
+        return NULL;
+    }
+    int B = images->shape[0], S = images->shape[2], G = S / P, K = 3 * P * P;
+    vlt_tensor *out = vlt_tensor_new_activation(VLT_F32, images->device, 3, (const int[]){B, G * G, K});
+    if (!out) return NULL;
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(images)) {
+        vlt_cuda_patchify(vlt_f32(images), vlt_f32(out), B, S, P);
+        return out;
+    }
+#endif
+    const float *im = vlt_f32(images);
+    float *o = vlt_f32(out);
+    for (int b = 0; b < B; b++)
+        for (int gy = 0; gy < G; gy++)
+            for (int gx = 0; gx < G; gx++) {
+                float *dst = o + ((size_t)b * G * G + gy * G + gx) * K;
+                for (int c = 0; c < 3; c++)
+                    for (int y = 0; y < P; y++)
+                        memcpy(dst + (c * P + y) * P, im + (((size_t)b * 3 + c) * S + gy * P + y) * S + gx * P,
+                               (size_t)P * sizeof(float));
+            }
     return out;
 }

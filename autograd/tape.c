@@ -113,6 +113,9 @@ vlt_node *vlt_tape_record(const char *op, vlt_backward_fn bw, vlt_tensor *out, i
     g_tape.tail = n;
     g_tape.n_nodes++;
     out->requires_grad = true;
+#ifdef VLT_HAVE_CUDA
+    if (out->device == VLT_CUDA && vlt_cuda_prof_on()) vlt_cuda_prof_mark("fwd", op);
+#endif
     return n;
 }
 
@@ -145,6 +148,13 @@ vlt_status vlt_backward(vlt_tensor *loss) {
     else
 #endif
     vlt_f32(vlt_grad_of(loss))[0] += 1.0f;
+#ifdef VLT_HAVE_CUDA
+    if (loss->device == VLT_CUDA && vlt_cuda_prof_on()) {
+        vlt_cuda_prof_mark("bwd", "seed");
+        for (vlt_node *n = g_tape.tail; n; n = n->prev)
+            if (n->out->grad) { n->backward(n); vlt_cuda_prof_mark("bwd", n->op); }
+    } else
+#endif
     for (vlt_node *n = g_tape.tail; n; n = n->prev)
         if (n->out->grad) n->backward(n);  // an output nobody used has no gradient to pass on
     // The tape is consumed; a second forward/backward before the reset (gradient accumulation)

@@ -5,37 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-vlt_tensor *vlt_patchify(vlt_tensor *images, int P) {
-    if (!images) return NULL;
-    if (vlt_tensor_check_live(images, "patchify") != VLT_OK) return NULL;
-    char s[64];
-    if (images->dtype != VLT_F32 || images->ndim != 4 || images->shape[1] != 3 || images->shape[2] != images->shape[3] ||
-        images->shape[2] % P) {
-        vlt_error_set(VLT_ERR_SHAPE, "patchify: images %s must be f32 (B, 3, S, S) with S a multiple of %d",
-                      vlt_shape_str(images, s, sizeof s), P);
-        return NULL;
-    }
-    if (images->requires_grad) {
-        vlt_error_set(VLT_ERR_ARG, "patchify: no gradient flows to the input images");
-        return NULL;
-    }
-    int B = images->shape[0], S = images->shape[2], G = S / P, K = 3 * P * P;
-    vlt_tensor *out = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 3, VLT_SHAPE(B, G * G, K));
-    if (!out) return NULL;
-    const float *im = vlt_f32(images);
-    float *o = vlt_f32(out);
-    for (int b = 0; b < B; b++)
-        for (int gy = 0; gy < G; gy++)
-            for (int gx = 0; gx < G; gx++) {
-                float *dst = o + ((size_t)b * G * G + gy * G + gx) * K;
-                for (int c = 0; c < 3; c++)
-                    for (int y = 0; y < P; y++)
-                        memcpy(dst + (c * P + y) * P, im + (((size_t)b * 3 + c) * S + gy * P + y) * S + gx * P,
-                               (size_t)P * sizeof(float));
-            }
-    return out;
-}
-
 static vlt_tensor *new_param(vlt_params *t, const char *prefix, const char *name, int ndim, const int *shape) {
     char full[96];
     snprintf(full, sizeof full, "%s.%s", prefix, name);

@@ -40,7 +40,6 @@ vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images);
 // (open_clip's VisionTransformer with output_tokens).
 vlt_tensor *vlt_vit_encode(vlt_vit *v, vlt_tensor *images, vlt_tensor **tokens);
 
-// (B, 3, S, S) -> (B, (S/P)², 3·P·P) with each patch flattened as (c, y, x): conv1's layout.
-vlt_tensor *vlt_patchify(vlt_tensor *images, int patch);
+// The patch embedding is conv1 as a product: vlt_patchify (autograd/ops.h) then vlt_linear.
 
 #endif

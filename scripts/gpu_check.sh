@@ -83,8 +83,8 @@ run_suite test_autograd_ops 30
 BENCH="not built (no GPU benchmark in this bundle)"
 if [ -x "$B/bin/cuda_clip_step" ]; then
   echo "== vlt CUDA CLIP ViT-B/32 step, batch 256 (at $(elapsed)s)"
-  timeout 120 "$B/bin/cuda_clip_step" --batch 256 --steps 10 >"$LOGS/bench.log" 2>&1
-  tail -8 "$LOGS/bench.log"
+  timeout 120 "$B/bin/cuda_clip_step" --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
+  grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
   BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
   [ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
 fi
@@ -99,8 +99,8 @@ torch_run() {  # label, extra args, timeout
   RESULT[$label]=$(grep -E '^\{' "$LOGS/torch_$label.log" | tail -1)
   [ -n "${RESULT[$label]}" ] || RESULT[$label]="failed or timed out (see torch_$label.log)"
 }
-torch_run eager "" 100
-if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
+if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
+if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
 elif [ "$(elapsed)" -lt 200 ]; then torch_run compile "--compile" $((330 - $(elapsed)))
 else RESULT[compile]="skipped: not enough time left in the 6-minute budget"; fi
 

@@ -464,6 +464,22 @@ static void test_shape_ops(void **state) {
     free(g);
     vlt_tensor_free(xd);
     vlt_tensor_free(x);
+    // patchify (the ViT's conv1 layout) on the device: exact, at a patch size that does not
+    // divide the warp (14) and at ViT-B/32's (32)
+    for (int pc = 0; pc < 2; pc++) {
+        int P = pc ? 32 : 14, S = pc ? 64 : 42;
+        vlt_step_reset();
+        vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(3, 3, S, S), "images");
+        vlt_rng_fill_normal(vlt_f32(im), (size_t)im->numel, 0, 1, 93, VLT_RNG_TEST, (uint64_t)pc);
+        vlt_tensor *imd = vlt_tensor_to(im, VLT_CUDA);
+        vlt_tensor *pcpu = vlt_patchify(im, P), *pgpu = vlt_patchify(imd, P);
+        assert_non_null(pcpu);
+        assert_non_null(pgpu);
+        assert_true(vlt_tensor_same_shape(pcpu, pgpu));
+        assert_true(close_enough("patchify", pgpu, pcpu, 0.0));
+        vlt_tensor_free(im);
+        vlt_tensor_free(imd);
+    }
 }
 
 // ---------------------------------------------------------------- memory, errors, optimizers

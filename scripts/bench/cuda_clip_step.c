@@ -6,10 +6,11 @@
 // scripts/gpu_check.sh. UNVERIFIED: written without a GPU.
 //
 //   cuda_clip_step [--batch 256] [--steps 10] [--warmup 3] [--matmul bf16|tf32|fp32] [--model ViT-B-32]
+//                  [--profile STEP]
 //
-// The image tower goes through a copy of vlt_vit_tokens with the patches moved to the device
-// (vlt_patchify is CPU-only; see docs/CUDA.md), as tests/test_layers_cuda.c does. Patchify runs
-// on the host inside the timed step (the images live on the host, as a loader's batch would).
+// The images and token ids live on the device, as in the PyTorch script (two input sets,
+// alternating). --profile N prints a per-op device time profile of step N (CUDA events between
+// ops, see vlt_device_profile_start); that step is left out of the timing.
 //
 // Model FLOPs per step: every matrix product of the forward (the linear layers, the patch
 // embedding as a product, q·kᵀ and P·v of every head, the projections and the logits), times 3
@@ -35,21 +36,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static vlt_tensor *vit_encode_on(vlt_vit *v, vlt_tensor *images) {
-    int W = v->width, P = v->patch_size, B = images->shape[0];
-    vlt_tensor *patches = vlt_to_device(vlt_patchify(images, P), v->conv1_w->device);
-    vlt_tensor *x = vlt_linear(patches, vlt_reshape(v->conv1_w, 2, (const int[]){W, 3 * P * P}), NULL);
-    vlt_tensor *cls = vlt_add(vlt_full(3, (const int[]){B, 1, W}, 0.0f), v->class_embedding);
-    x = vlt_concat((vlt_tensor *[]){cls, x}, 2, 1);
-    x = vlt_add(x, v->pos_embedding);
-    x = vlt_layernorm(x, v->ln_pre_w, v->ln_pre_b, 1e-5f);
-    x = vlt_transformer_forward(&v->transformer, x, false, NULL);
-    x = vlt_layernorm(x, v->ln_post_w, v->ln_post_b, 1e-5f);
-    if (!x) return NULL;
-    vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, 0, 1), 2, (const int[]){B, x->shape[2]});
-    return vlt_matmul(pooled, v->proj, false, false);
-}
-
 // Forward matmul FLOPs of one tower's transformer: rows R = B·T, width W, mlp M.
 static double tower_flops(double B, double T, double W, double M, double layers) {
     double R = B * T;
@@ -59,7 +45,7 @@ static double tower_flops(double B, double T, double W, double M, double layers)
 }
 
 int main(int argc, char **argv) {
-    int B = 256, steps = 10, warmup = 3;
+    int B = 256, steps = 10, warmup = 3, profile_step = -1;
     const char *matmul = "bf16", *model = "ViT-B-32";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
@@ -67,6 +53,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--matmul")) matmul = argv[i + 1];
         else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+        else if (!strcmp(argv[i], "--profile")) profile_step = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 1; }
     }
     if (B < 2 || steps < 1 || warmup < 0 || steps > 1000) { fprintf(stderr, "bad --batch/--steps/--warmup\n"); return 1; }
@@ -85,17 +72,25 @@ int main(int argc, char **argv) {
         return 1;
     }
     int S = cfg.vision.image_size, T = cfg.text.context_length, V = cfg.text.vocab_size;
-    vlt_tensor *images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, (const int[]){B, 3, S, S}, "images");
-    vlt_tensor *ids_h = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){B, T}, "ids");
-    if (!images || !ids_h) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
-    vlt_rng_fill_normal(vlt_f32(images), (size_t)images->numel, 0, 1, 1, 1, 0);
-    for (int64_t i = 0; i < ids_h->numel; i++) vlt_i32(ids_h)[i] = (int32_t)vlt_rng_below(2, 2, (uint64_t)i, (uint64_t)(V - 2));
-    for (int b = 0; b < B; b++) vlt_i32(ids_h)[(size_t)b * T + T - 1] = V - 1;  // EOT last (the argmax)
-    vlt_tensor *ids = vlt_tensor_to(ids_h, VLT_CUDA);
+    vlt_tensor *images[2], *ids[2];
+    for (int k = 0; k < 2; k++) {
+        vlt_tensor *im_h = vlt_tensor_new(VLT_F32, VLT_CPU, 4, (const int[]){B, 3, S, S}, "images");
+        vlt_tensor *ids_h = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){B, T}, "ids");
+        if (!im_h || !ids_h) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+        vlt_rng_fill_normal(vlt_f32(im_h), (size_t)im_h->numel, 0, 1, 1, 1, (uint64_t)k);
+        for (int64_t i = 0; i < ids_h->numel; i++)
+            vlt_i32(ids_h)[i] = (int32_t)vlt_rng_below(2, 2 + (uint64_t)k, (uint64_t)i, (uint64_t)(V - 2));
+        for (int b = 0; b < B; b++) vlt_i32(ids_h)[(size_t)b * T + T - 1] = V - 1;  // EOT last (the argmax)
+        images[k] = vlt_tensor_to(im_h, VLT_CUDA);
+        ids[k] = vlt_tensor_to(ids_h, VLT_CUDA);
+        if (!images[k] || !ids[k]) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+        vlt_tensor_free(im_h);
+        vlt_tensor_free(ids_h);
+    }
     bool *decay = malloc((size_t)m.params.n);
     vlt_clip_decay_mask(&m.params, decay);
     vlt_adamw *opt = vlt_adamw_new(m.params.t, decay, m.params.n, (vlt_adamw_cfg){0.9f, 0.98f, 1e-6f, 0.2f});
-    if (!ids || !opt) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
+    if (!opt) { fprintf(stderr, "%s\n", vlt_error_message()); return 1; }
 
     double Wv = cfg.vision.width, Wt = cfg.text.width, G = S / cfg.vision.patch_size, Tv = G * G + 1, E = cfg.embed_dim;
     double fwd = tower_flops(B, Tv, Wv, Wv * cfg.vision.mlp_ratio, cfg.vision.layers) +
@@ -106,26 +101,35 @@ int main(int argc, char **argv) {
 
     double *times = malloc(sizeof(double) * (size_t)steps);
     float loss_v = 0;
-    for (int s = 0; s < warmup + steps; s++) {
+    int timed = 0;
+    for (int s = 0; s < warmup + steps + (profile_step >= 0); s++) {
+        bool prof = s == profile_step;
         vlt_device_synchronize();
+        if (prof) vlt_device_profile_start();
         double t0 = now_s();
-        vlt_tensor *img = vlt_l2_normalize(vit_encode_on(&m.visual, images), 1e-12f);
-        vlt_tensor *txt = vlt_clip_encode_text(&m, ids, true);
+        vlt_tensor *img = vlt_clip_encode_image(&m, images[s % 2], true);
+        vlt_tensor *txt = vlt_clip_encode_text(&m, ids[s % 2], true);
         vlt_tensor *loss = vlt_clip_loss(img, txt, m.logit_scale, m.logit_bias, NULL);
         if (!loss) { fprintf(stderr, "step %d forward: %s\n", s, vlt_error_message()); return 1; }
         vlt_zero_grad(m.params.t, m.params.n);
+        if (prof) vlt_device_profile_mark("zero_grad");
         if (vlt_backward(loss) != VLT_OK) { fprintf(stderr, "backward: %s\n", vlt_error_message()); return 1; }
         vlt_clip_grad_norm(m.params.t, m.params.n, 1.0f);  // reads the norm back: a sync per step, as torch's clip
+        if (prof) vlt_device_profile_mark("clip_grad_norm");
         vlt_adamw_step(opt, 5e-4f);
+        if (prof) vlt_device_profile_mark("adamw");
         vlt_tensor *lh = vlt_tensor_to(loss, VLT_CPU);
         loss_v = vlt_f32(lh)[0];
         vlt_tensor_free(lh);
         vlt_step_reset();
         vlt_device_synchronize();
         double dt = now_s() - t0;
-        printf("step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v, s < warmup ? " (warm-up)" : "");
-        if (s >= warmup) times[s - warmup] = dt;
+        if (prof) vlt_device_profile_stop(stdout, 40);
+        printf("step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v,
+               prof ? " (profiled)" : s < warmup ? " (warm-up)" : "");
+        if (!prof && s >= warmup && timed < steps) times[timed++] = dt;
     }
+    steps = timed;
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = times[steps / 2];
     printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
@@ -137,9 +141,7 @@ int main(int argc, char **argv) {
     free(times);
     free(decay);
     vlt_adamw_free(opt);
-    vlt_tensor_free(images);
-    vlt_tensor_free(ids_h);
-    vlt_tensor_free(ids);
+    for (int k = 0; k < 2; k++) { vlt_tensor_free(images[k]); vlt_tensor_free(ids[k]); }
     vlt_clip_free(&m);
     vlt_tape_shutdown();
     return 0;
