@@ -36,6 +36,10 @@ static struct {
     arena_chunk *chunks;
     size_t used, high_water, capacity;
     uint64_t system_allocs;
+    // bf16 copies of matmul operands (VLT_MATMUL_BF16): two buffers, grown to the largest
+    // operand seen; stream order makes reuse between products safe.
+    void *cast_buf[2];
+    size_t cast_cap[2];
 } g_cuda;
 
 cudaStream_t vlt_cuda_stream(void) { return g_cuda.stream; }
@@ -94,6 +98,7 @@ extern "C" void vlt_cuda_release(void) {
     if (!g_cuda.ready) return;
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));
     chunks_free(g_cuda.chunks);
+    for (int i = 0; i < 2; i++) cudaCheck(cudaFree(g_cuda.cast_buf[i]));
     cudaCheck(cudaFree(g_cuda.workspace));
     cublasCheck(cublasLtDestroy(g_cuda.lt));
     cublasCheck(cublasDestroy(g_cuda.cublas));
@@ -114,6 +119,18 @@ extern "C" void *vlt_cuda_malloc(size_t bytes) {
     }
     cudaCheck(e);
     return p;
+}
+
+extern "C" void *vlt_cuda_cast_buffer(int which, size_t bytes) {
+    if (g_cuda.cast_cap[which] < bytes) {
+        cudaCheck(cudaStreamSynchronize(g_cuda.stream));  // the old buffer may still be read
+        cudaCheck(cudaFree(g_cuda.cast_buf[which]));
+        size_t cap = bytes + bytes / 4;
+        cudaCheck(cudaMalloc(&g_cuda.cast_buf[which], cap));
+        g_cuda.cast_cap[which] = cap;
+        g_cuda.system_allocs++;
+    }
+    return g_cuda.cast_buf[which];
 }
 
 extern "C" void vlt_cuda_free(void *p) {

@@ -63,6 +63,12 @@ vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignor
 // causal: query i sees keys j <= i + (Tk - Tq). key_pad: (B, Tk) i32, nonzero = padding (masked),
 // or NULL. A row with every key masked outputs zeros.
 vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float scale, bool causal, vlt_tensor *key_pad);
+// Self-attention on the packed output of an in-projection: qkv (B, T, 3·W), W = heads·D, q, k, v
+// the three W-wide thirds, each head D columns of them -> (B, T, W) with the heads merged (what
+// the out-projection reads); scale 1/√D, masks as vlt_attention. On the GPU one fused kernel
+// (no (B, H, T, T) tensor, no head split copies) for D = 32 or 64; elsewhere the same result
+// through slices, permutes and vlt_attention.
+vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tensor *key_pad);
 
 // ---- indexing ----
 // weight (V, D), ids (...) i32 -> (..., D). An id outside [0, V) is an error naming it.

@@ -130,3 +130,65 @@ vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float sca
     }
     return attention_record(q, k, v, out, P, B, H, Tq, Tk, D, scale);
 }
+
+// ---- self-attention on packed qkv ----
+// The unfused path (the CPU, and device shapes the fused kernels do not cover): slices of the
+// W-wide thirds, heads split by reshape + permute, vlt_attention, heads merged.
+static vlt_tensor *split_heads(vlt_tensor *qkv, int off, int B, int T, int W, int H) {
+    vlt_tensor *s = vlt_slice(qkv, 2, off, W);
+    return vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(B, T, H, W / H)), VLT_SHAPE(0, 2, 1, 3));
+}
+
+#ifdef VLT_HAVE_CUDA
+// Node ints: [0] B, [1] H, [2] T, [3] D, [4] causal.  f[0] scale.  saved[0] lse (B, H, T),
+// saved[1] key_pad or NULL.
+static void attention_qkv_backward(vlt_node *n) {
+    vlt_tensor *qkv = n->in[0];
+    if (!qkv->requires_grad) return;
+    int B = n->i[0], H = n->i[1], T = n->i[2], D = n->i[3];
+    float *delta = vlt_cuda_arena_alloc((size_t)B * H * T * sizeof(float));
+    VLT_ASSERT(delta, "attention_qkv backward: device step arena out of memory");
+    vlt_cuda_flash_bwd(vlt_f32(qkv), n->saved[1] ? vlt_i32(n->saved[1]) : NULL, vlt_f32(n->out), vlt_f32(n->out->grad),
+                       vlt_f32(n->saved[0]), delta, vlt_f32(vlt_grad_of(qkv)), B, H, T, D, n->f[0], n->i[4] != 0);
+}
+#endif
+
+vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tensor *key_pad) {
+    const char *op = "attention_qkv";
+    if (!op_input_ok(op, qkv, VLT_F32)) return NULL;
+    if (key_pad && !op_input_ok(op, key_pad, VLT_I32)) return NULL;
+    if (!op_same_device(op, qkv, key_pad)) return NULL;
+    char s1[64], s2[64];
+    if (qkv->ndim != 3 || heads < 1 || qkv->shape[2] % (3 * heads) ||
+        (key_pad && (key_pad->ndim != 2 || key_pad->shape[0] != qkv->shape[0] || key_pad->shape[1] != qkv->shape[1]))) {
+        vlt_error_set(VLT_ERR_SHAPE, "attention_qkv: qkv %s with %d heads, key_pad %s do not fit (want qkv (B, T, 3·W) "
+                      "with W a multiple of the heads, key_pad (B, T))",
+                      vlt_shape_str(qkv, s1, sizeof s1), heads, vlt_shape_str(key_pad, s2, sizeof s2));
+        return NULL;
+    }
+    int B = qkv->shape[0], T = qkv->shape[1], W = qkv->shape[2] / 3, D = W / heads;
+    float scale = 1.0f / sqrtf((float)D);
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(qkv) && vlt_cuda_flash_supported(T, D)) {
+        vlt_tensor *out = op_out_on(qkv->device, 3, VLT_SHAPE(B, T, W));
+        vlt_tensor *lse = op_out_on(qkv->device, 3, VLT_SHAPE(B, heads, T));
+        if (!out || !lse) return NULL;
+        vlt_cuda_flash_fwd(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads, T, D,
+                           scale, causal);
+        vlt_node *n = vlt_tape_record(op, attention_qkv_backward, out, 1, &qkv);
+        if (n) {
+            int iv[5] = {B, heads, T, D, causal};
+            memcpy(n->i, iv, sizeof iv);
+            n->f[0] = scale;
+            n->saved[0] = lse;
+            n->saved[1] = key_pad;
+        }
+        return out;
+    }
+#endif
+    vlt_tensor *q = split_heads(qkv, 0, B, T, W, heads);
+    vlt_tensor *k = split_heads(qkv, W, B, T, W, heads);
+    vlt_tensor *v = split_heads(qkv, 2 * W, B, T, W, heads);
+    vlt_tensor *o = vlt_attention(q, k, v, scale, causal, key_pad);  // (B, H, T, D)
+    return vlt_reshape(vlt_permute(o, VLT_SHAPE(0, 2, 1, 3)), 3, VLT_SHAPE(B, T, W));
+}

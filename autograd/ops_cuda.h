@@ -31,6 +31,9 @@ int vlt_cuda_ensure_init(void);           // 0 ok, else -1 with vlt_error_set (V
 void vlt_cuda_release(void);              // frees the arena, handles, stream (end of program)
 void *vlt_cuda_malloc(size_t bytes);      // persistent buffer; NULL (message set) when out of memory
 void vlt_cuda_free(void *p);
+// Reusable device buffer `which` (0 or 1) of at least `bytes`, for the bf16 copies of matmul
+// operands; grows (a cudaMalloc) only while the largest product is being learned.
+void *vlt_cuda_cast_buffer(int which, size_t bytes);
 // Device half of the step arena: bump allocation, 256-byte aligned; NULL (message set) when the
 // device is out of memory. Grows by whole chunks while a step learns its size; the reset after
 // growth coalesces into one block of the high-water size (the only cudaFree/cudaMalloc after
@@ -119,6 +122,16 @@ void vlt_cuda_embedding_bwd(const float *g, float *gw, const int32_t *rows, cons
                             const int32_t *pos, int n_rows, int D);
 void vlt_cuda_gather_rows_fwd(const float *x, const int32_t *idx, float *out, int B, int T, int D);
 void vlt_cuda_gather_rows_bwd(const float *g, const int32_t *idx, float *gx, int B, int T, int D);
+// ---- fused self-attention on packed qkv (ops_cuda_flash.cu) ----
+// qkv (B, T, 3·H·D), pad (B, T) or NULL, out (B, T, H·D), lse (B, H, T) saved for backward.
+// Supported: D in {32, 64} and T small enough for shared memory; else the caller falls back.
+int vlt_cuda_flash_supported(int T, int D);
+void vlt_cuda_flash_fwd(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T, int D,
+                        float scale, bool causal);
+// dqkv += the gradient; delta (B, H, T) is scratch.
+void vlt_cuda_flash_bwd(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
+                        float *delta, float *dqkv, int B, int H, int T, int D, float scale, bool causal);
+
 // images (B, 3, S, S) -> patches (B, (S/P)², 3·P·P), (c, y, x) within a patch.
 void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P);
 // 4-D strided copy: dst contiguous of shape[4]; src read at src_stride (elements). add_to_src:

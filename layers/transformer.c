@@ -97,12 +97,6 @@ vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool caus
     return x;
 }
 
-// (B, T, W) slice [off, off+W) of the last dim -> (B, H, T, Dh)
-static vlt_tensor *split_heads(vlt_tensor *qkv, int off, int B, int T, int W, int H) {
-    vlt_tensor *s = vlt_slice(qkv, 2, off, W);
-    return vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(B, T, H, W / H)), VLT_SHAPE(0, 2, 1, 3));
-}
-
 vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, vlt_tensor *out_w, vlt_tensor *out_b,
                             int heads, bool causal, vlt_tensor *key_pad) {
     if (!x) return NULL;
@@ -111,13 +105,8 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
         vlt_error_set(VLT_ERR_SHAPE, "mha: x %s must be (B, T, W)", vlt_shape_str(x, s, sizeof s));
         return NULL;
     }
-    int B = x->shape[0], T = x->shape[1], W = x->shape[2];
-    vlt_tensor *qkv = vlt_linear(x, in_w, in_b);  // (B, T, 3W)
-    vlt_tensor *q = split_heads(qkv, 0, B, T, W, heads);
-    vlt_tensor *k = split_heads(qkv, W, B, T, W, heads);
-    vlt_tensor *v = split_heads(qkv, 2 * W, B, T, W, heads);
-    vlt_tensor *o = vlt_attention(q, k, v, 1.0f / sqrtf((float)(W / heads)), causal, key_pad);  // (B, H, T, Dh)
-    o = vlt_reshape(vlt_permute(o, VLT_SHAPE(0, 2, 1, 3)), 3, VLT_SHAPE(B, T, W));
+    vlt_tensor *qkv = vlt_linear(x, in_w, in_b);                      // (B, T, 3W)
+    vlt_tensor *o = vlt_attention_qkv(qkv, heads, causal, key_pad);  // (B, T, W), heads merged
     return vlt_linear(o, out_w, out_b);
 }
 

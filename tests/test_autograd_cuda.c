@@ -361,6 +361,43 @@ static void test_attention(void **state) {
     }
 }
 
+// The fused self-attention on packed qkv (ops_cuda_flash.cu) against the CPU's unfused path:
+// both head widths it is built for, causal and padding masks (a batch whose first key is padded,
+// so causal query 0 sees nothing), T across several warps' rows, and a head width (16) that
+// takes the device's unfused fallback.
+typedef struct { int heads; bool causal; vlt_tensor *pad; } qkv_ctx;
+static vlt_tensor *build_att_qkv(vlt_tensor **in, void *c) {
+    qkv_ctx *a = c;
+    return vlt_attention_qkv(in[0], a->heads, a->causal, a->pad);
+}
+
+static void test_attention_qkv(void **state) {
+    (void)state;
+    struct { int B, H, T, D; bool causal, pad; } cases[] = {
+        {3, 2, 50, 64, false, false}, {2, 3, 77, 64, true, true}, {2, 2, 33, 32, true, false},
+        {2, 2, 9, 32, false, true},   {2, 2, 12, 16, true, true}, {1, 1, 1, 64, true, false},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int B = cases[ci].B, H = cases[ci].H, T = cases[ci].T, W = H * cases[ci].D;
+        vlt_tensor *qkv = test_param(3, VLT_SHAPE(B, T, 3 * W), 60 + ci, 0, 0);
+        vlt_tensor *pad = NULL, *padd = NULL;
+        if (cases[ci].pad) {
+            pad = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "pad");
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < T; j++) vlt_i32(pad)[b * T + j] = j >= T - 1 - 3 * b;
+            for (int j = 0; j < T; j++) vlt_i32(pad)[T + j] = j == 0 || j >= T - 2;
+            padd = vlt_tensor_to(pad, VLT_CUDA);
+        }
+        qkv_ctx cc = {H, cases[ci].causal, pad}, cg = {H, cases[ci].causal, padd};
+        char name[64];
+        snprintf(name, sizeof name, "attention_qkv case %zu (T %d, D %d)", ci, T, cases[ci].D);
+        check_op(name, build_att_qkv, &qkv, 1, &cc, &cg, false);
+        vlt_tensor_free(qkv);
+        vlt_tensor_free(pad);
+        vlt_tensor_free(padd);
+    }
+}
+
 // ---------------------------------------------------------------- indexing
 static vlt_tensor *build_embedding(vlt_tensor **in, void *c) { return vlt_embedding(in[0], c); }
 static vlt_tensor *build_gather(vlt_tensor **in, void *c) { return vlt_gather_rows(in[0], c); }
@@ -603,6 +640,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_softmax_family, teardown),
         cmocka_unit_test_teardown(test_cross_entropy, teardown),
         cmocka_unit_test_teardown(test_attention, teardown),
+        cmocka_unit_test_teardown(test_attention_qkv, teardown),
         cmocka_unit_test_teardown(test_embedding_gather_argmax, teardown),
         cmocka_unit_test_teardown(test_shape_ops, teardown),
         cmocka_unit_test_teardown(test_arena_steady_state, teardown),
