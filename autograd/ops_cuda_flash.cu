@@ -5,10 +5,10 @@
 // permuting and the materialized attention, it skips 3 slices and 4 permutes per layer and the
 // (B, H, T, T) score tensor with its softmax passes.
 //
-// One block per (b, h): K and V of that head sit in shared memory (rows padded to D + 1 floats so
-// that a warp reading one column of 32 rows hits 32 banks); each warp takes query rows in turn.
-// Forward, for row i: lane j computes the scores of keys j, j + 32, ... against q_i (held in
-// registers), the warp reduces max and sum, and lane d accumulates Σ_j p_ij v_j[d]. The
+// One block per (b, h): K and V of that head sit in shared memory (rows padded to D + 4 floats,
+// read as float4); each warp takes query rows in turn. Forward, for row i: lane j computes the
+// scores of keys j, j + 32, ... against q_i (a per-warp shared vector, read by broadcast), the
+// warp reduces max and sum, and lane d accumulates Σ_j p_ij v_j[d]. The
 // row's log-sum-exp is saved (B·H·T floats) so backward recomputes P instead of storing it.
 // Backward (the flash-attention identities): with Δ_i = Σ_d dO_i[d] O_i[d],
 //   dS_ij = P_ij (dO_i · v_j − Δ_i),  dQ_i = scale Σ_j dS_ij k_j,
@@ -28,55 +28,81 @@ __device__ __forceinline__ bool flash_visible(int i, int j, bool causal, const i
     return !(causal && j > i) && !(pad_row && pad_row[j]);
 }
 
-// Loads rows [0, T) of the D-wide slice at column `col` of a (T, row_stride) matrix into shared
-// memory with row stride `ss`.
+// Shared-memory rows are D + 4 floats: 16-byte aligned for float4 reads, and the 8 lanes of a
+// quarter-warp reading one float4 each from 8 consecutive rows land on 8 different 4-bank groups.
+template <int D> struct flash_dims {
+    static constexpr int KS = D + 4, C = D / 32;
+};
+
+// Copies rows [0, T) of the D-wide slice at column `col` of a (T, row_stride) matrix into shared
+// memory (row stride KS), float4 at a time.
 template <int D>
-__device__ __forceinline__ void flash_load(float *dst, int ss, const float *src, int64_t row_stride, int col, int T) {
+__device__ __forceinline__ void flash_load(float *dst, const float *src, int64_t row_stride, int col, int T) {
+    constexpr int KS = flash_dims<D>::KS;
     for (int idx = threadIdx.x; idx < T * (D / 4); idx += blockDim.x) {
         int j = idx / (D / 4), d4 = idx % (D / 4);
-        float4 v = *reinterpret_cast<const float4 *>(src + j * row_stride + col + d4 * 4);
-        float *o = dst + j * ss + d4 * 4;
-        o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w;
+        *reinterpret_cast<float4 *>(dst + j * KS + d4 * 4) =
+            *reinterpret_cast<const float4 *>(src + j * row_stride + col + d4 * 4);
     }
 }
 
+// A warp copies one D-float row from global into its shared-memory vector (then __syncwarp).
 template <int D>
-__device__ __forceinline__ void flash_row(float *r, const float *src) {  // D floats into registers (broadcast loads)
+__device__ __forceinline__ void flash_warp_row(float *dst, const float *src, int lane) {
+    for (int d4 = lane; d4 < D / 4; d4 += 32)
+        *reinterpret_cast<float4 *>(dst + d4 * 4) = *reinterpret_cast<const float4 *>(src + d4 * 4);
+}
+
+// a · b over D floats, both in shared memory (b's reads are the warp's broadcast); four partial
+// sums keep four independent FMA chains in flight.
+template <int D>
+__device__ __forceinline__ float flash_dot(const float *a, const float *b) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-    for (int d4 = 0; d4 < D / 4; d4++) {
-        float4 v = *reinterpret_cast<const float4 *>(src + d4 * 4);
-        r[d4 * 4] = v.x; r[d4 * 4 + 1] = v.y; r[d4 * 4 + 2] = v.z; r[d4 * 4 + 3] = v.w;
+    for (int d = 0; d < D; d += 4) {
+        float4 x = *reinterpret_cast<const float4 *>(a + d), y = *reinterpret_cast<const float4 *>(b + d);
+        acc.x += x.x * y.x; acc.y += x.y * y.y; acc.z += x.z * y.z; acc.w += x.w * y.w;
     }
+    return (acc.x + acc.y) + (acc.z + acc.w);
+}
+
+// Two dot products sharing the row a's partner loads: (a·b, c·e).
+template <int D>
+__device__ __forceinline__ float2 flash_dot2(const float *a, const float *b, const float *c, const float *e) {
+    float4 s = make_float4(0.f, 0.f, 0.f, 0.f), t = s;
+#pragma unroll
+    for (int d = 0; d < D; d += 4) {
+        float4 x = *reinterpret_cast<const float4 *>(a + d), y = *reinterpret_cast<const float4 *>(b + d);
+        float4 u = *reinterpret_cast<const float4 *>(c + d), v = *reinterpret_cast<const float4 *>(e + d);
+        s.x += x.x * y.x; s.y += x.y * y.y; s.z += x.z * y.z; s.w += x.w * y.w;
+        t.x += u.x * v.x; t.y += u.y * v.y; t.z += u.z * v.z; t.w += u.w * v.w;
+    }
+    return make_float2((s.x + s.y) + (s.z + s.w), (t.x + t.y) + (t.z + t.w));
 }
 
 template <int D>
 __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_kernel(const float *qkv, const int32_t *pad, float *out,
                                                                       float *lse, int H, int T, float scale,
                                                                       bool causal) {
-    extern __shared__ float sm[];
-    constexpr int KS = D + 1, C = D / 32;
-    float *Ks = sm, *Vs = Ks + T * KS, *Ps = Vs + T * D;
+    extern __shared__ __align__(16) float sm[];
+    constexpr int KS = flash_dims<D>::KS, C = flash_dims<D>::C;
+    int TP = (T + 3) & ~3;  // keeps every region 16-byte aligned
+    float *Ks = sm, *Vs = Ks + T * KS, *Qw = Vs + T * KS, *Ps = Qw + FLASH_WARPS * KS;
     int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
     int64_t row = 3LL * W;
     const float *base = qkv + (int64_t)b * T * row;
-    flash_load<D>(Ks, KS, base, row, W + h * D, T);
-    flash_load<D>(Vs, D, base, row, 2 * W + h * D, T);
+    flash_load<D>(Ks, base, row, W + h * D, T);
+    flash_load<D>(Vs, base, row, 2 * W + h * D, T);
     __syncthreads();
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *p = Ps + warp * T;
+    float *q = Qw + warp * KS, *p = Ps + warp * TP;
     const int32_t *pad_row = pad ? pad + (int64_t)b * T : nullptr;
     for (int i = warp; i < T; i += FLASH_WARPS) {
-        float q[D];
-        flash_row<D>(q, base + i * row + h * D);
+        flash_warp_row<D>(q, base + i * row + h * D, lane);
+        __syncwarp();
         float mx = -INFINITY;
         for (int j = lane; j < T; j += 32) {
-            float s = -INFINITY;
-            if (flash_visible(i, j, causal, pad_row)) {
-                s = 0.0f;
-#pragma unroll
-                for (int d = 0; d < D; d++) s += q[d] * Ks[j * KS + d];
-                s *= scale;
-            }
+            float s = flash_visible(i, j, causal, pad_row) ? flash_dot<D>(Ks + j * KS, q) * scale : -INFINITY;
             p[j] = s;
             mx = fmaxf(mx, s);
         }
@@ -90,18 +116,25 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_kernel(const float
         sum = vlt_warp_sum(sum);
         __syncwarp();
         float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // every key masked: zeros out
-        float o[C] = {};
-        int jend = causal ? min(i + 1, T) : T;
-        for (int j = 0; j < jend; j++) {
-            float pj = p[j];
+        float o[2][C] = {};
+        int jend = causal ? min(i + 1, T) : T, j = 0;
+        for (; j + 1 < jend; j += 2) {
+            float p0 = p[j], p1 = p[j + 1];
 #pragma unroll
-            for (int c = 0; c < C; c++) o[c] += pj * Vs[j * D + lane + 32 * c];
+            for (int c = 0; c < C; c++) {
+                o[0][c] += p0 * Vs[j * KS + lane + 32 * c];
+                o[1][c] += p1 * Vs[(j + 1) * KS + lane + 32 * c];
+            }
+        }
+        if (j < jend) {
+#pragma unroll
+            for (int c = 0; c < C; c++) o[0][c] += p[j] * Vs[j * KS + lane + 32 * c];
         }
         float *orow = out + ((int64_t)b * T + i) * W + h * D;
 #pragma unroll
-        for (int c = 0; c < C; c++) orow[lane + 32 * c] = o[c] * inv;
+        for (int c = 0; c < C; c++) orow[lane + 32 * c] = (o[0][c] + o[1][c]) * inv;
         if (lane == 0) lse[(int64_t)bh * T + i] = sum > 0.0f ? mx + logf(sum) : INFINITY;
-        __syncwarp();  // p is rewritten by the next row
+        __syncwarp();  // q and p are rewritten for the next row
     }
 }
 
@@ -111,17 +144,18 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_dq_kernel(const fl
                                                                          const float *out, const float *dout,
                                                                          const float *lse, float *delta, float *dqkv,
                                                                          int H, int T, float scale, bool causal) {
-    extern __shared__ float sm[];
-    constexpr int KS = D + 1, C = D / 32;
-    float *Ks = sm, *Vs = Ks + T * KS, *DSs = Vs + T * KS;
+    extern __shared__ __align__(16) float sm[];
+    constexpr int KS = flash_dims<D>::KS, C = flash_dims<D>::C;
+    int TP = (T + 3) & ~3;
+    float *Ks = sm, *Vs = Ks + T * KS, *Qw = Vs + T * KS, *Gw = Qw + FLASH_WARPS * KS, *DSs = Gw + FLASH_WARPS * KS;
     int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
     int64_t row = 3LL * W;
     const float *base = qkv + (int64_t)b * T * row;
-    flash_load<D>(Ks, KS, base, row, W + h * D, T);
-    flash_load<D>(Vs, KS, base, row, 2 * W + h * D, T);
+    flash_load<D>(Ks, base, row, W + h * D, T);
+    flash_load<D>(Vs, base, row, 2 * W + h * D, T);
     __syncthreads();
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *ds = DSs + warp * T;
+    float *q = Qw + warp * KS, *go = Gw + warp * KS, *ds = DSs + warp * TP;
     const int32_t *pad_row = pad ? pad + (int64_t)b * T : nullptr;
     for (int i = warp; i < T; i += FLASH_WARPS) {
         const float *orow = out + ((int64_t)b * T + i) * W + h * D, *gorow = dout + ((int64_t)b * T + i) * W + h * D;
@@ -129,34 +163,35 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_dq_kernel(const fl
 #pragma unroll
         for (int c = 0; c < C; c++) part += gorow[lane + 32 * c] * orow[lane + 32 * c];
         float Di = vlt_warp_sum(part), L = lse[(int64_t)bh * T + i];
-        float q[D], go[D];
-        flash_row<D>(q, base + i * row + h * D);
-        flash_row<D>(go, gorow);
+        flash_warp_row<D>(q, base + i * row + h * D, lane);
+        flash_warp_row<D>(go, gorow, lane);
+        __syncwarp();
         for (int j = lane; j < T; j += 32) {
             float g = 0.0f;
             if (flash_visible(i, j, causal, pad_row)) {
-                float s = 0.0f, dp = 0.0f;
-#pragma unroll
-                for (int d = 0; d < D; d++) {
-                    s += q[d] * Ks[j * KS + d];
-                    dp += go[d] * Vs[j * KS + d];
-                }
-                float pij = expf(s * scale - L);  // L = +inf when every key is masked: 0
-                g = pij * (dp - Di);
+                float2 sd = flash_dot2<D>(Ks + j * KS, q, Vs + j * KS, go);  // (q·k_j, dO·v_j)
+                g = expf(sd.x * scale - L) * (sd.y - Di);  // L = +inf when every key is masked: 0
             }
             ds[j] = g;
         }
         __syncwarp();
-        float dq[C] = {};
-        int jend = causal ? min(i + 1, T) : T;
-        for (int j = 0; j < jend; j++) {
-            float g = ds[j];
+        float dq[2][C] = {};
+        int jend = causal ? min(i + 1, T) : T, j = 0;
+        for (; j + 1 < jend; j += 2) {
+            float g0 = ds[j], g1 = ds[j + 1];
 #pragma unroll
-            for (int c = 0; c < C; c++) dq[c] += g * Ks[j * KS + lane + 32 * c];
+            for (int c = 0; c < C; c++) {
+                dq[0][c] += g0 * Ks[j * KS + lane + 32 * c];
+                dq[1][c] += g1 * Ks[(j + 1) * KS + lane + 32 * c];
+            }
+        }
+        if (j < jend) {
+#pragma unroll
+            for (int c = 0; c < C; c++) dq[0][c] += ds[j] * Ks[j * KS + lane + 32 * c];
         }
         float *dqrow = dqkv + ((int64_t)b * T + i) * row + h * D;
 #pragma unroll
-        for (int c = 0; c < C; c++) dqrow[lane + 32 * c] += scale * dq[c];
+        for (int c = 0; c < C; c++) dqrow[lane + 32 * c] += scale * (dq[0][c] + dq[1][c]);
         if (lane == 0) delta[(int64_t)bh * T + i] = Di;
         __syncwarp();
     }
@@ -168,66 +203,73 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_dkv_kernel(const f
                                                                           const float *dout, const float *lse,
                                                                           const float *delta, float *dqkv, int H,
                                                                           int T, float scale, bool causal) {
-    extern __shared__ float sm[];
-    constexpr int KS = D + 1, C = D / 32;
-    float *Qs = sm, *Gs = Qs + T * KS, *Ls = Gs + T * KS, *Dl = Ls + T, *Pw = Dl + T, *DSw = Pw + FLASH_WARPS * T;
+    extern __shared__ __align__(16) float sm[];
+    constexpr int KS = flash_dims<D>::KS, C = flash_dims<D>::C;
+    int TP = (T + 3) & ~3;
+    float *Qs = sm, *Gs = Qs + T * KS, *Ls = Gs + T * KS, *Dl = Ls + TP, *Kw = Dl + TP, *Vw = Kw + FLASH_WARPS * KS,
+          *Pw = Vw + FLASH_WARPS * KS, *DSw = Pw + FLASH_WARPS * TP;
     int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
     int64_t row = 3LL * W;
     const float *base = qkv + (int64_t)b * T * row;
-    flash_load<D>(Qs, KS, base, row, h * D, T);
-    flash_load<D>(Gs, KS, dout + (int64_t)b * T * W, W, h * D, T);
+    flash_load<D>(Qs, base, row, h * D, T);
+    flash_load<D>(Gs, dout + (int64_t)b * T * W, W, h * D, T);
     for (int i = threadIdx.x; i < T; i += blockDim.x) {
         Ls[i] = lse[(int64_t)bh * T + i];
         Dl[i] = delta[(int64_t)bh * T + i];
     }
     __syncthreads();
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *p = Pw + warp * T, *ds = DSw + warp * T;
+    float *k = Kw + warp * KS, *v = Vw + warp * KS, *p = Pw + warp * TP, *ds = DSw + warp * TP;
     const int32_t *pad_row = pad ? pad + (int64_t)b * T : nullptr;
     for (int j = warp; j < T; j += FLASH_WARPS) {
-        float dk[C] = {}, dv[C] = {};
-        if (!(pad_row && pad_row[j])) {  // a padded key gets no gradient
-            float k[D], v[D];
-            flash_row<D>(k, base + j * row + W + h * D);
-            flash_row<D>(v, base + j * row + 2 * W + h * D);
+        float dk[2][C] = {}, dv[2][C] = {};
+        if (!(pad_row && pad_row[j])) {  // a padded key gets no gradient (warp-uniform branch)
+            flash_warp_row<D>(k, base + j * row + W + h * D, lane);
+            flash_warp_row<D>(v, base + j * row + 2 * W + h * D, lane);
+            __syncwarp();
             int ibeg = causal ? j : 0;  // causal: only queries i >= j see key j
             for (int i = ibeg + lane; i < T; i += 32) {
-                float s = 0.0f, dp = 0.0f;
-#pragma unroll
-                for (int d = 0; d < D; d++) {
-                    s += Qs[i * KS + d] * k[d];
-                    dp += Gs[i * KS + d] * v[d];
-                }
-                float pij = expf(s * scale - Ls[i]);
+                float2 sd = flash_dot2<D>(Qs + i * KS, k, Gs + i * KS, v);  // (q_i·k, dO_i·v)
+                float pij = expf(sd.x * scale - Ls[i]);
                 p[i] = pij;
-                ds[i] = pij * (dp - Dl[i]);
+                ds[i] = pij * (sd.y - Dl[i]);
             }
             __syncwarp();
-            for (int i = ibeg; i < T; i++) {
-                float pi = p[i], g = ds[i];
+            int i = ibeg;
+            for (; i + 1 < T; i += 2) {
+                float p0 = p[i], p1 = p[i + 1], g0 = ds[i], g1 = ds[i + 1];
 #pragma unroll
                 for (int c = 0; c < C; c++) {
-                    dv[c] += pi * Gs[i * KS + lane + 32 * c];
-                    dk[c] += g * Qs[i * KS + lane + 32 * c];
+                    dv[0][c] += p0 * Gs[i * KS + lane + 32 * c];
+                    dk[0][c] += g0 * Qs[i * KS + lane + 32 * c];
+                    dv[1][c] += p1 * Gs[(i + 1) * KS + lane + 32 * c];
+                    dk[1][c] += g1 * Qs[(i + 1) * KS + lane + 32 * c];
                 }
             }
-            __syncwarp();
+            if (i < T) {
+#pragma unroll
+                for (int c = 0; c < C; c++) {
+                    dv[0][c] += p[i] * Gs[i * KS + lane + 32 * c];
+                    dk[0][c] += ds[i] * Qs[i * KS + lane + 32 * c];
+                }
+            }
+            __syncwarp();  // k, v, p, ds are rewritten for the next key
         }
         float *krow = dqkv + ((int64_t)b * T + j) * row + W + h * D;
 #pragma unroll
         for (int c = 0; c < C; c++) {
-            krow[lane + 32 * c] += scale * dk[c];
-            krow[W + lane + 32 * c] += dv[c];
+            krow[lane + 32 * c] += scale * (dk[0][c] + dk[1][c]);
+            krow[W + lane + 32 * c] += dv[0][c] + dv[1][c];
         }
     }
 }
 
 static size_t flash_smem(int kind, int T, int D) {
-    int KS = D + 1;
+    size_t KS = (size_t)D + 4, TP = ((size_t)T + 3) & ~(size_t)3, w = FLASH_WARPS;
     switch (kind) {
-    case 0: return sizeof(float) * ((size_t)T * KS + (size_t)T * D + (size_t)FLASH_WARPS * T);
-    case 1: return sizeof(float) * (2 * (size_t)T * KS + (size_t)FLASH_WARPS * T);
-    default: return sizeof(float) * (2 * (size_t)T * KS + 2 * (size_t)T + 2 * (size_t)FLASH_WARPS * T);
+    case 0: return sizeof(float) * (2 * T * KS + w * KS + w * TP);               // K, V; q, p per warp
+    case 1: return sizeof(float) * (2 * T * KS + 2 * w * KS + w * TP);           // K, V; q, dO, dS per warp
+    default: return sizeof(float) * (2 * T * KS + 2 * TP + 2 * w * KS + 2 * w * TP);  // Q, dO, lse, Δ; k, v, p, dS
     }
 }
 
