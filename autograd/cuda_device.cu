@@ -44,6 +44,11 @@ static struct {
 
 cudaStream_t vlt_cuda_stream(void) { return g_cuda.stream; }
 cublasHandle_t vlt_cuda_cublas(void) { return g_cuda.cublas; }
+cublasLtHandle_t vlt_cuda_lt(void) { return g_cuda.lt; }
+void *vlt_cuda_workspace(size_t *bytes) {
+    *bytes = WORKSPACE_BYTES;
+    return g_cuda.workspace;
+}
 
 extern "C" int vlt_cuda_device_count(void) {
     int n = 0;

@@ -67,6 +67,14 @@ int vlt_cuda_matmul_precision(void);
 // (stride 0: the same matrix for every i). lda/ldb as the CPU's: ta ? M : K, tb ? K : N.
 void vlt_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int64_t sA,
                    const float *B, int64_t sB, float beta, float *C, int64_t sC, int batch);
+// Mixed precision (VLT_MATMUL_BF16) pieces of the linear layer: dst = bf16(src), RNE;
+// C (M, N) f32 = op(A)·op(B) + beta·C with bf16 A, B (row-major, lda/ldb as vlt_cuda_gemm);
+// y (R, OUT) f32 = xb (R, IN)·wb (OUT, IN)ᵀ + bias through cuBLASLt with the bias in the epilogue
+// (bias may be NULL); returns 0, having done nothing, when cuBLASLt offers no algorithm.
+void vlt_cuda_to_bf16(uint16_t *dst, const float *src, int64_t n);
+void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A, const uint16_t *B, float beta,
+                        float *C);
+int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, float *y, int R, int IN, int OUT);
 // out (R, C) rows = bias (C)
 void vlt_cuda_fill_rows(float *out, const float *bias, int64_t R, int C);
 // dst[c] += k · Σ_r src[r·C + c] (r < R), or with src2: Σ_r src[r·C+c]·src2[r·C+c]; deterministic.

@@ -37,6 +37,8 @@ static inline void vlt_cublas_check_(cublasStatus_t s, const char *what, const c
 // device tensors, which exist only after it did.
 cudaStream_t vlt_cuda_stream(void);
 cublasHandle_t vlt_cuda_cublas(void);
+cublasLtHandle_t vlt_cuda_lt(void);
+void *vlt_cuda_workspace(size_t *bytes);  // shared by cuBLAS and cuBLASLt (one stream: never concurrent)
 
 #define VLT_CUDA_THREADS 256
 

@@ -61,6 +61,89 @@ extern "C" void vlt_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha
                                            (long long)sC, batch, compute_type(), CUBLAS_GEMM_DEFAULT));
 }
 
+extern "C" void vlt_cuda_to_bf16(uint16_t *dst, const float *src, int64_t n) {
+    if (n <= 0) return;
+    operand_to_bf16_kernel<<<vlt_cuda_blocks((n + 3) / 4), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
+        (__nv_bfloat16 *)dst, src, n);
+    cudaCheckLaunch();
+}
+
+extern "C" void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A, const uint16_t *B,
+                                   float beta, float *C) {
+    if (M <= 0 || N <= 0) return;
+    float alpha = 1.0f;
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    cublasCheck(cublasGemmEx(vlt_cuda_cublas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                             &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, N,
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// cuBLASLt plans for the linear layer's forward, one per (R, IN, OUT, bias) seen: the descriptor,
+// the three layouts and the heuristic's first algorithm, made once (a heuristic query costs tens
+// of microseconds of host time; a model has a handful of shapes).
+namespace {
+struct lt_plan {
+    int R, IN, OUT, bias, ok;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+};
+lt_plan g_plans[64];
+int g_n_plans;
+}  // namespace
+
+static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias) {
+    for (int i = 0; i < g_n_plans; i++) {
+        lt_plan *p = &g_plans[i];
+        if (p->R == R && p->IN == IN && p->OUT == OUT && p->bias == bias) return p;
+    }
+    if (g_n_plans == 64) return nullptr;
+    lt_plan *p = &g_plans[g_n_plans++];
+    *p = lt_plan{R, IN, OUT, bias, 0, nullptr, nullptr, nullptr, nullptr, {}};
+    // Column-major view of the row-major product: yᵀ (OUT, R) = op_T(W as (IN, OUT)) · xᵀ (IN, R).
+    cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    cudaDataType_t bias_type = CUDA_R_32F;
+    cublasCheck(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    if (bias)
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                   sizeof bias_type));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, IN, OUT, IN));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, IN, R, IN));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, OUT, R, OUT));
+    size_t ws = 0;
+    vlt_cuda_workspace(&ws);
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(vlt_cuda_lt(), p->desc, p->a, p->b, p->c, p->c, pref, 1, &res,
+                                                       &found);
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+        p->algo = res.algo;
+        p->ok = 1;
+    }
+    return p;
+}
+
+extern "C" int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, float *y, int R, int IN,
+                                    int OUT) {
+    lt_plan *p = lt_plan_for(R, IN, OUT, bias != nullptr);
+    if (!p || !p->ok) return 0;
+    if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    float alpha = 1.0f, beta = 0.0f;
+    size_t ws = 0;
+    void *work = vlt_cuda_workspace(&ws);
+    cublasCheck(cublasLtMatmul(vlt_cuda_lt(), p->desc, &alpha, wb, p->a, xb, p->b, &beta, y, p->c, y, p->c, &p->algo,
+                               work, ws, vlt_cuda_stream()));
+    return 1;
+}
+
 __global__ void fill_rows_kernel(float *out, const float *bias, int64_t R, int C) {
     VLT_CUDA_LOOP(i, R * C) out[i] = bias[i % C];
 }

@@ -26,10 +26,24 @@ static void binary_backward(vlt_node *n) {
     if (ON_CUDA(a)) {
         const float *gd = vlt_f32(n->out->grad);
         int64_t Nd = a->numel, inner_d = b->numel;
-        if (a->requires_grad) vlt_cuda_binary_bwd_a(n->i[0], gd, vlt_f32(b), vlt_f32(vlt_grad_of(a)), Nd, inner_d);
-        if (b->requires_grad)
-            vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(b)), gd, n->i[0] == BIN_MUL ? vlt_f32(a) : NULL, Nd / inner_d,
-                                inner_d, n->i[0] == BIN_SUB ? -1.0f : 1.0f);
+        int kd = n->i[0];
+        // add / sub pass the gradient through: a takes over out's gradient buffer when it can
+        // (vlt_grad_steal); a same-shape b then takes it, or gets a copy written once.
+        bool a_took = false;
+        if (a->requires_grad) {
+            if (kd != BIN_MUL && vlt_grad_steal(a, n->out->grad)) a_took = true;
+            else vlt_cuda_binary_bwd_a(kd, gd, vlt_f32(b), vlt_f32(vlt_grad_of(a)), Nd, inner_d);
+        }
+        if (b->requires_grad) {
+            bool fresh = false;
+            if (kd == BIN_ADD && inner_d == Nd && !a_took && vlt_grad_steal(b, n->out->grad)) {
+            } else if (kd != BIN_MUL && inner_d == Nd && (vlt_grad_for_write(b, &fresh), fresh)) {
+                vlt_cuda_unary_fwd(VLT_UN_SCALE, gd, vlt_f32(b->grad), Nd, kd == BIN_SUB ? -1.0f : 1.0f, 0.0f);
+            } else {
+                vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(b)), gd, kd == BIN_MUL ? vlt_f32(a) : NULL, Nd / inner_d,
+                                    inner_d, kd == BIN_SUB ? -1.0f : 1.0f);
+            }
+        }
         return;
     }
 #endif

@@ -132,9 +132,27 @@ static void linear_backward(vlt_node *n) {
     int R = n->i[0], IN = n->i[1], OUT = n->i[2];
     const float *g = vlt_f32(n->out->grad);
 #ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x) && n->saved[0]) {  // mixed precision: the forward's bf16 copies of x and w
+        const uint16_t *xb = vlt_bf16(n->saved[0]), *wb = vlt_bf16(n->saved[1]);
+        vlt_tensor *gbt = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, OUT));
+        VLT_ASSERT(gbt, "linear backward: device step arena out of memory");
+        vlt_cuda_to_bf16(vlt_bf16(gbt), g, (int64_t)R * OUT);  // one rounding of dY serves both products
+        if (x->requires_grad) {
+            bool fresh;
+            float *gx = vlt_f32(vlt_grad_for_write(x, &fresh));
+            vlt_cuda_gemm_bf16(false, false, R, IN, OUT, vlt_bf16(gbt), wb, fresh ? 0.0f : 1.0f, gx);  // dX = dY·W
+        }
+        if (w->requires_grad)
+            vlt_cuda_gemm_bf16(true, false, OUT, IN, R, vlt_bf16(gbt), xb, 1.0f, vlt_f32(vlt_grad_of(w)));  // dW += dYᵀ·X
+        if (bias && bias->requires_grad) vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(bias)), g, NULL, R, OUT, 1.0f);
+        return;
+    }
     if (ON_CUDA(x)) {
-        if (x->requires_grad)
-            vlt_cuda_gemm(false, false, R, IN, OUT, 1.0f, g, 0, vlt_f32(w), 0, 1.0f, vlt_f32(vlt_grad_of(x)), 0, 1);
+        if (x->requires_grad) {
+            bool fresh;
+            float *gx = vlt_f32(vlt_grad_for_write(x, &fresh));
+            vlt_cuda_gemm(false, false, R, IN, OUT, 1.0f, g, 0, vlt_f32(w), 0, fresh ? 0.0f : 1.0f, gx, 0, 1);
+        }
         if (w->requires_grad)
             vlt_cuda_gemm(true, false, OUT, IN, R, 1.0f, g, 0, vlt_f32(x), 0, 1.0f, vlt_f32(vlt_grad_of(w)), 0, 1);
         if (bias && bias->requires_grad) vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(bias)), g, NULL, R, OUT, 1.0f);
@@ -170,7 +188,20 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
     if (!out) return NULL;
     float *o = vlt_f32(out);
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(x)) {
+    vlt_tensor *xb = NULL, *wb = NULL;
+    if (ON_CUDA(x) && vlt_cuda_matmul_precision() == 2) {
+        // Mixed precision: bf16 copies of x and w (kept for backward's two products), fp32
+        // accumulation and output, the bias added in cuBLASLt's epilogue.
+        xb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, IN));
+        wb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(OUT, IN));
+        if (!xb || !wb) return NULL;
+        vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
+        vlt_cuda_to_bf16(vlt_bf16(wb), vlt_f32(w), (int64_t)OUT * IN);
+        if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, o, R, IN, OUT)) {
+            if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
+            vlt_cuda_gemm_bf16(false, true, R, OUT, IN, vlt_bf16(xb), vlt_bf16(wb), bias ? 1.0f : 0.0f, o);
+        }
+    } else if (ON_CUDA(x)) {
         if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
         vlt_cuda_gemm(false, true, R, OUT, IN, 1.0f, vlt_f32(x), 0, vlt_f32(w), 0, bias ? 1.0f : 0.0f, o, 0, 1);
     } else
@@ -185,5 +216,8 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
     vlt_tensor *in[3] = {x, w, bias};
     vlt_node *n = vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
     if (n) { n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; }
+#ifdef VLT_HAVE_CUDA
+    if (n) { n->saved[0] = xb; n->saved[1] = wb; }
+#endif
     return out;
 }

@@ -15,7 +15,8 @@ static void acc_on(const vlt_tensor *t, float *dst, const float *src, int64_t n)
 
 static void passthrough_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0];
-    if (x->requires_grad) acc_on(x, vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
+    if (x->requires_grad && !vlt_grad_steal(x, n->out->grad))
+        acc_on(x, vlt_f32(vlt_grad_of(x)), vlt_f32(n->out->grad), x->numel);
 }
 
 vlt_tensor *vlt_reshape(vlt_tensor *x, int ndim, const int *shape) {

@@ -134,6 +134,23 @@ vlt_tensor *vlt_grad_of(vlt_tensor *t) {
     return t->grad;
 }
 
+vlt_tensor *vlt_grad_for_write(vlt_tensor *t, bool *fresh) {
+    *fresh = t->grad == NULL;
+    if (!t->grad) {
+        t->grad = vlt_tensor_new_activation(VLT_F32, t->device, t->ndim, t->shape);
+        VLT_ASSERT(t->grad, "grad of '%s': step arena out of memory", t->name);
+    }
+    return t->grad;
+}
+
+bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g) {
+    if (t->grad || t->persistent || !g || g->device != t->device || g->numel != t->numel || g->dtype != VLT_F32 ||
+        !vlt_tensor_is_contiguous(g))
+        return false;
+    t->grad = vlt_view_reshape(g, t->ndim, t->shape);
+    return t->grad != NULL;
+}
+
 vlt_status vlt_backward(vlt_tensor *loss) {
     VLT_TRY(vlt_tensor_check_live(loss, "backward"));
     if (loss->numel != 1) {

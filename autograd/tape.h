@@ -53,6 +53,18 @@ vlt_node *vlt_tape_record(const char *op, vlt_backward_fn bw, vlt_tensor *out, i
 // The gradient buffer of t (f32, zeroed on first use), for backward functions.
 vlt_tensor *vlt_grad_of(vlt_tensor *t);
 
+// For backward functions that write every element of an input's gradient: returns t's gradient
+// buffer and sets *fresh when it was just created and is NOT zeroed (the caller must overwrite
+// it, e.g. a product with beta = 0); when it already existed (*fresh false) the caller adds.
+// Saves the memset and the read of a zero buffer (DESIGN.md: activation gradients written once).
+vlt_tensor *vlt_grad_for_write(vlt_tensor *t, bool *fresh);
+// Pass-through backwards (add, reshape): when t has no gradient yet and is an activation (not a
+// persistent tensor) the size of g, t's gradient becomes a view of g's storage and true is
+// returned; nothing is copied. Safe because the tape walks in reverse: by the time a node's
+// backward runs every reader of its output gradient g has run, so later additions into t's
+// gradient cannot be seen by anyone through g. False (nothing done) otherwise.
+bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g);
+
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape in reverse.
 // The nodes stay on the tape until vlt_step_reset().
 vlt_status vlt_backward(vlt_tensor *loss);
