@@ -146,6 +146,13 @@ static void attention_qkv_backward(vlt_node *n) {
     vlt_tensor *qkv = n->in[0];
     if (!qkv->requires_grad) return;
     int B = n->i[0], H = n->i[1], T = n->i[2], D = n->i[3];
+    if (vlt_cuda_matmul_precision() == 2 && vlt_cuda_flash_tc_supported(T, D)) {
+        bool fresh;
+        float *g = vlt_f32(vlt_grad_for_write(qkv, &fresh));
+        vlt_cuda_flash_bwd_tc(vlt_f32(qkv), n->saved[1] ? vlt_i32(n->saved[1]) : NULL, vlt_f32(n->out),
+                              vlt_f32(n->out->grad), vlt_f32(n->saved[0]), g, B, H, T, D, n->f[0], n->i[4] != 0, fresh);
+        return;
+    }
     float *delta = vlt_cuda_arena_alloc((size_t)B * H * T * sizeof(float));
     VLT_ASSERT(delta, "attention_qkv backward: device step arena out of memory");
     vlt_cuda_flash_bwd(vlt_f32(qkv), n->saved[1] ? vlt_i32(n->saved[1]) : NULL, vlt_f32(n->out), vlt_f32(n->out->grad),

@@ -140,6 +140,12 @@ void vlt_cuda_flash_fwd(const float *qkv, const int32_t *pad, float *out, float 
 void vlt_cuda_flash_bwd(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
                         float *delta, float *dqkv, int B, int H, int T, int D, float scale, bool causal);
 
+// The backward on tensor cores (bf16 products, fp32 accumulation), for VLT_MATMUL_BF16: dq, dk,
+// dv in one kernel; overwrite: dqkv is written (a fresh buffer), else added to.
+int vlt_cuda_flash_tc_supported(int T, int D);
+void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
+                           float *dqkv, int B, int H, int T, int D, float scale, bool causal, bool overwrite);
+
 // images (B, 3, S, S) -> patches (B, (S/P)², 3·P·P), (c, y, x) within a patch.
 void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P);
 // 4-D strided copy: dst contiguous of shape[4]; src read at src_stride (elements). add_to_src:

@@ -19,6 +19,9 @@
 //
 // Instantiated for head widths D = 32 and 64 (ViT-B, the text towers, CoCa); other widths, or a T
 // whose rows do not fit in shared memory, return 0 and the op falls back to the unfused path.
+#include <cuda_bf16.h>
+#include <mma.h>
+
 #include "autograd/ops_cuda_common.h"
 
 #define FLASH_WARPS 8
@@ -262,6 +265,184 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_dkv_kernel(const f
             krow[W + lane + 32 * c] += dv[0][c] + dv[1][c];
         }
     }
+}
+
+// ---- backward on tensor cores (mixed precision: VLT_MATMUL_BF16) ----
+// One block per (b, h) computes dQ, dK and dV at once with bf16 products on 16×16×16 WMMA
+// tiles (fp32 accumulation), the way flash-attention's backward rounds P and dS to bf16:
+//   S = Q·Kᵀ, P = exp(scale·S − L) (masked: 0), dP = dO·Vᵀ, dS = P ∘ (dP − Δ),
+//   dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO.
+// Q, K, V, dO (bf16), P and dS (bf16) and S / dP (fp32) all sit in shared memory, T padded to Tp
+// (a multiple of 16; padded rows are zero and masked). Δ and the log-sum-exp are fp32.
+// Shared memory for T = 77, D = 64: 110 KiB, two blocks per SM.
+namespace wm = nvcuda::wmma;
+typedef __nv_bfloat16 bf16_t;
+
+template <int D> struct tc_dims {
+    static constexpr int LD = D + 8;  // bf16 row stride of Q, K, V, dO (a multiple of 8, 16-byte rows apart)
+};
+
+static size_t flash_tc_smem(int Tp, int D) {
+    size_t LD = (size_t)D + 8, LT = (size_t)Tp + 8, LF = (size_t)Tp + 4;
+    return 4 * (size_t)Tp * LD * sizeof(bf16_t) + 2 * (size_t)Tp * LT * sizeof(bf16_t) + (size_t)Tp * LF * sizeof(float) +
+           2 * (size_t)Tp * sizeof(float) + FLASH_WARPS * 256 * sizeof(float);
+}
+
+template <int D>
+__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const float *qkv, const int32_t *pad,
+                                                                         const float *out, const float *dout,
+                                                                         const float *lse, float *dqkv, int H, int T,
+                                                                         int Tp, float scale, bool causal,
+                                                                         bool overwrite) {
+    extern __shared__ __align__(128) unsigned char smraw[];
+    constexpr int LD = tc_dims<D>::LD;
+    const int LT = Tp + 8, LF = Tp + 4, nt = Tp / 16;
+    bf16_t *Qs = reinterpret_cast<bf16_t *>(smraw), *Ks = Qs + Tp * LD, *Vs = Ks + Tp * LD, *Gs = Vs + Tp * LD;
+    bf16_t *Pb = Gs + Tp * LD, *Sb = Pb + Tp * LT;
+    float *F = reinterpret_cast<float *>(Sb + Tp * LT), *Ls = F + Tp * LF, *Dl = Ls + Tp, *stage = Dl + Tp;
+    int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
+    int64_t row = 3LL * W;
+    const float *base = qkv + (int64_t)b * T * row, *gbase = dout + (int64_t)b * T * W, *obase = out + (int64_t)b * T * W;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+    // 1. Q, K, V, dO as bf16 (zero rows past T); L and Δ per row.
+    for (int idx = threadIdx.x; idx < Tp * (D / 4); idx += blockDim.x) {
+        int r = idx / (D / 4), d = (idx % (D / 4)) * 4;
+        float4 z = make_float4(0.f, 0.f, 0.f, 0.f), q = z, k = z, v = z, g = z;
+        if (r < T) {
+            q = *reinterpret_cast<const float4 *>(base + r * row + h * D + d);
+            k = *reinterpret_cast<const float4 *>(base + r * row + W + h * D + d);
+            v = *reinterpret_cast<const float4 *>(base + r * row + 2 * W + h * D + d);
+            g = *reinterpret_cast<const float4 *>(gbase + (int64_t)r * W + h * D + d);
+        }
+        __nv_bfloat162 *qd = reinterpret_cast<__nv_bfloat162 *>(Qs + r * LD + d), *kd = reinterpret_cast<__nv_bfloat162 *>(Ks + r * LD + d);
+        __nv_bfloat162 *vd = reinterpret_cast<__nv_bfloat162 *>(Vs + r * LD + d), *gd = reinterpret_cast<__nv_bfloat162 *>(Gs + r * LD + d);
+        qd[0] = __floats2bfloat162_rn(q.x, q.y); qd[1] = __floats2bfloat162_rn(q.z, q.w);
+        kd[0] = __floats2bfloat162_rn(k.x, k.y); kd[1] = __floats2bfloat162_rn(k.z, k.w);
+        vd[0] = __floats2bfloat162_rn(v.x, v.y); vd[1] = __floats2bfloat162_rn(v.z, v.w);
+        gd[0] = __floats2bfloat162_rn(g.x, g.y); gd[1] = __floats2bfloat162_rn(g.z, g.w);
+    }
+    for (int i = warp; i < Tp; i += FLASH_WARPS) {
+        float part = 0.0f;
+        if (i < T)
+            for (int d = lane; d < D; d += 32) part += gbase[(int64_t)i * W + h * D + d] * obase[(int64_t)i * W + h * D + d];
+        part = vlt_warp_sum(part);
+        if (lane == 0) {
+            Dl[i] = part;
+            Ls[i] = i < T ? lse[(int64_t)bh * T + i] : INFINITY;
+        }
+    }
+    __syncthreads();
+
+    // 2. S = Q·Kᵀ (fp32, into F)
+    for (int t = warp; t < nt * nt; t += FLASH_WARPS) {
+        int ti = t / nt, tj = t % nt;
+        wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+        wm::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int k0 = 0; k0 < D; k0 += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::row_major> a;
+            wm::fragment<wm::matrix_b, 16, 16, 16, bf16_t, wm::col_major> bm;
+            wm::load_matrix_sync(a, Qs + ti * 16 * LD + k0, LD);
+            wm::load_matrix_sync(bm, Ks + tj * 16 * LD + k0, LD);
+            wm::mma_sync(acc, a, bm, acc);
+        }
+        wm::store_matrix_sync(F + ti * 16 * LF + tj * 16, acc, LF, wm::mem_row_major);
+    }
+    __syncthreads();
+    // 3. P (bf16)
+    const int32_t *pad_row = pad ? pad + (int64_t)b * T : nullptr;
+    for (int idx = threadIdx.x; idx < Tp * Tp; idx += blockDim.x) {
+        int i = idx / Tp, j = idx % Tp;
+        bool vis = i < T && j < T && flash_visible(i, j, causal, pad_row);
+        Pb[i * LT + j] = __float2bfloat16_rn(vis ? expf(F[i * LF + j] * scale - Ls[i]) : 0.0f);
+    }
+    __syncthreads();
+    // 4. dP = dO·Vᵀ (fp32, into F)
+    for (int t = warp; t < nt * nt; t += FLASH_WARPS) {
+        int ti = t / nt, tj = t % nt;
+        wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+        wm::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int k0 = 0; k0 < D; k0 += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::row_major> a;
+            wm::fragment<wm::matrix_b, 16, 16, 16, bf16_t, wm::col_major> bm;
+            wm::load_matrix_sync(a, Gs + ti * 16 * LD + k0, LD);
+            wm::load_matrix_sync(bm, Vs + tj * 16 * LD + k0, LD);
+            wm::mma_sync(acc, a, bm, acc);
+        }
+        wm::store_matrix_sync(F + ti * 16 * LF + tj * 16, acc, LF, wm::mem_row_major);
+    }
+    __syncthreads();
+    // 5. dS = P ∘ (dP − Δ) (bf16); masked entries have P = 0
+    for (int idx = threadIdx.x; idx < Tp * Tp; idx += blockDim.x) {
+        int i = idx / Tp, j = idx % Tp;
+        float p = __bfloat162float(Pb[i * LT + j]);
+        Sb[i * LT + j] = __float2bfloat16_rn(p * (F[i * LF + j] - Dl[i]));
+    }
+    __syncthreads();
+    // 6. dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO: 16×16 output tiles, staged per warp.
+    constexpr int nd = D / 16;
+    float *st = stage + warp * 256;
+    for (int t = warp; t < 3 * nt * nd; t += FLASH_WARPS) {
+        int which = t / (nt * nd), r = (t / nd) % nt, c = t % nd;
+        wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+        wm::fill_fragment(acc, 0.0f);
+        for (int m0 = 0; m0 < Tp; m0 += 16) {
+            wm::fragment<wm::matrix_b, 16, 16, 16, bf16_t, wm::row_major> bm;
+            if (which == 0) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::row_major> a;
+                wm::load_matrix_sync(a, Sb + r * 16 * LT + m0, LT);
+                wm::load_matrix_sync(bm, Ks + m0 * LD + c * 16, LD);
+                wm::mma_sync(acc, a, bm, acc);
+            } else {
+                wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::col_major> a;  // the transpose
+                wm::load_matrix_sync(a, (which == 1 ? Sb : Pb) + m0 * LT + r * 16, LT);
+                wm::load_matrix_sync(bm, (which == 1 ? Qs : Gs) + m0 * LD + c * 16, LD);
+                wm::mma_sync(acc, a, bm, acc);
+            }
+        }
+        wm::store_matrix_sync(st, acc, 16, wm::mem_row_major);
+        __syncwarp();
+        float k = which == 2 ? 1.0f : scale;
+        for (int e = lane; e < 256; e += 32) {
+            int i = r * 16 + e / 16;
+            if (i >= T) continue;
+            float *dst = dqkv + ((int64_t)b * T + i) * row + which * W + h * D + c * 16 + e % 16;
+            float v = k * st[e];
+            *dst = overwrite ? v : *dst + v;
+        }
+        __syncwarp();
+    }
+}
+
+extern "C" int vlt_cuda_flash_tc_supported(int T, int D) {
+    if (D != 32 && D != 64) return 0;
+    int dev = 0, optin = 0, Tp = (T + 15) & ~15;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return flash_tc_smem(Tp, D) <= (size_t)optin;
+}
+
+template <typename K>
+static bool flash_smem_ok(K kernel, size_t bytes);
+
+template <int D>
+static void flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
+                         float *dqkv, int B, int H, int T, float scale, bool causal, bool overwrite) {
+    int Tp = (T + 15) & ~15;
+    size_t sm = flash_tc_smem(Tp, D);
+    if (!flash_smem_ok(flash_bwd_tc_kernel<D>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
+    flash_bwd_tc_kernel<D><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(
+        qkv, pad, out, dout, lse, dqkv, H, T, Tp, scale, causal, overwrite);
+    cudaCheckLaunch();
+}
+
+extern "C" void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout,
+                                      const float *lse, float *dqkv, int B, int H, int T, int D, float scale,
+                                      bool causal, bool overwrite) {
+    if (D == 32) flash_bwd_tc<32>(qkv, pad, out, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+    else flash_bwd_tc<64>(qkv, pad, out, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
 }
 
 static size_t flash_smem(int kind, int T, int D) {

@@ -122,6 +122,44 @@ static void check_op(const char *name, build_fn f, vlt_tensor **cpu_in, int n_in
 }
 
 // ---------------------------------------------------------------- matmul and linear
+// check_op for the mixed-precision path (VLT_MATMUL_BF16): the device runs bf16 products, the
+// CPU fp32; the output and every input gradient must agree to ‖gpu − cpu‖ / ‖cpu‖ <= 1e-2, and
+// differ somewhere (the bf16 path ran).
+static void check_op_bf16(const char *name, build_fn f, vlt_tensor **cpu_in, int n_in, void *cpu_ctx, void *gpu_ctx) {
+    vlt_step_reset();
+    vlt_tensor *dev[8];
+    for (int k = 0; k < n_in; k++) {
+        if (cpu_in[k]->grad) vlt_zero_grad(&cpu_in[k], 1);
+        dev[k] = vlt_tensor_to(cpu_in[k], VLT_CUDA);
+    }
+    vlt_tensor *oc = f(cpu_in, cpu_ctx);
+    assert_non_null(oc);
+    vlt_tensor *rc = vlt_tensor_new(VLT_F32, VLT_CPU, oc->ndim, oc->shape, "r");
+    vlt_rng_fill_normal(vlt_f32(rc), (size_t)rc->numel, 0.0f, 1.0f, 778, VLT_RNG_TEST, 4);
+    assert_int_equal(vlt_backward(vlt_sum_all(vlt_mul(oc, rc))), VLT_OK);
+    assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_BF16), VLT_OK);
+    vlt_tensor *og = f(dev, gpu_ctx), *rg = vlt_tensor_to(rc, VLT_CUDA);
+    assert_non_null(og);
+    assert_int_equal(vlt_backward(vlt_sum_all(vlt_mul(og, rg))), VLT_OK);
+    assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_FP32), VLT_OK);
+    double e = rel_l2(og, oc), worst = e;
+    fprintf(stderr, "%s (bf16): output rel L2 %.3g", name, e);
+    assert_true(e <= BF16_REL_L2);
+    for (int k = 0; k < n_in; k++) {
+        if (!cpu_in[k]->requires_grad) continue;
+        double eg = rel_l2(dev[k]->grad, cpu_in[k]->grad);
+        fprintf(stderr, ", grad %d %.3g", k, eg);
+        assert_true(eg <= BF16_REL_L2);
+        worst = fmax(worst, eg);
+    }
+    fprintf(stderr, "\n");
+    assert_true(worst > 0);
+    vlt_tensor_free(rc);
+    vlt_tensor_free(rg);
+    for (int k = 0; k < n_in; k++) vlt_tensor_free(dev[k]);
+    vlt_step_reset();
+}
+
 typedef struct { bool ta, tb; } mm_ctx;
 static vlt_tensor *build_matmul(vlt_tensor **in, void *c) { mm_ctx *m = c; return vlt_matmul(in[0], in[1], m->ta, m->tb); }
 static vlt_tensor *build_linear(vlt_tensor **in, void *c) { return vlt_linear(in[0], in[1], c ? in[2] : NULL); }
@@ -182,6 +220,13 @@ static void test_matmul_bf16(void **state) {
     og = vlt_linear(xd, wd, NULL);
     assert_true(close_enough("fp32 linear after bf16", og, oc, TOL));
     vlt_tensor_free(x); vlt_tensor_free(w); vlt_tensor_free(xd); vlt_tensor_free(wd);
+    // forward and backward of the mixed-precision linear (cuBLASLt bias epilogue, bf16 copies
+    // kept for backward), with and without a bias, at a shape that is not a tile multiple
+    vlt_tensor *in[3] = {test_param(3, VLT_SHAPE(3, 77, 200), 23, 0, 0), test_param(2, VLT_SHAPE(136, 200), 24, 0, 0),
+                         test_param(1, VLT_SHAPE(136), 25, 0, 0)};
+    check_op_bf16("linear+bias", build_linear, in, 3, (void *)1, (void *)1);
+    check_op_bf16("linear", build_linear, in, 2, NULL, NULL);
+    for (int k = 0; k < 3; k++) vlt_tensor_free(in[k]);
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -392,6 +437,7 @@ static void test_attention_qkv(void **state) {
         char name[64];
         snprintf(name, sizeof name, "attention_qkv case %zu (T %d, D %d)", ci, T, cases[ci].D);
         check_op(name, build_att_qkv, &qkv, 1, &cc, &cg, false);
+        check_op_bf16(name, build_att_qkv, &qkv, 1, &cc, &cg);  // the tensor-core backward
         vlt_tensor_free(qkv);
         vlt_tensor_free(pad);
         vlt_tensor_free(padd);
