@@ -102,6 +102,7 @@ static void chunks_free(arena_chunk *c) {
 extern "C" void vlt_cuda_release(void) {
     if (!g_cuda.ready) return;
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));
+    vlt_cuda_mt_release();
     chunks_free(g_cuda.chunks);
     for (int i = 0; i < 2; i++) cudaCheck(cudaFree(g_cuda.cast_buf[i]));
     cudaCheck(cudaFree(g_cuda.workspace));

@@ -72,6 +72,9 @@ void vlt_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const flo
 // y (R, OUT) f32 = xb (R, IN)·wb (OUT, IN)ᵀ + bias through cuBLASLt with the bias in the epilogue
 // (bias may be NULL); returns 0, having done nothing, when cuBLASLt offers no algorithm.
 void vlt_cuda_to_bf16(uint16_t *dst, const float *src, int64_t n);
+// dst (R, C) = bf16(src), and colsum[c] += Σ_r src[r, c] in the same pass (the linear layer's
+// dY and its bias gradient); deterministic (fixed two-stage order).
+void vlt_cuda_to_bf16_colsum(uint16_t *dst, const float *src, int64_t R, int64_t C, float *colsum);
 void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A, const uint16_t *B, float beta,
                         float *C);
 int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, float *y, int R, int IN, int OUT);
@@ -86,7 +89,7 @@ void vlt_cuda_binary_fwd(int kind, const float *a, const float *b, float *out, i
 void vlt_cuda_binary_bwd_a(int kind, const float *g, const float *b, float *ga, int64_t N, int64_t inner);
 void vlt_cuda_unary_fwd(int kind, const float *x, float *y, int64_t N, float f0, float f1);
 void vlt_cuda_unary_bwd(int kind, const float *g, const float *x, const float *y, float *gx, int64_t N, float f0,
-                        float f1);
+                        float f1, bool overwrite);  // gx = (overwrite) or += g·f'(x)
 void vlt_cuda_acc(float *dst, const float *src, int64_t n);          // dst += src
 void vlt_cuda_fill(float *dst, int64_t n, float v);
 void vlt_cuda_add_scalar(float *dst, float v);                        // dst[0] += v
@@ -100,8 +103,9 @@ void vlt_cuda_row_bcast_acc(float *gx, const float *g, int64_t R, int64_t C, flo
 // layernorm: stats (R, 2) = (mean, rstd); w, b may be NULL.
 void vlt_cuda_layernorm_fwd(const float *x, const float *w, const float *b, float *y, float *stats, int64_t R,
                             int C, float eps);
+// gx (when not NULL) is written when gx_overwrite (a fresh buffer), else added to; gw, gb added to.
 void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
-                            float *gw, float *gb, int64_t R, int C);
+                            float *gw, float *gb, int64_t R, int C, bool gx_overwrite);
 void vlt_cuda_softmax_fwd(const float *x, float *y, int64_t R, int C, bool log_out);
 void vlt_cuda_softmax_bwd(const float *g, const float *y, float *gx, int64_t R, int C, bool log_out);
 void vlt_cuda_l2norm_fwd(const float *x, float *y, int64_t R, int C, float eps);
@@ -146,6 +150,19 @@ int vlt_cuda_flash_tc_supported(int T, int D);
 void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
                            float *dqkv, int B, int H, int T, int D, float scale, bool causal, bool overwrite);
 
+// ---- multi-tensor launches (ops_cuda_multi.cu): one launch over a list of tensors ----
+typedef struct {
+    float *p[4];  // per op: adamw (w, g, m, v); sumsq / scale: (t)
+    int64_t n;    // elements
+    float f;      // adamw: this tensor's weight decay (0 when excluded)
+    float pad_;
+} vlt_mt_entry;
+void vlt_cuda_adamw_mt(const vlt_mt_entry *e, int n, float lr, float b1, float b2, float eps, float step,
+                       float bc2_sqrt);
+void vlt_cuda_sumsq_mt(double *acc, const vlt_mt_entry *e, int n);  // *acc += Σ t², deterministic
+void vlt_cuda_scale_mt(const vlt_mt_entry *e, int n, float k);        // t *= k (k = 0 writes zeros)
+void vlt_cuda_mt_release(void);
+
 // images (B, 3, S, S) -> patches (B, (S/P)², 3·P·P), (c, y, x) within a patch.
 void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P);
 // 4-D strided copy: dst contiguous of shape[4]; src read at src_stride (elements). add_to_src:
@@ -155,14 +172,9 @@ void vlt_cuda_strided_copy(float *dst, const float *src, const int *shape, const
 void vlt_cuda_block_copy(float *dst, int64_t dst_row, int64_t dst_off, const float *src, int64_t src_row,
                          int64_t src_off, int64_t outer, int64_t len, bool accumulate);
 
-// ---- optimizers (ops_cuda_optim.cu) ----
-void vlt_cuda_adamw(float *w, const float *g, float *m, float *v, int64_t n, float lr, float wd, float b1, float b2,
-                    float eps, float step, float bc2_sqrt);
+// ---- optimizers (ops_cuda_optim.cu; AdamW and the gradient norm are multi-tensor, below) ----
 void vlt_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mu, bool nesterov,
                   bool started);
-// acc[0] += Σ g² (in double, deterministic).
-void vlt_cuda_sumsq_acc(double *acc, const float *g, int64_t n);
-void vlt_cuda_scale(float *g, int64_t n, float k);
 
 #ifdef __cplusplus
 }

@@ -73,8 +73,11 @@ __global__ void unary_fwd_kernel(int kind, const float *x, float *y, int64_t N, 
 }
 
 __global__ void unary_bwd_kernel(int kind, const float *g, const float *x, const float *y, float *gx, int64_t N,
-                                 float f0, float f1) {
-    VLT_CUDA_LOOP(i, N) gx[i] += g[i] * unary_grad(kind, x[i], y[i], f0, f1);
+                                 float f0, float f1, bool overwrite) {
+    VLT_CUDA_LOOP(i, N) {
+        float d = g[i] * unary_grad(kind, x[i], y[i], f0, f1);
+        gx[i] = overwrite ? d : gx[i] + d;
+    }
 }
 
 extern "C" void vlt_cuda_unary_fwd(int kind, const float *x, float *y, int64_t N, float f0, float f1) {
@@ -83,8 +86,9 @@ extern "C" void vlt_cuda_unary_fwd(int kind, const float *x, float *y, int64_t N
 }
 
 extern "C" void vlt_cuda_unary_bwd(int kind, const float *g, const float *x, const float *y, float *gx, int64_t N,
-                                   float f0, float f1) {
-    unary_bwd_kernel<<<vlt_cuda_blocks(N), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(kind, g, x, y, gx, N, f0, f1);
+                                   float f0, float f1, bool overwrite) {
+    unary_bwd_kernel<<<vlt_cuda_blocks(N), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(kind, g, x, y, gx, N, f0, f1,
+                                                                                    overwrite);
     cudaCheckLaunch();
 }
 

@@ -68,6 +68,39 @@ extern "C" void vlt_cuda_to_bf16(uint16_t *dst, const float *src, int64_t n) {
     cudaCheckLaunch();
 }
 
+__global__ void colsum_final_kernel(float *dst, const float *partial, int64_t C, int ny, float k);
+
+// Stage 1 of vlt_cuda_to_bf16_colsum: thread c of row group y converts rows r ≡ y (mod ny) of
+// column c and sums them into partial[y, c] (reads and writes coalesced across c).
+__global__ void to_bf16_colsum_partial_kernel(__nv_bfloat16 *dst, const float *src, float *partial, int64_t R,
+                                              int64_t C, int ny) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y;
+    if (c >= C) return;
+    float s = 0.0f;
+    for (int64_t r = y; r < R; r += ny) {
+        float v = src[r * C + c];
+        dst[r * C + c] = __float2bfloat16_rn(v);
+        s += v;
+    }
+    if (partial) partial[(int64_t)y * C + c] = s;
+}
+
+extern "C" void vlt_cuda_to_bf16_colsum(uint16_t *dst, const float *src, int64_t R, int64_t C, float *colsum) {
+    if (R <= 0 || C <= 0) return;
+    int ny = (int)((R + 31) / 32);
+    if (ny > 256) ny = 256;
+    float *partial = colsum ? (float *)vlt_cuda_scratch((size_t)ny * (size_t)C * sizeof(float)) : nullptr;
+    unsigned gx = (unsigned)((C + VLT_CUDA_THREADS - 1) / VLT_CUDA_THREADS);
+    to_bf16_colsum_partial_kernel<<<dim3(gx, (unsigned)ny), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
+        (__nv_bfloat16 *)dst, src, partial, R, C, ny);
+    cudaCheckLaunch();
+    if (colsum) {
+        colsum_final_kernel<<<gx, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(colsum, partial, C, ny, 1.0f);
+        cudaCheckLaunch();
+    }
+}
+
 extern "C" void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A, const uint16_t *B,
                                    float beta, float *C) {
     if (M <= 0 || N <= 0) return;

@@ -60,7 +60,7 @@ extern "C" void vlt_cuda_layernorm_fwd(const float *x, const float *w, const flo
 }
 
 __global__ void layernorm_bwd_x_kernel(const float *g, const float *x, const float *w, const float *stats, float *gx,
-                                       int C) {
+                                       int C, bool overwrite) {
     __shared__ float sh[32];
     int64_t r = blockIdx.x;
     const float *xr = x + r * C, *gr = g + r * C;
@@ -77,7 +77,8 @@ __global__ void layernorm_bwd_x_kernel(const float *g, const float *x, const flo
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float xhat = (xr[c] - mean) * rstd;
         float dxh = gr[c] * (w ? w[c] : 1.0f);
-        gx[r * C + c] += rstd * (dxh - m1 - xhat * m2);
+        float d = rstd * (dxh - m1 - xhat * m2);
+        gx[r * C + c] = overwrite ? d : gx[r * C + c] + d;
     }
 }
 
@@ -110,10 +111,10 @@ __global__ void layernorm_bwd_wb_final_kernel(const float *pw, const float *pb, 
 }
 
 extern "C" void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
-                                       float *gw, float *gb, int64_t R, int C) {
+                                       float *gw, float *gb, int64_t R, int C, bool gx_overwrite) {
     cudaStream_t st = vlt_cuda_stream();
     if (gx) {
-        layernorm_bwd_x_kernel<<<(unsigned)R, ROW_THREADS, 0, st>>>(g, x, w, stats, gx, C);
+        layernorm_bwd_x_kernel<<<(unsigned)R, ROW_THREADS, 0, st>>>(g, x, w, stats, gx, C, gx_overwrite);
         cudaCheckLaunch();
     }
     if (gw || gb) {

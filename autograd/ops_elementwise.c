@@ -219,12 +219,17 @@ static void unary_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0];
     if (!x->requires_grad) return;
     const float *g = vlt_f32(n->out->grad), *xv = vlt_f32(x), *yv = vlt_f32(n->out);
-    float *gx = vlt_f32(vlt_grad_of(x));
     int kind = n->i[0];
     int64_t N = x->numel;
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(x)) { vlt_cuda_unary_bwd(kind, g, xv, yv, gx, N, n->f[0], n->f[1]); return; }
+    if (ON_CUDA(x)) {
+        bool fresh;
+        float *gxd = vlt_f32(vlt_grad_for_write(x, &fresh));
+        vlt_cuda_unary_bwd(kind, g, xv, yv, gxd, N, n->f[0], n->f[1], fresh);
+        return;
+    }
 #endif
+    float *gx = vlt_f32(vlt_grad_of(x));
     unary_bwd_cpu(kind, g, xv, yv, gx, N, n->f);
 }
 

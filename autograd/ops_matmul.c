@@ -136,7 +136,9 @@ static void linear_backward(vlt_node *n) {
         const uint16_t *xb = vlt_bf16(n->saved[0]), *wb = vlt_bf16(n->saved[1]);
         vlt_tensor *gbt = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, OUT));
         VLT_ASSERT(gbt, "linear backward: device step arena out of memory");
-        vlt_cuda_to_bf16(vlt_bf16(gbt), g, (int64_t)R * OUT);  // one rounding of dY serves both products
+        // one rounding of dY serves both products; the bias gradient is summed in the same pass
+        vlt_cuda_to_bf16_colsum(vlt_bf16(gbt), g, R, OUT,
+                                bias && bias->requires_grad ? vlt_f32(vlt_grad_of(bias)) : NULL);
         if (x->requires_grad) {
             bool fresh;
             float *gx = vlt_f32(vlt_grad_for_write(x, &fresh));
@@ -144,7 +146,6 @@ static void linear_backward(vlt_node *n) {
         }
         if (w->requires_grad)
             vlt_cuda_gemm_bf16(true, false, OUT, IN, R, vlt_bf16(gbt), xb, 1.0f, vlt_f32(vlt_grad_of(w)));  // dW += dYᵀ·X
-        if (bias && bias->requires_grad) vlt_cuda_colsum_acc(vlt_f32(vlt_grad_of(bias)), g, NULL, R, OUT, 1.0f);
         return;
     }
     if (ON_CUDA(x)) {

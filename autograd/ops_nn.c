@@ -10,12 +10,17 @@ static void layernorm_backward(vlt_node *n) {
     int C = last_dim(x);
     const float *g = vlt_f32(n->out->grad), *xv = vlt_f32(x), *stats = vlt_f32(n->saved[0]);
     const float *wv = w ? vlt_f32(w) : NULL;
-    float *gx = x->requires_grad ? vlt_f32(vlt_grad_of(x)) : NULL;
     float *gw = w && w->requires_grad ? vlt_f32(vlt_grad_of(w)) : NULL;
     float *gb = b && b->requires_grad ? vlt_f32(vlt_grad_of(b)) : NULL;
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(x)) { vlt_cuda_layernorm_bwd(g, xv, wv, stats, gx, gw, gb, R, C); return; }
+    if (ON_CUDA(x)) {
+        bool fresh = false;
+        float *gxd = x->requires_grad ? vlt_f32(vlt_grad_for_write(x, &fresh)) : NULL;
+        vlt_cuda_layernorm_bwd(g, xv, wv, stats, gxd, gw, gb, R, C, fresh);
+        return;
+    }
 #endif
+    float *gx = x->requires_grad ? vlt_f32(vlt_grad_of(x)) : NULL;
     if (gx) {
 #pragma omp parallel for if (R * C > VLT_PAR_MIN)
         for (int64_t r = 0; r < R; r++) {

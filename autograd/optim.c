@@ -103,18 +103,28 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     const float step = lr / bc1, bc2_sqrt = sqrtf(bc2);
+#ifdef VLT_HAVE_CUDA
+    // Device parameters: one multi-tensor launch (the same list every step: uploaded once).
+    vlt_mt_entry *mt = calloc((size_t)o->n, sizeof *mt);
+    VLT_ASSERT(mt, "adamw: out of host memory");
+    int nmt = 0;
+    for (int i = 0; i < o->n; i++) {
+        vlt_tensor *p = o->params[i];
+        if (!p->requires_grad || p->device != VLT_CUDA) continue;
+        mt[nmt] = (vlt_mt_entry){{vlt_f32(p), vlt_f32(p->grad), o->m[i], o->v[i]}, p->numel,
+                                 o->decay[i] ? o->cfg.weight_decay : 0.0f, 0.0f};
+        nmt++;
+    }
+    vlt_cuda_adamw_mt(mt, nmt, lr, b1, b2, eps, step, bc2_sqrt);
+    free(mt);
+#endif
     for (int i = 0; i < o->n; i++) {
         vlt_tensor *p = o->params[i];
         if (!p->requires_grad) continue;  // frozen (LiT): no update, no decay
+        if (p->device != VLT_CPU) continue;  // done above
         float *w = vlt_f32(p), *g = vlt_f32(p->grad), *m = o->m[i], *v = o->v[i];
         const float wd = o->decay[i] ? o->cfg.weight_decay : 0.0f;
         const int64_t N = p->numel;
-#ifdef VLT_HAVE_CUDA
-        if (p->device == VLT_CUDA) {
-            vlt_cuda_adamw(w, g, m, v, N, lr, wd, b1, b2, eps, step, bc2_sqrt);
-            continue;
-        }
-#endif
 #pragma omp parallel for if (N > OPT_PAR_MIN)
         for (int64_t j = 0; j < N; j++) {
             w[j] -= lr * wd * w[j];
@@ -182,21 +192,34 @@ vlt_status vlt_sgd_step(vlt_sgd *o, float lr) {
     return VLT_OK;
 }
 
+#ifdef VLT_HAVE_CUDA
+// The device gradients of params as a multi-tensor list (calloc'd; *n_out entries).
+static vlt_mt_entry *device_grad_list(vlt_tensor **params, int n, int *n_out) {
+    vlt_mt_entry *mt = calloc((size_t)(n > 0 ? n : 1), sizeof *mt);
+    VLT_ASSERT(mt, "gradient list: out of host memory");
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (params[i]->grad && params[i]->grad->device == VLT_CUDA)
+            mt[k++] = (vlt_mt_entry){{vlt_f32(params[i]->grad), NULL, NULL, NULL}, params[i]->numel, 0.0f, 0.0f};
+    *n_out = k;
+    return mt;
+}
+#endif
+
 // Device gradients: their squares summed on the device (one double, read back once).
 static double device_sumsq(vlt_tensor **params, int n) {
 #ifdef VLT_HAVE_CUDA
-    double *acc = NULL;
-    for (int i = 0; i < n; i++) {
-        if (params[i]->device != VLT_CUDA) continue;
-        if (!acc) {
-            acc = vlt_cuda_arena_alloc(sizeof(double));
-            VLT_ASSERT(acc, "clip_grad_norm: device step arena out of memory");
-            vlt_cuda_memset0(acc, sizeof(double));
-        }
-        vlt_cuda_sumsq_acc(acc, vlt_f32(params[i]->grad), params[i]->numel);
-    }
+    int k;
+    vlt_mt_entry *mt = device_grad_list(params, n, &k);
     double ss = 0;
-    if (acc) vlt_cuda_copy_d2h(&ss, acc, sizeof ss);
+    if (k) {
+        double *acc = vlt_cuda_arena_alloc(sizeof(double));
+        VLT_ASSERT(acc, "clip_grad_norm: device step arena out of memory");
+        vlt_cuda_memset0(acc, sizeof(double));
+        vlt_cuda_sumsq_mt(acc, mt, k);
+        vlt_cuda_copy_d2h(&ss, acc, sizeof ss);
+    }
+    free(mt);
     return ss;
 #else
     (void)params;
@@ -215,11 +238,15 @@ float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
     float norm = (float)sqrt(ss);
     if (max_norm > 0 && isfinite(norm) && norm > max_norm) {
         float k = max_norm / (norm + 1e-6f);
-        for (int i = 0; i < n; i++) {
-            float *g = vlt_f32(params[i]->grad);
 #ifdef VLT_HAVE_CUDA
-            if (params[i]->device == VLT_CUDA) { vlt_cuda_scale(g, params[i]->numel, k); continue; }
+        int nd;
+        vlt_mt_entry *mt = device_grad_list(params, n, &nd);
+        vlt_cuda_scale_mt(mt, nd, k);
+        free(mt);
 #endif
+        for (int i = 0; i < n; i++) {
+            if (params[i]->device != VLT_CPU) continue;
+            float *g = vlt_f32(params[i]->grad);
             for (int64_t j = 0; j < params[i]->numel; j++) g[j] *= k;
         }
     }
@@ -227,14 +254,14 @@ float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
 }
 
 void vlt_zero_grad(vlt_tensor **params, int n) {
-    for (int i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
 #ifdef VLT_HAVE_CUDA
-        if (params[i]->grad->device == VLT_CUDA) {
-            vlt_cuda_memset0(params[i]->grad->data, (size_t)params[i]->numel * sizeof(float));
-            continue;
-        }
+    int nd;
+    vlt_mt_entry *mt = device_grad_list(params, n, &nd);
+    vlt_cuda_scale_mt(mt, nd, 0.0f);
+    free(mt);
 #endif
+    for (int i = 0; i < n; i++) {
+        if (!params[i]->grad || params[i]->grad->device != VLT_CPU) continue;
         memset(params[i]->grad->data, 0, (size_t)params[i]->numel * sizeof(float));
     }
 }
