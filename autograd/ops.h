@@ -24,6 +24,9 @@
 vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b);
 // x (..., in) · w (out, in)ᵀ + bias (out) [bias may be NULL] -> (..., out)
 vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias);
+// residual + vlt_linear(x, w, bias) (the transformer block's out-projections). On the GPU in mixed
+// precision one cuBLASLt call with the residual as C; elsewhere exactly vlt_add(residual, linear).
+vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual);
 
 // ---- elementwise (b broadcasts when it has one element or equals a's trailing dims) ----
 vlt_tensor *vlt_add(vlt_tensor *a, vlt_tensor *b);

@@ -180,8 +180,12 @@ vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tenso
         vlt_tensor *out = op_out_on(qkv->device, 3, VLT_SHAPE(B, T, W));
         vlt_tensor *lse = op_out_on(qkv->device, 3, VLT_SHAPE(B, heads, T));
         if (!out || !lse) return NULL;
-        vlt_cuda_flash_fwd(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads, T, D,
-                           scale, causal);
+        if (vlt_cuda_matmul_precision() == 2 && vlt_cuda_flash_tc_supported(T, D))
+            vlt_cuda_flash_fwd_tc(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads,
+                                  T, D, scale, causal);
+        else
+            vlt_cuda_flash_fwd(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads,
+                               T, D, scale, causal);
         vlt_node *n = vlt_tape_record(op, attention_qkv_backward, out, 1, &qkv);
         if (n) {
             int iv[5] = {B, heads, T, D, causal};

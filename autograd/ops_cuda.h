@@ -69,15 +69,17 @@ void vlt_cuda_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const flo
                    const float *B, int64_t sB, float beta, float *C, int64_t sC, int batch);
 // Mixed precision (VLT_MATMUL_BF16) pieces of the linear layer: dst = bf16(src), RNE;
 // C (M, N) f32 = op(A)·op(B) + beta·C with bf16 A, B (row-major, lda/ldb as vlt_cuda_gemm);
-// y (R, OUT) f32 = xb (R, IN)·wb (OUT, IN)ᵀ + bias through cuBLASLt with the bias in the epilogue
-// (bias may be NULL); returns 0, having done nothing, when cuBLASLt offers no algorithm.
+// y (R, OUT) f32 = xb (R, IN)·wb (OUT, IN)ᵀ + bias (+ residual) through cuBLASLt, the bias in the
+// epilogue and the residual as C with beta 1 (bias and residual may be NULL); returns 0, having
+// done nothing, when cuBLASLt offers no algorithm.
 void vlt_cuda_to_bf16(uint16_t *dst, const float *src, int64_t n);
 // dst (R, C) = bf16(src), and colsum[c] += Σ_r src[r, c] in the same pass (the linear layer's
 // dY and its bias gradient); deterministic (fixed two-stage order).
 void vlt_cuda_to_bf16_colsum(uint16_t *dst, const float *src, int64_t R, int64_t C, float *colsum);
 void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A, const uint16_t *B, float beta,
                         float *C);
-int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, float *y, int R, int IN, int OUT);
+int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, const float *residual, float *y,
+                         int R, int IN, int OUT);
 // out (R, C) rows = bias (C)
 void vlt_cuda_fill_rows(float *out, const float *bias, int64_t R, int C);
 // dst[c] += k · Σ_r src[r·C + c] (r < R), or with src2: Σ_r src[r·C+c]·src2[r·C+c]; deterministic.
@@ -144,9 +146,12 @@ void vlt_cuda_flash_fwd(const float *qkv, const int32_t *pad, float *out, float 
 void vlt_cuda_flash_bwd(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
                         float *delta, float *dqkv, int B, int H, int T, int D, float scale, bool causal);
 
-// The backward on tensor cores (bf16 products, fp32 accumulation), for VLT_MATMUL_BF16: dq, dk,
-// dv in one kernel; overwrite: dqkv is written (a fresh buffer), else added to.
+// Forward and backward on tensor cores (bf16 products, fp32 accumulation and softmax), for
+// VLT_MATMUL_BF16: P rounded to bf16 before P·V; backward dq, dk, dv in one kernel; overwrite:
+// dqkv is written (a fresh buffer), else added to.
 int vlt_cuda_flash_tc_supported(int T, int D);
+void vlt_cuda_flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T, int D,
+                           float scale, bool causal);
 void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
                            float *dqkv, int B, int H, int T, int D, float scale, bool causal, bool overwrite);
 

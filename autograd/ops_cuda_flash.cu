@@ -416,12 +416,126 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const fl
     }
 }
 
+// Forward on tensor cores (mixed precision): S = Q·Kᵀ (WMMA, fp32), the masked softmax per row in
+// fp32 (one warp per row; the log-sum-exp saved for backward), P rounded to bf16, O = P·V (WMMA).
+static size_t flash_tc_fwd_smem(int Tp, int D) {
+    size_t LD = (size_t)D + 8, LT = (size_t)Tp + 8, LF = (size_t)Tp + 4;
+    return 3 * (size_t)Tp * LD * sizeof(bf16_t) + (size_t)Tp * LT * sizeof(bf16_t) + (size_t)Tp * LF * sizeof(float) +
+           FLASH_WARPS * 256 * sizeof(float);
+}
+
+template <int D>
+__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const float *qkv, const int32_t *pad,
+                                                                         float *out, float *lse, int H, int T, int Tp,
+                                                                         float scale, bool causal) {
+    extern __shared__ __align__(128) unsigned char smraw[];
+    constexpr int LD = tc_dims<D>::LD, nd = D / 16;
+    const int LT = Tp + 8, LF = Tp + 4, nt = Tp / 16;
+    bf16_t *Qs = reinterpret_cast<bf16_t *>(smraw), *Ks = Qs + Tp * LD, *Vs = Ks + Tp * LD, *Pb = Vs + Tp * LD;
+    float *F = reinterpret_cast<float *>(Pb + Tp * LT), *stage = F + Tp * LF;
+    int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
+    int64_t row = 3LL * W;
+    const float *base = qkv + (int64_t)b * T * row;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int idx = threadIdx.x; idx < Tp * (D / 4); idx += blockDim.x) {
+        int r = idx / (D / 4), d = (idx % (D / 4)) * 4;
+        float4 z = make_float4(0.f, 0.f, 0.f, 0.f), q = z, k = z, v = z;
+        if (r < T) {
+            q = *reinterpret_cast<const float4 *>(base + r * row + h * D + d);
+            k = *reinterpret_cast<const float4 *>(base + r * row + W + h * D + d);
+            v = *reinterpret_cast<const float4 *>(base + r * row + 2 * W + h * D + d);
+        }
+        __nv_bfloat162 *qd = reinterpret_cast<__nv_bfloat162 *>(Qs + r * LD + d), *kd = reinterpret_cast<__nv_bfloat162 *>(Ks + r * LD + d);
+        __nv_bfloat162 *vd = reinterpret_cast<__nv_bfloat162 *>(Vs + r * LD + d);
+        qd[0] = __floats2bfloat162_rn(q.x, q.y); qd[1] = __floats2bfloat162_rn(q.z, q.w);
+        kd[0] = __floats2bfloat162_rn(k.x, k.y); kd[1] = __floats2bfloat162_rn(k.z, k.w);
+        vd[0] = __floats2bfloat162_rn(v.x, v.y); vd[1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    __syncthreads();
+    for (int t = warp; t < nt * nt; t += FLASH_WARPS) {  // S = Q·Kᵀ
+        int ti = t / nt, tj = t % nt;
+        wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+        wm::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int k0 = 0; k0 < D; k0 += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::row_major> a;
+            wm::fragment<wm::matrix_b, 16, 16, 16, bf16_t, wm::col_major> bm;
+            wm::load_matrix_sync(a, Qs + ti * 16 * LD + k0, LD);
+            wm::load_matrix_sync(bm, Ks + tj * 16 * LD + k0, LD);
+            wm::mma_sync(acc, a, bm, acc);
+        }
+        wm::store_matrix_sync(F + ti * 16 * LF + tj * 16, acc, LF, wm::mem_row_major);
+    }
+    __syncthreads();
+    const int32_t *pad_row = pad ? pad + (int64_t)b * T : nullptr;
+    for (int i = warp; i < Tp; i += FLASH_WARPS) {  // the masked softmax of row i, in fp32
+        float mx = -INFINITY;
+        for (int j = lane; j < Tp; j += 32) {
+            float sv = i < T && j < T && flash_visible(i, j, causal, pad_row) ? F[i * LF + j] * scale : -INFINITY;
+            F[i * LF + j] = sv;
+            mx = fmaxf(mx, sv);
+        }
+        mx = vlt_warp_max(mx);
+        float sum = 0.0f;
+        for (int j = lane; j < Tp; j += 32) {
+            float e = mx == -INFINITY ? 0.0f : expf(F[i * LF + j] - mx);
+            F[i * LF + j] = e;
+            sum += e;
+        }
+        sum = vlt_warp_sum(sum);
+        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // every key masked: zeros out
+        for (int j = lane; j < Tp; j += 32) Pb[i * LT + j] = __float2bfloat16_rn(F[i * LF + j] * inv);
+        if (lane == 0 && i < T) lse[(int64_t)bh * T + i] = sum > 0.0f ? mx + logf(sum) : INFINITY;
+    }
+    __syncthreads();
+    float *st = stage + warp * 256;
+    for (int t = warp; t < nt * nd; t += FLASH_WARPS) {  // O = P·V
+        int r = t / nd, c = t % nd;
+        wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+        wm::fill_fragment(acc, 0.0f);
+        for (int m0 = 0; m0 < Tp; m0 += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, bf16_t, wm::row_major> a;
+            wm::fragment<wm::matrix_b, 16, 16, 16, bf16_t, wm::row_major> bm;
+            wm::load_matrix_sync(a, Pb + r * 16 * LT + m0, LT);
+            wm::load_matrix_sync(bm, Vs + m0 * LD + c * 16, LD);
+            wm::mma_sync(acc, a, bm, acc);
+        }
+        wm::store_matrix_sync(st, acc, 16, wm::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+            int i = r * 16 + e / 16;
+            if (i < T) out[((int64_t)b * T + i) * W + h * D + c * 16 + e % 16] = st[e];
+        }
+        __syncwarp();
+    }
+}
+
+template <typename K>
+static bool flash_smem_ok(K kernel, size_t bytes);
+
+template <int D>
+static void flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T, float scale,
+                         bool causal) {
+    int Tp = (T + 15) & ~15;
+    size_t sm = flash_tc_fwd_smem(Tp, D);
+    if (!flash_smem_ok(flash_fwd_tc_kernel<D>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
+    flash_fwd_tc_kernel<D><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(qkv, pad, out, lse, H, T,
+                                                                                            Tp, scale, causal);
+    cudaCheckLaunch();
+}
+
+extern "C" void vlt_cuda_flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T,
+                                      int D, float scale, bool causal) {
+    if (D == 32) flash_fwd_tc<32>(qkv, pad, out, lse, B, H, T, scale, causal);
+    else flash_fwd_tc<64>(qkv, pad, out, lse, B, H, T, scale, causal);
+}
+
 extern "C" int vlt_cuda_flash_tc_supported(int T, int D) {
     if (D != 32 && D != 64) return 0;
     int dev = 0, optin = 0, Tp = (T + 15) & ~15;
     cudaCheck(cudaGetDevice(&dev));
     cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return flash_tc_smem(Tp, D) <= (size_t)optin;
+    return flash_tc_smem(Tp, D) <= (size_t)optin && flash_tc_fwd_smem(Tp, D) <= (size_t)optin;
 }
 
 template <typename K>

@@ -164,15 +164,16 @@ static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias) {
     return p;
 }
 
-extern "C" int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, float *y, int R, int IN,
-                                    int OUT) {
+extern "C" int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, const float *residual,
+                                    float *y, int R, int IN, int OUT) {
     lt_plan *p = lt_plan_for(R, IN, OUT, bias != nullptr);
     if (!p || !p->ok) return 0;
     if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    float alpha = 1.0f, beta = 0.0f;
+    float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    const float *c = residual ? residual : y;  // D = A·B (+ bias) + beta·C, C and D of one layout
     size_t ws = 0;
     void *work = vlt_cuda_workspace(&ws);
-    cublasCheck(cublasLtMatmul(vlt_cuda_lt(), p->desc, &alpha, wb, p->a, xb, p->b, &beta, y, p->c, y, p->c, &p->algo,
+    cublasCheck(cublasLtMatmul(vlt_cuda_lt(), p->desc, &alpha, wb, p->a, xb, p->b, &beta, c, p->c, y, p->c, &p->algo,
                                work, ws, vlt_cuda_stream()));
     return 1;
 }

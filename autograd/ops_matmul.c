@@ -169,7 +169,20 @@ static void linear_backward(vlt_node *n) {
     }
 }
 
-vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
+#ifdef VLT_HAVE_CUDA
+// Node as linear's (in[0..2], i, saved) with in[3] the residual, which gets the output gradient
+// as it is (taken over when it can be, vlt_grad_steal).
+static void linear_residual_backward(vlt_node *n) {
+    linear_backward(n);
+    vlt_tensor *r = n->in[3];
+    if (r->requires_grad && !vlt_grad_steal(r, n->out->grad))
+        vlt_cuda_acc(vlt_f32(vlt_grad_of(r)), vlt_f32(n->out->grad), r->numel);
+}
+#endif
+
+// vlt_linear, and with `residual` (only in the device mixed-precision path, which the caller
+// checked) residual + linear in one cuBLASLt call.
+static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual) {
     if (!op_input_ok("linear", x, VLT_F32) || !op_input_ok("linear", w, VLT_F32)) return NULL;
     if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
     if (!op_same_device("linear", x, w) || !op_same_device("linear", x, bias)) return NULL;
@@ -198,9 +211,12 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
         if (!xb || !wb) return NULL;
         vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
         vlt_cuda_to_bf16(vlt_bf16(wb), vlt_f32(w), (int64_t)OUT * IN);
-        if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, o, R, IN, OUT)) {
-            if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
-            vlt_cuda_gemm_bf16(false, true, R, OUT, IN, vlt_bf16(xb), vlt_bf16(wb), bias ? 1.0f : 0.0f, o);
+        const float *res = residual ? vlt_f32(residual) : NULL;
+        if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, res, o, R, IN, OUT)) {
+            if (res) vlt_cuda_copy_d2d(o, res, (size_t)R * OUT * sizeof(float));
+            else if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
+            if (res && bias) vlt_cuda_binary_fwd(VLT_BIN_ADD, o, vlt_f32(bias), o, (int64_t)R * OUT, OUT);
+            vlt_cuda_gemm_bf16(false, true, R, OUT, IN, vlt_bf16(xb), vlt_bf16(wb), res || bias ? 1.0f : 0.0f, o);
         }
     } else if (ON_CUDA(x)) {
         if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
@@ -214,11 +230,29 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
         }
         sgemm(false, true, R, OUT, IN, vlt_f32(x), vlt_f32(w), o, bias ? 1.0f : 0.0f);
     }
-    vlt_tensor *in[3] = {x, w, bias};
-    vlt_node *n = vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
-    if (n) { n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; }
+    vlt_tensor *in[4] = {x, w, bias, residual};
 #ifdef VLT_HAVE_CUDA
+    vlt_node *n = residual ? vlt_tape_record("linear_residual", linear_residual_backward, out, 4, in)
+                           : vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
     if (n) { n->saved[0] = xb; n->saved[1] = wb; }
+#else
+    vlt_node *n = vlt_tape_record("linear", linear_backward, out, bias ? 3 : 2, in);
 #endif
+    if (n) { n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; }
     return out;
+}
+
+vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) { return linear_impl(x, w, bias, NULL); }
+
+vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual) {
+#ifdef VLT_HAVE_CUDA
+    // Mixed precision on the GPU: the residual is cuBLASLt's C (beta 1), so the add's pass over
+    // three activations disappears. It must be a contiguous f32 device tensor of the output's shape.
+    if (x && w && residual && ON_CUDA(x) && vlt_cuda_matmul_precision() == 2 && w->ndim == 2 &&
+        vlt_tensor_check_live(residual, "linear_residual") == VLT_OK && residual->dtype == VLT_F32 &&
+        ON_CUDA(residual) && vlt_tensor_is_contiguous(residual) && residual->ndim == x->ndim && x->ndim >= 1 &&
+        residual->shape[x->ndim - 1] == w->shape[0] && rows_of(residual) == rows_of(x))
+        return linear_impl(x, w, bias, residual);
+#endif
+    return vlt_add(residual, vlt_linear(x, w, bias));
 }

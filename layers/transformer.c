@@ -98,7 +98,7 @@ vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool caus
 }
 
 vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, vlt_tensor *out_w, vlt_tensor *out_b,
-                            int heads, bool causal, vlt_tensor *key_pad) {
+                            int heads, bool causal, vlt_tensor *key_pad, vlt_tensor *residual) {
     if (!x) return NULL;
     if (x->ndim != 3) {
         char s[64];
@@ -107,13 +107,15 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
     }
     vlt_tensor *qkv = vlt_linear(x, in_w, in_b);                      // (B, T, 3W)
     vlt_tensor *o = vlt_attention_qkv(qkv, heads, causal, key_pad);  // (B, T, W), heads merged
-    return vlt_linear(o, out_w, out_b);
+    return residual ? vlt_linear_residual(o, out_w, out_b, residual) : vlt_linear(o, out_w, out_b);
 }
 
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
+    // x + attn(ln_1(x)), then x + mlp(ln_2(x)); each residual add is folded into its projection
+    // (vlt_linear_residual: one cuBLASLt call on the GPU, add + linear elsewhere).
     vlt_tensor *h = vlt_layernorm(x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    x = vlt_add(x, vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad));
+    x = vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad, x);
     h = vlt_linear(vlt_layernorm(x, b->ln_2_w, b->ln_2_b, 1e-5f), b->c_fc_w, b->c_fc_b);
     h = b->act == VLT_ACT_QUICK_GELU ? vlt_quick_gelu(h) : vlt_gelu(h);
-    return vlt_add(x, vlt_linear(h, b->c_proj_w, b->c_proj_b));
+    return vlt_linear_residual(h, b->c_proj_w, b->c_proj_b, x);
 }

@@ -58,8 +58,10 @@ vlt_status vlt_transformer_init(vlt_transformer *t, vlt_params *table, const cha
                                 int heads, int mlp_width, vlt_activation act, vlt_init_style init, uint64_t seed);
 vlt_tensor *vlt_transformer_forward(vlt_transformer *t, vlt_tensor *x, bool causal, vlt_tensor *key_pad);
 
-// Multi-head self-attention with a packed in-projection (open_clip's nn.MultiheadAttention).
+// Multi-head self-attention with a packed in-projection (open_clip's nn.MultiheadAttention):
+// x (B, T, W) -> (B, T, W); with `residual` (NULL for none) residual + attention, the add folded
+// into the out-projection (vlt_linear_residual).
 vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, vlt_tensor *out_w, vlt_tensor *out_b,
-                            int heads, bool causal, vlt_tensor *key_pad);
+                            int heads, bool causal, vlt_tensor *key_pad, vlt_tensor *residual);
 
 #endif

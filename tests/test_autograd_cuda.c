@@ -163,6 +163,10 @@ static void check_op_bf16(const char *name, build_fn f, vlt_tensor **cpu_in, int
 typedef struct { bool ta, tb; } mm_ctx;
 static vlt_tensor *build_matmul(vlt_tensor **in, void *c) { mm_ctx *m = c; return vlt_matmul(in[0], in[1], m->ta, m->tb); }
 static vlt_tensor *build_linear(vlt_tensor **in, void *c) { return vlt_linear(in[0], in[1], c ? in[2] : NULL); }
+static vlt_tensor *build_linear_residual(vlt_tensor **in, void *c) {
+    (void)c;
+    return vlt_linear_residual(in[0], in[1], in[2], in[3]);
+}
 
 static void test_matmul(void **state) {
     (void)state;
@@ -226,6 +230,11 @@ static void test_matmul_bf16(void **state) {
                          test_param(1, VLT_SHAPE(136), 25, 0, 0)};
     check_op_bf16("linear+bias", build_linear, in, 3, (void *)1, (void *)1);
     check_op_bf16("linear", build_linear, in, 2, NULL, NULL);
+    // residual + linear: one cuBLASLt call in bf16 mode (the residual as C), add + linear in fp32
+    vlt_tensor *rin[4] = {in[0], in[1], in[2], test_param(3, VLT_SHAPE(3, 77, 136), 26, 0, 0)};
+    check_op_bf16("linear_residual", build_linear_residual, rin, 4, NULL, NULL);
+    check_op("linear_residual fp32", build_linear_residual, rin, 4, NULL, NULL, false);
+    vlt_tensor_free(rin[3]);
     for (int k = 0; k < 3; k++) vlt_tensor_free(in[k]);
 }
 
