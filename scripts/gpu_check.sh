@@ -80,14 +80,11 @@ run_suite test_autograd_cuda 90
 run_suite test_layers_cuda 60
 run_suite test_autograd_ops 30
 
-BENCH="not built (no GPU benchmark in this bundle)"
-if [ -x "$B/bin/cuda_clip_step" ]; then
-  echo "== vlt CUDA CLIP ViT-B/32 step, batch 256 (at $(elapsed)s)"
-  timeout 120 "$B/bin/cuda_clip_step" --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
-  grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
-  BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
-  [ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
-fi
+echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
+timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
+grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
+BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
+[ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
 
 torch_run() {  # label, extra args, timeout
   local label=$1 args=$2 limit=$3

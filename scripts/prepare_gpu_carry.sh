@@ -4,8 +4,8 @@
 #
 #   bash scripts/prepare_gpu_carry.sh     ->  gpu_carry/ (git-ignored): bundle.tar.xz + MANIFEST
 #
-# The bundle holds bin/ (vlt, the test binaries, built with `make CUDA=1 MPI=0`, and the GPU
-# benchmark scripts/bench/cuda_clip_step.c), lib/ (every
+# The bundle holds bin/ (vlt, whose `vlt bench clip-step` is the GPU benchmark, and the test
+# binaries, built with `make CUDA=1 MPI=0`), lib/ (every
 # shared library they load that is not part of the C runtime or the CUDA toolkit, found with ldd)
 # and torch_clip_baseline.py (the PyTorch reference from ../shared/bench, which does not travel
 # by itself). cuBLAS/cuBLASLt are not carried (over 500 MB): scripts/gpu_check.sh finds the GPU
@@ -25,21 +25,9 @@ echo "== building (make CUDA=1 MPI=0)"
 make -j2 CUDA=1 MPI=0 "$BUILD/vlt" "${TESTS[@]/#/$BUILD/tests/}" "$BUILD/lib/libvlt_layers.a" \
   "$BUILD/lib/libvlt_checkpoints.a" "$BUILD/lib/libvlt_autograd.a" "$BUILD/lib/libvlt_base.a" >"$STAGE/build.log" 2>&1 || { tail -40 "$STAGE/build.log"; exit 1; }
 
-# The GPU benchmark (scripts/bench/cuda_clip_step.c), linked as the test binaries are.
-echo "== building the benchmark"
-mkdir -p "$BUILD/bench"
-CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
-PKGS="hdf5 libcjson libturbojpeg libwebp libpng libzstd yaml-0.1 zlib"
-cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -I. -DVLT_HAVE_CUDA -I"$CUDA_HOME/include" \
-   $(pkg-config --cflags $PKGS) -o "$BUILD/bench/cuda_clip_step" scripts/bench/cuda_clip_step.c \
-   "$BUILD/lib/libvlt_layers.a" "$BUILD/lib/libvlt_checkpoints.a" "$BUILD/lib/libvlt_autograd.a" "$BUILD/lib/libvlt_base.a" \
-   -fopenmp $(pkg-config --libs $PKGS) -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm -lpthread \
-   -L"$CUDA_HOME/lib64" -lcublasLt -lcublas -lcudart -lstdc++
-
 mkdir -p "$STAGE/vlt_gpu/bin" "$STAGE/vlt_gpu/lib" "$STAGE/vlt_gpu/cudart"
 cp "$BUILD/vlt" "$STAGE/vlt_gpu/bin/"
 for t in "${TESTS[@]}"; do cp "$BUILD/tests/$t" "$STAGE/vlt_gpu/bin/"; done
-if [ -x "$BUILD/bench/cuda_clip_step" ]; then cp "$BUILD/bench/cuda_clip_step" "$STAGE/vlt_gpu/bin/"; fi
 
 # Libraries: everything ldd resolves except the C runtime (present on any Linux) and the CUDA
 # toolkit's (the GPU machine's own match its driver). libcudart is small: carried as a fallback.

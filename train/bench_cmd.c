@@ -1,4 +1,4 @@
-// bench_cmd.c — `vlt bench`: CPU benchmarks. sgemm GFLOP/s, and one pre-LN transformer block
+// bench_cmd.c — `vlt bench`: CPU benchmarks (`vlt bench clip-step` is the GPU one, bench_clip.c). sgemm GFLOP/s, and one pre-LN transformer block
 // (width 256, 4 heads, 64 tokens, batch 32 by default) forward + backward + AdamW step time.
 // scripts/bench/torch_block_cpu.py runs the same block in PyTorch for the side-by-side ratio.
 #include <cblas.h>
@@ -71,6 +71,7 @@ static double bench_block(int B, int T, int W, int H, int steps) {
 }
 
 int vlt_cmd_bench(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "clip-step")) return vlt_cmd_bench_clip(argc - 1, argv + 1);
     int B = 32, T = 64, W = 256, H = 4, steps = 20, n = 1024;
     static const struct option opts[] = {
         {"batch", required_argument, 0, 'b'}, {"tokens", required_argument, 0, 't'},
@@ -90,7 +91,8 @@ int vlt_cmd_bench(int argc, char **argv) {
         case 'h':
             printf("usage: vlt bench [--batch 32] [--tokens 64] [--width 256] [--heads 4] [--steps 20] [--gemm 1024]\n"
                    "CPU: sgemm GFLOP/s (n x n x n) and the median step time of one pre-LN transformer block\n"
-                   "(forward + backward + AdamW). Threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS.\n");
+                   "(forward + backward + AdamW). Threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS.\n"
+                   "       vlt bench clip-step --help    the GPU benchmark: a CLIP ViT-B/32 training step\n");
             return 0;
         default: return 2;
         }

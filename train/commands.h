@@ -15,6 +15,7 @@ int vlt_cmd_embed(int argc, char **argv);   // train/embed_cmd.c
 int vlt_cmd_eval_checkpoint(int argc, char **argv);  // train/embed_cmd.c (`vlt eval checkpoint`)
 int vlt_cmd_eval_zeroshot(int argc, char **argv);    // train/embed_cmd.c (`vlt eval zeroshot`)
 int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
+int vlt_cmd_bench_clip(int argc, char **argv);  // train/bench_clip.c: `vlt bench clip-step` (GPU)
 int vlt_cmd_eval(int argc, char **argv);    // eval/eval_cmd.c
 int vlt_cmd_synth(int argc, char **argv);   // data/synth_cmd.c
 int vlt_cmd_shards(int argc, char **argv);  // data/shards_cmd.c
