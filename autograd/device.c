@@ -79,6 +79,36 @@ vlt_status vlt_tensor_copy(vlt_tensor *dst, const vlt_tensor *src) {
     return VLT_OK;
 }
 
+float vlt_tensor_item(const vlt_tensor *t, int64_t i) {
+    size_t es = vlt_dtype_size(t->dtype);
+    unsigned char buf[8] = {0};
+    copy_bytes(VLT_CPU, buf, t->device, (const char *)t->data + (size_t)i * es, es);
+    if (t->dtype == VLT_F32) { float f; memcpy(&f, buf, 4); return f; }
+    if (t->dtype == VLT_I32) { int32_t v; memcpy(&v, buf, 4); return (float)v; }
+    uint16_t h;
+    memcpy(&h, buf, 2);
+    return vlt_bf16_to_f32(h);
+}
+
+void vlt_device_to_host(void *dst, const void *src, size_t bytes) {
+#ifdef VLT_HAVE_CUDA
+    vlt_cuda_copy_d2h(dst, src, bytes);
+#else
+    memcpy(dst, src, bytes);
+#endif
+}
+
+void vlt_tensor_read_f32(float *dst, const vlt_tensor *t, int64_t n) {
+    VLT_ASSERT(t->dtype == VLT_F32 && n <= t->numel, "tensor_read_f32: '%s' is not f32 or has fewer than %lld elements",
+               t->name, (long long)n);
+    copy_bytes(VLT_CPU, dst, t->device, t->data, (size_t)n * sizeof(float));
+}
+
+void vlt_tensor_set_item(vlt_tensor *t, int64_t i, float v) {
+    VLT_ASSERT(t->dtype == VLT_F32, "tensor_set_item: '%s' is not f32", t->name);
+    copy_bytes(t->device, (float *)t->data + i, VLT_CPU, &v, sizeof v);
+}
+
 vlt_tensor *vlt_tensor_to(const vlt_tensor *t, vlt_device dev) {
     if (vlt_tensor_check_live(t, "tensor_to") != VLT_OK) return NULL;
     vlt_tensor *c = vlt_tensor_new(t->dtype, dev, t->ndim, t->shape, t->name);

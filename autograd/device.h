@@ -49,6 +49,17 @@ vlt_status vlt_tensor_move(vlt_tensor *t, vlt_device dev);
 // vlt_tensor_move for every tensor of a parameter table.
 vlt_status vlt_params_move(vlt_params *p, vlt_device dev);
 
+// Element i of t as a float (f32, bf16 or i32; any device: a device tensor is read with one small
+// copy, which waits for the device). For losses, norms and other scalars the host needs.
+float vlt_tensor_item(const vlt_tensor *t, int64_t i);
+// Copies `bytes` of device memory at src (optimizer state, which is not a tensor) to host memory
+// dst, waiting for the device. Without the CUDA backend src is host memory (a memcpy).
+void vlt_device_to_host(void *dst, const void *src, size_t bytes);
+// Copies the first n floats of an f32 tensor on any device to host memory dst.
+void vlt_tensor_read_f32(float *dst, const vlt_tensor *t, int64_t n);
+// Sets element i of an f32 tensor on any device (a scalar parameter the host adjusts).
+void vlt_tensor_set_item(vlt_tensor *t, int64_t i, float v);
+
 // The tape-aware copy: y = x on `dev` (a new activation); the gradient flows back to x's device.
 vlt_tensor *vlt_to_device(vlt_tensor *x, vlt_device dev);
 

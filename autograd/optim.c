@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "autograd/ops_cuda.h"
 
 #define OPT_PAR_MIN 32768
@@ -60,6 +61,30 @@ static float **alloc_state(vlt_tensor **params, int n) {
         }
     }
     return s;
+}
+
+vlt_status vlt_adamw_state_to(vlt_adamw *o, vlt_device from, vlt_device dev) {
+    if (from == dev) return VLT_OK;
+#ifdef VLT_HAVE_CUDA
+    for (int i = 0; i < o->n; i++) {
+        size_t bytes = (size_t)o->params[i]->numel * sizeof(float);
+        for (int k = 0; k < 2; k++) {
+            float **slot = k ? &o->v[i] : &o->m[i];
+            float *nb = dev == VLT_CUDA ? vlt_cuda_malloc(bytes) : malloc(bytes);
+            if (!nb) return vlt_error_set(VLT_ERR_NOMEM, "adamw: cannot allocate the moments of '%s' on %s",
+                                          o->params[i]->name, vlt_device_name(dev));
+            if (dev == VLT_CUDA) vlt_cuda_copy_h2d(nb, *slot, bytes);
+            else vlt_cuda_copy_d2h(nb, *slot, bytes);
+            if (from == VLT_CUDA) vlt_cuda_free(*slot);
+            else free(*slot);
+            *slot = nb;
+        }
+    }
+    return VLT_OK;
+#else
+    (void)o;
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "adamw: moving state to %s needs the CUDA backend", vlt_device_name(dev));
+#endif
 }
 
 vlt_adamw_cfg vlt_adamw_defaults(void) { return (vlt_adamw_cfg){0.9f, 0.98f, 1e-6f, 0.2f}; }

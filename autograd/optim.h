@@ -22,6 +22,10 @@ typedef struct {
     int64_t t;              // steps taken (bias correction)
 } vlt_adamw;
 
+// After vlt_params_move of the optimizer's parameters to `dev`: moves the moments there too (the
+// optimizer was made, or restored from a checkpoint, while the parameters were on the host).
+vlt_status vlt_adamw_state_to(vlt_adamw *o, vlt_device from, vlt_device dev);
+
 // open_clip's defaults: betas (0.9, 0.98), eps 1e-6, weight decay 0.2.
 vlt_adamw_cfg vlt_adamw_defaults(void);
 // decay may be NULL (every parameter decays). Returns NULL with a message on bad input.

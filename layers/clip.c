@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "autograd/device.h"
+
 vlt_status vlt_clip_init(vlt_clip *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -73,9 +75,10 @@ vlt_status vlt_clip_forward(vlt_clip *m, vlt_tensor *images, vlt_tensor *ids, vl
 }
 
 void vlt_clip_clamp_logit_scale(vlt_clip *m) {
-    float *s = vlt_f32(m->logit_scale);
-    const float hi = logf(100.0f);
-    s[0] = s[0] < 0.0f ? 0.0f : s[0] > hi ? hi : s[0];
+    // one scalar, wherever it lives (a device read and write when the model is on the GPU)
+    const float hi = logf(100.0f), s = vlt_tensor_item(m->logit_scale, 0);
+    const float c = s < 0.0f ? 0.0f : s > hi ? hi : s;
+    if (c != s) vlt_tensor_set_item(m->logit_scale, 0, c);
 }
 
 void vlt_clip_decay_mask(const vlt_params *p, bool *decay) {

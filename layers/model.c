@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "autograd/device.h"
+
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -26,9 +28,19 @@ void vlt_model_free(vlt_model *m) {
     m->params = NULL;
 }
 
+// Inputs follow the parameters: a host batch for a model on the GPU is copied there (an
+// activation of this step; images and ids never require grad).
+static vlt_tensor *on_model_device(const vlt_model *m, vlt_tensor *x) {
+    vlt_device dev = m->params->t[0]->device;
+    return x && x->device != dev ? vlt_to_device(x, dev) : x;
+}
+
 vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
                                   vlt_model_loss *out) {
     memset(out, 0, sizeof *out);
+    images = on_model_device(m, images);
+    ids = on_model_device(m, ids);
+    if (!images || !ids) return vlt_error_code();
     if (!m->is_coca && lc.contrastive) {
         vlt_clip *c = &m->clip;
         out->loss = lc.contrastive(lc.contrastive_ctx, vlt_clip_encode_image(c, images, true),
@@ -53,10 +65,12 @@ vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *
 }
 
 vlt_tensor *vlt_model_encode_image(vlt_model *m, vlt_tensor *images) {
+    images = on_model_device(m, images);
     return m->is_coca ? vlt_coca_encode_image(&m->coca, images, true, NULL) : vlt_clip_encode_image(&m->clip, images, true);
 }
 
 vlt_tensor *vlt_model_encode_text(vlt_model *m, vlt_tensor *ids) {
+    ids = on_model_device(m, ids);
     return m->is_coca ? vlt_coca_encode_text(&m->coca, ids, true, NULL) : vlt_clip_encode_text(&m->clip, ids, true);
 }
 

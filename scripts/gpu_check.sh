@@ -78,6 +78,7 @@ run_suite() {  # name, timeout
 
 run_suite test_autograd_cuda 90
 run_suite test_layers_cuda 60
+run_suite test_train_cuda 150
 run_suite test_autograd_ops 30
 
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
@@ -106,6 +107,7 @@ echo
 echo "== summary ($GPU, $(date -u +%Y-%m-%d), ${T0:+$(elapsed)s total})"
 printf '%-22s %s\n' "test_autograd_cuda" "${RESULT[test_autograd_cuda]}"
 printf '%-22s %s\n' "test_layers_cuda" "${RESULT[test_layers_cuda]}"
+printf '%-22s %s\n' "test_train_cuda" "${RESULT[test_train_cuda]}"
 printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
 printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
 for k in vlt torch-eager torch-compile; do

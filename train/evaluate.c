@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "data/loader.h"
 #include "eval/bleu.h"
 #include "eval/caption_set.h"
@@ -68,8 +69,8 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
             out->captions = grow_strings(out->captions, cap);
         }
         if (s == VLT_OK) {
-            memcpy(out->img + (size_t)out->n * E, fi->data, (size_t)take * E * sizeof(float));
-            memcpy(out->txt + (size_t)out->n * E, ft->data, (size_t)take * E * sizeof(float));
+            vlt_tensor_read_f32(out->img + (size_t)out->n * E, fi, (int64_t)take * E);  // (from the GPU too)
+            vlt_tensor_read_f32(out->txt + (size_t)out->n * E, ft, (int64_t)take * E);
             for (int i = 0; i < take; i++) {
                 out->keys[out->n + i] = strdup(b->keys[i]);
                 out->captions[out->n + i] = strdup(b->captions[i]);
@@ -207,7 +208,7 @@ static vlt_status class_vectors(vlt_model *m, const vlt_tokenizer *tok, char *co
         vlt_tokenizer_encode(tok, prompt, vlt_i32(ids), T);
         vlt_tensor *f = vlt_model_encode_text(m, ids);
         if (!f) s = vlt_error_code();
-        else memcpy(text + (size_t)i * E, f->data, sizeof(float) * (size_t)E);
+        else vlt_tensor_read_f32(text + (size_t)i * E, f, E);
         vlt_step_reset();
     }
     vlt_no_grad_exit();
@@ -253,7 +254,7 @@ vlt_status vlt_eval_zeroshot_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
             labels = realloc(labels, sizeof(int32_t) * (size_t)cap);
         }
         if (f) {
-            memcpy(img + (size_t)n * E, f->data, sizeof(float) * (size_t)take * E);
+            vlt_tensor_read_f32(img + (size_t)n * E, f, (int64_t)take * E);
             memcpy(labels + n, b->labels, sizeof(int32_t) * (size_t)take);
             n += take;
         }

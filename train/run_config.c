@@ -61,6 +61,7 @@ static const field FIELDS[] = {
     D("loss.clip_weight", clip_loss_weight, "1.0", false),
     D("loss.caption_weight", caption_loss_weight, "2.0", false),
     D("loss.label_smoothing", label_smoothing, "0", false),
+    S("train.device", device, "cpu", false),
     S("train.precision", precision, "fp32", false),
     I("train.max_nonfinite", max_nonfinite, "5", false),
     B("train.zero", zero, "false", false),
@@ -235,10 +236,17 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
     if (c->accum_steps < 1) return vlt_error_set(VLT_ERR_ARG, "run config: optim.accum_steps must be >= 1");
     if (c->scale_min <= 0 || c->scale_min > c->scale_max || c->scale_max > 1)
         return vlt_error_set(VLT_ERR_ARG, "run config: data.scale_min/scale_max must satisfy 0 < min <= max <= 1");
-    if (strcmp(c->precision, "fp32") && strcmp(c->precision, "bf16"))
-        return vlt_error_set(VLT_ERR_ARG, "run config: train.precision '%s' is not fp32 or bf16", c->precision);
-    if (!strcmp(c->precision, "bf16"))
-        return vlt_error_set(VLT_ERR_UNSUPPORTED, "run config: train.precision bf16 needs the CUDA backend (not built in)");
+    if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.device '%s' is not cpu or cuda", c->device);
+    if (strcmp(c->precision, "fp32") && strcmp(c->precision, "tf32") && strcmp(c->precision, "bf16"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.precision '%s' is not fp32, tf32 or bf16", c->precision);
+    if (strcmp(c->precision, "fp32") && strcmp(c->device, "cuda"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.precision %s needs train.device cuda (the CPU computes in fp32)",
+                             c->precision);
+#ifndef VLT_HAVE_CUDA
+    if (!strcmp(c->device, "cuda"))
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "run config: train.device cuda needs the CUDA backend (build with make CUDA=1)");
+#endif
     if (c->checkpoint_keep < 1) return vlt_error_set(VLT_ERR_ARG, "run config: checkpoint.keep must be >= 1");
     if (c->log_every < 1) return vlt_error_set(VLT_ERR_ARG, "run config: log.every must be >= 1");
     if (c->max_nonfinite < 1) return vlt_error_set(VLT_ERR_ARG, "run config: train.max_nonfinite must be >= 1");

@@ -36,7 +36,8 @@ typedef struct {
     // loss
     double clip_loss_weight, caption_loss_weight, label_smoothing;
     // train
-    char precision[16];                // fp32 (CPU) | bf16 (CUDA)
+    char device[16];                   // cpu | cuda (the GPU of this rank's local rank, or VLT_CUDA_DEVICE)
+    char precision[16];                // fp32 | tf32 | bf16 (tf32 and bf16: products on the GPU)
     int max_nonfinite;                 // consecutive skipped steps that stop the run
     bool zero;                         // ZeRO-1: optimizer state sharded over the ranks (train/zero.h)
     // checkpoint / eval / log / output

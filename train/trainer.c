@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autograd/device.h"
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "checkpoints/checkpoint.h"
@@ -38,7 +39,8 @@ struct vlt_trainer {
     vlt_tokenizer *tok;
     vlt_loader *loader;
     vlt_schedule sched;
-    vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T)
+    vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T), on the host
+    bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
     int64_t step, epoch;
     int nonfinite_run;
     int64_t nonfinite_total;
@@ -144,6 +146,46 @@ static char *state_json(vlt_trainer *t, char **positions) {
     return out;
 }
 
+// train.device cuda: host copies of the parameters and of the AdamW moments for the checkpoint
+// writer, which reads host memory (the copies live only while it writes).
+static void host_snapshot_free(vlt_params *host, vlt_adamw *opt) {
+    for (int i = 0; i < opt->n; i++) {
+        free(opt->m ? opt->m[i] : NULL);
+        free(opt->v ? opt->v[i] : NULL);
+    }
+    free(opt->m);
+    free(opt->v);
+    vlt_params_free(host);
+}
+
+static vlt_status host_snapshot(const vlt_trainer *t, vlt_params *host, vlt_adamw *opt) {
+    vlt_params_init(host);
+    *opt = *t->opt;
+    opt->m = calloc((size_t)opt->n, sizeof *opt->m);
+    opt->v = calloc((size_t)opt->n, sizeof *opt->v);
+    vlt_status s = opt->m && opt->v ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: out of host memory");
+    for (int i = 0; s == VLT_OK && i < t->params->n; i++) {
+        const vlt_tensor *p = t->params->t[i];
+        vlt_tensor *h = vlt_tensor_new(VLT_F32, VLT_CPU, p->ndim, p->shape, p->name);
+        if (!h || (s = vlt_tensor_copy(h, p)) != VLT_OK || (s = vlt_params_add(host, h)) != VLT_OK) {
+            vlt_tensor_free(h);
+            s = s == VLT_OK ? vlt_error_code() : s;
+            break;
+        }
+    }
+    for (int i = 0; s == VLT_OK && i < opt->n; i++) {
+        size_t bytes = (size_t)t->opt->params[i]->numel * sizeof(float);
+        opt->m[i] = malloc(bytes);
+        opt->v[i] = malloc(bytes);
+        if (!opt->m[i] || !opt->v[i]) { s = vlt_error_set(VLT_ERR_NOMEM, "checkpoint: out of host memory"); break; }
+        vlt_device_to_host(opt->m[i], t->opt->m[i], bytes);
+        vlt_device_to_host(opt->v[i], t->opt->v[i], bytes);
+    }
+    opt->params = host->t;
+    if (s != VLT_OK) host_snapshot_free(host, opt);
+    return s;
+}
+
 // Every rank contributes its loader position (a collective); rank 0 writes the checkpoint. A
 // write that fails on rank 0 alone ends the whole job (the other ranks could not know).
 // With train.zero the owners first send every parameter's moments to rank 0 (a collective), so
@@ -162,9 +204,15 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     }
     char *state = state_json(t, all);
     vlt_dist_free_text(all, t->dist->world);
-    s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, t->params, full ? full : t->opt, state,
-                                    t->cfg.checkpoint_keep)
-              : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: cannot build state.json");
+    vlt_params host;
+    vlt_adamw host_opt;
+    bool snap = t->on_gpu && state;
+    if (snap) s = host_snapshot(t, &host, &host_opt);
+    if (s == VLT_OK)
+        s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, snap ? &host : t->params,
+                                        snap ? &host_opt : full ? full : t->opt, state, t->cfg.checkpoint_keep)
+                  : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: cannot build state.json");
+    if (snap) host_snapshot_free(&host, &host_opt);
     vlt_adamw_free(full);
     free(state);
     if (s == VLT_OK && !t->opts.quiet) fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
@@ -222,6 +270,30 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     }
     cJSON_Delete(root);
     return s;
+}
+
+// train.device cuda: the model and the optimizer state move to the GPU after any restore (the
+// checkpoint reader writes host memory) and the parameter broadcast (MPI on host buffers).
+static vlt_status to_device(vlt_trainer *t) {
+    if (t->model.is_coca)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: CoCa does not train on the GPU yet (its text "
+                             "padding mask and caption generation run on the host); use train.device cpu");
+    if (t->model.clip.logit_bias)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the SigLIP loss runs on the host only; use "
+                             "train.device cpu");
+    if (t->dist->world > 1)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: data-parallel GPU training (NCCL) is not "
+                             "implemented yet; %d ranks were started (run one process, or train.device cpu)",
+                             t->dist->world);
+    VLT_TRY(vlt_cuda_init());
+    VLT_TRY(vlt_set_matmul_precision(!strcmp(t->cfg.precision, "bf16")   ? VLT_MATMUL_BF16
+                                     : !strcmp(t->cfg.precision, "tf32") ? VLT_MATMUL_TF32
+                                                                         : VLT_MATMUL_FP32));
+    VLT_TRY(vlt_params_move(t->params, VLT_CUDA));
+    VLT_TRY(vlt_adamw_state_to(t->opt, VLT_CPU, VLT_CUDA));
+    VLT_TRY(vlt_set_default_device(VLT_CUDA));
+    t->on_gpu = true;
+    return VLT_OK;
 }
 
 static void lock_towers(vlt_trainer *t) {
@@ -285,6 +357,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         s = mkdir_p(cfg->output_dir);
     }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
+    if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
     if (s == VLT_OK && t->dist->rank == 0) s = write_config(t);
     if (s == VLT_OK && t->dist->rank == 0) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
     if (s == VLT_OK && t->mlog)
@@ -375,9 +448,9 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         }
         VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
         vlt_tensor *total = out.loss;
-        for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_f32(out.parts[k])[0];
+        for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_tensor_item(out.parts[k], 0);
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
-        loss_sum += vlt_f32(total)[0];
+        loss_sum += vlt_tensor_item(total, 0);
         VLT_TRY(vlt_backward(loss));
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
@@ -422,7 +495,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             .epoch = (double)t->epoch,
             .loss = loss,
             .lr = lr,
-            .logit_scale = expf(vlt_f32(t->model.logit_scale)[0]),
+            .logit_scale = expf(vlt_tensor_item(t->model.logit_scale, 0)),
             .images_per_s = dt > 0 ? t->images_since_log * t->dist->world / dt : 0,
             .data_wait = dt > 0 ? t->t_data / dt : 0,
             .time_s = now - t->t_start,
