@@ -3,7 +3,8 @@
 #   make            the `vlt` binary and libvlt.a (CPU backend)
 #   make test       build and run every cmocka suite under tests/
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make CUDA=1     also compile the CUDA kernels (*.cu) with nvcc for sm_90 (+PTX)
+#   make CUDA=1     also compile the CUDA kernels (*.cu) with nvcc for sm_90 (+PTX), and link NCCL
+#                   when nccl.h is found (NCCL=0 to leave it out)
 #   make MPI=1      build with mpicc and the MPI collectives (on by default when mpicc exists)
 #   make demo       make synthetic shards and train a tiny CLIP on them
 #   make bench      CPU benchmarks (and the GPU one when built with CUDA=1)
@@ -54,6 +55,12 @@ NVFLAGS := -O3 -std=c++17 -I. -DVLT_HAVE_CUDA --expt-relaxed-constexpr \
            -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
            -Xcompiler -Wall,-Wextra,-fopenmp
 LDLIBS  += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+# NCCL (the GPU collectives of train/dist_nccl.c) when its header is found; NCCL=0 leaves it out.
+NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),1,0)
+ifeq ($(NCCL),1)
+CFLAGS  += -DVLT_HAVE_NCCL
+LDLIBS  += -lnccl
+endif
 endif
 
 # --- sources -----------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ static struct {
 cudaStream_t vlt_cuda_stream(void) { return g_cuda.stream; }
 cublasHandle_t vlt_cuda_cublas(void) { return g_cuda.cublas; }
 cublasLtHandle_t vlt_cuda_lt(void) { return g_cuda.lt; }
+extern "C" void *vlt_cuda_stream_ptr(void) { return (void *)g_cuda.stream; }
 void *vlt_cuda_workspace(size_t *bytes) {
     *bytes = WORKSPACE_BYTES;
     return g_cuda.workspace;

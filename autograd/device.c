@@ -90,6 +90,23 @@ float vlt_tensor_item(const vlt_tensor *t, int64_t i) {
     return vlt_bf16_to_f32(h);
 }
 
+void *vlt_cuda_stream_handle(void) {
+#ifdef VLT_HAVE_CUDA
+    return vlt_cuda_ensure_init() == 0 ? vlt_cuda_stream_ptr() : NULL;
+#else
+    return NULL;
+#endif
+}
+
+void vlt_device_acc(vlt_device dev, float *dst, const float *src, int64_t n) {
+#ifdef VLT_HAVE_CUDA
+    if (dev == VLT_CUDA) { vlt_cuda_acc(dst, src, n); return; }
+#else
+    (void)dev;
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
 void vlt_device_to_host(void *dst, const void *src, size_t bytes) {
 #ifdef VLT_HAVE_CUDA
     vlt_cuda_copy_d2h(dst, src, bytes);

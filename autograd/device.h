@@ -55,6 +55,11 @@ float vlt_tensor_item(const vlt_tensor *t, int64_t i);
 // Copies `bytes` of device memory at src (optimizer state, which is not a tensor) to host memory
 // dst, waiting for the device. Without the CUDA backend src is host memory (a memcpy).
 void vlt_device_to_host(void *dst, const void *src, size_t bytes);
+// The device context's stream as a cudaStream_t (for communication libraries: NCCL work goes on
+// the same stream as the kernels); NULL without the CUDA backend.
+void *vlt_cuda_stream_handle(void);
+// dst[0..n) += src[0..n), both on `dev`.
+void vlt_device_acc(vlt_device dev, float *dst, const float *src, int64_t n);
 // Copies the first n floats of an f32 tensor on any device to host memory dst.
 void vlt_tensor_read_f32(float *dst, const vlt_tensor *t, int64_t n);
 // Sets element i of an f32 tensor on any device (a scalar parameter the host adjusts).

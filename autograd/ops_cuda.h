@@ -48,6 +48,7 @@ void vlt_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
 void vlt_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
 void vlt_cuda_memset0(void *dst, size_t bytes);
 void vlt_cuda_synchronize(void);
+void *vlt_cuda_stream_ptr(void);  // the context's cudaStream_t
 
 // Per-op device time profile (cuda_profile.cu): between start and stop, vlt_cuda_prof_mark
 // records an event; stop charges each interval to the later mark and prints the top rows.

@@ -12,6 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
+DEADLINE=${VLT_GPU_DEADLINE:-330}  # seconds for the whole script; torch.compile gets what is left
 elapsed() { echo $(($(date +%s) - T0)); }
 LOGS=${OUT:-/tmp/vlt_gpu_logs}
 mkdir -p "$LOGS"
@@ -99,8 +100,8 @@ torch_run() {  # label, extra args, timeout
 }
 if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
 if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
-elif [ "$(elapsed)" -lt 200 ]; then torch_run compile "--compile" $((330 - $(elapsed)))
-else RESULT[compile]="skipped: not enough time left in the 6-minute budget"; fi
+elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then torch_run compile "--compile" $((DEADLINE - 5 - $(elapsed)))
+else RESULT[compile]="skipped: not enough time left before VLT_GPU_DEADLINE (${DEADLINE} s)"; fi
 
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], '-'))" "$1" "$2" 2>/dev/null || echo "-"; }
 echo

@@ -8,8 +8,8 @@
 # binaries, built with `make CUDA=1 MPI=0`), lib/ (every
 # shared library they load that is not part of the C runtime or the CUDA toolkit, found with ldd)
 # and torch_clip_baseline.py (the PyTorch reference from ../shared/bench, which does not travel
-# by itself). cuBLAS/cuBLASLt are not carried (over 500 MB): scripts/gpu_check.sh finds the GPU
-# machine's own. Then, on the device tool:  run(command="bash scripts/gpu_check.sh",
+# by itself). cuBLAS/cuBLASLt (over 500 MB) and NCCL (218 MB) are not carried: scripts/gpu_check.sh
+# finds the GPU machine's own (NCCL 2.28 in its default library path). Then, on the device tool:  run(command="bash scripts/gpu_check.sh",
 # carry=["gpu_carry"], timeout_s=420).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ for t in "${TESTS[@]}"; do cp "$BUILD/tests/$t" "$STAGE/vlt_gpu/bin/"; done
 
 # Libraries: everything ldd resolves except the C runtime (present on any Linux) and the CUDA
 # toolkit's (the GPU machine's own match its driver). libcudart is small: carried as a fallback.
-skip_re='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libgcc_s|libstdc\+\+|libcublas|libcublasLt|libcuda\.so|libcudart)'
+skip_re='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libgcc_s|libstdc\+\+|libcublas|libcublasLt|libcuda\.so|libcudart|libnccl)'
 for b in "$STAGE"/vlt_gpu/bin/*; do
   ldd "$b" | awk '/=> \// {print $1, $3}' | while read -r name path; do
     if [[ $name =~ $skip_re ]]; then continue; fi

@@ -1,7 +1,7 @@
 // Training on the GPU (train.device cuda) end to end on synthetic shards, against the CPU:
 // fp32 products follow the CPU run's losses; mixed precision (bf16) learns and evaluates
-// (retrieval on the GPU); a run resumed from a checkpoint continues with the same losses; CoCa
-// and multi-rank GPU runs are refused with a message. The GPU cases skip without a GPU (or
+// (retrieval on the GPU); a run resumed from a checkpoint continues with the same losses; the
+// NCCL path with one rank matches the plain run; CoCa is refused with a message. The GPU cases skip without a GPU (or
 // without the CUDA backend) and say so.
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,6 +157,30 @@ static void test_gpu_resume_continues(void **state) {
     vlt_trainer_free(whole);
 }
 
+// The NCCL path with one rank (VLT_DIST_NCCL=1: gradients averaged and features all-gathered by
+// NCCL, the loss through the global-batch formula) computes what the plain GPU run computes.
+static void test_gpu_nccl_one_rank_matches(void **state) {
+    (void)state;
+    NEED_GPU();
+#ifndef VLT_HAVE_NCCL
+    printf("skipped: built without NCCL\n");
+    skip();
+#endif
+    vlt_trainer *plain, *viaccl;
+    const float *lp = run("plain", "cuda", "fp32", 12, &plain);
+    setenv("VLT_DIST_NCCL", "1", 1);
+    const float *ln = run("nccl", "cuda", "fp32", 12, &viaccl);
+    unsetenv("VLT_DIST_NCCL");
+    double worst = 0;
+    for (int i = 0; i < 12; i++) worst = fmax(worst, fabs((double)ln[i] - lp[i]) / fabs(lp[i]));
+    print_message("NCCL, one rank: loss %.6f -> %.6f, plain GPU %.6f -> %.6f; worst relative difference %.2g\n", ln[0],
+                  ln[11], lp[0], lp[11], worst);
+    assert_true(worst <= 1e-5);
+    vlt_trainer_free(viaccl);
+    vlt_set_default_device(VLT_CPU);
+    vlt_trainer_free(plain);
+}
+
 // What the GPU path does not cover yet is refused at creation, by name (with or without a GPU).
 static void test_unsupported_gpu_runs_are_refused(void **state) {
     (void)state;
@@ -181,6 +205,7 @@ int main(void) {
         cmocka_unit_test(test_gpu_fp32_follows_cpu),
         cmocka_unit_test(test_gpu_bf16_learns),
         cmocka_unit_test(test_gpu_resume_continues),
+        cmocka_unit_test(test_gpu_nccl_one_rank_matches),
     };
     return cmocka_run_group_tests_name("train_cuda", tests, make_data, remove_data);
 }

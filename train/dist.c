@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "autograd/device.h"
 #include "autograd/ops_internal.h"
 #include "layers/clip.h"
 
@@ -495,8 +496,31 @@ static void finish_bucket(vlt_dist_reducer *r, bucket *b) {
     unpack(r, b);
 }
 
+// CUDA gradients: one grouped NCCL all-reduce (average) over every gradient.
+static vlt_status allreduce_device_grads(const vlt_dist *d, vlt_tensor **params, int n) {
+    float **bufs = malloc(sizeof *bufs * (size_t)n);
+    int64_t *cnt = malloc(sizeof *cnt * (size_t)n);
+    if (!bufs || !cnt) { free(bufs); free(cnt); return vlt_error_set(VLT_ERR_NOMEM, "dist gradient all-reduce: out of memory"); }
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (params[i] && params[i]->requires_grad) { bufs[k] = vlt_f32(params[i]->grad); cnt[k++] = params[i]->numel; }
+    vlt_status s = vlt_dist_nccl_allreduce_avg(d, bufs, cnt, k);
+    free(bufs);
+    free(cnt);
+    return s;
+}
+
 vlt_status vlt_dist_allreduce_grads(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes) {
-    if (d->world == 1) return check_grads("dist gradient all-reduce", params, n);
+    VLT_TRY(check_grads("dist gradient all-reduce", params, n));
+    bool on_gpu = false;
+    for (int i = 0; i < n; i++) on_gpu |= params[i] && params[i]->requires_grad && params[i]->grad->device == VLT_CUDA;
+    if (on_gpu) {
+        if (vlt_dist_nccl_active()) return allreduce_device_grads(d, params, n);
+        if (d->world > 1)
+            return vlt_error_set(VLT_ERR_UNSUPPORTED, "dist gradient all-reduce: GPU gradients over %d ranks need NCCL "
+                                 "(vlt_dist_nccl_init)", d->world);
+    }
+    if (d->world == 1) return VLT_OK;
     vlt_dist_reducer *r = plan(d, params, n, bucket_bytes, false);
     if (!r) return vlt_error_code();
     for (int k = 0; k < r->nb; k++) {
@@ -567,6 +591,50 @@ static void all_gather_backward(vlt_node *n) {
 }
 #endif
 
+// The node of the device all-gather: i[0] rank, i[1] world; f[0] timeout.
+static void all_gather_backward_nccl(vlt_node *n) {
+    vlt_dist d;
+    vlt_dist_init_single(&d);
+    d.rank = n->i[0];
+    d.world = n->i[1];
+    d.timeout_s = n->f[0];
+    vlt_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    bool fresh;
+    float *g = vlt_f32(vlt_grad_for_write(x, &fresh));
+    if (fresh) {  // this rank's rows of the summed gradient straight into x's new gradient
+        vlt_dist_nccl_reduce_scatter(&d, vlt_f32(n->out->grad), g, x->numel);
+        return;
+    }
+    vlt_tensor *mine = vlt_tensor_new_activation(VLT_F32, VLT_CUDA, x->ndim, x->shape);
+    VLT_ASSERT(mine, "dist_all_gather backward: device step arena out of memory");
+    vlt_dist_nccl_reduce_scatter(&d, vlt_f32(n->out->grad), vlt_f32(mine), x->numel);
+    vlt_device_acc(VLT_CUDA, g, vlt_f32(mine), x->numel);
+}
+
+// x on the GPU: NCCL's all-gather into a device activation (ranks agree on shapes by contract:
+// NCCL has no cheap pre-check; a mismatch shows as a hang, which the timeout ends).
+static vlt_tensor *all_gather_device(const vlt_dist *d, vlt_tensor *x) {
+    if (!vlt_dist_nccl_active()) {
+        vlt_error_set(VLT_ERR_UNSUPPORTED, "dist_all_gather: a GPU tensor over %d ranks needs NCCL (vlt_dist_nccl_init)",
+                      d->world);
+        return NULL;
+    }
+    int shape[VLT_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[0] *= d->world;
+    vlt_tensor *out = vlt_tensor_new_activation(VLT_F32, VLT_CUDA, x->ndim, shape);
+    VLT_ASSERT(out, "dist_all_gather: device step arena out of memory");
+    if (vlt_dist_nccl_allgather(d, vlt_f32(x), vlt_f32(out), x->numel) != VLT_OK) return NULL;
+    vlt_node *n = vlt_tape_record("dist_all_gather", all_gather_backward_nccl, out, 1, &x);
+    if (n) {
+        n->i[0] = d->rank;
+        n->i[1] = d->world;
+        n->f[0] = (float)d->timeout_s;
+    }
+    return out;
+}
+
 vlt_tensor *vlt_dist_all_gather(const vlt_dist *d, vlt_tensor *x) {
     const char *op = "dist_all_gather";
     bool ok = op_input_ok(op, x, VLT_F32);
@@ -578,6 +646,7 @@ vlt_tensor *vlt_dist_all_gather(const vlt_dist *d, vlt_tensor *x) {
         vlt_error_set(VLT_ERR_SHAPE, "%s: %lld values x %d ranks is too large", op, (long long)x->numel, d->world);
         ok = false;
     }
+    if (ok && x->device == VLT_CUDA && (d->world > 1 || vlt_dist_nccl_active())) return all_gather_device(d, x);
     if (d->world == 1) return ok ? x : NULL;
 #ifdef VLT_MPI
     // Every rank learns whether every rank has the same shape (and is fine), so all of them
@@ -625,7 +694,9 @@ static vlt_tensor *siglip_signs(int B, int N, int off) {
 
 vlt_tensor *vlt_dist_clip_loss(const vlt_dist *d, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
                                vlt_tensor *logit_bias, vlt_tensor **logits_out) {
-    if (d->world == 1) return vlt_clip_loss(img, txt, logit_scale, logit_bias, logits_out);
+    // (with NCCL active the gathered path runs even for one rank: the one-GPU check of it)
+    if (d->world == 1 && !(vlt_dist_nccl_active() && img && img->device == VLT_CUDA))
+        return vlt_clip_loss(img, txt, logit_scale, logit_bias, logits_out);
     // SigLIP needs only the captions of other ranks (this rank's image rows cover every pair once).
     vlt_tensor *txt_all = vlt_dist_all_gather(d, txt);          // (N, E), N = world·B
     vlt_tensor *img_all = logit_bias ? NULL : vlt_dist_all_gather(d, img);
@@ -651,6 +722,7 @@ vlt_tensor *vlt_dist_clip_loss(const vlt_dist *d, vlt_tensor *img, vlt_tensor *t
     vlt_tensor *labels = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(B));
     if (!labels) return NULL;
     for (int i = 0; i < B; i++) vlt_i32(labels)[i] = off + i;
+    if (li->device != VLT_CPU) labels = vlt_to_device(labels, li->device);  // the logits' device
     vlt_tensor *ci = vlt_cross_entropy(li, labels, -1, 0.0f);
     vlt_tensor *ct = vlt_cross_entropy(lt, labels, -1, 0.0f);
     return vlt_scale(vlt_add(ci, ct), 0.5f);

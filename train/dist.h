@@ -4,8 +4,8 @@
 //
 // Backends: MPI on the CPU (built with `make MPI=1`, -DVLT_MPI); without MPI (or when the
 // process was started without a launcher and VLT_DIST=off) every function is the world-size-1
-// identity, so a plain `vlt train` runs unchanged. An NCCL backend for CUDA tensors sits behind
-// the same calls later (vlt_dist.backend; MPI then only starts the job and broadcasts the NCCL id).
+// identity, so a plain `vlt train` runs unchanged. CUDA tensors go through NCCL behind the same
+// calls (train/dist_nccl.c; MPI then only starts the job and broadcasts the NCCL id).
 //
 // Use (one vlt_dist per process, made once in main; MPI cannot be started twice):
 //     vlt_dist d;  vlt_dist_init(&d, &argc, &argv);           // before parsing argv
@@ -106,6 +106,21 @@ void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i);
 vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r);
 int vlt_dist_reducer_buckets(const vlt_dist_reducer *r);
 void vlt_dist_reducer_free(vlt_dist_reducer *r);
+
+// ---- NCCL: the same collectives on CUDA tensors (train/dist_nccl.c) ----
+// One communicator per process over d's ranks, on the device context's stream, made after
+// vlt_cuda_init (the trainer picks the GPU of the local rank first). Rank 0 makes the id and
+// MPI broadcasts it; one rank needs no MPI. While it is active, vlt_dist_allreduce_grads,
+// vlt_dist_all_gather and vlt_dist_clip_loss take device tensors through it, even with one rank
+// (the one-GPU check of this path). Waits poll NCCL's async error and d->timeout_s.
+vlt_status vlt_dist_nccl_init(const vlt_dist *d);
+bool vlt_dist_nccl_active(void);
+void vlt_dist_nccl_shutdown(void);
+// (used by dist.c) averages the device buffers over ranks, in place; all-gather of n floats per
+// rank; reduce-scatter (sum) of n floats per rank. Each waits for completion.
+vlt_status vlt_dist_nccl_allreduce_avg(const vlt_dist *d, float *const *bufs, const int64_t *n, int count);
+vlt_status vlt_dist_nccl_allgather(const vlt_dist *d, const float *x, float *out, int64_t n);
+vlt_status vlt_dist_nccl_reduce_scatter(const vlt_dist *d, const float *x, float *out, int64_t n);
 
 // ---- autograd-aware collectives (ops on the tape) ----
 // x (B, ...) f32, the same shape on every rank -> (world·B, ...): rank r's rows at r·B.

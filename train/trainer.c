@@ -41,6 +41,7 @@ struct vlt_trainer {
     vlt_schedule sched;
     vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T), on the host
     bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
+    bool owns_nccl;                // this trainer made the process's NCCL communicator
     int64_t step, epoch;
     int nonfinite_run;
     int64_t nonfinite_total;
@@ -281,11 +282,24 @@ static vlt_status to_device(vlt_trainer *t) {
     if (t->model.clip.logit_bias)
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the SigLIP loss runs on the host only; use "
                              "train.device cpu");
-    if (t->dist->world > 1)
-        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: data-parallel GPU training (NCCL) is not "
-                             "implemented yet; %d ranks were started (run one process, or train.device cpu)",
-                             t->dist->world);
+    if (t->zero)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: train.zero moves optimizer state over MPI on "
+                             "host memory; it does not combine with GPU training yet");
+    // Several ranks: each takes the GPU of its local rank (unless VLT_CUDA_DEVICE says), and the
+    // gradients and features go through NCCL. VLT_DIST_NCCL=1 takes the NCCL path with one rank
+    // too (the one-GPU check that it computes what the plain path does).
+    const char *force = getenv("VLT_DIST_NCCL");
+    bool nccl = t->dist->world > 1 || (force && !strcmp(force, "1"));
+    if (t->dist->world > 1 && !getenv("VLT_CUDA_DEVICE")) {
+        char dev[16];
+        snprintf(dev, sizeof dev, "%d", t->dist->local_rank);
+        setenv("VLT_CUDA_DEVICE", dev, 0);
+    }
     VLT_TRY(vlt_cuda_init());
+    if (nccl) {
+        VLT_TRY(vlt_dist_nccl_init(t->dist));
+        t->owns_nccl = true;
+    }
     VLT_TRY(vlt_set_matmul_precision(!strcmp(t->cfg.precision, "bf16")   ? VLT_MATMUL_BF16
                                      : !strcmp(t->cfg.precision, "tf32") ? VLT_MATMUL_TF32
                                                                          : VLT_MATMUL_FP32));
@@ -433,7 +447,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         lc.caption_loss_weight = (float)t->cfg.caption_loss_weight;
         lc.clip_loss_weight = (float)t->cfg.clip_loss_weight;
         lc.label_smoothing = (float)t->cfg.label_smoothing;
-        if (t->dist->world > 1) {
+        if (t->dist->world > 1 || (t->on_gpu && vlt_dist_nccl_active())) {
             // The global batch: the contrastive loss over all ranks' features (this rank's rows),
             // and CoCa's caption cross-entropy weighted by this rank's share of the counted
             // (non-pad) tokens, so that the average over ranks is the one-process mean.
@@ -594,6 +608,7 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_adamw_free(t->opt);
     vlt_zero_free(t->zero);
     vlt_model_free(&t->model);
+    if (t->owns_nccl) vlt_dist_nccl_shutdown();
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);
     free(t->decay);
