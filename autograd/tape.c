@@ -1,6 +1,7 @@
 // tape.c — node recording, reverse walk, the step arena, no_grad (see tape.h).
 #include "autograd/tape.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "autograd/ops_cuda.h"
@@ -151,6 +152,48 @@ bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g) {
     return t->grad != NULL;
 }
 
+static vlt_grad_ready_fn g_ready_fn;
+static void *g_ready_ctx;
+
+void vlt_tape_set_grad_ready(vlt_grad_ready_fn fn, void *ctx) {
+    g_ready_fn = fn;
+    g_ready_ctx = ctx;
+}
+
+// Persistent inputs that require grad, mapped to the earliest-recorded node that uses each (an
+// open-addressing table from the step arena, sized for every input slot of the tape).
+typedef struct {
+    vlt_tensor *t;
+    vlt_node *first;
+} ready_slot;
+
+static size_t ready_hash(const vlt_tensor *t, size_t cap) { return ((uintptr_t)t >> 4) * 0x9E3779B97F4A7C15ull & (cap - 1); }
+
+static ready_slot *ready_find(ready_slot *tab, size_t cap, const vlt_tensor *t) {
+    for (size_t h = ready_hash(t, cap);; h = (h + 1) & (cap - 1))
+        if (tab[h].t == t || !tab[h].t) return &tab[h];
+}
+
+static bool ready_tracked(const vlt_tensor *t) { return t && t->persistent && t->requires_grad; }
+
+// One walk from the tail: the last visit of each tracked tensor is its earliest use.
+static ready_slot *ready_table(size_t *cap_out) {
+    size_t cap = 16;
+    while (cap < (size_t)g_tape.n_nodes * VLT_NODE_MAX_IN * 2) cap <<= 1;
+    ready_slot *tab = vlt_arena_alloc(vlt_step_arena(), cap * sizeof *tab);
+    VLT_ASSERT(tab, "backward: step arena out of memory for the gradient-ready table");
+    memset(tab, 0, cap * sizeof *tab);
+    for (vlt_node *n = g_tape.tail; n; n = n->prev)
+        for (int i = 0; i < n->n_in; i++)
+            if (ready_tracked(n->in[i])) {
+                ready_slot *s = ready_find(tab, cap, n->in[i]);
+                s->t = n->in[i];
+                s->first = n;
+            }
+    *cap_out = cap;
+    return tab;
+}
+
 vlt_status vlt_backward(vlt_tensor *loss) {
     VLT_TRY(vlt_tensor_check_live(loss, "backward"));
     if (loss->numel != 1) {
@@ -165,6 +208,22 @@ vlt_status vlt_backward(vlt_tensor *loss) {
     else
 #endif
     vlt_f32(vlt_grad_of(loss))[0] += 1.0f;
+    if (g_ready_fn) {  // the walk with gradient-ready reports (data-parallel overlap)
+        size_t cap;
+        ready_slot *tab = ready_table(&cap);
+        for (vlt_node *n = g_tape.tail; n; n = n->prev) {
+            if (n->out->grad) n->backward(n);
+            for (int i = 0; i < n->n_in; i++)
+                if (ready_tracked(n->in[i]) && ready_find(tab, cap, n->in[i])->first == n) {
+                    bool dup = false;  // the same tensor twice among this node's inputs: report once
+                    for (int j = 0; j < i; j++) dup |= n->in[j] == n->in[i];
+                    if (!dup) g_ready_fn(n->in[i], g_ready_ctx);
+                }
+        }
+        g_tape.tail = NULL;
+        g_tape.n_nodes = 0;
+        return VLT_OK;
+    }
 #ifdef VLT_HAVE_CUDA
     if (loss->device == VLT_CUDA && vlt_cuda_prof_on()) {
         vlt_cuda_prof_mark("bwd", "seed");

@@ -65,6 +65,14 @@ vlt_tensor *vlt_grad_for_write(vlt_tensor *t, bool *fresh);
 // gradient cannot be seen by anyone through g. False (nothing done) otherwise.
 bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g);
 
+// Gradient-ready hook (overlapping the data-parallel gradient all-reduce with backward): while set,
+// vlt_backward calls fn(t, ctx) for each persistent tensor t that requires grad as soon as its
+// gradient is final for this backward, i.e. right after the backward of the earliest-recorded
+// node that has t as an input (nothing later in the reverse walk adds to it). A parameter this
+// forward did not use is never reported. fn = NULL clears it.
+typedef void (*vlt_grad_ready_fn)(vlt_tensor *t, void *ctx);
+void vlt_tape_set_grad_ready(vlt_grad_ready_fn fn, void *ctx);
+
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape in reverse.
 // The nodes stay on the tape until vlt_step_reset().
 vlt_status vlt_backward(vlt_tensor *loss);

@@ -210,12 +210,62 @@ static void test_mlp_fits_and_arena_is_constant(void **state) {
     vlt_tensor_free(x); vlt_tensor_free(y);
 }
 
+// The gradient-ready hook: every parameter the forward used is reported exactly once, when its
+// gradient already has its final value; an unused one is not reported; parameters used late in
+// the forward come first (the reverse walk), a parameter used twice only after its first use.
+typedef struct {
+    vlt_tensor *seen[8];
+    float snapshot[8];  // the reported gradient's first element at report time
+    int n;
+} ready_log;
+
+static void log_ready(vlt_tensor *t, void *ctx) {
+    ready_log *l = ctx;
+    l->seen[l->n] = t;
+    l->snapshot[l->n] = vlt_f32(t->grad)[0];
+    l->n++;
+}
+
+static void test_grad_ready_hook(void **state) {
+    (void)state;
+    vlt_tensor *x = test_param(2, VLT_SHAPE(5, 4), 301, 0, 0);
+    vlt_tensor *w1 = test_param(2, VLT_SHAPE(6, 4), 302, 0, 0), *b1 = test_param(1, VLT_SHAPE(6), 303, 0, 0);
+    vlt_tensor *w2 = test_param(2, VLT_SHAPE(6, 6), 304, 0, 0), *unused = test_param(1, VLT_SHAPE(3), 305, 0, 0);
+    x->requires_grad = false;
+    vlt_tensor *all[4] = {w1, b1, w2, unused};
+    for (int pass = 0; pass < 2; pass++) {
+        vlt_zero_grad(all, 4);
+        // w1 is used first (layer 1) and again last (a second product), w2 in between
+        vlt_tensor *h = vlt_gelu(vlt_linear(x, w1, b1));
+        h = vlt_linear(h, w2, NULL);
+        vlt_tensor *loss = vlt_sum_all(vlt_mul(h, vlt_linear(x, w1, NULL)));
+        ready_log log = {0};
+        if (pass == 1) vlt_tape_set_grad_ready(log_ready, &log);
+        assert_int_equal(vlt_backward(loss), VLT_OK);
+        vlt_tape_set_grad_ready(NULL, NULL);
+        if (pass == 1) {
+            assert_int_equal(log.n, 3);  // w1, b1, w2 once each; `unused` never
+            for (int k = 0; k < log.n; k++) {
+                assert_true(log.seen[k] != unused);
+                assert_true(log.snapshot[k] == vlt_f32(log.seen[k]->grad)[0]);  // already final
+                for (int j = 0; j < k; j++) assert_true(log.seen[j] != log.seen[k]);
+            }
+            assert_true(log.seen[0] == w2);  // its only use is the latest of the three first uses
+            assert_true(log.seen[2] == w1 || log.seen[2] == b1);
+        }
+        vlt_step_reset();
+    }
+    for (int k = 0; k < 4; k++) vlt_tensor_free(all[k]);
+    vlt_tensor_free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_misuse_shapes_and_dtypes, teardown),
         cmocka_unit_test_teardown(test_null_propagates, teardown),
         cmocka_unit_test_teardown(test_stale_activation_is_caught, teardown),
         cmocka_unit_test_teardown(test_no_grad_and_accumulation, teardown),
+        cmocka_unit_test_teardown(test_grad_ready_hook, teardown),
         cmocka_unit_test_teardown(test_adamw_matches_closed_form, teardown),
         cmocka_unit_test_teardown(test_sgd_and_clipping, teardown),
         cmocka_unit_test_teardown(test_mlp_fits_and_arena_is_constant, teardown),

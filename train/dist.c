@@ -387,6 +387,7 @@ struct vlt_dist_reducer {
     int *first_b, *last_b;   // per parameter: its buckets (-1: not trainable)
     bool *ready;
     float *flat;        // every bucket's buffer, back to back
+    int early, last_early;   // buckets started by vlt_dist_reducer_ready (this round, the last)
 };
 
 static vlt_status check_grads(const char *what, vlt_tensor **params, int n) {
@@ -543,8 +544,21 @@ void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i) {
     r->ready[i] = true;
     for (int k = r->first_b[i]; k <= r->last_b[i]; k++) r->b[k].pending--;
     if (r->d.world == 1) return;
-    while (r->next < r->nb && r->b[r->next].pending == 0) start_bucket(r, &r->b[r->next++]);
+    while (r->next < r->nb && r->b[r->next].pending == 0) {
+        start_bucket(r, &r->b[r->next++]);
+        r->early++;
+    }
+#ifdef VLT_MPI
+    // MPI moves a non-blocking collective forward only inside MPI calls: test the ones in flight.
+    for (int k = 0; k < r->next; k++)
+        if (r->b[k].req != MPI_REQUEST_NULL) {
+            int done = 0;
+            MPI_Test(&r->b[k].req, &done, MPI_STATUS_IGNORE);
+        }
+#endif
 }
+
+int vlt_dist_reducer_started_early(const vlt_dist_reducer *r) { return r->last_early; }
 
 vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r) {
     if (r->d.world > 1) {
@@ -557,6 +571,8 @@ vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r) {
     }
     memset(r->ready, 0, (size_t)r->n);
     r->next = 0;
+    r->last_early = r->early;
+    r->early = 0;
     return VLT_OK;
 }
 

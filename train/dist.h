@@ -105,6 +105,9 @@ vlt_dist_reducer *vlt_dist_reducer_new(const vlt_dist *d, vlt_tensor **params, i
 void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i);
 vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r);
 int vlt_dist_reducer_buckets(const vlt_dist_reducer *r);
+// How many buckets of the last finished round started inside vlt_dist_reducer_ready (before
+// finish), i.e. overlapped with whatever ran between the ready calls.
+int vlt_dist_reducer_started_early(const vlt_dist_reducer *r);
 void vlt_dist_reducer_free(vlt_dist_reducer *r);
 
 // ---- NCCL: the same collectives on CUDA tensors (train/dist_nccl.c) ----

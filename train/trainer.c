@@ -4,6 +4,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,8 @@ struct vlt_trainer {
     vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T), on the host
     bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
     bool owns_nccl;                // this trainer made the process's NCCL communicator
+    vlt_dist_reducer *reducer;     // several ranks on the CPU: the all-reduce overlapped with backward
+    struct param_slot { const vlt_tensor *t; int i; } *by_ptr;  // parameters sorted by address
     int64_t step, epoch;
     int nonfinite_run;
     int64_t nonfinite_total;
@@ -310,6 +313,32 @@ static vlt_status to_device(vlt_trainer *t) {
     return VLT_OK;
 }
 
+static int cmp_slot(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const struct param_slot *)a)->t, y = (uintptr_t)((const struct param_slot *)b)->t;
+    return (x > y) - (x < y);
+}
+
+// Several ranks on the CPU: the gradient average starts bucket by bucket while backward runs. The
+// tape reports each parameter whose gradient is final (vlt_tape_set_grad_ready); the reducer
+// starts a bucket's all-reduce once all of its parameters are in.
+static vlt_status make_reducer(vlt_trainer *t) {
+    if (t->dist->world == 1 || t->zero || t->on_gpu) return VLT_OK;
+    int n = t->params->n;
+    t->by_ptr = malloc(sizeof *t->by_ptr * (size_t)n);
+    t->reducer = vlt_dist_reducer_new(t->dist, t->params->t, n, 0);
+    if (!t->by_ptr || !t->reducer) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory");
+    for (int i = 0; i < n; i++) t->by_ptr[i] = (struct param_slot){t->params->t[i], i};
+    qsort(t->by_ptr, (size_t)n, sizeof *t->by_ptr, cmp_slot);
+    return VLT_OK;
+}
+
+static void on_grad_ready(vlt_tensor *p, void *ctx) {
+    vlt_trainer *t = ctx;
+    struct param_slot key = {p, 0};
+    const struct param_slot *s = bsearch(&key, t->by_ptr, (size_t)t->params->n, sizeof key, cmp_slot);
+    if (s) vlt_dist_reducer_ready(t->reducer, s->i);
+}
+
 static void lock_towers(vlt_trainer *t) {
     if (t->cfg.lock_image) vlt_params_set_trainable(t->params, "visual.", false);
     if (t->cfg.lock_text) {
@@ -372,6 +401,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
     if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
+    if (s == VLT_OK) s = make_reducer(t);
     if (s == VLT_OK && t->dist->rank == 0) s = write_config(t);
     if (s == VLT_OK && t->dist->rank == 0) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
     if (s == VLT_OK && t->mlog)
@@ -465,7 +495,12 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_tensor_item(out.parts[k], 0);
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
         loss_sum += vlt_tensor_item(total, 0);
-        VLT_TRY(vlt_backward(loss));
+        // The last micro-batch's backward finishes the gradients: report them as they are done.
+        bool overlap = t->reducer && a == t->cfg.accum_steps - 1;
+        if (overlap) vlt_tape_set_grad_ready(on_grad_ready, t);
+        vlt_status bs = vlt_backward(loss);
+        if (overlap) vlt_tape_set_grad_ready(NULL, NULL);
+        VLT_TRY(bs);
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
     }
@@ -474,6 +509,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     // norm (the same on every rank) and steps it.
     float max_norm = t->cfg.grad_clip > 0 ? (float)t->cfg.grad_clip : 0.0f;
     if (t->zero) VLT_TRY(vlt_zero_reduce_grads(t->zero));
+    else if (t->reducer) VLT_TRY(vlt_dist_reducer_finish(t->reducer));  // equals vlt_dist_allreduce_grads
     else VLT_TRY(vlt_dist_allreduce_grads(t->dist, P->t, P->n, 0));
     float loss = (float)vlt_dist_mean(t->dist, loss_sum / t->cfg.accum_steps);
     for (int k = 0; k < 2; k++) parts_sum[k] = vlt_dist_mean(t->dist, parts_sum[k]);
@@ -609,6 +645,8 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_zero_free(t->zero);
     vlt_model_free(&t->model);
     if (t->owns_nccl) vlt_dist_nccl_shutdown();
+    vlt_dist_reducer_free(t->reducer);
+    free(t->by_ptr);
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);
     free(t->decay);
