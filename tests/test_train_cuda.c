@@ -16,49 +16,12 @@
 #include "autograd/device.h"
 #include "train/commands.h"
 #include "train/trainer.h"
-
-static char g_dir[256];
-
-static int make_data(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/vlt-cuda-e2e-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    char train[300], val[300];
-    snprintf(train, sizeof train, "%s/train", g_dir);
-    snprintf(val, sizeof val, "%s/val", g_dir);
-    char *a[] = {"synth", "--out", train, "--samples", "2000", "--shard-size", "250", "--image-size", "32", "--seed", "3", NULL};
-    char *b[] = {"synth", "--out", val, "--samples", "500", "--shard-size", "250", "--image-size", "32", "--seed", "3",
-                 "--first-index", "1000000", "--prefix", "val-", NULL};
-    if (vlt_cmd_synth(11, a) != 0 || vlt_cmd_synth(15, b) != 0) return -1;
-    return 0;
-}
-
-static int remove_data(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "tests/train_fixture.h"
 
 static void base_config(vlt_run_config *c, const char *out, const char *device, const char *precision) {
-    vlt_run_config_default(c);
-    snprintf(c->model_name, sizeof c->model_name, "tiny-clip");
-    snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00007}.tar", g_dir);
-    snprintf(c->val_shards, sizeof c->val_shards, "%s/val/val-{00000..00001}.tar", g_dir);
-    snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", g_dir, out);
+    train_fixture_config(c, out);
     snprintf(c->device, sizeof c->device, "%s", device);
     snprintf(c->precision, sizeof c->precision, "%s", precision);
-    c->batch_size = 32;
-    c->workers = 2;
-    c->shuffle_buffer = 200;
-    c->shuffle_initial = 50;
-    c->lr = 2e-3;
-    c->weight_decay = 0.1;
-    c->warmup = 10;
-    c->checkpoint_every = 0;
-    c->eval_every = 0;
-    c->val_samples = 500;
-    c->tensorboard = false;
 }
 
 #define NEED_GPU()                              \
@@ -207,5 +170,5 @@ int main(void) {
         cmocka_unit_test(test_gpu_resume_continues),
         cmocka_unit_test(test_gpu_nccl_one_rank_matches),
     };
-    return cmocka_run_group_tests_name("train_cuda", tests, make_data, remove_data);
+    return cmocka_run_group_tests_name("train_cuda", tests, train_fixture_setup, train_fixture_teardown);
 }

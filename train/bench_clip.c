@@ -20,18 +20,9 @@
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "layers/clip.h"
+#include "train/bench_util.h"
 #include "train/commands.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 // Forward matmul FLOPs of one tower's transformer: rows R = B·T, width W, mlp M.
 static double tower_flops(double B, double T, double W, double M, double layers) {
@@ -122,7 +113,7 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
         bool prof = s == profile_step;
         vlt_device_synchronize();
         if (prof) vlt_device_profile_start();
-        double t0 = now_s();
+        double t0 = vlt_bench_now_s();
         vlt_tensor *img = vlt_clip_encode_image(&m, images[s % 2], true);
         vlt_tensor *txt = vlt_clip_encode_text(&m, ids[s % 2], true);
         vlt_tensor *loss = vlt_clip_loss(img, txt, m.logit_scale, m.logit_bias, NULL);
@@ -139,14 +130,14 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
         vlt_tensor_free(lh);
         vlt_step_reset();
         vlt_device_synchronize();
-        double dt = now_s() - t0;
+        double dt = vlt_bench_now_s() - t0;
         if (prof) vlt_device_profile_stop(stdout, 40);
         printf("step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v,
                prof ? " (profiled)" : s < warmup ? " (warm-up)" : "");
         if (!prof && s >= warmup && timed < steps) times[timed++] = dt;
     }
     steps = timed;
-    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    qsort(times, (size_t)steps, sizeof *times, vlt_bench_cmp_double);
     double med = times[steps / 2];
     printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
            "\"step_s_max\": %.5f, \"images_per_s\": %.1f, \"gflop_per_step\": %.1f, \"achieved_tflops\": %.1f, "

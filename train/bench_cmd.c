@@ -11,28 +11,19 @@
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "layers/transformer.h"
+#include "train/bench_util.h"
 #include "train/commands.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double bench_sgemm(int n, int reps) {
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
     vlt_rng_fill_uniform(a, (size_t)n * n, -1, 1, 1, 1, 0);
     vlt_rng_fill_uniform(b, (size_t)n * n, -1, 1, 1, 2, 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);  // warm-up
-    double t0 = now_s();
+    double t0 = vlt_bench_now_s();
     for (int r = 0; r < reps; r++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    double dt = (now_s() - t0) / reps;
+    double dt = (vlt_bench_now_s() - t0) / reps;
     free(a); free(b); free(c);
     return 2.0 * n * n * n / dt / 1e9;
 }
@@ -50,7 +41,7 @@ static double bench_block(int B, int T, int W, int H, int steps) {
     vlt_rng_fill_normal(vlt_f32(x), (size_t)x->numel, 0, 1, 2, 3, 0);
     double *times = malloc(sizeof(double) * steps);
     for (int s = -3; s < steps; s++) {  // 3 warm-up steps
-        double t0 = now_s();
+        double t0 = vlt_bench_now_s();
         vlt_zero_grad(params, VLT_RESBLOCK_NPARAMS);
         vlt_tensor *loss = vlt_mean_all(vlt_resblock_forward(&blk, x, false, NULL));
         if (!loss || vlt_backward(loss) != VLT_OK) {
@@ -59,9 +50,9 @@ static double bench_block(int B, int T, int W, int H, int steps) {
         }
         vlt_adamw_step(opt, 1e-4f);
         vlt_step_reset();
-        if (s >= 0) times[s] = now_s() - t0;
+        if (s >= 0) times[s] = vlt_bench_now_s() - t0;
     }
-    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    qsort(times, (size_t)steps, sizeof(double), vlt_bench_cmp_double);
     double med = times[steps / 2] * 1e3;
     free(times);
     vlt_adamw_free(opt);
