@@ -324,9 +324,10 @@ static int cmp_slot(const void *a, const void *b) {
 static vlt_status make_reducer(vlt_trainer *t) {
     if (t->dist->world == 1 || t->zero || t->on_gpu) return VLT_OK;
     int n = t->params->n;
-    t->by_ptr = malloc(sizeof *t->by_ptr * (size_t)n);
     t->reducer = vlt_dist_reducer_new(t->dist, t->params->t, n, 0);
-    if (!t->by_ptr || !t->reducer) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory");
+    if (!t->reducer) return vlt_error_code();
+    t->by_ptr = malloc(sizeof *t->by_ptr * (size_t)n);
+    if (!t->by_ptr) return vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory for the gradient reducer");
     for (int i = 0; i < n; i++) t->by_ptr[i] = (struct param_slot){t->params->t[i], i};
     qsort(t->by_ptr, (size_t)n, sizeof *t->by_ptr, cmp_slot);
     return VLT_OK;
