@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One command for a lent GPU machine (see docs/CUDA.md): unpacks gpu_carry/bundle.tar.xz (made
-# here by scripts/prepare_gpu_carry.sh), runs the CUDA test suites against the CPU backend, the
-# GPU benchmark when the bundle has one, PyTorch's CLIP ViT-B/32 baseline (eager, then
-# --compile when time allows), and prints a short table last. Fits in 6 minutes.
+# here by scripts/prepare_gpu_carry.sh), runs the CUDA test suites against the CPU backend
+# (ops, a tiny-CLIP step, `vlt train` on the GPU, one-rank NCCL), `vlt bench clip-step` with a
+# per-op profile of one step, PyTorch's CLIP ViT-B/32 baseline (eager, then --compile while
+# VLT_GPU_DEADLINE allows), and prints a short table last. On an H200: 184 s with compile.
 #
-#   device tool:  run(command="bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=420)
+#   device tool:  run(command="VLT_GPU_DEADLINE=235 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=270)
+#   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
 #
 # Logs go to $OUT (the device tool's folder that comes back) when it is set, else /tmp/vlt_gpu_logs.
 # Without a GPU it says "no GPU" and exits 2 having checked nothing (VLT_GPU_CHECK_DRY=1 goes on
