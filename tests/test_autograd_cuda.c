@@ -19,6 +19,7 @@
 
 #include "autograd/device.h"
 #include "tests/gradcheck.h"
+#include "tests/op_builders.h"
 
 #define TOL 1e-4
 #define BF16_REL_L2 1e-2
@@ -160,9 +161,6 @@ static void check_op_bf16(const char *name, build_fn f, vlt_tensor **cpu_in, int
     vlt_step_reset();
 }
 
-typedef struct { bool ta, tb; } mm_ctx;
-static vlt_tensor *build_matmul(vlt_tensor **in, void *c) { mm_ctx *m = c; return vlt_matmul(in[0], in[1], m->ta, m->tb); }
-static vlt_tensor *build_linear(vlt_tensor **in, void *c) { return vlt_linear(in[0], in[1], c ? in[2] : NULL); }
 static vlt_tensor *build_linear_residual(vlt_tensor **in, void *c) {
     (void)c;
     return vlt_linear_residual(in[0], in[1], in[2], in[3]);
@@ -239,25 +237,6 @@ static void test_matmul_bf16(void **state) {
 }
 
 // ---------------------------------------------------------------- elementwise
-typedef struct { int kind; float f0, f1; } ew_ctx;
-enum { K_ADD, K_SUB, K_MUL, K_SCALE, K_EXP, K_LOG, K_CLAMP, K_GELU, K_GELU_TANH, K_QUICK_GELU, K_LOG_SIGMOID };
-
-static vlt_tensor *build_ew(vlt_tensor **in, void *c) {
-    ew_ctx *e = c;
-    switch (e->kind) {
-    case K_ADD: return vlt_add(in[0], in[1]);
-    case K_SUB: return vlt_sub(in[0], in[1]);
-    case K_MUL: return vlt_mul(in[0], in[1]);
-    case K_SCALE: return vlt_scale(in[0], e->f0);
-    case K_EXP: return vlt_exp(in[0]);
-    case K_LOG: return vlt_log(in[0]);
-    case K_CLAMP: return vlt_clamp(in[0], e->f0, e->f1);
-    case K_GELU: return vlt_gelu(in[0]);
-    case K_GELU_TANH: return vlt_gelu_tanh(in[0]);
-    case K_LOG_SIGMOID: return vlt_log_sigmoid(in[0]);
-    default: return vlt_quick_gelu(in[0]);
-    }
-}
 
 static void test_binary(void **state) {
     (void)state;
@@ -292,14 +271,6 @@ static void test_unary(void **state) {
 }
 
 // ---------------------------------------------------------------- reductions, norms, softmax
-static vlt_tensor *build_reduce(vlt_tensor **in, void *c) {
-    switch ((int)(intptr_t)c) {
-    case 0: return vlt_sum_last(in[0]);
-    case 1: return vlt_mean_last(in[0]);
-    case 2: return vlt_sum_all(in[0]);
-    default: return vlt_mean_all(in[0]);
-    }
-}
 
 static void test_reductions(void **state) {
     (void)state;
@@ -307,8 +278,6 @@ static void test_reductions(void **state) {
     for (int k = 0; k < 4; k++) check_op("reduction", build_reduce, &x, 1, (void *)(intptr_t)k, (void *)(intptr_t)k, false);
     vlt_tensor_free(x);
 }
-
-static vlt_tensor *build_layernorm(vlt_tensor **in, void *c) { return vlt_layernorm(in[0], c ? in[1] : NULL, c ? in[2] : NULL, 1e-5f); }
 
 static void test_layernorm(void **state) {
     (void)state;
@@ -321,11 +290,6 @@ static void test_layernorm(void **state) {
         check_op("layernorm (no affine)", build_layernorm, in, 1, NULL, NULL, false);
         for (int k = 0; k < 3; k++) vlt_tensor_free(in[k]);
     }
-}
-
-static vlt_tensor *build_softmax(vlt_tensor **in, void *c) {
-    int k = (int)(intptr_t)c;
-    return k == 0 ? vlt_softmax(in[0]) : k == 1 ? vlt_log_softmax(in[0]) : vlt_l2_normalize(in[0], 1e-12f);
 }
 
 static void test_softmax_family(void **state) {
@@ -342,11 +306,6 @@ static void test_softmax_family(void **state) {
 }
 
 // ---------------------------------------------------------------- cross-entropy
-typedef struct { vlt_tensor *targets; int ignore; float smooth; } ce_ctx;
-static vlt_tensor *build_ce(vlt_tensor **in, void *c) {
-    ce_ctx *e = c;
-    return vlt_cross_entropy(in[0], e->targets, e->ignore, e->smooth);
-}
 
 static void test_cross_entropy(void **state) {
     (void)state;
@@ -378,11 +337,6 @@ static void test_cross_entropy(void **state) {
 }
 
 // ---------------------------------------------------------------- attention
-typedef struct { bool causal; vlt_tensor *pad; float scale; } att_ctx;
-static vlt_tensor *build_att(vlt_tensor **in, void *c) {
-    att_ctx *a = c;
-    return vlt_attention(in[0], in[1], in[2], a->scale, a->causal, a->pad);
-}
 
 static void test_attention(void **state) {
     (void)state;
@@ -454,8 +408,6 @@ static void test_attention_qkv(void **state) {
 }
 
 // ---------------------------------------------------------------- indexing
-static vlt_tensor *build_embedding(vlt_tensor **in, void *c) { return vlt_embedding(in[0], c); }
-static vlt_tensor *build_gather(vlt_tensor **in, void *c) { return vlt_gather_rows(in[0], c); }
 
 static void test_embedding_gather_argmax(void **state) {
     (void)state;

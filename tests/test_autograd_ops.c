@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "tests/gradcheck.h"
+#include "tests/op_builders.h"
 
 #define GC_TOL 1e-2
 #define FWD_TOL 1e-5
@@ -16,8 +17,6 @@
 static int teardown(void **state) { (void)state; vlt_step_reset(); return 0; }
 
 // ---------------------------------------------------------------- matmul and linear
-typedef struct { bool ta, tb; } mm_ctx;
-static vlt_tensor *build_matmul(vlt_tensor **in, void *c) { mm_ctx *m = c; return vlt_matmul(in[0], in[1], m->ta, m->tb); }
 
 // Reference: C[b] = op(A[b]) op(B[b or 0]) for A stored (batch, ar, ac).
 static void ref_matmul(const vlt_tensor *a, const vlt_tensor *b, bool ta, bool tb, float *out) {
@@ -75,8 +74,6 @@ static void test_matmul(void **state) {
     vlt_tensor_free(b);
 }
 
-static vlt_tensor *build_linear(vlt_tensor **in, void *c) { return vlt_linear(in[0], in[1], c ? in[2] : NULL); }
-
 static void test_linear(void **state) {
     (void)state;
     vlt_tensor *x = test_param(3, VLT_SHAPE(2, 3, 5), 1, 0, 0);
@@ -97,25 +94,6 @@ static void test_linear(void **state) {
 }
 
 // ---------------------------------------------------------------- elementwise
-typedef struct { int kind; float f0, f1; } ew_ctx;
-enum { K_ADD, K_SUB, K_MUL, K_SCALE, K_EXP, K_LOG, K_CLAMP, K_GELU, K_GELU_TANH, K_QUICK_GELU, K_LOG_SIGMOID };
-
-static vlt_tensor *build_ew(vlt_tensor **in, void *c) {
-    ew_ctx *e = c;
-    switch (e->kind) {
-    case K_ADD: return vlt_add(in[0], in[1]);
-    case K_SUB: return vlt_sub(in[0], in[1]);
-    case K_MUL: return vlt_mul(in[0], in[1]);
-    case K_SCALE: return vlt_scale(in[0], e->f0);
-    case K_EXP: return vlt_exp(in[0]);
-    case K_LOG: return vlt_log(in[0]);
-    case K_CLAMP: return vlt_clamp(in[0], e->f0, e->f1);
-    case K_GELU: return vlt_gelu(in[0]);
-    case K_GELU_TANH: return vlt_gelu_tanh(in[0]);
-    case K_LOG_SIGMOID: return vlt_log_sigmoid(in[0]);
-    default: return vlt_quick_gelu(in[0]);
-    }
-}
 
 static double ref_unary(int kind, double x, double f0, double f1) {
     switch (kind) {
@@ -175,14 +153,6 @@ static void test_unary(void **state) {
 }
 
 // ---------------------------------------------------------------- reductions
-static vlt_tensor *build_reduce(vlt_tensor **in, void *c) {
-    switch ((int)(intptr_t)c) {
-    case 0: return vlt_sum_last(in[0]);
-    case 1: return vlt_mean_last(in[0]);
-    case 2: return vlt_sum_all(in[0]);
-    default: return vlt_mean_all(in[0]);
-    }
-}
 
 static void test_reductions(void **state) {
     (void)state;
@@ -208,7 +178,6 @@ static void test_reductions(void **state) {
 }
 
 // ---------------------------------------------------------------- normalization
-static vlt_tensor *build_layernorm(vlt_tensor **in, void *c) { return vlt_layernorm(in[0], c ? in[1] : NULL, c ? in[2] : NULL, 1e-5f); }
 
 static void test_layernorm(void **state) {
     (void)state;
@@ -231,11 +200,6 @@ static void test_layernorm(void **state) {
     assert_true(gradcheck(build_layernorm, in, 3, (void *)1, 1e-2f) < GC_TOL);
     assert_true(gradcheck(build_layernorm, in, 1, NULL, 1e-2f) < GC_TOL);
     vlt_tensor_free(x); vlt_tensor_free(w); vlt_tensor_free(b);
-}
-
-static vlt_tensor *build_softmax(vlt_tensor **in, void *c) {
-    int k = (int)(intptr_t)c;
-    return k == 0 ? vlt_softmax(in[0]) : k == 1 ? vlt_log_softmax(in[0]) : vlt_l2_normalize(in[0], 1e-12f);
 }
 
 static void test_softmax_family(void **state) {
@@ -265,11 +229,6 @@ static void test_softmax_family(void **state) {
 }
 
 // ---------------------------------------------------------------- cross-entropy
-typedef struct { vlt_tensor *targets; int ignore; float smooth; } ce_ctx;
-static vlt_tensor *build_ce(vlt_tensor **in, void *c) {
-    ce_ctx *e = c;
-    return vlt_cross_entropy(in[0], e->targets, e->ignore, e->smooth);
-}
 
 static void test_cross_entropy(void **state) {
     (void)state;
@@ -310,11 +269,6 @@ static void test_cross_entropy(void **state) {
 }
 
 // ---------------------------------------------------------------- attention
-typedef struct { bool causal; vlt_tensor *pad; float scale; } att_ctx;
-static vlt_tensor *build_att(vlt_tensor **in, void *c) {
-    att_ctx *a = c;
-    return vlt_attention(in[0], in[1], in[2], a->scale, a->causal, a->pad);
-}
 
 static void ref_attention(const vlt_tensor *q, const vlt_tensor *k, const vlt_tensor *v, const att_ctx *c, float *out) {
     int B = q->shape[0], H = q->shape[1], Tq = q->shape[2], Tk = k->shape[2], D = q->shape[3];
@@ -379,8 +333,6 @@ static void test_attention(void **state) {
 }
 
 // ---------------------------------------------------------------- indexing
-static vlt_tensor *build_embedding(vlt_tensor **in, void *c) { return vlt_embedding(in[0], c); }
-static vlt_tensor *build_gather(vlt_tensor **in, void *c) { return vlt_gather_rows(in[0], c); }
 
 static void test_embedding_and_gather(void **state) {
     (void)state;
