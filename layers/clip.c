@@ -74,12 +74,14 @@ vlt_status vlt_clip_forward(vlt_clip *m, vlt_tensor *images, vlt_tensor *ids, vl
     return out->loss ? VLT_OK : vlt_error_code();
 }
 
-void vlt_clip_clamp_logit_scale(vlt_clip *m) {
+void vlt_logit_scale_clamp(vlt_tensor *logit_scale) {
     // one scalar, wherever it lives (a device read and write when the model is on the GPU)
-    const float hi = logf(100.0f), s = vlt_tensor_item(m->logit_scale, 0);
+    const float hi = logf(100.0f), s = vlt_tensor_item(logit_scale, 0);
     const float c = s < 0.0f ? 0.0f : s > hi ? hi : s;
-    if (c != s) vlt_tensor_set_item(m->logit_scale, 0, c);
+    if (c != s) vlt_tensor_set_item(logit_scale, 0, c);
 }
+
+void vlt_clip_clamp_logit_scale(vlt_clip *m) { vlt_logit_scale_clamp(m->logit_scale); }
 
 void vlt_clip_decay_mask(const vlt_params *p, bool *decay) {
     // open_clip's training script: exclude p.ndim < 2 or "bn"/"ln"/"bias"/"logit_scale" in the name.

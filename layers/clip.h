@@ -36,6 +36,8 @@ vlt_status vlt_clip_forward(vlt_clip *m, vlt_tensor *images, vlt_tensor *ids, vl
 vlt_tensor *vlt_clip_loss(vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale, vlt_tensor *logit_bias,
                           vlt_tensor **logits_out);
 // After every optimizer step: logit_scale clamped to [0, ln 100] (as open_clip's training loop).
+// vlt_logit_scale_clamp does it to any 0-d log-scale parameter on any device (CoCa's too).
+void vlt_logit_scale_clamp(vlt_tensor *logit_scale);
 void vlt_clip_clamp_logit_scale(vlt_clip *m);
 // Weight-decay mask as open_clip's training script: no decay for parameters with fewer than two
 // dims or with "bn", "ln", "bias" or "logit_scale" in the name; decay for the rest.

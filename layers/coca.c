@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/device.h"
-
 #include "layers/clip.h"
 
 static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name, int ndim, const int *shape) {
@@ -209,8 +207,4 @@ vlt_status vlt_coca_forward(vlt_coca *m, vlt_tensor *images, vlt_tensor *ids, vl
     return out->loss ? VLT_OK : vlt_error_code();
 }
 
-void vlt_coca_clamp_logit_scale(vlt_coca *m) {
-    const float hi = logf(100.0f), s = vlt_tensor_item(m->logit_scale, 0);
-    const float c = s < 0.0f ? 0.0f : s > hi ? hi : s;
-    if (c != s) vlt_tensor_set_item(m->logit_scale, 0, c);
-}
+void vlt_coca_clamp_logit_scale(vlt_coca *m) { vlt_logit_scale_clamp(m->logit_scale); }
