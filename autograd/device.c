@@ -107,13 +107,7 @@ void vlt_device_acc(vlt_device dev, float *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-void vlt_device_to_host(void *dst, const void *src, size_t bytes) {
-#ifdef VLT_HAVE_CUDA
-    vlt_cuda_copy_d2h(dst, src, bytes);
-#else
-    memcpy(dst, src, bytes);
-#endif
-}
+void vlt_device_to_host(void *dst, const void *src, size_t bytes) { copy_bytes(VLT_CPU, dst, VLT_CUDA, src, bytes); }
 
 void vlt_tensor_read_f32(float *dst, const vlt_tensor *t, int64_t n) {
     VLT_ASSERT(t->dtype == VLT_F32 && n <= t->numel, "tensor_read_f32: '%s' is not f32 or has fewer than %lld elements",
