@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "train/dist.h"
 #include "train/run_config.h"
 
 #if defined(VLT_MPI) && defined(__SANITIZE_ADDRESS__)
@@ -136,6 +137,14 @@ static inline void multi_rank_run_config(vlt_run_config *c, const char *dir, con
     c->warmup = 2;
     c->checkpoint_every = ckpt;
     c->tensorboard = false;
+}
+
+// Every rank's local failure count, summed: the same verdict on every rank, so no rank fails an
+// assertion (and leaves the collectives) while the others go on.
+static inline int all_ranks_fail(const vlt_dist *d, int local) {
+    double x = local;
+    vlt_dist_sum(d, &x, 1);
+    return (int)x;
 }
 
 static inline int remove_dir(const char *dir) {

@@ -39,14 +39,6 @@
 
 static vlt_dist g_d;
 
-
-// Every rank's local failure count, summed: the same verdict on every rank.
-static int all_fail(int local) {
-    double x = local;
-    vlt_dist_sum(&g_d, &x, 1);
-    return (int)x;
-}
-
 // ---- world ------------------------------------------------------------------------------------
 static void test_world(void **state) {
     (void)state;
@@ -64,7 +56,7 @@ static void test_world(void **state) {
     vlt_dist_minmax(&g_d, 10 + g_d.rank, &lo, &hi);
     bad += lo != 10 || hi != 10 + W - 1;
     assert_int_equal(vlt_dist_barrier(&g_d), VLT_OK);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 static void test_allgather_text(void **state) {
@@ -79,7 +71,7 @@ static void test_allgather_text(void **state) {
         bad += strcmp(all[r], want) != 0;
     }
     vlt_dist_free_text(all, g_d.world);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 // ---- gradient all-reduce --------------------------------------------------------------------
@@ -140,7 +132,7 @@ static void test_allreduce_grads(void **state) {
         vlt_tensor_free(a[i]);
         vlt_tensor_free(b[i]);
     }
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 // ---- all-gather op ----------------------------------------------------------------------------
@@ -216,7 +208,7 @@ static void test_all_gather_grad(void **state) {
     vlt_step_reset();
     vlt_tensor_free(x);
     vlt_tensor_free(w);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 // A rank whose input has another shape: every rank gets NULL and VLT_ERR_SHAPE, none hangs.
@@ -232,7 +224,7 @@ static void test_all_gather_shape_mismatch(void **state) {
     bad += vlt_dist_all_gather(&g_d, NULL) != NULL;   // a failed input on every rank
     vlt_step_reset();
     vlt_tensor_free(x);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 // ---- model: broadcast and equivalence -------------------------------------------------------
@@ -304,7 +296,7 @@ static void test_overlapped_backward(void **state) {
     for (int i = 0; i < np; i++) free(want[i]);
     vlt_tensor_free(x);
     vlt_params_free(&table);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 static void test_broadcast_params(void **state) {
@@ -324,7 +316,7 @@ static void test_broadcast_params(void **state) {
     vlt_status s = vlt_dist_broadcast_params(&g_d, &m.params);
     bad += g_d.world > 1 ? s != VLT_ERR_SHAPE : s != VLT_OK;
     vlt_clip_free(&m);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 #define BL 4   // per-rank batch
@@ -424,12 +416,12 @@ static int equivalence(bool siglip) {
 
 static void test_clip_equivalence(void **state) {
     (void)state;
-    assert_int_equal(all_fail(equivalence(false)), 0);
+    assert_int_equal(all_ranks_fail(&g_d, equivalence(false)), 0);
 }
 
 static void test_siglip_equivalence(void **state) {
     (void)state;
-    assert_int_equal(all_fail(equivalence(true)), 0);
+    assert_int_equal(all_ranks_fail(&g_d, equivalence(true)), 0);
 }
 
 static int run_rank_group(void) {

@@ -35,12 +35,6 @@
 
 static vlt_dist g_d;
 
-static int all_fail(int local) {
-    double x = local;
-    vlt_dist_sum(&g_d, &x, 1);
-    return (int)x;
-}
-
 // ---- units (every rank) -----------------------------------------------------------------------
 static void test_ownership_and_memory_split(void **state) {
     (void)state;
@@ -101,7 +95,7 @@ static void test_ownership_and_memory_split(void **state) {
     free(decay);
     vlt_zero_free(z);
     vlt_clip_free(&m);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 #define NP 7
@@ -171,7 +165,7 @@ static void test_reduce_to_owner_equals_allreduce(void **state) {
     vlt_zero_free(z);
     free_params(a);
     free_params(b);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 static float value_of(int rank, int i, int64_t j) { return (float)(rank * 100 + i) + 0.125f * (float)j; }
@@ -192,7 +186,7 @@ static void test_gather_params(void **state) {
     }
     vlt_zero_free(z);
     free_params(p);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 static float moment_of(int i, int64_t j, int k) { return (float)(i + 1) * (k ? 0.5f : -1.0f) + 0.01f * (float)j; }
@@ -280,7 +274,7 @@ static void test_gather_optimizer_and_shard_load(void **state) {
     }
     vlt_params_free(&Q);
     vlt_params_free(&P);
-    assert_int_equal(all_fail(bad), 0);
+    assert_int_equal(all_ranks_fail(&g_d, bad), 0);
 }
 
 static int run_rank_group(void) {
