@@ -160,6 +160,13 @@ static void test_unsupported_gpu_runs_are_refused(void **state) {
     base_config(&c, "cpu-bf16", "cpu", "bf16");
     assert_int_not_equal(vlt_trainer_create(&c, &o, &t), VLT_OK);
     assert_non_null(strstr(vlt_error_message(), "train.precision bf16 needs train.device cuda"));
+    // values the keys do not know are named
+    base_config(&c, "tpu", "tpu", "fp32");
+    assert_int_not_equal(vlt_trainer_create(&c, &o, &t), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "train.device 'tpu' is not cpu or cuda"));
+    base_config(&c, "fp16", "cpu", "fp16");
+    assert_int_not_equal(vlt_trainer_create(&c, &o, &t), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "train.precision 'fp16' is not fp32, tf32 or bf16"));
 }
 
 int main(void) {
