@@ -16,6 +16,27 @@
 
 SAN  ?= 0
 CUDA ?= 0
+
+# --- bare-machine bootstrap ----------------------------------------------------------------------
+# The flags below come from pkg-config and the MPI wrapper, which exist only once the Debian
+# packages are installed, and make evaluates them while reading this file. So each time it is read
+# the package list is checked (scripts/install_deps.sh --check, ~0.1 s); when something is missing
+# build/.deps.mk is included and its rule installs the packages. A remade included makefile makes
+# GNU make read this file again from the top, so the real build of the same `make test` or
+# `make demo` sees the installed headers, libraries and mpicc.
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+ifneq ($(shell VLT_SAN=$(SAN) bash scripts/install_deps.sh --check >/dev/null 2>&1 || echo missing),)
+ifneq ($(MAKE_RESTARTS),)
+$(error Debian packages are still missing after scripts/install_deps.sh ran; run it by hand to see why)
+endif
+include build/.deps.mk
+endif
+endif
+build/.deps.mk: FORCE
+	@mkdir -p build
+	@VLT_SAN=$(SAN) bash scripts/install_deps.sh
+	@echo "# scripts/install_deps.sh installed the missing packages at $$(date -u +%FT%TZ)" > $@
+
 MPI  ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
 
 MODULES := autograd layers data train checkpoints eval
@@ -74,9 +95,8 @@ ALL_OBJS  := $(foreach m,$(MODULES),$(call module_objs,$(m)))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
-DEPS_STAMP := build/.deps-installed
 
-.PHONY: all test demo bench fuzz clean deps
+.PHONY: all test demo bench fuzz clean deps install FORCE
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -84,17 +104,14 @@ DEPS_STAMP := build/.deps-installed
 all: $(BUILD)/vlt $(BUILD)/libvlt.a
 	@$(if $(filter 1,$(SAN)),true,ln -sf $(BUILD)/vlt vlt)
 
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP): scripts/install_deps.sh
-	@mkdir -p build
+deps:
 	@VLT_SAN=$(SAN) bash scripts/install_deps.sh
-	@touch $@
 
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.cu.o: %.cu | $(DEPS_STAMP)
+$(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 

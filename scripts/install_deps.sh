@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vlt builds and tests against, when any is missing.
-# Called by the Makefile before the first build (stamp: build/.deps), so that the
-# README's two commands are the whole set-up on a fresh Debian machine.
-# Needs root or sudo only when something is actually missing.
+#   scripts/install_deps.sh           install what is missing (root or sudo only then)
+#   scripts/install_deps.sh --check   exit 1 (listing them on stderr) when any is missing
+# The Makefile runs --check each time it is read, and when something is missing installs it and
+# then re-reads itself (see "Bare-machine bootstrap" there), so that the README's two commands
+# are the whole set-up on a fresh Debian machine. VLT_SAN=1 adds the sanitizer toolchain.
 set -euo pipefail
 
 PKGS=(
@@ -23,6 +25,12 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+if [ "${1:-}" = --check ]; then
+  # Without dpkg (not Debian) nothing can be checked or installed here: assume the user has them.
+  command -v dpkg-query >/dev/null || exit 0
+  echo "vlt: missing Debian packages: ${missing[*]}" >&2
+  exit 1
+fi
 
 echo "vlt: installing missing Debian packages: ${missing[*]}" >&2
 SUDO=""
