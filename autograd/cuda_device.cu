@@ -36,6 +36,11 @@ static struct {
     arena_chunk *chunks;
     size_t used, high_water, capacity;
     uint64_t system_allocs;
+    // blocks handed back during the step (vlt_cuda_arena_release), reused by exact size: the
+    // backward's gradients of one layer take the memory of the layer after it. Cleared at reset.
+    struct { void *p; size_t size; } *free_list;
+    int n_free, cap_free;
+    size_t reused;  // bytes served from the free list this step
     // bf16 copies of matmul operands (VLT_MATMUL_BF16): two buffers, grown to the largest
     // operand seen; stream order makes reuse between products safe.
     void *cast_buf[2];
@@ -105,6 +110,7 @@ extern "C" void vlt_cuda_release(void) {
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));
     vlt_cuda_mt_release();
     chunks_free(g_cuda.chunks);
+    free(g_cuda.free_list);
     for (int i = 0; i < 2; i++) cudaCheck(cudaFree(g_cuda.cast_buf[i]));
     cudaCheck(cudaFree(g_cuda.workspace));
     cublasCheck(cublasLtDestroy(g_cuda.lt));
@@ -166,6 +172,13 @@ extern "C" void *vlt_cuda_arena_alloc(size_t bytes) {
     if (vlt_cuda_ensure_init() != 0) return NULL;
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (need == 0) need = ARENA_ALIGN;
+    for (int i = g_cuda.n_free - 1; i >= 0; i--)  // newest first: likeliest still in L2
+        if (g_cuda.free_list[i].size == need) {
+            void *p = g_cuda.free_list[i].p;
+            g_cuda.free_list[i] = g_cuda.free_list[--g_cuda.n_free];
+            g_cuda.reused += need;
+            return p;
+        }
     arena_chunk *c = g_cuda.chunks;
     if (!c || c->off + need > c->size) {
         size_t size = g_cuda.capacity > need ? g_cuda.capacity : need;  // at least double
@@ -186,8 +199,28 @@ extern "C" void *vlt_cuda_arena_alloc(size_t bytes) {
     return p;
 }
 
+extern "C" void vlt_cuda_arena_release(void *p, size_t bytes) {
+    if (!p || !g_cuda.ready) return;
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need == 0) need = ARENA_ALIGN;
+    if (g_cuda.n_free == g_cuda.cap_free) {
+        int cap = g_cuda.cap_free ? 2 * g_cuda.cap_free : 256;
+        void *grown = realloc(g_cuda.free_list, (size_t)cap * sizeof *g_cuda.free_list);
+        if (!grown) return;  // not reusing a block is always safe
+        g_cuda.free_list = (decltype(g_cuda.free_list))grown;
+        g_cuda.cap_free = cap;
+    }
+    g_cuda.free_list[g_cuda.n_free].p = p;
+    g_cuda.free_list[g_cuda.n_free].size = need;
+    g_cuda.n_free++;
+}
+
+extern "C" size_t vlt_cuda_arena_reused(void) { return g_cuda.reused; }
+
 extern "C" void vlt_cuda_arena_reset(void) {
     if (!g_cuda.ready) return;
+    g_cuda.n_free = 0;
+    g_cuda.reused = 0;
     if (g_cuda.chunks && g_cuda.chunks->next) {
         // Several chunks: one block of the high-water size replaces them (cudaFree waits for
         // the stream's work on them).

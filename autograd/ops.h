@@ -22,11 +22,19 @@
 // a (..., M, K) [or (..., K, M) with trans_a], b (K, N) [or (N, K) with trans_b], or b batched
 // with the same leading dims as a. out (..., M, N). sgemm per batch.
 vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b);
-// x (..., in) · w (out, in)ᵀ + bias (out) [bias may be NULL] -> (..., out)
+// x (..., in) · w (out, in)ᵀ + bias (out) [bias may be NULL] -> (..., out) f32. x may be a bf16
+// activation (from vlt_layernorm_operand / vlt_linear_act) on the GPU in mixed precision.
 vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias);
 // residual + vlt_linear(x, w, bias) (the transformer block's out-projections). On the GPU in mixed
 // precision one cuBLASLt call with the residual as C; elsewhere exactly vlt_add(residual, linear).
 vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual);
+// act(vlt_linear(x, w, bias)) for the transformer MLP's c_fc (act: GELU erf, GELU tanh or QuickGELU).
+// On the GPU in mixed precision: one cuBLASLt product writing the pre-activation h in bf16 (bias
+// in the epilogue), one kernel writing act(h) in bf16, and a backward that rounds g·act'(h) once
+// for both products with the bias gradient summed in the same pass; the output is then a bf16
+// activation that only a product (vlt_linear) may take. Elsewhere exactly the composition.
+typedef enum { VLT_ACT_FN_GELU, VLT_ACT_FN_GELU_TANH, VLT_ACT_FN_QUICK_GELU } vlt_act_fn;
+vlt_tensor *vlt_linear_act(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_act_fn act);
 
 // ---- elementwise (b broadcasts when it has one element or equals a's trailing dims) ----
 vlt_tensor *vlt_add(vlt_tensor *a, vlt_tensor *b);
@@ -51,6 +59,9 @@ vlt_tensor *vlt_mean_all(vlt_tensor *a);
 // ---- normalization, activations over the last dim ----
 // x (..., C), w (C), b (C) [either may be NULL]; statistics over C; biased variance as torch.
 vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps);
+// vlt_layernorm whose output only feeds a product (vlt_linear, vlt_linear_act): on the GPU in mixed
+// precision the output is written once, in bf16 (C <= 1024); elsewhere exactly vlt_layernorm.
+vlt_tensor *vlt_layernorm_operand(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps);
 vlt_tensor *vlt_softmax(vlt_tensor *x);
 vlt_tensor *vlt_log_softmax(vlt_tensor *x);
 // x / max(||x||_2, eps) over the last dim (torch.nn.functional.normalize, eps 1e-12).

@@ -40,6 +40,10 @@ void *vlt_cuda_cast_buffer(int which, size_t bytes);
 // warm-up; none in the steady state).
 void *vlt_cuda_arena_alloc(size_t bytes);
 void vlt_cuda_arena_reset(void);
+// Hands a block of this step back (its last reader is already on the stream, which orders the
+// reuse); a later vlt_cuda_arena_alloc of the same rounded size takes it instead of bumping.
+void vlt_cuda_arena_release(void *p, size_t bytes);
+size_t vlt_cuda_arena_reused(void);  // bytes served from released blocks since the last reset
 size_t vlt_cuda_arena_high_water(void);
 uint64_t vlt_cuda_arena_system_allocs(void);
 // Copies (stream-ordered; the ones that touch host memory wait for completion).
@@ -81,6 +85,12 @@ void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t *A
                         float *C);
 int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, const float *residual, float *y,
                          int R, int IN, int OUT);
+// The same product with a bf16 y (R, OUT) (no residual): rounded once from the fp32 accumulator
+// plus bias. 0, having done nothing, when cuBLASLt offers no algorithm.
+int vlt_cuda_linear_bf16_out(const uint16_t *xb, const uint16_t *wb, const float *bias, uint16_t *yb, int R, int IN,
+                             int OUT);
+// dst[c] += Σ_y partial[y, c] (C columns, ny rows of partial sums), in y order.
+void vlt_cuda_colsum_partials(float *dst, const float *partial, int64_t C, int ny);
 // out (R, C) rows = bias (C)
 void vlt_cuda_fill_rows(float *out, const float *bias, int64_t R, int C);
 // dst[c] += k · Σ_r src[r·C + c] (r < R), or with src2: Σ_r src[r·C+c]·src2[r·C+c]; deterministic.
@@ -98,6 +108,13 @@ void vlt_cuda_fill(float *dst, int64_t n, float v);
 void vlt_cuda_add_scalar(float *dst, float v);                        // dst[0] += v
 void vlt_cuda_arange_i32(int32_t *dst, int n);
 void vlt_cuda_cast_f32_bf16(uint16_t *dst, const float *src, int64_t n);
+// The MLP activation on bf16 activations (kind VLT_UN_GELU, _GELU_TANH or _QUICK_GELU):
+// a = act(h) elementwise, h and a bf16, fp32 arithmetic;
+void vlt_cuda_act_bf16_fwd(int kind, const uint16_t *h, uint16_t *a, int64_t n);
+// backward into the product's operand: dh (R, C) = bf16(g · act'(h)), and colsum[c] += Σ_r g·act'(h)
+// (the bias gradient, fp32, deterministic) when colsum is not NULL.
+void vlt_cuda_act_bf16_bwd_colsum(int kind, const float *g, const uint16_t *h, uint16_t *dh, int64_t R, int64_t C,
+                                  float *colsum);
 void vlt_cuda_cast_bf16_f32(float *dst, const uint16_t *src, int64_t n);
 
 // ---- reductions and row ops (ops_cuda_nn.cu) ----
@@ -106,6 +123,9 @@ void vlt_cuda_row_bcast_acc(float *gx, const float *g, int64_t R, int64_t C, flo
 // layernorm: stats (R, 2) = (mean, rstd); w, b may be NULL.
 void vlt_cuda_layernorm_fwd(const float *x, const float *w, const float *b, float *y, float *stats, int64_t R,
                             int C, float eps);
+// The same with a bf16 y (an input of the next product): 0, having done nothing, for C > 1024.
+int vlt_cuda_layernorm_fwd_bf16(const float *x, const float *w, const float *b, uint16_t *y, float *stats, int64_t R,
+                                int C, float eps);
 // gx (when not NULL) is written when gx_overwrite (a fresh buffer), else added to; gw, gb added to.
 void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
                             float *gw, float *gb, int64_t R, int C, bool gx_overwrite);

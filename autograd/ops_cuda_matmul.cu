@@ -116,7 +116,7 @@ extern "C" void vlt_cuda_gemm_bf16(bool ta, bool tb, int M, int N, int K, const 
 // of microseconds of host time; a model has a handful of shapes).
 namespace {
 struct lt_plan {
-    int R, IN, OUT, bias, ok;
+    int R, IN, OUT, bias, out_bf16, ok;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
@@ -125,14 +125,14 @@ lt_plan g_plans[64];
 int g_n_plans;
 }  // namespace
 
-static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias) {
+static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias, int out_bf16) {
     for (int i = 0; i < g_n_plans; i++) {
         lt_plan *p = &g_plans[i];
-        if (p->R == R && p->IN == IN && p->OUT == OUT && p->bias == bias) return p;
+        if (p->R == R && p->IN == IN && p->OUT == OUT && p->bias == bias && p->out_bf16 == out_bf16) return p;
     }
     if (g_n_plans == 64) return nullptr;
     lt_plan *p = &g_plans[g_n_plans++];
-    *p = lt_plan{R, IN, OUT, bias, 0, nullptr, nullptr, nullptr, nullptr, {}};
+    *p = lt_plan{R, IN, OUT, bias, out_bf16, 0, nullptr, nullptr, nullptr, nullptr, {}};
     // Column-major view of the row-major product: yᵀ (OUT, R) = op_T(W as (IN, OUT)) · xᵀ (IN, R).
     cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
     cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
@@ -146,7 +146,9 @@ static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias) {
                                                    sizeof bias_type));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, IN, OUT, IN));
     cublasCheck(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, IN, R, IN));
-    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, OUT, R, OUT));
+    // y in fp32, or (out_bf16: an activation that only feeds the next product) in bf16, rounded
+    // once from the fp32 accumulator with the fp32 bias added first
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->c, out_bf16 ? CUDA_R_16BF : CUDA_R_32F, OUT, R, OUT));
     size_t ws = 0;
     vlt_cuda_workspace(&ws);
     cublasLtMatmulPreference_t pref;
@@ -166,7 +168,7 @@ static lt_plan *lt_plan_for(int R, int IN, int OUT, int bias) {
 
 extern "C" int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bias, const float *residual,
                                     float *y, int R, int IN, int OUT) {
-    lt_plan *p = lt_plan_for(R, IN, OUT, bias != nullptr);
+    lt_plan *p = lt_plan_for(R, IN, OUT, bias != nullptr, 0);
     if (!p || !p->ok) return 0;
     if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
@@ -174,6 +176,19 @@ extern "C" int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, cons
     size_t ws = 0;
     void *work = vlt_cuda_workspace(&ws);
     cublasCheck(cublasLtMatmul(vlt_cuda_lt(), p->desc, &alpha, wb, p->a, xb, p->b, &beta, c, p->c, y, p->c, &p->algo,
+                               work, ws, vlt_cuda_stream()));
+    return 1;
+}
+
+extern "C" int vlt_cuda_linear_bf16_out(const uint16_t *xb, const uint16_t *wb, const float *bias, uint16_t *yb, int R,
+                                        int IN, int OUT) {
+    lt_plan *p = lt_plan_for(R, IN, OUT, bias != nullptr, 1);
+    if (!p || !p->ok) return 0;
+    if (bias) cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    float alpha = 1.0f, beta = 0.0f;
+    size_t ws = 0;
+    void *work = vlt_cuda_workspace(&ws);
+    cublasCheck(cublasLtMatmul(vlt_cuda_lt(), p->desc, &alpha, wb, p->a, xb, p->b, &beta, yb, p->c, yb, p->c, &p->algo,
                                work, ws, vlt_cuda_stream()));
     return 1;
 }
@@ -205,6 +220,12 @@ __global__ void colsum_final_kernel(float *dst, const float *partial, int64_t C,
     float s = 0.0f;
     for (int y = 0; y < ny; y++) s += partial[(int64_t)y * C + c];
     dst[c] += k * s;
+}
+
+extern "C" void vlt_cuda_colsum_partials(float *dst, const float *partial, int64_t C, int ny) {
+    unsigned gx = (unsigned)((C + VLT_CUDA_THREADS - 1) / VLT_CUDA_THREADS);
+    colsum_final_kernel<<<gx, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(dst, partial, C, ny, 1.0f);
+    cudaCheckLaunch();
 }
 
 extern "C" void vlt_cuda_colsum_acc(float *dst, const float *src, const float *src2, int64_t R, int64_t C, float k) {

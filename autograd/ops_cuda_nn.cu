@@ -3,6 +3,8 @@
 //
 // One block of ROW_THREADS threads per row; block reductions in a fixed order (deterministic).
 // The parameter gradients of layernorm are two-stage column sums (no atomics).
+#include <cuda_bf16.h>
+
 #include "autograd/ops_cuda_common.h"
 
 #define ROW_THREADS 256
@@ -53,9 +55,158 @@ __global__ void layernorm_fwd_kernel(const float *x, const float *w, const float
         y[r * C + c] = (xr[c] - mean) * rstd * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
 }
 
+// Warp-per-row layernorm (C <= 32·K): each lane keeps its K columns (c = lane + 32·k) of x (and,
+// backward, of g) in registers, so a row is read from memory once; statistics by warp shuffles
+// (fixed order: deterministic). 8 warps per block. The block-per-row kernels above remain for
+// wider rows.
+#define LN_WARPS 8
+
+__device__ __forceinline__ void ln_store(float *y, int64_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void ln_store(__nv_bfloat16 *y, int64_t i, float v) { y[i] = __float2bfloat16_rn(v); }
+
+template <int K, typename OutT>
+__global__ void __launch_bounds__(LN_WARPS * 32) layernorm_fwd_warp_kernel(const float *x, const float *w,
+                                                                           const float *b, OutT *y, float *stats,
+                                                                           int64_t R, int C, float eps) {
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+    if (r >= R) return;
+    const float *xr = x + r * C;
+    float v[K];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = lane + 32 * k;
+        v[k] = c < C ? xr[c] : 0.0f;
+        s += v[k];
+    }
+    float mean = vlt_warp_sum(s) / C;
+    float s2 = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = lane + 32 * k;
+        float d = c < C ? v[k] - mean : 0.0f;
+        s2 += d * d;
+    }
+    float rstd = 1.0f / sqrtf(vlt_warp_sum(s2) / C + eps);
+    if (lane == 0) {
+        stats[2 * r] = mean;
+        stats[2 * r + 1] = rstd;
+    }
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = lane + 32 * k;
+        if (c < C) ln_store(y, r * C + c, (v[k] - mean) * rstd * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f));
+    }
+}
+
+template <typename OutT>
+static bool layernorm_fwd_warp(const float *x, const float *w, const float *b, OutT *y, float *stats, int64_t R, int C,
+                               float eps) {
+    unsigned grid = (unsigned)((R + LN_WARPS - 1) / LN_WARPS);
+    cudaStream_t st = vlt_cuda_stream();
+    if (C <= 128) layernorm_fwd_warp_kernel<4, OutT><<<grid, LN_WARPS * 32, 0, st>>>(x, w, b, y, stats, R, C, eps);
+    else if (C <= 256) layernorm_fwd_warp_kernel<8, OutT><<<grid, LN_WARPS * 32, 0, st>>>(x, w, b, y, stats, R, C, eps);
+    else if (C <= 512) layernorm_fwd_warp_kernel<16, OutT><<<grid, LN_WARPS * 32, 0, st>>>(x, w, b, y, stats, R, C, eps);
+    else if (C <= 768) layernorm_fwd_warp_kernel<24, OutT><<<grid, LN_WARPS * 32, 0, st>>>(x, w, b, y, stats, R, C, eps);
+    else if (C <= 1024) layernorm_fwd_warp_kernel<32, OutT><<<grid, LN_WARPS * 32, 0, st>>>(x, w, b, y, stats, R, C, eps);
+    else return false;
+    cudaCheckLaunch();
+    return true;
+}
+
 extern "C" void vlt_cuda_layernorm_fwd(const float *x, const float *w, const float *b, float *y, float *stats,
                                        int64_t R, int C, float eps) {
+    if (R <= 0) return;
+    if (layernorm_fwd_warp(x, w, b, y, stats, R, C, eps)) return;
     layernorm_fwd_kernel<<<(unsigned)R, ROW_THREADS, 0, vlt_cuda_stream()>>>(x, w, b, y, stats, C, eps);
+    cudaCheckLaunch();
+}
+
+extern "C" int vlt_cuda_layernorm_fwd_bf16(const float *x, const float *w, const float *b, uint16_t *y, float *stats,
+                                           int64_t R, int C, float eps) {
+    if (R <= 0) return 1;
+    return layernorm_fwd_warp(x, w, b, (__nv_bfloat16 *)y, stats, R, C, eps) ? 1 : 0;
+}
+
+// Backward, warp per row over a grid-stride set of rows: dx written (or added) per row; each lane
+// sums its columns' dw = Σ g·x̂ and db = Σ g over the warp's rows in registers; the block adds
+// its warps' sums in warp order into shared memory and writes partial[block, c] (w then b);
+// a second kernel sums the blocks in order. x and g are read once.
+template <int K>
+__global__ void __launch_bounds__(LN_WARPS * 32) layernorm_bwd_warp_kernel(const float *g, const float *x,
+                                                                           const float *w, const float *stats,
+                                                                           float *gx, float *pw, float *pb, int64_t R,
+                                                                           int C, bool overwrite) {
+    extern __shared__ float sh[];  // (2, C): the block's dw then db
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float wv[K], dw[K], db[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = lane + 32 * k;
+        wv[k] = c < C && w ? w[c] : 1.0f;
+        dw[k] = 0.0f;
+        db[k] = 0.0f;
+    }
+    int64_t nwarps = (int64_t)gridDim.x * LN_WARPS;
+    for (int64_t r = (int64_t)blockIdx.x * LN_WARPS + warp; r < R; r += nwarps) {
+        const float *xr = x + r * C, *gr = g + r * C;
+        float mean = stats[2 * r], rstd = stats[2 * r + 1];
+        float xh[K], gv[K];
+        float s1 = 0.0f, s2 = 0.0f;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            int c = lane + 32 * k;
+            bool in = c < C;
+            gv[k] = in ? gr[c] : 0.0f;
+            xh[k] = in ? (xr[c] - mean) * rstd : 0.0f;
+            float dxh = gv[k] * wv[k];
+            s1 += dxh;
+            s2 += dxh * xh[k];
+            dw[k] += gv[k] * xh[k];
+            db[k] += gv[k];
+        }
+        if (gx) {
+            float m1 = vlt_warp_sum(s1) / C, m2 = vlt_warp_sum(s2) / C;
+            float *gxr = gx + r * C;
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                int c = lane + 32 * k;
+                if (c < C) {
+                    float d = rstd * (gv[k] * wv[k] - m1 - xh[k] * m2);
+                    gxr[c] = overwrite ? d : gxr[c] + d;
+                }
+            }
+        }
+    }
+    if (!pw) return;
+    for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) sh[i] = 0.0f;
+    __syncthreads();
+    for (int wi = 0; wi < LN_WARPS; wi++) {  // warp order: deterministic
+        if (warp == wi) {
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                int c = lane + 32 * k;
+                if (c < C) {
+                    sh[c] += dw[k];
+                    sh[C + c] += db[k];
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        pw[(int64_t)blockIdx.x * C + c] = sh[c];
+        pb[(int64_t)blockIdx.x * C + c] = sh[C + c];
+    }
+}
+
+template <int K>
+static void layernorm_bwd_warp_launch(unsigned grid, const float *g, const float *x, const float *w,
+                                      const float *stats, float *gx, float *pw, float *pb, int64_t R, int C,
+                                      bool overwrite) {
+    layernorm_bwd_warp_kernel<K><<<grid, LN_WARPS * 32, 2 * (size_t)C * sizeof(float), vlt_cuda_stream()>>>(
+        g, x, w, stats, gx, pw, pb, R, C, overwrite);
     cudaCheckLaunch();
 }
 
@@ -113,6 +264,29 @@ __global__ void layernorm_bwd_wb_final_kernel(const float *pw, const float *pb, 
 extern "C" void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
                                        float *gw, float *gb, int64_t R, int C, bool gx_overwrite) {
     cudaStream_t st = vlt_cuda_stream();
+    if (R <= 0) return;
+    if (C <= 1024) {
+        // about two blocks of 8 warps per multiprocessor (132 on an H100/H200), each warp taking
+        // rows in turn; fewer blocks for small R
+        unsigned grid = (unsigned)((R + LN_WARPS - 1) / LN_WARPS);
+        if (grid > 264) grid = 264;
+        float *pw = nullptr, *pb = nullptr;
+        if (gw || gb) {
+            pw = (float *)vlt_cuda_scratch(2 * (size_t)grid * (size_t)C * sizeof(float));
+            pb = pw + (size_t)grid * C;
+        }
+        if (C <= 128) layernorm_bwd_warp_launch<4>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
+        else if (C <= 256) layernorm_bwd_warp_launch<8>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
+        else if (C <= 512) layernorm_bwd_warp_launch<16>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
+        else if (C <= 768) layernorm_bwd_warp_launch<24>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
+        else layernorm_bwd_warp_launch<32>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
+        if (pw) {
+            unsigned gxn = (unsigned)((C + VLT_CUDA_THREADS - 1) / VLT_CUDA_THREADS);
+            layernorm_bwd_wb_final_kernel<<<gxn, VLT_CUDA_THREADS, 0, st>>>(pw, pb, gw, gb, C, (int)grid);
+            cudaCheckLaunch();
+        }
+        return;
+    }
     if (gx) {
         layernorm_bwd_x_kernel<<<(unsigned)R, ROW_THREADS, 0, st>>>(g, x, w, stats, gx, C, gx_overwrite);
         cudaCheckLaunch();

@@ -126,26 +126,38 @@ vlt_tensor *vlt_matmul(vlt_tensor *a, vlt_tensor *b, bool trans_a, bool trans_b)
     return out;
 }
 
+#ifdef VLT_HAVE_CUDA
+// The two products of a mixed-precision linear backward from the bf16 output gradient gb (R, OUT):
+// dX = dY·W (written when x's gradient is fresh, else added) and dW += dYᵀ·X, on the forward's
+// bf16 operands xb (R, IN) and wb (OUT, IN).
+static void linear_backward_bf16(vlt_tensor *x, vlt_tensor *w, const uint16_t *gb, const uint16_t *xb,
+                                 const uint16_t *wb, int R, int IN, int OUT) {
+    if (x->requires_grad) {
+        bool fresh;
+        float *gx = vlt_f32(vlt_grad_for_write(x, &fresh));
+        vlt_cuda_gemm_bf16(false, false, R, IN, OUT, gb, wb, fresh ? 0.0f : 1.0f, gx);  // dX = dY·W
+    }
+    if (w->requires_grad) vlt_cuda_gemm_bf16(true, false, OUT, IN, R, gb, xb, 1.0f, vlt_f32(vlt_grad_of(w)));  // dW += dYᵀ·X
+}
+#endif
+
 // Node ints: [0] rows, [1] in, [2] out.
 static void linear_backward(vlt_node *n) {
     vlt_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
     int R = n->i[0], IN = n->i[1], OUT = n->i[2];
     const float *g = vlt_f32(n->out->grad);
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(x) && n->saved[0]) {  // mixed precision: the forward's bf16 copies of x and w
-        const uint16_t *xb = vlt_bf16(n->saved[0]), *wb = vlt_bf16(n->saved[1]);
+    if (ON_CUDA(x) && n->saved[0]) {  // mixed precision: the forward's bf16 operands (x itself when bf16)
         vlt_tensor *gbt = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, OUT));
         VLT_ASSERT(gbt, "linear backward: device step arena out of memory");
         // one rounding of dY serves both products; the bias gradient is summed in the same pass
         vlt_cuda_to_bf16_colsum(vlt_bf16(gbt), g, R, OUT,
                                 bias && bias->requires_grad ? vlt_f32(vlt_grad_of(bias)) : NULL);
-        if (x->requires_grad) {
-            bool fresh;
-            float *gx = vlt_f32(vlt_grad_for_write(x, &fresh));
-            vlt_cuda_gemm_bf16(false, false, R, IN, OUT, vlt_bf16(gbt), wb, fresh ? 0.0f : 1.0f, gx);  // dX = dY·W
-        }
-        if (w->requires_grad)
-            vlt_cuda_gemm_bf16(true, false, OUT, IN, R, vlt_bf16(gbt), xb, 1.0f, vlt_f32(vlt_grad_of(w)));  // dW += dYᵀ·X
+        linear_backward_bf16(x, w, vlt_bf16(gbt), vlt_bf16(n->saved[0]), vlt_bf16(n->saved[1]), R, IN, OUT);
+        // the node's own bf16 copies are dead now (x itself, when it was the operand, is not ours)
+        vlt_tape_release_private(gbt);
+        if (n->saved[0] != x) vlt_tape_release_private(n->saved[0]);
+        vlt_tape_release_private(n->saved[1]);
         return;
     }
     if (ON_CUDA(x)) {
@@ -182,8 +194,19 @@ static void linear_residual_backward(vlt_node *n) {
 
 // vlt_linear, and with `residual` (only in the device mixed-precision path, which the caller
 // checked) residual + linear in one cuBLASLt call.
+// True when x may be taken as a bf16 operand: a device tensor in mixed precision.
+static bool bf16_operand_ok(const vlt_tensor *x) {
+#ifdef VLT_HAVE_CUDA
+    return x && x->dtype == VLT_BF16 && ON_CUDA(x) && vlt_cuda_matmul_precision() == 2;
+#else
+    (void)x;
+    return false;
+#endif
+}
+
 static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual) {
-    if (!op_input_ok("linear", x, VLT_F32) || !op_input_ok("linear", w, VLT_F32)) return NULL;
+    if (!op_input_ok("linear", x, bf16_operand_ok(x) ? VLT_BF16 : VLT_F32) || !op_input_ok("linear", w, VLT_F32))
+        return NULL;
     if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
     if (!op_same_device("linear", x, w) || !op_same_device("linear", x, bias)) return NULL;
     char sx[64], sw[64], sb[64];
@@ -206,10 +229,11 @@ static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, v
     if (ON_CUDA(x) && vlt_cuda_matmul_precision() == 2) {
         // Mixed precision: bf16 copies of x and w (kept for backward's two products), fp32
         // accumulation and output, the bias added in cuBLASLt's epilogue.
-        xb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, IN));
+        // (a bf16 x, from vlt_layernorm_operand or vlt_linear_act, is its own operand)
+        xb = x->dtype == VLT_BF16 ? x : vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, IN));
         wb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(OUT, IN));
         if (!xb || !wb) return NULL;
-        vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
+        if (xb != x) vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
         vlt_cuda_to_bf16(vlt_bf16(wb), vlt_f32(w), (int64_t)OUT * IN);
         const float *res = residual ? vlt_f32(residual) : NULL;
         if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, res, o, R, IN, OUT)) {
@@ -255,4 +279,77 @@ vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, 
         return linear_impl(x, w, bias, residual);
 #endif
     return vlt_add(residual, vlt_linear(x, w, bias));
+}
+
+// ---- linear + activation (the MLP's c_fc) ----
+static vlt_tensor *act_of(vlt_tensor *h, vlt_act_fn act) {
+    return act == VLT_ACT_FN_QUICK_GELU ? vlt_quick_gelu(h) : act == VLT_ACT_FN_GELU_TANH ? vlt_gelu_tanh(h) : vlt_gelu(h);
+}
+
+#ifdef VLT_HAVE_CUDA
+static int act_kind(vlt_act_fn act) {
+    return act == VLT_ACT_FN_QUICK_GELU ? VLT_UN_QUICK_GELU : act == VLT_ACT_FN_GELU_TANH ? VLT_UN_GELU_TANH : VLT_UN_GELU;
+}
+
+// Node: in (x, w, bias), saved (xb, wb, hb: the bf16 operands and pre-activation), ints (R, IN,
+// OUT, kind).
+static void linear_act_backward(vlt_node *n) {
+    vlt_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
+    int R = n->i[0], IN = n->i[1], OUT = n->i[2], kind = n->i[3];
+    vlt_tensor *dh = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, OUT));
+    VLT_ASSERT(dh, "linear_act backward: device step arena out of memory");
+    // dH = bf16(g · act'(h)) once for both products; the bias gradient in the same pass
+    vlt_cuda_act_bf16_bwd_colsum(kind, vlt_f32(n->out->grad), vlt_bf16(n->saved[2]), vlt_bf16(dh), R, OUT,
+                                 bias && bias->requires_grad ? vlt_f32(vlt_grad_of(bias)) : NULL);
+    linear_backward_bf16(x, w, vlt_bf16(dh), vlt_bf16(n->saved[0]), vlt_bf16(n->saved[1]), R, IN, OUT);
+    vlt_tape_release_private(dh);
+    if (n->saved[0] != x) vlt_tape_release_private(n->saved[0]);
+    vlt_tape_release_private(n->saved[1]);
+    vlt_tape_release_private(n->saved[2]);
+}
+#endif
+
+vlt_tensor *vlt_linear_act(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_act_fn act) {
+#ifdef VLT_HAVE_CUDA
+    bool fused = x && w && ON_CUDA(x) && vlt_cuda_matmul_precision() == 2 && w->ndim == 2 && x->ndim >= 1 &&
+                 x->shape[x->ndim - 1] == w->shape[1] && (!bias || (bias->ndim == 1 && bias->shape[0] == w->shape[0]));
+    if (fused) {
+        if (!op_input_ok("linear_act", x, x->dtype == VLT_BF16 ? VLT_BF16 : VLT_F32) ||
+            !op_input_ok("linear_act", w, VLT_F32) || (bias && !op_input_ok("linear_act", bias, VLT_F32)))
+            return NULL;
+        if (!op_same_device("linear_act", x, w) || !op_same_device("linear_act", x, bias)) return NULL;
+        int IN = last_dim(x), OUT = w->shape[0], R = (int)rows_of(x);
+        int shape[VLT_MAX_DIMS];
+        memcpy(shape, x->shape, sizeof shape);
+        shape[x->ndim - 1] = OUT;
+        vlt_tensor *xb = x->dtype == VLT_BF16 ? x : vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, IN));
+        vlt_tensor *wb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(OUT, IN));
+        vlt_tensor *hb = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, 2, VLT_SHAPE(R, OUT));
+        vlt_tensor *out = vlt_tensor_new_activation(VLT_BF16, VLT_CUDA, x->ndim, shape);
+        if (!xb || !wb || !hb || !out) return NULL;
+        if (xb != x) vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
+        vlt_cuda_to_bf16(vlt_bf16(wb), vlt_f32(w), (int64_t)OUT * IN);
+        const float *bv = bias ? vlt_f32(bias) : NULL;
+        if (!vlt_cuda_linear_bf16_out(vlt_bf16(xb), vlt_bf16(wb), bv, vlt_bf16(hb), R, IN, OUT)) {
+            // no cuBLASLt algorithm for a bf16 output: the fp32 product, then one rounding
+            float *hf = vlt_step_scratch((size_t)R * OUT * sizeof(float));
+            if (!hf) return NULL;
+            if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bv, NULL, hf, R, IN, OUT)) {
+                if (bv) vlt_cuda_fill_rows(hf, bv, R, OUT);
+                vlt_cuda_gemm_bf16(false, true, R, OUT, IN, vlt_bf16(xb), vlt_bf16(wb), bv ? 1.0f : 0.0f, hf);
+            }
+            vlt_cuda_to_bf16(vlt_bf16(hb), hf, (int64_t)R * OUT);
+        }
+        vlt_cuda_act_bf16_fwd(act_kind(act), vlt_bf16(hb), vlt_bf16(out), (int64_t)R * OUT);
+        vlt_node *n = vlt_tape_record("linear_act", linear_act_backward, out, bias ? 3 : 2, (vlt_tensor *[]){x, w, bias});
+        if (n) {
+            n->saved[0] = xb;
+            n->saved[1] = wb;
+            n->saved[2] = hb;
+            n->i[0] = R; n->i[1] = IN; n->i[2] = OUT; n->i[3] = act_kind(act);
+        }
+        return out;
+    }
+#endif
+    return act_of(vlt_linear(x, w, bias), act);
 }

@@ -54,7 +54,8 @@ static void layernorm_backward(vlt_node *n) {
     }
 }
 
-vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps) {
+// out_bf16: write the output in bf16 (the device mixed-precision operand path; the caller checked).
+static vlt_tensor *layernorm_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps, bool out_bf16) {
     if (!op_input_ok("layernorm", x, VLT_F32)) return NULL;
     if (w && !op_input_ok("layernorm", w, VLT_F32)) return NULL;
     if (b && !op_input_ok("layernorm", b, VLT_F32)) return NULL;
@@ -67,13 +68,16 @@ vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps
         return NULL;
     }
     int64_t R = rows_of(x);
-    vlt_tensor *out = op_out_on(x->device, x->ndim, x->shape);
+    vlt_tensor *out = out_bf16 ? vlt_tensor_new_activation(VLT_BF16, x->device, x->ndim, x->shape)
+                               : op_out_on(x->device, x->ndim, x->shape);
     vlt_tensor *stats = op_out_on(x->device, 2, VLT_SHAPE((int)R, 2));
     if (!out || !stats) return NULL;
     const float *xv = vlt_f32(x), *wv = w ? vlt_f32(w) : NULL, *bv = b ? vlt_f32(b) : NULL;
     float *o = vlt_f32(out), *st = vlt_f32(stats);
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(x)) {
+    if (ON_CUDA(x) && out_bf16) {
+        VLT_ASSERT(vlt_cuda_layernorm_fwd_bf16(xv, wv, bv, vlt_bf16(out), st, R, C, eps), "layernorm: bf16 output needs C <= 1024");
+    } else if (ON_CUDA(x)) {
         vlt_cuda_layernorm_fwd(xv, wv, bv, o, st, R, C, eps);
     } else
 #endif
@@ -95,9 +99,21 @@ vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps
         }
     }
     vlt_tensor *in[3] = {x, w, b};
-    vlt_node *n = vlt_tape_record("layernorm", layernorm_backward, out, 3, in);
+    vlt_node *n = vlt_tape_record(out_bf16 ? "layernorm_bf16" : "layernorm", layernorm_backward, out, 3, in);
     if (n) n->saved[0] = stats;
     return out;
+}
+
+vlt_tensor *vlt_layernorm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps) {
+    return layernorm_impl(x, w, b, eps, false);
+}
+
+vlt_tensor *vlt_layernorm_operand(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b, float eps) {
+    bool bf16 = false;
+#ifdef VLT_HAVE_CUDA
+    bf16 = x && ON_CUDA(x) && vlt_cuda_matmul_precision() == 2 && x->ndim >= 1 && last_dim(x) <= 1024;
+#endif
+    return layernorm_impl(x, w, b, eps, bf16);
 }
 
 // ---- softmax / log_softmax over the last dim ----

@@ -149,7 +149,37 @@ bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g) {
         !vlt_tensor_is_contiguous(g))
         return false;
     t->grad = vlt_view_reshape(g, t->ndim, t->shape);
-    return t->grad != NULL;
+    if (!t->grad) return false;
+    (g->base ? g->base : g)->storage_shared = true;  // the storage now outlives g's node
+    return true;
+}
+
+// After node n's backward, its output's gradient has no reader left: every consumer of n->out was
+// recorded after n and has run. On the device its block goes back to the arena for the next
+// layer's gradients (unless a view of it became an input's gradient). The CPU keeps its bump
+// arena as it is.
+static void release_out_grad(vlt_node *n) {
+#ifdef VLT_HAVE_CUDA
+    vlt_tensor *g = n->out->grad;
+    if (g && g->device == VLT_CUDA && !g->persistent && !g->base && !g->storage_shared && !n->out->persistent) {
+        vlt_cuda_arena_release(g->data, (size_t)g->numel * vlt_dtype_size(g->dtype));
+        g->magic = 0;  // a later read of it fails the live check instead of seeing reused memory
+        n->out->grad = NULL;
+    }
+#else
+    (void)n;
+#endif
+}
+
+void vlt_tape_release_private(vlt_tensor *t) {
+#ifdef VLT_HAVE_CUDA
+    if (t && t->device == VLT_CUDA && !t->persistent && !t->base) {
+        vlt_cuda_arena_release(t->data, (size_t)t->numel * vlt_dtype_size(t->dtype));
+        t->magic = 0;
+    }
+#else
+    (void)t;
+#endif
 }
 
 static vlt_grad_ready_fn g_ready_fn;
@@ -212,7 +242,7 @@ vlt_status vlt_backward(vlt_tensor *loss) {
         size_t cap;
         ready_slot *tab = ready_table(&cap);
         for (vlt_node *n = g_tape.tail; n; n = n->prev) {
-            if (n->out->grad) n->backward(n);
+            if (n->out->grad) { n->backward(n); release_out_grad(n); }
             for (int i = 0; i < n->n_in; i++)
                 if (ready_tracked(n->in[i]) && ready_find(tab, cap, n->in[i])->first == n) {
                     bool dup = false;  // the same tensor twice among this node's inputs: report once
@@ -228,11 +258,11 @@ vlt_status vlt_backward(vlt_tensor *loss) {
     if (loss->device == VLT_CUDA && vlt_cuda_prof_on()) {
         vlt_cuda_prof_mark("bwd", "seed");
         for (vlt_node *n = g_tape.tail; n; n = n->prev)
-            if (n->out->grad) { n->backward(n); vlt_cuda_prof_mark("bwd", n->op); }
+            if (n->out->grad) { n->backward(n); release_out_grad(n); vlt_cuda_prof_mark("bwd", n->op); }
     } else
 #endif
     for (vlt_node *n = g_tape.tail; n; n = n->prev)
-        if (n->out->grad) n->backward(n);  // an output nobody used has no gradient to pass on
+        if (n->out->grad) { n->backward(n); release_out_grad(n); }  // an unused output has no gradient
     // The tape is consumed; a second forward/backward before the reset (gradient accumulation)
     // records and walks only its own nodes.
     g_tape.tail = NULL;

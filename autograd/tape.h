@@ -24,7 +24,7 @@ struct vlt_node {
     vlt_tensor *out;
     vlt_tensor *in[VLT_NODE_MAX_IN];
     int n_in;
-    vlt_tensor *saved[2];              // extra tensors the backward needs (e.g. softmax probs)
+    vlt_tensor *saved[3];              // extra tensors the backward needs (e.g. softmax probs)
     float f[4];                        // scalar arguments
     int i[8];                          // integer arguments
 };
@@ -64,6 +64,11 @@ vlt_tensor *vlt_grad_for_write(vlt_tensor *t, bool *fresh);
 // backward runs every reader of its output gradient g has run, so later additions into t's
 // gradient cannot be seen by anyone through g. False (nothing done) otherwise.
 bool vlt_grad_steal(vlt_tensor *t, vlt_tensor *g);
+
+// For backward functions: t (a device activation only this node made and saved, e.g. a bf16
+// operand copy or a scratch gradient) is dead once the node's backward has enqueued its last
+// reader; its block is reused by later allocations of the same size. No-op on the CPU.
+void vlt_tape_release_private(vlt_tensor *t);
 
 // Gradient-ready hook (overlapping the data-parallel gradient all-reduce with backward): while set,
 // vlt_backward calls fn(t, ctx) for each persistent tensor t that requires grad as soon as its

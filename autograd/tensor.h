@@ -36,6 +36,7 @@ typedef struct vlt_tensor {
     bool owns_data;             // persistent and not a view: free(data) on vlt_tensor_free
     uint64_t generation;        // arena generation at birth (0 for persistent tensors)
     struct vlt_tensor *base;    // for views: the tensor whose storage this shares
+    bool storage_shared;        // a gradient whose storage another tensor's gradient views (vlt_grad_steal)
     char name[96];
 } vlt_tensor;
 

@@ -113,9 +113,11 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
     // x + attn(ln_1(x)), then x + mlp(ln_2(x)); each residual add is folded into its projection
     // (vlt_linear_residual: one cuBLASLt call on the GPU, add + linear elsewhere).
-    vlt_tensor *h = vlt_layernorm(x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    // On the GPU in mixed precision the layernorm outputs and the MLP activation are bf16 (only
+    // products read them; vlt_layernorm_operand, vlt_linear_act); elsewhere all of it is fp32.
+    vlt_tensor *h = vlt_layernorm_operand(x, b->ln_1_w, b->ln_1_b, 1e-5f);
     x = vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad, x);
-    h = vlt_linear(vlt_layernorm(x, b->ln_2_w, b->ln_2_b, 1e-5f), b->c_fc_w, b->c_fc_b);
-    h = b->act == VLT_ACT_QUICK_GELU ? vlt_quick_gelu(h) : vlt_gelu(h);
+    h = vlt_layernorm_operand(x, b->ln_2_w, b->ln_2_b, 1e-5f);
+    h = vlt_linear_act(h, b->c_fc_w, b->c_fc_b, b->act == VLT_ACT_QUICK_GELU ? VLT_ACT_FN_QUICK_GELU : VLT_ACT_FN_GELU);
     return vlt_linear_residual(h, b->c_proj_w, b->c_proj_b, x);
 }

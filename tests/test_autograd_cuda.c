@@ -166,6 +166,19 @@ static vlt_tensor *build_linear_residual(vlt_tensor **in, void *c) {
     return vlt_linear_residual(in[0], in[1], in[2], in[3]);
 }
 
+// The mixed-precision operand chains of the transformer block: layernorm with a bf16 output read
+// by a product, and c_fc + GELU (bf16 pre-activation and output) read by c_proj. On the CPU both
+// are the plain fp32 composition.
+typedef struct { vlt_act_fn act; } chain_ctx;
+static vlt_tensor *build_ln_linear(vlt_tensor **in, void *c) {
+    (void)c;
+    return vlt_linear(vlt_layernorm_operand(in[0], in[1], in[2], 1e-5f), in[3], in[4]);
+}
+static vlt_tensor *build_mlp(vlt_tensor **in, void *c) {
+    chain_ctx *k = c;
+    return vlt_linear(vlt_linear_act(in[0], in[1], in[2], k->act), in[3], in[4]);
+}
+
 static void test_matmul(void **state) {
     (void)state;
     for (int ta = 0; ta < 2; ta++)
@@ -236,6 +249,44 @@ static void test_matmul_bf16(void **state) {
     for (int k = 0; k < 3; k++) vlt_tensor_free(in[k]);
 }
 
+static void test_bf16_operand_chains(void **state) {
+    (void)state;
+    // a row count past one wave of the layernorm backward's grid (264 blocks of 8 rows) and widths
+    // that are not multiples of 32
+    const int dims[3][3] = {{2, 1500, 768}, {3, 77, 200}, {2, 50, 45}};
+    for (int d = 0; d < 3; d++) {
+        int B = dims[d][0], T = dims[d][1], C = dims[d][2], M = 4 * C;
+        vlt_tensor *ln[5] = {test_param(3, VLT_SHAPE(B, T, C), 31, 0, 0), test_param(1, VLT_SHAPE(C), 32, 0, 0),
+                             test_param(1, VLT_SHAPE(C), 33, 0, 0), test_param(2, VLT_SHAPE(3 * C, C), 34, 0, 0),
+                             test_param(1, VLT_SHAPE(3 * C), 35, 0, 0)};
+        check_op_bf16("layernorm_operand -> linear", build_ln_linear, ln, 5, NULL, NULL);
+        vlt_tensor *mlp[5] = {ln[0], test_param(2, VLT_SHAPE(M, C), 36, 0, 0), test_param(1, VLT_SHAPE(M), 37, 0, 0),
+                              test_param(2, VLT_SHAPE(C, M), 38, 0, 0), test_param(1, VLT_SHAPE(C), 39, 0, 0)};
+        chain_ctx gelu = {VLT_ACT_FN_GELU}, quick = {VLT_ACT_FN_QUICK_GELU};
+        check_op_bf16("linear_act(gelu) -> linear", build_mlp, mlp, 5, &gelu, &gelu);
+        check_op_bf16("linear_act(quick_gelu) -> linear", build_mlp, mlp, 5, &quick, &quick);
+        // fp32 mode on the device: the composition, to fp32 tolerance
+        check_op("linear_act fp32", build_mlp, mlp, 5, &gelu, &gelu, false);
+        for (int k = 0; k < 5; k++) vlt_tensor_free(ln[k]);
+        for (int k = 1; k < 5; k++) vlt_tensor_free(mlp[k]);
+    }
+    // the bf16 outputs are bf16 tensors on the device in mixed precision, f32 elsewhere
+    vlt_step_reset();
+    vlt_tensor *x = test_param(2, VLT_SHAPE(8, 64), 40, 0, 0), *w = test_param(2, VLT_SHAPE(32, 64), 41, 0, 0);
+    vlt_tensor *xd = vlt_tensor_to(x, VLT_CUDA), *wd = vlt_tensor_to(w, VLT_CUDA);
+    assert_int_equal(vlt_layernorm_operand(x, NULL, NULL, 1e-5f)->dtype, VLT_F32);
+    assert_int_equal(vlt_linear_act(x, w, NULL, VLT_ACT_FN_GELU)->dtype, VLT_F32);
+    assert_int_equal(vlt_layernorm_operand(xd, NULL, NULL, 1e-5f)->dtype, VLT_F32);
+    assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_BF16), VLT_OK);
+    assert_int_equal(vlt_layernorm_operand(xd, NULL, NULL, 1e-5f)->dtype, VLT_BF16);
+    vlt_tensor *a = vlt_linear_act(xd, wd, NULL, VLT_ACT_FN_GELU);
+    assert_int_equal(a->dtype, VLT_BF16);
+    assert_null(vlt_add(a, a));  // only a product takes a bf16 activation: refused by dtype
+    assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_FP32), VLT_OK);
+    vlt_tensor_free(x); vlt_tensor_free(w); vlt_tensor_free(xd); vlt_tensor_free(wd);
+    vlt_step_reset();
+}
+
 // ---------------------------------------------------------------- elementwise
 
 static void test_binary(void **state) {
@@ -281,10 +332,12 @@ static void test_reductions(void **state) {
 
 static void test_layernorm(void **state) {
     (void)state;
-    const int Cs[3] = {9, 768, 1030};
-    for (int i = 0; i < 3; i++) {
+    // widths on the warp-per-row kernels (C <= 1024, several register widths) and past them; 2,700
+    // rows go past one wave of the backward's grid (264 blocks of 8 warps)
+    const int Cs[5] = {9, 200, 768, 1024, 1030}, Ts[5] = {41, 41, 900, 41, 41};
+    for (int i = 0; i < 5; i++) {
         int C = Cs[i];
-        vlt_tensor *in[3] = {test_param(3, VLT_SHAPE(3, 41, C), 12, 0, 0), test_param(1, VLT_SHAPE(C), 13, 0, 0),
+        vlt_tensor *in[3] = {test_param(3, VLT_SHAPE(3, Ts[i], C), 12, 0, 0), test_param(1, VLT_SHAPE(C), 13, 0, 0),
                              test_param(1, VLT_SHAPE(C), 14, 0, 0)};
         check_op("layernorm", build_layernorm, in, 3, (void *)1, (void *)1, false);
         check_op("layernorm (no affine)", build_layernorm, in, 1, NULL, NULL, false);
@@ -640,6 +693,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_matmul, teardown),
         cmocka_unit_test_teardown(test_linear, teardown),
         cmocka_unit_test_teardown(test_matmul_bf16, teardown),
+        cmocka_unit_test_teardown(test_bf16_operand_chains, teardown),
         cmocka_unit_test_teardown(test_binary, teardown),
         cmocka_unit_test_teardown(test_unary, teardown),
         cmocka_unit_test_teardown(test_reductions, teardown),

@@ -202,6 +202,38 @@ static void test_layernorm(void **state) {
     vlt_tensor_free(x); vlt_tensor_free(w); vlt_tensor_free(b);
 }
 
+// The mixed-precision operand ops are, on the CPU, exactly the fp32 ops they stand for (same
+// values, same gradients, bit for bit), and check their inputs as those do.
+static vlt_tensor *build_linear_act(vlt_tensor **in, void *c) {
+    return vlt_linear_act(in[0], in[1], in[2], (vlt_act_fn)(intptr_t)c);
+}
+static void test_operand_ops_on_cpu(void **state) {
+    (void)state;
+    vlt_tensor *x = test_param(3, VLT_SHAPE(2, 5, 12), 51, 0, 0), *w = test_param(2, VLT_SHAPE(7, 12), 52, 0, 0);
+    vlt_tensor *b = test_param(1, VLT_SHAPE(7), 53, 0, 0), *lw = test_param(1, VLT_SHAPE(12), 54, 0, 0);
+    vlt_tensor *lb = test_param(1, VLT_SHAPE(12), 55, 0, 0);
+    vlt_tensor *y1 = vlt_layernorm_operand(x, lw, lb, 1e-5f), *y2 = vlt_layernorm(x, lw, lb, 1e-5f);
+    assert_non_null(y1);
+    assert_int_equal(y1->dtype, VLT_F32);
+    assert_memory_equal(y1->data, y2->data, (size_t)y1->numel * sizeof(float));
+    const vlt_act_fn acts[3] = {VLT_ACT_FN_GELU, VLT_ACT_FN_GELU_TANH, VLT_ACT_FN_QUICK_GELU};
+    for (int k = 0; k < 3; k++) {
+        vlt_tensor *a1 = vlt_linear_act(x, w, b, acts[k]), *h = vlt_linear(x, w, b);
+        vlt_tensor *a2 = acts[k] == VLT_ACT_FN_GELU ? vlt_gelu(h) : acts[k] == VLT_ACT_FN_GELU_TANH ? vlt_gelu_tanh(h)
+                                                                                                  : vlt_quick_gelu(h);
+        assert_non_null(a1);
+        assert_memory_equal(a1->data, a2->data, (size_t)a1->numel * sizeof(float));
+        vlt_tensor *in[3] = {x, w, b};
+        assert_true(gradcheck(build_linear_act, in, 3, (void *)(intptr_t)acts[k], 1e-2f) < GC_TOL);
+    }
+    // shape errors name the op's inputs as vlt_linear's do
+    vlt_tensor *bad = test_param(2, VLT_SHAPE(7, 11), 56, 0, 0);
+    assert_null(vlt_linear_act(x, bad, b, VLT_ACT_FN_GELU));
+    assert_non_null(strstr(vlt_error_message(), "linear"));
+    vlt_tensor_free(x); vlt_tensor_free(w); vlt_tensor_free(b); vlt_tensor_free(lw); vlt_tensor_free(lb);
+    vlt_tensor_free(bad);
+}
+
 static void test_softmax_family(void **state) {
     (void)state;
     vlt_tensor *x = test_param(2, VLT_SHAPE(5, 11), 15, 0, 0);
@@ -458,6 +490,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_matmul, teardown),
         cmocka_unit_test_teardown(test_linear, teardown),
+        cmocka_unit_test_teardown(test_operand_ops_on_cpu, teardown),
         cmocka_unit_test_teardown(test_binary_broadcast, teardown),
         cmocka_unit_test_teardown(test_unary, teardown),
         cmocka_unit_test_teardown(test_reductions, teardown),
