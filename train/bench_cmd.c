@@ -88,6 +88,11 @@ int vlt_cmd_bench(int argc, char **argv) {
         default: return 2;
         }
     }
+    if (optind < argc) {   // `vlt bench nosuch` is a mistake, not the CPU benchmarks
+        fprintf(stderr, "vlt bench: unknown subcommand or argument '%s' (subcommands: clip-step; vlt bench --help)\n",
+                argv[optind]);
+        return 2;
+    }
     if (B < 1 || T < 1 || W < 1 || H < 1 || W % H || steps < 1 || n < 1) {
         fprintf(stderr, "vlt bench: sizes must be positive and width a multiple of heads\n");
         return 2;
