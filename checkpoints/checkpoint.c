@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -403,6 +404,46 @@ static vlt_status ck_prune(const char *ck, int64_t current, int keep, ck_faults 
     return s;
 }
 
+// NaN and inf elements of n floats (f32) or bf16 values.
+static int64_t ck_count_nonfinite_f32(const float *x, int64_t n) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    return bad;
+}
+
+static int64_t ck_count_nonfinite_bf16(const uint16_t *x, int64_t n) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += (x[i] & 0x7f80u) == 0x7f80u;
+    return bad;
+}
+
+// A state that is not finite is never written: a checkpoint is what `latest` offers as the state
+// to resume from, and NaN weights only ever compute NaN. Names the first bad tensor.
+static vlt_status ck_check_finite(const vlt_params *model, const vlt_adamw *opt, int64_t step) {
+    for (int i = 0; i < model->n; i++) {
+        const vlt_tensor *t = model->t[i];
+        if (t->device != VLT_CPU) continue;   // the writer refuses it by name
+        int64_t bad = t->dtype == VLT_F32    ? ck_count_nonfinite_f32(vlt_f32(t), t->numel)
+                      : t->dtype == VLT_BF16 ? ck_count_nonfinite_bf16((const uint16_t *)t->data, t->numel)
+                                             : 0;
+        if (bad)
+            return vlt_error_set(VLT_ERR_STATE, "checkpoint: not saving step %" PRId64 ": parameter '%s' holds %" PRId64
+                                 " non-finite values (NaN or inf) of %" PRId64 "; the previous checkpoint stays 'latest'",
+                                 step, t->name, bad, t->numel);
+    }
+    for (int i = 0; opt && i < opt->n; i++) {
+        for (int k = 0; k < 2; k++) {
+            const float *m = k ? (opt->v ? opt->v[i] : NULL) : (opt->m ? opt->m[i] : NULL);
+            int64_t bad = m ? ck_count_nonfinite_f32(m, opt->params[i]->numel) : 0;
+            if (bad)
+                return vlt_error_set(VLT_ERR_STATE, "checkpoint: not saving step %" PRId64 ": optimizer state '%s.%s' holds %"
+                                     PRId64 " non-finite values (NaN or inf); the previous checkpoint stays 'latest'", step,
+                                     opt->params[i]->name, k ? "exp_avg_sq" : "exp_avg", bad);
+        }
+    }
+    return VLT_OK;
+}
+
 vlt_status vlt_checkpoint_save(const char *run_dir, int64_t step, const vlt_params *model, const vlt_adamw *opt,
                                const char *state_json, int keep_last_k) {
     if (!run_dir || !run_dir[0]) return vlt_error_set(VLT_ERR_ARG, "checkpoint save: empty run directory");
@@ -415,6 +456,7 @@ vlt_status vlt_checkpoint_save(const char *run_dir, int64_t step, const vlt_para
             if (strlen(opt->params[i]->name) + 12 > CK_KEY_MAX || !opt->params[i]->name[0])
                 return vlt_error_set(VLT_ERR_ARG, "checkpoint save: optimizer parameter %d has an empty or too long name",
                                      i);
+    VLT_TRY(ck_check_finite(model, opt, step));
 
     ck_faults f = ck_faults_from_env();
     char ck[PATH_MAX], name[64], tmp[PATH_MAX], final[PATH_MAX], file[PATH_MAX];
@@ -662,6 +704,14 @@ static vlt_status ck_load(const char *dir, vlt_params *model, vlt_adamw *opt, bo
             if (s == VLT_OK && t < 0)
                 s = vlt_error_set(VLT_ERR_FORMAT, "checkpoint '%s': negative optimizer step %" PRId64,
                                   vlt_safetensors_path(c.optim), t);
+        }
+        for (int i = 0; s == VLT_OK && i < vlt_safetensors_count(c.optim); i++) {
+            const vlt_st_tensor *ft = vlt_safetensors_at(c.optim, i);
+            int64_t bad = ck_moment_owner(opt, ft->name) >= 0 ? vlt_st_count_nonfinite(ft) : 0;
+            if (bad)
+                s = vlt_error_set(VLT_ERR_FORMAT, "checkpoint '%s': tensor '%s' holds %" PRId64 " non-finite values (NaN "
+                                  "or inf) of %" PRId64 "; refusing to resume from a non-finite optimizer state",
+                                  vlt_safetensors_path(c.optim), ft->name, bad, ft->numel);
         }
     }
     if (s == VLT_OK) s = vlt_safetensors_load_params_from(c.model, model, false, NULL);   // checks, then copies

@@ -59,7 +59,9 @@
 // step >= 0. opt may be NULL (no optimizer state: optimizer.safetensors then holds only "step"
 // = 0). state_json must be a JSON object (it is stored byte for byte). keep_last_k <= 0 keeps
 // every checkpoint. On an error the previous `latest` is left as it was (unless the error came
-// after the switch, while pruning: then the new checkpoint is whole and `latest`).
+// after the switch, while pruning: then the new checkpoint is whole and `latest`). A state that
+// is not finite (a NaN or inf in a parameter or an optimizer moment) is refused before anything
+// is written (VLT_ERR_STATE, naming the tensor): `latest` only ever names a finite state.
 vlt_status vlt_checkpoint_save(const char *run_dir, int64_t step, const vlt_params *model, const vlt_adamw *opt,
                                const char *state_json, int keep_last_k);
 
@@ -81,8 +83,9 @@ vlt_status vlt_checkpoint_validate(const char *dir, int64_t *step_out);
 // Loads a checkpoint directory: the parameter table strictly (missing, unexpected and mis-shaped
 // keys are named), the optimizer's moments and t (strictly too, against its parameters' names),
 // and the state JSON (malloc'd, NUL-terminated, byte-equal to what was saved; the caller frees
-// it). opt and state_json_out may be NULL (not loaded). All or nothing: on any error the model and
-// optimizer are left untouched. Errors name the file.
+// it). opt and state_json_out may be NULL (not loaded). Weights or moments holding a NaN or an
+// infinity are refused, naming the tensor. All or nothing: on any error the model and optimizer
+// are left untouched. Errors name the file.
 vlt_status vlt_checkpoint_load(const char *dir, vlt_params *model, vlt_adamw *opt, char **state_json_out);
 
 

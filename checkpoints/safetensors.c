@@ -1047,6 +1047,61 @@ static vlt_status st_classify(const vlt_safetensors *f, const vlt_params *p, con
     return ok ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "safetensors '%s': out of memory for the load report", f->path);
 }
 
+int64_t vlt_st_count_nonfinite(const vlt_st_tensor *t) {
+    const unsigned char *d = t->data;
+    int64_t bad = 0;
+    // All exponent bits set is inf or NaN, in every IEEE width. The mapping is aligned only as the
+    // file made it, hence memcpy.
+    switch (t->dtype) {
+    case VLT_ST_F32:
+        for (int64_t i = 0; i < t->numel; i++) {
+            uint32_t u;
+            memcpy(&u, d + 4 * i, 4);
+            bad += (u & 0x7f800000u) == 0x7f800000u;
+        }
+        break;
+    case VLT_ST_F64:
+        for (int64_t i = 0; i < t->numel; i++) {
+            uint64_t u;
+            memcpy(&u, d + 8 * i, 8);
+            bad += (u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
+        }
+        break;
+    case VLT_ST_BF16:
+    case VLT_ST_F16: {
+        uint16_t mask = t->dtype == VLT_ST_BF16 ? 0x7f80u : 0x7c00u;
+        for (int64_t i = 0; i < t->numel; i++) {
+            uint16_t u;
+            memcpy(&u, d + 2 * i, 2);
+            bad += (u & mask) == mask;
+        }
+        break;
+    }
+    default: break;
+    }
+    return bad;
+}
+
+// Weights holding NaN or inf are refused whole, lenient or not: such a model computes nothing but
+// NaN, and a training run would checkpoint it as its "good" state. The message names the tensors.
+static vlt_status st_check_finite(const vlt_safetensors *f, const vlt_params *p, const vlt_st_tensor **match) {
+    int n_bad = 0;
+    const vlt_st_tensor *first = NULL;
+    int64_t first_count = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!match[i]) continue;
+        int64_t c = vlt_st_count_nonfinite(match[i]);
+        if (!c) continue;
+        if (!n_bad++) first = match[i], first_count = c;
+    }
+    if (!n_bad) return VLT_OK;
+    char more[64] = "";
+    if (n_bad > 1) snprintf(more, sizeof more, " (and %d more tensor%s)", n_bad - 1, n_bad > 2 ? "s" : "");
+    return vlt_error_set(VLT_ERR_FORMAT, "safetensors '%s': tensor '%s' holds %lld non-finite values (NaN or inf) of "
+                         "%lld%s; refusing to load non-finite weights", f->path, first->name, (long long)first_count,
+                         (long long)first->numel, more);
+}
+
 vlt_status vlt_safetensors_load_params_from(const vlt_safetensors *f, vlt_params *p, bool lenient,
                                             vlt_st_report *report) {
     vlt_st_report local = {0}, *r = report ? report : &local;
@@ -1061,6 +1116,7 @@ vlt_status vlt_safetensors_load_params_from(const vlt_safetensors *f, vlt_params
             vlt_st_report_format(r, msg + head, sizeof msg - (size_t)head);
         s = vlt_error_set(VLT_ERR_FORMAT, "%s", msg);
     }
+    if (s == VLT_OK) s = st_check_finite(f, p, match);
     for (int i = 0; i < p->n && s == VLT_OK; i++)
         if (match[i]) {
             st_copy_into(match[i], p->t[i]);

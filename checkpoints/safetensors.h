@@ -148,11 +148,16 @@ void vlt_st_report_free(vlt_st_report *r);
 // then "and N more". "all keys match" when there is nothing to report. Returns buf.
 const char *vlt_st_report_format(const vlt_st_report *r, char *buf, size_t n);
 
+// The elements of a float tensor (F32, BF16, F16, F64) that are NaN or infinite; 0 for other dtypes.
+int64_t vlt_st_count_nonfinite(const vlt_st_tensor *t);
+
 // Copies every tensor of the file into the table tensor with the same name, converting:
 // f32 parameters from F32/BF16/F16/F64, bf16 ones from those too, i32 ones from I32/I64 (in
 // range). A file shape [] fits a table shape (1). Any missing, unexpected or mis-shaped key is an
 // error (VLT_ERR_FORMAT, the message listing the names) and the table is left untouched, unless
-// `lenient`: then what fits is loaded, the rest reported, and VLT_OK returned. `report` may be
+// `lenient`: then what fits is loaded, the rest reported, and VLT_OK returned. A float tensor
+// holding a NaN or an infinity is always an error (VLT_ERR_FORMAT naming the tensor and the
+// count), lenient or not, and the table is left untouched. `report` may be
 // NULL; when given it is filled in either case (free it with vlt_st_report_free).
 vlt_status vlt_safetensors_load_params(const char *path, vlt_params *p, bool lenient, vlt_st_report *report);
 // The same from an open file.

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -252,6 +253,67 @@ static void test_round_trip(void **state) {
     assert_int_equal(vlt_checkpoint_load(dir, &b.p, NULL, NULL), VLT_OK);
     assert_true(vlt_f32(b.p.t[3])[7] == val(10, 0, 3, 7, 0));
     assert_true(b.opt->m[3][7] == val(99, 5, 3, 7, 1));
+    model_free(&a);
+    model_free(&b);
+    rm_run(run);
+}
+
+// A state holding NaN or inf (in a parameter or a moment) is never written and `latest` stays
+// on the last finite checkpoint; a checkpoint whose files hold one is refused on load, naming the
+// tensor, and leaves the model untouched.
+static void test_nonfinite_state(void **state) {
+    (void)state;
+    char run[64], dir[4096], p[4200];
+    make_run(run);
+    model a;
+    model_make(&a, 0, false, false);
+    save_ok(run, &a, 10, 0, 3);
+    model_fill(&a, 20, 0);
+    vlt_f32(a.p.t[3])[4] = NAN;
+    char st[512];
+    state_text(st, sizeof st, 20, 0);
+    assert_int_equal(vlt_checkpoint_save(run, 20, &a.p, a.opt, st, 3), VLT_ERR_STATE);
+    assert_non_null(strstr(vlt_error_message(), "parameter 'text_projection' holds 1 non-finite values"));
+    assert_false(exists("%s/checkpoints/step_00000020", run));
+    snprintf(p, sizeof p, "%s/checkpoints", run);
+    assert_int_equal(count_prefix(p, ".tmp-"), 0);
+    latest_target(run, p, sizeof p);
+    assert_string_equal(p, "step_00000010");
+    model_fill(&a, 20, 0);
+    a.opt->v[1][2] = INFINITY;
+    assert_int_equal(vlt_checkpoint_save(run, 20, &a.p, a.opt, st, 3), VLT_ERR_STATE);
+    assert_non_null(strstr(vlt_error_message(), "optimizer state 'visual.ln_post.bias.exp_avg_sq'"));
+    assert_false(exists("%s/checkpoints/step_00000020", run));
+    assert_int_equal(load_latest(run, 0, NULL), 10);
+
+    // NaN written into the files behind the writer's back: refused by name, nothing loaded.
+    snprintf(dir, sizeof dir, "%s/checkpoints/step_00000010", run);
+    model b;
+    model_make(&b, 0, false, false);
+    const char *files[2] = {"model.safetensors", "optimizer.safetensors"};
+    const char *keys[2] = {"logit_scale", "text_projection.exp_avg"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[k]);
+        vlt_safetensors *f;
+        assert_int_equal(vlt_safetensors_open(p, &f), VLT_OK);
+        const vlt_st_tensor *t = vlt_safetensors_get(f, keys[k]);
+        assert_non_null(t);
+        uint64_t at = t->offset;   // in the data area, after the 8-byte length and the header
+        vlt_safetensors_close(f);
+        FILE *fp = fopen(p, "r+b");
+        assert_non_null(fp);
+        uint64_t hlen;
+        assert_int_equal(fread(&hlen, 8, 1, fp), 1);
+        float nan = NAN;
+        assert_int_equal(fseek(fp, (long)(8 + hlen + at), SEEK_SET), 0);
+        assert_int_equal(fwrite(&nan, 4, 1, fp), 1);
+        fclose(fp);
+        model_fill(&b, 99, 5);
+        assert_int_equal(vlt_checkpoint_load(dir, &b.p, b.opt, NULL), VLT_ERR_FORMAT);
+        assert_non_null(strstr(vlt_error_message(), keys[k]));
+        assert_non_null(strstr(vlt_error_message(), "non-finite"));
+        assert_true(model_holds(&b, 99, 5));
+    }
     model_free(&a);
     model_free(&b);
     rm_run(run);
@@ -591,6 +653,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_strict_load),
+        cmocka_unit_test(test_nonfinite_state),
         cmocka_unit_test(test_keep_last_k),
         cmocka_unit_test(test_stale_tmp),
         cmocka_unit_test(test_invalid_latest),

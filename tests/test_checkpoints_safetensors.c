@@ -756,6 +756,48 @@ static void test_params_mismatch(void **state) {
     rm_dir(dir);
 }
 
+// Weights holding NaN or inf are refused, strict or lenient, in every float dtype, naming the
+// tensor and the count; the table is left untouched.
+static void test_params_nonfinite_refused(void **state) {
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    const vlt_st_dtype dts[3] = {VLT_ST_F32, VLT_ST_BF16, VLT_ST_F16};
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        vlt_params src, dst, ref;
+        make_table(&src, 1);
+        make_table(&dst, 2);
+        make_table(&ref, 2);
+        float *w = vlt_f32(vlt_params_find(&src, "visual.ln.weight"));
+        w[1] = bad[k];
+        w[2] = bad[k];
+        assert_int_equal(vlt_safetensors_save_params(path, &src, dts[k], NULL, 0), VLT_OK);
+        vlt_safetensors *f;
+        assert_int_equal(vlt_safetensors_open(path, &f), VLT_OK);
+        assert_int_equal(vlt_st_count_nonfinite(vlt_safetensors_get(f, "visual.ln.weight")), 2);
+        assert_int_equal(vlt_st_count_nonfinite(vlt_safetensors_get(f, "visual.proj")), 0);
+        vlt_safetensors_close(f);
+        for (int lenient = 0; lenient < 2; lenient++) {
+            assert_int_equal(vlt_safetensors_load_params(path, &dst, lenient, NULL), VLT_ERR_FORMAT);
+            assert_msg_has(path);
+            assert_msg_has("tensor 'visual.ln.weight' holds 2 non-finite values (NaN or inf) of 3");
+            for (int i = 0; i < 5; i++)
+                assert_memory_equal(dst.t[i]->data, ref.t[i]->data, (size_t)dst.t[i]->numel * 4);
+        }
+        // a second bad tensor is counted in the message
+        vlt_f32(vlt_params_find(&src, "text.tok"))[0] = bad[k];
+        assert_int_equal(vlt_safetensors_save_params(path, &src, dts[k], NULL, 0), VLT_OK);
+        assert_int_equal(vlt_safetensors_load_params(path, &dst, false, NULL), VLT_ERR_FORMAT);
+        assert_msg_has("(and 1 more tensor)");
+        vlt_params_free(&src);
+        vlt_params_free(&dst);
+        vlt_params_free(&ref);
+    }
+    rm_dir(dir);
+}
+
 // --- atomic writes ----------------------------------------------------------------------------
 
 static void test_atomic_write(void **state) {
@@ -859,6 +901,7 @@ int main(void) {
         cmocka_unit_test(test_truncated_files),
         cmocka_unit_test(test_params_roundtrip),
         cmocka_unit_test(test_params_mismatch),
+        cmocka_unit_test(test_params_nonfinite_refused),
         cmocka_unit_test(test_atomic_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

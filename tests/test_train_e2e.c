@@ -11,6 +11,11 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoints/safetensors.h"
+#include "layers/model.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "tests/train_fixture.h"
@@ -134,11 +139,79 @@ static void test_nonfinite_steps_are_skipped_then_stop(void **state) {
     vlt_trainer_free(t);
 }
 
+// Weights to start from that hold NaN are refused at start, naming a tensor; nothing is trained
+// or checkpointed.
+static void test_nonfinite_init_refused(void **state) {
+    (void)state;
+    vlt_model_cfg mc;
+    vlt_model m;
+    assert_int_equal(vlt_model_cfg_load("tiny-clip", &mc), VLT_OK);
+    assert_int_equal(vlt_model_create(&m, &mc, 0), VLT_OK);
+    for (int i = 0; i < m.params->n; i++)
+        for (int64_t j = 0; j < m.params->t[i]->numel; j++) vlt_f32(m.params->t[i])[j] = NAN;
+    char path[400];
+    snprintf(path, sizeof path, "%s/all-nan.safetensors", g_train_dir);
+    assert_int_equal(vlt_safetensors_save_params(path, m.params, VLT_ST_F32, NULL, 0), VLT_OK);
+    vlt_model_free(&m);
+    vlt_run_config c;
+    base_config(&c, "nan-init");
+    c.steps = 8;
+    c.warmup = 2;
+    snprintf(c.init_from, sizeof c.init_from, "%s", path);
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    vlt_status s = vlt_trainer_create(&c, &o, &t);
+    if (s != VLT_ERR_FORMAT) fail_msg("status %d: %s", s, vlt_error_message());
+    assert_non_null(strstr(vlt_error_message(), path));
+    if (!strstr(vlt_error_message(), "non-finite values")) fail_msg("%s", vlt_error_message());
+    assert_non_null(strstr(vlt_error_message(), "tensor '"));
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/checkpoints", c.output_dir);
+    struct stat st;
+    assert_int_not_equal(stat(ck, &st), 0);
+}
+
+// A resumed run that only meets non-finite steps stops without writing anything: the checkpoint it
+// resumed from is the last good state and stays `latest`.
+static void test_nonfinite_stop_after_resume_keeps_checkpoint(void **state) {
+    (void)state;
+    vlt_run_config c;
+    base_config(&c, "nan-resume");
+    c.steps = 12;
+    c.warmup = 2;
+    c.checkpoint_every = 4;
+    c.max_nonfinite = 2;
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    assert_int_equal(vlt_trainer_create(&c, &o, &t), VLT_OK);
+    assert_int_equal(vlt_trainer_run_steps(t, 4), VLT_OK);
+    vlt_trainer_free(t);
+    setenv("VLT_TRAIN_NAN_STEPS", "4-100", 1);
+    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
+    if (vlt_trainer_create(&c, &r, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run(t), VLT_ERR_STATE);
+    unsetenv("VLT_TRAIN_NAN_STEPS");
+    assert_non_null(strstr(vlt_error_message(), "2 non-finite steps in a row at step 5"));
+    assert_non_null(strstr(vlt_error_message(), "the last good state is checkpoint step 4"));
+    vlt_trainer_free(t);
+    char p[600], target[64];
+    snprintf(p, sizeof p, "%s/checkpoints/latest", c.output_dir);
+    ssize_t n = readlink(p, target, sizeof target - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, "step_00000004");
+    snprintf(p, sizeof p, "%s/checkpoints/step_00000005", c.output_dir);
+    struct stat st;
+    assert_int_not_equal(stat(p, &st), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_continues_exactly),
         cmocka_unit_test(test_tiny_clip_learns),
         cmocka_unit_test(test_nonfinite_steps_are_skipped_then_stop),
+        cmocka_unit_test(test_nonfinite_init_refused),
+        cmocka_unit_test(test_nonfinite_stop_after_resume_keeps_checkpoint),
     };
     return cmocka_run_group_tests_name("train_e2e", tests, train_fixture_setup, train_fixture_teardown);
 }

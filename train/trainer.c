@@ -46,6 +46,8 @@ struct vlt_trainer {
     vlt_dist_reducer *reducer;     // several ranks on the CPU: the all-reduce overlapped with backward
     struct param_slot { const vlt_tensor *t; int i; } *by_ptr;  // parameters sorted by address
     int64_t step, epoch;
+    int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
+    bool dirty;                    // a good optimizer step was taken since that checkpoint
     int nonfinite_run;
     int64_t nonfinite_total;
     float *losses;                 // per step taken by this object
@@ -224,6 +226,14 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     return s;
 }
 
+// save_checkpoint on every rank, remembering what the newest checkpoint holds.
+static vlt_status checkpoint_now(vlt_trainer *t) {
+    VLT_TRY(save_checkpoint(t));
+    t->last_ck_step = t->step;
+    t->dirty = false;
+    return VLT_OK;
+}
+
 static vlt_status restore(vlt_trainer *t, const char *which) {
     char dir[VLT_CFG_STR + 64];
     VLT_TRY(vlt_checkpoint_resolve(t->cfg.output_dir, which, dir, sizeof dir));
@@ -263,6 +273,7 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     }
     if (s == VLT_OK) {
         t->step = (int64_t)step->valuedouble;
+        t->last_ck_step = t->step;
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "epoch");
         const cJSON *nt = cJSON_GetObjectItemCaseSensitive(root, "nonfinite_total");
         const cJSON *nr = cJSON_GetObjectItemCaseSensitive(root, "nonfinite_run");
@@ -359,6 +370,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (!t->opts.log) t->opts.log = stdout;
     vlt_dist_init_single(&t->single);
     t->dist = t->opts.dist ? t->opts.dist : &t->single;
+    t->last_ck_step = -1;
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
@@ -524,9 +536,19 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
                 (long long)t->step, isfinite(loss) ? "gradient" : "loss", loss, norm, t->nonfinite_run);
         if (t->nonfinite_run >= t->cfg.max_nonfinite) {
             *stop = true;
-            vlt_status s = save_checkpoint(t);  // the parameters are still the last good ones
-            vlt_error_set(VLT_ERR_STATE, "training stopped: %d non-finite steps in a row at step %lld; the last good "
-                          "state is checkpointed%s", t->nonfinite_run, (long long)t->step, s == VLT_OK ? "" : " (FAILED)");
+            // The parameters are still the last good ones. When no good step was taken since the
+            // newest checkpoint, that checkpoint is the last good state: it is left as it is.
+            char where[1200];
+            if (!t->dirty && t->last_ck_step >= 0) {
+                snprintf(where, sizeof where, "the last good state is checkpoint step %lld ('latest')",
+                         (long long)t->last_ck_step);
+            } else if (checkpoint_now(t) == VLT_OK) {
+                snprintf(where, sizeof where, "the last good state is checkpointed as step %lld", (long long)t->step);
+            } else {
+                snprintf(where, sizeof where, "the last good state could NOT be checkpointed (%s)", vlt_error_message());
+            }
+            vlt_error_set(VLT_ERR_STATE, "training stopped: %d non-finite steps in a row at step %lld; %s",
+                          t->nonfinite_run, (long long)t->step, where);
             return VLT_ERR_STATE;
         }
         t->step++;
@@ -535,6 +557,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     t->nonfinite_run = 0;
     double lr = vlt_schedule_lr(&t->sched, t->step);
     vlt_adamw_step(t->opt, (float)lr);
+    t->dirty = true;
     if (t->zero) VLT_TRY(vlt_zero_gather_params(t->zero));   // owners' new values to every rank
     vlt_model_after_step(&t->model);
     record_loss(t, loss);
@@ -617,10 +640,10 @@ vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
         bool stop = false;
         VLT_TRY(train_step(t, &stop));
         if (t->cfg.checkpoint_every > 0 && t->step % t->cfg.checkpoint_every == 0 && t->step < t->cfg.steps)
-            VLT_TRY(save_checkpoint(t));
+            VLT_TRY(checkpoint_now(t));
         VLT_TRY(maybe_eval(t));
     }
-    if (t->step == t->cfg.steps) VLT_TRY(save_checkpoint(t));
+    if (t->step == t->cfg.steps) VLT_TRY(checkpoint_now(t));
     return VLT_OK;
 }
 

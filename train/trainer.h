@@ -6,7 +6,9 @@
 // One optimizer step:
 //   accum_steps × { batch <- loader; loss = model(batch) / accum_steps; backward }
 //   norm = clip_grad_norm; if loss or norm is not finite: skip (count; stop after
-//   max_nonfinite in a row, after a checkpoint of the last good state)
+//   max_nonfinite in a row, after a checkpoint of the last good state, unless the newest
+//   checkpoint already holds it; a state with a NaN or inf is never checkpointed, and weights
+//   to start from (model.init_from, a checkpoint) that hold one are refused by tensor name)
 //   lr = schedule(step); AdamW; clamp logit_scale; step += 1
 //   (tests: VLT_TRAIN_NAN_STEPS=a-b poisons the batches of steps a..b with a NaN)
 //   [log every log.every] [eval every eval.every] [checkpoint every checkpoint.every, and at the end]
