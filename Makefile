@@ -50,7 +50,7 @@ DEPS_train       := eval layers checkpoints data autograd
 
 BUILD := build$(if $(filter 1,$(SAN)),/san,)$(if $(filter 1,$(CUDA)),/cuda,)$(if $(filter 0,$(MPI)),/nompi,)
 
-PKGS := hdf5 libcjson libturbojpeg libwebp libpng libzstd yaml-0.1 zlib
+PKGS := hdf5 libcjson libjpeg libturbojpeg libwebp libpng libzstd yaml-0.1 zlib
 CC   := $(if $(filter 1,$(MPI)),mpicc,cc)
 # OpenBLAS's OpenMP build, so that BLAS and vlt's own OpenMP loops share one thread pool
 # (the default pthreads build spins its own threads against OpenMP's: 2x slower on 2 cores).

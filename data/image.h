@@ -13,8 +13,15 @@
 //     assumes for every CMYK JPEG), then R = (255-C)(255-K)/255 with PIL's integer rounding;
 //   - no gamma / ICC / EXIF orientation handling (PIL's convert does none either).
 // Corrupt or truncated data returns VLT_ERR_FORMAT naming the sample; libjpeg / libpng errors
-// never exit() or print. A JPEG that decodes with only recoverable warnings (extraneous bytes) is
-// accepted, as PIL accepts it; premature end of data is an error (PIL: "image file is truncated").
+// never exit() or print. Decoders that "recover" from damaged data fill the rest with grey and
+// only warn: every such warning is an error here (vlt_image_fault says which kind), since a
+// half-grey picture trained on as if whole is silent bad data. For JPEG: premature end of the
+// file or of a data segment (the usual "cut short, end marker appended") is TRUNCATED; bad
+// Huffman / arithmetic codes, lost restart markers, inconsistent progression and extraneous bytes
+// before a marker are CORRUPT; only warnings that leave the pixels alone (unknown JFIF revision
+// or Adobe transform, a bad ICC marker) are ignored. For PNG: libpng's warnings about image data,
+// compressed data or CRCs (libpng demotes "Too much image data", "Extra compressed data" and
+// ancillary CRC errors to warnings; PIL refuses those) are CORRUPT.
 #ifndef VLT_DATA_IMAGE_H
 #define VLT_DATA_IMAGE_H
 
@@ -35,6 +42,16 @@ typedef enum {
     VLT_IMAGE_WEBP,
 } vlt_image_format;
 
+// Why a decode failed, for callers that count bad samples by reason.
+typedef enum {
+    VLT_IMAGE_FAULT_NONE = 0,
+    VLT_IMAGE_FAULT_BAD,        // not an image, bad header, unsupported, too large, out of memory
+    VLT_IMAGE_FAULT_TRUNCATED,  // the data ends before the picture does
+    VLT_IMAGE_FAULT_CORRUPT,    // the decoder met garbled data (see above)
+} vlt_image_fault;
+
+const char *vlt_image_fault_name(vlt_image_fault f);   // "bad image", "truncated image", ...
+
 // Images larger than this many pixels are refused (VLT_ERR_FORMAT), as decompression bombs.
 #define VLT_IMAGE_MAX_PIXELS (1ll << 27)
 
@@ -47,6 +64,9 @@ vlt_image_format vlt_image_sniff(const uint8_t *buf, size_t len);
 // shorter side is at least 2 * min_side. `what` names the sample for error messages (may be NULL).
 // On error *out is left empty ({0, 0, NULL}).
 vlt_status vlt_image_decode(const uint8_t *buf, size_t len, int min_side, const char *what, vlt_image *out);
+// The same, also saying why it failed (*fault = VLT_IMAGE_FAULT_NONE on success; fault may be NULL).
+vlt_status vlt_image_decode_fault(const uint8_t *buf, size_t len, int min_side, const char *what, vlt_image *out,
+                                  vlt_image_fault *fault);
 
 // Reads only the header: the full (unscaled) size and format. Cheap.
 vlt_status vlt_image_probe(const uint8_t *buf, size_t len, const char *what,

@@ -13,7 +13,7 @@
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
 FUZZ_DIR  := build/fuzz
-PKGS      := libcjson libturbojpeg libwebp libpng libzstd zlib
+PKGS      := libcjson libjpeg libturbojpeg libwebp libpng libzstd zlib
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread

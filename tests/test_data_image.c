@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <webp/encode.h>
+#include <zlib.h>
+
 #include "autograd/rng.h"
 #include "data/image.h"
 
@@ -335,6 +338,237 @@ static void test_mutations_never_crash(void **state) {
     assert_true(errors > total / 10);   // the mutations do hit the error paths
 }
 
+// --- damaged data that decoders "recover" from with a warning (issue 13, item 3) --------------------
+
+static void expect_fault(const uint8_t *buf, size_t len, vlt_image_fault want, const char *what) {
+    vlt_image img;
+    vlt_image_fault fault = VLT_IMAGE_FAULT_NONE;
+    vlt_status st = vlt_image_decode_fault(buf, len, 0, what, &img, &fault);
+    if (st != VLT_ERR_FORMAT)
+        fail_msg("%s: decoded as %dx%d (%s) instead of failing as %s", what, img.width, img.height,
+                 vlt_status_name(st), vlt_image_fault_name(want));
+    assert_null(img.rgb);
+    if (fault != want)
+        fail_msg("%s: fault %s, expected %s (%s)", what, vlt_image_fault_name(fault), vlt_image_fault_name(want),
+                 vlt_error_message());
+    if (!strstr(vlt_error_message(), what)) fail_msg("message '%s' does not name '%s'", vlt_error_message(), what);
+    // The plain entry point refuses it the same way.
+    assert_int_equal(vlt_image_decode(buf, len, 0, what, &img), VLT_ERR_FORMAT);
+}
+
+static uint8_t *make_jpeg(int w, int h, size_t *len) {
+    vlt_image src;
+    assert_int_equal(vlt_image_alloc(&src, w, h), VLT_OK);
+    pattern(src.rgb, w, h);
+    uint8_t *jpg;
+    assert_int_equal(vlt_image_encode_jpeg(&src, 90, &jpg, len), VLT_OK);
+    vlt_image_free(&src);
+    return jpg;
+}
+
+// The offset of the first marker `code` (FF code) in a JPEG, or 0.
+static size_t jpeg_marker(const uint8_t *b, size_t len, uint8_t code) {
+    for (size_t i = 2; i + 1 < len; i++)
+        if (b[i] == 0xFF && b[i + 1] == code) return i;
+    return 0;
+}
+
+static void test_jpeg_warnings_are_bad_samples(void **state) {
+    (void)state;
+    size_t len;
+    uint8_t *jpg = make_jpeg(96, 64, &len);
+    size_t sos = jpeg_marker(jpg, len, 0xDA);
+    assert_true(sos > 0 && sos < len / 2);
+    uint8_t *buf = malloc(len + 16);
+
+    // Cut in the middle of the entropy-coded data and an end marker appended: libjpeg warns
+    // "Corrupt JPEG data: premature end of data segment" and fills the rest with grey.
+    size_t cut = sos + (len - sos) / 2;
+    memcpy(buf, jpg, cut);
+    buf[cut] = 0xFF;
+    buf[cut + 1] = 0xD9;
+    expect_fault(buf, cut + 2, VLT_IMAGE_FAULT_TRUNCATED, "cut-with-eoi");
+
+    // Cut without an end marker: "Premature end of JPEG file".
+    expect_fault(jpg, cut, VLT_IMAGE_FAULT_TRUNCATED, "cut-no-eoi");
+
+    // The same after a harmless first warning (unknown JFIF major revision): TurboJPEG reported
+    // only the first warning, which hid the truncation.
+    memcpy(buf, jpg, cut);
+    assert_int_equal(memcmp(buf + 6, "JFIF", 4), 0);
+    buf[11] = 3;
+    buf[cut] = 0xFF;
+    buf[cut + 1] = 0xD9;
+    expect_fault(buf, cut + 2, VLT_IMAGE_FAULT_TRUNCATED, "jfif3-cut-with-eoi");
+
+    // A harmless warning alone: the picture is whole and decodes to the same pixels.
+    memcpy(buf, jpg, len);
+    buf[11] = 3;
+    vlt_image a, b;
+    assert_int_equal(vlt_image_decode(jpg, len, 0, "clean", &a), VLT_OK);
+    vlt_image_fault fault = VLT_IMAGE_FAULT_BAD;
+    assert_int_equal(vlt_image_decode_fault(buf, len, 0, "jfif3", &b, &fault), VLT_OK);
+    assert_int_equal(fault, VLT_IMAGE_FAULT_NONE);
+    assert_int_equal(a.width, b.width);
+    assert_memory_equal(a.rgb, b.rgb, (size_t)a.width * a.height * 3);
+    vlt_image_free(&a);
+    vlt_image_free(&b);
+
+    // Garbage over part of the entropy-coded data (no 0xFF, so no marker): bad Huffman codes
+    // or a premature end; either way not a picture.
+    memcpy(buf, jpg, len);
+    for (size_t i = sos + 40; i < sos + 120; i++) buf[i] = (uint8_t)(0x5A + i * 7) == 0xFF ? 0 : (uint8_t)(0x5A + i * 7);
+    vlt_image img;
+    fault = VLT_IMAGE_FAULT_NONE;
+    vlt_status st = vlt_image_decode_fault(buf, len, 0, "garbage-scan", &img, &fault);
+    if (st == VLT_OK) fail_msg("garbage in the scan decoded OK");
+    assert_true(fault == VLT_IMAGE_FAULT_CORRUPT || fault == VLT_IMAGE_FAULT_TRUNCATED);
+
+    // Bytes between two marker segments ("extraneous bytes before marker"): corrupt.
+    size_t sof = jpeg_marker(jpg, len, 0xC0);
+    assert_true(sof > 0);
+    memcpy(buf, jpg, sof);
+    memcpy(buf + sof, "\x11\x22\x33\x44", 4);
+    memcpy(buf + sof + 4, jpg + sof, len - sof);
+    expect_fault(buf, len + 4, VLT_IMAGE_FAULT_CORRUPT, "extraneous");
+    free(buf);
+    free(jpg);
+}
+
+// A 48x48 JPEG whose frame header claims 11000x11000: "decoded OK" as a grey 11000x11000 before.
+static void test_jpeg_size_lie(void **state) {
+    (void)state;
+    size_t len;
+    uint8_t *jpg = make_jpeg(48, 48, &len);
+    size_t sof = jpeg_marker(jpg, len, 0xC0);
+    assert_true(sof > 0);
+    // FF C0, length (2), precision (1), height (2), width (2)
+    jpg[sof + 5] = 11000 >> 8;
+    jpg[sof + 6] = 11000 & 0xFF;
+    jpg[sof + 7] = 11000 >> 8;
+    jpg[sof + 8] = 11000 & 0xFF;
+    int w, h;
+    vlt_image_format f;
+    assert_int_equal(vlt_image_probe(jpg, len, "liar", &w, &h, &f), VLT_OK);
+    assert_int_equal(w, 11000);
+    expect_fault(jpg, len, VLT_IMAGE_FAULT_TRUNCATED, "size-lie");
+    free(jpg);
+}
+
+// Appends a PNG chunk (length, type, data, CRC; crc_ok = 0 writes a wrong CRC) at *m's end.
+static void png_chunk(membuf *m, const char *type, const uint8_t *data, uint32_t n, int crc_ok) {
+    uint8_t hdr[8] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(hdr + 4, type, 4);
+    uLong crc = crc32(0, (const Bytef *)type, 4);
+    if (n) crc = crc32(crc, data, n);   // crc32(c, NULL, 0) would return 0, not c
+    if (!crc_ok) crc ^= 0x5555;
+    uint8_t tail[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    m->buf = realloc(m->buf, m->len + 12 + n);
+    memcpy(m->buf + m->len, hdr, 8);
+    if (n) memcpy(m->buf + m->len + 8, data, n);
+    memcpy(m->buf + m->len + 8 + n, tail, 4);
+    m->len += 12 + n;
+}
+
+static void test_png_warnings_are_bad_samples(void **state) {
+    (void)state;
+    enum { W = 16, H = 12 };
+    uint8_t rgb[H][W * 3], *rows[H];
+    pattern(&rgb[0][0], W, H);
+    for (int y = 0; y < H; y++) rows[y] = rgb[y];
+    membuf good = write_png(W, H, 8, PNG_COLOR_TYPE_RGB, 0, rows);
+    size_t iend = good.len - 12;
+    assert_int_equal(memcmp(good.buf + iend + 4, "IEND", 4), 0);
+
+    // More image data in the zlib stream than the picture needs: libpng warns "Extra compressed
+    // data" (a benign error, a warning in release builds) and returns the picture.
+    uint8_t raw[H * (1 + W * 3) + 50], z[2 * sizeof raw];
+    for (int y = 0; y < H; y++) {
+        raw[y * (1 + W * 3)] = 0;   // filter type None
+        memcpy(raw + y * (1 + W * 3) + 1, rgb[y], W * 3);
+    }
+    memset(raw + H * (1 + W * 3), 0x42, 50);
+    uLongf zlen = sizeof z;
+    assert_int_equal(compress(z, &zlen, raw, sizeof raw), Z_OK);
+    size_t idat0 = 8 + 12 + 13;
+    membuf m = {0};
+    m.buf = malloc(idat0);
+    memcpy(m.buf, good.buf, idat0);
+    m.len = idat0;
+    png_chunk(&m, "IDAT", z, (uint32_t)zlen, 1);
+    png_chunk(&m, "IEND", NULL, 0, 1);
+    expect_fault(m.buf, m.len, VLT_IMAGE_FAULT_CORRUPT, "png-extra-idat");
+    free(m.buf);
+
+    // An ancillary chunk with a bad CRC: libpng drops it with a warning; PIL refuses the file.
+    size_t ihdr_end = 8 + 12 + 13;
+    m = (membuf){0};
+    m.buf = malloc(ihdr_end);
+    memcpy(m.buf, good.buf, ihdr_end);
+    m.len = ihdr_end;
+    png_chunk(&m, "tEXt", (const uint8_t *)"Comment\0hi", 10, 0);
+    m.buf = realloc(m.buf, m.len + good.len - ihdr_end);
+    memcpy(m.buf + m.len, good.buf + ihdr_end, good.len - ihdr_end);
+    m.len += good.len - ihdr_end;
+    expect_fault(m.buf, m.len, VLT_IMAGE_FAULT_CORRUPT, "png-bad-text-crc");
+
+    // With a correct CRC the same file is fine.
+    size_t text_crc = ihdr_end + 12 + 10 - 4;
+    uLong crc = crc32(crc32(0, (const Bytef *)"tEXt", 4), (const Bytef *)"Comment\0hi", 10);
+    m.buf[text_crc] = (uint8_t)(crc >> 24);
+    m.buf[text_crc + 1] = (uint8_t)(crc >> 16);
+    m.buf[text_crc + 2] = (uint8_t)(crc >> 8);
+    m.buf[text_crc + 3] = (uint8_t)crc;
+    vlt_image img;
+    assert_int_equal(vlt_image_decode(m.buf, m.len, 0, "png-good-text", &img), VLT_OK);
+    assert_memory_equal(img.rgb, &rgb[0][0], sizeof rgb);
+    vlt_image_free(&img);
+    free(m.buf);
+
+    // IDAT data cut short and IEND appended.
+    size_t idat = 8 + 12 + 13;
+    uint32_t n = (uint32_t)good.buf[idat] << 24 | (uint32_t)good.buf[idat + 1] << 16 |
+                 (uint32_t)good.buf[idat + 2] << 8 | good.buf[idat + 3];
+    assert_int_equal(memcmp(good.buf + idat + 4, "IDAT", 4), 0);
+    m = (membuf){0};
+    m.buf = malloc(idat);
+    memcpy(m.buf, good.buf, idat);
+    m.len = idat;
+    png_chunk(&m, "IDAT", good.buf + idat + 8, n / 2, 1);
+    png_chunk(&m, "IEND", NULL, 0, 1);
+    expect_fault(m.buf, m.len, VLT_IMAGE_FAULT_TRUNCATED, "png-cut-with-iend");
+    free(m.buf);
+    free(good.buf);
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+// A lossy WebP cut short with its RIFF and VP8 chunk sizes rewritten to match (the container is
+// then consistent and only the bitstream is short).
+static void test_webp_cut_consistent(void **state) {
+    (void)state;
+    enum { W = 64, H = 48 };
+    uint8_t rgb[W * H * 3];
+    pattern(rgb, W, H);
+    uint8_t *webp;
+    size_t len = WebPEncodeRGB(rgb, W, H, W * 3, 90, &webp);
+    assert_true(len > 100);
+    assert_int_equal(memcmp(webp + 12, "VP8 ", 4), 0);
+    size_t cut = len * 2 / 3 & ~(size_t)1;
+    uint8_t *buf = malloc(cut);
+    memcpy(buf, webp, cut);
+    put_le32(buf + 4, (uint32_t)(cut - 8));
+    put_le32(buf + 16, (uint32_t)(cut - 20));
+    expect_fault(buf, cut, VLT_IMAGE_FAULT_TRUNCATED, "webp-cut");
+    free(buf);
+    WebPFree(webp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_matches_pil),
@@ -344,6 +578,10 @@ int main(void) {
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt_headers),
         cmocka_unit_test(test_mutations_never_crash),
+        cmocka_unit_test(test_jpeg_warnings_are_bad_samples),
+        cmocka_unit_test(test_jpeg_size_lie),
+        cmocka_unit_test(test_png_warnings_are_bad_samples),
+        cmocka_unit_test(test_webp_cut_consistent),
     };
     return cmocka_run_group_tests_name("data_image", tests, NULL, NULL);
 }
