@@ -210,13 +210,19 @@ const char *vlt_skip_reason_name(vlt_skip_reason r) {
     case VLT_SKIP_DUP_EXT: return "duplicate extension";
     case VLT_SKIP_TOO_LARGE: return "member too large";
     case VLT_SKIP_NO_LABEL: return "no label";
+    case VLT_SKIP_TRUNCATED_IMAGE: return "truncated image";
+    case VLT_SKIP_CORRUPT_IMAGE: return "corrupt image";
+    case VLT_SKIP_TRUNCATED_SAMPLE: return "truncated sample";
     case VLT_SKIP_COUNT: break;
     }
     return "?";
 }
 
 static const char *const skip_json_names[VLT_SKIP_COUNT] = {
-    "no_image", "bad_image", "no_caption", "bad_caption", "dup_ext", "too_large", "no_label"};
+    "no_image", "bad_image", "no_caption", "bad_caption", "dup_ext", "too_large", "no_label",
+    "truncated_image", "corrupt_image", "truncated_sample"};
+// Reasons added after positions were first saved: absent from an older position means 0.
+#define SKIP_FIRST_OPTIONAL VLT_SKIP_TRUNCATED_IMAGE
 
 void vlt_loader_stats_print(const vlt_loader_stats *s, FILE *f) {
     fprintf(f, "epoch %" PRId64 ": %" PRId64 " samples in %" PRId64 " batches", s->epoch, s->samples, s->batches);
@@ -317,7 +323,9 @@ static vlt_status open_at(reader *rd, uint32_t k, uint64_t offset, vlt_tar **tar
 }
 
 static void count_bad(reader *rd, const vlt_wds_sample *s, const char *path) {
-    vlt_skip_reason why = s->bad == VLT_WDS_BAD_DUP_EXT ? VLT_SKIP_DUP_EXT : VLT_SKIP_TOO_LARGE;
+    vlt_skip_reason why = s->bad == VLT_WDS_BAD_DUP_EXT   ? VLT_SKIP_DUP_EXT
+                          : s->bad == VLT_WDS_BAD_TRUNCATED ? VLT_SKIP_TRUNCATED_SAMPLE
+                                                            : VLT_SKIP_TOO_LARGE;
     rd->delta.skipped[why]++;
     warn(rd->L, "shard %s: sample '%s' skipped: %s (.%s)", path, s->key, vlt_wds_bad_name(s->bad),
          s->bad_ext ? s->bad_ext : "");
@@ -499,7 +507,8 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
         return why;
     }
     vlt_image img;
-    vlt_status st = vlt_image_decode(imf->data, (size_t)imf->size, c->image_size, s->key, &img);
+    vlt_image_fault fault = VLT_IMAGE_FAULT_NONE;
+    vlt_status st = vlt_image_decode_fault(imf->data, (size_t)imf->size, c->image_size, s->key, &img, &fault);
     if (st == VLT_OK) {
         st = c->train ? vlt_transform_train(&img, &c->transform, c->seed, (uint64_t)L->run0.epoch, s->key, it->image)
                       : vlt_transform_eval(&img, &c->transform, it->image);
@@ -508,7 +517,9 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
     if (st != VLT_OK) {
         warn(L, "sample '%s': %s", s->key, vlt_error_message());
         free(caption);
-        return VLT_SKIP_BAD_IMAGE;
+        return fault == VLT_IMAGE_FAULT_TRUNCATED ? VLT_SKIP_TRUNCATED_IMAGE
+               : fault == VLT_IMAGE_FAULT_CORRUPT ? VLT_SKIP_CORRUPT_IMAGE
+                                                  : VLT_SKIP_BAD_IMAGE;
     }
     if (c->tokenizer) vlt_tokenizer_encode(c->tokenizer, caption, it->tokens, c->context_len);
     else memset(it->tokens, 0, (size_t)c->context_len * sizeof *it->tokens);
@@ -1168,7 +1179,10 @@ static vlt_status parse_position(vlt_loader *L, const cJSON *o, loader_pos *p) {
     int bad = !cJSON_IsObject(st) || get_int(st, "samples", &s.samples) || get_int(st, "batches", &s.batches) ||
               get_int(st, "shards_done", &s.shards_done) || get_int(st, "shards_failed", &s.shards_failed) ||
               get_int(st, "shards_truncated", &s.shards_truncated);
-    for (int i = 0; i < VLT_SKIP_COUNT && !bad; i++) bad = get_int(st, skip_json_names[i], &s.skipped[i]);
+    for (int i = 0; i < VLT_SKIP_COUNT && !bad; i++) {
+        if (i >= SKIP_FIRST_OPTIONAL && !cJSON_GetObjectItemCaseSensitive(st, skip_json_names[i])) continue;
+        bad = get_int(st, skip_json_names[i], &s.skipped[i]);
+    }
     if (bad) return BAD_POS("missing or bad stats");
     p->stats = s;
     const cJSON *rds = cJSON_GetObjectItemCaseSensitive(o, "reader");

@@ -111,12 +111,15 @@ typedef struct {
 
 typedef enum {
     VLT_SKIP_NO_IMAGE = 0,  // no jpg/jpeg/png/webp member
-    VLT_SKIP_BAD_IMAGE,     // image does not decode (or transform failed)
+    VLT_SKIP_BAD_IMAGE,     // not an image, bad header, too large (or transform failed)
     VLT_SKIP_NO_CAPTION,    // no txt, no json with a "caption" string, or an empty caption
     VLT_SKIP_BAD_CAPTION,   // .json that does not parse
     VLT_SKIP_DUP_EXT,       // an extension twice in one sample
     VLT_SKIP_TOO_LARGE,     // a member over max_member_bytes
     VLT_SKIP_NO_LABEL,      // label_ext set and the member missing or not an integer
+    VLT_SKIP_TRUNCATED_IMAGE, // image data ends early (cut short, maybe with an end marker appended)
+    VLT_SKIP_CORRUPT_IMAGE, // the decoder met garbled data (see image.h: decoder warnings count)
+    VLT_SKIP_TRUNCATED_SAMPLE, // the shard ends inside this sample (a member cut short)
     VLT_SKIP_COUNT
 } vlt_skip_reason;
 

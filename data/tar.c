@@ -35,6 +35,8 @@ struct vlt_tar {
     uint64_t max_member;
     vlt_status failed;          // sticky error
     char *failed_msg;
+    char *failed_path;          // the member whose data was cut short (NULL: failed in a header)
+    uint64_t failed_offset;     // its first header
     int done;
 };
 
@@ -353,6 +355,7 @@ void vlt_tar_close(vlt_tar *t) {
     free(t->obuf);
     free(t->name);
     free(t->failed_msg);
+    free(t->failed_path);
     free(t);
 }
 
@@ -360,6 +363,10 @@ void vlt_tar_set_max_member(vlt_tar *t, uint64_t max_bytes) { t->max_member = ma
 uint64_t vlt_tar_offset(const vlt_tar *t) { return t->pos; }
 int vlt_tar_is_compressed(const vlt_tar *t) { return t->zs != NULL; }
 const char *vlt_tar_name(const vlt_tar *t) { return t->name; }
+const char *vlt_tar_failed_member(const vlt_tar *t, uint64_t *offset) {
+    if (offset) *offset = t->failed_offset;
+    return t->failed ? t->failed_path : NULL;
+}
 
 void vlt_tar_member_free(vlt_tar_member *m) {
     if (!m) return;
@@ -478,7 +485,13 @@ static vlt_status next_member(vlt_tar *t, vlt_tar_member *m, int *got) {
             s = read_data(t, size, off, path, &m->data);
             if (s == VLT_OK) s = skip_bytes(t, pad_of(size), off, path);
         }
-        if (s != VLT_OK) { vlt_tar_member_free(m); break; }
+        if (s != VLT_OK) {
+            free(t->failed_path);
+            t->failed_path = strdup(m->path);   // its header was whole: say which member broke
+            t->failed_offset = chain_off;
+            vlt_tar_member_free(m);
+            break;
+        }
         m->next_offset = t->pos;
         *got = 1;
         break;

@@ -67,5 +67,10 @@ uint64_t vlt_tar_offset(const vlt_tar *t);
 // 1 when the input is zstd-compressed.
 int vlt_tar_is_compressed(const vlt_tar *t);
 const char *vlt_tar_name(const vlt_tar *t);
+// After vlt_tar_next failed: the path of the regular member whose header was read whole but
+// whose data was cut short (or could not be read), so that a caller grouping members can tell
+// which member broke, and (offset, may be NULL) where its first header starts; NULL when the
+// failure was in a header (or the reader has not failed).
+const char *vlt_tar_failed_member(const vlt_tar *t, uint64_t *offset);
 
 #endif

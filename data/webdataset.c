@@ -10,6 +10,10 @@ struct vlt_wds {
     vlt_tar_member pending;   // a member read ahead: the first of the next sample
     int has_pending;
     int done;
+    vlt_status err;           // the stream failed while a sample was being finished: reported
+    char *errmsg;             //   on the call after that sample is delivered
+    char *tail_key;           // the key of a member cut short after the delivered sample
+    uint64_t tail_offset;
 };
 
 int vlt_wds_split_path(const char *path, size_t *key_len, size_t *ext_len) {
@@ -30,6 +34,7 @@ const char *vlt_wds_bad_name(vlt_wds_bad b) {
     case VLT_WDS_OK: return "ok";
     case VLT_WDS_BAD_DUP_EXT: return "duplicate extension";
     case VLT_WDS_BAD_TOO_LARGE: return "member too large";
+    case VLT_WDS_BAD_TRUNCATED: return "shard ends inside the sample";
     }
     return "?";
 }
@@ -47,6 +52,8 @@ vlt_status vlt_wds_open(vlt_tar *t, vlt_wds **out) {
 void vlt_wds_close(vlt_wds *w) {
     if (!w) return;
     if (w->has_pending) vlt_tar_member_free(&w->pending);
+    free(w->errmsg);
+    free(w->tail_key);
     free(w);
 }
 
@@ -129,25 +136,93 @@ static void drop_fields(vlt_wds_sample *s) {
     s->n_fields = 0;
 }
 
+// The key of the member the tar reader failed in (its header was whole), or NULL.
+static char *failed_key(const vlt_wds *w) {
+    const char *p = vlt_tar_failed_member(w->tar, NULL);
+    size_t klen, elen;
+    if (!p || vlt_wds_split_path(p, &klen, &elen) != 0) return NULL;
+    return strndup(p, klen);
+}
+
+// A bad sample standing for the members of `key` that the shard cut short (takes key).
+static void truncated_sample(vlt_wds_sample *s, char *key, uint64_t offset, const char *failed_path) {
+    memset(s, 0, sizeof *s);
+    s->key = key;
+    s->offset = s->next_offset = offset;
+    s->bad = VLT_WDS_BAD_TRUNCATED;
+    size_t klen, elen;
+    s->bad_ext = failed_path && vlt_wds_split_path(failed_path, &klen, &elen) == 0 ? strdup(failed_path + klen + 1)
+                                                                                  : NULL;
+}
+
+// The stream failed (status st, message in vlt_error_message) while sample *s was being
+// assembled (s->key NULL: none yet). What was read whole is not thrown away: a sample whose
+// members all arrived is delivered, and the cut-short tail comes out as a bad sample
+// (VLT_WDS_BAD_TRUNCATED) so the caller counts it; the error itself follows on the next call.
+// Whether the sample being assembled was complete is known only from the member that broke:
+// when its header named the same key, the sample lost a member and is the truncated one; when
+// it named another key (or the header itself was cut), every member of the sample had arrived.
+static vlt_status stream_failed(vlt_wds *w, vlt_status st, vlt_wds_sample *s, int *got) {
+    w->err = st;
+    free(w->errmsg);
+    w->errmsg = strdup(vlt_error_message());
+    uint64_t member_off = 0;
+    const char *fpath = vlt_tar_failed_member(w->tar, &member_off);
+    char *fkey = failed_key(w);
+    if (!s->key) {
+        if (!fkey) return st;   // nothing of a sample was read: just the error
+        truncated_sample(s, fkey, member_off, fpath);
+        *got = 1;
+        return VLT_OK;
+    }
+    if (fkey && strcmp(fkey, s->key) == 0) {
+        free(fkey);
+        drop_fields(s);
+        free(s->bad_ext);
+        s->bad = VLT_WDS_BAD_TRUNCATED;
+        size_t klen, elen;
+        s->bad_ext = vlt_wds_split_path(fpath, &klen, &elen) == 0 ? strdup(fpath + klen + 1) : NULL;
+        *got = 1;
+        return VLT_OK;
+    }
+    w->tail_key = fkey;
+    w->tail_offset = member_off;
+    if (s->bad) drop_fields(s);
+    *got = 1;
+    return VLT_OK;
+}
+
 vlt_status vlt_wds_next(vlt_wds *w, vlt_wds_sample *s, int *got) {
     *got = 0;
     memset(s, 0, sizeof *s);
+    if (w->err) {
+        if (w->tail_key) {
+            truncated_sample(s, w->tail_key, w->tail_offset, vlt_tar_failed_member(w->tar, NULL));
+            w->tail_key = NULL;
+            *got = 1;
+            return VLT_OK;
+        }
+        return vlt_error_set(w->err, "%s", w->errmsg ? w->errmsg : "webdataset: the tar stream failed");
+    }
     if (w->done) return VLT_OK;
     vlt_tar_member m;
     size_t klen;
     int have;
-    VLT_TRY(next_keyed(w, &m, &klen, &have));
+    vlt_status st = next_keyed(w, &m, &klen, &have);
+    if (st != VLT_OK) return st == VLT_ERR_NOMEM ? st : stream_failed(w, st, s, got);
     if (!have) {
         w->done = 1;
         return VLT_OK;
     }
     s->key = strndup(m.path, klen);
     s->offset = m.offset;
-    vlt_status st = s->key ? add_member(s, &m, klen)
-                           : vlt_error_set(VLT_ERR_NOMEM, "webdataset: out of memory");
+    st = s->key ? add_member(s, &m, klen) : vlt_error_set(VLT_ERR_NOMEM, "webdataset: out of memory");
     while (st == VLT_OK) {
         st = next_keyed(w, &m, &klen, &have);
-        if (st != VLT_OK) break;
+        if (st != VLT_OK) {
+            if (st != VLT_ERR_NOMEM) return stream_failed(w, st, s, got);
+            break;
+        }
         if (!have) {
             w->done = 1;
             break;

@@ -13,8 +13,11 @@
 //   - a sample with an extension twice is bad (VLT_WDS_BAD_DUP_EXT), one holding a member over
 //     the tar reader's size cap is bad (VLT_WDS_BAD_TOO_LARGE): bad samples are still returned,
 //     with `bad` set and without data, so the caller can count them.
-// When the tar stream fails (truncation, garbage), vlt_wds_next returns the error; the sample
-// being assembled at that moment is dropped (it may be incomplete).
+// When the tar stream fails (truncation, garbage), nothing read whole is lost: the sample being
+// assembled is delivered when the member that broke belongs to another key (or its header was
+// cut, so no member of the sample is known to be missing); the members cut short come out as a
+// bad sample (VLT_WDS_BAD_TRUNCATED, no data) under their key, so that the caller counts exactly
+// the incomplete tail; then vlt_wds_next returns the stream's error (and keeps returning it).
 #ifndef VLT_DATA_WEBDATASET_H
 #define VLT_DATA_WEBDATASET_H
 
@@ -28,6 +31,7 @@ typedef enum {
     VLT_WDS_OK = 0,
     VLT_WDS_BAD_DUP_EXT,    // one extension twice in the sample
     VLT_WDS_BAD_TOO_LARGE,  // a member over the size cap
+    VLT_WDS_BAD_TRUNCATED,  // the stream broke inside this sample (bad_ext: the member cut short)
 } vlt_wds_bad;
 
 typedef struct {
@@ -43,7 +47,7 @@ typedef struct {
     uint64_t offset;        // tar offset of the first member's first header
     uint64_t next_offset;   // tar offset just past the last member
     vlt_wds_bad bad;        // VLT_WDS_OK unless the sample is bad
-    char *bad_ext;          // the duplicated / oversized member's extension when bad
+    char *bad_ext;          // the duplicated / oversized / cut member's extension when bad (may be NULL)
 } vlt_wds_sample;
 
 typedef struct vlt_wds vlt_wds;   // a grouping reader over one tar stream

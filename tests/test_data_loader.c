@@ -40,7 +40,7 @@ static tb_buf jpeg_of(int shard, int i) {
 }
 
 // Sample kinds for writing shards.
-enum { GOOD, GOOD_JSON, BAD_JPEG, NO_IMAGE, NO_CAPTION, BAD_JSON, DUP_EXT, EMPTY_CAPTION };
+enum { GOOD, GOOD_JSON, BAD_JPEG, NO_IMAGE, NO_CAPTION, BAD_JSON, DUP_EXT, EMPTY_CAPTION, CUT_JPEG, CORRUPT_JPEG };
 
 static void add_sample(tb_buf *b, int shard, int i, int kind) {
     char key[32], name[64], cap[64];
@@ -50,6 +50,31 @@ static void add_sample(tb_buf *b, int shard, int i, int kind) {
         snprintf(name, sizeof name, "%s.jpg", key);
         if (kind == BAD_JPEG) {
             tb_str(b, name, "\xff\xd8\xff\xe0 this is not a jpeg");
+        } else if (kind == CUT_JPEG || kind == CORRUPT_JPEG) {
+            // CUT: the entropy-coded data cut in the middle and an end marker appended (libjpeg only
+            // warns, "premature end of data segment", and fills with grey). CORRUPT: 4 stray bytes
+            // between two marker segments ("extraneous bytes before marker").
+            tb_buf j = jpeg_of(shard, i);
+            tb_buf d = {0};
+            size_t sof = 0, sos = 0;
+            for (size_t k = 2; k + 1 < j.len; k++) {
+                if (j.buf[k] == 0xFF && j.buf[k + 1] == 0xC0 && !sof) sof = k;
+                if (j.buf[k] == 0xFF && j.buf[k + 1] == 0xDA && !sos) sos = k;
+            }
+            assert_true(sof > 0 && sos > sof);
+            if (kind == CUT_JPEG) {
+                size_t data = sos + 2 + ((size_t)j.buf[sos + 2] << 8 | j.buf[sos + 3]);
+                assert_true(data + 4 < j.len);
+                tb_put(&d, j.buf, data + (j.len - 2 - data) / 2);
+                tb_put(&d, "\xff\xd9", 2);
+            } else {
+                tb_put(&d, j.buf, sof);
+                tb_put(&d, "\x01\x02\x03\x04", 4);
+                tb_put(&d, j.buf + sof, j.len - sof);
+            }
+            tb_file(b, name, d.buf, d.len);
+            tb_free(&d);
+            tb_free(&j);
         } else {
             tb_buf j = jpeg_of(shard, i);
             tb_file(b, name, j.buf, j.len);
@@ -433,8 +458,9 @@ static void test_bad_data_counted(void **state) {
     char path[600], spec[2000];
     // shard-00: one of each bad kind between good samples.
     tb_buf b = {0};
-    int kinds[] = {GOOD, BAD_JPEG, GOOD, NO_IMAGE, NO_CAPTION, GOOD_JSON, BAD_JSON, DUP_EXT, EMPTY_CAPTION, GOOD};
-    for (int i = 0; i < 10; i++) add_sample(&b, 0, i, kinds[i]);
+    int kinds[] = {GOOD,    BAD_JPEG, GOOD,          NO_IMAGE, NO_CAPTION, GOOD_JSON, BAD_JSON,
+                   DUP_EXT, CUT_JPEG, EMPTY_CAPTION, CUT_JPEG, GOOD,       CORRUPT_JPEG};
+    for (int i = 0; i < (int)(sizeof kinds / sizeof *kinds); i++) add_sample(&b, 0, i, kinds[i]);
     tb_end(&b);
     snprintf(path, sizeof path, "%s/shard-00.tar", dir);
     assert_int_equal(tb_save(b.buf, b.len, path), 0);
@@ -478,6 +504,11 @@ static void test_bad_data_counted(void **state) {
     assert_int_equal(st->skipped[VLT_SKIP_BAD_CAPTION], 1);
     assert_int_equal(st->skipped[VLT_SKIP_DUP_EXT], 1);
     assert_int_equal(st->skipped[VLT_SKIP_TOO_LARGE], 0);
+    assert_int_equal(st->skipped[VLT_SKIP_TRUNCATED_IMAGE], 2);   // cut, end marker appended
+    assert_int_equal(st->skipped[VLT_SKIP_CORRUPT_IMAGE], 1);
+    // s01_0004 (cut inside its image member), and maybe the sample shard 03 breaks in.
+    int64_t cut_samples = st->skipped[VLT_SKIP_TRUNCATED_SAMPLE];
+    assert_true(cut_samples == 1 || cut_samples == 2);
     assert_int_equal(st->shards_done, 2);        // 00 and 04
     assert_int_equal(st->shards_failed, 1);      // 05
     assert_int_equal(st->shards_truncated, 3);   // 01, 02, 03
@@ -486,10 +517,14 @@ static void test_bad_data_counted(void **state) {
     FILE *mf = open_memstream(&text, &text_len);
     vlt_loader_stats_print(st, mf);
     fclose(mf);
-    assert_non_null(strstr(text, "skipped 6 sample(s): 1 no image, 1 bad image, 2 no caption, 1 bad caption, "
-                                 "1 duplicate extension; shards: 2 read, 1 unreadable, 3 truncated"));
+    char want[400];
+    snprintf(want, sizeof want,
+             "skipped %d sample(s): 1 no image, 1 bad image, 2 no caption, 1 bad caption, 1 duplicate extension, "
+             "2 truncated image, 1 corrupt image, %d truncated sample; shards: 2 read, 1 unreadable, 3 truncated",
+             9 + (int)cut_samples, (int)cut_samples);
+    if (!strstr(text, want)) fail_msg("stats line '%s' lacks '%s'", text, want);
     free(text);
-    // Good: 4 of shard 00, 3 of shard 01, 5 of shard 04; shard 03's stream
+    // Good: 4 of shard 00, 4 of shard 01, 5 of shard 04; shard 03's stream
     // breaks in its last block, so its samples are lost or not depending on where the cut falls:
     // count exactly what came out.
     int n03 = 0, n00 = 0, n01 = 0, n04 = 0;
@@ -501,12 +536,12 @@ static void test_bad_data_counted(void **state) {
     }
     assert_int_equal(n00, 4);
     // Shard 01 breaks inside s01_0004.jpg; s01_0003 was still being assembled (its end is only
-    // known from the next key), so it is dropped with it, as webdataset does.
-    assert_int_equal(n01, 3);
+    // known from the next key) and is whole: it is delivered, s01_0004 is counted as truncated.
+    assert_int_equal(n01, 4);
     assert_int_equal(n04, 5);
     assert_true(n03 <= 3);
     assert_int_equal(st->samples, g.n);
-    assert_int_equal(g.n, 12 + n03);
+    assert_int_equal(g.n, 13 + n03);
     vlt_loader_free(L);
     log_free(&g);
 

@@ -142,8 +142,16 @@ static void test_truncated_mid_sample(void **state) {
     samples ss;
     group(&c, 0, &ss);
     assert_int_equal(ss.status, VLT_ERR_FORMAT);
-    assert_int_equal(ss.n, 1);   // a is whole; b is dropped
+    // a is whole; b lost its .txt: it comes out bad (no data) so that it is counted, then the error.
+    assert_int_equal(ss.n, 2);
     assert_string_equal(ss.s[0].key, "a");
+    assert_int_equal(ss.s[0].bad, VLT_WDS_OK);
+    assert_int_equal(ss.s[0].n_fields, 2);
+    assert_string_equal(ss.s[1].key, "b");
+    assert_int_equal(ss.s[1].bad, VLT_WDS_BAD_TRUNCATED);
+    assert_string_equal(ss.s[1].bad_ext, "txt");
+    assert_int_equal(ss.s[1].n_fields, 0);
+    assert_int_equal(ss.s[1].offset, 2048);   // b.jpg's header
     samples_free(&ss);
     // Cut right after a.txt: a was not known to be complete, the stream ends cleanly at a
     // block boundary, so a comes out.
@@ -153,6 +161,71 @@ static void test_truncated_mid_sample(void **state) {
     assert_int_equal(ss.n, 1);
     assert_int_equal(ss.s[0].n_fields, 2);
     samples_free(&ss);
+    tb_free(&b);
+}
+
+// Issue 13 item 4: a tar cut right after a complete sample (inside the next header, inside the
+// trailing zero blocks, or inside the next sample's first member) delivers that sample; only
+// the incomplete tail is reported (a bad sample when its key is known, then the error).
+static void test_truncated_after_complete_sample(void **state) {
+    (void)state;
+    tb_buf b = {0};
+    for (int i = 0; i < 11; i++) {
+        char name[32], text[32];
+        snprintf(name, sizeof name, "%06d.jpg", i);
+        tb_str(&b, name, "img");
+        snprintf(name, sizeof name, "%06d.txt", i);
+        snprintf(text, sizeof text, "caption %d", i);
+        tb_str(&b, name, text);
+    }
+    size_t end11 = b.len;   // 11 samples, 2 members of 2 blocks each
+    tb_str(&b, "000011.jpg", "img");
+    tb_str(&b, "000011.txt", "caption 11");
+    tb_end(&b);
+    struct { size_t len; int tail; } cuts[] = {
+        {end11 + 100, 0},          // inside the next header: its key is unknown
+        {end11 + 512 + 10, 1},     // inside 000011.jpg's data: 000011 is the incomplete tail
+        {end11 + 1536 + 5, 1},     // inside 000011.txt's data
+    };
+    for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
+        tb_buf c = {b.buf, cuts[k].len, 0};
+        samples ss;
+        group(&c, 0, &ss);
+        assert_int_equal(ss.status, VLT_ERR_FORMAT);
+        if (ss.n != 11 + cuts[k].tail) fail_msg("cut at %zu: %d samples, expected %d", cuts[k].len, ss.n, 11 + cuts[k].tail);
+        for (int i = 0; i < 11; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%06d", i);
+            assert_string_equal(ss.s[i].key, key);
+            assert_int_equal(ss.s[i].bad, VLT_WDS_OK);
+            assert_int_equal(ss.s[i].n_fields, 2);
+        }
+        if (cuts[k].tail) {
+            assert_string_equal(ss.s[11].key, "000011");
+            assert_int_equal(ss.s[11].bad, VLT_WDS_BAD_TRUNCATED);
+            assert_int_equal(ss.s[11].offset, end11);
+        }
+        samples_free(&ss);
+    }
+    // Cut inside the end-of-archive zero blocks after all 12 samples: all 12, then the error.
+    tb_buf c = {b.buf, b.len - 700, 0};
+    samples ss;
+    group(&c, 0, &ss);
+    assert_int_equal(ss.status, VLT_ERR_FORMAT);
+    assert_int_equal(ss.n, 12);
+    assert_int_equal(ss.s[11].bad, VLT_WDS_OK);
+    samples_free(&ss);
+    // A shard whose very first member is cut: one bad sample, then the error.
+    tb_buf one = {0};
+    tb_str(&one, "x.jpg", "0123456789");
+    tb_buf d = {one.buf, 512 + 5, 0};
+    group(&d, 0, &ss);
+    assert_int_equal(ss.status, VLT_ERR_FORMAT);
+    assert_int_equal(ss.n, 1);
+    assert_string_equal(ss.s[0].key, "x");
+    assert_int_equal(ss.s[0].bad, VLT_WDS_BAD_TRUNCATED);
+    samples_free(&ss);
+    tb_free(&one);
     tb_free(&b);
 }
 
@@ -206,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_grouping_rules),
         cmocka_unit_test(test_bad_samples),
         cmocka_unit_test(test_truncated_mid_sample),
+        cmocka_unit_test(test_truncated_after_complete_sample),
         cmocka_unit_test(test_resume_from_offset),
     };
     return cmocka_run_group_tests_name("data_webdataset", tests, NULL, NULL);
