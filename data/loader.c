@@ -9,6 +9,8 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <errno.h>
+#include <time.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -146,6 +148,12 @@ typedef struct {
     item *q;                   // ring of qcap items
     int q_head, q_count;
     pthread_cond_t not_full;
+    // Watchdog (see check_stall): when the reader last made progress, whether it is only
+    // waiting for queue space (or finished), and the shard it is in.
+    atomic_llong beat_ms;
+    atomic_int idle;
+    const char *_Atomic cur_path;   // a path of L->shards (stable while the loader lives) or NULL
+    int64_t reported_ms;       // last stall report (collator only)
 } reader;
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD };
@@ -180,7 +188,16 @@ struct vlt_loader {
     loader_pos run0;           // where the running epoch started (read-only while it runs)
     loader_pos cur;            // the collator's running position
     vlt_loader_stats stats;    // as delivered
+    atomic_int stall_reports;
 };
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void beat(reader *rd) { atomic_store(&rd->beat_ms, now_ms()); }
 
 // --- config --------------------------------------------------------------------------------------
 
@@ -199,6 +216,7 @@ void vlt_loader_cfg_default(vlt_loader_cfg *c) {
     c->max_member_bytes = VLT_TAR_DEFAULT_MAX_MEMBER;
     c->warn_limit = 20;
     c->report = 1;
+    c->stall_ms = 60000;
 }
 
 const char *vlt_skip_reason_name(vlt_skip_reason r) {
@@ -337,6 +355,8 @@ static vlt_status read_one(reader *rd, int *added) {
     vlt_loader *L = rd->L;
     while (rd->st.shard < rd->nseq && !atomic_load(&L->cancel)) {
         const char *path = L->shards.paths[rd->seq[rd->st.shard]];
+        atomic_store(&rd->cur_path, path);
+        beat(rd);
         if (!rd->wds) {
             vlt_status s = open_at(rd, rd->st.shard, rd->st.offset, &rd->tar, &rd->wds);
             if (s != VLT_OK) {
@@ -532,8 +552,11 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
 static item *reserve(reader *rd) {
     vlt_loader *L = rd->L;
     pthread_mutex_lock(&L->mu);
+    atomic_store(&rd->idle, 1);   // waiting for the collator is not a stall
     while (rd->q_count == L->qcap && !atomic_load(&L->cancel)) pthread_cond_wait(&rd->not_full, &L->mu);
     item *it = atomic_load(&L->cancel) ? NULL : &rd->q[(rd->q_head + rd->q_count) % L->qcap];
+    beat(rd);
+    atomic_store(&rd->idle, 0);
     pthread_mutex_unlock(&L->mu);
     return it;
 }
@@ -567,12 +590,21 @@ static void publish_error(reader *rd, vlt_status s) {
     publish(rd, it, ITEM_ERROR);
 }
 
+static void *reader_run(reader *rd);
+
 static void *reader_main(void *arg) {
     reader *rd = arg;
+    reader_run(rd);
+    atomic_store(&rd->idle, 1);
+    return NULL;
+}
+
+static void *reader_run(reader *rd) {
     vlt_loader *L = rd->L;
     const vlt_loader_cfg *c = &L->cfg;
     const reader_pos *p0 = &L->run0.rd[rd->r];
     vlt_status s = make_sequence(rd, L->run0.epoch);
+    beat(rd);
     rd->st = (reader_pos){.shard = p0->shard, .offset = p0->offset, .read = p0->read, .drawn = p0->drawn};
     if (s == VLT_OK && p0->shard > rd->nseq)
         s = vlt_error_set(VLT_ERR_ARG, "loader: saved position is at shard %u of a sequence of %zu", p0->shard,
@@ -615,6 +647,7 @@ static void *reader_main(void *arg) {
         }
         int why = decode_sample(rd, &drawn, it);
         vlt_wds_sample_free(&drawn.s);
+        beat(rd);
         if (why >= 0) {
             rd->delta.skipped[why]++;
             continue;
@@ -655,9 +688,39 @@ static int next_live_reader(vlt_loader *L) {
     return -1;
 }
 
+// A reader that has been working (not waiting for queue space) without progress for stall_ms
+// (blocked in a read on a hung network filesystem, a shard that is a slow device) would hold the
+// whole run silently, since batches take samples round robin: say which reader and which shard,
+// again every stall_ms while it lasts. Called with L->mu held, while waiting for that reader.
+static void check_stall(vlt_loader *L, reader *rd) {
+    int64_t now = now_ms(), quiet = now - atomic_load(&rd->beat_ms);
+    if (atomic_load(&rd->idle) || quiet < L->cfg.stall_ms || now - rd->reported_ms < L->cfg.stall_ms) return;
+    rd->reported_ms = now;
+    const char *path = atomic_load(&rd->cur_path);
+    if (!path) path = "(none opened yet)";
+    atomic_fetch_add(&L->stall_reports, 1);
+    fprintf(stderr, "vlt loader: reader %d has made no progress for %.3f s, in shard %s (training waits for it)\n",
+            rd->r, (double)quiet / 1000.0, path);
+}
+
 static item *queue_head(vlt_loader *L, reader *rd) {
     pthread_mutex_lock(&L->mu);
-    while (rd->q_count == 0 && !atomic_load(&L->cancel)) pthread_cond_wait(&L->q_ready, &L->mu);
+    while (rd->q_count == 0 && !atomic_load(&L->cancel)) {
+        if (L->cfg.stall_ms <= 0) {
+            pthread_cond_wait(&L->q_ready, &L->mu);
+            continue;
+        }
+        int64_t step = L->cfg.stall_ms < 2000 ? (L->cfg.stall_ms + 1) / 2 : 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += step / 1000;
+        ts.tv_nsec += (step % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_cond_timedwait(&L->q_ready, &L->mu, &ts) == ETIMEDOUT) check_stall(L, rd);
+    }
     item *it = atomic_load(&L->cancel) ? NULL : &rd->q[rd->q_head];
     pthread_mutex_unlock(&L->mu);
     return it;
@@ -789,6 +852,12 @@ static vlt_status start_run(vlt_loader *L) {
     atomic_store(&L->warned, 0);
     atomic_store(&L->cancel, 0);
     L->running = 1;
+    for (int r = 0; r < L->R; r++) {   // the watchdog's view of each reader before it starts
+        beat(&L->rd[r]);
+        atomic_store(&L->rd[r].idle, 0);
+        atomic_store(&L->rd[r].cur_path, (const char *)NULL);
+        L->rd[r].reported_ms = 0;
+    }
     for (int r = 0; r < L->R; r++) {
         if (pthread_create(&L->rd[r].th, NULL, reader_main, &L->rd[r]) != 0) {
             stop_run(L);
@@ -1020,6 +1089,7 @@ vlt_status vlt_loader_next(vlt_loader *L, const vlt_batch **out) {
 }
 
 const vlt_loader_stats *vlt_loader_get_stats(const vlt_loader *L) { return &L->stats; }
+int vlt_loader_stall_reports(const vlt_loader *L) { return atomic_load(&L->stall_reports); }
 
 vlt_status vlt_loader_set_epoch(vlt_loader *L, int64_t epoch) {
     stop_run(L);

@@ -32,7 +32,10 @@
 // garbage) is skipped from there on and counted; one warning line per event goes to stderr, at
 // most warn_limit per epoch. The counts are in vlt_loader_stats, accumulated as batches are
 // delivered (so they are exact at every batch and survive save/restore); with `report` set the
-// loader prints them (vlt_loader_stats_print) to stderr when an epoch ends.
+// loader prints them (vlt_loader_stats_print) to stderr when an epoch ends. Only regular files are
+// read as shards (tar.h): a FIFO in the spec is refused and counted as unreadable instead of
+// blocking its reader in open(). A reader that stays busy without progress for stall_ms (a hung
+// network filesystem) is reported by number and shard while the run waits for it.
 //
 // Position. After every batch the loader knows its position: epoch, batches and samples so far,
 // the round-robin turn, and per reader: the index in its shard sequence, the tar offset of the
@@ -92,6 +95,8 @@ typedef struct {
                                    // webdataset classification shards hold it) goes to batch labels;
                                    // a sample without one is skipped (NULL: no labels)
     int caption_optional;          // 1: a sample without a caption gets "" instead of a skip (0)
+    int stall_ms;                  // a reader busy this long without progress is reported on stderr by
+                                   // number and shard, again every stall_ms while it lasts (60000; 0: never)
 } vlt_loader_cfg;
 
 void vlt_loader_cfg_default(vlt_loader_cfg *cfg);
@@ -148,6 +153,8 @@ void vlt_loader_free(vlt_loader *L);
 vlt_status vlt_loader_next(vlt_loader *L, const vlt_batch **out);
 // The stats of the current (or just finished) epoch, as delivered so far.
 const vlt_loader_stats *vlt_loader_get_stats(const vlt_loader *L);
+// How many stall reports (see stall_ms) this loader has printed.
+int vlt_loader_stall_reports(const vlt_loader *L);
 // Stops the running epoch (if any) and makes the next call start `epoch` from its beginning.
 vlt_status vlt_loader_set_epoch(vlt_loader *L, int64_t epoch);
 

@@ -3,8 +3,11 @@
 #include "data/tar.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define TAR_BLOCK 512
@@ -329,8 +332,33 @@ static vlt_status tar_new(FILE *f, int own, const uint8_t *mem, size_t len, cons
 vlt_status vlt_tar_open(const char *path, vlt_tar **out) {
     *out = NULL;
     if (!path) return vlt_error_set(VLT_ERR_ARG, "tar: NULL path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return vlt_error_set(VLT_ERR_IO, "tar %s: cannot open: %s", path, strerror(errno));
+    // O_NONBLOCK so that opening a FIFO (or a device) cannot block the reader thread forever
+    // waiting for a writer: anything but a regular file is refused before a byte is read.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return vlt_error_set(VLT_ERR_IO, "tar %s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int err = errno;
+        close(fd);
+        return vlt_error_set(VLT_ERR_IO, "tar %s: cannot stat: %s", path, strerror(err));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        const char *kind = S_ISFIFO(sb.st_mode)                       ? "a FIFO (named pipe)"
+                           : S_ISDIR(sb.st_mode)                      ? "a directory"
+                           : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
+                           : S_ISSOCK(sb.st_mode)                     ? "a socket"
+                                                                      : "a special file";
+        close(fd);
+        return vlt_error_set(VLT_ERR_IO, "tar %s: is %s, not a regular file; shards must be regular files", path,
+                             kind);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    FILE *f = (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0) ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        int err = errno;
+        close(fd);
+        return vlt_error_set(VLT_ERR_IO, "tar %s: cannot open: %s", path, strerror(err));
+    }
     return tar_new(f, 1, NULL, 0, path, out);
 }
 

@@ -41,7 +41,9 @@ typedef struct {
     int too_large;         // 1: size > the cap, data skipped and NULL
 } vlt_tar_member;
 
-// Opens a shard by path. `name` in messages is the path.
+// Opens a shard by path. `name` in messages is the path. Only a regular file is opened: a FIFO,
+// device, socket or directory is VLT_ERR_IO naming what it is, without blocking (a FIFO without a
+// writer would otherwise hang the reader thread in open()).
 vlt_status vlt_tar_open(const char *path, vlt_tar **out);
 // Reads from an open stream (a pipe is fine; seeking then reads forward). own: close it in
 // vlt_tar_close. name: what messages call the shard.
