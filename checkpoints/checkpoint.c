@@ -581,6 +581,18 @@ vlt_status vlt_checkpoint_validate(const char *dir, int64_t *step_out) {
     return VLT_OK;
 }
 
+vlt_status vlt_checkpoint_read_state(const char *dir, char **state_json_out, int64_t *step_out) {
+    *state_json_out = NULL;
+    if (!dir || !dir[0]) return vlt_error_set(VLT_ERR_ARG, "checkpoint: empty directory path");
+    ck_files c;
+    VLT_TRY(ck_files_open(dir, &c));
+    *state_json_out = c.state;
+    c.state = NULL;
+    if (step_out) *step_out = c.step;
+    ck_files_close(&c);
+    return VLT_OK;
+}
+
 // Whether file tensor ft can be read into a moment of parameter p (F32-convertible, same shape;
 // [] fits (1)).
 static bool ck_moment_fits(const vlt_st_tensor *ft, const vlt_tensor *p) {

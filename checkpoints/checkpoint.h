@@ -80,6 +80,10 @@ vlt_status vlt_checkpoint_resolve(const char *run_dir, const char *which, char *
 // step_out (may be NULL) receives the training step.
 vlt_status vlt_checkpoint_validate(const char *dir, int64_t *step_out);
 
+// A valid checkpoint's state JSON (malloc'd, NUL-terminated; the caller frees it) and its step
+// (from the files' metadata), without reading any weights: what a resume checks first.
+vlt_status vlt_checkpoint_read_state(const char *dir, char **state_json_out, int64_t *step_out);
+
 // Loads a checkpoint directory: the parameter table strictly (missing, unexpected and mis-shaped
 // keys are named), the optimizer's moments and t (strictly too, against its parameters' names),
 // and the state JSON (malloc'd, NUL-terminated, byte-equal to what was saved; the caller frees

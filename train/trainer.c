@@ -234,57 +234,133 @@ static vlt_status checkpoint_now(vlt_trainer *t) {
     return VLT_OK;
 }
 
+// --- resume: state.json is checked field by field before anything is loaded -------------------
+
+// An integer member of state.json (exact in a double) within [lo, hi]; errors name the field.
+static vlt_status state_int(const cJSON *root, const char *dir, const char *name, int64_t lo, int64_t hi,
+                            const char *why, int64_t *out) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!x) return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json has no '%s'", dir, name);
+    double v = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    if (!(v >= -9007199254740992.0 && v <= 9007199254740992.0) || v != floor(v))
+        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json '%s' is not an integer", dir, name);
+    if (v < (double)lo || v > (double)hi)
+        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json '%s' is %.0f, outside [%lld, %lld]%s%s", dir, name, v,
+                             (long long)lo, (long long)hi, why ? ": " : "", why ? why : "");
+    *out = (int64_t)v;
+    return VLT_OK;
+}
+
+// What a resume takes from state.json, checked.
+typedef struct {
+    int64_t step, epoch, nonfinite_total, nonfinite_run;
+    char *loader;   // this rank's loader position (JSON text, malloc'd)
+} resume_state;
+
+// Every field of state.json against the checkpoint's own step, this run's config and world: a
+// hand-edited or corrupt state is refused by field name before a weight is touched, so it can
+// neither start a run at a wrong step nor lead to a checkpoint over the original.
+static vlt_status check_state(const vlt_trainer *t, const char *dir, const char *text, int64_t ck_step,
+                              resume_state *rs) {
+    memset(rs, 0, sizeof *rs);
+    cJSON *root = cJSON_Parse(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json is not a JSON object", dir);
+    }
+    int64_t v;
+    vlt_status s = state_int(root, dir, "format", STATE_FORMAT, STATE_FORMAT, "this vlt reads state format 1", &v);
+    // The model-defining keys first: a run of another model is told so, not that a key mismatched.
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    if (s == VLT_OK && !cJSON_IsString(cfg))
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'config' is missing or not a string", dir);
+    if (s == VLT_OK) {
+        vlt_run_config old;
+        vlt_run_config_default(&old);
+        char diff[1024];
+        s = vlt_run_config_parse(cfg->valuestring, strlen(cfg->valuestring), "state.json 'config'", &old);
+        if (s == VLT_OK && vlt_run_config_model_diff(&old, &t->cfg, diff, sizeof diff) > 0)
+            s = vlt_error_set(VLT_ERR_ARG, "resume %s: the model config differs from the checkpoint's: %s", dir, diff);
+    }
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(root, "config_hash");
+    char want[32];
+    if (s == VLT_OK) snprintf(want, sizeof want, "%016llx", (unsigned long long)vlt_rng_hash_str(cfg->valuestring));
+    if (s == VLT_OK && (!cJSON_IsString(hash) || strcmp(hash->valuestring, want)))
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'config_hash' does not match its 'config' (edited or "
+                          "corrupt)", dir);
+    const cJSON *world = cJSON_GetObjectItemCaseSensitive(root, "world_size");
+    const cJSON *ranks = cJSON_GetObjectItemCaseSensitive(root, "loader_ranks");
+    if (s == VLT_OK) s = state_int(root, dir, "world_size", 1, 1 << 20, NULL, &v);
+    if (s == VLT_OK && v != t->dist->world)
+        s = vlt_error_set(VLT_ERR_ARG, "resume %s: saved by %d ranks, this run has %d; resuming with another world "
+                          "size is refused (each rank's data position would not carry over)", dir, world->valueint,
+                          t->dist->world);
+    if (s == VLT_OK && (!cJSON_IsArray(ranks) || cJSON_GetArraySize(ranks) != t->dist->world ||
+                        !cJSON_IsObject(cJSON_GetArrayItem(ranks, t->dist->rank))))
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'loader_ranks' must be a list of %d loader positions "
+                          "(objects)", dir, t->dist->world);
+    char why[160];
+    snprintf(why, sizeof why, "the checkpoint's files are of step %lld", (long long)ck_step);
+    if (s == VLT_OK) s = state_int(root, dir, "step", ck_step, ck_step, why, &rs->step);
+    if (s == VLT_OK && rs->step >= t->cfg.steps)
+        s = vlt_error_set(VLT_ERR_ARG, "resume %s: the checkpoint is at step %lld, the end of schedule.steps %lld: "
+                          "nothing to train (raise schedule.steps to train further)", dir, (long long)rs->step,
+                          (long long)t->cfg.steps);
+    if (s == VLT_OK) s = state_int(root, dir, "epoch", 0, INT64_MAX / 2, NULL, &rs->epoch);
+    if (s == VLT_OK) s = state_int(root, dir, "seed", INT64_MIN / 2, INT64_MAX / 2, NULL, &v);
+    if (s == VLT_OK && v != t->cfg.seed)
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'seed' %lld differs from the config's model.seed %lld",
+                          dir, (long long)v, (long long)t->cfg.seed);
+    if (s == VLT_OK)
+        s = state_int(root, dir, "nonfinite_total", 0, rs->step + 1, "skipped steps are steps (and the one that stopped "
+                      "a run)", &rs->nonfinite_total);
+    if (s == VLT_OK)
+        s = state_int(root, dir, "nonfinite_run", 0, rs->nonfinite_total, "at most nonfinite_total", &rs->nonfinite_run);
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(root, "lr");
+    if (s == VLT_OK && (!cJSON_IsNumber(lr) || !isfinite(lr->valuedouble) || lr->valuedouble < 0))
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'lr' is missing or not a finite number >= 0", dir);
+    if (s == VLT_OK) {
+        rs->loader = cJSON_PrintUnformatted(cJSON_GetArrayItem(ranks, t->dist->rank));
+        if (!rs->loader) s = vlt_error_set(VLT_ERR_NOMEM, "resume: out of memory");
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
 static vlt_status restore(vlt_trainer *t, const char *which) {
     char dir[VLT_CFG_STR + 64];
     VLT_TRY(vlt_checkpoint_resolve(t->cfg.output_dir, which, dir, sizeof dir));
     char *state = NULL;
-    // Check the config before touching the model: a different model is refused by key.
-    // train.zero: every rank reads the whole file and keeps the moments of its own parameters.
-    vlt_status s = t->zero ? vlt_checkpoint_load_shard(dir, t->params, t->opt, &state)
-                           : vlt_checkpoint_load(dir, t->params, t->opt, &state);
-    if (s != VLT_OK) return s;
-    cJSON *root = cJSON_Parse(state);
+    int64_t ck_step;
+    VLT_TRY(vlt_checkpoint_read_state(dir, &state, &ck_step));
+    resume_state rs;
+    vlt_status s = check_state(t, dir, state, ck_step, &rs);
     free(state);
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
-    const cJSON *ranks = cJSON_GetObjectItemCaseSensitive(root, "loader_ranks");
-    const cJSON *loader = cJSON_GetArrayItem(ranks, t->dist->rank);
-    const cJSON *step = cJSON_GetObjectItemCaseSensitive(root, "step");
-    const cJSON *world = cJSON_GetObjectItemCaseSensitive(root, "world_size");
-    if (!cJSON_IsString(cfg) || !cJSON_IsObject(loader) || !cJSON_IsNumber(step)) {
-        cJSON_Delete(root);
-        return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json lacks config, loader_ranks or step", dir);
+    // train.zero: every rank reads the whole file and keeps the moments of its own parameters.
+    if (s == VLT_OK)
+        s = t->zero ? vlt_checkpoint_load_shard(dir, t->params, t->opt, NULL) : vlt_checkpoint_load(dir, t->params, t->opt, NULL);
+    // AdamW counts the steps it took: every step but the skipped ones (the skipped step that
+    // stopped a run is counted in nonfinite_total without advancing the step, hence the + 1).
+    int64_t taken = rs.step - rs.nonfinite_total;
+    if (s == VLT_OK && t->opt->t != taken && t->opt->t != taken + 1)
+        s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: the optimizer has taken %lld steps, but state.json says step %lld "
+                          "with %lld skipped ('step' or 'nonfinite_total' is wrong)", dir, (long long)t->opt->t,
+                          (long long)rs.step, (long long)rs.nonfinite_total);
+    if (s == VLT_OK && (s = vlt_loader_restore_json(t->loader, rs.loader)) != VLT_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", vlt_error_message());
+        s = vlt_error_set(s, "resume %s: state.json 'loader_ranks'[%d]: %s", dir, t->dist->rank, msg);
     }
-    if (!cJSON_IsNumber(world) || world->valueint != t->dist->world || cJSON_GetArraySize(ranks) != t->dist->world) {
-        int w = cJSON_IsNumber(world) ? world->valueint : -1;
-        cJSON_Delete(root);
-        return vlt_error_set(VLT_ERR_ARG, "resume %s: saved by %d ranks, this run has %d; resuming with another world "
-                             "size is refused (each rank's data position would not carry over)", dir, w, t->dist->world);
-    }
-    vlt_run_config old;
-    vlt_run_config_default(&old);
-    s = vlt_run_config_parse(cfg->valuestring, strlen(cfg->valuestring), "checkpoint config", &old);
-    char diff[1024];
-    if (s == VLT_OK && vlt_run_config_model_diff(&old, &t->cfg, diff, sizeof diff) > 0)
-        s = vlt_error_set(VLT_ERR_ARG, "resume %s: the model config differs from the checkpoint's: %s", dir, diff);
-    if (s == VLT_OK) {
-        char *pos = cJSON_PrintUnformatted(loader);
-        s = vlt_loader_restore_json(t->loader, pos);
-        free(pos);
-    }
-    if (s == VLT_OK) {
-        t->step = (int64_t)step->valuedouble;
-        t->last_ck_step = t->step;
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "epoch");
-        const cJSON *nt = cJSON_GetObjectItemCaseSensitive(root, "nonfinite_total");
-        const cJSON *nr = cJSON_GetObjectItemCaseSensitive(root, "nonfinite_run");
-        t->epoch = cJSON_IsNumber(e) ? (int64_t)e->valuedouble : 0;
-        t->nonfinite_total = cJSON_IsNumber(nt) ? (int64_t)nt->valuedouble : 0;
-        t->nonfinite_run = cJSON_IsNumber(nr) ? nr->valueint : 0;
-        if (!t->opts.quiet && t->dist->rank == 0)
-            fprintf(t->opts.log, "resumed from %s at step %lld\n", dir, (long long)t->step);
-    }
-    cJSON_Delete(root);
-    return s;
+    free(rs.loader);
+    if (s != VLT_OK) return s;
+    t->step = rs.step;
+    t->last_ck_step = t->step;
+    t->epoch = rs.epoch;
+    t->nonfinite_total = rs.nonfinite_total;
+    t->nonfinite_run = (int)(rs.nonfinite_run < INT32_MAX ? rs.nonfinite_run : INT32_MAX);
+    if (!t->opts.quiet && t->dist->rank == 0)
+        fprintf(t->opts.log, "resumed from %s at step %lld\n", dir, (long long)t->step);
+    return VLT_OK;
 }
 
 // train.device cuda: the model and the optimizer state move to the GPU after any restore (the
