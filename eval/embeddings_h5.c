@@ -4,8 +4,10 @@
 #include "eval/embeddings_h5.h"
 
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static vlt_status write_dataset(hid_t file, const char *path, const char *name, hid_t type, int rank,
                                 const hsize_t *dims, const void *data) {
@@ -58,35 +60,105 @@ vlt_status vlt_eval_embeddings_write(const char *path, const vlt_eval_embeddings
     return st;
 }
 
-// Reads dataset `name` of the given rank into a new buffer of the memory type; dims out.
-static vlt_status read_dataset(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
-                               hsize_t *dims, void **out) {
-    hid_t ds = -1, space = -1;
-    int got_rank = -1;
-    void *buf = NULL;
-    herr_t r = -1;
-    vlt_status st = VLT_OK;
+// What a dataset declares, looked at before anything is allocated for it: a few KB of HDF5 can
+// declare a (20M, 64) dataset with no data stored (HDF5 then reads fill values), and reading it
+// would allocate and fill gigabytes before anything else is checked.
+typedef struct {
+    const char *name;
+    int rank;
+    hsize_t dims[2];
+    hsize_t count;        // elements
+    double mem_bytes;     // what reading it needs in memory, in the memory type
+} ds_info;
+
+static vlt_status probe_dataset(hid_t file, const char *path, const char *name, hid_t mem_type, int rank,
+                                ds_info *info) {
+    memset(info, 0, sizeof *info);
+    info->name = name;
+    hid_t ds = -1, space = -1, ftype = -1, dcpl = -1;
+    int got_rank = -1, nfilters = 0, scalar_class = 1;
+    size_t fsize = 0;
+    hsize_t stored = 0;
     H5E_BEGIN_TRY {
         ds = H5Dopen2(file, name, H5P_DEFAULT);
         if (ds >= 0) space = H5Dget_space(ds);
         if (space >= 0) got_rank = H5Sget_simple_extent_ndims(space);
-        if (got_rank == rank) {
-            H5Sget_simple_extent_dims(space, dims, NULL);
-            size_t count = 1;
-            for (int k = 0; k < rank; k++) count *= (size_t)dims[k];
-            buf = malloc((count ? count : 1) * H5Tget_size(mem_type));
-            if (buf) r = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+        if (got_rank == rank) H5Sget_simple_extent_dims(space, info->dims, NULL);
+        if (ds >= 0) ftype = H5Dget_type(ds);
+        if (ftype >= 0) {
+            fsize = H5Tget_size(ftype);
+            H5T_class_t cls = H5Tget_class(ftype);
+            scalar_class = cls == H5T_INTEGER || cls == H5T_FLOAT;
         }
+        if (ds >= 0) {
+            stored = H5Dget_storage_size(ds);
+            dcpl = H5Dget_create_plist(ds);
+        }
+        if (dcpl >= 0) nfilters = H5Pget_nfilters(dcpl);
+        if (dcpl >= 0) H5Pclose(dcpl);
+        if (ftype >= 0) H5Tclose(ftype);
         if (space >= 0) H5Sclose(space);
         if (ds >= 0) H5Dclose(ds);
     } H5E_END_TRY;
-    if (ds < 0) st = vlt_error_set(VLT_ERR_FORMAT, "%s: no dataset %s", path, name);
-    else if (got_rank != rank) st = vlt_error_set(VLT_ERR_FORMAT, "%s: dataset %s has rank %d, expected %d", path, name, got_rank, rank);
-    else if (!buf) st = vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory reading %s", path, name);
-    else if (r < 0) st = vlt_error_set(VLT_ERR_FORMAT, "%s: cannot read dataset %s (not numeric?)", path, name);
-    if (st != VLT_OK) { free(buf); return st; }
+    if (ds < 0) return vlt_error_set(VLT_ERR_FORMAT, "%s: no dataset %s", path, name);
+    if (got_rank != rank)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: dataset %s has rank %d, expected %d", path, name, got_rank, rank);
+    if (!scalar_class || fsize == 0 || fsize > 16)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: dataset %s is not numeric", path, name);
+    // Limits that no real embeddings file reaches: ids index rows with int32, a dim beyond 2^20 is
+    // no embedding. Checked before multiplying so that nothing overflows.
+    for (int k = 0; k < rank; k++)
+        if (info->dims[k] > (k == 0 ? (hsize_t)INT32_MAX : (hsize_t)1 << 20))
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: dataset %s declares %llu %s, more than the limit (%llu)", path,
+                                 name, (unsigned long long)info->dims[k], k == 0 ? "rows" : "columns",
+                                 k == 0 ? (unsigned long long)INT32_MAX : 1ull << 20);
+    info->count = 1;
+    for (int k = 0; k < rank; k++) info->count *= info->dims[k];
+    double declared = (double)info->count * (double)fsize;
+    info->mem_bytes = (double)info->count * (double)H5Tget_size(mem_type);
+    // Unfiltered data is stored in full; without it, HDF5 would make up fill values. Compressed
+    // chunks may be smaller, but not by more than 1000:1 for embeddings (gzip of all zeros is
+    // ~1000:1; real float32 vectors barely compress).
+    if (nfilters == 0 && (double)stored < declared)
+        return vlt_error_set(VLT_ERR_FORMAT,
+                             "%s: dataset %s declares %llu x %llu values (%.0f bytes) but the file stores only %llu "
+                             "bytes of it (unwritten or cut short)",
+                             path, name, (unsigned long long)info->dims[0],
+                             (unsigned long long)(rank > 1 ? info->dims[1] : 1), declared, (unsigned long long)stored);
+    if (nfilters > 0 && declared > 1e6 && declared > 1000.0 * (double)stored)
+        return vlt_error_set(VLT_ERR_FORMAT,
+                             "%s: dataset %s declares %.0f bytes compressed into %llu (more than 1000:1: missing "
+                             "chunks or a decompression bomb)",
+                             path, name, declared, (unsigned long long)stored);
+    return VLT_OK;
+}
+
+// Reads a probed dataset into a new buffer of the memory type.
+static vlt_status read_dataset(hid_t file, const char *path, const ds_info *info, hid_t mem_type, void **out) {
+    void *buf = malloc((info->count ? (size_t)info->count : 1) * H5Tget_size(mem_type));
+    if (!buf) return vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory reading %s (%.0f bytes)", path, info->name,
+                                   info->mem_bytes);
+    herr_t r = -1;
+    H5E_BEGIN_TRY {
+        hid_t ds = H5Dopen2(file, info->name, H5P_DEFAULT);
+        if (ds >= 0) {
+            r = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+            H5Dclose(ds);
+        }
+    } H5E_END_TRY;
+    if (r < 0) {
+        free(buf);
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: cannot read dataset %s (corrupt or not numeric)", path, info->name);
+    }
     *out = buf;
     return VLT_OK;
+}
+
+// This machine's physical memory in bytes (0 when unknown): a file needing more is refused
+// before the allocation that the kernel's OOM killer would end.
+static double physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
 }
 
 // A string attribute (variable or fixed length) as a new string; "" when absent.
@@ -117,8 +189,8 @@ static char *read_attr(hid_t file, const char *name) {
     return out ? out : strdup("");
 }
 
-static vlt_status check_read(const char *path, const vlt_eval_embeddings *e, const hsize_t *di, const hsize_t *dt,
-                             const hsize_t *dids, const hsize_t *dx) {
+static vlt_status check_shapes(const char *path, const hsize_t *di, const hsize_t *dt, const hsize_t *dids,
+                               const hsize_t *dx) {
     if (di[1] != dt[1]) return vlt_error_set(VLT_ERR_FORMAT, "%s: image_embeds dim %llu != text_embeds dim %llu", path,
                                              (unsigned long long)di[1], (unsigned long long)dt[1]);
     if (dids[0] != di[0]) return vlt_error_set(VLT_ERR_FORMAT, "%s: image_ids has %llu entries, image_embeds %llu rows", path,
@@ -126,6 +198,10 @@ static vlt_status check_read(const char *path, const vlt_eval_embeddings *e, con
     if (dx[0] != dt[0]) return vlt_error_set(VLT_ERR_FORMAT, "%s: text_image_index has %llu entries, text_embeds %llu rows", path,
                                              (unsigned long long)dx[0], (unsigned long long)dt[0]);
     if (di[0] < 1 || dt[0] < 1 || di[1] < 1) return vlt_error_set(VLT_ERR_FORMAT, "%s: empty embeddings", path);
+    return VLT_OK;
+}
+
+static vlt_status check_index(const char *path, const vlt_eval_embeddings *e) {
     for (int64_t c = 0; c < e->n_texts; c++)
         if (e->text_image_index[c] < 0 || e->text_image_index[c] >= e->n_images)
             return vlt_error_set(VLT_ERR_FORMAT, "%s: text_image_index[%lld] = %d is outside [0, %lld)", path, (long long)c,
@@ -140,16 +216,27 @@ vlt_status vlt_eval_embeddings_read(const char *path, vlt_eval_embeddings *e) {
         if (H5Fis_hdf5(path) > 0) file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     } H5E_END_TRY;
     if (file < 0) return vlt_error_set(VLT_ERR_IO, "%s: cannot open as an HDF5 file (missing or not HDF5)", path);
-    hsize_t di[2] = {0, 0}, dt[2] = {0, 0}, dids[1] = {0}, dx[1] = {0};
-    vlt_status st = read_dataset(file, path, "image_embeds", H5T_NATIVE_FLOAT, 2, di, (void **)&e->image_embeds);
-    if (st == VLT_OK) st = read_dataset(file, path, "text_embeds", H5T_NATIVE_FLOAT, 2, dt, (void **)&e->text_embeds);
-    if (st == VLT_OK) st = read_dataset(file, path, "image_ids", H5T_NATIVE_INT64, 1, dids, (void **)&e->image_ids);
-    if (st == VLT_OK) st = read_dataset(file, path, "text_image_index", H5T_NATIVE_INT32, 1, dx, (void **)&e->text_image_index);
+    // Every dataset's shape and stored size is checked, and the shapes against each other and the
+    // total against the machine, before a byte is allocated.
+    ds_info im = {0}, tx = {0}, ids = {0}, ix = {0};
+    vlt_status st = probe_dataset(file, path, "image_embeds", H5T_NATIVE_FLOAT, 2, &im);
+    if (st == VLT_OK) st = probe_dataset(file, path, "text_embeds", H5T_NATIVE_FLOAT, 2, &tx);
+    if (st == VLT_OK) st = probe_dataset(file, path, "image_ids", H5T_NATIVE_INT64, 1, &ids);
+    if (st == VLT_OK) st = probe_dataset(file, path, "text_image_index", H5T_NATIVE_INT32, 1, &ix);
+    if (st == VLT_OK) st = check_shapes(path, im.dims, tx.dims, ids.dims, ix.dims);
+    double need = im.mem_bytes + tx.mem_bytes + ids.mem_bytes + ix.mem_bytes, phys = physical_memory();
+    if (st == VLT_OK && phys > 0 && need > phys)
+        st = vlt_error_set(VLT_ERR_NOMEM, "%s: reading it needs %.2f GB, more than this machine's %.2f GB of memory",
+                           path, need / 1e9, phys / 1e9);
+    if (st == VLT_OK) st = read_dataset(file, path, &im, H5T_NATIVE_FLOAT, (void **)&e->image_embeds);
+    if (st == VLT_OK) st = read_dataset(file, path, &tx, H5T_NATIVE_FLOAT, (void **)&e->text_embeds);
+    if (st == VLT_OK) st = read_dataset(file, path, &ids, H5T_NATIVE_INT64, (void **)&e->image_ids);
+    if (st == VLT_OK) st = read_dataset(file, path, &ix, H5T_NATIVE_INT32, (void **)&e->text_image_index);
     if (st == VLT_OK) {
-        e->n_images = (int64_t)di[0];
-        e->n_texts = (int64_t)dt[0];
-        e->dim = (int64_t)di[1];
-        st = check_read(path, e, di, dt, dids, dx);
+        e->n_images = (int64_t)im.dims[0];
+        e->n_texts = (int64_t)tx.dims[0];
+        e->dim = (int64_t)im.dims[1];
+        st = check_index(path, e);
     }
     if (st == VLT_OK) {
         e->model = read_attr(file, "model");

@@ -105,10 +105,93 @@ static void test_bad_files(void **state) {
     free(path);
 }
 
+// Writes a rank-`rank` dataset; data NULL leaves it unwritten (HDF5 stores nothing, reads fill
+// values). gzip > 0: chunked and compressed.
+static void put(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data, int gzip) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (gzip) {
+        hsize_t chunk[2] = {dims[0] < 1024 ? dims[0] : 1024, rank > 1 ? dims[1] : 1};
+        H5Pset_chunk(dcpl, rank, chunk);
+        H5Pset_deflate(dcpl, (unsigned)gzip);
+    }
+    hid_t ds = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    if (data) assert_true(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+}
+
+// Issue 13 item 10: a file of a few KB declaring a huge dataset with no stored data made the reader
+// allocate and fill it (5.25 GB, 17 s, for (20M, 64)). Here the declared (200000, 64) float32
+// image_embeds (51 MB) is unwritten while the other datasets are consistent: the reader used to
+// return 51 MB of made-up zeros as embeddings; it must refuse, naming the dataset, before reading.
+static void test_declared_but_not_stored(void **state) {
+    (void)state;
+    char *path = tmp_path();
+    enum { N = 200000, D = 64, M = 4 };
+    float tx[M * D];
+    int32_t ix[M] = {0, 1, 2, 3};
+    for (int i = 0; i < M * D; i++) tx[i] = (float)i;
+    int64_t *ids = calloc(N, sizeof *ids);
+    hsize_t di[2] = {N, D}, dt[2] = {M, D}, dn[1] = {N}, dm[1] = {M};
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put(file, "image_embeds", H5T_NATIVE_FLOAT, 2, di, NULL, 0);
+    put(file, "text_embeds", H5T_NATIVE_FLOAT, 2, dt, tx, 0);
+    put(file, "image_ids", H5T_NATIVE_INT64, 1, dn, ids, 0);
+    put(file, "text_image_index", H5T_NATIVE_INT32, 1, dm, ix, 0);
+    H5Fclose(file);
+    vlt_eval_embeddings r;
+    assert_int_equal(vlt_eval_embeddings_read(path, &r), VLT_ERR_FORMAT);
+    assert_non_null(strstr(vlt_error_message(), "image_embeds"));
+    assert_non_null(strstr(vlt_error_message(), "stores only"));
+    assert_null(r.image_embeds);
+
+    // The issue's own bomb, (20M, 64) with nothing stored: refused the same way, at once.
+    hsize_t big[2] = {20000000, 64}, bign[1] = {20000000};
+    file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put(file, "image_embeds", H5T_NATIVE_FLOAT, 2, big, NULL, 0);
+    put(file, "text_embeds", H5T_NATIVE_FLOAT, 2, dt, tx, 0);
+    put(file, "image_ids", H5T_NATIVE_INT64, 1, bign, NULL, 0);
+    put(file, "text_image_index", H5T_NATIVE_INT32, 1, dm, ix, 0);
+    H5Fclose(file);
+    assert_int_equal(vlt_eval_embeddings_read(path, &r), VLT_ERR_FORMAT);
+    assert_non_null(strstr(vlt_error_message(), "20000000 x 64"));
+
+    // Compressed (chunked + gzip) embeddings are fine when their chunks are there...
+    float *im = malloc((size_t)5000 * D * sizeof(float));
+    for (int i = 0; i < 5000 * D; i++) im[i] = (float)((i * 2654435761u) >> 8) / 16777216.0f;
+    hsize_t d5[2] = {5000, D}, n5[1] = {5000};
+    file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put(file, "image_embeds", H5T_NATIVE_FLOAT, 2, d5, im, 6);
+    put(file, "text_embeds", H5T_NATIVE_FLOAT, 2, dt, tx, 6);
+    put(file, "image_ids", H5T_NATIVE_INT64, 1, n5, ids, 6);   // all zeros: compresses far, but is small
+    put(file, "text_image_index", H5T_NATIVE_INT32, 1, dm, ix, 0);
+    H5Fclose(file);
+    assert_int_equal(vlt_eval_embeddings_read(path, &r), VLT_OK);
+    assert_int_equal(r.n_images, 5000);
+    assert_memory_equal(r.image_embeds, im, (size_t)5000 * D * sizeof(float));
+    vlt_eval_embeddings_free(&r);
+    // ...and refused when chunked with none written (a compressed-looking bomb).
+    file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put(file, "image_embeds", H5T_NATIVE_FLOAT, 2, di, NULL, 6);
+    put(file, "text_embeds", H5T_NATIVE_FLOAT, 2, dt, tx, 0);
+    put(file, "image_ids", H5T_NATIVE_INT64, 1, dn, ids, 0);
+    put(file, "text_image_index", H5T_NATIVE_INT32, 1, dm, ix, 0);
+    H5Fclose(file);
+    assert_int_equal(vlt_eval_embeddings_read(path, &r), VLT_ERR_FORMAT);
+    assert_non_null(strstr(vlt_error_message(), "image_embeds"));
+    free(im);
+    free(ids);
+    unlink(path);
+    free(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_declared_but_not_stored),
     };
     return cmocka_run_group_tests_name("eval_h5", tests, NULL, NULL);
 }
