@@ -2,6 +2,7 @@
 #include "layers/model_config.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,20 +214,83 @@ static char *read_file(const char *path, long max) {
     return buf;
 }
 
-vlt_status vlt_model_cfg_load(const char *name_or_path, vlt_model_cfg *cfg) {
-    char path[1024];
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+const char *vlt_model_cfg_dir(char *buf, size_t cap) {
     const char *home = getenv("VLT_HOME");
+    if (home && *home) snprintf(buf, cap, "%s/configs/model", home);
+    else snprintf(buf, cap, "configs/model");
+    return buf;
+}
+
+int vlt_model_cfg_names(char ***names) {
+    char dir[1024];
+    *names = NULL;
+    DIR *d = opendir(vlt_model_cfg_dir(dir, sizeof dir));
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json")) continue;
+        if (n + 1 >= cap) {
+            char **v = realloc(*names, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 32));
+            if (!v) break;
+            *names = v;
+        }
+        (*names)[n] = strndup(e->d_name, len - 5);
+        if ((*names)[n]) n++;
+    }
+    closedir(d);
+    if (n) qsort(*names, (size_t)n, sizeof(char *), cmp_name);
+    if (*names) (*names)[n] = NULL;
+    return n;
+}
+
+// "closest: A, B, C" (by edit distance) of the known model names, for a name that is not one.
+static void closest_names(const char *name, char *out, size_t cap) {
+    char **names;
+    int n = vlt_model_cfg_names(&names);
+    out[0] = '\0';
+    size_t used = 0;
+    for (int pick = 0; pick < 3 && pick < n; pick++) {
+        int best = -1, bd = 1 << 30;
+        for (int i = 0; i < n; i++) {
+            if (names[i][0] == '\0') continue;   // already listed
+            int dd = vlt_edit_distance(name, names[i]);
+            if (dd < bd) { bd = dd; best = i; }
+        }
+        if (best < 0) break;
+        used += (size_t)snprintf(out + used, used < cap ? cap - used : 0, "%s%s", pick ? ", " : "", names[best]);
+        names[best][0] = '\0';
+        if (used >= cap) break;
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+vlt_status vlt_model_cfg_load(const char *name_or_path, vlt_model_cfg *cfg) {
+    char path[1300];
     const char *tries[3] = {name_or_path, NULL, NULL};
-    char p1[1024], p2[1024];
-    if (!strchr(name_or_path, '/') && !strstr(name_or_path, ".json")) {
-        snprintf(p1, sizeof p1, "configs/model/%s.json", name_or_path);
+    char p1[1200], p2[1024], dir[1024];
+    bool bare = !strchr(name_or_path, '/') && !strstr(name_or_path, ".json");
+    if (bare) {
+        // $VLT_HOME's configs first (vlt sets it from its own location), then the working directory's.
+        snprintf(p1, sizeof p1, "%s/%s.json", vlt_model_cfg_dir(dir, sizeof dir), name_or_path);
         tries[0] = p1;
-        if (home) { snprintf(p2, sizeof p2, "%s/configs/model/%s.json", home, name_or_path); tries[1] = p2; }
+        snprintf(p2, sizeof p2, "configs/model/%s.json", name_or_path);
+        if (strcmp(p1, p2)) tries[1] = p2;
     }
     char *text = NULL;
     for (int i = 0; i < 3 && tries[i] && !text; i++) {
         text = read_file(tries[i], 1 << 20);
         snprintf(path, sizeof path, "%s", tries[i]);
+    }
+    if (!text && bare) {
+        char near[256];
+        closest_names(name_or_path, near, sizeof near);
+        return vlt_error_set(VLT_ERR_IO, "unknown model name '%s': no %s%s%s (vlt model list shows every model config)",
+                             name_or_path, tries[0], near[0] ? "; closest names: " : "", near);
     }
     if (!text) return vlt_error_set(VLT_ERR_IO, "model config '%s': cannot read %s", name_or_path, tries[0]);
     vlt_status s = vlt_model_cfg_parse(text, path, cfg);

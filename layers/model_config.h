@@ -45,9 +45,15 @@ typedef struct {
 
 // Parses JSON text; `what` names the source in messages.
 vlt_status vlt_model_cfg_parse(const char *json, const char *what, vlt_model_cfg *cfg);
-// Reads a file path, or a bare name looked up as configs/model/<name>.json (relative to the
-// working directory, then $VLT_HOME).
+// Reads a file path, or a bare name looked up as <name>.json in vlt_model_cfg_dir(), then in the
+// working directory's configs/model/. An unknown bare name's message lists the closest names.
 vlt_status vlt_model_cfg_load(const char *name_or_path, vlt_model_cfg *cfg);
+// The folder of the named model configs: $VLT_HOME/configs/model when VLT_HOME is set (the vlt
+// program sets it at start-up from its own location), else configs/model. Written to buf.
+const char *vlt_model_cfg_dir(char *buf, size_t cap);
+// The names of the model configs in vlt_model_cfg_dir(), sorted: a malloc'd NULL-terminated array
+// of malloc'd strings (NULL when none); returns how many.
+int vlt_model_cfg_names(char ***names);
 
 // Levenshtein distance (for "did you mean" suggestions; used by the run config too).
 int vlt_edit_distance(const char *a, const char *b);

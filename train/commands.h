@@ -1,6 +1,7 @@
-// commands.h — the `vlt` subcommands. Each module that owns a subcommand implements its entry
-// point here: int vlt_cmd_NAME(int argc, char **argv), with argv[0] the subcommand's name.
-// It returns the process exit status (0 ok, 1 failure, 2 usage error).
+// commands.h — the `vlt` subcommands: int vlt_cmd_NAME(int argc, char **argv), with argv[0] the
+// subcommand's name, returning the process exit status (0 ok, 1 failure, 2 usage error). They all
+// live in train/, one file per command (argument parsing and printing); the library folders
+// (data/, eval/, layers/, checkpoints/) only expose functions and never include this header.
 #ifndef VLT_COMMANDS_H
 #define VLT_COMMANDS_H
 
@@ -16,9 +17,9 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv);  // train/embed_cmd.c (`vlt 
 int vlt_cmd_eval_zeroshot(int argc, char **argv);    // train/embed_cmd.c (`vlt eval zeroshot`)
 int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
 int vlt_cmd_bench_clip(int argc, char **argv);  // train/bench_clip.c: `vlt bench clip-step` (GPU)
-int vlt_cmd_eval(int argc, char **argv);    // eval/eval_cmd.c
-int vlt_cmd_synth(int argc, char **argv);   // data/synth_cmd.c
-int vlt_cmd_shards(int argc, char **argv);  // data/shards_cmd.c
+int vlt_cmd_eval(int argc, char **argv);    // train/eval_cmd.c (routes checkpoint and zeroshot too)
+int vlt_cmd_synth(int argc, char **argv);   // train/synth_cmd.c
+int vlt_cmd_shards(int argc, char **argv);  // train/shards_cmd.c
 int vlt_cmd_model(int argc, char **argv);   // train/model_cmd.c
 
 #endif

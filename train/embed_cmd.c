@@ -10,6 +10,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "eval/embeddings_h5.h"
+#include "train/cli_args.h"
 #include "train/commands.h"
 #include "train/evaluate.h"
 #include "train/run_config.h"
@@ -71,7 +72,8 @@ typedef struct {
     int batch, limit;
 } eval_args;
 
-static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
+// Returns -1 to go on, or the exit status (0 after --help, 2 after a usage error, message printed).
+static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, const char *usage) {
     static const struct option opts[] = {{"checkpoint", required_argument, 0, 'c'}, {"shards", required_argument, 0, 's'},
                                          {"out", required_argument, 0, 'o'},        {"batch", required_argument, 0, 'b'},
                                          {"limit", required_argument, 0, 'l'},      {"help", no_argument, 0, 'h'},
@@ -85,19 +87,17 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
         case 'c': a->checkpoint = optarg; break;
         case 's': a->shards = optarg; break;
         case 'o': a->out = optarg; break;
-        case 'b': a->batch = atoi(optarg); break;
-        case 'l': a->limit = atoi(optarg); break;
+        case 'b': a->batch = (int)vlt_cli_int(cmd, "--batch", optarg, 1, 1 << 20); break;
+        case 'l': a->limit = (int)vlt_cli_int(cmd, "--limit", optarg, 0, 1 << 30); break;
         case 'C': a->classes = optarg; break;
         case 'T': a->templates = optarg; break;
         case 'L': a->label_ext = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        default: fputs(usage, stderr); return 2;   // getopt has named the option
         }
     }
-    if (!a->checkpoint || !a->shards || a->batch < 1 || a->limit < 0 || optind < argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    if (optind < argc) return vlt_cli_unexpected(cmd, argv[optind]);
+    if (!a->checkpoint || !a->shards) return vlt_cli_usage_error(cmd, "--checkpoint and --shards are required");
     return -1;
 }
 
@@ -108,9 +108,9 @@ static const char *EMBED_USAGE =
 
 int vlt_cmd_embed(int argc, char **argv) {
     eval_args a;
-    int rc = parse_args(argc, argv, &a, EMBED_USAGE);
+    int rc = parse_args("embed", argc, argv, &a, EMBED_USAGE);
     if (rc >= 0) return rc;
-    if (!a.out) { fputs(EMBED_USAGE, stderr); return 2; }
+    if (!a.out) return vlt_cli_usage_error("embed", "--out emb.h5 is required");
     session se;
     vlt_embedded_pairs p = {0};
     vlt_status s = session_open(a.checkpoint, &se);
@@ -142,7 +142,7 @@ static const char *EVAL_CKPT_USAGE =
 
 int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     eval_args a;
-    int rc = parse_args(argc, argv, &a, EVAL_CKPT_USAGE);
+    int rc = parse_args("eval checkpoint", argc, argv, &a, EVAL_CKPT_USAGE);
     if (rc >= 0) return rc;
     session se;
     vlt_embedded_pairs p = {0};
@@ -228,9 +228,10 @@ static const char *ZEROSHOT_USAGE =
 
 int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     eval_args a;
-    int rc = parse_args(argc, argv, &a, ZEROSHOT_USAGE);
+    int rc = parse_args("eval zeroshot", argc, argv, &a, ZEROSHOT_USAGE);
     if (rc >= 0) return rc;
-    if (!a.classes || !a.templates) { fputs(ZEROSHOT_USAGE, stderr); return 2; }
+    if (!a.classes || !a.templates)
+        return vlt_cli_usage_error("eval zeroshot", "--classes classes.txt and --templates templates.txt are required");
     char **classes = NULL, **templates = NULL;
     int nc = 0, nt = 0;
     vlt_status s = read_lines(a.classes, &classes, &nc);

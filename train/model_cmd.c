@@ -1,6 +1,7 @@
 // model_cmd.c — `vlt model`: inspect a model config and move its weights in and out as
 // safetensors with open_clip's state_dict names (CLIP or CoCa, chosen by the config).
 //
+//   vlt model list                                    every model config with its parameter count
 //   vlt model info --model NAME                       parameter count and tensor count
 //   vlt model init --model NAME --out F [--seed N] [--dtype f32|bf16|f16]
 //                                                      a freshly initialized model saved to F
@@ -15,6 +16,7 @@
 #include "checkpoints/safetensors.h"
 #include "layers/clip.h"
 #include "layers/coca.h"
+#include "train/cli_args.h"
 #include "train/commands.h"
 
 typedef struct {
@@ -38,40 +40,88 @@ static void model_free(any_model *m) {
     else vlt_clip_free(&m->clip);
 }
 
+static const char *VERB_USAGE[][2] = {
+    {"list", "vlt model list\n"
+             "    every model config under $VLT_HOME/configs/model/ with its kind and parameter count\n"},
+    {"info", "vlt model info --model NAME\n"
+             "    the model's kind, tensor count and parameter count\n"},
+    {"init", "vlt model init --model NAME --out FILE.safetensors [--seed N] [--dtype f32|bf16|f16]\n"
+             "    a freshly initialized model saved with open_clip's state_dict names\n"},
+    {"load", "vlt model load --model NAME --weights FILE.safetensors [--lenient]\n"
+             "    loads FILE strictly (every key, every shape) and reports; exit 1 on a mismatch\n"},
+};
+#define N_VERBS ((int)(sizeof VERB_USAGE / sizeof VERB_USAGE[0]))
+
 static void usage(FILE *f) {
-    fprintf(f, "usage: vlt model info --model NAME\n"
-               "       vlt model init --model NAME --out FILE.safetensors [--seed N] [--dtype f32|bf16|f16]\n"
-               "       vlt model load --model NAME --weights FILE.safetensors [--lenient]\n");
+    fprintf(f, "usage:\n");
+    for (int i = 0; i < N_VERBS; i++) fprintf(f, "  %s", VERB_USAGE[i][1]);
+    fprintf(f, "NAME is a model config name (vlt model list) or a path to an open_clip model config JSON.\n");
+}
+
+// Every model config with its parameter count (each is built and freed, one at a time).
+static int model_list(void) {
+    char **names, dir[1024];
+    int n = vlt_model_cfg_names(&names), rc = 0;
+    if (n == 0) {
+        fprintf(stderr, "vlt model list: no model configs in %s (set VLT_HOME to vlt's folder)\n",
+                vlt_model_cfg_dir(dir, sizeof dir));
+        return 1;
+    }
+    printf("model configs in %s:\n", vlt_model_cfg_dir(dir, sizeof dir));
+    printf("  %-28s %-5s %14s\n", "name", "kind", "parameters");
+    for (int i = 0; i < n; i++) {
+        any_model m;
+        if (model_build(&m, names[i], 0) != VLT_OK) {
+            printf("  %-28s (%s)\n", names[i], vlt_error_message());
+            rc = 1;
+        } else {
+            printf("  %-28s %-5s %14lld\n", names[i], m.coca ? "CoCa" : "CLIP", (long long)vlt_params_numel(model_params(&m)));
+            model_free(&m);
+        }
+        fflush(stdout);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
 }
 
 int vlt_cmd_model(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || vlt_cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *verb = argv[1], *name = NULL, *out = NULL, *weights = NULL, *dtype = "f32";
-    unsigned long long seed = 0;
-    bool lenient = false;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--model") && has) name = argv[++i];
-        else if (!strcmp(a, "--out") && has) out = argv[++i];
-        else if (!strcmp(a, "--weights") && has) weights = argv[++i];
-        else if (!strcmp(a, "--dtype") && has) dtype = argv[++i];
-        else if (!strcmp(a, "--seed") && has) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--lenient")) lenient = true;
-        else {
-            fprintf(stderr, "vlt model: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    bool is_info = !strcmp(verb, "info"), is_init = !strcmp(verb, "init"), is_load = !strcmp(verb, "load");
-    if (!(is_info || is_init || is_load) || !name || (is_init && !out) || (is_load && !weights)) {
+    int v = -1;
+    for (int i = 0; i < N_VERBS; i++)
+        if (!strcmp(verb, VERB_USAGE[i][0])) v = i;
+    if (v < 0) {
+        fprintf(stderr, "vlt model: unknown subcommand '%s'\n", verb);
         usage(stderr);
         return 2;
     }
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "model %s", verb);
+    unsigned long long seed = 0;
+    bool lenient = false;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *val;
+        if (vlt_cli_is_help(a)) { printf("usage: %s", VERB_USAGE[v][1]); return 0; }
+        else if ((val = vlt_cli_opt(cmd, argc, argv, &i, "--model"))) name = val;
+        else if ((val = vlt_cli_opt(cmd, argc, argv, &i, "--out"))) out = val;
+        else if ((val = vlt_cli_opt(cmd, argc, argv, &i, "--weights"))) weights = val;
+        else if ((val = vlt_cli_opt(cmd, argc, argv, &i, "--dtype"))) dtype = val;
+        else if ((val = vlt_cli_opt(cmd, argc, argv, &i, "--seed"))) seed = (unsigned long long)vlt_cli_int(cmd, "--seed", val, 0, 1ll << 62);
+        else if (!strcmp(a, "--lenient")) lenient = true;
+        else return vlt_cli_unexpected(cmd, a);
+    }
+    bool is_info = v == 1, is_init = v == 2, is_load = v == 3;
+    if (v == 0) {
+        if (name || out || weights || lenient) return vlt_cli_usage_error(cmd, "takes no options");
+        return model_list();
+    }
+    if (!name) return vlt_cli_usage_error(cmd, "--model NAME is required");
+    if (is_init && !out) return vlt_cli_usage_error(cmd, "--out FILE.safetensors is required");
+    if (is_load && !weights) return vlt_cli_usage_error(cmd, "--weights FILE.safetensors is required");
     vlt_st_dtype dt = !strcmp(dtype, "bf16") ? VLT_ST_BF16 : !strcmp(dtype, "f16") ? VLT_ST_F16 : VLT_ST_F32;
     if (dt == VLT_ST_F32 && strcmp(dtype, "f32")) {
         fprintf(stderr, "vlt model: --dtype '%s' is not one of f32, bf16, f16\n", dtype);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "train/cli_args.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 
@@ -13,7 +14,9 @@ static void usage(FILE *f) {
             "Trains the model of the run config on its shards; writes RUN/config.yaml, checkpoints under\n"
             "RUN/checkpoints/, and progress lines. --resume latest continues the run in output.dir exactly\n"
             "where its last checkpoint left it (PATH: a checkpoint directory). --set overrides config keys,\n"
-            "e.g. --set optim.lr=1e-4 --set schedule.steps=2000. --print-config shows the resolved config.\n");
+            "e.g. --set optim.lr=1e-4 --set schedule.steps=2000. --print-config shows the resolved config.\n"
+            "Model names (model.name) are the configs under configs/model/ of VLT_HOME (vlt model list).\n"
+            "Several processes: mpirun -np N vlt train ... (as root mpirun also needs --allow-run-as-root).\n");
 }
 
 int vlt_cmd_train(int argc, char **argv) {
@@ -34,10 +37,11 @@ int vlt_cmd_train(int argc, char **argv) {
         case 'r': resume = optarg; break;
         case 'p': print = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: usage(stderr); return 2;   // getopt has named the option
         }
     }
-    if (!config || optind < argc) { usage(stderr); return 2; }
+    if (optind < argc) return vlt_cli_unexpected("train", argv[optind]);
+    if (!config) return vlt_cli_usage_error("train", "--config RUN.yaml is required");
     vlt_run_config cfg;
     vlt_run_config_default(&cfg);
     if (vlt_run_config_load(config, &cfg) != VLT_OK) {
@@ -56,6 +60,12 @@ int vlt_cmd_train(int argc, char **argv) {
         fprintf(stderr, "vlt train: %s\n", vlt_error_message());
         return 1;
     }
+    // Ctrl-C, Slurm's SIGTERM (and train.stop_signal): finish the step, checkpoint, exit.
+    if (vlt_trainer_catch_signals(cfg.stop_signal) != VLT_OK) {
+        fprintf(stderr, "vlt train: %s\n", vlt_error_message());
+        vlt_dist_finalize(&dist);
+        return 2;
+    }
     vlt_trainer_opts o = {.resume = resume, .dist = &dist};
     vlt_trainer *t;
     if (vlt_trainer_create(&cfg, &o, &t) != VLT_OK) {
@@ -65,8 +75,12 @@ int vlt_cmd_train(int argc, char **argv) {
         return 1;
     }
     vlt_status s = vlt_trainer_run(t);
-    if (s != VLT_OK) fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
-    int rc = s == VLT_OK ? 0 : 1;
+    // A stop on a signal is reported once (rank 0) and exits 128 + the signal, as the shell
+    // reports a process ended by it: the run is not finished.
+    int sig = vlt_trainer_stopped_by(t);
+    if (s != VLT_OK && (!sig || dist.rank == 0))
+        fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
+    int rc = s == VLT_OK ? 0 : sig ? 128 + sig : 1;
     if (s == VLT_OK && cfg.val_shards[0] && dist.rank == 0) {
         double i2t[3], t2i[3];
         int n;

@@ -1,8 +1,6 @@
-// shards_cmd.c — `vlt shards`: packs image-caption pairs into webdataset shards (data/shardwriter.h)
-// from COCO caption annotations (optionally with the Karpathy split file), a TSV of
-// path<TAB>caption, or a folder of image + .txt pairs. Images are read and (re-)encoded on all
-// OpenMP threads in batches and appended in input order. A missing or undecodable image, or a
-// missing caption, skips that sample and is counted; malformed annotation files stop the run.
+// pack.c — image-caption pairs into webdataset shards (see pack.h).
+#include "data/pack.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,66 +11,50 @@
 
 #include <cjson/cJSON.h>
 
-#include "data/shardwriter.h"
-#include "data/cli_args.h"
-#include "train/commands.h"
-
 #define BATCH 128
+#define MAX_WARN 20
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: vlt shards --out DIR SOURCE [options]\n"
-            "\n"
-            "Packs image-caption pairs into webdataset shards DIR/00000.tar, ... (members KEY.jpg, KEY.txt,\n"
-            "KEY.json; keys 000000000, 000000001, ... as img2dataset) and DIR/sizes.json.\n"
-            "\n"
-            "SOURCE, one of:\n"
-            "  --coco FILE.json --images DIR      COCO caption annotations (captions_train2017.json, ...):\n"
-            "                                     one sample per image, .txt the first caption, .json all of\n"
-            "                                     them (\"captions\"), the image id and file name\n"
-            "  --karpathy dataset_coco.json --images DIR --split train|val|test\n"
-            "                                     the Karpathy split (train includes restval); images are\n"
-            "                                     DIR/<filepath>/<filename> or DIR/<filename>. With --coco\n"
-            "                                     too, captions come from the COCO file for the split's images\n"
-            "  --tsv FILE                         lines of image-path<TAB>caption (relative paths are taken\n"
-            "                                     from --images DIR, else from the TSV's folder); a first line\n"
-            "                                     naming columns (path/filepath/image/file/filename/url) is skipped\n"
-            "  --folder DIR                       image files (.jpg .jpeg .png .webp, searched recursively,\n"
-            "                                     sorted) each with a caption in the .txt of the same name\n"
-            "\n"
-            "options:\n"
-            "  --out DIR            output directory (created if missing)\n"
-            "  --shard-size K       samples per shard (default 1000)\n"
-            "  --resize N           downscale images whose shorter side exceeds N to N (bicubic); JPEGs\n"
-            "                       that need no resize are stored unchanged (default 0: never resize)\n"
-            "  --each-caption       COCO/Karpathy: one sample per caption instead of per image\n"
-            "  --quality Q          JPEG quality of re-encoded images (default 95)\n"
-            "  --prefix P           shard name prefix (default none)\n"
-            "  --limit N            stop after N input items (for trials)\n"
-            "  -h, --help           this help\n");
+static const char *SKIP_NAMES[VLT_PACK_N_SKIP] = {"missing caption", "empty caption", "missing image", "bad image",
+                                                  "path leaves --images", "no tab"};
+
+const char *vlt_pack_skip_name(vlt_pack_skip reason) {
+    return reason >= 0 && reason < VLT_PACK_N_SKIP ? SKIP_NAMES[reason] : "?";
 }
-
 
 // --- input items -----------------------------------------------------------------------------------
 
 typedef struct {
-    char *path;      // image file
+    char *path;      // image file (or, for a skipped line, what to name in the message)
     char *caption;   // NULL: missing (counted)
     cJSON *meta;     // extra .json fields (owned), or NULL
+    int skip;        // -1, or the vlt_pack_skip reason already known when the input was read
 } item;
 
 typedef struct {
     item *v;
     size_t n, cap;
+    bool oom;
 } item_list;
 
-static void items_push(item_list *l, char *path, char *caption, cJSON *meta) {
+static void items_push_skip(item_list *l, char *path, char *caption, cJSON *meta, int skip) {
     if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 1024;
-        l->v = realloc(l->v, l->cap * sizeof *l->v);
-        if (!l->v) { fprintf(stderr, "vlt shards: out of memory\n"); exit(1); }
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        item *v = realloc(l->v, cap * sizeof *l->v);
+        if (!v) {
+            l->oom = true;
+            free(path);
+            free(caption);
+            cJSON_Delete(meta);
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
     }
-    l->v[l->n++] = (item){path, caption, meta};
+    l->v[l->n++] = (item){path, caption, meta, skip};
+}
+
+static void items_push(item_list *l, char *path, char *caption, cJSON *meta) {
+    items_push_skip(l, path, caption, meta, -1);
 }
 
 static void items_free(item_list *l) {
@@ -90,6 +72,20 @@ static char *join(const char *dir, const char *name) {
     char *s = malloc(n);
     snprintf(s, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
     return s;
+}
+
+// Whether an annotation's relative path stays inside the images folder: not absolute, and no ".."
+// component (COCO and Karpathy files come from elsewhere; "/etc/hostname" or "../x" must not be read).
+static bool path_stays_inside(const char *rel) {
+    if (!rel || !*rel || rel[0] == '/') return false;
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+        p += n;
+        while (*p == '/') p++;
+    }
+    return true;
 }
 
 static int file_exists(const char *p) {
@@ -124,14 +120,14 @@ static char *read_text(const char *path, size_t *len) {
 static cJSON *read_json(const char *path) {
     char *text = read_text(path, NULL);
     if (!text) {
-        fprintf(stderr, "vlt shards: cannot read %s: %s\n", path, strerror(errno));
+        vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     cJSON *j = cJSON_Parse(text);
     if (!j) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= text ? (long)(at - text) : -1;
-        fprintf(stderr, "vlt shards: %s is not valid JSON (near byte %ld)\n", path, off);
+        vlt_error_set(VLT_ERR_FORMAT, "%s is not valid JSON (near byte %ld)", path, off);
     }
     free(text);
     return j;
@@ -149,18 +145,30 @@ static int karpathy_in_split(const char *img_split, const char *want) {
     return !strcmp(img_split, want);
 }
 
-typedef struct {
-    const char *coco, *karpathy, *split, *images, *tsv, *folder;
-    int each_caption;
-    long long limit;
-} source;
+typedef vlt_pack_source source;
+
+// An image whose caption list has no usable entry: missing (none) or empty (only blank ones).
+static bool blank(const char *s) {
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return false;
+    return true;
+}
 
 // Adds one COCO/Karpathy image: per image (first caption in .txt) or one item per caption.
 static void push_captioned(item_list *l, const source *src, char *path, cJSON *captions, cJSON *meta) {
     int n = cJSON_GetArraySize(captions);
     if (!src->each_caption || n == 0) {
-        cJSON *first = cJSON_GetArrayItem(captions, 0);
-        char *cap = cJSON_IsString(first) ? strdup(first->valuestring) : NULL;
+        // .txt holds the first caption that is not blank; an image whose captions are all blank
+        // gets "" (counted as an empty caption), one without any gets none (a missing caption).
+        char *cap = n ? strdup("") : NULL;
+        cJSON *c;
+        cJSON_ArrayForEach(c, captions) {
+            if (cJSON_IsString(c) && !blank(c->valuestring)) {
+                free(cap);
+                cap = strdup(c->valuestring);
+                break;
+            }
+        }
         cJSON_AddItemToObject(meta, "captions", captions);
         items_push(l, path, cap ? rtrim(cap) : NULL, meta);
         return;
@@ -181,7 +189,7 @@ static cJSON *karpathy_images(const source *src, cJSON **root) {
     if (!*root) return NULL;
     cJSON *imgs = cJSON_GetObjectItem(*root, "images");
     if (!cJSON_IsArray(imgs)) {
-        fprintf(stderr, "vlt shards: %s has no \"images\" array (is it dataset_coco.json?)\n", src->karpathy);
+        vlt_error_set(VLT_ERR_FORMAT, "%s has no \"images\" array (is it dataset_coco.json?)", src->karpathy);
         return NULL;
     }
     return imgs;
@@ -195,11 +203,11 @@ static int rec_by_id(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int load_coco(const source *src, item_list *l) {
+static vlt_status load_coco(const source *src, item_list *l) {
     cJSON *kroot = NULL, *kimgs = NULL;
     if (src->karpathy) {
         kimgs = karpathy_images(src, &kroot);
-        if (!kimgs) { cJSON_Delete(kroot); return 1; }
+        if (!kimgs) { cJSON_Delete(kroot); return vlt_error_code() ? vlt_error_code() : VLT_ERR_FORMAT; }
     }
     if (!src->coco) {
         // Karpathy only: captions are its "sentences"[].raw.
@@ -209,11 +217,16 @@ static int load_coco(const source *src, item_list *l) {
             const char *fp = cJSON_GetStringValue(cJSON_GetObjectItem(im, "filepath"));
             const char *fn = cJSON_GetStringValue(cJSON_GetObjectItem(im, "filename"));
             if (!split || !fn) {
-                fprintf(stderr, "vlt shards: %s: an image entry lacks \"split\" or \"filename\"\n", src->karpathy);
                 cJSON_Delete(kroot);
-                return 1;
+                return vlt_error_set(VLT_ERR_FORMAT, "%s: an image entry lacks \"split\" or \"filename\"", src->karpathy);
             }
             if (!karpathy_in_split(split, src->split)) continue;
+            if (!path_stays_inside(fn) || (fp && !path_stays_inside(fp))) {
+                char what[600];
+                snprintf(what, sizeof what, "%s: filepath/filename '%s%s%s'", src->karpathy, fp ? fp : "", fp ? "/" : "", fn);
+                items_push_skip(l, strdup(what), NULL, NULL, VLT_PACK_OUTSIDE_IMAGES);
+                continue;
+            }
             char *dir = fp ? join(src->images, fp) : strdup(src->images);
             char *path = join(dir, fn);
             free(dir);
@@ -232,17 +245,16 @@ static int load_coco(const source *src, item_list *l) {
             if (src->limit > 0 && (long long)l->n >= src->limit) break;
         }
         cJSON_Delete(kroot);
-        return 0;
+        return VLT_OK;
     }
     cJSON *root = read_json(src->coco);
-    if (!root) { cJSON_Delete(kroot); return 1; }
+    if (!root) { cJSON_Delete(kroot); return vlt_error_code(); }
     cJSON *images = cJSON_GetObjectItem(root, "images"), *anns = cJSON_GetObjectItem(root, "annotations");
     if (!cJSON_IsArray(images) || !cJSON_IsArray(anns)) {
-        fprintf(stderr, "vlt shards: %s lacks the \"images\" or \"annotations\" array of a COCO caption file\n",
-                src->coco);
         cJSON_Delete(root);
         cJSON_Delete(kroot);
-        return 1;
+        return vlt_error_set(VLT_ERR_FORMAT, "%s lacks the \"images\" or \"annotations\" array of a COCO caption file",
+                             src->coco);
     }
     // Image ids are small integers in COCO; index captions by id through a sorted array of images.
     int n_img = cJSON_GetArraySize(images);
@@ -252,11 +264,11 @@ static int load_coco(const source *src, item_list *l) {
     cJSON_ArrayForEach(im, images) {
         cJSON *id = cJSON_GetObjectItem(im, "id");
         if (!cJSON_IsNumber(id) || !cJSON_GetStringValue(cJSON_GetObjectItem(im, "file_name"))) {
-            fprintf(stderr, "vlt shards: %s: image entry %d lacks \"id\" or \"file_name\"\n", src->coco, k);
+            for (int i = 0; i < k; i++) cJSON_Delete(r[i].caps);
             free(r);
             cJSON_Delete(root);
             cJSON_Delete(kroot);
-            return 1;
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: image entry %d lacks \"id\" or \"file_name\"", src->coco, k);
         }
         r[k++] = (rec){id->valuedouble, im, cJSON_CreateArray(), NULL, NULL};
     }
@@ -265,10 +277,7 @@ static int load_coco(const source *src, item_list *l) {
     cJSON_ArrayForEach(a, anns) {
         cJSON *id = cJSON_GetObjectItem(a, "image_id");
         const char *cap = cJSON_GetStringValue(cJSON_GetObjectItem(a, "caption"));
-        if (!cJSON_IsNumber(id) || !cap) {
-            fprintf(stderr, "vlt shards: %s: an annotation lacks \"image_id\" or \"caption\"\n", src->coco);
-            continue;
-        }
+        if (!cJSON_IsNumber(id) || !cap) continue;   // no caption for that image: counted when it has none at all
         rec key = {.id = id->valuedouble};
         rec *hit = bsearch(&key, r, (size_t)n_img, sizeof *r, rec_by_id);
         if (hit) cJSON_AddItemToArray(hit->caps, cJSON_CreateString(cap));
@@ -297,8 +306,16 @@ static int load_coco(const source *src, item_list *l) {
         hit->caps = NULL;
         if (kimgs && !hit->ksplit) { cJSON_Delete(caps); continue; }
         const char *fn = cJSON_GetStringValue(cJSON_GetObjectItem(im, "file_name"));
+        if (!path_stays_inside(fn)) {
+            char what[600];
+            snprintf(what, sizeof what, "%s: image %.0f file_name '%s'", src->coco, id, fn);
+            items_push_skip(l, strdup(what), NULL, NULL, VLT_PACK_OUTSIDE_IMAGES);
+            cJSON_Delete(caps);
+            if (src->limit > 0 && (long long)l->n >= src->limit) break;
+            continue;
+        }
         char *path = join(src->images, fn);
-        if (!file_exists(path) && hit->kpath) {
+        if (!file_exists(path) && hit->kpath && path_stays_inside(hit->kpath)) {
             char *dir = join(src->images, hit->kpath);
             char *alt = join(dir, fn);
             free(dir);
@@ -316,7 +333,7 @@ static int load_coco(const source *src, item_list *l) {
     free(r);
     cJSON_Delete(root);
     cJSON_Delete(kroot);
-    return 0;
+    return VLT_OK;
 }
 
 static int is_header_word(const char *s) {
@@ -326,12 +343,9 @@ static int is_header_word(const char *s) {
     return 0;
 }
 
-static int load_tsv(const source *src, item_list *l) {
+static vlt_status load_tsv(const source *src, item_list *l) {
     FILE *f = fopen(src->tsv, "r");
-    if (!f) {
-        fprintf(stderr, "vlt shards: cannot open %s: %s\n", src->tsv, strerror(errno));
-        return 1;
-    }
+    if (!f) return vlt_error_set(VLT_ERR_IO, "cannot open %s: %s", src->tsv, strerror(errno));
     char *base = NULL;
     if (src->images) base = strdup(src->images);
     else {
@@ -344,31 +358,33 @@ static int load_tsv(const source *src, item_list *l) {
     size_t cap = 0;
     ssize_t got;
     long long lineno = 0;
-    int rc = 0;
     while ((got = getline(&line, &cap, f)) > 0) {
         lineno++;
-        rtrim(line);
-        if (!*line) continue;
+        // Only the line end is cut here: "path<TAB>" is a line with an empty caption, not one
+        // without a tab.
+        line[strcspn(line, "\r\n")] = 0;
+        if (blank(line)) continue;
         char *tab = strchr(line, '\t');
         if (!tab) {
-            fprintf(stderr, "vlt shards: %s:%lld: no tab between path and caption\n", src->tsv, lineno);
-            rc = 1;
-            break;
+            char what[600];
+            snprintf(what, sizeof what, "%s:%lld: no tab between path and caption", src->tsv, lineno);
+            items_push_skip(l, strdup(what), NULL, NULL, VLT_PACK_BAD_LINE);
+        } else {
+            *tab = 0;
+            if (lineno == 1 && is_header_word(line)) continue;
+            char *caption = tab + 1;
+            char *t2 = strchr(caption, '\t');   // extra columns are ignored
+            if (t2) *t2 = 0;
+            cJSON *meta = cJSON_CreateObject();
+            cJSON_AddStringToObject(meta, "source_path", line);
+            items_push(l, join(base, line), rtrim(strdup(caption)), meta);
         }
-        *tab = 0;
-        if (lineno == 1 && is_header_word(line)) continue;
-        char *caption = tab + 1;
-        char *t2 = strchr(caption, '\t');   // extra columns are ignored
-        if (t2) *t2 = 0;
-        cJSON *meta = cJSON_CreateObject();
-        cJSON_AddStringToObject(meta, "source_path", line);
-        items_push(l, join(base, line), *caption ? strdup(caption) : NULL, meta);
         if (src->limit > 0 && (long long)l->n >= src->limit) break;
     }
     free(line);
     free(base);
     fclose(f);
-    return rc;
+    return VLT_OK;
 }
 
 static int has_image_ext(const char *name) {
@@ -382,15 +398,12 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 typedef struct { char **v; size_t n, cap; } str_list;
 
-static int walk(const char *dir, str_list *out, int depth) {
+static vlt_status walk(const char *dir, str_list *out, int depth) {
     DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "vlt shards: cannot open folder %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    if (!d) return vlt_error_set(VLT_ERR_IO, "cannot open folder %s: %s", dir, strerror(errno));
     struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
+    vlt_status rc = VLT_OK;
+    while (rc == VLT_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *p = join(dir, e->d_name);
         struct stat st;
@@ -412,12 +425,13 @@ static int walk(const char *dir, str_list *out, int depth) {
     return rc;
 }
 
-static int load_folder(const source *src, item_list *l) {
+static vlt_status load_folder(const source *src, item_list *l) {
     str_list files = {0};
-    if (walk(src->folder, &files, 0) != 0) {
+    vlt_status s = walk(src->folder, &files, 0);
+    if (s != VLT_OK) {
         for (size_t i = 0; i < files.n; i++) free(files.v[i]);
         free(files.v);
-        return 1;
+        return s;
     }
     if (files.n) qsort(files.v, files.n, sizeof(char *), cmp_str);
     for (size_t i = 0; i < files.n; i++) {
@@ -438,150 +452,116 @@ static int load_folder(const source *src, item_list *l) {
         }
     }
     free(files.v);
-    return 0;
+    return VLT_OK;
 }
 
 // --- writing ---------------------------------------------------------------------------------------
 
-enum { SKIP_NO_CAPTION, SKIP_MISSING_IMAGE, SKIP_BAD_IMAGE, N_SKIP };
-static const char *SKIP_NAMES[N_SKIP] = {"missing caption", "missing image", "bad image"};
-
 typedef struct {
     uint8_t *jpg;
     size_t len;
-    int w, h, skip;   // skip: -1 none, else SKIP_*
+    int w, h, skip;   // skip: -1 none, else a vlt_pack_skip
     char err[300];
 } prepared;
 
 static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p) {
     memset(p, 0, sizeof *p);
-    p->skip = -1;
-    if (!it->caption || !*it->caption) { p->skip = SKIP_NO_CAPTION; return; }
+    p->skip = it->skip;
+    if (p->skip >= 0) return;
+    if (!it->caption) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
+    if (blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
     size_t len;
     char *buf = read_text(it->path, &len);
     if (!buf) {
-        p->skip = SKIP_MISSING_IMAGE;
+        p->skip = VLT_PACK_MISSING_IMAGE;
         snprintf(p->err, sizeof p->err, "%s: %s", it->path, strerror(errno));
         return;
     }
     if (vlt_shardwriter_prepare_encoded(cfg, (const uint8_t *)buf, len, it->path, &p->jpg, &p->len, &p->w, &p->h) !=
         VLT_OK) {
-        p->skip = SKIP_BAD_IMAGE;
+        p->skip = VLT_PACK_BAD_IMAGE;
         snprintf(p->err, sizeof p->err, "%s", vlt_error_message());
     }
     free(buf);
 }
 
-int vlt_cmd_shards(int argc, char **argv) {
-    source src = {0};
-    const char *out = NULL, *prefix = "";
-    long long shard_size = 1000, resize = 0, quality = 95;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if (!strcmp(argv[i], "--each-caption")) src.each_caption = 1;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--out"))) out = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--coco"))) src.coco = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--karpathy"))) src.karpathy = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--split"))) src.split = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--images"))) src.images = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--tsv"))) src.tsv = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--folder"))) src.folder = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--shard-size"))) shard_size = vlt_cli_int("shards", "--shard-size", v, 1, 1 << 30);
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--resize"))) resize = vlt_cli_int("shards", "--resize", v, 0, 1 << 16);
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--quality"))) quality = vlt_cli_int("shards", "--quality", v, 1, 100);
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--prefix"))) prefix = v;
-        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--limit"))) src.limit = vlt_cli_int("shards", "--limit", v, 1, 1ll << 50);
-        else {
-            fprintf(stderr, "vlt shards: unknown option '%s'\n\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    int n_sources = (src.coco || src.karpathy) + !!src.tsv + !!src.folder;
-    const char *problem = !out ? "--out is required"
-                          : n_sources != 1 ? "give exactly one source: --coco/--karpathy, --tsv or --folder"
-                          : (src.coco || src.karpathy) && !src.images ? "--coco/--karpathy need --images DIR"
-                          : src.karpathy && !src.split ? "--karpathy needs --split train|val|test"
-                          : src.split && !src.karpathy ? "--split needs --karpathy dataset_coco.json"
-                          : src.split && strcmp(src.split, "train") && strcmp(src.split, "val") && strcmp(src.split, "test")
-                              ? "--split must be train, val or test"
-                              : NULL;
-    if (problem) {
-        fprintf(stderr, "vlt shards: %s\n\n", problem);
-        usage(stderr);
-        return 2;
-    }
+vlt_status vlt_pack_source_check(const vlt_pack_source *src) {
+    int n_sources = (src->coco || src->karpathy) + !!src->tsv + !!src->folder;
+    if (n_sources != 1) return vlt_error_set(VLT_ERR_ARG, "give exactly one source: --coco/--karpathy, --tsv or --folder");
+    if ((src->coco || src->karpathy) && !src->images)
+        return vlt_error_set(VLT_ERR_ARG, "--coco/--karpathy need --images DIR");
+    if (src->karpathy && !src->split) return vlt_error_set(VLT_ERR_ARG, "--karpathy needs --split train|val|test");
+    if (src->split && !src->karpathy) return vlt_error_set(VLT_ERR_ARG, "--split needs --karpathy dataset_coco.json");
+    if (src->split && strcmp(src->split, "train") && strcmp(src->split, "val") && strcmp(src->split, "test"))
+        return vlt_error_set(VLT_ERR_ARG, "--split must be train, val or test, not '%s'", src->split);
+    return VLT_OK;
+}
+
+vlt_status vlt_pack_shards(const vlt_pack_source *src, const vlt_shardwriter_cfg *cfg, FILE *warn,
+                           vlt_pack_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    VLT_TRY(vlt_pack_source_check(src));
     item_list items = {0};
-    int rc = src.tsv ? load_tsv(&src, &items) : src.folder ? load_folder(&src, &items) : load_coco(&src, &items);
-    if (rc != 0) { items_free(&items); return 1; }
-    if (items.n == 0) {
-        fprintf(stderr, "vlt shards: no input items found\n");
-        items_free(&items);
-        return 1;
-    }
-    vlt_shardwriter_cfg cfg;
-    vlt_shardwriter_cfg_default(&cfg, out);
-    cfg.shard_size = (int)shard_size;
-    cfg.resize = (int)resize;
-    cfg.quality = (int)quality;
-    cfg.prefix = prefix;
-    vlt_shardwriter *w;
-    if (vlt_shardwriter_open(&cfg, &w) != VLT_OK) {
-        fprintf(stderr, "vlt shards: %s\n", vlt_error_message());
-        items_free(&items);
-        return 1;
-    }
-    long long skipped[N_SKIP] = {0}, warned = 0;
-    prepared *batch = calloc(BATCH, sizeof *batch);
-    for (size_t b0 = 0; rc == 0 && b0 < items.n; b0 += BATCH) {
+    vlt_status s = src->tsv ? load_tsv(src, &items) : src->folder ? load_folder(src, &items) : load_coco(src, &items);
+    if (s == VLT_OK && items.oom) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory reading the input list");
+    if (s == VLT_OK && items.n == 0) s = vlt_error_set(VLT_ERR_FORMAT, "no input items found");
+    vlt_shardwriter *w = NULL;
+    if (s == VLT_OK) s = vlt_shardwriter_open(cfg, &w);
+    prepared *batch = s == VLT_OK ? calloc(BATCH, sizeof *batch) : NULL;
+    if (s == VLT_OK && !batch) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    long long warned = 0;
+    for (size_t b0 = 0; s == VLT_OK && b0 < items.n; b0 += BATCH) {
         int n = (int)(items.n - b0 < BATCH ? items.n - b0 : BATCH);
 #pragma omp parallel for schedule(dynamic, 2)
-        for (int k = 0; k < n; k++) prepare(&cfg, &items.v[b0 + k], &batch[k]);
+        for (int k = 0; k < n; k++) prepare(cfg, &items.v[b0 + k], &batch[k]);
         for (int k = 0; k < n; k++) {
             prepared *p = &batch[k];
             item *it = &items.v[b0 + k];
             if (p->skip >= 0) {
-                skipped[p->skip]++;
-                if (warned++ < 20)
-                    fprintf(stderr, "vlt shards: skipped (%s): %s\n", SKIP_NAMES[p->skip], p->err[0] ? p->err : it->path);
+                stats->skipped[p->skip]++;
+                if (warn && warned++ < MAX_WARN)
+                    fprintf(warn, "vlt shards: skipped (%s): %s\n", SKIP_NAMES[p->skip], p->err[0] ? p->err : it->path);
                 continue;
             }
+            if (s != VLT_OK) continue;
             cJSON *meta = it->meta ? it->meta : cJSON_CreateObject();
             it->meta = NULL;
             cJSON_AddNumberToObject(meta, "width", p->w);
             cJSON_AddNumberToObject(meta, "height", p->h);
             char *json = cJSON_PrintUnformatted(meta);
             cJSON_Delete(meta);
-            if (rc == 0 && vlt_shardwriter_add(w, p->jpg, p->len, it->caption, json, NULL) != VLT_OK) {
-                fprintf(stderr, "vlt shards: %s\n", vlt_error_message());
-                rc = 1;
-            }
+            s = vlt_shardwriter_add(w, p->jpg, p->len, it->caption, json, NULL);
             cJSON_free(json);
-            free(p->jpg);
-            p->jpg = NULL;
         }
-        for (int k = 0; k < n; k++) free(batch[k].jpg);
+        for (int k = 0; k < n; k++) {
+            free(batch[k].jpg);
+            batch[k].jpg = NULL;
+        }
     }
     free(batch);
-    long long written = vlt_shardwriter_samples(w);
-    int shards = vlt_shardwriter_shards(w);
-    if (rc == 0 && written == 0) {
-        fprintf(stderr, "vlt shards: no sample could be written\n");
-        rc = 1;
+    if (warn && warned > MAX_WARN) fprintf(warn, "vlt shards: ... %lld more skipped\n", warned - MAX_WARN);
+    if (w) {
+        stats->written = vlt_shardwriter_samples(w);
+        stats->shards = vlt_shardwriter_shards(w);
+        if (s == VLT_OK && stats->written == 0) {
+            char counts[512] = "";
+            size_t used = 0;
+            for (int r = 0; r < VLT_PACK_N_SKIP; r++)
+                if (stats->skipped[r] && used < sizeof counts)
+                    used += (size_t)snprintf(counts + used, sizeof counts - used, "%s%lld %s", used ? ", " : "",
+                                             stats->skipped[r], SKIP_NAMES[r]);
+            s = vlt_error_set(VLT_ERR_FORMAT, "no sample could be written (skipped: %s)", counts);
+        }
+        if (s != VLT_OK) {
+            // Keep the reason: abort may overwrite the thread's message.
+            char why[1024];
+            snprintf(why, sizeof why, "%s", vlt_error_message());
+            vlt_shardwriter_abort(w);
+            s = vlt_error_set(s, "%s", why);
+        } else {
+            s = vlt_shardwriter_close(w);
+        }
     }
-    if (rc != 0) vlt_shardwriter_abort(w);
-    else if (vlt_shardwriter_close(w) != VLT_OK) {
-        fprintf(stderr, "vlt shards: %s\n", vlt_error_message());
-        rc = 1;
-    }
-    long long total_skipped = skipped[0] + skipped[1] + skipped[2];
-    if (warned > 20) fprintf(stderr, "vlt shards: ... %lld more skipped\n", warned - 20);
-    if (rc == 0)
-        printf("vlt shards: wrote %lld samples in %d shards to %s; skipped %lld (%lld missing image, %lld bad image, "
-               "%lld missing caption)\n",
-               written, shards, out, total_skipped, skipped[SKIP_MISSING_IMAGE], skipped[SKIP_BAD_IMAGE],
-               skipped[SKIP_NO_CAPTION]);
     items_free(&items);
-    return rc;
+    return s;
 }

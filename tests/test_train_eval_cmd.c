@@ -1,4 +1,4 @@
-// test_eval_cmd.c — `vlt eval` end to end through vlt_cmd_eval: reports and exit statuses.
+// test_train_eval_cmd.c — `vlt eval` end to end through vlt_cmd_eval: reports and exit statuses.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,8 @@
-// eval_cmd.c — `vlt eval <what>`: captioning metrics, retrieval and VQA accuracy from files.
-// Each subcommand prints a table and, with --out PATH, writes a JSON report (--out - writes it to
-// stdout). To add one (e.g. evaluating a checkpoint), write a function with the signature
-// `static int eval_NAME(int argc, char **argv)` and add its line to SUBCOMMANDS.
+// eval_cmd.c — `vlt eval <what>`: captioning metrics, retrieval and VQA accuracy from files
+// (the scorers of eval/), and the routing to `vlt eval checkpoint` / `zeroshot` (embed_cmd.c).
+// Each file subcommand prints a table and, with --out PATH, writes a JSON report (--out - writes
+// it to stdout). To add one, write `static int eval_NAME(int argc, char **argv)` and add its line
+// to SUBCOMMANDS.
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "eval/json_file.h"
 #include "eval/retrieval.h"
 #include "eval/vqa_io.h"
+#include "train/cli_args.h"
 #include "train/commands.h"
 
 typedef struct {
@@ -29,11 +31,29 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-// Parses the shared options; returns 0, or 2 (usage error, message printed).
-static int parse_args(int argc, char **argv, eval_args *a) {
+static const char *CAPTIONS_USAGE =
+    "usage: vlt eval captions --pred results.json --refs captions.json [--pretokenized] [--allow-subset]\n"
+    "                         [--per-image] [--out report.json|-]\n"
+    "BLEU-1..4 and CIDEr-D as pycocoevalcap computes them (PTB tokenization unless --pretokenized).\n"
+    "  --pred [{image_id, caption}]   --refs {annotations: [{image_id, caption}]} (COCO captions format)\n"
+    "  --allow-subset  score only the predicted images    --per-image  per-image scores in the report\n";
+static const char *RETRIEVAL_USAGE =
+    "usage: vlt eval retrieval --embeddings emb.h5 [--normalize] [--block-rows N] [--out report.json|-]\n"
+    "Image<->text recall@1/5/10, mean and median rank of the embeddings `vlt embed` writes\n"
+    "(image_embeds (N,D), text_embeds (M,D), image_ids, text_image_index).\n"
+    "  --normalize  L2-normalize first    --block-rows N  queries per score block (default ~32 MB of scores)\n";
+static const char *VQA_USAGE =
+    "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--out report.json|-]\n"
+    "VQAv2 accuracy as the official evaluation computes it, overall and per answer type.\n"
+    "  --pred [{question_id, answer}]   --refs {annotations: [{question_id, answers: [{answer}] | [str]}]}\n";
+
+// Parses the shared options; returns -1 to go on, or the exit status (0 after --help, 2 after a
+// usage error, message printed).
+static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
+        if (vlt_cli_is_help(o)) { fputs(usage, stdout); return 0; }
         const char **slot = !strcmp(o, "--pred") ? &a->pred : !strcmp(o, "--refs") ? &a->refs
                           : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--embeddings") ? &a->embeddings : NULL;
         if (slot || !strcmp(o, "--block-rows")) {
@@ -47,9 +67,13 @@ static int parse_args(int argc, char **argv, eval_args *a) {
         else if (!strcmp(o, "--allow-subset")) a->allow_subset = 1;
         else if (!strcmp(o, "--per-image")) a->per_image = 1;
         else if (!strcmp(o, "--normalize")) a->normalize = 1;
-        else { fprintf(stderr, "vlt eval %s: unknown option '%s' (see vlt eval --help)\n", argv[0], o); return 2; }
+        else {
+            char cmd[64];
+            snprintf(cmd, sizeof cmd, "eval %s", argv[0]);
+            return vlt_cli_unexpected(cmd, o);
+        }
     }
-    return 0;
+    return -1;
 }
 
 // Writes the report to a->out (if any); consumes root. Returns the exit status.
@@ -94,7 +118,8 @@ static cJSON *per_image_json(const long long *ids, int n, const double *bleu, co
 
 static int eval_captions(int argc, char **argv) {
     eval_args a;
-    if (parse_args(argc, argv, &a)) return 2;
+    int prc = parse_args(argc, argv, &a, CAPTIONS_USAGE);
+    if (prc >= 0) return prc;
     if (!a.pred || !a.refs) { fprintf(stderr, "vlt eval captions: needs --pred results.json and --refs captions.json\n"); return 2; }
     vlt_eval_caption_load_opts o = {a.pretokenized, a.allow_subset};
     vlt_eval_caption_set *set = NULL;
@@ -169,7 +194,8 @@ static cJSON *recall_json(const vlt_eval_recall *r) {
 
 static int eval_retrieval(int argc, char **argv) {
     eval_args a;
-    if (parse_args(argc, argv, &a)) return 2;
+    int prc = parse_args(argc, argv, &a, RETRIEVAL_USAGE);
+    if (prc >= 0) return prc;
     if (!a.embeddings) { fprintf(stderr, "vlt eval retrieval: needs --embeddings emb.h5\n"); return 2; }
     vlt_eval_embeddings e;
     if (vlt_eval_embeddings_read(a.embeddings, &e) != VLT_OK) return fail("retrieval");
@@ -221,7 +247,8 @@ static int eval_retrieval(int argc, char **argv) {
 
 static int eval_vqa(int argc, char **argv) {
     eval_args a;
-    if (parse_args(argc, argv, &a)) return 2;
+    int prc = parse_args(argc, argv, &a, VQA_USAGE);
+    if (prc >= 0) return prc;
     if (!a.pred || !a.refs) { fprintf(stderr, "vlt eval vqa: needs --pred results.json and --refs annotations.json\n"); return 2; }
     vlt_eval_vqa_result r;
     if (vlt_eval_vqa_files(a.pred, a.refs, a.allow_subset, &r) != VLT_OK) return fail("vqa");
@@ -243,32 +270,25 @@ static const vlt_command SUBCOMMANDS[] = {
     {"captions", eval_captions, "--pred results.json --refs captions.json: BLEU-1..4 and CIDEr-D (pycocoevalcap)"},
     {"retrieval", eval_retrieval, "--embeddings emb.h5: image<->text recall@1/5/10, mean/median rank"},
     {"vqa", eval_vqa, "--pred results.json --refs annotations.json: VQAv2 accuracy"},
+    {"checkpoint", vlt_cmd_eval_checkpoint, "--checkpoint RUN --shards SPEC: recall@k (and CoCa's BLEU / CIDEr-D) of a trained model"},
+    {"zeroshot", vlt_cmd_eval_zeroshot, "--checkpoint RUN --shards SPEC --classes F --templates F: zero-shot top-1/top-5"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vlt eval <what> [options]\n\n");
+    fprintf(f, "usage: vlt eval <what> [options]   (vlt eval <what> --help for each)\n\n");
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
         fprintf(f, "  %-10s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
-    fprintf(f, "\noptions:\n"
-               "  --out PATH        write the JSON report to PATH ('-': stdout)\n"
-               "  --pretokenized    captions: the text is already tokenized (no PTB tokenization)\n"
-               "  --allow-subset    captions/vqa: score only the predicted items (as pycocoevalcap / vqaEval)\n"
-               "  --per-image       captions: add per-image scores to the report\n"
-               "  --normalize       retrieval: L2-normalize the embeddings first\n"
-               "  --block-rows N    retrieval: queries per score block (default: ~32 MB of scores)\n"
-               "formats: captions --pred [{image_id, caption}], --refs {annotations: [{image_id, caption}]};\n"
-               "         vqa --pred [{question_id, answer}], --refs {annotations: [{question_id, answers: [{answer}] | [str]}]};\n"
-               "         retrieval emb.h5: image_embeds (N,D), text_embeds (M,D), image_ids, text_image_index\n");
+    fprintf(f, "\nExit status: 0 done, 1 failed (message names the file), 2 usage error.\n");
 }
 
 int vlt_cmd_eval(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || vlt_cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
         if (!strcmp(argv[1], SUBCOMMANDS[i].name)) return SUBCOMMANDS[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "vlt eval: unknown '%s'\n\n", argv[1]);
+    fprintf(stderr, "vlt eval: unknown subcommand '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
 }

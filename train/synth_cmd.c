@@ -9,7 +9,7 @@
 
 #include "data/shardwriter.h"
 #include "data/synth.h"
-#include "data/cli_args.h"
+#include "train/cli_args.h"
 #include "train/commands.h"
 
 #define BATCH 256
@@ -73,7 +73,7 @@ int vlt_cmd_synth(int argc, char **argv) {
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        if (vlt_cli_is_help(argv[i])) { usage(stdout); return 0; }
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--out"))) out = v;
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--samples"))) samples = vlt_cli_int("synth", "--samples", v, 1, 1ll << 40);
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--shard-size"))) shard_size = vlt_cli_int("synth", "--shard-size", v, 1, 1 << 30);
@@ -82,17 +82,9 @@ int vlt_cmd_synth(int argc, char **argv) {
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--first-index"))) first = vlt_cli_int("synth", "--first-index", v, 0, 1ll << 50);
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--prefix"))) prefix = v;
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--quality"))) quality = vlt_cli_int("synth", "--quality", v, 1, 100);
-        else {
-            fprintf(stderr, "vlt synth: unknown option '%s'\n\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+        else return vlt_cli_unexpected("synth", argv[i]);
     }
-    if (!out || samples < 0) {
-        fprintf(stderr, "vlt synth: --out and --samples are required\n\n");
-        usage(stderr);
-        return 2;
-    }
+    if (!out || samples < 0) return vlt_cli_usage_error("synth", "--out DIR and --samples N are required");
     vlt_shardwriter_cfg cfg;
     vlt_shardwriter_cfg_default(&cfg, out);
     cfg.shard_size = (int)shard_size;

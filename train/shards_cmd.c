@@ -1,0 +1,94 @@
+// shards_cmd.c — `vlt shards`: the command line of data/pack.h (COCO / Karpathy / TSV / folder
+// image-caption pairs into webdataset shards).
+#include <stdio.h>
+#include <string.h>
+
+#include "data/pack.h"
+#include "train/cli_args.h"
+#include "train/commands.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: vlt shards --out DIR SOURCE [options]\n"
+            "\n"
+            "Packs image-caption pairs into webdataset shards DIR/00000.tar, DIR/00001.tar, ... (members\n"
+            "KEY.jpg, KEY.txt, KEY.json; keys 000000000, 000000001, ... as img2dataset) and DIR/sizes.json.\n"
+            "Train on them with data.train: \"DIR/{00000..00041}.tar\" (or DIR, or \"DIR/*.tar\").\n"
+            "\n"
+            "SOURCE, one of:\n"
+            "  --coco FILE.json --images DIR      COCO caption annotations (captions_train2017.json, ...):\n"
+            "                                     one sample per image, .txt the first caption, .json all of\n"
+            "                                     them (\"captions\"), the image id and file name\n"
+            "  --karpathy dataset_coco.json --images DIR --split train|val|test\n"
+            "                                     the Karpathy split (train includes restval); images are\n"
+            "                                     DIR/<filepath>/<filename> or DIR/<filename>. With --coco\n"
+            "                                     too, captions come from the COCO file for the split's images\n"
+            "  --tsv FILE                         lines of image-path<TAB>caption (relative paths are taken\n"
+            "                                     from --images DIR, else from the TSV's folder); a first line\n"
+            "                                     naming columns (path/filepath/image/file/filename/url) is skipped\n"
+            "  --folder DIR                       image files (.jpg .jpeg .png .webp, searched recursively,\n"
+            "                                     sorted) each with a caption in the .txt of the same name\n"
+            "\n"
+            "options:\n"
+            "  --out DIR            output directory (created if missing)\n"
+            "  --shard-size K       samples per shard (default 1000)\n"
+            "  --resize N           downscale images whose shorter side exceeds N to N (bicubic); JPEGs\n"
+            "                       that need no resize are stored unchanged (default 0: never resize)\n"
+            "  --each-caption       COCO/Karpathy: one sample per caption instead of per image\n"
+            "  --quality Q          JPEG quality of re-encoded images (default 95)\n"
+            "  --prefix P           shard name prefix: DIR/P00000.tar, ... (default none)\n"
+            "  --limit N            stop after N input items (for trials)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Samples that cannot be packed are skipped and counted by reason: missing caption, empty\n"
+            "caption, missing image, bad image, path leaves --images (an annotation's absolute or '..'\n"
+            "path), no tab (a TSV line). Exit status: 0 written, 1 failed, 2 usage error.\n");
+}
+
+int vlt_cmd_shards(int argc, char **argv) {
+    vlt_pack_source src = {0};
+    const char *out = NULL, *prefix = "";
+    long long shard_size = 1000, resize = 0, quality = 95;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (vlt_cli_is_help(argv[i])) { usage(stdout); return 0; }
+        else if (!strcmp(argv[i], "--each-caption")) src.each_caption = true;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--out"))) out = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--coco"))) src.coco = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--karpathy"))) src.karpathy = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--split"))) src.split = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--images"))) src.images = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--tsv"))) src.tsv = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--folder"))) src.folder = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--shard-size"))) shard_size = vlt_cli_int("shards", "--shard-size", v, 1, 1 << 30);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--resize"))) resize = vlt_cli_int("shards", "--resize", v, 0, 1 << 16);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--quality"))) quality = vlt_cli_int("shards", "--quality", v, 1, 100);
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--prefix"))) prefix = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--limit"))) src.limit = vlt_cli_int("shards", "--limit", v, 1, 1ll << 50);
+        else return vlt_cli_unexpected("shards", argv[i]);
+    }
+    if (!out) return vlt_cli_usage_error("shards", "--out DIR is required");
+    if (vlt_pack_source_check(&src) != VLT_OK) return vlt_cli_usage_error("shards", vlt_error_message());
+    vlt_shardwriter_cfg cfg;
+    vlt_shardwriter_cfg_default(&cfg, out);
+    cfg.shard_size = (int)shard_size;
+    cfg.resize = (int)resize;
+    cfg.quality = (int)quality;
+    cfg.prefix = prefix;
+    vlt_pack_stats st;
+    if (vlt_pack_shards(&src, &cfg, stderr, &st) != VLT_OK) {
+        fprintf(stderr, "vlt shards: %s\n", vlt_error_message());
+        return 1;
+    }
+    long long total = 0;
+    for (int r = 0; r < VLT_PACK_N_SKIP; r++) total += st.skipped[r];
+    printf("vlt shards: wrote %lld samples in %d shards to %s; skipped %lld", st.written, st.shards, out, total);
+    const char *sep = " (";
+    for (int r = 0; r < VLT_PACK_N_SKIP; r++)
+        if (st.skipped[r]) {
+            printf("%s%lld %s", sep, st.skipped[r], vlt_pack_skip_name((vlt_pack_skip)r));
+            sep = ", ";
+        }
+    printf("%s\n", total ? ")" : "");
+    return 0;
+}
