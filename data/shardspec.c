@@ -274,8 +274,9 @@ vlt_status vlt_shardspec_split(size_t n, int rank, int world, int reader, int re
     if (n < need)
         return vlt_error_set(VLT_ERR_ARG,
                              "shardspec: %zu shard(s) cannot feed %d rank(s) x %d reader(s): each reader needs "
-                             "at least one shard (use fewer readers, more shards, or resampled mode)",
-                             n, world, readers);
+                             "at least one shard (the readers per rank are data.workers: set data.workers=%zu or "
+                             "fewer, give more shards, or set data.resampled=true)",
+                             n, world, readers, n / (size_t)world > 0 ? n / (size_t)world : 1);
     size_t mine = 0;
     for (size_t i = (size_t)rank, j = 0; i < n; i += (size_t)world, j++)
         if (j % (size_t)readers == (size_t)reader) mine++;
