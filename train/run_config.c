@@ -65,6 +65,7 @@ static const field FIELDS[] = {
     S("train.precision", precision, "fp32", false),
     I("train.max_nonfinite", max_nonfinite, "5", false),
     B("train.zero", zero, "false", false),
+    S("train.stop_signal", stop_signal, "", false),
     L("checkpoint.every", checkpoint_every, "500", false),
     I("checkpoint.keep", checkpoint_keep, "3", false),
     L("eval.every", eval_every, "0", false),
@@ -247,6 +248,10 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
     if (!strcmp(c->device, "cuda"))
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "run config: train.device cuda needs the CUDA backend (build with make CUDA=1)");
 #endif
+    if (c->stop_signal[0] && strcmp(c->stop_signal, "USR1") && strcmp(c->stop_signal, "USR2") &&
+        strcmp(c->stop_signal, "SIGUSR1") && strcmp(c->stop_signal, "SIGUSR2"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.stop_signal '%s' is not USR1 or USR2 (empty: only SIGINT and "
+                             "SIGTERM stop a run)", c->stop_signal);
     if (c->checkpoint_keep < 1) return vlt_error_set(VLT_ERR_ARG, "run config: checkpoint.keep must be >= 1");
     if (c->log_every < 1) return vlt_error_set(VLT_ERR_ARG, "run config: log.every must be >= 1");
     if (c->max_nonfinite < 1) return vlt_error_set(VLT_ERR_ARG, "run config: train.max_nonfinite must be >= 1");

@@ -4,6 +4,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct vlt_trainer {
     struct param_slot { const vlt_tensor *t; int i; } *by_ptr;  // parameters sorted by address
     int64_t step, epoch;
     int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
+    int stopped_by;                // the signal that stopped the run (0: none)
     bool dirty;                    // a good optimizer step was taken since that checkpoint
     int nonfinite_run;
     int64_t nonfinite_total;
@@ -120,6 +122,18 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.samples_per_epoch = t->cfg.samples_per_epoch;
     lc.drop_last = 1;
     lc.report = !t->opts.quiet && t->dist->rank == 0;
+    // The step's memory joins the loader's in its check (loader.h), so that an impossible
+    // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
+    // gradients and two AdamW moments, and on the CPU a lower bound of each tower's activations
+    // (per layer and token: 8 widths and one attention row per head).
+    for (int i = 0; i < t->params->n; i++) lc.step_bytes_fixed += 16.0 * (double)t->params->t[i]->numel;
+    const vlt_vision_cfg *v = &t->mcfg.vision;
+    const vlt_text_cfg *x = &t->mcfg.text;
+    double vt = (double)(v->image_size / v->patch_size) * (v->image_size / v->patch_size) + 1;
+    double vh = v->head_width > 0 ? (double)v->width / v->head_width : 1;
+    if (!strcmp(t->cfg.device, "cpu"))
+        lc.step_bytes_per_sample = 4.0 * (v->layers * vt * (8.0 * v->width + vh * vt) +
+                                          x->layers * (double)x->context_length * (8.0 * x->width + (double)x->heads * x->context_length));
     return vlt_loader_create(&lc, out);
 }
 
@@ -710,11 +724,78 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     return vlt_metrics_log_step(t->mlog, &m);
 }
 
+// --- stopping on a signal ----------------------------------------------------------------------
+// The handler only records the signal; the loop looks at it between steps. A second signal takes
+// the default action at once (the process ends by that signal, nothing more is written).
+
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_stop_signal(int sig) {
+    if (g_stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_stop_signal = sig;
+    static const char msg[] = "\nvlt train: stop requested: finishing this step and writing a checkpoint "
+                              "(send the signal again to stop at once)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
+vlt_status vlt_trainer_catch_signals(const char *extra) {
+    int sigs[3] = {SIGINT, SIGTERM, 0};
+    if (extra && *extra) {
+        const char *name = strncmp(extra, "SIG", 3) ? extra : extra + 3;
+        if (!strcmp(name, "USR1")) sigs[2] = SIGUSR1;
+        else if (!strcmp(name, "USR2")) sigs[2] = SIGUSR2;
+        else return vlt_error_set(VLT_ERR_ARG, "train.stop_signal '%s' is not USR1 or USR2", extra);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < 3; i++)
+        if (sigs[i] && sigaction(sigs[i], &sa, NULL))
+            return vlt_error_set(VLT_ERR_STATE, "cannot catch signal %d: %s", sigs[i], strerror(errno));
+    g_stop_signal = 0;
+    return VLT_OK;
+}
+
+int vlt_trainer_stopped_by(const vlt_trainer *t) { return t->stopped_by; }
+
+// Whether any rank was asked to stop: one tiny all-reduce per step, so that all ranks stop after
+// the same step (a signal reaches the ranks at different moments, or only some of them).
+static vlt_status stop_requested(vlt_trainer *t, bool *stop) {
+    double x[2] = {g_stop_signal != 0, (double)g_stop_signal};
+    if (t->dist->world > 1) VLT_TRY(vlt_dist_sum(t->dist, x, 2));
+    *stop = x[0] > 0;
+    if (*stop) t->stopped_by = g_stop_signal ? (int)g_stop_signal : (int)(x[1] / x[0]);
+    return VLT_OK;
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGUSR2 ? "SIGUSR2"
+                                                                                                               : "a signal";
+}
+
+// After a stop request: the finished step is checkpointed (unless the newest checkpoint holds it).
+static vlt_status stop_now(vlt_trainer *t) {
+    if (t->dirty || t->last_ck_step < 0) VLT_TRY(checkpoint_now(t));
+    vlt_error_set(VLT_ERR_STATE, "stopped by %s after step %lld of %lld: checkpoint step %lld is 'latest'; continue "
+                  "with --resume latest", signal_name(t->stopped_by), (long long)t->step, (long long)t->cfg.steps,
+                  (long long)t->last_ck_step);
+    return VLT_ERR_STATE;
+}
+
 vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
     int64_t end = t->step + n < t->cfg.steps ? t->step + n : t->cfg.steps;
     while (t->step < end) {
         bool stop = false;
         VLT_TRY(train_step(t, &stop));
+        VLT_TRY(stop_requested(t, &stop));
+        if (stop && t->step < t->cfg.steps) return stop_now(t);
         if (t->cfg.checkpoint_every > 0 && t->step % t->cfg.checkpoint_every == 0 && t->step < t->cfg.steps)
             VLT_TRY(checkpoint_now(t));
         VLT_TRY(maybe_eval(t));

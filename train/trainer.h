@@ -68,4 +68,15 @@ vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4
                                      int n_show);
 void vlt_trainer_free(vlt_trainer *t);
 
+// Stopping on a signal (Ctrl-C, Slurm's SIGTERM before preemption): after this call SIGINT,
+// SIGTERM and `extra` ("USR1" / "USR2", train.stop_signal; NULL or "" for none) make the running
+// vlt_trainer_run finish its step, write a checkpoint of it, and return VLT_ERR_STATE with a
+// message naming the signal and the step; vlt_trainer_stopped_by then gives the signal. Under
+// mpirun the ranks agree (a sum over ranks after every step), so all of them stop after the same
+// step, even when the signal reached only some. A second signal ends the process at once, by
+// that signal. The process-wide handler is installed by `vlt train` (train_cmd.c).
+vlt_status vlt_trainer_catch_signals(const char *extra);
+// The signal that stopped the run, or 0.
+int vlt_trainer_stopped_by(const vlt_trainer *t);
+
 #endif
