@@ -10,7 +10,9 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <time.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -961,9 +963,71 @@ static vlt_status alloc_all(vlt_loader *L) {
     return VLT_OK;
 }
 
+void vlt_loader_memory_estimate(const vlt_loader_cfg *c, vlt_loader_memory *m) {
+    double R = c->readers > 0 ? c->readers : 1, B = c->batch_size > 0 ? c->batch_size : 1;
+    double bufcap = c->shuffle_buffer > 1 ? c->shuffle_buffer : 1;
+    double qcap = c->queue_per_reader > 0 ? c->queue_per_reader : ceil(B / R) + 2;
+    double slots = (c->prefetch > 0 ? c->prefetch : 1) + 1;
+    double img = 3.0 * c->image_size * c->image_size * sizeof(float), tok = (double)c->context_len * sizeof(int32_t);
+    double pos = R * bufcap * sizeof(buf_loc);
+    m->loader = slots * (B * (img + tok + 2 * sizeof(char *) + sizeof(int32_t)) + pos) +
+                R * qcap * (img + tok + sizeof(item) + bufcap * sizeof(buf_loc)) + R * bufcap * sizeof(raw_sample) +
+                3 * pos;
+    m->step = c->step_bytes_fixed + B * c->step_bytes_per_sample;
+    m->total = m->loader + m->step;
+}
+
+double vlt_memory_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    double avail = -1, swap = 0;
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (double)kb * 1024;
+            else if (sscanf(line, "SwapFree: %llu kB", &kb) == 1) swap = (double)kb * 1024;
+        }
+        fclose(f);
+    }
+    if (avail >= 0) return avail + swap;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+// "12.3 GB", "4.1 TB": a figure a person can compare with their machine.
+static const char *human_bytes(double b, char *buf, size_t n) {
+    static const char *const units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    while (b >= 1000 && u < 6) b /= 1000, u++;
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+    return buf;
+}
+
+static vlt_status check_memory(const vlt_loader_cfg *c) {
+    vlt_loader_memory m;
+    vlt_loader_memory_estimate(c, &m);
+    double avail = vlt_memory_available();
+    if (avail <= 0 || m.total <= avail) return VLT_OK;
+    char a[32], l[32], st[32], per[32];
+    double B = c->batch_size;
+    double per_sample = m.total / B;   // roughly what one more sample of batch costs
+    double fit = floor((avail - c->step_bytes_fixed) / (per_sample > 0 ? per_sample : 1));
+    char hint[96] = "";
+    if (fit >= 1) snprintf(hint, sizeof hint, " (at most about %.0f here)", fit);
+    return vlt_error_set(VLT_ERR_NOMEM,
+                         "loader: batch_size %d needs about %s (loader: %s for %d x 3 x %d x %d float32 images in %d "
+                         "batch slots and %d reader queues; training step: %s; %s per sample) but this machine has %s "
+                         "free; lower batch_size (data.batch_size in the run config)%s",
+                         c->batch_size, human_bytes(m.total, a, sizeof a), human_bytes(m.loader, l, sizeof l),
+                         c->batch_size, c->image_size, c->image_size, c->prefetch + 1, c->readers,
+                         human_bytes(m.step, st, sizeof st), human_bytes(per_sample, per, sizeof per),
+                         human_bytes(avail, (char[32]){0}, 32), hint);
+}
+
 vlt_status vlt_loader_create(const vlt_loader_cfg *cfg, vlt_loader **out) {
     *out = NULL;
     VLT_TRY(check_cfg(cfg));
+    VLT_TRY(check_memory(cfg));
     vlt_loader *L = calloc(1, sizeof *L);
     if (!L) return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
     L->cfg = *cfg;

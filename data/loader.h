@@ -97,6 +97,10 @@ typedef struct {
     int caption_optional;          // 1: a sample without a caption gets "" instead of a skip (0)
     int stall_ms;                  // a reader busy this long without progress is reported on stderr by
                                    // number and shard, again every stall_ms while it lasts (60000; 0: never)
+    // Memory check (vlt_loader_create): what the caller's training step will hold besides the
+    // loader, counted with the loader's own buffers against the memory this machine has free.
+    double step_bytes_fixed;       // parameters, gradients, optimizer state (0)
+    double step_bytes_per_sample;  // activations per sample of a batch (0)
 } vlt_loader_cfg;
 
 void vlt_loader_cfg_default(vlt_loader_cfg *cfg);
@@ -144,7 +148,23 @@ void vlt_loader_stats_print(const vlt_loader_stats *s, FILE *f);
 
 typedef struct vlt_loader vlt_loader;
 
-// Checks the config, expands the spec and checks the split; starts no thread yet.
+// What a configuration needs in memory, in bytes: the loader's batch slots and reader queues
+// (images as float32, tokens, positions; not the compressed samples in the shuffle buffers, whose
+// size depends on the data) and the caller's step_bytes_* for batch_size samples.
+typedef struct {
+    double loader;       // batch slots + reader queues + positions
+    double step;         // step_bytes_fixed + batch_size * step_bytes_per_sample
+    double total;
+} vlt_loader_memory;
+void vlt_loader_memory_estimate(const vlt_loader_cfg *cfg, vlt_loader_memory *m);
+// Memory this process can still get, in bytes: MemAvailable + SwapFree from /proc/meminfo (else
+// physical memory; 0 when unknown).
+double vlt_memory_available(void);
+
+// Checks the config, expands the spec and checks the split; starts no thread yet. A configuration
+// whose vlt_loader_memory_estimate exceeds vlt_memory_available() is refused (VLT_ERR_NOMEM) with
+// the figures and the key to lower (batch_size) before anything large is allocated, instead of
+// being ended by the kernel's OOM killer minutes later.
 vlt_status vlt_loader_create(const vlt_loader_cfg *cfg, vlt_loader **out);
 void vlt_loader_free(vlt_loader *L);
 

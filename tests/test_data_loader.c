@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "data/image.h"
@@ -763,6 +764,42 @@ static void test_stall_reported(void **state) {
     tb_rmdir(dir);
 }
 
+// Issue 13 item 2: data.batch_size = 100000000 allocated queue item after queue item until the
+// kernel's OOM killer ended the run (78 s, 23.7 GB). It is refused at create, at once, with the
+// figure and the key to lower; so is a batch whose training step (given by the caller) cannot fit.
+static void test_impossible_batch_refused(void **state) {
+    const char *spec = ((shards_fx *)*state)->spec;
+    vlt_loader_cfg c;
+    base_cfg(&c, spec);
+    c.batch_size = 100000000;
+    vlt_loader_memory m;
+    vlt_loader_memory_estimate(&c, &m);
+    // 3 batch slots of 1e8 images of 3 x 16 x 16 float32, and the reader queues as much again.
+    assert_true(m.loader > 3.0 * 1e8 * 3 * S * S * 4);
+    vlt_loader *L = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(vlt_loader_create(&c, &L), VLT_ERR_NOMEM);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_null(L);
+    assert_true((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9 < 2.0);
+    const char *msg = vlt_error_message();
+    if (!strstr(msg, "batch_size 100000000 needs about") || !strstr(msg, "TB") || !strstr(msg, "data.batch_size"))
+        fail_msg("message lacks the figure or the key: %s", msg);
+
+    // A sane batch whose step would need 1 PB per sample: the step's share is in the figure.
+    base_cfg(&c, spec);
+    c.step_bytes_fixed = 1e9;
+    c.step_bytes_per_sample = 1e15;
+    assert_int_equal(vlt_loader_create(&c, &L), VLT_ERR_NOMEM);
+    assert_non_null(strstr(vlt_error_message(), "training step: 4.0 PB"));
+    // And a step that fits is accepted.
+    c.step_bytes_per_sample = 1e6;
+    assert_int_equal(vlt_loader_create(&c, &L), VLT_OK);
+    vlt_loader_free(L);
+    assert_true(vlt_memory_available() > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_sample_once, setup_shards, teardown_shards),
@@ -772,6 +809,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_resampled_and_budget, setup_shards, teardown_shards),
         cmocka_unit_test(test_bad_data_counted),
         cmocka_unit_test(test_fifo_shard_refused),
+        cmocka_unit_test_setup_teardown(test_impossible_batch_refused, setup_shards, teardown_shards),
         cmocka_unit_test(test_stall_reported),
         cmocka_unit_test_setup_teardown(test_config_errors_and_hooks, setup_shards, teardown_shards),
         cmocka_unit_test_setup_teardown(test_set_epoch, setup_shards, teardown_shards),
