@@ -262,6 +262,11 @@ extern "C" void vlt_cuda_memset0(void *dst, size_t bytes) {
     cudaCheck(cudaMemsetAsync(dst, 0, bytes, g_cuda.stream));
 }
 
+extern "C" void vlt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    if (g_cuda.ready) cudaCheck(cudaMemGetInfo(free_bytes, total_bytes));
+}
+
 extern "C" void vlt_cuda_synchronize(void) {
     if (g_cuda.ready) cudaCheck(cudaStreamSynchronize(g_cuda.stream));
 }

@@ -78,6 +78,10 @@ vlt_status vlt_set_matmul_precision(vlt_matmul_precision p);
 // allocations the arena made (constant once the step size is learned).
 size_t vlt_cuda_arena_bytes(void);
 uint64_t vlt_cuda_arena_allocs(void);
+// The card's memory: free and total bytes as the driver reports them (cudaMemGetInfo; free counts
+// every process's use, this one's context, persistent tensors and arena included). Both 0
+// without CUDA.
+void vlt_cuda_memory(size_t *free_bytes, size_t *total_bytes);
 
 // Per-op device time profile (benchmarks; no-ops without CUDA). Between start and stop the tape
 // records a CUDA event after each op's forward and each node's backward; stop waits for the

@@ -28,6 +28,9 @@ vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias);
 // residual + vlt_linear(x, w, bias) (the transformer block's out-projections). On the GPU in mixed
 // precision one cuBLASLt call with the residual as C; elsewhere exactly vlt_add(residual, linear).
 vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual);
+// vlt_linear whose output only feeds an op that takes bf16 operands (vlt_linear, vlt_attention_qkv):
+// bf16 on the GPU in mixed precision (rounded once from the fp32 accumulator plus bias), else f32.
+vlt_tensor *vlt_linear_operand(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias);
 // act(vlt_linear(x, w, bias)) for the transformer MLP's c_fc (act: GELU erf, GELU tanh or QuickGELU).
 // On the GPU in mixed precision: one cuBLASLt product writing the pre-activation h in bf16 (bias
 // in the epilogue), one kernel writing act(h) in bf16, and a backward that rounds g·act'(h) once
@@ -82,6 +85,8 @@ vlt_tensor *vlt_attention(vlt_tensor *q, vlt_tensor *k, vlt_tensor *v, float sca
 // the out-projection reads); scale 1/√D, masks as vlt_attention. On the GPU one fused kernel
 // (no (B, H, T, T) tensor, no head split copies) for D = 32 or 64; elsewhere the same result
 // through slices, permutes and vlt_attention.
+// On the GPU in mixed precision with the tensor-core kernels (head width 32 or 64), qkv is taken
+// (or rounded to) bf16 and the output is bf16, for the out-projection to read; elsewhere f32.
 vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tensor *key_pad);
 
 // ---- indexing ----

@@ -140,17 +140,18 @@ static vlt_tensor *split_heads(vlt_tensor *qkv, int off, int B, int T, int W, in
 }
 
 #ifdef VLT_HAVE_CUDA
-// Node ints: [0] B, [1] H, [2] T, [3] D, [4] causal.  f[0] scale.  saved[0] lse (B, H, T),
+// Node ints: [0] B, [1] H, [2] T, [3] D, [4] causal, [5] tensor-core path (bf16 qkv and out).  f[0] scale.  saved[0] lse (B, H, T),
 // saved[1] key_pad or NULL.
 static void attention_qkv_backward(vlt_node *n) {
     vlt_tensor *qkv = n->in[0];
     if (!qkv->requires_grad) return;
     int B = n->i[0], H = n->i[1], T = n->i[2], D = n->i[3];
-    if (vlt_cuda_matmul_precision() == 2 && vlt_cuda_flash_tc_supported(T, D)) {
+    if (n->i[5]) {  // the tensor-core forward ran (bf16 qkv and out)
         bool fresh;
         float *g = vlt_f32(vlt_grad_for_write(qkv, &fresh));
-        vlt_cuda_flash_bwd_tc(vlt_f32(qkv), n->saved[1] ? vlt_i32(n->saved[1]) : NULL, vlt_f32(n->out),
-                              vlt_f32(n->out->grad), vlt_f32(n->saved[0]), g, B, H, T, D, n->f[0], n->i[4] != 0, fresh);
+        vlt_cuda_flash_bwd_tc(qkv->data, n->saved[1] ? vlt_i32(n->saved[1]) : NULL, n->out->data,
+                              vlt_f32(n->out->grad), vlt_f32(n->saved[0]), g, B, H, T, D, n->f[0], n->i[4] != 0, fresh,
+                              true);
         return;
     }
     float *delta = vlt_cuda_arena_alloc((size_t)B * H * T * sizeof(float));
@@ -162,7 +163,8 @@ static void attention_qkv_backward(vlt_node *n) {
 
 vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tensor *key_pad) {
     const char *op = "attention_qkv";
-    if (!op_input_ok(op, qkv, VLT_F32)) return NULL;
+    if (!qkv) return NULL;
+    if (!op_input_ok(op, qkv, qkv->dtype == VLT_BF16 && ON_CUDA(qkv) ? VLT_BF16 : VLT_F32)) return NULL;
     if (key_pad && !op_input_ok(op, key_pad, VLT_I32)) return NULL;
     if (!op_same_device(op, qkv, key_pad)) return NULL;
     char s1[64], s2[64];
@@ -176,19 +178,26 @@ vlt_tensor *vlt_attention_qkv(vlt_tensor *qkv, int heads, bool causal, vlt_tenso
     int B = qkv->shape[0], T = qkv->shape[1], W = qkv->shape[2] / 3, D = W / heads;
     float scale = 1.0f / sqrtf((float)D);
 #ifdef VLT_HAVE_CUDA
-    if (ON_CUDA(qkv) && vlt_cuda_flash_supported(T, D)) {
-        vlt_tensor *out = op_out_on(qkv->device, 3, VLT_SHAPE(B, T, W));
+    // Mixed precision with the tensor-core kernels: qkv and the output are bf16 (an f32 qkv is
+    // rounded first); every other path works on f32 (a bf16 qkv is widened first).
+    bool tc = ON_CUDA(qkv) && vlt_cuda_matmul_precision() == 2 && vlt_cuda_flash_tc_supported(T, D);
+    if (ON_CUDA(qkv) && qkv->dtype != (tc ? VLT_BF16 : VLT_F32)) {
+        qkv = vlt_cast(qkv, tc ? VLT_BF16 : VLT_F32);
+        if (!qkv) return NULL;
+    }
+    if (ON_CUDA(qkv) && (tc || vlt_cuda_flash_supported(T, D))) {
+        vlt_tensor *out = vlt_tensor_new_activation(tc ? VLT_BF16 : VLT_F32, qkv->device, 3, VLT_SHAPE(B, T, W));
         vlt_tensor *lse = op_out_on(qkv->device, 3, VLT_SHAPE(B, heads, T));
         if (!out || !lse) return NULL;
-        if (vlt_cuda_matmul_precision() == 2 && vlt_cuda_flash_tc_supported(T, D))
-            vlt_cuda_flash_fwd_tc(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads,
-                                  T, D, scale, causal);
+        if (tc)
+            vlt_cuda_flash_fwd_tc(qkv->data, key_pad ? vlt_i32(key_pad) : NULL, out->data, vlt_f32(lse), B, heads, T, D,
+                                  scale, causal, true);
         else
             vlt_cuda_flash_fwd(vlt_f32(qkv), key_pad ? vlt_i32(key_pad) : NULL, vlt_f32(out), vlt_f32(lse), B, heads,
                                T, D, scale, causal);
         vlt_node *n = vlt_tape_record(op, attention_qkv_backward, out, 1, &qkv);
         if (n) {
-            int iv[5] = {B, heads, T, D, causal};
+            int iv[6] = {B, heads, T, D, causal, tc};
             memcpy(n->i, iv, sizeof iv);
             n->f[0] = scale;
             n->saved[0] = lse;

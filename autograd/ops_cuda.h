@@ -52,6 +52,7 @@ void vlt_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
 void vlt_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
 void vlt_cuda_memset0(void *dst, size_t bytes);
 void vlt_cuda_synchronize(void);
+void vlt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);  // cudaMemGetInfo (0, 0 before init)
 void *vlt_cuda_stream_ptr(void);  // the context's cudaStream_t
 
 // Per-op device time profile (cuda_profile.cu): between start and stop, vlt_cuda_prof_mark
@@ -171,10 +172,13 @@ void vlt_cuda_flash_bwd(const float *qkv, const int32_t *pad, const float *out, 
 // VLT_MATMUL_BF16: P rounded to bf16 before P·V; backward dq, dk, dv in one kernel; overwrite:
 // dqkv is written (a fresh buffer), else added to.
 int vlt_cuda_flash_tc_supported(int T, int D);
-void vlt_cuda_flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T, int D,
-                           float scale, bool causal);
-void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
-                           float *dqkv, int B, int H, int T, int D, float scale, bool causal, bool overwrite);
+// io_bf16: qkv and out are bf16 (the linear before writes bf16, the out-projection reads it),
+// else both f32; dout, lse and dqkv are f32 either way.
+void vlt_cuda_flash_fwd_tc(const void *qkv, const int32_t *pad, void *out, float *lse, int B, int H, int T, int D,
+                           float scale, bool causal, bool io_bf16);
+void vlt_cuda_flash_bwd_tc(const void *qkv, const int32_t *pad, const void *out, const float *dout, const float *lse,
+                           float *dqkv, int B, int H, int T, int D, float scale, bool causal, bool overwrite,
+                           bool io_bf16);
 
 // ---- multi-tensor launches (ops_cuda_multi.cu): one launch over a list of tensors ----
 typedef struct {

@@ -282,15 +282,29 @@ template <int D> struct tc_dims {
     static constexpr int LD = D + 8;  // bf16 row stride of Q, K, V, dO (a multiple of 8, 16-byte rows apart)
 };
 
+// qkv and out of the tensor-core kernels are fp32 or (mixed precision end to end) bf16: loads of
+// 4 consecutive elements as a float4, single loads and stores through these overloads.
+__device__ __forceinline__ float4 tc_ld4(const float *p) { return *reinterpret_cast<const float4 *>(p); }
+__device__ __forceinline__ float4 tc_ld4(const bf16_t *p) {
+    uint2 u = *reinterpret_cast<const uint2 *>(p);
+    float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
+    float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ float tc_ld(const float *p) { return *p; }
+__device__ __forceinline__ float tc_ld(const bf16_t *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void tc_st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void tc_st(bf16_t *p, float v) { *p = __float2bfloat16_rn(v); }
+
 static size_t flash_tc_smem(int Tp, int D) {
     size_t LD = (size_t)D + 8, LT = (size_t)Tp + 8, LF = (size_t)Tp + 4;
     return 4 * (size_t)Tp * LD * sizeof(bf16_t) + 2 * (size_t)Tp * LT * sizeof(bf16_t) + (size_t)Tp * LF * sizeof(float) +
            2 * (size_t)Tp * sizeof(float) + FLASH_WARPS * 256 * sizeof(float);
 }
 
-template <int D>
-__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const float *qkv, const int32_t *pad,
-                                                                         const float *out, const float *dout,
+template <int D, typename IO>
+__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const IO *qkv, const int32_t *pad,
+                                                                         const IO *out, const float *dout,
                                                                          const float *lse, float *dqkv, int H, int T,
                                                                          int Tp, float scale, bool causal,
                                                                          bool overwrite) {
@@ -302,7 +316,8 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const fl
     float *F = reinterpret_cast<float *>(Sb + Tp * LT), *Ls = F + Tp * LF, *Dl = Ls + Tp, *stage = Dl + Tp;
     int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
     int64_t row = 3LL * W;
-    const float *base = qkv + (int64_t)b * T * row, *gbase = dout + (int64_t)b * T * W, *obase = out + (int64_t)b * T * W;
+    const IO *base = qkv + (int64_t)b * T * row, *obase = out + (int64_t)b * T * W;
+    const float *gbase = dout + (int64_t)b * T * W;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
     // 1. Q, K, V, dO as bf16 (zero rows past T); L and Δ per row.
@@ -310,9 +325,9 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const fl
         int r = idx / (D / 4), d = (idx % (D / 4)) * 4;
         float4 z = make_float4(0.f, 0.f, 0.f, 0.f), q = z, k = z, v = z, g = z;
         if (r < T) {
-            q = *reinterpret_cast<const float4 *>(base + r * row + h * D + d);
-            k = *reinterpret_cast<const float4 *>(base + r * row + W + h * D + d);
-            v = *reinterpret_cast<const float4 *>(base + r * row + 2 * W + h * D + d);
+            q = tc_ld4(base + r * row + h * D + d);
+            k = tc_ld4(base + r * row + W + h * D + d);
+            v = tc_ld4(base + r * row + 2 * W + h * D + d);
             g = *reinterpret_cast<const float4 *>(gbase + (int64_t)r * W + h * D + d);
         }
         __nv_bfloat162 *qd = reinterpret_cast<__nv_bfloat162 *>(Qs + r * LD + d), *kd = reinterpret_cast<__nv_bfloat162 *>(Ks + r * LD + d);
@@ -325,7 +340,7 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_bwd_tc_kernel(const fl
     for (int i = warp; i < Tp; i += FLASH_WARPS) {
         float part = 0.0f;
         if (i < T)
-            for (int d = lane; d < D; d += 32) part += gbase[(int64_t)i * W + h * D + d] * obase[(int64_t)i * W + h * D + d];
+            for (int d = lane; d < D; d += 32) part += gbase[(int64_t)i * W + h * D + d] * tc_ld(obase + (int64_t)i * W + h * D + d);
         part = vlt_warp_sum(part);
         if (lane == 0) {
             Dl[i] = part;
@@ -424,9 +439,9 @@ static size_t flash_tc_fwd_smem(int Tp, int D) {
            FLASH_WARPS * 256 * sizeof(float);
 }
 
-template <int D>
-__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const float *qkv, const int32_t *pad,
-                                                                         float *out, float *lse, int H, int T, int Tp,
+template <int D, typename IO>
+__global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const IO *qkv, const int32_t *pad,
+                                                                         IO *out, float *lse, int H, int T, int Tp,
                                                                          float scale, bool causal) {
     extern __shared__ __align__(128) unsigned char smraw[];
     constexpr int LD = tc_dims<D>::LD, nd = D / 16;
@@ -435,15 +450,15 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const fl
     float *F = reinterpret_cast<float *>(Pb + Tp * LT), *stage = F + Tp * LF;
     int bh = blockIdx.x, b = bh / H, h = bh % H, W = H * D;
     int64_t row = 3LL * W;
-    const float *base = qkv + (int64_t)b * T * row;
+    const IO *base = qkv + (int64_t)b * T * row;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (int idx = threadIdx.x; idx < Tp * (D / 4); idx += blockDim.x) {
         int r = idx / (D / 4), d = (idx % (D / 4)) * 4;
         float4 z = make_float4(0.f, 0.f, 0.f, 0.f), q = z, k = z, v = z;
         if (r < T) {
-            q = *reinterpret_cast<const float4 *>(base + r * row + h * D + d);
-            k = *reinterpret_cast<const float4 *>(base + r * row + W + h * D + d);
-            v = *reinterpret_cast<const float4 *>(base + r * row + 2 * W + h * D + d);
+            q = tc_ld4(base + r * row + h * D + d);
+            k = tc_ld4(base + r * row + W + h * D + d);
+            v = tc_ld4(base + r * row + 2 * W + h * D + d);
         }
         __nv_bfloat162 *qd = reinterpret_cast<__nv_bfloat162 *>(Qs + r * LD + d), *kd = reinterpret_cast<__nv_bfloat162 *>(Ks + r * LD + d);
         __nv_bfloat162 *vd = reinterpret_cast<__nv_bfloat162 *>(Vs + r * LD + d);
@@ -504,7 +519,7 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const fl
         __syncwarp();
         for (int e = lane; e < 256; e += 32) {
             int i = r * 16 + e / 16;
-            if (i < T) out[((int64_t)b * T + i) * W + h * D + c * 16 + e % 16] = st[e];
+            if (i < T) tc_st(out + ((int64_t)b * T + i) * W + h * D + c * 16 + e % 16, st[e]);
         }
         __syncwarp();
     }
@@ -513,21 +528,30 @@ __global__ void __launch_bounds__(FLASH_WARPS * 32) flash_fwd_tc_kernel(const fl
 template <typename K>
 static bool flash_smem_ok(K kernel, size_t bytes);
 
-template <int D>
-static void flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T, float scale,
+template <int D, typename IO>
+static void flash_fwd_tc(const IO *qkv, const int32_t *pad, IO *out, float *lse, int B, int H, int T, float scale,
                          bool causal) {
     int Tp = (T + 15) & ~15;
     size_t sm = flash_tc_fwd_smem(Tp, D);
-    if (!flash_smem_ok(flash_fwd_tc_kernel<D>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
-    flash_fwd_tc_kernel<D><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(qkv, pad, out, lse, H, T,
-                                                                                            Tp, scale, causal);
+    if (!flash_smem_ok(flash_fwd_tc_kernel<D, IO>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
+    flash_fwd_tc_kernel<D, IO><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(qkv, pad, out, lse, H, T,
+                                                                                                Tp, scale, causal);
     cudaCheckLaunch();
 }
 
-extern "C" void vlt_cuda_flash_fwd_tc(const float *qkv, const int32_t *pad, float *out, float *lse, int B, int H, int T,
-                                      int D, float scale, bool causal) {
-    if (D == 32) flash_fwd_tc<32>(qkv, pad, out, lse, B, H, T, scale, causal);
-    else flash_fwd_tc<64>(qkv, pad, out, lse, B, H, T, scale, causal);
+extern "C" void vlt_cuda_flash_fwd_tc(const void *qkv, const int32_t *pad, void *out, float *lse, int B, int H, int T,
+                                      int D, float scale, bool causal, bool io_bf16) {
+    if (io_bf16) {
+        const bf16_t *q = (const bf16_t *)qkv;
+        bf16_t *o = (bf16_t *)out;
+        if (D == 32) flash_fwd_tc<32>(q, pad, o, lse, B, H, T, scale, causal);
+        else flash_fwd_tc<64>(q, pad, o, lse, B, H, T, scale, causal);
+    } else {
+        const float *q = (const float *)qkv;
+        float *o = (float *)out;
+        if (D == 32) flash_fwd_tc<32>(q, pad, o, lse, B, H, T, scale, causal);
+        else flash_fwd_tc<64>(q, pad, o, lse, B, H, T, scale, causal);
+    }
 }
 
 extern "C" int vlt_cuda_flash_tc_supported(int T, int D) {
@@ -541,22 +565,29 @@ extern "C" int vlt_cuda_flash_tc_supported(int T, int D) {
 template <typename K>
 static bool flash_smem_ok(K kernel, size_t bytes);
 
-template <int D>
-static void flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout, const float *lse,
+template <int D, typename IO>
+static void flash_bwd_tc(const IO *qkv, const int32_t *pad, const IO *out, const float *dout, const float *lse,
                          float *dqkv, int B, int H, int T, float scale, bool causal, bool overwrite) {
     int Tp = (T + 15) & ~15;
     size_t sm = flash_tc_smem(Tp, D);
-    if (!flash_smem_ok(flash_bwd_tc_kernel<D>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
-    flash_bwd_tc_kernel<D><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(
+    if (!flash_smem_ok(flash_bwd_tc_kernel<D, IO>, sm)) abort();  // vlt_cuda_flash_tc_supported said yes
+    flash_bwd_tc_kernel<D, IO><<<(unsigned)(B * H), FLASH_WARPS * 32, sm, vlt_cuda_stream()>>>(
         qkv, pad, out, dout, lse, dqkv, H, T, Tp, scale, causal, overwrite);
     cudaCheckLaunch();
 }
 
-extern "C" void vlt_cuda_flash_bwd_tc(const float *qkv, const int32_t *pad, const float *out, const float *dout,
+extern "C" void vlt_cuda_flash_bwd_tc(const void *qkv, const int32_t *pad, const void *out, const float *dout,
                                       const float *lse, float *dqkv, int B, int H, int T, int D, float scale,
-                                      bool causal, bool overwrite) {
-    if (D == 32) flash_bwd_tc<32>(qkv, pad, out, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
-    else flash_bwd_tc<64>(qkv, pad, out, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+                                      bool causal, bool overwrite, bool io_bf16) {
+    if (io_bf16) {
+        const bf16_t *q = (const bf16_t *)qkv, *o = (const bf16_t *)out;
+        if (D == 32) flash_bwd_tc<32>(q, pad, o, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+        else flash_bwd_tc<64>(q, pad, o, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+    } else {
+        const float *q = (const float *)qkv, *o = (const float *)out;
+        if (D == 32) flash_bwd_tc<32>(q, pad, o, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+        else flash_bwd_tc<64>(q, pad, o, dout, lse, dqkv, B, H, T, scale, causal, overwrite);
+    }
 }
 
 static size_t flash_smem(int kind, int T, int D) {

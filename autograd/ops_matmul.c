@@ -204,7 +204,8 @@ static bool bf16_operand_ok(const vlt_tensor *x) {
 #endif
 }
 
-static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual) {
+// out_bf16 (the device mixed-precision path only, no residual): the output is written in bf16.
+static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual, bool out_bf16) {
     if (!op_input_ok("linear", x, bf16_operand_ok(x) ? VLT_BF16 : VLT_F32) || !op_input_ok("linear", w, VLT_F32))
         return NULL;
     if (bias && !op_input_ok("linear", bias, VLT_F32)) return NULL;
@@ -221,7 +222,8 @@ static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, v
     int shape[VLT_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = OUT;
-    vlt_tensor *out = op_out_on(x->device, x->ndim, shape);
+    vlt_tensor *out = out_bf16 ? vlt_tensor_new_activation(VLT_BF16, x->device, x->ndim, shape)
+                               : op_out_on(x->device, x->ndim, shape);
     if (!out) return NULL;
     float *o = vlt_f32(out);
 #ifdef VLT_HAVE_CUDA
@@ -236,7 +238,19 @@ static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, v
         if (xb != x) vlt_cuda_to_bf16(vlt_bf16(xb), vlt_f32(x), (int64_t)R * IN);
         vlt_cuda_to_bf16(vlt_bf16(wb), vlt_f32(w), (int64_t)OUT * IN);
         const float *res = residual ? vlt_f32(residual) : NULL;
-        if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, res, o, R, IN, OUT)) {
+        if (out_bf16) {
+            if (!vlt_cuda_linear_bf16_out(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, vlt_bf16(out), R, IN,
+                                          OUT)) {
+                // no cuBLASLt algorithm for a bf16 output: the fp32 product, then one rounding
+                o = vlt_step_scratch((size_t)R * OUT * sizeof(float));
+                if (!o) return NULL;
+                if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, NULL, o, R, IN, OUT)) {
+                    if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
+                    vlt_cuda_gemm_bf16(false, true, R, OUT, IN, vlt_bf16(xb), vlt_bf16(wb), bias ? 1.0f : 0.0f, o);
+                }
+                vlt_cuda_to_bf16(vlt_bf16(out), o, (int64_t)R * OUT);
+            }
+        } else if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, res, o, R, IN, OUT)) {
             if (res) vlt_cuda_copy_d2d(o, res, (size_t)R * OUT * sizeof(float));
             else if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
             if (res && bias) vlt_cuda_binary_fwd(VLT_BIN_ADD, o, vlt_f32(bias), o, (int64_t)R * OUT, OUT);
@@ -266,7 +280,14 @@ static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, v
     return out;
 }
 
-vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) { return linear_impl(x, w, bias, NULL); }
+vlt_tensor *vlt_linear(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) { return linear_impl(x, w, bias, NULL, false); }
+
+vlt_tensor *vlt_linear_operand(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias) {
+#ifdef VLT_HAVE_CUDA
+    if (x && ON_CUDA(x) && vlt_cuda_matmul_precision() == 2) return linear_impl(x, w, bias, NULL, true);
+#endif
+    return linear_impl(x, w, bias, NULL, false);
+}
 
 vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_tensor *residual) {
 #ifdef VLT_HAVE_CUDA
@@ -276,7 +297,7 @@ vlt_tensor *vlt_linear_residual(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, 
         vlt_tensor_check_live(residual, "linear_residual") == VLT_OK && residual->dtype == VLT_F32 &&
         ON_CUDA(residual) && vlt_tensor_is_contiguous(residual) && residual->ndim == x->ndim && x->ndim >= 1 &&
         residual->shape[x->ndim - 1] == w->shape[0] && rows_of(residual) == rows_of(x))
-        return linear_impl(x, w, bias, residual);
+        return linear_impl(x, w, bias, residual, false);
 #endif
     return vlt_add(residual, vlt_linear(x, w, bias));
 }

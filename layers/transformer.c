@@ -105,7 +105,7 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
         vlt_error_set(VLT_ERR_SHAPE, "mha: x %s must be (B, T, W)", vlt_shape_str(x, s, sizeof s));
         return NULL;
     }
-    vlt_tensor *qkv = vlt_linear(x, in_w, in_b);                      // (B, T, 3W)
+    vlt_tensor *qkv = vlt_linear_operand(x, in_w, in_b);              // (B, T, 3W), bf16 in mixed precision
     vlt_tensor *o = vlt_attention_qkv(qkv, heads, causal, key_pad);  // (B, T, W), heads merged
     return residual ? vlt_linear_residual(o, out_w, out_b, residual) : vlt_linear(o, out_w, out_b);
 }
@@ -113,8 +113,9 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
     // x + attn(ln_1(x)), then x + mlp(ln_2(x)); each residual add is folded into its projection
     // (vlt_linear_residual: one cuBLASLt call on the GPU, add + linear elsewhere).
-    // On the GPU in mixed precision the layernorm outputs and the MLP activation are bf16 (only
-    // products read them; vlt_layernorm_operand, vlt_linear_act); elsewhere all of it is fp32.
+    // On the GPU in mixed precision the layernorm outputs, qkv, the attention output and the MLP
+    // activation are bf16 (only products and attention read them: vlt_layernorm_operand,
+    // vlt_linear_operand, vlt_linear_act); the residual stream and every gradient stay fp32.
     vlt_tensor *h = vlt_layernorm_operand(x, b->ln_1_w, b->ln_1_b, 1e-5f);
     x = vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad, x);
     h = vlt_layernorm_operand(x, b->ln_2_w, b->ln_2_b, 1e-5f);

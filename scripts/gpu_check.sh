@@ -5,7 +5,7 @@
 # per-op profile of one step, PyTorch's CLIP ViT-B/32 baseline (eager, then --compile while
 # VLT_GPU_DEADLINE allows), and prints a short table last. On an H200: 184 s with compile.
 #
-#   device tool:  run(command="VLT_GPU_DEADLINE=235 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=270)
+#   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
 #
 # Logs go to $OUT (the device tool's folder that comes back) when it is set, else /tmp/vlt_gpu_logs.
@@ -101,6 +101,25 @@ torch_run() {  # label, extra args, timeout
   [ -n "${RESULT[$label]}" ] || RESULT[$label]="failed or timed out (see torch_$label.log)"
 }
 if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
+
+# The largest batch that fits: vlt (estimate from its arena, checked by a step in a fresh process)
+# and PyTorch eager (doubling, then bisection, on OutOfMemoryError). VLT_GPU_MAXBATCH=0 skips.
+MAXB_VLT="skipped"; MAXB_TORCH="skipped"
+if [ "${VLT_GPU_MAXBATCH:-1}" = 1 ] && [ "$(elapsed)" -lt $((DEADLINE - 150)) ]; then
+  echo "== max batch: vlt (at $(elapsed)s)"
+  timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 2 --warmup 1 --max-batch --probe-log "$LOGS/maxbatch_probes.log" \
+    >"$LOGS/maxbatch_vlt.log" 2>&1
+  tail -4 "$LOGS/maxbatch_vlt.log"
+  MAXB_VLT=$(grep -E '"max_batch"' "$LOGS/maxbatch_vlt.log" | tail -1)
+  [ -n "$MAXB_VLT" ] || MAXB_VLT="failed (maxbatch_vlt.log)"
+  if [ "${VLT_GPU_TORCH:-1}" != 0 ] && [ -f "$B/torch_max_batch.py" ]; then
+    echo "== max batch: PyTorch eager (at $(elapsed)s)"
+    PYTHONUNBUFFERED=1 timeout 150 python3 "$B/torch_max_batch.py" >"$LOGS/maxbatch_torch.log" 2>&1
+    tail -2 "$LOGS/maxbatch_torch.log"
+    MAXB_TORCH=$(grep -E '^\{' "$LOGS/maxbatch_torch.log" | tail -1)
+    [ -n "$MAXB_TORCH" ] || MAXB_TORCH="failed or timed out (maxbatch_torch.log)"
+  fi
+fi
 if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
 elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then torch_run compile "--compile" $((DEADLINE - 5 - $(elapsed)))
 else RESULT[compile]="skipped: not enough time left before VLT_GPU_DEADLINE (${DEADLINE} s)"; fi
@@ -113,6 +132,11 @@ printf '%-22s %s\n' "test_layers_cuda" "${RESULT[test_layers_cuda]}"
 printf '%-22s %s\n' "test_train_cuda" "${RESULT[test_train_cuda]}"
 printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
 printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
+printf '%-22s %s\n' "memory vlt" "$(field "$BENCH" arena_gib) GiB arena, $(field "$BENCH" device_used_gib) GiB card in use"
+printf '%-22s %s\n' "memory torch eager" "$(field "${RESULT[eager]}" max_mem_gib) GiB max allocated"
+printf '%-22s %s\n' "memory torch compile" "$(field "${RESULT[compile]}" max_mem_gib) GiB max allocated"
+printf '%-22s %s\n' "max batch vlt" "$(field "$MAXB_VLT" max_batch) (estimate $(field "$MAXB_VLT" max_batch_estimate))"
+printf '%-22s %s\n' "max batch torch eager" "$(field "$MAXB_TORCH" max_batch) (first failing $(field "$MAXB_TORCH" first_failing))"
 for k in vlt torch-eager torch-compile; do
   case $k in vlt) j=$BENCH ;; torch-eager) j=${RESULT[eager]} ;; torch-compile) j=${RESULT[compile]} ;; esac
   if [[ $j == \{* ]]; then

@@ -44,6 +44,7 @@ cp -L "$cudart" "$STAGE/vlt_gpu/cudart/"
 
 baseline=../shared/bench/torch_clip_baseline.py
 if [ -f "$baseline" ]; then cp "$baseline" "$STAGE/vlt_gpu/"; else echo "warning: $baseline not found; gpu_check.sh will skip PyTorch"; fi
+cp scripts/bench/torch_max_batch.py "$STAGE/vlt_gpu/"
 git rev-parse HEAD >"$STAGE/vlt_gpu/COMMIT"
 
 rm -rf "$OUT"

@@ -141,6 +141,8 @@ static void check_op_bf16(const char *name, build_fn f, vlt_tensor **cpu_in, int
     assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_BF16), VLT_OK);
     vlt_tensor *og = f(dev, gpu_ctx), *rg = vlt_tensor_to(rc, VLT_CUDA);
     assert_non_null(og);
+    if (og->dtype == VLT_BF16) og = vlt_cast(og, VLT_F32);  // a bf16 activation (attention's output)
+    assert_non_null(og);
     assert_int_equal(vlt_backward(vlt_sum_all(vlt_mul(og, rg))), VLT_OK);
     assert_int_equal(vlt_set_matmul_precision(VLT_MATMUL_FP32), VLT_OK);
     double e = rel_l2(og, oc), worst = e;
@@ -177,6 +179,15 @@ static vlt_tensor *build_ln_linear(vlt_tensor **in, void *c) {
 static vlt_tensor *build_mlp(vlt_tensor **in, void *c) {
     chain_ctx *k = c;
     return vlt_linear(vlt_linear_act(in[0], in[1], in[2], k->act), in[3], in[4]);
+}
+
+// The attention sublayer as the transformer block runs it: qkv projection (bf16 output in mixed
+// precision), fused attention (bf16 in and out), out-projection.
+typedef struct { int heads; bool causal; } sub_ctx;
+static vlt_tensor *build_attn_sublayer(vlt_tensor **in, void *c) {
+    sub_ctx *k = c;
+    vlt_tensor *qkv = vlt_linear_operand(in[0], in[1], in[2]);
+    return vlt_linear(vlt_attention_qkv(qkv, k->heads, k->causal, NULL), in[3], in[4]);
 }
 
 static void test_matmul(void **state) {
@@ -269,6 +280,19 @@ static void test_bf16_operand_chains(void **state) {
         check_op("linear_act fp32", build_mlp, mlp, 5, &gelu, &gelu, false);
         for (int k = 0; k < 5; k++) vlt_tensor_free(ln[k]);
         for (int k = 1; k < 5; k++) vlt_tensor_free(mlp[k]);
+    }
+    // qkv projection -> attention -> out-projection: head widths 64 (ViT-B) and 32, causal or not
+    const int att[3][5] = {{2, 50, 128, 2, 0}, {2, 77, 128, 4, 1}, {3, 20, 96, 3, 1}};
+    for (int d = 0; d < 3; d++) {
+        int B = att[d][0], T = att[d][1], W = att[d][2];
+        vlt_tensor *in[5] = {test_param(3, VLT_SHAPE(B, T, W), 61, 0, 0), test_param(2, VLT_SHAPE(3 * W, W), 62, 0, 0),
+                             test_param(1, VLT_SHAPE(3 * W), 63, 0, 0), test_param(2, VLT_SHAPE(W, W), 64, 0, 0),
+                             test_param(1, VLT_SHAPE(W), 65, 0, 0)};
+        for (int64_t i = 0; i < in[1]->numel; i++)  // unit-variance q, k: a softmax that is not one-hot
+            vlt_f32(in[1])[i] /= sqrtf((float)W);
+        sub_ctx k = {att[d][3], att[d][4] != 0};
+        check_op_bf16("linear_operand -> attention_qkv -> linear", build_attn_sublayer, in, 5, &k, &k);
+        for (int j = 0; j < 5; j++) vlt_tensor_free(in[j]);
     }
     // the bf16 outputs are bf16 tensors on the device in mixed precision, f32 elsewhere
     vlt_step_reset();

@@ -7,13 +7,24 @@
 // alternating). --profile N prints a per-op device time profile of step N (CUDA events between
 // ops, see vlt_device_profile_start); that step is left out of the timing.
 //
+// Memory: the JSON line reports the device step arena's high-water mark (activations, their
+// gradients, scratch) and the card's memory in use at the end (cudaMemGetInfo: arena, parameters,
+// gradients, AdamW state, workspaces, the CUDA context). --max-batch then estimates the largest
+// batch that fits (the arena grows linearly with the batch: free memory plus this arena, over
+// the arena per image, less a 1 GiB margin, rounded down to 64) and checks it by running one
+// step at that batch in a fresh process (this one frees the card first), stepping down 5% at a
+// time until a step succeeds.
+//
 // Model FLOPs per step: every matrix product of the forward (the linear layers, the patch
 // embedding as a product, q·kᵀ and P·v of every head, the projections and the logits), times 3
 // for forward + backward. The PyTorch script counts the same products with FlopCounterMode (its
 // count, 11,320 GFLOP at batch 256, is within 0.3% of this one).
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "autograd/device.h"
@@ -32,16 +43,46 @@ static double tower_flops(double B, double T, double W, double M, double layers)
     return layers * (linear + attn);
 }
 
+extern char **environ;
+
+// One step at `batch` in a child process (`vlt bench clip-step --batch N --steps 1 --warmup 0`);
+// true when it exits 0. Its output goes to log (appended) when given.
+static bool probe_batch(int batch, const char *model, const char *matmul, const char *log) {
+    char b[32];
+    snprintf(b, sizeof b, "%d", batch);
+    char *args[] = {"vlt", "bench", "clip-step", "--batch", b, "--steps", "1", "--warmup", "0", "--model", (char *)model,
+                    "--matmul", (char *)matmul, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return false;
+    int st = 0;
+    if (waitpid(pid, &st, 0) < 0) return false;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int vlt_cmd_bench_clip(int argc, char **argv) {
     int B = 256, steps = 10, warmup = 3, profile_step = -1;
-    const char *matmul = "bf16", *model = "ViT-B-32";
+    const char *matmul = "bf16", *model = "ViT-B-32", *probe_log = NULL;
+    bool max_batch = false;
     for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--max-batch")) {  // the one flag without a value
+            max_batch = true;
+            i--;
+            continue;
+        }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: vlt bench clip-step [--batch 256] [--steps 10] [--warmup 3] [--matmul bf16|tf32|fp32]\n"
-                   "                           [--model ViT-B-32] [--profile STEP]\n"
+                   "                           [--model ViT-B-32] [--profile STEP] [--max-batch [--probe-log F]]\n"
                    "One CLIP training step on the GPU (forward, backward, clip at 1.0, AdamW) on synthetic\n"
                    "device-resident inputs; prints each step, then a JSON line (images/s, TFLOP/s, MFU).\n"
-                   "--profile N prints a per-op device time profile of step N (left out of the timing).\n");
+                   "--profile N prints a per-op device time profile of step N (left out of the timing).\n"
+                   "--max-batch then finds the largest batch that fits on the card (estimated from the\n"
+                   "arena, checked by one step in a fresh process; --probe-log keeps those steps' output).\n");
             return 0;
         }
         if (i + 1 >= argc) { fprintf(stderr, "vlt bench clip-step: %s needs a value\n", argv[i]); return 2; }
@@ -51,6 +92,7 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
         else if (!strcmp(argv[i], "--matmul")) matmul = argv[i + 1];
         else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--profile")) profile_step = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--probe-log")) probe_log = argv[i + 1];
         else { fprintf(stderr, "vlt bench clip-step: unknown option %s (see --help)\n", argv[i]); return 2; }
     }
     if (B < 2 || steps < 1 || warmup < 0 || steps > 1000) {
@@ -139,16 +181,38 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
     steps = timed;
     qsort(times, (size_t)steps, sizeof *times, vlt_bench_cmp_double);
     double med = times[steps / 2];
+    size_t mem_free = 0, mem_total = 0, arena = vlt_cuda_arena_bytes();
+    vlt_cuda_memory(&mem_free, &mem_total);
+    const double GiB = (double)(1u << 30);
     printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
            "\"step_s_max\": %.5f, \"images_per_s\": %.1f, \"gflop_per_step\": %.1f, \"achieved_tflops\": %.1f, "
-           "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"params_m\": %.2f}\n",
+           "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"device_used_gib\": %.2f, \"params_m\": %.2f}\n",
            matmul, B, med, times[0], times[steps - 1], B / med, flops / 1e9, flops / med / 1e12,
-           flops / med / 1e12 / 989.0, loss_v, vlt_cuda_arena_bytes() / (double)(1u << 30),
+           flops / med / 1e12 / 989.0, loss_v, arena / GiB, (mem_total - mem_free) / GiB,
            vlt_params_numel(&m.params) / 1e6);
+    fflush(stdout);
     free(times);
     free(decay);
     vlt_adamw_free(opt);
     for (int k = 0; k < 2; k++) { vlt_tensor_free(images[k]); vlt_tensor_free(ids[k]); }
     vlt_clip_free(&m);
+    if (max_batch) {
+        // what the arena may take at another batch: the free memory and this run's arena, less a
+        // margin for what grows besides it (the operand cast buffers, allocator rounding)
+        double avail = (double)mem_free + (double)arena - 1.0 * GiB, per_image = (double)arena / B;
+        int est = (int)(avail / per_image) / 64 * 64;
+        vlt_step_reset();
+        vlt_tape_shutdown();  // gives the card back: the probe runs in a fresh process
+        int fit = 0, tried = 0;
+        for (int b = est; b >= 64 && tried < 6; b = (int)(b * 0.95) / 64 * 64, tried++) {
+            double t0 = vlt_bench_now_s();
+            bool ok = probe_batch(b, model, matmul, probe_log);
+            printf("max-batch probe: batch %d %s (%.1f s)\n", b, ok ? "fits" : "does not fit", vlt_bench_now_s() - t0);
+            fflush(stdout);
+            if (ok) { fit = b; break; }
+        }
+        printf("{\"impl\": \"vlt-cuda-%s\", \"max_batch\": %d, \"max_batch_estimate\": %d, \"arena_gib_per_1k_images\": %.2f, "
+               "\"card_gib\": %.1f}\n", matmul, fit, est, per_image * 1000 / GiB, mem_total / GiB);
+    }
     return 0;
 }
