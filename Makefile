@@ -6,7 +6,8 @@
 #   make CUDA=1     also compile the CUDA kernels (*.cu) with nvcc for sm_90 (+PTX), and link NCCL
 #                   when nccl.h is found (NCCL=0 to leave it out)
 #   make MPI=1      build with mpicc and the MPI collectives (on by default when mpicc exists)
-#   make demo       make synthetic shards and train a tiny CLIP on them
+#   make demo       make synthetic shards and train a small CLIP and CoCa on them
+#   make install    PREFIX/bin/vlt and PREFIX/share/vlt (PREFIX=/usr/local by default)
 #   make bench      CPU benchmarks (and the GPU one when built with CUDA=1)
 #   make fuzz       libFuzzer targets for the parsers (clang)
 #
@@ -141,7 +142,19 @@ test: all $(TEST_BINS)
 	@VLT_BUILD=$(BUILD) bash scripts/run_tests.sh $(BUILD)/tests $(TESTS)
 
 demo: all
-	bash scripts/demo.sh
+	VLT=$(BUILD)/vlt bash scripts/demo.sh
+
+# `make install PREFIX=...`: PREFIX/bin/vlt and its data folder PREFIX/share/vlt (model configs,
+# example run configs, the tokenizer vocabulary), which the installed vlt finds next to itself.
+PREFIX ?= /usr/local
+VLT_SHARE = $(DESTDIR)$(PREFIX)/share/vlt
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(VLT_SHARE)/configs/model $(VLT_SHARE)/configs/run $(VLT_SHARE)/assets
+	install -m 755 $(BUILD)/vlt $(DESTDIR)$(PREFIX)/bin/vlt
+	install -m 644 configs/model/*.json $(VLT_SHARE)/configs/model/
+	install -m 644 configs/run/*.yaml $(VLT_SHARE)/configs/run/
+	install -m 644 assets/* $(VLT_SHARE)/assets/
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/vlt and $(VLT_SHARE)/"
 
 bench: all
 	bash scripts/bench/run_all.sh $(BUILD)

@@ -1,20 +1,48 @@
-// train_cmd.c — `vlt train --config RUN.yaml [--set key=value …] [--resume latest|PATH]`.
+// train_cmd.c — `vlt train --config RUN.yaml [--set key=value …] [--resume latest|PATH | --overwrite]`.
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "data/shardspec.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 
+// data.val is read only at the first evaluation, possibly hours in: a spec that does not expand, or
+// a shard that is not a readable file, is refused before the first step instead.
+static vlt_status check_val_shards(const vlt_run_config *cfg) {
+    if (!cfg->val_shards[0]) return VLT_OK;
+    vlt_shard_list l;
+    if (vlt_shardspec_expand(cfg->val_shards, &l) != VLT_OK)
+        return vlt_error_set(VLT_ERR_IO, "data.val '%s': %s", cfg->val_shards, vlt_error_message());
+    vlt_status s = VLT_OK;
+    for (size_t i = 0; i < l.n && s == VLT_OK; i++) {
+        struct stat st;
+        FILE *f = NULL;
+        const char *why = stat(l.paths[i], &st) != 0 ? strerror(errno)
+                          : !S_ISREG(st.st_mode)     ? "not a regular file"
+                          : !(f = fopen(l.paths[i], "rb")) ? strerror(errno)
+                                                           : NULL;
+        if (why) s = vlt_error_set(VLT_ERR_IO, "data.val: shard %s: %s (data.val is '%s')", l.paths[i], why, cfg->val_shards);
+        if (f) fclose(f);
+    }
+    vlt_shard_list_free(&l);
+    return s;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: vlt train --config RUN.yaml [--set section.key=value ...] [--resume latest|PATH]\n"
+            "usage: vlt train --config RUN.yaml [--set section.key=value ...] [--resume latest|PATH | --overwrite]\n"
             "\n"
             "Trains the model of the run config on its shards; writes RUN/config.yaml, checkpoints under\n"
             "RUN/checkpoints/, and progress lines. --resume latest continues the run in output.dir exactly\n"
             "where its last checkpoint left it (PATH: a checkpoint directory). --set overrides config keys,\n"
             "e.g. --set optim.lr=1e-4 --set schedule.steps=2000. --print-config shows the resolved config.\n"
+            "A new run refuses an output.dir that already holds a run; --overwrite deletes that run's\n"
+            "checkpoints, metrics and events first. Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a\n"
+            "checkpoint and exits (a second one stops at once); train.stop_signal adds USR1 or USR2.\n"
             "Model names (model.name) are the configs under configs/model/ of VLT_HOME (vlt model list).\n"
             "Several processes: mpirun -np N vlt train ... (as root mpirun also needs --allow-run-as-root).\n");
 }
@@ -22,10 +50,11 @@ static void usage(FILE *f) {
 int vlt_cmd_train(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
                                          {"resume", required_argument, 0, 'r'}, {"print-config", no_argument, 0, 'p'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"overwrite", no_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *config = NULL, *resume = NULL;
     const char *sets[64];
-    int n_sets = 0, print = 0, c;
+    int n_sets = 0, print = 0, overwrite = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:s:r:h", opts, NULL)) != -1) {
         switch (c) {
@@ -36,6 +65,7 @@ int vlt_cmd_train(int argc, char **argv) {
             break;
         case 'r': resume = optarg; break;
         case 'p': print = 1; break;
+        case 'o': overwrite = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;   // getopt has named the option
         }
@@ -54,6 +84,10 @@ int vlt_cmd_train(int argc, char **argv) {
             return 2;
         }
     if (print) { vlt_run_config_write(&cfg, stdout); return 0; }
+    if (check_val_shards(&cfg) != VLT_OK) {
+        fprintf(stderr, "vlt train: %s\n", vlt_error_message());
+        return 1;
+    }
     // Under mpirun every rank runs this; without it, a world of one.
     vlt_dist dist;
     if (vlt_dist_init(&dist, &argc, &argv) != VLT_OK) {
@@ -66,7 +100,7 @@ int vlt_cmd_train(int argc, char **argv) {
         vlt_dist_finalize(&dist);
         return 2;
     }
-    vlt_trainer_opts o = {.resume = resume, .dist = &dist};
+    vlt_trainer_opts o = {.resume = resume, .dist = &dist, .overwrite = overwrite};
     vlt_trainer *t;
     if (vlt_trainer_create(&cfg, &o, &t) != VLT_OK) {
         fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
