@@ -60,23 +60,13 @@ static vlt_status load_refs(const char *path, const cJSON *root, ref_entry **out
     return VLT_OK;
 }
 
-// The caption as scored: PTB-tokenized into a new string, or (pretokenized) the text itself.
-static vlt_status tokenize_or_copy(const char *text, int pretokenized, char **out) {
-    if (!pretokenized) return vlt_eval_ptb_tokenize(text, out);
-    *out = (char *)text;
-    return VLT_OK;
-}
-
-// Adds prediction k (image id, caption) with the references refs[first..] of the same image.
-static vlt_status add_image(vlt_eval_caption_set *set, const char *caption, const ref_entry *refs, int first,
-                            int count, int pretokenized) {
-    char **toks = calloc((size_t)count + 1, sizeof *toks);
+// Adds one image: its candidate and the references refs[first..first+count) (tokenized text in tok[]).
+static vlt_status add_image(vlt_eval_caption_set *set, const char *candidate, const ref_entry *refs, int first,
+                            int count, char *const *ref_tok) {
+    const char **toks = calloc((size_t)count, sizeof *toks);
     if (!toks) return vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-    vlt_status st = tokenize_or_copy(caption, pretokenized, &toks[count]);
-    for (int r = 0; r < count && st == VLT_OK; r++) st = tokenize_or_copy(refs[first + r].caption, pretokenized, &toks[r]);
-    if (st == VLT_OK) st = vlt_eval_caption_set_add(set, toks[count], (const char *const *)toks, count);
-    if (!pretokenized)
-        for (int r = 0; r <= count; r++) free(toks[r]);
+    for (int r = 0; r < count; r++) toks[r] = ref_tok ? ref_tok[refs[first + r].index] : refs[first + r].caption;
+    vlt_status st = vlt_eval_caption_set_add(set, candidate, toks, count);
     free(toks);
     return st;
 }
@@ -105,42 +95,151 @@ static vlt_status check_coverage(const char *pred_path, const char *refs_path, c
     return VLT_OK;
 }
 
+// COCOEvalCap's image order: the annotation file's "images" order (images it does not list follow
+// in order of first annotation), restricted to the predicted images; predicted images the
+// annotation file never lists come last, in prediction order. rank[k] = position of prediction k.
+static vlt_status coco_order(const cJSON *refs_root, const ref_entry *refs, int n_refs, const long long *ids, int n_pred,
+                             int *rank) {
+    // (image id, position in the order) pairs, sorted by id for lookup
+    int cap = n_refs + cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(refs_root, "images")) + 1, m = 0;
+    ref_entry *pos = malloc((size_t)cap * sizeof *pos);  // image_id, index = position
+    if (!pos) return vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    const cJSON *img;
+    cJSON_ArrayForEach(img, cJSON_GetObjectItemCaseSensitive(refs_root, "images")) {
+        long long id;
+        if (vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(img, "id"), &id)) {
+            pos[m] = (ref_entry){id, m, NULL};
+            m++;
+        }
+    }
+    // images without an "images" entry: by first annotation (refs are sorted by id, then index)
+    int base = m;
+    for (int r = 0; r < n_refs; r++)
+        if (r == 0 || refs[r].image_id != refs[r - 1].image_id) pos[m++] = (ref_entry){refs[r].image_id, base + refs[r].index, NULL};
+    qsort(pos, (size_t)m, sizeof *pos, cmp_ref);  // by id, then position: the first entry of an id wins
+    // predictions sorted by their position in that order (unlisted ones after, in file order)
+    ref_entry *pk = malloc((size_t)(n_pred ? n_pred : 1) * sizeof *pk);
+    if (!pk) { free(pos); return vlt_error_set(VLT_ERR_NOMEM, "out of memory"); }
+    for (int k = 0; k < n_pred; k++) {
+        int f = find_first(pos, m, ids[k]);
+        pk[k] = (ref_entry){f >= 0 ? pos[f].index : (long long)cap + k, k, NULL};
+    }
+    qsort(pk, (size_t)n_pred, sizeof *pk, cmp_ref);
+    for (int k = 0; k < n_pred; k++) rank[pk[k].index] = k;
+    free(pk);
+    free(pos);
+    return VLT_OK;
+}
+
+// pycocoevalcap's two tokenizer calls: every reference of the evaluated images in COCO order, then
+// every candidate in the same order. ref_tok[annotation index] and pred_tok[k] get the results.
+static vlt_status tokenize_as_coco(const char *pred_path, const char *refs_path, const cJSON *refs_root,
+                                   const ref_entry *refs, int n_refs, const long long *ids, const char *const *caps,
+                                   const int *first, const int *count, int n_pred, char **ref_tok, char **pred_tok) {
+    int *rank = malloc((size_t)(n_pred ? n_pred : 1) * sizeof *rank), *by_rank = malloc((size_t)(n_pred ? n_pred : 1) * sizeof *by_rank);
+    int total = 0;
+    for (int k = 0; k < n_pred; k++) total += count[k];
+    const char **stream = malloc((size_t)(total + n_pred + 1) * sizeof *stream);
+    int *slot = malloc((size_t)(total + 1) * sizeof *slot);
+    char **tok = calloc((size_t)(total + n_pred + 1), sizeof *tok);
+    vlt_status st = VLT_OK;
+    if (!rank || !by_rank || !stream || !slot || !tok) st = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    if (st == VLT_OK) st = coco_order(refs_root, refs, n_refs, ids, n_pred, rank);
+    int n = 0, got = 0;
+    if (st == VLT_OK) {
+        for (int k = 0; k < n_pred; k++) by_rank[rank[k]] = k;
+        for (int j = 0; j < n_pred; j++) {
+            int k = by_rank[j];
+            for (int r = 0; r < count[k]; r++) {
+                slot[n] = refs[first[k] + r].index;
+                stream[n++] = refs[first[k] + r].caption;
+            }
+        }
+        st = vlt_eval_ptb_tokenize_batch(stream, n, tok, &got);
+    }
+    if (st == VLT_OK && got != n)
+        st = vlt_error_set(VLT_ERR_FORMAT, "%s: a reference caption holds a line break other than \n (\r, U+2028, ...): "
+                           "pycocoevalcap's tokenizer would give the captions after it the wrong lines", refs_path);
+    for (int i = 0; i < n; i++) {
+        if (st == VLT_OK) ref_tok[slot[i]] = tok[i]; else free(tok[i]);
+        tok[i] = NULL;
+    }
+    if (st == VLT_OK) {
+        for (int j = 0; j < n_pred; j++) stream[j] = caps[by_rank[j]];
+        st = vlt_eval_ptb_tokenize_batch(stream, n_pred, tok, &got);
+        if (st == VLT_OK && got != n_pred)
+            st = vlt_error_set(VLT_ERR_FORMAT, "%s: a caption holds a line break other than \n (\r, U+2028, ...): "
+                               "pycocoevalcap's tokenizer would give the captions after it the wrong lines", pred_path);
+        for (int j = 0; j < n_pred; j++) {
+            if (st == VLT_OK) pred_tok[by_rank[j]] = tok[j]; else free(tok[j]);
+        }
+    }
+    free(rank);
+    free(by_rank);
+    free(stream);
+    free(slot);
+    free(tok);
+    return st;
+}
+
 static vlt_status load_predictions(const char *pred_path, const char *refs_path, const cJSON *preds,
-                                   const ref_entry *refs, int n_refs, const vlt_eval_caption_load_opts *o,
-                                   vlt_eval_caption_set *set, long long *ids) {
-    int k = 0;
+                                   const cJSON *refs_root, const ref_entry *refs, int n_refs,
+                                   const vlt_eval_caption_load_opts *o, vlt_eval_caption_set *set, long long *ids) {
+    int n_pred = cJSON_GetArraySize(preds), k = 0;
+    size_t n1 = (size_t)(n_pred ? n_pred : 1);
+    const char **caps = calloc(n1, sizeof *caps);
+    int *first = calloc(n1, sizeof *first), *count = calloc(n1, sizeof *count);
+    char **pred_tok = calloc(n1, sizeof *pred_tok), **ref_tok = calloc((size_t)n_refs + 1, sizeof *ref_tok);
+    long long *sorted = malloc(n1 * sizeof *sorted);
+    vlt_status st = VLT_OK;
+    if (!caps || !first || !count || !pred_tok || !ref_tok || !sorted) st = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
     const cJSON *p;
     cJSON_ArrayForEach(p, preds) {
+        if (st != VLT_OK) break;
         const cJSON *cap = cJSON_GetObjectItemCaseSensitive(p, "caption");
-        if (!vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(p, "image_id"), &ids[k]) || !cJSON_IsString(cap))
-            return vlt_error_set(VLT_ERR_FORMAT, "%s: item %d needs an integer \"image_id\" and a string \"caption\"", pred_path, k);
-        int first = find_first(refs, n_refs, ids[k]);
-        if (first < 0)
-            return vlt_error_set(VLT_ERR_FORMAT, "%s: item %d: image_id %lld has no reference caption in %s", pred_path, k,
-                                 ids[k], refs_path);
-        int count = 0;
-        while (first + count < n_refs && refs[first + count].image_id == ids[k]) count++;
-        vlt_status st = add_image(set, cap->valuestring, refs, first, count, o->pretokenized);
+        if (!vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(p, "image_id"), &ids[k]) || !cJSON_IsString(cap)) {
+            st = vlt_error_set(VLT_ERR_FORMAT, "%s: item %d needs an integer \"image_id\" and a string \"caption\"", pred_path, k);
+            break;
+        }
+        if ((first[k] = find_first(refs, n_refs, ids[k])) < 0) {
+            st = vlt_error_set(VLT_ERR_FORMAT, "%s: item %d: image_id %lld has no reference caption in %s", pred_path, k,
+                               ids[k], refs_path);
+            break;
+        }
+        while (first[k] + count[k] < n_refs && refs[first[k] + count[k]].image_id == ids[k]) count[k]++;
+        caps[k] = cap->valuestring;
+        k++;
+    }
+    if (st == VLT_OK) {
+        memcpy(sorted, ids, (size_t)k * sizeof *sorted);
+        qsort(sorted, (size_t)k, sizeof *sorted, cmp_ll);
+        for (int i = 1; i < k; i++)
+            if (sorted[i] == sorted[i - 1]) {
+                st = vlt_error_set(VLT_ERR_FORMAT, "%s: image_id %lld has more than one caption (one per image expected)",
+                                   pred_path, sorted[i]);
+                break;
+            }
+    }
+    if (st == VLT_OK && !o->allow_subset) st = check_coverage(pred_path, refs_path, refs, n_refs, ids, k);
+    if (st == VLT_OK && !o->pretokenized)
+        st = tokenize_as_coco(pred_path, refs_path, refs_root, refs, n_refs, ids, caps, first, count, k, ref_tok, pred_tok);
+    for (int i = 0; i < k && st == VLT_OK; i++) {
+        st = add_image(set, o->pretokenized ? caps[i] : pred_tok[i], refs, first[i], count[i], o->pretokenized ? NULL : ref_tok);
         if (st != VLT_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", vlt_error_message());
-            return vlt_error_set(st, "%s: item %d: %s", pred_path, k, why);
+            st = vlt_error_set(st, "%s: item %d: %s", pred_path, i, why);
         }
-        k++;
     }
-    long long *sorted = malloc((size_t)(k ? k : 1) * sizeof *sorted);
-    if (!sorted) return vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-    memcpy(sorted, ids, (size_t)k * sizeof *sorted);
-    qsort(sorted, (size_t)k, sizeof *sorted, cmp_ll);
-    for (int i = 1; i < k; i++)
-        if (sorted[i] == sorted[i - 1]) {
-            long long dup = sorted[i];
-            free(sorted);
-            return vlt_error_set(VLT_ERR_FORMAT, "%s: image_id %lld has more than one caption (one per image expected)",
-                                 pred_path, dup);
-        }
+    if (pred_tok) for (int i = 0; i < k; i++) free(pred_tok[i]);
+    if (ref_tok) for (int i = 0; i < n_refs; i++) free(ref_tok[i]);
+    free(caps);
+    free(first);
+    free(count);
+    free(pred_tok);
+    free(ref_tok);
     free(sorted);
-    return o->allow_subset ? VLT_OK : check_coverage(pred_path, refs_path, refs, n_refs, ids, k);
+    return st;
 }
 
 vlt_status vlt_eval_captions_from_json(const cJSON *pj, const char *pred_path, const cJSON *rj,
@@ -159,7 +258,7 @@ vlt_status vlt_eval_captions_from_json(const cJSON *pj, const char *pred_path, c
     if (st == VLT_OK) st = load_refs(refs_path, rj, &refs, &n_refs);
     if (st == VLT_OK && (!(ids = malloc((size_t)n_pred * sizeof *ids)) || !(s = vlt_eval_caption_set_new())))
         st = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-    if (st == VLT_OK) st = load_predictions(pred_path, refs_path, pj, refs, n_refs, &o, s, ids);
+    if (st == VLT_OK) st = load_predictions(pred_path, refs_path, pj, rj, refs, n_refs, &o, s, ids);
     free(refs);
     if (st != VLT_OK) {
         vlt_eval_caption_set_free(s);

@@ -4,8 +4,12 @@
 //                (one caption per image; other keys are ignored);
 //   references:  the COCO annotation format, {"annotations": [{"image_id": 42, "caption": ...}, ...],
 //                "images": [...]} (only "annotations" is read).
-// As COCOEvalCap, the evaluated set is the predicted images, each with all of its references;
-// every caption goes through vlt_eval_ptb_tokenize unless the text is already tokenized.
+// As COCOEvalCap, the evaluated set is the predicted images, each with all of its references.
+// Unless the text is already tokenized, captions are tokenized as COCOEvalCap.evaluate does it:
+// every reference of the evaluated images in one vlt_eval_ptb_tokenize_batch call (images in the
+// annotation file's "images" order, then any it does not list in order of first annotation; each
+// image's references in annotation order), then every candidate in one call in the same order.
+// A caption holding a line break other than '\n' is refused (pycocoevalcap would shift lines).
 // A prediction without references, a duplicate prediction, or (unless allow_subset) a referenced
 // image without prediction is an error naming the file and the item.
 #ifndef VLT_EVAL_CAPTION_IO_H

@@ -1,6 +1,8 @@
 // caption_set.c — token and n-gram interning for the caption metrics (see caption_set.h).
 #include "eval/caption_set.h"
 
+#include "eval/ptb_tokenize.h"  // vlt_eval_py_space_len
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,8 +214,6 @@ static uint32_t ngram_id(vlt_eval_caption_set *s, uint32_t prefix, uint32_t tok,
     return s->n_ngrams++;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
 #define SMALL_WORDS 64
 
 // Fills t with the n-gram counts of the whitespace-separated tokens of text.
@@ -224,10 +224,11 @@ static vlt_status sentence_build(vlt_eval_caption_set *s, vlt_eval_sentence *t, 
     int cap = SMALL_WORDS, n = 0;
     vlt_status st = VLT_OK;
     for (const char *p = text; *p && st == VLT_OK;) {
-        while (*p && is_space(*p)) p++;
+        size_t sp;
+        while (*p && (sp = vlt_eval_py_space_len(p)) > 0) p += sp;
         if (!*p) break;
         const char *q = p;
-        while (*q && !is_space(*q)) q++;
+        while (*q && vlt_eval_py_space_len(q) == 0) q++;
         if (n == cap) {  // long caption: move to the heap
             uint32_t *nt = malloc((size_t)(cap *= 2) * sizeof *toks);
             if (!nt) { st = vlt_error_set(VLT_ERR_NOMEM, "caption set: out of memory"); break; }

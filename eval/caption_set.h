@@ -28,7 +28,8 @@ vlt_eval_caption_set *vlt_eval_caption_set_new(void);
 void vlt_eval_caption_set_free(vlt_eval_caption_set *s);
 
 // Adds one image: its candidate and n_refs references (n_refs >= 1), each a string of tokens
-// separated by ASCII whitespace (an empty string is an empty sentence).
+// separated by whitespace as Python's str.split() sees it (ASCII, \x1c-\x1f, U+0085, U+00A0, U+1680,
+// U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000; an empty string is an empty sentence).
 vlt_status vlt_eval_caption_set_add(vlt_eval_caption_set *s, const char *candidate,
                                     const char *const *refs, int n_refs);
 

@@ -1,42 +1,56 @@
 // ptb_tokenize.h — the caption tokenization pycocoevalcap applies before BLEU and CIDEr-D.
 //
-// pycocoevalcap runs Stanford CoreNLP 3.4.1's PTBTokenizer (java ... PTBTokenizer -preserveLines
-// -lowerCase, one caption per line, newlines in a caption replaced by spaces), splits the output
-// on spaces and drops the tokens of its list '' ' `` ` -LRB- -RRB- -LCB- -RCB- . ? ! , : - -- ... ;
-// The list is compared *after* lower-casing, so -lrb- -rrb- -lsb- -rsb- -lcb- -rcb- (the tokens
-// for ( ) [ ] { }) are NOT removed: they stay in the scored text, and so do they here.
+// pycocoevalcap's PTBTokenizer.tokenize(captions_for_image) writes every caption of the call
+// (newlines in a caption replaced by spaces) into one file, one per line, in the dict's order,
+// runs Stanford CoreNLP 3.4.1's PTBTokenizer (-preserveLines -lowerCase) on it, splits the
+// output on '\n', gives line i to caption i, and keeps of each line
+//     ' '.join(w for w in line.rstrip().split(' ') if w not in PUNCTUATIONS)
+// with PUNCTUATIONS = '' ' `` ` -LRB- -RRB- -LCB- -RCB- . ? ! , : - -- ... ; compared after
+// lower-casing (so -lrb- -rrb- -lsb- -rsb- -lcb- -rcb- stay in the scored text).
 //
-// Reproduced (checked against the real jar: tests/data/eval/ptb_cases.json and the fixture
-// captions, made by scripts/reference/make_caption_fixtures.py):
-//   - ASCII lower-casing; whitespace (space, tab, CR, LF, VT, FF) separates tokens;
-//   - clitics split off: 's 'm 'd 'll 're 've (any case) and n't ("can't" -> ca n't,
-//     "won't" -> wo n't, "they'd've" -> they 'd 've); "cannot" -> can not, "gonna" -> gon na,
-//     "gotta" -> got ta, "wanna" -> wan na, "lemme" -> lem me, "gimme" -> gim me;
-//   - o'clock, d'arcy, l'oreal ([dlo]' + letter) and '90s stay one token; a standalone 's 'm ...
-//     is a token; other apostrophes and all double quotes / backquotes become quote tokens (removed);
-//   - hyphenated words and numbers stay whole (black-and-white, 3.5-inch, 1,000-pound, 10:30,
-//     a/b, 1/2, #tag, @home); a leading sign or separator on a number (-5, +5, .5, ,000);
-//   - a final period is split off except after a single letter ("a."), an acronym (u.s., e.g.,
-//     a.m.) or one of the abbreviations the 3.4.1 lexer keeps (mr. st. dr. etc. vs. inc. jan. ...
-//     the list in ptb_tokenize.c, found by running the jar on each candidate);
-//   - three or more periods -> "...", two -> ". .", one -> "." (all removed); a run of two or
-//     more ? / ! ("??", "?!", "!!!") is one token and is KEPT, a single ? or ! is removed; runs
-//     of - are removed; , ; : are removed; ( ) [ ] { } -> -lrb- -rrb- -lsb- -rsb- -lcb- -rcb-;
-//     any other ASCII symbol (% $ & * + = ~ ^ | \ / < >) is its own token.
-// Not reproduced (the jar does something else; none occurs in COCO-style captions often):
-//   - non-ASCII text: UTF-8 bytes are treated as letters (no Unicode quotes, dashes, ellipsis,
-//     spaces, fractions or currency normalization, no Unicode lower-casing);
-//   - SGML/HTML tags and entities (<tag>, &amp;), URLs and e-mail addresses beyond the
-//     word rules above, emoticons, 'tis / 'twas ('t is), rock'n'roll ('n'), y'all (y' all),
-//     letters glued to a following abbreviation (10p.m. -> 10p . m.), and the lexer's
-//     sentence-final duplication of an abbreviation's period (removed anyway).
+// The jar's lexer reads the file as one stream: a caption's last token can depend on the first
+// characters of the next caption (an abbreviation or acronym before a capital letter is followed
+// by a sentence-final period, "etc." before "A" is "etc." "."). So captions must be tokenized as
+// pycocoevalcap does it, as one batch in its order: COCOEvalCap tokenizes the references of all
+// evaluated images (images in the annotation file's "images" order, each image's captions in
+// annotation order) in one call and the results in another.
+//
+// vlt_eval_ptb_tokenize_batch reproduces the whole pipeline: eval/ptb_lexer.c is a scanner with
+// the 3.4.1 lexer's rules (JFlex semantics, UTF-16 code units, the jar's Unicode letter and digit
+// classes, its quote / bracket / dash / ellipsis / fraction / currency normalization, URLs,
+// e-mail, SGML, smileys, abbreviations with their lookahead, assimilations gonna -> gon na),
+// lower-casing is Java's String.toLowerCase(Locale.ENGLISH), and the line handling is Python's.
+// Checked against the real jar on the fixture tests/data/eval/ptb_corpora.json.zst (made by
+// scripts/reference/make_ptb_fixture.py: 20,000+ captions in many corpora) and ptb_cases.json.
+//
+// Remaining gaps (none occurs in that fixture):
+//   - Java lower-cases a capital sigma to a final sigma by its word BreakIterator; here the word is
+//     letters, digits, _ and UAX #29's mid-word marks. They differ where a sigma is glued to Latin
+//     letters through other punctuation: 3 of 3,000 random strings of letters, digits, symbols,
+//     Greek and emoji (the other 2,997 equal the jar's output, sigma included).
+//   - The Unicode letter/digit classes are the running JDK's (17) restricted to characters the
+//     3.4.1 jar knows; a character whose category changed between Unicode 6 and 13 may differ.
+//   - A caption holding a line break other than '\n' (\r, U+2028, U+2029, \v, \f, U+0085)
+//     shifts every later caption's line in pycocoevalcap, and here too: vlt_eval_ptb_tokenize_batch
+//     then reports more lines than captions (see n_out) and the COCO loader refuses the input.
 #ifndef VLT_EVAL_PTB_TOKENIZE_H
 #define VLT_EVAL_PTB_TOKENIZE_H
 
+#include <stddef.h>
+
 #include "autograd/error.h"
 
-// Tokenizes one caption; *out (malloc'd, caller frees) gets the kept tokens joined by one space
-// ("" when none).
+// Tokenizes captions[0..n) as one pycocoevalcap call. out[i] (malloc'd, caller frees) gets caption
+// i's kept tokens joined by one space ("" when none), or NULL when the jar's output has no line i;
+// *n_out (may be NULL) the number of lines of the jar's output: n, unless a caption holds a line
+// break other than '\n' (see above), when caption i still gets line i as in pycocoevalcap.
+vlt_status vlt_eval_ptb_tokenize_batch(const char *const *captions, int n, char **out, int *n_out);
+
+// One caption alone (a call of its own): *out (malloc'd, caller frees).
 vlt_status vlt_eval_ptb_tokenize(const char *caption, char **out);
+
+// Length in bytes of the Python whitespace character (str.isspace) that starts the UTF-8 text s,
+// 0 when it is not one: pycocoevalcap's scorers split tokens with str.split().
+size_t vlt_eval_py_space_len(const char *s);
 
 #endif

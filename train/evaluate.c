@@ -110,10 +110,24 @@ vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrie
     return s;
 }
 
-// `text` as pycocoevalcap tokenizes it (malloc'd), or NULL with the error set.
-static char *ptb(const char *text) {
-    char *out = NULL;
-    return vlt_eval_ptb_tokenize(text, &out) == VLT_OK ? out : NULL;
+// The references and then the generated captions, each list tokenized in one call as
+// pycocoevalcap does (its tokenizer reads a call's captions as one stream), into the set.
+static vlt_status add_tokenized(vlt_eval_caption_set *set, const vlt_caption_eval *e) {
+    char **ref = calloc((size_t)e->n, sizeof *ref), **cand = calloc((size_t)e->n, sizeof *cand);
+    int got_r = 0, got_c = 0;
+    vlt_status s = ref && cand ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch((const char *const *)e->reference, e->n, ref, &got_r);
+    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch((const char *const *)e->generated, e->n, cand, &got_c);
+    if (s == VLT_OK && (got_r != e->n || got_c != e->n))
+        s = vlt_error_set(VLT_ERR_FORMAT, "caption eval: a caption holds a line break other than \\n (\\r, U+2028, ...)");
+    for (int i = 0; s == VLT_OK && i < e->n; i++) s = vlt_eval_caption_set_add(set, cand[i], (const char *const *)&ref[i], 1);
+    for (int i = 0; i < e->n; i++) {
+        if (ref) free(ref[i]);
+        if (cand) free(cand[i]);
+    }
+    free(ref);
+    free(cand);
+    return s;
 }
 
 vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
@@ -153,11 +167,6 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
         for (int i = 0; s == VLT_OK && i < take; i++) {
             char text[1024];
             s = vlt_tokenizer_decode(tok, ids + (size_t)i * g.max_len, g.max_len, text, sizeof text);
-            char *cand = s == VLT_OK ? ptb(text) : NULL, *ref = cand ? ptb(b->captions[i]) : NULL;
-            if (!cand || !ref) s = vlt_error_code();
-            else s = vlt_eval_caption_set_add(set, cand, (const char *const *)&ref, 1);
-            free(cand);
-            free(ref);
             if (s == VLT_OK) {
                 out->keys[out->n] = strdup(b->keys[i]);
                 out->generated[out->n] = strdup(text);
@@ -170,6 +179,7 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
     }
     vlt_loader_free(L);
     if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the shards %s gave no images", shards);
+    if (s == VLT_OK) s = add_tokenized(set, out);
     if (s == VLT_OK) s = vlt_eval_bleu(set, out->bleu, NULL);
     if (s == VLT_OK) s = vlt_eval_cider_d(set, &out->cider, NULL);
     vlt_eval_caption_set_free(set);

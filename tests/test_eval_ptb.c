@@ -1,0 +1,234 @@
+// test_eval_ptb.c — pycocoevalcap's PTB tokenization (Stanford CoreNLP 3.4.1 run as one stream per
+// call) and the scores it feeds, against tests/data/eval/ptb_corpora.json.zst, made with the real
+// pycocoevalcap on generated corpora (scripts/reference/make_ptb_fixture.py).
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <zstd.h>
+
+#include "eval/bleu.h"
+#include "eval/caption_io.h"
+#include "eval/caption_set.h"
+#include "eval/cider.h"
+#include "eval/ptb_tokenize.h"
+
+#define FIXTURE "tests/data/eval/ptb_corpora.json.zst"
+
+static cJSON *load_zst_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *z = malloc((size_t)n);
+    assert_non_null(z);
+    assert_int_equal(fread(z, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    unsigned long long size = ZSTD_getFrameContentSize(z, (size_t)n);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) fail_msg("%s: not a zstd frame with a size", path);
+    char *text = malloc((size_t)size + 1);
+    assert_non_null(text);
+    size_t got = ZSTD_decompress(text, (size_t)size, z, (size_t)n);
+    if (ZSTD_isError(got) || got != size) fail_msg("%s: %s", path, ZSTD_getErrorName(got));
+    text[size] = '\0';
+    free(z);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root) fail_msg("%s: bad JSON", path);
+    return root;
+}
+
+static const cJSON *item(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v) fail_msg("fixture lacks \"%s\"", k);
+    return v;
+}
+
+static long long id_of(const cJSON *o, const char *k) { return (long long)item(o, k)->valuedouble; }
+
+static void assert_close(double got, double want, const char *what, int corpus, long long id) {
+    double tol = 1e-9 * fmax(fabs(got), fabs(want)) + 1e-300;
+    if (!(fabs(got - want) <= tol))
+        fail_msg("corpus %d %s (image %lld): vlt %.17g, pycocoevalcap %.17g", corpus, what, id, got, want);
+}
+
+// Every caption of every corpus, tokenized in pycocoevalcap's two calls (references of all images
+// in the "images" order, then the candidates), equals the jar's output.
+static void test_ptb_corpora_tokens(void **state) {
+    (void)state;
+    cJSON *root = load_zst_json(FIXTURE);
+    int n_caps = 0, n_bad = 0, c = 0;
+    const cJSON *corpus;
+    cJSON_ArrayForEach(corpus, item(root, "corpora")) {
+        const cJSON *refs = item(corpus, "refs"), *preds = item(corpus, "preds");
+        const cJSON *tok_refs = item(corpus, "tok_refs"), *tok_preds = item(corpus, "tok_preds");
+        int n_ann = cJSON_GetArraySize(item(refs, "annotations")), n_img = cJSON_GetArraySize(item(refs, "images"));
+        const char **stream = malloc(sizeof *stream * (size_t)(n_ann + n_img));
+        const char **want = malloc(sizeof *want * (size_t)(n_ann + n_img));
+        char **got = calloc((size_t)(n_ann + n_img), sizeof *got);
+        int n = 0;
+        // references: images in "images" order, each image's captions in annotation order
+        const cJSON *img, *a, *p;
+        cJSON_ArrayForEach(img, item(refs, "images")) {
+            long long id = id_of(img, "id");
+            char key[32];
+            snprintf(key, sizeof key, "%lld", id);
+            int r = 0;
+            cJSON_ArrayForEach(a, item(refs, "annotations")) {
+                if (id_of(a, "image_id") != id) continue;
+                stream[n] = item(a, "caption")->valuestring;
+                want[n++] = cJSON_GetArrayItem(item(tok_refs, key), r++)->valuestring;
+            }
+        }
+        int got_lines = 0;
+        assert_int_equal(vlt_eval_ptb_tokenize_batch(stream, n, got, &got_lines), VLT_OK);
+        assert_int_equal(got_lines, n);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(got[i], want[i]) != 0 && n_bad++ < 10)
+                print_message("corpus %d reference [%s]\n  vlt: [%s]\n  PTB: [%s]\n", c, stream[i], got[i], want[i]);
+            free(got[i]);
+        }
+        n_caps += n;
+        // candidates, in the same image order
+        n = 0;
+        cJSON_ArrayForEach(img, item(refs, "images")) {
+            long long id = id_of(img, "id");
+            char key[32];
+            snprintf(key, sizeof key, "%lld", id);
+            cJSON_ArrayForEach(p, preds) if (id_of(p, "image_id") == id) {
+                stream[n] = item(p, "caption")->valuestring;
+                want[n++] = item(tok_preds, key)->valuestring;
+            }
+        }
+        assert_int_equal(vlt_eval_ptb_tokenize_batch(stream, n, got, &got_lines), VLT_OK);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(got[i], want[i]) != 0 && n_bad++ < 10)
+                print_message("corpus %d candidate [%s]\n  vlt: [%s]\n  PTB: [%s]\n", c, stream[i], got[i], want[i]);
+            free(got[i]);
+        }
+        n_caps += n;
+        free(stream);
+        free(want);
+        free(got);
+        c++;
+    }
+    print_message("%d corpora, %d captions, %d tokenized differently\n", c, n_caps, n_bad);
+    assert_true(n_caps >= 20000);
+    assert_int_equal(n_bad, 0);
+    cJSON_Delete(root);
+}
+
+// BLEU-1..4 and CIDEr-D of each corpus, overall and per image, through the COCO loader (which must
+// find pycocoevalcap's order itself: the predictions file is shuffled), to 1e-9 relative.
+static void test_ptb_corpora_scores(void **state) {
+    (void)state;
+    cJSON *root = load_zst_json(FIXTURE);
+    int c = 0, n_images = 0;
+    const cJSON *corpus;
+    cJSON_ArrayForEach(corpus, item(root, "corpora")) {
+        vlt_eval_caption_set *set = NULL;
+        long long *ids = NULL;
+        int n = 0;
+        if (vlt_eval_captions_from_json(item(corpus, "preds"), "preds", item(corpus, "refs"), "refs", NULL, &set, &ids, &n) !=
+            VLT_OK)
+            fail_msg("corpus %d: %s", c, vlt_error_message());
+        double bleu[4], cider, *bleu_img = malloc(sizeof(double) * 4 * (size_t)n), *cider_img = malloc(sizeof(double) * (size_t)n);
+        assert_int_equal(vlt_eval_bleu(set, bleu, bleu_img), VLT_OK);
+        assert_int_equal(vlt_eval_cider_d(set, &cider, cider_img), VLT_OK);
+        static const char *NAMES[4] = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"};
+        for (int k = 0; k < 4; k++) assert_close(bleu[k], cJSON_GetArrayItem(item(corpus, "bleu"), k)->valuedouble, NAMES[k], c, -1);
+        assert_close(cider, item(corpus, "cider")->valuedouble, "CIDEr-D", c, -1);
+        for (int i = 0; i < n; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "%lld", ids[i]);
+            const cJSON *per = item(item(corpus, "per_image"), key);
+            for (int k = 0; k < 4; k++)
+                assert_close(bleu_img[4 * i + k], cJSON_GetArrayItem(item(per, "bleu"), k)->valuedouble, NAMES[k], c, ids[i]);
+            assert_close(cider_img[i], item(per, "cider")->valuedouble, "CIDEr-D", c, ids[i]);
+        }
+        n_images += n;
+        free(bleu_img);
+        free(cider_img);
+        free(ids);
+        vlt_eval_caption_set_free(set);
+        c++;
+    }
+    assert_true(c >= 100);
+    print_message("%d corpora, %d images scored\n", c, n_images);
+    cJSON_Delete(root);
+}
+
+static void check_batch(const char *const *caps, int n, const char *const *want) {
+    char *got[8] = {0};
+    int lines = 0;
+    assert_int_equal(vlt_eval_ptb_tokenize_batch(caps, n, got, &lines), VLT_OK);
+    assert_int_equal(lines, n);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(got[i], want[i]) != 0) fail_msg("[%s]: vlt [%s], PTB [%s]", caps[i], got[i], want[i]);
+        free(got[i]);
+    }
+}
+
+// The cases the issue names, with the outputs of the 3.4.1 jar: an apostrophe before a number
+// starts a quote ('42nd'), feet and inches split, a vowel-apostrophe-vowel word stays whole
+// (hawai'i, ma'am) while rock'n'roll and y'all split.
+static void test_ptb_apostrophes(void **state) {
+    (void)state;
+    const char *caps[] = {"hawai'i ma'am '50 '42nd' 5'10\" tall", "the '90s rock'n'roll y'all o'clock", "'Tis a dog"};
+    const char *want[] = {"hawai'i ma'am '50 42nd 5 10 tall", "the '90s rock 'n' roll y' all o'clock", "'t is a dog"};
+    check_batch(caps, 3, want);
+}
+
+// The jar reads the captions of a call as one stream: "I." at the end of a caption is one token
+// or two depending on the next caption's first word.
+static void test_ptb_lookahead_across_lines(void **state) {
+    (void)state;
+    const char *a[] = {"a sign with the letter I.", "The dog runs"};
+    const char *a_want[] = {"a sign with the letter i", "the dog runs"};
+    check_batch(a, 2, a_want);
+    const char *b[] = {"a sign with the letter I.", "dogs run"};
+    const char *b_want[] = {"a sign with the letter i.", "dogs run"};
+    check_batch(b, 2, b_want);
+}
+
+// A line break other than '\n' inside a caption makes the jar's output one line longer: the batch
+// says so and gives lines as pycocoevalcap does (later captions get the wrong lines); the loader
+// refuses such input by file name.
+static void test_ptb_foreign_line_break(void **state) {
+    (void)state;
+    const char *caps[] = {"a dog\ron grass", "a cat", "a bird"};
+    char *got[3] = {0};
+    int lines = 0;
+    assert_int_equal(vlt_eval_ptb_tokenize_batch(caps, 3, got, &lines), VLT_OK);
+    assert_int_equal(lines, 4);
+    assert_string_equal(got[0], "a dog");
+    assert_string_equal(got[1], "on grass");  // as pycocoevalcap: caption 1 gets line 1
+    for (int i = 0; i < 3; i++) free(got[i]);
+    cJSON *refs = cJSON_Parse("{\"images\":[{\"id\":1},{\"id\":2}],\"annotations\":[{\"image_id\":1,\"caption\":\"a\\rb\"},"
+                              "{\"image_id\":2,\"caption\":\"c\"}]}");
+    cJSON *preds = cJSON_Parse("[{\"image_id\":1,\"caption\":\"a\"},{\"image_id\":2,\"caption\":\"c\"}]");
+    vlt_eval_caption_set *set = NULL;
+    long long *ids = NULL;
+    int n = 0;
+    assert_int_equal(vlt_eval_captions_from_json(preds, "p.json", refs, "r.json", NULL, &set, &ids, &n), VLT_ERR_FORMAT);
+    assert_non_null(strstr(vlt_error_message(), "r.json"));
+    cJSON_Delete(refs);
+    cJSON_Delete(preds);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ptb_apostrophes),
+        cmocka_unit_test(test_ptb_lookahead_across_lines),
+        cmocka_unit_test(test_ptb_foreign_line_break),
+        cmocka_unit_test(test_ptb_corpora_tokens),
+        cmocka_unit_test(test_ptb_corpora_scores),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
