@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static char g_vlt[512];
@@ -182,6 +183,34 @@ static void test_model_list_prints_every_config_with_parameters(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+// --print-config (and so config.yaml) writes the shortest number that reads back to the same
+// double, and what it prints reads back to the same config.
+static void test_print_config_shortest_round_trip(void **state) {
+    (void)state;
+    char *out, *again;
+    assert_int_equal(run("train --config configs/run/demo-clip.yaml --print-config --set optim.beta1=0.9 "
+                         "--set optim.eps=1e-30 --set optim.lr=0.1 --set optim.weight_decay=0.30000000000000004",
+                         &out), 0);
+    assert_non_null(strstr(out, "  beta1: 0.9\n"));
+    assert_non_null(strstr(out, "  eps: 1.0e-30\n"));
+    assert_non_null(strstr(out, "  lr: 0.1\n"));
+    assert_non_null(strstr(out, "  weight_decay: 0.30000000000000004\n"));   // 0.1 + 0.2 needs all 17 digits
+    assert_null(strstr(out, "0000000000000001"));
+    char path[] = "/tmp/vlt-cli-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(out, f);
+    fclose(f);
+    char args[256];
+    snprintf(args, sizeof args, "train --config %s --print-config", path);
+    assert_int_equal(run(args, &again), 0);
+    assert_string_equal(again, out);
+    unlink(path);
+    free(out);
+    free(again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_help_exits_0),
@@ -190,6 +219,7 @@ int main(void) {
         cmocka_unit_test(test_walk_covers_every_command),
         cmocka_unit_test(test_misspelt_model_name_lists_closest),
         cmocka_unit_test(test_model_list_prints_every_config_with_parameters),
+        cmocka_unit_test(test_print_config_shortest_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -120,6 +120,14 @@ static void test_installed_vlt_trains_evaluates_embeds_from_root(void **state) {
     snprintf(args, sizeof args, "train --config %s/run.yaml", g_dir);
     int rc = vlt(args, &out);
     if (rc != 0) fail_msg("installed vlt train from /: exit %d\n%s", rc, out);
+    // Output to a pipe: the start-up summary, plain progress lines, events on lines of their own.
+    if (!strstr(out, "vlt train: model tiny-clip (CLIP, 3,380,993 parameters); 1 rank(s) x batch 16 = global batch 16; "
+                     "device cpu, precision fp32; 2 training shard(s), 1 held-out; run directory "))
+        fail_msg("no start-up summary line:\n%s", out);
+    assert_null(strchr(out, '\r'));
+    assert_null(strchr(out, '\033'));
+    assert_non_null(strstr(out, "\ncheckpoint: step 3 saved\n"));
+    assert_non_null(strstr(out, "\nstep 3/3 "));
     free(out);
     snprintf(args, sizeof args, "eval checkpoint --checkpoint %s/run --shards %s/data/val/val-00000.tar --limit 32", g_dir,
              g_dir);

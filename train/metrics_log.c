@@ -243,11 +243,27 @@ static void write_console(vlt_metrics_log *log, const vlt_step_metrics *m) {
     fflush(log->out);
 }
 
+// Under mpirun a rank's stdout is a pseudo-terminal that Open MPI forwards to wherever mpirun's
+// output goes (often a log file), so isatty() says nothing there: a launched rank prints plain lines.
+static bool under_launcher(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}
+
 static vlt_console_mode resolve_mode(FILE *out, vlt_console_mode mode) {
     if (mode != VLT_CONSOLE_AUTO) return mode;
     const char *term = getenv("TERM");
-    if (isatty(fileno(out)) && !(term && !strcmp(term, "dumb"))) return VLT_CONSOLE_LIVE;
+    if (isatty(fileno(out)) && !(term && !strcmp(term, "dumb")) && !under_launcher()) return VLT_CONSOLE_LIVE;
     return VLT_CONSOLE_PLAIN;
+}
+
+void vlt_metrics_log_break(vlt_metrics_log *log) {
+    if (!log || log->mode != VLT_CONSOLE_LIVE || !log->live_drawn) return;
+    fputs("\r\033[K", log->out);   // the next step redraws the live line below the event
+    fflush(log->out);
+    log->live_drawn = false;
 }
 
 // --- open / step / close -----------------------------------------------------------------------

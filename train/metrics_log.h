@@ -52,7 +52,7 @@ typedef struct {
 } vlt_step_metrics;
 
 typedef enum {
-    VLT_CONSOLE_AUTO = 0,  // LIVE when the stream is a terminal (and TERM is not "dumb"), else PLAIN
+    VLT_CONSOLE_AUTO = 0,  // LIVE when the stream is a terminal (TERM not "dumb", not a rank under mpirun), else PLAIN
     VLT_CONSOLE_LIVE,      // one line redrawn with \r
     VLT_CONSOLE_PLAIN,     // a line every N logged steps
     VLT_CONSOLE_OFF,       // nothing on the console
@@ -72,6 +72,9 @@ void vlt_metrics_log_set_console(vlt_metrics_log *log, FILE *stream, vlt_console
 // Logs one record to every sink. Bad names / counts are VLT_ERR_ARG (nothing written); a failed
 // write is VLT_ERR_IO naming the file.
 vlt_status vlt_metrics_log_step(vlt_metrics_log *log, const vlt_step_metrics *m);
+// Call before printing anything else on the console stream (an event: "checkpoint: step N saved"):
+// a live line on screen is cleared so the event gets a line of its own (no-op in the other modes).
+void vlt_metrics_log_break(vlt_metrics_log *log);
 // Ends the live line, flushes and fsyncs the files, frees. Returns the first error (NULL is fine).
 vlt_status vlt_metrics_log_close(vlt_metrics_log *log);
 

@@ -258,13 +258,29 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
     return VLT_OK;
 }
 
+// The shortest decimal that reads back as the same double (0.9, not 0.90000000000000002): the
+// config is read by people, and strtod gets the exact value back either way. An exponent form
+// keeps a '.' in its mantissa (1.0e-30), which YAML 1.1 readers (PyYAML) need to see a float.
+static void format_double(double v, char *out, size_t n) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) break;
+    }
+    char *e = strchr(out, 'e');
+    if (e && !memchr(out, '.', (size_t)(e - out)) && strlen(out) + 3 < n) {
+        memmove(e + 2, e, strlen(e) + 1);
+        e[0] = '.';
+        e[1] = '0';
+    }
+}
+
 static void format_value(const vlt_run_config *c, const field *f, char *out, size_t n) {
     const char *p = (const char *)c + f->offset;
     switch (f->type) {
     case F_STR: snprintf(out, n, "\"%s\"", p); break;
     case F_INT: snprintf(out, n, "%d", *(const int *)p); break;
     case F_I64: snprintf(out, n, "%lld", (long long)*(const int64_t *)p); break;
-    case F_F64: snprintf(out, n, "%.17g", *(const double *)p); break;
+    case F_F64: format_double(*(const double *)p, out, n); break;
     case F_BOOL: snprintf(out, n, "%s", *(const bool *)p ? "true" : "false"); break;
     }
 }

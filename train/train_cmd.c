@@ -32,9 +32,42 @@ static vlt_status check_val_shards(const vlt_run_config *cfg) {
     return s;
 }
 
+static size_t count_shards(const char *spec) {
+    vlt_shard_list l;
+    if (!spec[0] || vlt_shardspec_expand(spec, &l) != VLT_OK) return 0;
+    size_t n = l.n;
+    vlt_shard_list_free(&l);
+    return n;
+}
+
+// Thousands separators for the parameter count.
+static const char *grouped(long long v, char *buf, size_t cap) {
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%lld", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+// The start-up summary line (rank 0): what this run is, before its first step.
+static void print_summary(const vlt_run_config *cfg, const vlt_dist *dist, vlt_trainer *t) {
+    char params[48];
+    long long global = (long long)cfg->batch_size * dist->world * cfg->accum_steps;
+    printf("vlt train: model %s (%s, %s parameters); %d rank(s) x batch %d%s = global batch %lld; device %s, "
+           "precision %s; %zu training shard(s), %zu held-out; run directory %s\n",
+           cfg->model_name, vlt_trainer_is_captioner(t) ? "CoCa" : "CLIP",
+           grouped((long long)vlt_params_numel(vlt_trainer_params(t)), params, sizeof params), dist->world,
+           cfg->batch_size, cfg->accum_steps > 1 ? " x accumulated micro-batches" : "", global, cfg->device,
+           cfg->precision, count_shards(cfg->train_shards), count_shards(cfg->val_shards), cfg->output_dir);
+    fflush(stdout);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: vlt train --config RUN.yaml [--set section.key=value ...] [--resume latest|PATH | --overwrite]\n"
+            "usage: vlt train --config RUN.yaml [--set section.key=value ...] [--resume latest|PATH | --overwrite] [-v]\n"
             "\n"
             "Trains the model of the run config on its shards; writes RUN/config.yaml, checkpoints under\n"
             "RUN/checkpoints/, and progress lines. --resume latest continues the run in output.dir exactly\n"
@@ -43,6 +76,9 @@ static void usage(FILE *f) {
             "A new run refuses an output.dir that already holds a run; --overwrite deletes that run's\n"
             "checkpoints, metrics and events first. Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a\n"
             "checkpoint and exits (a second one stops at once); train.stop_signal adds USR1 or USR2.\n"
+            "-v, --verbose also prints the data loader's totals (samples, skipped by reason) at each epoch end.\n"
+            "On a terminal the progress line is redrawn in place; otherwise (a file, a pipe, mpirun) it is one\n"
+            "plain line per log.every steps, and events always get lines of their own.\n"
             "Model names (model.name) are the configs under configs/model/ of VLT_HOME (vlt model list).\n"
             "Several processes: mpirun -np N vlt train ... (as root mpirun also needs --allow-run-as-root).\n");
 }
@@ -51,12 +87,14 @@ int vlt_cmd_train(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
                                          {"resume", required_argument, 0, 'r'}, {"print-config", no_argument, 0, 'p'},
                                          {"overwrite", no_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+                                         {"verbose", no_argument, 0, 'v'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *resume = NULL;
     const char *sets[64];
     int n_sets = 0, print = 0, overwrite = 0, c;
+    bool verbose = false;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:r:hv", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 's':
@@ -66,6 +104,7 @@ int vlt_cmd_train(int argc, char **argv) {
         case 'r': resume = optarg; break;
         case 'p': print = 1; break;
         case 'o': overwrite = 1; break;
+        case 'v': verbose = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;   // getopt has named the option
         }
@@ -100,7 +139,7 @@ int vlt_cmd_train(int argc, char **argv) {
         vlt_dist_finalize(&dist);
         return 2;
     }
-    vlt_trainer_opts o = {.resume = resume, .dist = &dist, .overwrite = overwrite};
+    vlt_trainer_opts o = {.resume = resume, .dist = &dist, .overwrite = overwrite, .verbose = verbose};
     vlt_trainer *t;
     if (vlt_trainer_create(&cfg, &o, &t) != VLT_OK) {
         fprintf(stderr, "vlt train [rank %d]: %s\n", dist.rank, vlt_error_message());
@@ -108,6 +147,7 @@ int vlt_cmd_train(int argc, char **argv) {
         vlt_dist_finalize(&dist);
         return 1;
     }
+    if (dist.rank == 0) print_summary(&cfg, &dist, t);
     vlt_status s = vlt_trainer_run(t);
     // A stop on a signal is reported once (rank 0) and exits 128 + the signal, as the shell
     // reports a process ended by it: the run is not finished.

@@ -121,7 +121,7 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.resampled = t->cfg.resampled;
     lc.samples_per_epoch = t->cfg.samples_per_epoch;
     lc.drop_last = 1;
-    lc.report = !t->opts.quiet && t->dist->rank == 0;
+    lc.report = !t->opts.quiet && t->opts.verbose && t->dist->rank == 0;   // per-epoch data line: -v
     // The step's memory joins the loader's in its check (loader.h), so that an impossible
     // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
     // gradients and two AdamW moments, and on the CPU a lower bound of each tower's activations
@@ -235,7 +235,10 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     if (snap) host_snapshot_free(&host, &host_opt);
     vlt_adamw_free(full);
     free(state);
-    if (s == VLT_OK && !t->opts.quiet) fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
+    if (s == VLT_OK && !t->opts.quiet) {
+        vlt_metrics_log_break(t->mlog);   // a line of its own, not glued to a live progress line
+        fprintf(t->opts.log, "checkpoint: step %lld saved\n", (long long)t->step);
+    }
     if (s != VLT_OK && t->dist->world > 1) vlt_dist_abort(t->dist, 1, vlt_error_message());
     return s;
 }

@@ -44,6 +44,7 @@ typedef struct {
     const char *resume;     // NULL: a new run; "latest" or a checkpoint path
     FILE *log;              // progress output (stdout when NULL)
     int quiet;              // no progress lines (tests)
+    bool verbose;           // also the loader's data totals at each epoch end (vlt train -v)
     const vlt_dist *dist;   // data parallel ranks (train/dist.h); NULL: one process
 } vlt_trainer_opts;
 
