@@ -3,11 +3,14 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +52,7 @@ struct vlt_trainer {
     int64_t step, epoch;
     int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
     int stopped_by;                // the signal that stopped the run (0: none)
+    int lock_fd;                   // RUN/.lock, flock'd while this trainer lives (rank 0; -1: none)
     bool dirty;                    // a good optimizer step was taken since that checkpoint
     int nonfinite_run;
     int64_t nonfinite_total;
@@ -94,6 +98,97 @@ static vlt_status write_config(const vlt_trainer *t) {
         unlink(tmp);
         return vlt_error_set(VLT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     }
+    return VLT_OK;
+}
+
+// --- the run directory: one writer, and no new run over an old one ------------------------------
+
+#define RUN_LOCK ".lock"
+// What a run writes into its directory; a new run refuses a directory that holds any of them.
+static const char *const RUN_ENTRIES[] = {"checkpoints", "metrics.jsonl", "tensorboard", "config.yaml", NULL};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+// RUN/.lock is held with flock for the trainer's life (the kernel drops it when the process ends,
+// however it ends). It holds "pid host" while held and is emptied on a clean release, so a
+// non-empty lock that can be taken was left by a process that died: that is said, then taken over.
+static vlt_status lock_run_dir(vlt_trainer *t) {
+    char path[VLT_CFG_STR + 16], host[256] = "?";
+    snprintf(path, sizeof path, "%s/" RUN_LOCK, t->cfg.output_dir);
+    gethostname(host, sizeof host - 1);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return vlt_error_set(VLT_ERR_IO, "cannot open the run directory lock %s: %s", path, strerror(errno));
+    char held[300] = "";
+    ssize_t n = pread(fd, held, sizeof held - 1, 0);
+    held[n > 0 ? n : 0] = '\0';
+    held[strcspn(held, "\n")] = '\0';
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            // Read again: the holder may have written its line after our first read.
+            n = pread(fd, held, sizeof held - 1, 0);
+            held[n > 0 ? n : 0] = '\0';
+            held[strcspn(held, "\n")] = '\0';
+            close(fd);
+            return vlt_error_set(VLT_ERR_STATE, "output.dir %s is in use by another vlt train (pid and host: %s): two runs "
+                                 "in one directory would mix their metrics and replace each other's checkpoints; wait "
+                                 "for it to end or choose another output.dir", t->cfg.output_dir, held[0] ? held : "?");
+        }
+        // A file system without flock (some network mounts): go on, and say so.
+        fprintf(stderr, "vlt train: warning: cannot lock %s (%s); nothing stops a second run in this directory\n", path,
+                strerror(e));
+        close(fd);
+        return VLT_OK;
+    }
+    long old_pid = 0;
+    char old_host[256] = "";
+    if (held[0] && sscanf(held, "%ld %255s", &old_pid, old_host) >= 1 && !t->opts.quiet)
+        fprintf(t->opts.log, "vlt train: %s: stale lock of pid %ld on %s (it ended without releasing it); taken over\n",
+                t->cfg.output_dir, old_pid, old_host[0] ? old_host : "?");
+    char line[320];
+    int len = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        int e = errno;
+        close(fd);
+        return vlt_error_set(VLT_ERR_IO, "cannot write the run directory lock %s: %s", path, strerror(e));
+    }
+    t->lock_fd = fd;
+    return VLT_OK;
+}
+
+static void unlock_run_dir(vlt_trainer *t) {
+    if (t->lock_fd < 0) return;
+    if (ftruncate(t->lock_fd, 0) != 0) { /* the flock is released anyway; a stale line is only a note */ }
+    close(t->lock_fd);
+    t->lock_fd = -1;
+}
+
+// A new run (no --resume) in a directory that holds a run would move its `latest`, append to its
+// metrics and prune its checkpoints: refused, unless opts.overwrite, which deletes the old run's
+// entries (only those vlt writes) first.
+static vlt_status claim_run_dir(vlt_trainer *t) {
+    VLT_TRY(lock_run_dir(t));
+    if (t->opts.resume) return VLT_OK;
+    char found[256] = "", path[VLT_CFG_STR + 32];
+    for (int i = 0; RUN_ENTRIES[i]; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", t->cfg.output_dir, RUN_ENTRIES[i]);
+        if (lstat(path, &st) != 0) continue;
+        if (t->opts.overwrite) {
+            if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+                return vlt_error_set(VLT_ERR_IO, "--overwrite: cannot remove %s: %s", path, strerror(errno));
+        } else {
+            size_t o = strlen(found);
+            snprintf(found + o, sizeof found - o, "%s%s", o ? ", " : "", RUN_ENTRIES[i]);
+        }
+    }
+    if (found[0])
+        return vlt_error_set(VLT_ERR_STATE, "output.dir %s already holds a run (%s): continue it with --resume latest, "
+                             "start over with --overwrite (deletes that run's checkpoints, metrics and events), or choose "
+                             "another output.dir", t->cfg.output_dir, found);
     return VLT_OK;
 }
 
@@ -464,6 +559,11 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     vlt_dist_init_single(&t->single);
     t->dist = t->opts.dist ? t->opts.dist : &t->single;
     t->last_ck_step = -1;
+    t->lock_fd = -1;
+    if (t->opts.resume && t->opts.overwrite) {
+        free(t);
+        return vlt_error_set(VLT_ERR_ARG, "--resume and --overwrite exclude each other (continue the run, or start over)");
+    }
     vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
@@ -505,6 +605,9 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         t->sched.cooldown = cfg->cooldown;
         s = mkdir_p(cfg->output_dir);
     }
+    // Rank 0 writes the run directory (other ranks only read a checkpoint); it claims it before
+    // anything is read from or written to it.
+    if (s == VLT_OK && t->dist->rank == 0) s = claim_run_dir(t);
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
     if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
     if (s == VLT_OK) s = make_reducer(t);
@@ -823,6 +926,7 @@ const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n) {
 void vlt_trainer_free(vlt_trainer *t) {
     if (!t) return;
     if (t->mlog) vlt_metrics_log_close(t->mlog);
+    unlock_run_dir(t);
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_adamw_free(t->opt);

@@ -25,6 +25,12 @@
 // Checkpoints are the same files either way (rank 0 gathers the moments), so a run may resume
 // with train.zero switched on or off.
 //
+// The run directory (output.dir) is locked (flock on RUN/.lock, rank 0) for the trainer's life: a
+// second trainer on it is refused naming the holder's pid and host; a lock left by a process that
+// died is taken over with a note. A new run (no resume) in a directory that already holds a run
+// (checkpoints/, metrics.jsonl, tensorboard/, config.yaml) is refused unless opts.overwrite,
+// which deletes those entries first.
+//
 // Resume (`--resume latest|PATH`): the checkpoint's model, optimizer moments, step, epoch,
 // non-finite counters and loader position are restored, so the run continues with exactly the
 // batches and the losses the uninterrupted run would have had (the CPU backend is
@@ -46,6 +52,7 @@ typedef struct {
     int quiet;              // no progress lines (tests)
     bool verbose;           // also the loader's data totals at each epoch end (vlt train -v)
     const vlt_dist *dist;   // data parallel ranks (train/dist.h); NULL: one process
+    bool overwrite;         // a new run may replace the run in output.dir (its checkpoints, metrics, events)
 } vlt_trainer_opts;
 
 vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out);
