@@ -530,7 +530,7 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
     }
     vlt_image img;
     vlt_image_fault fault = VLT_IMAGE_FAULT_NONE;
-    vlt_status st = vlt_image_decode_fault(imf->data, (size_t)imf->size, c->image_size, s->key, &img, &fault);
+    vlt_status st = vlt_image_decode_fault(imf->data, (size_t)imf->size, c->fast_decode ? c->image_size : 0, s->key, &img, &fault);
     if (st == VLT_OK) {
         st = c->train ? vlt_transform_train(&img, &c->transform, c->seed, (uint64_t)L->run0.epoch, s->key, it->image)
                       : vlt_transform_eval(&img, &c->transform, it->image);

@@ -73,6 +73,9 @@ typedef struct {
     int train;                     // 1: vlt_transform_train (random crop keyed by seed, epoch, key)
                                    // 0: vlt_transform_eval
     vlt_transform_cfg transform;   // transform.size == 0: vlt_transform_cfg_default(image_size)
+    int fast_decode;               // 1: JPEGs at least twice image_size decode DCT-scaled (libjpeg-turbo
+                                   // scale 1/2..1/8, faster, not PIL's pixels: training throughput);
+                                   // 0: full-size decode as PIL does (0, and always for evaluation)
     const vlt_tokenizer *tokenizer;// borrowed; NULL: the token array is all zeros
     uint64_t seed;                 // (0)
     int64_t start_epoch;           // the epoch the first vlt_loader_next starts (0)

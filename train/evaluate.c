@@ -13,25 +13,29 @@
 #include "eval/zeroshot.h"
 #include "layers/generate.h"
 
-// Eval order: the shards in spec order, one reader, no shuffle, eval transform, every sample.
-// label_ext (may be NULL): read class labels and let captions be missing.
+void vlt_eval_loader_cfg(int image_size, int context_len, const vlt_tokenizer *tok, const char *shards, int batch,
+                         const char *label_ext, vlt_loader_cfg *lc) {
+    vlt_loader_cfg_default(lc);
+    lc->shards = shards;
+    lc->readers = 1;
+    lc->batch_size = batch;
+    lc->image_size = image_size;
+    lc->context_len = context_len;
+    lc->train = 0;
+    lc->fast_decode = 0;  // PIL's pixels: never DCT-scaled JPEG decoding in evaluation
+    lc->tokenizer = tok;
+    lc->shuffle_shards = 0;
+    lc->shuffle_buffer = 0;
+    lc->drop_last = 0;
+    lc->report = 0;
+    lc->label_ext = label_ext;
+    lc->caption_optional = label_ext != NULL;
+}
+
 static vlt_status open_eval_loader(const vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
                                    const char *label_ext, vlt_loader **out) {
     vlt_loader_cfg lc;
-    vlt_loader_cfg_default(&lc);
-    lc.shards = shards;
-    lc.readers = 1;
-    lc.batch_size = batch;
-    lc.image_size = m->cfg.vision.image_size;
-    lc.context_len = m->cfg.text.context_length;
-    lc.train = 0;
-    lc.tokenizer = tok;
-    lc.shuffle_shards = 0;
-    lc.shuffle_buffer = 0;
-    lc.drop_last = 0;
-    lc.report = 0;
-    lc.label_ext = label_ext;
-    lc.caption_optional = label_ext != NULL;
+    vlt_eval_loader_cfg(m->cfg.vision.image_size, m->cfg.text.context_length, tok, shards, batch, label_ext, &lc);
     return vlt_loader_create(&lc, out);
 }
 

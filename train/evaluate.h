@@ -6,9 +6,17 @@
 
 #include <stdio.h>
 
+#include "data/loader.h"
 #include "data/tokenizer.h"
 #include "eval/retrieval.h"
 #include "layers/model.h"
+
+// The loader configuration every evaluation uses (embed, eval checkpoint / zeroshot, validation):
+// the shards in spec order, one reader, no shuffle, every sample, the eval transform, and
+// full-size image decoding as PIL does (fast_decode 0: no DCT-scaled JPEG decoding). label_ext
+// (may be NULL): read class labels and let captions be missing.
+void vlt_eval_loader_cfg(int image_size, int context_len, const vlt_tokenizer *tok, const char *shards, int batch,
+                         const char *label_ext, vlt_loader_cfg *lc);
 
 typedef struct {
     int n, dim;

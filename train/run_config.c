@@ -42,6 +42,7 @@ static const field FIELDS[] = {
     I("data.shuffle_initial", shuffle_initial, "100", false),
     B("data.resampled", resampled, "false", false),
     B("data.flip", flip, "false", false),
+    B("data.fast_decode", fast_decode, "false", false),
     L("data.samples_per_epoch", samples_per_epoch, "0", false),
     D("data.scale_min", scale_min, "0.9", false),
     D("data.scale_max", scale_max, "1.0", false),

@@ -23,6 +23,7 @@ typedef struct {
     char train_shards[VLT_CFG_STR], val_shards[VLT_CFG_STR];
     int batch_size, workers, shuffle_buffer, shuffle_initial;
     bool resampled, flip;
+    bool fast_decode;                  // training JPEGs DCT-scaled (not PIL's pixels); never for eval
     int64_t samples_per_epoch;
     double scale_min, scale_max;
     int val_samples;                   // held-out pairs used by eval (0: all of val)

@@ -213,6 +213,7 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.shuffle_shards = 1;
     lc.shuffle_buffer = t->cfg.shuffle_buffer;
     lc.shuffle_initial = t->cfg.shuffle_initial;
+    lc.fast_decode = t->cfg.fast_decode;  // DCT-scaled JPEG decode only when asked (never in evaluation)
     lc.resampled = t->cfg.resampled;
     lc.samples_per_epoch = t->cfg.samples_per_epoch;
     lc.drop_last = 1;
