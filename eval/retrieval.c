@@ -133,3 +133,20 @@ vlt_status vlt_eval_retrieval(const float *img, int n_img, const float *txt, int
     if (!txt_rank) free(tr);
     return st;
 }
+
+int64_t vlt_eval_rows_not_unit(const float *x, int64_t n, int64_t d, double tol, int64_t *first, double *first_norm) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ss = 0;
+        for (int64_t k = 0; k < d; k++) ss += (double)x[i * d + k] * x[i * d + k];
+        double norm = sqrt(ss);
+        if (!(fabs(norm - 1.0) <= tol)) {  // also NaN
+            if (bad == 0) {
+                if (first) *first = i;
+                if (first_norm) *first_norm = norm;
+            }
+            bad++;
+        }
+    }
+    return bad;
+}

@@ -46,4 +46,10 @@ vlt_status vlt_eval_retrieval(const float *img, int n_img, const float *txt, int
 // Summary of 1-based ranks (n >= 1) with the conventions above.
 void vlt_eval_recall_from_ranks(const int64_t *ranks, int n, vlt_eval_recall *out);
 
+// Rows of x (n, d) whose L2 norm is not 1 within tol (relative): their number; *first (may be
+// NULL) the first such row, *first_norm its norm. Retrieval ranks by dot product, which is cosine
+// similarity only for unit rows: `vlt eval retrieval` warns when this is not 0 and --normalize
+// was not given (vlt embed writes unit rows; other tools may not).
+int64_t vlt_eval_rows_not_unit(const float *x, int64_t n, int64_t d, double tol, int64_t *first, double *first_norm);
+
 #endif

@@ -71,18 +71,26 @@ static vlt_status score_one(const char *refs_path, const char *pred_path, const 
     return st;
 }
 
-static void add_type(vlt_eval_vqa_result *r, const cJSON *ann, double acc) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(ann, "answer_type");
-    if (!cJSON_IsString(t)) return;
+// Adds acc to the type named by ann's `key` (when it has one) among names[0..*n).
+static vlt_status add_type(const char *refs_path, const qentry *ann, const char *key, double acc, int cap, size_t name_len,
+                           char *names, int *count, double *sum, int *n) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(ann->item, key);
+    if (!cJSON_IsString(t)) return VLT_OK;
     int i = 0;
-    while (i < r->n_types && strcmp(r->type_name[i], t->valuestring) != 0) i++;
-    if (i == r->n_types) {
-        if (r->n_types == VLT_EVAL_VQA_MAX_TYPES) return;
-        snprintf(r->type_name[i], sizeof r->type_name[i], "%s", t->valuestring);
-        r->n_types++;
+    while (i < *n && strcmp(names + (size_t)i * name_len, t->valuestring) != 0) i++;
+    if (i == *n) {
+        if (*n == cap)
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: more than %d distinct \"%s\" values (annotation %d, question_id %lld)",
+                                 refs_path, cap, key, ann->index, ann->qid);
+        if (strlen(t->valuestring) >= name_len)
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: annotation %d (question_id %lld): \"%s\" longer than %zu bytes", refs_path,
+                                 ann->index, ann->qid, key, name_len - 1);
+        snprintf(names + (size_t)i * name_len, name_len, "%s", t->valuestring);
+        (*n)++;
     }
-    r->type_count[i]++;
-    r->type_accuracy[i] += acc;  // a sum until the end
+    count[i]++;
+    sum[i] += acc;  // a sum until the end
+    return VLT_OK;
 }
 
 static vlt_status score_all(const char *pred_path, const char *refs_path, const qentry *anns, int na, const qentry *preds,
@@ -103,10 +111,14 @@ static vlt_status score_all(const char *pred_path, const char *refs_path, const 
         VLT_TRY(score_one(refs_path, pred_path, &anns[i], p, &acc));
         sum += acc;
         r->n_questions++;
-        add_type(r, anns[i].item, acc);
+        VLT_TRY(add_type(refs_path, &anns[i], "answer_type", acc, VLT_EVAL_VQA_MAX_TYPES, sizeof r->type_name[0],
+                         &r->type_name[0][0], r->type_count, r->type_accuracy, &r->n_types));
+        VLT_TRY(add_type(refs_path, &anns[i], "question_type", acc, VLT_EVAL_VQA_MAX_QTYPES, sizeof r->qtype_name[0],
+                         &r->qtype_name[0][0], r->qtype_count, r->qtype_accuracy, &r->n_qtypes));
     }
     r->accuracy = r->n_questions ? sum / r->n_questions : 0;
     for (int t = 0; t < r->n_types; t++) r->type_accuracy[t] /= r->type_count[t];
+    for (int t = 0; t < r->n_qtypes; t++) r->qtype_accuracy[t] /= r->qtype_count[t];
     return VLT_OK;
 }
 

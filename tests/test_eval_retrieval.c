@@ -153,6 +153,21 @@ static void test_bad_input(void **state) {
 // Images: (1,0,0) label 2: c2 = 1 is the top -> hit. (1,0,0) label 0: c0 = .707 < c2 = 1 -> top-1
 // miss, top-5 hit. (0,0,1) label 1 -> hit. (0,1,0) label 0 -> hit. (0,0,0) label 1: all tie at 0,
 // ties count against -> top-1 miss. top1 = 3/5, top5 = 5/5.
+// Rows that are not unit length are found (what `vlt eval retrieval` warns about).
+static void test_rows_not_unit(void **state) {
+    (void)state;
+    float x[4 * 3] = {1, 0, 0, 0.6f, 0.8f, 0, 0, 0, 2, 0.5f, 0.5f, 0.5f};
+    int64_t first = -1;
+    double norm = 0;
+    assert_int_equal(vlt_eval_rows_not_unit(x, 2, 3, 1e-3, &first, &norm), 0);
+    assert_int_equal(vlt_eval_rows_not_unit(x, 4, 3, 1e-3, &first, &norm), 2);
+    assert_int_equal(first, 2);
+    assert_true(fabs(norm - 2.0) < 1e-12);
+    x[0] = NAN;
+    assert_int_equal(vlt_eval_rows_not_unit(x, 2, 3, 1e-3, &first, NULL), 1);
+    assert_int_equal(first, 0);
+}
+
 static void test_zeroshot(void **state) {
     (void)state;
     const float text[] = {1, 0, 0, 0, 3, 0, 0, 0, 5, 0, 0, 1, 2, 0, 0, 1, 0, 0};
@@ -179,6 +194,7 @@ int main(void) {
         cmocka_unit_test(test_blocked_equals_unblocked),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_zeroshot),
+        cmocka_unit_test(test_rows_not_unit),
     };
     return cmocka_run_group_tests_name("eval_retrieval", tests, NULL, NULL);
 }

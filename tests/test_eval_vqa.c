@@ -95,6 +95,34 @@ static char *write_tmp(const char *text) {
     return path;
 }
 
+// Per question type, as the official vqaEval.py's accQuesType: the mean accuracy of each
+// "question_type"'s questions, types in question_id order of first appearance.
+static void test_question_types(void **state) {
+    (void)state;
+    char *refs = write_tmp(
+        "{\"annotations\": ["
+        "{\"question_id\": 3, \"question_type\": \"is the\", \"answer_type\": \"yes/no\", \"answers\": [\"no\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\"]},"
+        "{\"question_id\": 1, \"question_type\": \"is the\", \"answer_type\": \"yes/no\", \"answers\": [\"yes\",\"yes\",\"yes\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\",\"no\"]},"
+        "{\"question_id\": 2, \"question_type\": \"how many\", \"answer_type\": \"number\", \"answers\": [\"2\",\"2\",\"2\",\"2\",\"2\",\"2\",\"2\",\"2\",\"2\",\"2\"]},"
+        "{\"question_id\": 4, \"answers\": [\"red\",\"red\",\"red\",\"red\",\"red\",\"red\",\"red\",\"red\",\"red\",\"red\"]}]}");
+    char *pred = write_tmp("[{\"question_id\": 1, \"answer\": \"yes\"}, {\"question_id\": 2, \"answer\": \"3\"},"
+                           " {\"question_id\": 3, \"answer\": \"no\"}, {\"question_id\": 4, \"answer\": \"red\"}]");
+    vlt_eval_vqa_result r;
+    assert_int_equal(vlt_eval_vqa_files(pred, refs, 0, &r), VLT_OK);
+    assert_int_equal(r.n_questions, 4);
+    assert_int_equal(r.n_qtypes, 2);  // question 4 has no question_type: in the overall only
+    assert_string_equal(r.qtype_name[0], "is the");   // question_id 1 comes first
+    assert_string_equal(r.qtype_name[1], "how many");
+    assert_int_equal(r.qtype_count[0], 2);
+    assert_true(fabs(r.qtype_accuracy[0] - (0.9 + 1.0) / 2) < 1e-15);
+    assert_true(fabs(r.qtype_accuracy[1] - 0.0) < 1e-15);
+    assert_true(fabs(r.accuracy - (0.9 + 0 + 1 + 1) / 4) < 1e-15);
+    unlink(refs);
+    unlink(pred);
+    free(refs);
+    free(pred);
+}
+
 static void test_files(void **state) {
     (void)state;
     char *refs = write_tmp(
@@ -136,6 +164,7 @@ int main(void) {
         cmocka_unit_test(test_normalization),
         cmocka_unit_test(test_official_quirks),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_question_types),
     };
     return cmocka_run_group_tests_name("eval_vqa", tests, NULL, NULL);
 }

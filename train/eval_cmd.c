@@ -44,7 +44,7 @@ static const char *RETRIEVAL_USAGE =
     "  --normalize  L2-normalize first    --block-rows N  queries per score block (default ~32 MB of scores)\n";
 static const char *VQA_USAGE =
     "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--out report.json|-]\n"
-    "VQAv2 accuracy as the official evaluation computes it, overall and per answer type.\n"
+    "VQAv2 accuracy as the official evaluation computes it, overall, per answer type and per question type.\n"
     "  --pred [{question_id, answer}]   --refs {annotations: [{question_id, answers: [{answer}] | [str]}]}\n";
 
 // Parses the shared options; returns -1 to go on, or the exit status (0 after --help, 2 after a
@@ -204,9 +204,23 @@ static int eval_retrieval(int argc, char **argv) {
         fprintf(stderr, "vlt eval retrieval: %s: too many rows\n", a.embeddings);
         return 1;
     }
+    int64_t off_img = 0, off_txt = 0;
     if (a.normalize) {
         normalize_rows(e.image_embeds, e.n_images, e.dim);
         normalize_rows(e.text_embeds, e.n_texts, e.dim);
+    } else {  // dot products rank as cosine similarity only for unit rows
+        int64_t fi = 0, ft = 0;
+        double ni = 0, nt = 0;
+        off_img = vlt_eval_rows_not_unit(e.image_embeds, e.n_images, e.dim, 1e-3, &fi, &ni);
+        off_txt = vlt_eval_rows_not_unit(e.text_embeds, e.n_texts, e.dim, 1e-3, &ft, &nt);
+        if (off_img)
+            fprintf(stderr, "vlt eval retrieval: warning: %s: %lld of %lld image rows are not unit length (row %lld has norm %.6g); "
+                    "pass --normalize to rank by cosine similarity\n", a.embeddings, (long long)off_img, (long long)e.n_images,
+                    (long long)fi, ni);
+        if (off_txt)
+            fprintf(stderr, "vlt eval retrieval: warning: %s: %lld of %lld text rows are not unit length (row %lld has norm %.6g); "
+                    "pass --normalize to rank by cosine similarity\n", a.embeddings, (long long)off_txt, (long long)e.n_texts,
+                    (long long)ft, nt);
     }
     vlt_eval_retrieval_result r;
     double t0 = now_s();
@@ -236,6 +250,8 @@ static int eval_retrieval(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "n_images", (double)e.n_images);
         cJSON_AddNumberToObject(o, "n_texts", (double)e.n_texts);
         cJSON_AddBoolToObject(o, "normalized_by_eval", a.normalize);
+        cJSON_AddNumberToObject(o, "image_rows_not_unit", (double)off_img);
+        cJSON_AddNumberToObject(o, "text_rows_not_unit", (double)off_txt);
         cJSON_AddStringToObject(o, "ties", "pessimistic (a tie counts against the target)");
         cJSON_AddItemToObject(o, "image_to_text", recall_json(&r.i2t));
         cJSON_AddItemToObject(o, "text_to_image", recall_json(&r.t2i));
@@ -256,6 +272,8 @@ static int eval_vqa(int argc, char **argv) {
     printf("  %-16s %9s %10s\n", "answer type", "questions", "accuracy");
     printf("  %-16s %9d %10.2f\n", "overall", r.n_questions, 100 * r.accuracy);
     for (int t = 0; t < r.n_types; t++) printf("  %-16s %9d %10.2f\n", r.type_name[t], r.type_count[t], 100 * r.type_accuracy[t]);
+    if (r.n_qtypes) printf("  %-24s %9s %10s\n", "question type", "questions", "accuracy");
+    for (int t = 0; t < r.n_qtypes; t++) printf("  %-24s %9d %10.2f\n", r.qtype_name[t], r.qtype_count[t], 100 * r.qtype_accuracy[t]);
     cJSON *o = cJSON_CreateObject(), *types = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "pred", a.pred);
     cJSON_AddStringToObject(o, "refs", a.refs);
@@ -263,6 +281,9 @@ static int eval_vqa(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "accuracy", r.accuracy);
     for (int t = 0; t < r.n_types; t++) cJSON_AddNumberToObject(types, r.type_name[t], r.type_accuracy[t]);
     cJSON_AddItemToObject(o, "per_answer_type", types);
+    cJSON *qtypes = cJSON_CreateObject();
+    for (int t = 0; t < r.n_qtypes; t++) cJSON_AddNumberToObject(qtypes, r.qtype_name[t], r.qtype_accuracy[t]);
+    cJSON_AddItemToObject(o, "per_question_type", qtypes);
     return finish_report(&a, o);
 }
 
