@@ -347,6 +347,122 @@ static void test_run_for_tensorboard(void **state) {
     free(dir);
 }
 
+// Resuming at step 6 drops the lines past it (and a torn last line), keeps eval records and
+// lines it cannot parse, rewrites nothing when nothing is past it.
+static void test_drop_after(void **state) {
+    (void)state;
+    char *dir = make_tmp_dir();
+    char *path = jsonl_path(dir);
+    FILE *f = fopen(path, "w");
+    for (int s = 1; s <= 9; s++) {
+        fprintf(f, "{\"step\":%d,\"loss\":%d}\n", s, 100 + s);
+        if (s == 5) fprintf(f, "{\"step\":5,\"val/recall@1\":0.5}\n");
+        if (s == 3) fprintf(f, "not json, kept\n");
+    }
+    fprintf(f, "{\"step\":10,\"lo");   // cut short
+    fclose(f);
+    int64_t dropped = -1;
+    assert_int_equal(vlt_metrics_log_drop_after(path, 6, &dropped), VLT_OK);
+    assert_int_equal(dropped, 4);
+    char *text = slurp_path(path);
+    assert_string_equal(text, "{\"step\":1,\"loss\":101}\n{\"step\":2,\"loss\":102}\n{\"step\":3,\"loss\":103}\n"
+                              "not json, kept\n{\"step\":4,\"loss\":104}\n{\"step\":5,\"loss\":105}\n"
+                              "{\"step\":5,\"val/recall@1\":0.5}\n{\"step\":6,\"loss\":106}\n");
+    free(text);
+    struct stat a, b;
+    assert_int_equal(stat(path, &a), 0);
+    assert_int_equal(vlt_metrics_log_drop_after(path, 6, &dropped), VLT_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(stat(path, &b), 0);
+    assert_int_equal(a.st_ino, b.st_ino);   // not rewritten
+    // no temporary left behind
+    DIR *d = opendir(dir);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));) entries += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(entries, 1);
+    char absent[600];
+    snprintf(absent, sizeof absent, "%s/none.jsonl", dir);
+    assert_int_equal(vlt_metrics_log_drop_after(absent, 6, &dropped), VLT_OK);
+    free(path);
+    remove_tree(dir);
+    free(dir);
+}
+
+// A run that logged steps 1..10 and stopped after its checkpoint at step 6, resumed there and
+// logging 7..12 with other values: metrics.jsonl holds 1..12 once each, the new values past 6; the
+// new event file starts with a SessionLog START at step 7 (TensorBoard then shows what the jsonl
+// holds: scripts/reference/check_tfevents.py on VLT_METRICS_LOG_RESUME_OUT_DIR).
+static void test_resumed_run(void **state) {
+    (void)state;
+    const char *keep = getenv("VLT_METRICS_LOG_RESUME_OUT_DIR");
+    char *dir = keep && *keep ? strdup(keep) : make_tmp_dir();
+    vlt_metrics_log *log = NULL;
+    assert_int_equal(vlt_metrics_log_open(&log, dir, 12, true), VLT_OK);
+    vlt_metrics_log_set_console(log, NULL, VLT_CONSOLE_OFF, 0);
+    for (int s = 1; s <= 10; s++) {
+        vlt_step_metrics m = record(s);
+        m.loss += 100;   // the stopped run's values
+        assert_int_equal(vlt_metrics_log_step(log, &m), VLT_OK);
+    }
+    assert_int_equal(vlt_metrics_log_close(log), VLT_OK);
+    int64_t dropped = 0;
+    assert_int_equal(vlt_metrics_log_open_resumed(&log, dir, 12, true, 6, &dropped), VLT_OK);
+    assert_int_equal(dropped, 4);
+    vlt_metrics_log_set_console(log, NULL, VLT_CONSOLE_OFF, 0);
+    for (int s = 7; s <= 12; s++) {
+        vlt_step_metrics m = record(s);
+        assert_int_equal(vlt_metrics_log_step(log, &m), VLT_OK);
+    }
+    assert_int_equal(vlt_metrics_log_close(log), VLT_OK);
+    char *path = jsonl_path(dir);
+    char *text = slurp_path(path);
+    cJSON *rows[16];
+    assert_int_equal(parse_jsonl(text, rows, 16), 12);
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal((int)num(rows[i], "step"), i + 1);
+        assert_true(num(rows[i], "loss") == 5.0 / (i + 2) + (i + 1 <= 6 ? 100 : 0));
+        cJSON_Delete(rows[i]);
+    }
+    free(text);
+    free(path);
+    // two event files; the newer one's second record is the START at step 7
+    char tb[600];
+    snprintf(tb, sizeof tb, "%s/tensorboard", dir);
+    DIR *d = opendir(tb);
+    assert_non_null(d);
+    char newest[300] = "";
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "events.out.tfevents.", 20)) continue;
+        files++;
+        if (strcmp(e->d_name, newest) > 0) snprintf(newest, sizeof newest, "%s", e->d_name);
+    }
+    closedir(d);
+    assert_int_equal(files, 2);
+    char ev[1000];
+    snprintf(ev, sizeof ev, "%s/%s", tb, newest);
+    FILE *f = fopen(ev, "rb");
+    assert_non_null(f);
+    uint8_t head[12], data[256];
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(fread(head, 1, 12, f), 12);
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; i--) len = len << 8 | head[i];
+        assert_true(len <= sizeof data);
+        assert_int_equal(fread(data, 1, len + 4, f), len + 4);
+        if (r == 1) {
+            static const uint8_t start7[] = {0x10, 0x07, 0x3a, 0x02, 0x08, 0x01};   // step 7, SessionLog START
+            assert_int_equal(len, 9 + sizeof start7);
+            assert_memory_equal(data + 9, start7, sizeof start7);
+        }
+    }
+    fclose(f);
+    assert_int_equal(count_records(ev), 2 + 6 * 7);
+    if (!(keep && *keep)) remove_tree(dir);
+    free(dir);
+}
+
 static void test_refusals(void **state) {
     (void)state;
     char *dir = make_tmp_dir();
@@ -400,6 +516,8 @@ int main(void) {
         cmocka_unit_test(test_plain_lines),
         cmocka_unit_test(test_live_line_on_tty),
         cmocka_unit_test(test_run_for_tensorboard),
+        cmocka_unit_test(test_drop_after),
+        cmocka_unit_test(test_resumed_run),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

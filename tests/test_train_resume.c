@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "autograd/rng.h"
@@ -146,10 +147,63 @@ static void test_resume_other_model_refused(void **state) {
                                                 "\"tiny-clip\" -> \"tiny-coca\""));
 }
 
+static int jsonl_steps(const char *path, int *steps, int cap) {
+    char *text = slurp(path);
+    assert_non_null(text);
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        assert_true(n < cap);
+        steps[n++] = (int)cJSON_GetObjectItem(o, "step")->valuedouble;
+        cJSON_Delete(o);
+    }
+    free(text);
+    return n;
+}
+
+// A run stopped two steps after its checkpoint at 4 (as by kill -9): its lines for steps 5 and 6
+// are dropped on resume, which logs 5 and 6 again; TensorBoard gets a new file starting at 5.
+static void test_resume_drops_orphaned_metrics(void **state) {
+    (void)state;
+    vlt_run_config c;
+    train_fixture_config(&c, "orphans");
+    c.steps = 12;
+    c.warmup = 2;
+    c.checkpoint_every = 4;
+    c.log_every = 1;
+    c.tensorboard = true;
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run_steps(t, 6), VLT_OK);
+    vlt_trainer_free(t);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", c.output_dir);
+    int steps[64];
+    assert_int_equal(jsonl_steps(mp, steps, 64), 6);
+    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
+    if (vlt_trainer_create(&c, &r, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(jsonl_steps(mp, steps, 64), 4);
+    assert_int_equal(vlt_trainer_run_steps(t, 2), VLT_OK);
+    vlt_trainer_free(t);
+    assert_int_equal(jsonl_steps(mp, steps, 64), 6);
+    for (int i = 0; i < 6; i++) assert_int_equal(steps[i], i + 1);
+    char tb[600];
+    snprintf(tb, sizeof tb, "%s/tensorboard", c.output_dir);
+    DIR *d = opendir(tb);
+    assert_non_null(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) files += !strncmp(e->d_name, "events.out.tfevents.", 20);
+    closedir(d);
+    assert_int_equal(files, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_fields_are_checked),
         cmocka_unit_test(test_resume_other_model_refused),
+        cmocka_unit_test(test_resume_drops_orphaned_metrics),
     };
     return cmocka_run_group_tests_name("train_resume", tests, train_fixture_setup, train_fixture_teardown);
 }

@@ -75,6 +75,18 @@ static void test_event_bytes(void **state) {
     n = vlt_tfevents_encode_version(ev, sizeof ev, 2.0);
     assert_int_equal(n, sizeof version);
     assert_memory_equal(ev, version, sizeof version);
+    // Event(wall_time=2.0, step=5 / 300, session_log=SessionLog(status=START)): event_pb2 bytes.
+    static const uint8_t start5[] = {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                     0x40, 0x10, 0x05, 0x3a, 0x02, 0x08, 0x01};
+    static const uint8_t start300[] = {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x40, 0x10, 0xac, 0x02, 0x3a, 0x02, 0x08, 0x01};
+    n = vlt_tfevents_encode_session_start(ev, sizeof ev, 2.0, 5);
+    assert_int_equal(n, sizeof start5);
+    assert_memory_equal(ev, start5, sizeof start5);
+    n = vlt_tfevents_encode_session_start(ev, sizeof ev, 2.0, 300);
+    assert_int_equal(n, sizeof start300);
+    assert_memory_equal(ev, start300, sizeof start300);
+    assert_int_equal(vlt_tfevents_encode_session_start(ev, 12, 2.0, 300), 0);
     // Too small a buffer, empty and over-long tags.
     assert_int_equal(vlt_tfevents_encode_scalar(ev, 40, 1700000000.25, -2, "train/loss", -3.75f), 0);
     assert_int_equal(vlt_tfevents_encode_scalar(ev, sizeof ev, 0, 0, "", 1.0f), 0);
@@ -100,6 +112,7 @@ typedef struct {
     char tag[64];
     float value;
     int has_value;
+    int session_start;   // a SessionLog with status START
 } event;
 
 static uint64_t get_le(const uint8_t *p, int n) {
@@ -165,6 +178,11 @@ static void parse_event(const uint8_t *p, const uint8_t *end, event *e) {
                 assert_true(q + vn == qend);
                 parse_value(q, qend, e);
             }
+            p += n;
+        } else if (key == (7 << 3 | 2)) {  // SessionLog: only status START is written
+            uint64_t n = get_varint(&p, end);
+            assert_true(n == 2 && p + n <= end && p[0] == 0x08 && p[1] == 0x01);
+            e->session_start = 1;
             p += n;
         } else {
             fail_msg("unexpected Event field key %llu", (unsigned long long)key);

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -295,6 +296,102 @@ static vlt_status open_files(vlt_metrics_log *log, const char *run_dir, bool use
     if (s == VLT_OK && use_tensorboard) s = make_dir(tb_dir);
     if (s == VLT_OK && use_tensorboard) s = vlt_tfevents_open(&log->tb, tb_dir);
     free(tb_dir);
+    return s;
+}
+
+// --- resume: the steps a stopped run logged after its checkpoint are dropped ----------------------
+
+static vlt_status fsync_dir_of(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return vlt_error_set(VLT_ERR_IO, "metrics_log: cannot open %s: %s", dir, strerror(errno));
+    int r = fsync(fd);
+    close(fd);
+    return r == 0 ? VLT_OK : vlt_error_set(VLT_ERR_IO, "metrics_log: cannot fsync %s: %s", dir, strerror(errno));
+}
+
+vlt_status vlt_metrics_log_drop_after(const char *path, int64_t step, int64_t *dropped) {
+    *dropped = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno == ENOENT ? VLT_OK : vlt_error_set(VLT_ERR_IO, "metrics_log: cannot read %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char buf[65536];
+    size_t n;
+    while (mem && (n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, mem);
+    bool bad = ferror(f) || !mem;
+    fclose(f);
+    if (mem) fclose(mem);
+    if (bad) {
+        free(text);
+        return vlt_error_set(VLT_ERR_IO, "metrics_log: cannot read %s", path);
+    }
+    // Keep every whole line but those of a step past `step`; a last line without its newline is
+    // a write cut short by the stop and goes too. Lines that do not parse are kept as they are.
+    char *keep = malloc(len + 1);
+    size_t k = 0;
+    if (!keep) {
+        free(text);
+        return vlt_error_set(VLT_ERR_NOMEM, "metrics_log: out of memory");
+    }
+    for (size_t i = 0; i < len;) {
+        char *nl = memchr(text + i, '\n', len - i);
+        if (!nl) {
+            (*dropped)++;
+            break;
+        }
+        size_t end = (size_t)(nl - text) + 1;
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(text + i);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step");
+        bool late = cJSON_IsNumber(st) && st->valuedouble > (double)step;
+        cJSON_Delete(o);
+        *nl = '\n';
+        if (late) (*dropped)++;
+        else {
+            memcpy(keep + k, text + i, end - i);
+            k += end - i;
+        }
+        i = end;
+    }
+    free(text);
+    vlt_status s = VLT_OK;
+    if (*dropped) {
+        // Written aside and renamed over: a crash leaves the old file or the new one, whole.
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+        FILE *o = fopen(tmp, "wb");
+        bool ok = o && fwrite(keep, 1, k, o) == k && fflush(o) == 0 && fsync(fileno(o)) == 0;
+        if (o) ok &= fclose(o) == 0;
+        if (!ok || rename(tmp, path) != 0) {
+            s = vlt_error_set(VLT_ERR_IO, "metrics_log: cannot rewrite %s: %s", path, strerror(errno));
+            unlink(tmp);
+        } else {
+            s = fsync_dir_of(path);
+        }
+    }
+    free(keep);
+    return s;
+}
+
+vlt_status vlt_metrics_log_open_resumed(vlt_metrics_log **out, const char *run_dir, int64_t total_steps,
+                                        bool use_tensorboard, int64_t resume_step, int64_t *dropped) {
+    *dropped = 0;
+    if (!out || !run_dir || !*run_dir) return vlt_metrics_log_open(out, run_dir, total_steps, use_tensorboard);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    VLT_TRY(vlt_metrics_log_drop_after(path, resume_step, dropped));
+    VLT_TRY(vlt_metrics_log_open(out, run_dir, total_steps, use_tensorboard));
+    vlt_status s = (*out)->tb ? vlt_tfevents_add_session_start((*out)->tb, resume_step + 1) : VLT_OK;
+    if (s != VLT_OK) {
+        vlt_metrics_log_close(*out);
+        *out = NULL;
+    }
     return s;
 }
 

@@ -1,7 +1,7 @@
 // metrics_log.h — what a training run reports each logged step, to three sinks at once.
 //
 // Owns: RUN/metrics.jsonl (one JSON object per logged step, appended and flushed, so a resumed
-// run continues the same file), RUN/tensorboard/events.out.tfevents.* (via train/tfevents.h,
+// run continues the same file, after dropping the lines past its checkpoint's step), RUN/tensorboard/events.out.tfevents.* (via train/tfevents.h,
 // when asked for), and the progress display on the console: on a terminal one live line redrawn
 // in place with \r (at most 10 times a second, and always at the last step); otherwise a plain
 // line every N logged steps. Records that carry extra scalars (eval results) are always printed
@@ -66,6 +66,18 @@ typedef struct vlt_metrics_log vlt_metrics_log;
 // line every clamp(total_steps / 100, 1, 100) steps.
 vlt_status vlt_metrics_log_open(vlt_metrics_log **out, const char *run_dir, int64_t total_steps,
                                 bool use_tensorboard);
+// The same for a run resumed from a checkpoint of step `resume_step`: the lines of
+// run_dir/metrics.jsonl past that step (logged after the checkpoint by the run that stopped, and
+// a last line cut short) are dropped first, atomically (vlt_metrics_log_drop_after), and the new
+// TensorBoard file starts with a SessionLog START event at resume_step + 1, the first step this
+// run logs, which makes TensorBoard drop those steps from the earlier files (tfevents.h).
+// *dropped receives the number of lines dropped.
+vlt_status vlt_metrics_log_open_resumed(vlt_metrics_log **out, const char *run_dir, int64_t total_steps,
+                                        bool use_tensorboard, int64_t resume_step, int64_t *dropped);
+// Rewrites the jsonl at `path` without its records of a step > `step` and without a last line
+// that lacks its newline (through a temporary file, fsync'd and renamed over it; left as it is
+// when there is nothing to drop; a missing file is fine). Lines that are not JSON are kept.
+vlt_status vlt_metrics_log_drop_after(const char *path, int64_t step, int64_t *dropped);
 // Changes the console: stream (NULL keeps it), mode, and N for PLAIN (<= 0 keeps it).
 void vlt_metrics_log_set_console(vlt_metrics_log *log, FILE *stream, vlt_console_mode mode,
                                  int64_t plain_every);

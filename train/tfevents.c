@@ -132,6 +132,16 @@ size_t vlt_tfevents_encode_scalar(uint8_t *out, size_t cap, double wall_time, in
     return b.overflow ? 0 : b.len;
 }
 
+size_t vlt_tfevents_encode_session_start(uint8_t *out, size_t cap, double wall_time, int64_t step) {
+    pb_buf b = {out, 0, cap, 0};
+    pb_event_head(&b, wall_time, step);
+    pb_key(&b, 7, 2);  // Event.session_log
+    pb_varint(&b, 2);
+    pb_key(&b, 1, 0);  // SessionLog.status = START (1)
+    pb_varint(&b, 1);
+    return b.overflow ? 0 : b.len;
+}
+
 size_t vlt_tfevents_encode_version(uint8_t *out, size_t cap, double wall_time) {
     static const char version[] = "brain.Event:2";
     pb_buf b = {out, 0, cap, 0};
@@ -217,6 +227,14 @@ vlt_status vlt_tfevents_add_scalar(vlt_tfevents *w, const char *tag, int64_t ste
         return vlt_error_set(VLT_ERR_ARG, "tfevents: scalar tag '%.64s' is empty or longer than %d bytes",
                              tag ? tag : "(null)", VLT_TFEVENTS_MAX_TAG);
     return write_record(w, ev, n);
+}
+
+vlt_status vlt_tfevents_add_session_start(vlt_tfevents *w, int64_t step) {
+    if (!w) return vlt_error_set(VLT_ERR_ARG, "tfevents_add_session_start: NULL writer");
+    uint8_t ev[64];
+    size_t n = vlt_tfevents_encode_session_start(ev, sizeof ev, wall_now(), step);
+    VLT_TRY(write_record(w, ev, n));
+    return vlt_tfevents_flush(w);
 }
 
 vlt_status vlt_tfevents_flush(vlt_tfevents *w) {

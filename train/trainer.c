@@ -613,7 +613,18 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
     if (s == VLT_OK) s = make_reducer(t);
     if (s == VLT_OK && t->dist->rank == 0) s = write_config(t);
-    if (s == VLT_OK && t->dist->rank == 0) s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
+    if (s == VLT_OK && t->dist->rank == 0) {
+        if (t->last_ck_step >= 0) {
+            // Resumed: the stopped run's steps past the checkpoint are no longer history.
+            int64_t dropped = 0;
+            s = vlt_metrics_log_open_resumed(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard, t->step, &dropped);
+            if (s == VLT_OK && dropped && !t->opts.quiet)
+                fprintf(t->opts.log, "metrics.jsonl: dropped %lld line%s past step %lld (logged after that checkpoint)\n",
+                        (long long)dropped, dropped > 1 ? "s" : "", (long long)t->step);
+        } else {
+            s = vlt_metrics_log_open(&t->mlog, cfg->output_dir, cfg->steps, cfg->tensorboard);
+        }
+    }
     if (s == VLT_OK && t->mlog)
         vlt_metrics_log_set_console(t->mlog, t->opts.log, t->opts.quiet ? VLT_CONSOLE_OFF : VLT_CONSOLE_AUTO,
                                     cfg->log_every);
