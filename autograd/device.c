@@ -21,6 +21,7 @@ void vlt_device_synchronize(void) { vlt_cuda_synchronize(); }
 size_t vlt_cuda_arena_bytes(void) { return vlt_cuda_arena_high_water(); }
 uint64_t vlt_cuda_arena_allocs(void) { return vlt_cuda_arena_system_allocs(); }
 void vlt_cuda_memory(size_t *free_bytes, size_t *total_bytes) { vlt_cuda_mem_info(free_bytes, total_bytes); }
+int vlt_cuda_bf16_out_bias_kind(void) { return vlt_cuda_linear_bf16_out_bias_kind(); }
 vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
     vlt_cuda_set_matmul_precision((int)p);
     return VLT_OK;
@@ -41,6 +42,7 @@ void vlt_device_synchronize(void) {}
 size_t vlt_cuda_arena_bytes(void) { return 0; }
 uint64_t vlt_cuda_arena_allocs(void) { return 0; }
 void vlt_cuda_memory(size_t *free_bytes, size_t *total_bytes) { *free_bytes = *total_bytes = 0; }
+int vlt_cuda_bf16_out_bias_kind(void) { return 0; }
 vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
     (void)p;
     return vlt_error_set(VLT_ERR_UNSUPPORTED, "matmul precision: this binary was built without the CUDA backend");

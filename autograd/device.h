@@ -82,6 +82,9 @@ uint64_t vlt_cuda_arena_allocs(void);
 // every process's use, this one's context, persistent tensors and arena included). Both 0
 // without CUDA.
 void vlt_cuda_memory(size_t *free_bytes, size_t *total_bytes);
+// Which bias the bf16-output products (vlt_linear_operand, vlt_linear_act) put in cuBLASLt's
+// epilogue: 1 the fp32 bias, 2 a bf16 copy, 0 none ran (or no CUDA). For benchmark reports.
+int vlt_cuda_bf16_out_bias_kind(void);
 
 // Per-op device time profile (benchmarks; no-ops without CUDA). Between start and stop the tape
 // records a CUDA event after each op's forward and each node's backward; stop waits for the

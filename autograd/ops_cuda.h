@@ -90,6 +90,7 @@ int vlt_cuda_linear_bf16(const uint16_t *xb, const uint16_t *wb, const float *bi
 // plus bias. 0, having done nothing, when cuBLASLt offers no algorithm.
 int vlt_cuda_linear_bf16_out(const uint16_t *xb, const uint16_t *wb, const float *bias, uint16_t *yb, int R, int IN,
                              int OUT);
+int vlt_cuda_linear_bf16_out_bias_kind(void);  // 1: fp32 bias in the epilogue, 2: a bf16 copy, 0: not run
 // dst[c] += Σ_y partial[y, c] (C columns, ny rows of partial sums), in y order.
 void vlt_cuda_colsum_partials(float *dst, const float *partial, int64_t C, int ny);
 // out (R, C) rows = bias (C)

@@ -242,7 +242,7 @@ static vlt_tensor *linear_impl(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, v
             if (!vlt_cuda_linear_bf16_out(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, vlt_bf16(out), R, IN,
                                           OUT)) {
                 // no cuBLASLt algorithm for a bf16 output: the fp32 product, then one rounding
-                o = vlt_step_scratch((size_t)R * OUT * sizeof(float));
+                o = vlt_cuda_arena_alloc((size_t)R * OUT * sizeof(float));  // device scratch
                 if (!o) return NULL;
                 if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bias ? vlt_f32(bias) : NULL, NULL, o, R, IN, OUT)) {
                     if (bias) vlt_cuda_fill_rows(o, vlt_f32(bias), R, OUT);
@@ -353,7 +353,7 @@ vlt_tensor *vlt_linear_act(vlt_tensor *x, vlt_tensor *w, vlt_tensor *bias, vlt_a
         const float *bv = bias ? vlt_f32(bias) : NULL;
         if (!vlt_cuda_linear_bf16_out(vlt_bf16(xb), vlt_bf16(wb), bv, vlt_bf16(hb), R, IN, OUT)) {
             // no cuBLASLt algorithm for a bf16 output: the fp32 product, then one rounding
-            float *hf = vlt_step_scratch((size_t)R * OUT * sizeof(float));
+            float *hf = vlt_cuda_arena_alloc((size_t)R * OUT * sizeof(float));  // device scratch
             if (!hf) return NULL;
             if (!vlt_cuda_linear_bf16(vlt_bf16(xb), vlt_bf16(wb), bv, NULL, hf, R, IN, OUT)) {
                 if (bv) vlt_cuda_fill_rows(hf, bv, R, OUT);

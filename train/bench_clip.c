@@ -186,10 +186,11 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
     const double GiB = (double)(1u << 30);
     printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
            "\"step_s_max\": %.5f, \"images_per_s\": %.1f, \"gflop_per_step\": %.1f, \"achieved_tflops\": %.1f, "
-           "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"device_used_gib\": %.2f, \"params_m\": %.2f}\n",
+           "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"device_used_gib\": %.2f, \"params_m\": %.2f, "
+           "\"bf16_out_bias\": %d}\n",
            matmul, B, med, times[0], times[steps - 1], B / med, flops / 1e9, flops / med / 1e12,
            flops / med / 1e12 / 989.0, loss_v, arena / GiB, (mem_total - mem_free) / GiB,
-           vlt_params_numel(&m.params) / 1e6);
+           vlt_params_numel(&m.params) / 1e6, vlt_cuda_bf16_out_bias_kind());
     fflush(stdout);
     free(times);
     free(decay);
