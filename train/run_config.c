@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "layers/model_config.h"
@@ -82,6 +83,32 @@ static const field *find_field(const char *key) {
     return NULL;
 }
 
+// Keys that name one file or directory: a leading "~/" is the home directory, as in a shell (a
+// YAML file or a quoted --set value is not expanded by one). A bare "~" for output.dir would put
+// a run's files straight into the home directory (and in YAML a bare ~ is null): refused.
+static bool is_path_key(const field *f) {
+    return !strcmp(f->key, "output.dir") || !strcmp(f->key, "model.init_from");
+}
+
+static vlt_status set_path(char *p, size_t size, const field *f, const char *v, const char *what) {
+    if (!strcmp(f->key, "output.dir") && (!strcmp(v, "~") || !*v))
+        return vlt_error_set(VLT_ERR_ARG, "%s: output.dir '%s' is not a run directory (in YAML a bare ~ means no value); "
+                             "write a path such as ~/runs/clip", what, v);
+    if (strncmp(v, "~/", 2)) {
+        if (v[0] == '~')
+            return vlt_error_set(VLT_ERR_ARG, "%s: %s '%s': only ~/ (your home directory) is expanded, not ~user", what,
+                                 f->key, v);
+        snprintf(p, size, "%s", v);
+        return VLT_OK;
+    }
+    const char *home = getenv("HOME");
+    if (!home || !*home)
+        return vlt_error_set(VLT_ERR_ARG, "%s: %s '%s' starts with ~/ but HOME is not set", what, f->key, v);
+    if ((size_t)snprintf(p, size, "%s/%s", home, v + 2) >= size)
+        return vlt_error_set(VLT_ERR_ARG, "%s: %s is longer than %zu bytes once ~ is expanded", what, f->key, size - 1);
+    return VLT_OK;
+}
+
 static vlt_status set_field(vlt_run_config *c, const field *f, const char *v, const char *what) {
     char *p = (char *)c + f->offset;
     char *end = NULL;
@@ -89,6 +116,7 @@ static vlt_status set_field(vlt_run_config *c, const field *f, const char *v, co
     switch (f->type) {
     case F_STR:
         if (strlen(v) >= f->size) return vlt_error_set(VLT_ERR_ARG, "%s: %s is longer than %zu bytes", what, f->key, f->size - 1);
+        if (is_path_key(f) && strcmp(what, "defaults")) return set_path(p, f->size, f, v, what);
         strcpy(p, v);
         return VLT_OK;
     case F_INT:
@@ -147,6 +175,10 @@ vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, 
     int depth = 0;                 // mapping depth
     char section[64] = "", key[64] = "";
     bool have_key = false, done = false;
+    // Every section and section.key met so far, with its line: YAML forbids a key twice in one
+    // mapping, and "last one wins" would silently drop a setting.
+    struct { char name[160]; size_t line; } seen[256];
+    int n_seen = 0;
     while (!done && st == VLT_OK) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -176,6 +208,16 @@ vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, 
             if (!have_key) {
                 snprintf(depth == 1 ? section : key, 64, "%s", v);
                 have_key = true;  // at depth 1 a section name: its mapping follows
+                char name[160];
+                snprintf(name, sizeof name, depth == 1 ? "%s" : "%s.%s", section, key);
+                for (int i = 0; i < n_seen && st == VLT_OK; i++)
+                    if (!strcmp(seen[i].name, name))
+                        st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: %s '%s' is given twice (first at line %zu)", what, line,
+                                           depth == 1 ? "section" : "key", name, seen[i].line);
+                if (st == VLT_OK && n_seen < (int)(sizeof seen / sizeof seen[0])) {
+                    snprintf(seen[n_seen].name, sizeof seen[n_seen].name, "%s", name);
+                    seen[n_seen++].line = line;
+                }
             } else {
                 if (depth == 1) {
                     st = vlt_error_set(VLT_ERR_FORMAT, "%s:%zu: '%s' must be a section (a mapping of keys)", what, line, section);
@@ -185,6 +227,10 @@ vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, 
                     const field *f = find_field(full);
                     char where[600];
                     snprintf(where, sizeof where, "%s:%zu", what, line);
+                    // A plain ~ / null is YAML's "no value": an empty string (output.dir refuses it).
+                    bool null = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                                (!strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL"));
+                    if (f && null && f->type == F_STR) v = !strcmp(f->key, "output.dir") ? "~" : "";
                     st = f ? set_field(c, f, v, where) : unknown_key(full, where);
                 }
                 have_key = false;
@@ -203,6 +249,12 @@ vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, 
 vlt_status vlt_run_config_load(const char *path, vlt_run_config *c) {
     FILE *f = fopen(path, "rb");
     if (!f) return vlt_error_set(VLT_ERR_IO, "run config %s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return vlt_error_set(VLT_ERR_IO, "run config %s: %s, not a YAML file", path,
+                             S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
+    }
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -236,6 +288,27 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
     if (!(c->lr > 0) || c->lr_min < 0 || c->lr_min > c->lr)
         return vlt_error_set(VLT_ERR_ARG, "run config: optim.lr must be > 0 and schedule.lr_min in [0, lr]");
     if (c->accum_steps < 1) return vlt_error_set(VLT_ERR_ARG, "run config: optim.accum_steps must be >= 1");
+    if (c->grad_clip < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: optim.grad_clip must be >= 0 (the global norm to clip to; 0 = off), "
+                             "got %g", c->grad_clip);
+    if (c->val_samples < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: data.val_samples must be >= 0 (0 = all of data.val), got %d",
+                             c->val_samples);
+    if (c->weight_decay < 0) return vlt_error_set(VLT_ERR_ARG, "run config: optim.weight_decay must be >= 0, got %g", c->weight_decay);
+    if (c->beta1 < 0 || c->beta1 >= 1 || c->beta2 < 0 || c->beta2 >= 1)
+        return vlt_error_set(VLT_ERR_ARG, "run config: optim.beta1 and optim.beta2 must be in [0, 1), got %g and %g", c->beta1,
+                             c->beta2);
+    if (!(c->eps > 0)) return vlt_error_set(VLT_ERR_ARG, "run config: optim.eps must be > 0, got %g", c->eps);
+    if (c->shuffle_buffer < 0 || c->shuffle_initial < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: data.shuffle_buffer and data.shuffle_initial must be >= 0");
+    if (c->samples_per_epoch < 0) return vlt_error_set(VLT_ERR_ARG, "run config: data.samples_per_epoch must be >= 0");
+    if (c->label_smoothing < 0 || c->label_smoothing >= 1)
+        return vlt_error_set(VLT_ERR_ARG, "run config: loss.label_smoothing must be in [0, 1), got %g", c->label_smoothing);
+    if (c->clip_loss_weight < 0 || c->caption_loss_weight < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: loss.clip_weight and loss.caption_weight must be >= 0");
+    if (c->cooldown < 0 || c->checkpoint_every < 0 || c->eval_every < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: schedule.cooldown, checkpoint.every and eval.every must be >= 0");
+    if (!c->output_dir[0]) return vlt_error_set(VLT_ERR_ARG, "run config: output.dir (the run directory) is empty");
     if (c->scale_min <= 0 || c->scale_min > c->scale_max || c->scale_max > 1)
         return vlt_error_set(VLT_ERR_ARG, "run config: data.scale_min/scale_max must satisfy 0 < min <= max <= 1");
     if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
