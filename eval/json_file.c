@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 vlt_status vlt_eval_json_load(const char *path, cJSON **out) {
     FILE *f = fopen(path, "rb");
@@ -40,13 +41,31 @@ vlt_status vlt_eval_json_load(const char *path, cJSON **out) {
 vlt_status vlt_eval_json_save(const char *path, const cJSON *root) {
     char *text = cJSON_Print(root);
     if (!text) return vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory printing JSON", path);
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(text); return vlt_error_set(VLT_ERR_IO, "%s: cannot create: %s", path, strerror(errno)); }
+    // written to PATH.tmp.PID and renamed: a crash or a full disk never leaves half a file at PATH
+    size_t tl = strlen(path) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) { free(text); return vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory", path); }
+    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        vlt_status st = vlt_error_set(VLT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(text);
+        free(tmp);
+        return st;
+    }
     size_t n = strlen(text);
     int bad = fwrite(text, 1, n, f) != n || fputc('\n', f) == EOF;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     free(text);
-    return bad ? vlt_error_set(VLT_ERR_IO, "%s: write error", path) : VLT_OK;
+    if (bad || rename(tmp, path) != 0) {
+        vlt_status st = vlt_error_set(VLT_ERR_IO, "%s: write error: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    return VLT_OK;
 }
 
 int vlt_eval_json_id(const cJSON *item, long long *id) {

@@ -579,9 +579,16 @@ static void first_set(int s, uint8_t *first, uint8_t *seen) {
     if (s < 0 || seen[s]) return;
     seen[s] = 1;
     const nstate *t = &G.b.st[s];
-    if (t->type == S_CLASS) {
-        for (unsigned c = 0; c < 65536; c++)
-            if (class_match(&G.b, t->cls, c)) first[c >> 3] |= (uint8_t)(1u << (c & 7));
+    if (t->type == S_CLASS) {  // the class as a bitmap: its properties, its ranges, negation
+        static uint8_t bm[65536 / 8];
+        const cclass *k = &G.b.cls[t->cls];
+        memset(bm, 0, sizeof bm);
+        if (k->flags)
+            for (unsigned c = 0; c < 65536; c++)
+                if (g_props[c] & k->flags) bm[c >> 3] |= (uint8_t)(1u << (c & 7));
+        for (int i = 0; i < k->count; i++)
+            for (unsigned c = G.b.rng[k->first + i][0]; c <= G.b.rng[k->first + i][1]; c++) bm[c >> 3] |= (uint8_t)(1u << (c & 7));
+        for (size_t i = 0; i < sizeof bm; i++) first[i] |= k->negated ? (uint8_t)~bm[i] : bm[i];
     } else if (t->type == S_EPS) first_set(t->out, first, seen);
     else if (t->type == S_SPLIT) { first_set(t->out, first, seen); first_set(t->out1, first, seen); }
 }

@@ -5,6 +5,8 @@
 #ifndef VLT_COMMANDS_H
 #define VLT_COMMANDS_H
 
+#define VLT_VERSION "0.1.0"  // `vlt version`, and every evaluation report
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);

@@ -4,12 +4,15 @@
 // and prompt templates from files).
 #include <cJSON.h>
 #include <getopt.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoints/checkpoint.h"
+#include "data/shardspec.h"
 #include "eval/embeddings_h5.h"
+#include "eval/report.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
 #include "train/evaluate.h"
@@ -101,6 +104,47 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
     return -1;
 }
 
+// The report of `vlt eval checkpoint` / `zeroshot`: the checkpoint's weights and state, every
+// shard, the tokenizer vocabulary as inputs; the resolved model, transform, tokenizer and run
+// settings. Errors name the file that could not be hashed.
+static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const session *se, const eval_args *a) {
+    VLT_TRY(vlt_eval_report_init(rep, VLT_VERSION, argc, argv));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", se->dir);
+    vlt_status s = vlt_eval_report_input(rep, "weights", path);
+    snprintf(path, sizeof path, "%s/state.json", se->dir);
+    if (s == VLT_OK) s = vlt_eval_report_input(rep, "checkpoint state", path);
+    vlt_shard_list shards = {0};
+    if (s == VLT_OK) s = vlt_shardspec_expand(a->shards, &shards);
+    for (size_t i = 0; s == VLT_OK && i < shards.n; i++) s = vlt_eval_report_input(rep, "shard", shards.paths[i]);
+    vlt_shard_list_free(&shards);
+    const char *assets = getenv("VLT_ASSETS");
+    snprintf(path, sizeof path, "%s/bpe_simple_vocab_16e6.txt.gz", assets && assets[0] ? assets : "assets");
+    if (s == VLT_OK) s = vlt_eval_report_input(rep, "tokenizer vocabulary", path);
+    if (s != VLT_OK) {
+        vlt_eval_report_free(rep);
+        return s;
+    }
+    const vlt_model_cfg *mc = &se->m.cfg;
+    vlt_eval_report_setting(rep, "checkpoint", se->dir);
+    vlt_eval_report_setting(rep, "model", se->cfg.model_name);
+    vlt_eval_report_setting(rep, "model_kind", se->m.is_coca ? "CoCa" : "CLIP");
+    vlt_eval_report_setting(rep, "shards", a->shards);
+    vlt_eval_report_setting_num(rep, "image_size", mc->vision.image_size);
+    vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
+    vlt_eval_report_setting(rep, "transform", "open_clip eval preprocess: RGB, resize the shorter side to image_size "
+                                              "(bicubic, PIL's antialiasing), center crop, CLIP mean/std");
+    vlt_eval_report_setting(rep, "tokenizer", "CLIP BPE as open_clip's SimpleTokenizer (lower case, SOT/EOT, zero padding)");
+    vlt_eval_report_setting_num(rep, "context_length", mc->text.context_length);
+    vlt_eval_report_setting_num(rep, "batch", a->batch);
+    vlt_eval_report_setting_num(rep, "limit", a->limit);
+    vlt_eval_report_setting(rep, "device", "cpu");
+    vlt_eval_report_setting(rep, "precision", "fp32");
+    vlt_eval_report_setting_num(rep, "threads", omp_get_max_threads());
+    vlt_eval_report_setting(rep, "order", "shards in spec order, one reader, every sample");
+    return VLT_OK;
+}
+
 static const char *EMBED_USAGE =
     "usage: vlt embed --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --out emb.h5 [--batch 64] [--limit N]\n"
     "Writes the L2-normalized image and text embeddings of the shards' image-caption pairs (eval\n"
@@ -160,33 +204,37 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
         printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
                100 * r.t2i.recall[1], 100 * r.t2i.recall[2], r.t2i.mean_rank);
         if (coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
-        if (a.out) {
-            cJSON *root = cJSON_CreateObject();
-            cJSON_AddStringToObject(root, "checkpoint", se.dir);
-            cJSON_AddStringToObject(root, "model", se.cfg.model_name);
-            cJSON_AddStringToObject(root, "shards", a.shards);
-            cJSON_AddNumberToObject(root, "pairs", p.n);
+        vlt_eval_report rep;
+        if (a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
+            vlt_eval_report_scorer(&rep, "recall", "recall@k of the shards' pairs (pair i's caption belongs to pair i's image): "
+                                                   "fraction of queries whose target ranks within the top k by cosine "
+                                                   "similarity of the L2-normalized embeddings; a tie counts against the target");
+            vlt_eval_report_number(&rep, "pairs", p.n);
             const char *names[3] = {"R@1", "R@5", "R@10"};
-            cJSON *i2t = cJSON_AddObjectToObject(root, "image_to_text"), *t2i = cJSON_AddObjectToObject(root, "text_to_image");
+            char key[64];
             for (int k = 0; k < 3; k++) {
-                cJSON_AddNumberToObject(i2t, names[k], r.i2t.recall[k]);
-                cJSON_AddNumberToObject(t2i, names[k], r.t2i.recall[k]);
+                snprintf(key, sizeof key, "image_to_text.%s", names[k]);
+                vlt_eval_report_number(&rep, key, r.i2t.recall[k]);
+                snprintf(key, sizeof key, "text_to_image.%s", names[k]);
+                vlt_eval_report_number(&rep, key, r.t2i.recall[k]);
             }
+            vlt_eval_report_number(&rep, "image_to_text.mean_rank", r.i2t.mean_rank);
+            vlt_eval_report_number(&rep, "text_to_image.mean_rank", r.t2i.mean_rank);
             if (coca) {
-                cJSON *c = cJSON_AddObjectToObject(root, "captions");
+                vlt_eval_report_setting(&rep, "generation", "greedy");
+                vlt_eval_report_scorer(&rep, "captions", "BLEU-1..4 and CIDEr-D as pycocoevalcap (Bleu(4), Cider) of the greedy "
+                                                         "captions against the shards' captions, PTB-tokenized as pycocoevalcap");
+                vlt_eval_report_number(&rep, "captions.n", ce.n);
                 for (int k = 0; k < 4; k++) {
-                    char key[8];
-                    snprintf(key, sizeof key, "BLEU-%d", k + 1);
-                    cJSON_AddNumberToObject(c, key, ce.bleu[k]);
+                    snprintf(key, sizeof key, "captions.BLEU-%d", k + 1);
+                    vlt_eval_report_number(&rep, key, ce.bleu[k]);
                 }
-                cJSON_AddNumberToObject(c, "CIDEr-D", ce.cider);
+                vlt_eval_report_number(&rep, "captions.CIDEr-D", ce.cider);
             }
-            char *json = cJSON_Print(root);
-            FILE *f = fopen(a.out, "w");
-            if (!f || fputs(json, f) < 0 || fclose(f) != 0)
-                s = vlt_error_set(VLT_ERR_IO, "cannot write %s", a.out);
-            free(json);
-            cJSON_Delete(root);
+            s = vlt_eval_report_save(&rep, a.out);
+            vlt_eval_report_free(&rep);
+            if (s == VLT_OK && strcmp(a.out, "-") != 0)
+                fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
         }
     }
     if (s != VLT_OK) fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message());
@@ -221,7 +269,7 @@ static void free_lines(char **v, int n) {
 
 static const char *ZEROSHOT_USAGE =
     "usage: vlt eval zeroshot --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --classes classes.txt\n"
-    "                         --templates templates.txt [--label-ext cls] [--limit N] [--batch 64]\n"
+    "                         --templates templates.txt [--label-ext cls] [--limit N] [--batch 64] [--out report.json]\n"
     "Zero-shot classification: one class name per line of classes.txt (label i = line i), one\n"
     "prompt template per line of templates.txt with {} where the class name goes (\"a photo of a {}.\");\n"
     "the images' labels are their integer .cls members (webdataset classification shards).\n";
@@ -246,7 +294,25 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     if (s == VLT_OK)
         printf("zero-shot: %d images, %d classes, %d templates: top-1 %.2f%%  top-5 %.2f%%  (chance top-1 %.2f%%)\n", n,
                nc, nt, 100 * top1, 100 * top5, 100.0 / nc);
-    else fprintf(stderr, "vlt eval zeroshot: %s\n", vlt_error_message());
+    vlt_eval_report rep;
+    if (s == VLT_OK && a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
+        s = vlt_eval_report_input(&rep, "class names", a.classes);
+        if (s == VLT_OK) s = vlt_eval_report_input(&rep, "templates", a.templates);
+        vlt_eval_report_setting(&rep, "label_member", a.label_ext ? a.label_ext : "cls");
+        vlt_eval_report_scorer(&rep, "top-k", "open_clip zero-shot: each class vector is the mean of its L2-normalized prompt "
+                                              "embeddings (one per template), L2-normalized; an image is right at k when its "
+                                              "label is among the k classes of highest cosine similarity");
+        vlt_eval_report_number(&rep, "n_images", n);
+        vlt_eval_report_number(&rep, "n_classes", nc);
+        vlt_eval_report_number(&rep, "n_templates", nt);
+        vlt_eval_report_number(&rep, "top1", top1);
+        vlt_eval_report_number(&rep, "top5", top5);
+        if (s == VLT_OK) s = vlt_eval_report_save(&rep, a.out);
+        vlt_eval_report_free(&rep);
+        if (s == VLT_OK && strcmp(a.out, "-") != 0)
+            fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
+    }
+    if (s != VLT_OK) fprintf(stderr, "vlt eval zeroshot: %s\n", vlt_error_message());
     free_lines(classes, nc);
     free_lines(templates, nt);
     session_close(&se);

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "eval/bleu.h"
 #include "eval/caption_io.h"
 #include "eval/cider.h"
 #include "eval/embeddings_h5.h"
 #include "eval/json_file.h"
+#include "eval/report.h"
 #include "eval/retrieval.h"
 #include "eval/vqa_io.h"
 #include "train/cli_args.h"
@@ -76,24 +78,37 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
     return -1;
 }
 
-// Writes the report to a->out (if any); consumes root. Returns the exit status.
-static int finish_report(const eval_args *a, cJSON *root) {
+// Writes the report to a->out (if any) and frees it. Returns the exit status.
+static int finish_report(const eval_args *a, vlt_eval_report *rep) {
     int rc = 0;
-    if (a->out && !strcmp(a->out, "-")) {
-        char *s = cJSON_Print(root);
-        if (s) printf("%s\n", s);
-        free(s);
-    } else if (a->out) {
-        if (vlt_eval_json_save(a->out, root) != VLT_OK) {
+    if (a->out) {
+        if (vlt_eval_report_save(rep, a->out) != VLT_OK) {
             fprintf(stderr, "vlt eval: %s\n", vlt_error_message());
             rc = 1;
-        } else {
-            fprintf(stderr, "report written to %s\n", a->out);
+        } else if (strcmp(a->out, "-") != 0) {
+            fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a->out, a->out);
         }
     }
-    cJSON_Delete(root);
+    vlt_eval_report_free(rep);
     return rc;
 }
+
+// Scorer definitions, as the reports state them.
+static const char *DEF_PTB = "pycocoevalcap's PTBTokenizer: Stanford CoreNLP 3.4.1 PTBTokenizer -preserveLines -lowerCase "
+                             "on each call's captions as one stream (references of all images, then candidates, images in the "
+                             "annotation file's order), punctuation tokens removed (vlt port: eval/ptb_lexer.c)";
+static const char *DEF_BLEU = "pycocoevalcap Bleu(4): corpus BLEU-n with clipped n-gram counts, the reference length closest "
+                              "to the candidate's, brevity penalty, tiny=1e-9 and small=1e-15 smoothing; per image the same "
+                              "on one image";
+static const char *DEF_CIDER = "pycocoevalcap Cider (CIDEr-D): n = 1..4, tf-idf with document frequencies from the "
+                               "references of the evaluated images, clipped candidate counts, Gaussian length penalty "
+                               "sigma = 6, x10, mean over the references and over n";
+static const char *DEF_RECALL = "recall@k: fraction of queries whose target ranks within the top k by dot product (cosine "
+                                "similarity on unit rows); a tie counts against the target; image->text: the best-ranked "
+                                "of the image's captions; mean / median of the 1-based rank";
+static const char *DEF_VQA = "official VQA (vqaEval.py) accuracy: answers normalized (punctuation, digits, articles, "
+                             "contractions), min(#matching human answers / 3, 1) averaged over the 10 leave-one-out subsets, "
+                             "mean over questions, per answer type and per question type (unrounded)";
 
 static int fail(const char *what) {
     fprintf(stderr, "vlt eval %s: %s\n", what, vlt_error_message());
@@ -148,22 +163,40 @@ static int eval_captions(int argc, char **argv) {
         printf("  CIDEr-D  %.6f\n", cider);
         printf("  (JSON parse %.3f s, %s + n-gram counting %.3f s, scoring %.3f s)\n", tp - t0,
                a.pretokenized ? "no tokenization" : "tokenization", t1 - tp, t2 - t1);
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "pred", a.pred);
-        cJSON_AddStringToObject(r, "refs", a.refs);
-        cJSON_AddStringToObject(r, "tokenization", a.pretokenized ? "none (pre-tokenized)" : "ptb (pycocoevalcap)");
-        cJSON_AddNumberToObject(r, "n_images", n);
-        char key[16];
+        vlt_eval_report rep;
+        if (vlt_eval_report_init(&rep, VLT_VERSION, argc, argv) != VLT_OK || vlt_eval_report_input(&rep, "predictions", a.pred) != VLT_OK ||
+            vlt_eval_report_input(&rep, "references", a.refs) != VLT_OK) {
+            free(bimg);
+            free(cimg);
+            free(ids);
+            vlt_eval_caption_set_free(set);
+            return fail("captions");
+        }
+        vlt_eval_report_setting(&rep, "tokenization", a.pretokenized ? "none (pre-tokenized, split on whitespace)" : "ptb (pycocoevalcap)");
+        vlt_eval_report_setting(&rep, "images", a.allow_subset ? "the predicted ones (--allow-subset)" : "every referenced image");
+        if (!a.pretokenized) vlt_eval_report_scorer(&rep, "tokenization", DEF_PTB);
+        vlt_eval_report_scorer(&rep, "Bleu_1..4", DEF_BLEU);
+        vlt_eval_report_scorer(&rep, "CIDEr", DEF_CIDER);
+        vlt_eval_report_number(&rep, "n_images", n);
+        char key[64];
         for (int k = 0; k < 4; k++) {
             snprintf(key, sizeof key, "Bleu_%d", k + 1);
-            cJSON_AddNumberToObject(r, key, bleu[k]);
+            vlt_eval_report_number(&rep, key, bleu[k]);
         }
-        cJSON_AddNumberToObject(r, "CIDEr", cider);
-        cJSON_AddNumberToObject(r, "parse_seconds", tp - t0);
-        cJSON_AddNumberToObject(r, "prepare_seconds", t1 - tp);
-        cJSON_AddNumberToObject(r, "scoring_seconds", t2 - t1);
-        if (a.per_image) cJSON_AddItemToObject(r, "per_image", per_image_json(ids, n, bimg, cimg));
-        rc = finish_report(&a, r);
+        vlt_eval_report_number(&rep, "CIDEr", cider);
+        for (int i = 0; a.per_image && i < n; i++) {
+            for (int k = 0; k < 4; k++) {
+                snprintf(key, sizeof key, "per_image.%lld.Bleu_%d", ids[i], k + 1);
+                vlt_eval_report_number(&rep, key, bimg[4 * i + k]);
+            }
+            snprintf(key, sizeof key, "per_image.%lld.CIDEr", ids[i]);
+            vlt_eval_report_number(&rep, key, cimg[i]);
+        }
+        cJSON_AddNumberToObject(rep.details, "parse_seconds", tp - t0);
+        cJSON_AddNumberToObject(rep.details, "prepare_seconds", t1 - tp);
+        cJSON_AddNumberToObject(rep.details, "scoring_seconds", t2 - t1);
+        if (a.per_image) cJSON_AddItemToObject(rep.details, "per_image", per_image_json(ids, n, bimg, cimg));
+        rc = finish_report(&a, &rep);
     }
     free(bimg);
     free(cimg);
@@ -179,17 +212,6 @@ static void normalize_rows(float *x, int64_t n, int64_t d) {
         float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
         for (int64_t k = 0; k < d; k++) x[i * d + k] *= inv;
     }
-}
-
-static cJSON *recall_json(const vlt_eval_recall *r) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "R@1", r->recall[0]);
-    cJSON_AddNumberToObject(o, "R@5", r->recall[1]);
-    cJSON_AddNumberToObject(o, "R@10", r->recall[2]);
-    cJSON_AddNumberToObject(o, "mean_rank", r->mean_rank);
-    cJSON_AddNumberToObject(o, "median_rank", r->median_rank);
-    cJSON_AddNumberToObject(o, "n_queries", r->n_queries);
-    return o;
 }
 
 static int eval_retrieval(int argc, char **argv) {
@@ -243,19 +265,33 @@ static int eval_retrieval(int argc, char **argv) {
             printf("  %-12s %7.2f %7.2f %7.2f %10.2f %12.0f\n", names[k], 100 * rr[k]->recall[0], 100 * rr[k]->recall[1],
                    100 * rr[k]->recall[2], rr[k]->mean_rank, rr[k]->median_rank);
         printf("  (recall in %%, ties counted against the target; %.3f s)\n", t1 - t0);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "embeddings", a.embeddings);
-        cJSON_AddStringToObject(o, "model", e.model);
-        cJSON_AddStringToObject(o, "config", e.config);
-        cJSON_AddNumberToObject(o, "n_images", (double)e.n_images);
-        cJSON_AddNumberToObject(o, "n_texts", (double)e.n_texts);
-        cJSON_AddBoolToObject(o, "normalized_by_eval", a.normalize);
-        cJSON_AddNumberToObject(o, "image_rows_not_unit", (double)off_img);
-        cJSON_AddNumberToObject(o, "text_rows_not_unit", (double)off_txt);
-        cJSON_AddStringToObject(o, "ties", "pessimistic (a tie counts against the target)");
-        cJSON_AddItemToObject(o, "image_to_text", recall_json(&r.i2t));
-        cJSON_AddItemToObject(o, "text_to_image", recall_json(&r.t2i));
-        rc = finish_report(&a, o);
+        vlt_eval_report rep;
+        if (vlt_eval_report_init(&rep, VLT_VERSION, argc, argv) != VLT_OK || vlt_eval_report_input(&rep, "embeddings", a.embeddings) != VLT_OK) {
+            vlt_eval_embeddings_free(&e);
+            return fail("retrieval");
+        }
+        vlt_eval_report_setting(&rep, "model", e.model);
+        vlt_eval_report_setting(&rep, "model_config", e.config);
+        vlt_eval_report_setting(&rep, "normalize", a.normalize ? "rows L2-normalized by vlt eval" : "rows as stored");
+        vlt_eval_report_setting(&rep, "ties", "pessimistic (a tie counts against the target)");
+        vlt_eval_report_scorer(&rep, "recall", DEF_RECALL);
+        vlt_eval_report_number(&rep, "n_images", (double)e.n_images);
+        vlt_eval_report_number(&rep, "n_texts", (double)e.n_texts);
+        vlt_eval_report_number(&rep, "image_rows_not_unit", (double)off_img);
+        vlt_eval_report_number(&rep, "text_rows_not_unit", (double)off_txt);
+        const char *dir[2] = {"image_to_text", "text_to_image"}, *rk[3] = {"R@1", "R@5", "R@10"};
+        for (int k = 0; k < 2; k++) {
+            char key[64];
+            for (int j = 0; j < 3; j++) {
+                snprintf(key, sizeof key, "%s.%s", dir[k], rk[j]);
+                vlt_eval_report_number(&rep, key, rr[k]->recall[j]);
+            }
+            snprintf(key, sizeof key, "%s.mean_rank", dir[k]);
+            vlt_eval_report_number(&rep, key, rr[k]->mean_rank);
+            snprintf(key, sizeof key, "%s.median_rank", dir[k]);
+            vlt_eval_report_number(&rep, key, rr[k]->median_rank);
+        }
+        rc = finish_report(&a, &rep);
     }
     vlt_eval_embeddings_free(&e);
     return rc;
@@ -274,17 +310,24 @@ static int eval_vqa(int argc, char **argv) {
     for (int t = 0; t < r.n_types; t++) printf("  %-16s %9d %10.2f\n", r.type_name[t], r.type_count[t], 100 * r.type_accuracy[t]);
     if (r.n_qtypes) printf("  %-24s %9s %10s\n", "question type", "questions", "accuracy");
     for (int t = 0; t < r.n_qtypes; t++) printf("  %-24s %9d %10.2f\n", r.qtype_name[t], r.qtype_count[t], 100 * r.qtype_accuracy[t]);
-    cJSON *o = cJSON_CreateObject(), *types = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "pred", a.pred);
-    cJSON_AddStringToObject(o, "refs", a.refs);
-    cJSON_AddNumberToObject(o, "n_questions", r.n_questions);
-    cJSON_AddNumberToObject(o, "accuracy", r.accuracy);
-    for (int t = 0; t < r.n_types; t++) cJSON_AddNumberToObject(types, r.type_name[t], r.type_accuracy[t]);
-    cJSON_AddItemToObject(o, "per_answer_type", types);
-    cJSON *qtypes = cJSON_CreateObject();
-    for (int t = 0; t < r.n_qtypes; t++) cJSON_AddNumberToObject(qtypes, r.qtype_name[t], r.qtype_accuracy[t]);
-    cJSON_AddItemToObject(o, "per_question_type", qtypes);
-    return finish_report(&a, o);
+    vlt_eval_report rep;
+    if (vlt_eval_report_init(&rep, VLT_VERSION, argc, argv) != VLT_OK || vlt_eval_report_input(&rep, "predictions", a.pred) != VLT_OK ||
+        vlt_eval_report_input(&rep, "annotations", a.refs) != VLT_OK)
+        return fail("vqa");
+    vlt_eval_report_setting(&rep, "questions", a.allow_subset ? "the predicted ones (--allow-subset)" : "every annotated question");
+    vlt_eval_report_scorer(&rep, "accuracy", DEF_VQA);
+    vlt_eval_report_number(&rep, "n_questions", r.n_questions);
+    vlt_eval_report_number(&rep, "accuracy", r.accuracy);
+    char key[128];
+    for (int t = 0; t < r.n_types; t++) {
+        snprintf(key, sizeof key, "per_answer_type.%s", r.type_name[t]);
+        vlt_eval_report_number(&rep, key, r.type_accuracy[t]);
+    }
+    for (int t = 0; t < r.n_qtypes; t++) {
+        snprintf(key, sizeof key, "per_question_type.%s", r.qtype_name[t]);
+        vlt_eval_report_number(&rep, key, r.qtype_accuracy[t]);
+    }
+    return finish_report(&a, &rep);
 }
 
 static const vlt_command SUBCOMMANDS[] = {
@@ -299,10 +342,108 @@ static void usage(FILE *f) {
     fprintf(f, "usage: vlt eval <what> [options]   (vlt eval <what> --help for each)\n\n");
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
         fprintf(f, "  %-10s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
+    fprintf(f, "  --reproduce REPORT  run a report's evaluation again: inputs re-hashed, every number compared\n");
+    fprintf(f, "\nEvery subcommand's --out PATH report holds the numbers, the sha256 of every file read, the\n"
+               "settings, the scorer definitions and the vlt build.\n");
     fprintf(f, "\nExit status: 0 done, 1 failed (message names the file), 2 usage error.\n");
 }
 
+// `vlt eval --reproduce REPORT [--out NEW]`: the report's inputs re-hashed, its command run again
+// in its directory (its report to NEW, or a temporary file), and its numbers compared one by one.
+// Exit 0 when every input is the same and every number identical, 1 otherwise, 2 on usage errors.
+static int reproduce(int argc, char **argv) {
+    const char *path = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (vlt_cli_is_help(argv[i])) {
+            printf("usage: vlt eval --reproduce REPORT [--out NEW_REPORT]\n"
+                   "Checks the sha256 of every input the report lists, runs its command again in its directory\n"
+                   "and says for every number whether it is identical (bit for bit). Exit 0: all identical.\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--reproduce") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else return vlt_cli_unexpected("eval --reproduce", argv[i]);
+    }
+    if (!path) { fprintf(stderr, "vlt eval --reproduce: needs a report path\n"); return 2; }
+    cJSON *old = NULL;
+    if (vlt_eval_json_load(path, &old) != VLT_OK) { fprintf(stderr, "vlt eval --reproduce: %s\n", vlt_error_message()); return 1; }
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(old, "command"), *cwd = cJSON_GetObjectItemCaseSensitive(old, "cwd");
+    int n = cJSON_GetArraySize(cmd);
+    if (!cJSON_IsArray(cmd) || n < 1 || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(old, "vlt_report"))) {
+        fprintf(stderr, "vlt eval --reproduce: %s is not a vlt evaluation report (no \"vlt_report\" and \"command\")\n", path);
+        cJSON_Delete(old);
+        return 1;
+    }
+    char abs_path[4096], tmp[4200] = "";
+    if (!realpath(path, abs_path)) snprintf(abs_path, sizeof abs_path, "%s", path);
+    char abs_out[4096] = "";
+    if (out) {  // relative to where --reproduce runs, not to the report's directory
+        if (out[0] == '/') snprintf(abs_out, sizeof abs_out, "%s", out);
+        else {
+            char here[2048];
+            snprintf(abs_out, sizeof abs_out, "%s/%s", getcwd(here, sizeof here) ? here : ".", out);
+        }
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.reproduce.XXXXXX", abs_path);
+        int fd = mkstemp(tmp);
+        if (fd < 0) snprintf(tmp, sizeof tmp, "/tmp/vlt-reproduce-%ld.json", (long)getpid());
+        else close(fd);
+        snprintf(abs_out, sizeof abs_out, "%s", tmp);
+    }
+    printf("reproducing %s: vlt eval", path);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cmd) printf(" %s", cJSON_IsString(c) ? c->valuestring : "?");
+    printf("\n  in %s\ninputs:\n", cJSON_IsString(cwd) ? cwd->valuestring : "?");
+    int changed = vlt_eval_report_check_inputs(old, stdout);
+    // the same arguments, with --out pointing at the new report
+    char **args = calloc((size_t)n + 3, sizeof *args);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetArrayItem(cmd, i);
+        const char *v = cJSON_IsString(x) ? x->valuestring : "";
+        if (!strcmp(v, "--out") && i + 1 < n) { i++; continue; }
+        args[k++] = strdup(v);
+    }
+    args[k++] = strdup("--out");
+    args[k++] = strdup(abs_out);
+    char here[4096];
+    int moved = cJSON_IsString(cwd) && getcwd(here, sizeof here) && chdir(cwd->valuestring) == 0;
+    if (cJSON_IsString(cwd) && !moved) printf("  (cannot enter %s: running here)\n", cwd->valuestring);
+    printf("running:\n");
+    fflush(stdout);
+    char **full = calloc((size_t)k + 2, sizeof *full);  // "eval" + the subcommand's arguments
+    int rc = 1;
+    if (full) {
+        full[0] = "eval";
+        for (int i = 0; i < k; i++) full[i + 1] = args[i];
+        rc = vlt_cmd_eval(k + 1, full);
+        free(full);
+    }
+    if (moved && chdir(here) != 0) fprintf(stderr, "vlt eval --reproduce: cannot return to %s\n", here);
+    for (int i = 0; i < k; i++) free(args[i]);
+    free(args);
+    int status = 1;
+    cJSON *now = NULL;
+    if (rc != 0) fprintf(stderr, "vlt eval --reproduce: the evaluation failed (exit %d)\n", rc);
+    else if (vlt_eval_json_load(abs_out, &now) != VLT_OK) fprintf(stderr, "vlt eval --reproduce: %s\n", vlt_error_message());
+    else {
+        int same = 0, diff = 0;
+        printf("numbers (old -> new):\n");
+        vlt_eval_report_compare(cJSON_GetObjectItemCaseSensitive(old, "numbers"), cJSON_GetObjectItemCaseSensitive(now, "numbers"),
+                                12, stdout, &same, &diff);
+        printf("%d of %d numbers identical, %d differ; %d input(s) changed or missing: %s\n", same, same + diff, diff, changed,
+               diff == 0 && changed == 0 ? "REPRODUCED" : "NOT REPRODUCED");
+        status = diff == 0 && changed == 0 ? 0 : 1;
+    }
+    cJSON_Delete(now);
+    cJSON_Delete(old);
+    if (!out && tmp[0]) unlink(tmp);
+    else if (out) fprintf(stderr, "new report written to %s\n", abs_out);
+    return status;
+}
+
 int vlt_cmd_eval(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--reproduce")) return reproduce(argc, argv);
     if (argc < 2 || vlt_cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

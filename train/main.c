@@ -9,7 +9,6 @@
 
 #include "train/commands.h"
 
-#define VLT_VERSION "0.1.0"
 
 static const vlt_command COMMANDS[] = {
     {"train", vlt_cmd_train, "train a model from a run config (YAML); --resume latest continues a run"},
