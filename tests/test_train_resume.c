@@ -120,6 +120,19 @@ static void test_state_fields_are_checked(void **state) {
     assert_int_not_equal(vlt_trainer_create(&c, &r, &t), VLT_OK);
     assert_non_null(strstr(vlt_error_message(), "'loader_ranks'[0]"));
 
+    // A reader offset past the end of every shard (the loader would skip the shard).
+    root = cJSON_Parse(orig);
+    pos = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "loader_ranks"), 0);
+    cJSON *rd = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pos, "reader"), 0);
+    cJSON_ReplaceItemInObjectCaseSensitive(rd, "offset", cJSON_CreateNumber(512.0 * 1e7));
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    spit(sp, text);
+    free(text);
+    assert_int_not_equal(vlt_trainer_create(&c, &r, &t), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "'loader_ranks'[0] reader 0: offset 5120000000 is past the end of every "
+                                                "training shard"));
+
     // The untouched state resumes; a schedule that ends at the checkpoint's step is refused.
     spit(sp, orig);
     c.steps = 4;

@@ -21,6 +21,7 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/safetensors.h"
 #include "data/loader.h"
+#include "data/shardspec.h"
 #include "data/tokenizer.h"
 #include "layers/model.h"
 #include "train/evaluate.h"
@@ -364,6 +365,43 @@ static vlt_status state_int(const cJSON *root, const char *dir, const char *name
     return VLT_OK;
 }
 
+// The tar offsets of a loader position (each reader's next sample and its buffered samples) must
+// lie inside a training shard: a position past the end of every shard was not written by this run
+// over these shards. (Which shard an index names depends on the epoch's shuffled order, which the
+// loader checks itself when it re-reads the buffered samples.)
+static vlt_status check_position_offsets(const vlt_trainer *t, const char *dir, const cJSON *pos) {
+    vlt_shard_list l;
+    if (vlt_shardspec_expand(t->cfg.train_shards, &l) != VLT_OK) return VLT_OK;   // the loader reports it
+    uint64_t largest = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        struct stat st;
+        if (stat(l.paths[i], &st) == 0 && (uint64_t)st.st_size > largest) largest = (uint64_t)st.st_size;
+    }
+    vlt_shard_list_free(&l);
+    if (!largest) return VLT_OK;
+    const cJSON *readers = cJSON_GetObjectItemCaseSensitive(pos, "reader"), *r;
+    int ri = 0;
+    cJSON_ArrayForEach(r, readers) {
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(r, "offset");
+        if (cJSON_IsNumber(off) && off->valuedouble >= (double)largest && off->valuedouble > 0)
+            return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'loader_ranks'[%d] reader %d: offset %.0f is past "
+                                 "the end of every training shard (the largest has %llu bytes)", dir, t->dist->rank, ri,
+                                 off->valuedouble, (unsigned long long)largest);
+        const cJSON *e;
+        int bi = 0;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "buffer")) {
+            const cJSON *bo = cJSON_GetArrayItem(e, 1);
+            if (cJSON_IsNumber(bo) && bo->valuedouble >= (double)largest)
+                return vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'loader_ranks'[%d] reader %d: buffered sample "
+                                     "%d at offset %.0f is past the end of every training shard (the largest has %llu "
+                                     "bytes)", dir, t->dist->rank, ri, bi, bo->valuedouble, (unsigned long long)largest);
+            bi++;
+        }
+        ri++;
+    }
+    return VLT_OK;
+}
+
 // What a resume takes from state.json, checked.
 typedef struct {
     int64_t step, epoch, nonfinite_total, nonfinite_run;
@@ -432,6 +470,7 @@ static vlt_status check_state(const vlt_trainer *t, const char *dir, const char 
     const cJSON *lr = cJSON_GetObjectItemCaseSensitive(root, "lr");
     if (s == VLT_OK && (!cJSON_IsNumber(lr) || !isfinite(lr->valuedouble) || lr->valuedouble < 0))
         s = vlt_error_set(VLT_ERR_FORMAT, "resume %s: state.json 'lr' is missing or not a finite number >= 0", dir);
+    if (s == VLT_OK) s = check_position_offsets(t, dir, cJSON_GetArrayItem(ranks, t->dist->rank));
     if (s == VLT_OK) {
         rs->loader = cJSON_PrintUnformatted(cJSON_GetArrayItem(ranks, t->dist->rank));
         if (!rs->loader) s = vlt_error_set(VLT_ERR_NOMEM, "resume: out of memory");
