@@ -58,7 +58,7 @@ static int setup(void **state) {
 static const char *const WALK[] = {
     "train", "embed", "eval", "eval captions", "eval retrieval", "eval vqa", "eval checkpoint", "eval zeroshot",
     "synth", "shards", "model", "model list", "model info", "model init", "model load", "bench", "bench clip-step",
-    "version", NULL};
+    "tokenize", "version", NULL};
 
 static void test_every_help_exits_0(void **state) {
     (void)state;
@@ -90,7 +90,7 @@ static void test_unknown_subcommand_and_extra_argument_exit_2_naming_it(void **s
         "synth --out /tmp/x --samples 1 garbage", "shards --out /tmp/x --tsv x.tsv garbage",
         "model info --model tiny-clip garbage", "model init --model tiny-clip --out x garbage",
         "model load --model tiny-clip --weights x garbage", "model list garbage",
-        "bench clip-step --garbage", NULL};
+        "bench clip-step --garbage", "tokenize --garbage", NULL};
     for (int i = 0; cases[i]; i++) {
         char *out;
         int rc = run(cases[i], &out);

@@ -23,5 +23,6 @@ int vlt_cmd_eval(int argc, char **argv);    // train/eval_cmd.c (routes checkpoi
 int vlt_cmd_synth(int argc, char **argv);   // train/synth_cmd.c
 int vlt_cmd_shards(int argc, char **argv);  // train/shards_cmd.c
 int vlt_cmd_model(int argc, char **argv);   // train/model_cmd.c
+int vlt_cmd_tokenize(int argc, char **argv);  // train/tokenize_cmd.c
 
 #endif
