@@ -183,7 +183,16 @@ extern "C" void *vlt_cuda_arena_alloc(size_t bytes) {
     if (!c || c->off + need > c->size) {
         size_t size = g_cuda.capacity > need ? g_cuda.capacity : need;  // at least double
         arena_chunk *n = chunk_new(size);
-        if (!n && size > need) n = chunk_new(need);  // near the card's limit: just what is asked
+        if (!n && size > need) {
+            // Near the card's limit: one chunk of what is left (less 1 GiB for the cuBLAS and
+            // operand buffers that grow outside the arena), so the rest of the step needs no
+            // more cudaMalloc calls (a failing one costs milliseconds); else just what is asked.
+            size_t fr = 0, tot = 0;
+            cudaCheck(cudaMemGetInfo(&fr, &tot));
+            size_t keep = (size_t)1 << 30, left = fr > keep ? (fr - keep) / ARENA_ALIGN * ARENA_ALIGN : 0;
+            if (left > need && left < size) n = chunk_new(left);
+            if (!n) n = chunk_new(need);
+        }
         if (!n) {
             vlt_error_set(VLT_ERR_NOMEM, "cuda step arena: cannot grow by %zu bytes (%zu in use)", size, g_cuda.used);
             return NULL;

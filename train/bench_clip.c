@@ -11,7 +11,7 @@
 // gradients, scratch) and the card's memory in use at the end (cudaMemGetInfo: arena, parameters,
 // gradients, AdamW state, workspaces, the CUDA context). --max-batch then estimates the largest
 // batch that fits (the arena grows linearly with the batch: free memory plus this arena, over
-// the arena per image, less a 1 GiB margin, rounded down to 64) and checks it by running one
+// the arena per image, less a 1 GiB margin and 8%, rounded down to 64) and checks it by running one
 // step at that batch in a fresh process (this one frees the card first), stepping down 5% at a
 // time until a step succeeds.
 //
@@ -201,7 +201,9 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
         // what the arena may take at another batch: the free memory and this run's arena, less a
         // margin for what grows besides it (the operand cast buffers, allocator rounding)
         double avail = (double)mem_free + (double)arena - 1.0 * GiB, per_image = (double)arena / B;
-        int est = (int)(avail / per_image) / 64 * 64;
+        // the first step of a run grows the arena chunk by chunk (some tail of each chunk unused),
+        // so the steady-state figure is an upper bound: start 8% under it
+        int est = (int)(avail / per_image * 0.92) / 64 * 64;
         vlt_step_reset();
         vlt_tape_shutdown();  // gives the card back: the probe runs in a fresh process
         int fit = 0, tried = 0;
