@@ -249,17 +249,6 @@ __global__ void layernorm_bwd_wb_partial_kernel(const float *g, const float *x, 
     pb[(int64_t)y * C + c] = sb;
 }
 
-__global__ void layernorm_bwd_wb_final_kernel(const float *pw, const float *pb, float *gw, float *gb, int C, int ny) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int y = 0; y < ny; y++) {
-        sw += pw[(int64_t)y * C + c];
-        sb += pb[(int64_t)y * C + c];
-    }
-    if (gw) gw[c] += sw;
-    if (gb) gb[c] += sb;
-}
 
 extern "C" void vlt_cuda_layernorm_bwd(const float *g, const float *x, const float *w, const float *stats, float *gx,
                                        float *gw, float *gb, int64_t R, int C, bool gx_overwrite) {
@@ -280,11 +269,10 @@ extern "C" void vlt_cuda_layernorm_bwd(const float *g, const float *x, const flo
         else if (C <= 512) layernorm_bwd_warp_launch<16>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
         else if (C <= 768) layernorm_bwd_warp_launch<24>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
         else layernorm_bwd_warp_launch<32>(grid, g, x, w, stats, gx, pw, pb, R, C, gx_overwrite);
-        if (pw) {
-            unsigned gxn = (unsigned)((C + VLT_CUDA_THREADS - 1) / VLT_CUDA_THREADS);
-            layernorm_bwd_wb_final_kernel<<<gxn, VLT_CUDA_THREADS, 0, st>>>(pw, pb, gw, gb, C, (int)grid);
-            cudaCheckLaunch();
-        }
+        // the blocks' partial sums, added in block order (vlt_cuda_colsum_partials: many rows in
+        // flight per column; a thread per column walking 264 rows was latency-bound)
+        if (gw) vlt_cuda_colsum_partials(gw, pw, C, (int)grid);
+        if (gb) vlt_cuda_colsum_partials(gb, pb, C, (int)grid);
         return;
     }
     if (gx) {
@@ -300,8 +288,8 @@ extern "C" void vlt_cuda_layernorm_bwd(const float *g, const float *x, const flo
         layernorm_bwd_wb_partial_kernel<<<dim3(gxn, (unsigned)ny), VLT_CUDA_THREADS, 0, st>>>(g, x, stats, pw, pb, R,
                                                                                               C, ny);
         cudaCheckLaunch();
-        layernorm_bwd_wb_final_kernel<<<gxn, VLT_CUDA_THREADS, 0, st>>>(pw, pb, gw, gb, C, ny);
-        cudaCheckLaunch();
+        if (gw) vlt_cuda_colsum_partials(gw, pw, C, ny);
+        if (gb) vlt_cuda_colsum_partials(gb, pb, C, ny);
     }
 }
 

@@ -102,6 +102,10 @@ torch_run() {  # label, extra args, timeout
 }
 if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
 
+if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
+elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then torch_run compile "--compile" $((DEADLINE - 5 - $(elapsed)))
+else RESULT[compile]="skipped: not enough time left before VLT_GPU_DEADLINE (${DEADLINE} s)"; fi
+
 # The largest batch that fits: vlt (estimate from its arena, checked by a step in a fresh process)
 # and PyTorch eager (doubling, then bisection, on OutOfMemoryError). VLT_GPU_MAXBATCH=0 skips.
 MAXB_VLT="skipped"; MAXB_TORCH="skipped"
@@ -120,9 +124,6 @@ if [ "${VLT_GPU_MAXBATCH:-1}" = 1 ] && [ "$(elapsed)" -lt $((DEADLINE - 150)) ];
     [ -n "$MAXB_TORCH" ] || MAXB_TORCH="failed or timed out (maxbatch_torch.log)"
   fi
 fi
-if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
-elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then torch_run compile "--compile" $((DEADLINE - 5 - $(elapsed)))
-else RESULT[compile]="skipped: not enough time left before VLT_GPU_DEADLINE (${DEADLINE} s)"; fi
 
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d.get(sys.argv[2], '-'))" "$1" "$2" 2>/dev/null || echo "-"; }
 echo
