@@ -22,6 +22,7 @@
 
 #include "train/commands.h"
 #include "train/trainer.h"
+#include "tests/mpi_launch.h"   // LeakSanitizer: Open MPI's own allocations (the children run vlt train)
 #include "tests/train_fixture.h"
 
 static const char *g_self;
