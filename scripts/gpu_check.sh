@@ -103,22 +103,23 @@ torch_run() {  # label, extra args, timeout
 if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
 
 if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
-elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then torch_run compile "--compile" $((DEADLINE - 5 - $(elapsed)))
+elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then
+  left=$((DEADLINE - 5 - $(elapsed))); torch_run compile "--compile" $((left < 170 ? left : 170))
 else RESULT[compile]="skipped: not enough time left before VLT_GPU_DEADLINE (${DEADLINE} s)"; fi
 
 # The largest batch that fits: vlt (estimate from its arena, checked by a step in a fresh process)
 # and PyTorch eager (doubling, then bisection, on OutOfMemoryError). VLT_GPU_MAXBATCH=0 skips.
 MAXB_VLT="skipped"; MAXB_TORCH="skipped"
-if [ "${VLT_GPU_MAXBATCH:-1}" = 1 ] && [ "$(elapsed)" -lt $((DEADLINE - 150)) ]; then
+if [ "${VLT_GPU_MAXBATCH:-1}" = 1 ] && [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then
   echo "== max batch: vlt (at $(elapsed)s)"
-  timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 2 --warmup 1 --max-batch --probe-log "$LOGS/maxbatch_probes.log" \
+  timeout 90 "$B/bin/vlt" bench clip-step --batch 256 --steps 2 --warmup 1 --max-batch --probe-log "$LOGS/maxbatch_probes.log" \
     >"$LOGS/maxbatch_vlt.log" 2>&1
   tail -4 "$LOGS/maxbatch_vlt.log"
   MAXB_VLT=$(grep -E '"max_batch"' "$LOGS/maxbatch_vlt.log" | tail -1)
   [ -n "$MAXB_VLT" ] || MAXB_VLT="failed (maxbatch_vlt.log)"
   if [ "${VLT_GPU_TORCH:-1}" != 0 ] && [ -f "$B/torch_max_batch.py" ]; then
     echo "== max batch: PyTorch eager (at $(elapsed)s)"
-    PYTHONUNBUFFERED=1 timeout 150 python3 "$B/torch_max_batch.py" >"$LOGS/maxbatch_torch.log" 2>&1
+    PYTHONUNBUFFERED=1 timeout 60 python3 "$B/torch_max_batch.py" >"$LOGS/maxbatch_torch.log" 2>&1
     tail -2 "$LOGS/maxbatch_torch.log"
     MAXB_TORCH=$(grep -E '^\{' "$LOGS/maxbatch_torch.log" | tail -1)
     [ -n "$MAXB_TORCH" ] || MAXB_TORCH="failed or timed out (maxbatch_torch.log)"
