@@ -51,7 +51,7 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == 
 
 // re.search("(\d)(\,)(\d)", s) != None
 static int has_digit_comma_digit(const char *s) {
-    for (size_t i = 1; s[i] && s[i + 1]; i++)
+    for (size_t i = 1; s[0] && s[i] && s[i + 1]; i++)   // s[0] first: "" has no s[1]
         if (s[i] == ',' && is_digit(s[i - 1]) && is_digit(s[i + 1])) return 1;
     return 0;
 }
