@@ -3,7 +3,7 @@
 # CoCa on the CPU -> held-out retrieval recall@k, and BLEU-4 / CIDEr-D of CoCa's greedy captions
 # with a few of them next to the true captions. Everything lands under runs/demo/ (data, and a
 # run directory per model with config.yaml, checkpoints/, metrics.jsonl, tensorboard/).
-# About 3 minutes on 2 cores.
+# About 2 minutes on 2 idle cores (README: The demo); longer when other work shares the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VLT=${VLT:-build/vlt}
