@@ -38,12 +38,16 @@ static void test_captions_report(void **state) {
     cJSON *rep = NULL, *want = NULL;
     assert_int_equal(vlt_eval_json_load(out, &rep), VLT_OK);
     assert_int_equal(vlt_eval_json_load(DATA "captions_scores.json", &want), VLT_OK);
-    double c = cJSON_GetObjectItem(rep, "CIDEr")->valuedouble, cw = cJSON_GetObjectItem(want, "cider")->valuedouble;
+    const cJSON *num = cJSON_GetObjectItem(rep, "numbers");  // the report's compared numbers (eval/report.h)
+    assert_non_null(num);
+    double c = cJSON_GetObjectItem(num, "CIDEr")->valuedouble, cw = cJSON_GetObjectItem(want, "cider")->valuedouble;
     assert_true(fabs(c - cw) <= 1e-9 * cw);
-    double b4 = cJSON_GetObjectItem(rep, "Bleu_4")->valuedouble;
+    double b4 = cJSON_GetObjectItem(num, "Bleu_4")->valuedouble;
     double b4w = cJSON_GetArrayItem(cJSON_GetObjectItem(want, "bleu"), 3)->valuedouble;
     assert_true(fabs(b4 - b4w) <= 1e-9 * b4w);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "per_image")), 300);
+    assert_non_null(cJSON_GetObjectItem(num, "per_image.1000.CIDEr"));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "details"), "per_image")), 300);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "inputs")), 2);
     cJSON_Delete(rep);
     cJSON_Delete(want);
     unlink(out);
@@ -86,9 +90,12 @@ static void test_retrieval_report(void **state) {
     assert_int_equal(run(8, argv), 0);
     cJSON *rep = NULL;
     assert_int_equal(vlt_eval_json_load(out, &rep), VLT_OK);
-    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "image_to_text"), "R@1")->valuedouble == 1.0);
-    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "text_to_image"), "mean_rank")->valuedouble == 1.0);
-    assert_string_equal(cJSON_GetObjectItem(rep, "model")->valuestring, "toy");
+    const cJSON *num = cJSON_GetObjectItem(rep, "numbers");
+    assert_non_null(num);
+    assert_true(cJSON_GetObjectItem(num, "image_to_text.R@1")->valuedouble == 1.0);
+    assert_true(cJSON_GetObjectItem(num, "text_to_image.mean_rank")->valuedouble == 1.0);
+    assert_true(cJSON_GetObjectItem(num, "image_rows_not_unit")->valuedouble == 0.0);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "settings"), "model")->valuestring, "toy");
     cJSON_Delete(rep);
     unlink(h5);
     unlink(out);
