@@ -1,0 +1,30 @@
+// fuzz_vqa.c — VQA predictions and annotations JSON (vlt eval vqa): the input is
+// "PREDICTIONS\n--\nREFERENCES", written to two files and scored by vlt_eval_vqa_files (answer
+// normalisation, the 10-answer accuracy, answer types), with and without allow_subset.
+// Build and run: make fuzz (scripts/fuzz.mk).
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/vqa_io.h"
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size > 1 << 15) return 0;
+    char *a, *b;
+    fz_split(data, size, "\n--\n", &a, &b);
+    const char *pp = fz_file(0, "pred.json", a, strlen(a));
+    const char *rp = fz_file(1, "refs.json", b, strlen(b));
+    vlt_eval_vqa_result r;
+    if (vlt_eval_vqa_files(pp, rp, (int)(size & 1), &r) == VLT_OK) {
+        if (!(r.accuracy >= 0 && r.accuracy <= 1.0 + 1e-9) || r.n_types < 0 || r.n_types > VLT_EVAL_VQA_MAX_TYPES)
+            abort();
+        for (int t = 0; t < r.n_types; t++)
+            if (!memchr(r.type_name[t], 0, sizeof r.type_name[t])) abort();
+    }
+    free(a);
+    free(b);
+    return 0;
+}
