@@ -23,13 +23,14 @@
 // Checked against the real jar on the fixture tests/data/eval/ptb_corpora.json.zst (made by
 // scripts/reference/make_ptb_fixture.py: 20,000+ captions in many corpora) and ptb_cases.json.
 //
-// Remaining gaps (none occurs in that fixture):
+// Also checked against the jar: every BMP character and 11,410 supplementary ones (emoji included)
+// in the contexts "qXq X AX." and inside a URL (the Unicode classes are the jar's, made by
+// scripts/reference/PtbUnicodeTables.java), and 3,000 random strings of letters, digits, symbols,
+// entities, URLs, Greek and emoji.
+// Remaining gaps (none occurs in the fixture):
 //   - Java lower-cases a capital sigma to a final sigma by its word BreakIterator; here the word is
 //     letters, digits, _ and UAX #29's mid-word marks. They differ where a sigma is glued to Latin
-//     letters through other punctuation: 3 of 3,000 random strings of letters, digits, symbols,
-//     Greek and emoji (the other 2,997 equal the jar's output, sigma included).
-//   - The Unicode letter/digit classes are the running JDK's (17) restricted to characters the
-//     3.4.1 jar knows; a character whose category changed between Unicode 6 and 13 may differ.
+//     letters through other punctuation: 3 of the 3,000 random strings.
 //   - A caption holding a line break other than '\n' (\r, U+2028, U+2029, \v, \f, U+0085)
 //     shifts every later caption's line in pycocoevalcap, and here too: vlt_eval_ptb_tokenize_batch
 //     then reports more lines than captions (see n_out) and the COCO loader refuses the input.

@@ -164,6 +164,36 @@ static void test_ptb_corpora_scores(void **state) {
     cJSON_Delete(root);
 }
 
+// Every BMP character and the emoji blocks, each in a word, alone, before a period and in a URL,
+// as one call: equal to the jar line for line (its Unicode letter / digit classes, deletions of
+// the characters it does not know, Java's lower-casing).
+static void test_ptb_unicode_sweep(void **state) {
+    (void)state;
+    cJSON *root = load_zst_json("tests/data/eval/ptb_unicode_sweep.json.zst");
+    const cJSON *lines = item(root, "lines"), *want = item(root, "tokenized");
+    int n = cJSON_GetArraySize(lines), k = 0, bad = 0, got_lines = 0;
+    assert_int_equal(cJSON_GetArraySize(want), n);
+    const char **text = malloc(sizeof *text * (size_t)n);
+    char **got = calloc((size_t)n, sizeof *got);
+    const cJSON *l;
+    cJSON_ArrayForEach(l, lines) text[k++] = l->valuestring;
+    assert_int_equal(vlt_eval_ptb_tokenize_batch(text, n, got, &got_lines), VLT_OK);
+    assert_int_equal(got_lines, n);
+    k = 0;
+    cJSON_ArrayForEach(l, want) {
+        if (strcmp(got[k], l->valuestring) != 0 && bad++ < 10)
+            print_message("[%s]\n  vlt: [%s]\n  PTB: [%s]\n", text[k], got[k], l->valuestring);
+        free(got[k]);
+        k++;
+    }
+    print_message("%d lines, %d different\n", n, bad);
+    assert_true(n >= 70000);
+    assert_int_equal(bad, 0);
+    free(text);
+    free(got);
+    cJSON_Delete(root);
+}
+
 static void check_batch(const char *const *caps, int n, const char *const *want) {
     char *got[8] = {0};
     int lines = 0;
@@ -227,6 +257,7 @@ int main(void) {
         cmocka_unit_test(test_ptb_apostrophes),
         cmocka_unit_test(test_ptb_lookahead_across_lines),
         cmocka_unit_test(test_ptb_foreign_line_break),
+        cmocka_unit_test(test_ptb_unicode_sweep),
         cmocka_unit_test(test_ptb_corpora_tokens),
         cmocka_unit_test(test_ptb_corpora_scores),
     };

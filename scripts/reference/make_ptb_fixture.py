@@ -12,13 +12,16 @@ COCOEvalCap.evaluate does: pycocotools' COCO and loadRes give the image order (t
 file's "images" order), PTBTokenizer tokenizes the references in one call and the candidates in
 another, then Bleu(4) and Cider.
 
+Also writes tests/data/eval/ptb_unicode_sweep.json.zst: every BMP character and the emoji blocks in
+a few contexts, tokenized by the jar in one call.
+
 Writes tests/data/eval/ptb_corpora.json.zst:
   {"corpora": [{"refs": {images, annotations}, "preds": [{image_id, caption}],
                 "tok_refs": {id: [tokenized ref, ...]}, "tok_preds": {id: tokenized},
                 "bleu": [4], "cider": x, "per_image": {id: {"bleu": [4], "cider": x}}}, ...]}
 
 Usage: /work/venv-eval/bin/python scripts/reference/make_ptb_fixture.py [--out tests/data/eval]
-       [--corpora 300] [--seed 14]      (needs pycocoevalcap, pycocotools, zstandard; Java on PATH)
+       [--corpora 300] [--seed 14] [--only corpora|sweep]      (needs pycocoevalcap, pycocotools, zstandard; Java on PATH)
 """
 import argparse
 import json
@@ -160,12 +163,40 @@ def make_corpus(rng, base_id):
     return {"images": images, "annotations": anns}, pl
 
 
+def unicode_sweep():
+    """Every BMP character (but NUL, surrogates and the line breaks that would shift lines) and
+    every 7th supplementary one plus the emoji blocks, each in three contexts and a URL."""
+    skip = {0, 0x0A, 0x0D, 0x2028, 0x2029, 0x0B, 0x0C, 0x85}
+    cps = [c for c in range(0x10000) if c not in skip and not 0xD800 <= c <= 0xDFFF]
+    cps += list(range(0x10000, 0x20000, 7)) + list(range(0x1F300, 0x1FAFF))
+    return ["q%sq %s A%s. http://a.com/%sx" % ((chr(c),) * 4) for c in cps]
+
+
+def write_sweep(out):
+    """tests/data/eval/ptb_unicode_sweep.json.zst: {"lines": [...], "tokenized": [...]}, one call."""
+    import zstandard
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    lines = unicode_sweep()
+    tok = PTBTokenizer().tokenize({i: [{"caption": l}] for i, l in enumerate(lines)})
+    data = json.dumps({"lines": lines, "tokenized": [tok[i][0] for i in range(len(lines))]},
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    path = os.path.join(out, "ptb_unicode_sweep.json.zst")
+    with open(path, "wb") as f:
+        f.write(zstandard.ZstdCompressor(level=19).compress(data))
+    print(f"unicode sweep: {len(lines)} lines -> {os.path.getsize(path)} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/data/eval")
     ap.add_argument("--corpora", type=int, default=300)
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--only", choices=["corpora", "sweep"], help="write only one of the two fixtures")
     a = ap.parse_args()
+    if a.only != "corpora":
+        write_sweep(a.out)
+    if a.only == "sweep":
+        return
     import zstandard
     rng = random.Random(a.seed)
     corpora, n_caps = [], 0
