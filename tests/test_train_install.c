@@ -170,12 +170,31 @@ static void test_too_many_workers_names_the_key(void **state) {
     free(out);
 }
 
+// The loader's per-epoch data line is for -v: without it a run on small data is not drowned in them.
+static void test_epoch_line_only_when_verbose(void **state) {
+    (void)state;
+    char args[600], *quiet, *verbose;
+    write_config("epochs", "");
+    // 192 samples in batches of 16: step 13 starts the second epoch.
+    snprintf(args, sizeof args, "train --config %s/epochs.yaml --set schedule.steps=13 --set checkpoint.every=0", g_dir);
+    assert_int_equal(vlt(args, &quiet), 0);
+    snprintf(args, sizeof args, "train --config %s/epochs.yaml --set schedule.steps=13 --set checkpoint.every=0 "
+                                "--set output.dir=%s/epochs-v -v", g_dir, g_dir);
+    assert_int_equal(vlt(args, &verbose), 0);
+    assert_non_null(strstr(quiet, "step 13/13"));
+    if (strstr(quiet, "vlt loader: epoch")) fail_msg("an epoch line without -v:\n%s", quiet);
+    if (!strstr(verbose, "vlt loader: epoch 0: 192 samples in 12 batches")) fail_msg("no epoch line with -v:\n%s", verbose);
+    free(quiet);
+    free(verbose);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_installed_layout),
         cmocka_unit_test(test_installed_vlt_trains_evaluates_embeds_from_root),
         cmocka_unit_test(test_missing_val_refused_before_first_step),
         cmocka_unit_test(test_too_many_workers_names_the_key),
+        cmocka_unit_test(test_epoch_line_only_when_verbose),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
