@@ -85,6 +85,18 @@ static void test_config_gaps(void **state) {
     assert_non_null(strstr(vlt_error_message(), "is a directory, not a YAML file"));
     assert_non_null(strstr(vlt_error_message(), dir));
     rmdir(dir);
+    // a pipe (process substitution) is read like a file
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    const char *piped = "optim:\n  lr: 2.5e-4\n";
+    assert_int_equal(write(fds[1], piped, strlen(piped)), (ssize_t)strlen(piped));
+    close(fds[1]);
+    char dev[64];
+    snprintf(dev, sizeof dev, "/dev/fd/%d", fds[0]);
+    vlt_run_config_default(&c);
+    assert_int_equal(vlt_run_config_load(dev, &c), VLT_OK);
+    assert_true(c.lr == 2.5e-4);
+    close(fds[0]);
 
     const char *dup = "optim:\n  lr: 1e-3\n  eps: 1e-8\n  lr: 5e-4\n";
     assert_int_equal(vlt_run_config_parse(dup, strlen(dup), "dup.yaml", &c), VLT_ERR_FORMAT);

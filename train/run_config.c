@@ -249,11 +249,12 @@ vlt_status vlt_run_config_parse(const char *text, size_t len, const char *what, 
 vlt_status vlt_run_config_load(const char *path, vlt_run_config *c) {
     FILE *f = fopen(path, "rb");
     if (!f) return vlt_error_set(VLT_ERR_IO, "run config %s: cannot open (%s)", path, strerror(errno));
+    // A directory opens, then reads as nothing: it would be an empty config. (Pipes are fine:
+    // --config <(envsubst < run.yaml.in).)
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
         fclose(f);
-        return vlt_error_set(VLT_ERR_IO, "run config %s: %s, not a YAML file", path,
-                             S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
+        return vlt_error_set(VLT_ERR_IO, "run config %s: is a directory, not a YAML file", path);
     }
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -267,6 +268,12 @@ vlt_status vlt_run_config_load(const char *path, vlt_run_config *c) {
         size_t r = fread(buf + len, 1, cap - len, f);
         len += r;
         if (r == 0) break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        free(buf);
+        return vlt_error_set(VLT_ERR_IO, "run config %s: cannot read (%s)", path, strerror(e));
     }
     fclose(f);
     vlt_status s = vlt_run_config_parse(buf ? buf : "", len, path, c);
