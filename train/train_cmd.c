@@ -149,6 +149,7 @@ int vlt_cmd_train(int argc, char **argv) {
     }
     if (dist.rank == 0) print_summary(&cfg, &dist, t);
     vlt_status s = vlt_trainer_run(t);
+    vlt_trainer_release_signals();   // trained and checkpointed: Ctrl-C in the final eval ends it
     // A stop on a signal is reported once (rank 0) and exits 128 + the signal, as the shell
     // reports a process ended by it: the run is not finished.
     int sig = vlt_trainer_stopped_by(t);

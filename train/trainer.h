@@ -68,7 +68,8 @@ const vlt_params *vlt_trainer_params(const vlt_trainer *t);
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
 // Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
 vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs);
-bool vlt_trainer_is_captioner(const vlt_trainer *t);
+bool vlt_trainer_is_captioner(const vlt_trainer *t);  // the model has the caption capability
+const char *vlt_trainer_model_title(const vlt_trainer *t);  // "CLIP", "SigLIP", "CoCa" (for output)
 // CoCa: greedy captions for the first n_images val images against their captions:
 // BLEU-4 and CIDEr-D (pycocoevalcap's tokenization and scorers). `show` (may be NULL) receives
 // the first n_show generated captions next to the true ones.
@@ -84,6 +85,9 @@ void vlt_trainer_free(vlt_trainer *t);
 // step, even when the signal reached only some. A second signal ends the process at once, by
 // that signal. The process-wide handler is installed by `vlt train` (train_cmd.c).
 vlt_status vlt_trainer_catch_signals(const char *extra);
+// Gives those signals their default action back (after training: nothing is left to save, so
+// Ctrl-C during the final evaluation ends the process at once).
+void vlt_trainer_release_signals(void);
 // The signal that stopped the run, or 0.
 int vlt_trainer_stopped_by(const vlt_trainer *t);
 
