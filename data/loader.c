@@ -123,6 +123,7 @@ typedef struct {
     int32_t *tokens;           // (T)
     int32_t label;             // -1 without label_ext
     char *key, *caption;       // handed to the batch
+    char *json;                // the sample's .json member (keep_json), handed to the batch
     reader_pos snap;           // the reader's position after this item
     vlt_loader_stats delta;    // skips and shard events since the previous item
     char *errmsg;
@@ -547,6 +548,10 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
     else memset(it->tokens, 0, (size_t)c->context_len * sizeof *it->tokens);
     it->key = strdup(s->key);
     it->caption = caption;
+    if (c->keep_json) {
+        const vlt_wds_field *js = vlt_wds_sample_field(s, "json");
+        it->json = js ? strndup((const char *)js->data, (size_t)js->size) : NULL;
+    }
     return -1;
 }
 
@@ -749,6 +754,10 @@ static void clear_strings(vlt_batch *b, int n) {
         free(b->keys[i]);
         free(b->captions[i]);
         b->keys[i] = b->captions[i] = NULL;
+        if (b->json) {
+            free(b->json[i]);
+            b->json[i] = NULL;
+        }
     }
 }
 
@@ -786,8 +795,9 @@ static void *collator_main(void *arg) {
                        (size_t)c->context_len * sizeof(int32_t));
                 b->keys[n] = it->key;
                 b->captions[n] = it->caption;
+                if (b->json) b->json[n] = it->json;
                 b->labels[n] = it->label;
-                it->key = it->caption = NULL;
+                it->key = it->caption = it->json = NULL;
                 n++;
                 L->cur.samples++;
             }
@@ -812,6 +822,8 @@ static void *collator_main(void *arg) {
 static void free_item(item *it) {
     free(it->key);
     free(it->caption);
+    free(it->json);
+    it->json = NULL;
     free(it->errmsg);
     it->key = it->caption = it->errmsg = NULL;
 }
@@ -955,8 +967,9 @@ static vlt_status alloc_all(vlt_loader *L) {
         sl->b.tokens = host_alloc(L, (size_t)c->batch_size * (size_t)c->context_len * sizeof(int32_t));
         sl->b.keys = calloc((size_t)c->batch_size, sizeof(char *));
         sl->b.captions = calloc((size_t)c->batch_size, sizeof(char *));
+        if (c->keep_json) sl->b.json = calloc((size_t)c->batch_size, sizeof(char *));
         sl->b.labels = calloc((size_t)c->batch_size, sizeof(int32_t));
-        if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels ||
+        if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels || (c->keep_json && !sl->b.json) ||
             pos_init(&sl->pos, L->R, L->bufcap))
             return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for batches");
     }
@@ -1090,6 +1103,7 @@ void vlt_loader_free(vlt_loader *L) {
             host_free(L, sl->b.tokens);
             free(sl->b.keys);
             free(sl->b.captions);
+            free(sl->b.json);
             free(sl->b.labels);
             free(sl->errmsg);
             pos_free(&sl->pos);

@@ -73,6 +73,7 @@ typedef struct {
     int train;                     // 1: vlt_transform_train (random crop keyed by seed, epoch, key)
                                    // 0: vlt_transform_eval
     vlt_transform_cfg transform;   // transform.size == 0: vlt_transform_cfg_default(image_size)
+    int keep_json;                 // 1: each batch also holds the samples' .json members (vlt_batch.json)
     int fast_decode;               // 1: JPEGs at least twice image_size decode DCT-scaled (libjpeg-turbo
                                    // scale 1/2..1/8, faster, not PIL's pixels: training throughput);
                                    // 0: full-size decode as PIL does (0, and always for evaluation)
@@ -116,6 +117,7 @@ typedef struct {
     int32_t *tokens;        // (n, T) int32
     char **keys;            // n sample keys
     char **captions;        // n raw captions (UTF-8, as in the shard)
+    char **json;            // with keep_json: n .json members as text (NULL where a sample has none); else NULL
     int32_t *labels;        // n class labels with label_ext, else -1
     int64_t epoch;
     int64_t index;          // batch number within the epoch, from 0

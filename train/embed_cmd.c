@@ -160,18 +160,12 @@ int vlt_cmd_embed(int argc, char **argv) {
     vlt_status s = session_open(a.checkpoint, &se);
     if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) {
-        vlt_eval_embeddings e = {.n_images = p.n, .n_texts = p.n, .dim = p.dim, .image_embeds = p.img,
-                                 .text_embeds = p.txt, .model = se.cfg.model_name, .config = se.dir};
-        e.image_ids = malloc(sizeof(int64_t) * (size_t)p.n);
-        e.text_image_index = malloc(sizeof(int32_t) * (size_t)p.n);
-        for (int i = 0; i < p.n; i++) {
-            e.image_ids[i] = i;
-            e.text_image_index[i] = i;
-        }
+        vlt_eval_embeddings e = {.n_images = p.n, .n_texts = p.n_txt, .dim = p.dim, .image_embeds = p.img,
+                                 .text_embeds = p.txt, .image_ids = p.image_ids, .text_image_index = p.txt_img,
+                                 .model = se.cfg.model_name, .config = se.dir};
         s = vlt_eval_embeddings_write(a.out, &e);
-        free(e.image_ids);
-        free(e.text_image_index);
-        if (s == VLT_OK) printf("vlt embed: %d image-caption pairs (dim %d) from %s -> %s\n", p.n, p.dim, se.dir, a.out);
+        if (s == VLT_OK)
+            printf("vlt embed: %d images, %d captions (dim %d) from %s -> %s\n", p.n, p.n_txt, p.dim, se.dir, a.out);
     }
     if (s != VLT_OK) fprintf(stderr, "vlt embed: %s\n", vlt_error_message());
     vlt_embedded_pairs_free(&p);
@@ -198,7 +192,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
     if (s == VLT_OK && coca) s = vlt_eval_captions_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, &ce);
     if (s == VLT_OK) {
-        printf("checkpoint %s (%s), %d pairs from %s\n", se.dir, se.cfg.model_name, p.n, a.shards);
+        printf("checkpoint %s (%s), %d images with %d captions from %s\n", se.dir, se.cfg.model_name, p.n, p.n_txt, a.shards);
         printf("  image->text  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.i2t.recall[0],
                100 * r.i2t.recall[1], 100 * r.i2t.recall[2], r.i2t.mean_rank);
         printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
@@ -206,10 +200,12 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
         if (coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
         vlt_eval_report rep;
         if (a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
-            vlt_eval_report_scorer(&rep, "recall", "recall@k of the shards' pairs (pair i's caption belongs to pair i's image): "
-                                                   "fraction of queries whose target ranks within the top k by cosine "
-                                                   "similarity of the L2-normalized embeddings; a tie counts against the target");
-            vlt_eval_report_number(&rep, "pairs", p.n);
+            vlt_eval_report_scorer(&rep, "recall", "recall@k over every caption of each image (the .json captions list, as "
+                                                   "COCO / Flickr 5k): fraction of queries whose target ranks within the top "
+                                                   "k by cosine similarity of the L2-normalized embeddings; image->text ranks "
+                                                   "the best of the image's captions; a tie counts against the target");
+            vlt_eval_report_number(&rep, "pairs", p.n);  // images
+            vlt_eval_report_number(&rep, "captions", p.n_txt);
             const char *names[3] = {"R@1", "R@5", "R@10"};
             char key[64];
             for (int k = 0; k < 3; k++) {

@@ -1,6 +1,7 @@
 // evaluate.c — embedding and caption evaluation over shards (see evaluate.h).
 #include "train/evaluate.h"
 
+#include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "eval/bleu.h"
 #include "eval/caption_set.h"
 #include "eval/cider.h"
+#include "eval/json_file.h"
 #include "eval/ptb_tokenize.h"
 #include "eval/zeroshot.h"
 #include "layers/generate.h"
@@ -41,12 +43,53 @@ static vlt_status open_eval_loader(const vlt_model *m, const vlt_tokenizer *tok,
 
 static char **grow_strings(char **a, int n) { return realloc(a, sizeof(char *) * (size_t)(n > 0 ? n : 1)); }
 
+// The captions of sample i: the non-blank strings of its .json "captions" list, else its caption;
+// its dataset image id (.json "image_id") into *id when there is one.
+static int sample_captions(const vlt_batch *b, int i, const char ***caps, cJSON **root, int64_t *id) {
+    *root = b->json && b->json[i] ? cJSON_Parse(b->json[i]) : NULL;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(*root, "captions"), *c;
+    long long v;
+    if (vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(*root, "image_id"), &v)) *id = v;
+    int n = 0, cap = cJSON_GetArraySize(list) + 1;
+    *caps = malloc(sizeof **caps * (size_t)cap);
+    if (!*caps) return -1;
+    cJSON_ArrayForEach(c, list) {
+        if (!cJSON_IsString(c)) continue;
+        const char *t = c->valuestring;
+        while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
+        if (*t) (*caps)[n++] = c->valuestring;
+    }
+    if (n == 0) (*caps)[n++] = b->captions[i];
+    return n;
+}
+
+// Encodes rows [0, n) of ids (n, T) in chunks of `batch` into out (n, E).
+static vlt_status encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int batch, float *out) {
+    int E = m->cfg.embed_dim;
+    for (int at = 0; at < n; at += batch) {
+        int k = n - at < batch ? n - at : batch;
+        vlt_tensor *t = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(k, T), "ids");
+        if (!t) return vlt_error_code();
+        memcpy(t->data, ids + (size_t)at * T, (size_t)k * T * sizeof(int32_t));
+        vlt_tensor *f = vlt_model_encode_text(m, t);
+        vlt_status s = f ? VLT_OK : vlt_error_code();
+        if (s == VLT_OK) vlt_tensor_read_f32(out + (size_t)at * E, f, (int64_t)k * E);  // (from the GPU too)
+        vlt_step_reset();
+        vlt_tensor_free(t);
+        if (s != VLT_OK) return s;
+    }
+    return VLT_OK;
+}
+
 vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
                            vlt_embedded_pairs *out) {
     memset(out, 0, sizeof *out);
     vlt_loader *L = NULL;
-    VLT_TRY(open_eval_loader(m, tok, shards, batch, NULL, &L));
-    int E = m->cfg.embed_dim, cap = 0;
+    vlt_loader_cfg lc;
+    vlt_eval_loader_cfg(m->cfg.vision.image_size, m->cfg.text.context_length, tok, shards, batch, NULL, &lc);
+    lc.keep_json = 1;
+    VLT_TRY(vlt_loader_create(&lc, &L));
+    int E = m->cfg.embed_dim, cap = 0, tcap = 0;
     out->dim = E;
     vlt_status s = VLT_OK;
     vlt_no_grad_enter();
@@ -55,35 +98,69 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
         if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
         int take = limit > 0 && b->n > limit - out->n ? limit - out->n : b->n, S = b->image_size, T = b->context_len;
         vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "images");
-        vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(take, T), "ids");
-        if (!im || !ids) s = vlt_error_code();
-        vlt_tensor *fi = NULL, *ft = NULL;
-        if (s == VLT_OK) {
-            memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
-            memcpy(ids->data, b->tokens, (size_t)take * T * sizeof(int32_t));
-            fi = vlt_model_encode_image(m, im);
-            ft = vlt_model_encode_text(m, ids);
-            if (!fi || !ft) s = vlt_error_code();
-        }
+        vlt_tensor *fi = NULL;
+        if (!im) s = vlt_error_code();
         if (s == VLT_OK && out->n + take > cap) {
             cap = 2 * (out->n + take);
-            out->img = realloc(out->img, (size_t)cap * E * sizeof(float));
-            out->txt = realloc(out->txt, (size_t)cap * E * sizeof(float));
-            out->keys = grow_strings(out->keys, cap);
-            out->captions = grow_strings(out->captions, cap);
+            float *a = realloc(out->img, (size_t)cap * E * sizeof(float));
+            int64_t *d = realloc(out->image_ids, (size_t)cap * sizeof(int64_t));
+            if (a) out->img = a;
+            if (d) out->image_ids = d;
+            char **k = grow_strings(out->keys, cap);
+            if (k) out->keys = k;
+            char **c = grow_strings(out->captions, cap);
+            if (c) out->captions = c;
+            if (!a || !d || !k || !c) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
         }
         if (s == VLT_OK) {
-            vlt_tensor_read_f32(out->img + (size_t)out->n * E, fi, (int64_t)take * E);  // (from the GPU too)
-            vlt_tensor_read_f32(out->txt + (size_t)out->n * E, ft, (int64_t)take * E);
-            for (int i = 0; i < take; i++) {
+            memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
+            if (!(fi = vlt_model_encode_image(m, im))) s = vlt_error_code();
+            else vlt_tensor_read_f32(out->img + (size_t)out->n * E, fi, (int64_t)take * E);  // (from the GPU too)
+            vlt_step_reset();
+        }
+        vlt_tensor_free(im);
+        // every caption of every image of the batch, tokenized, then encoded `batch` at a time
+        int32_t *ids = NULL;
+        int m_b = 0, ids_cap = 0;
+        for (int i = 0; s == VLT_OK && i < take; i++) {
+            const char **caps = NULL;
+            cJSON *root = NULL;
+            int64_t id = out->n + i;
+            int nc = sample_captions(b, i, &caps, &root, &id);
+            if (nc < 0) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+            if (s == VLT_OK && m_b + nc > ids_cap) {
+                ids_cap = 2 * (m_b + nc) + 16;
+                int32_t *g = realloc(ids, (size_t)ids_cap * T * sizeof(int32_t));
+                if (!g) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+                else ids = g;
+            }
+            if (s == VLT_OK && out->n_txt + m_b + nc > tcap) {
+                tcap = 2 * (out->n_txt + m_b + nc) + 64;
+                float *t = realloc(out->txt, (size_t)tcap * E * sizeof(float));
+                int32_t *o = realloc(out->txt_img, (size_t)tcap * sizeof(int32_t));
+                if (t) out->txt = t;
+                if (o) out->txt_img = o;
+                if (!t || !o) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+            }
+            for (int c = 0; s == VLT_OK && c < nc; c++) {
+                if (vlt_tokenizer_encode(tok, caps[c], ids + (size_t)(m_b + c) * T, T) < 0) s = vlt_error_code();
+                out->txt_img[out->n_txt + m_b + c] = out->n + i;
+            }
+            if (s == VLT_OK) {
+                m_b += nc;
+                out->image_ids[out->n + i] = id;
                 out->keys[out->n + i] = strdup(b->keys[i]);
                 out->captions[out->n + i] = strdup(b->captions[i]);
             }
+            free(caps);
+            cJSON_Delete(root);
+        }
+        if (s == VLT_OK) s = encode_texts(m, ids, m_b, T, batch, out->txt + (size_t)out->n_txt * E);
+        free(ids);
+        if (s == VLT_OK) {
+            out->n_txt += m_b;
             out->n += take;
         }
-        vlt_step_reset();
-        vlt_tensor_free(im);
-        vlt_tensor_free(ids);
         if (s != VLT_OK) break;
     }
     vlt_no_grad_exit();
@@ -102,16 +179,13 @@ void vlt_embedded_pairs_free(vlt_embedded_pairs *p) {
     free(p->captions);
     free(p->img);
     free(p->txt);
+    free(p->txt_img);
+    free(p->image_ids);
     memset(p, 0, sizeof *p);
 }
 
 vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r) {
-    int32_t *owner = malloc(sizeof(int32_t) * (size_t)p->n);
-    if (!owner) return vlt_error_set(VLT_ERR_NOMEM, "retrieval: out of memory");
-    for (int i = 0; i < p->n; i++) owner[i] = i;
-    vlt_status s = vlt_eval_retrieval(p->img, p->n, p->txt, p->n, p->dim, owner, 0, r, NULL, NULL);
-    free(owner);
-    return s;
+    return vlt_eval_retrieval(p->img, p->n, p->txt, p->n_txt, p->dim, p->txt_img, 0, r, NULL, NULL);
 }
 
 // The references and then the generated captions, each list tokenized in one call as

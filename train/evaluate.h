@@ -20,16 +20,23 @@ void vlt_eval_loader_cfg(int image_size, int context_len, const vlt_tokenizer *t
 
 typedef struct {
     int n, dim;
-    float *img, *txt;      // (n, dim) L2-normalized image and text features
+    float *img;            // (n, dim) L2-normalized image features
+    int n_txt;             // captions: every caption of each image (grouped), n_txt >= n
+    float *txt;            // (n_txt, dim) L2-normalized caption features, each image's in a row
+    int32_t *txt_img;      // (n_txt) the image (0..n) of each caption
+    int64_t *image_ids;    // (n) the dataset's image ids ("image_id" of the .json), else the sample index
     char **keys;           // n sample keys
-    char **captions;       // n captions
+    char **captions;       // n captions (the .txt one)
 } vlt_embedded_pairs;
 
-// Embeds up to `limit` pairs (0: all) of `shards`, `batch` at a time, under no_grad.
+// Embeds up to `limit` images (0: all) of `shards`, `batch` at a time, under no_grad, each with
+// all of its captions: the "captions" list of its .json member (as `vlt shards` packs COCO and
+// Karpathy: the standard 5-captions-per-image protocol), or its one caption when there is none.
 vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
                            vlt_embedded_pairs *out);
 void vlt_embedded_pairs_free(vlt_embedded_pairs *p);
-// Retrieval where pair i's caption belongs to pair i's image.
+// Retrieval over the grouped captions: image->text ranks the best of an image's captions (a tie
+// counts against the target), text->image the caption's image.
 vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r);
 
 typedef struct {
