@@ -1,31 +1,193 @@
-// model.c — the CLIP-or-CoCa handle (see model.h).
+// model.c — the model interface and the tables of the kinds vlt has (see model.h).
 #include "layers/model.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd/device.h"
 
+// ---- batches and loss settings ----
+vlt_status vlt_model_batch_set(vlt_model_batch *b, const char *name, vlt_tensor *t) {
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->names[i], name)) {
+            b->t[i] = t;
+            return VLT_OK;
+        }
+    if (b->n == VLT_MODEL_BATCH_MAX)
+        return vlt_error_set(VLT_ERR_ARG, "batch: no room for field '%s' (%d fields at most)", name, VLT_MODEL_BATCH_MAX);
+    b->names[b->n] = name;
+    b->t[b->n++] = t;
+    return VLT_OK;
+}
+
+vlt_tensor *vlt_model_batch_get(const vlt_model_batch *b, const char *name) {
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->names[i], name)) return b->t[i];
+    return NULL;
+}
+
+vlt_loss_opts vlt_loss_opts_default(void) { return (vlt_loss_opts){.token_loss_scale = 1.0f}; }
+
+vlt_status vlt_loss_opts_set(vlt_loss_opts *o, const char *name, float value) {
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->names[i], name)) {
+            o->values[i] = value;
+            return VLT_OK;
+        }
+    if (o->n == VLT_LOSS_OPTS_MAX)
+        return vlt_error_set(VLT_ERR_ARG, "loss settings: no room for '%s' (%d at most)", name, VLT_LOSS_OPTS_MAX);
+    o->names[o->n] = name;
+    o->values[o->n++] = value;
+    return VLT_OK;
+}
+
+float vlt_loss_opts_get(const vlt_loss_opts *o, const char *name, float dflt) {
+    for (int i = 0; o && i < o->n; i++)
+        if (!strcmp(o->names[i], name)) return o->values[i];
+    return dflt;
+}
+
+// A field the kind needs, or an error naming it and the kind.
+static vlt_tensor *need_field(const vlt_model *m, const vlt_model_batch *b, const char *name) {
+    vlt_tensor *t = vlt_model_batch_get(b, name);
+    if (!t) vlt_error_set(VLT_ERR_ARG, "%s: the batch has no '%s' field", m->ops->title, name);
+    return t;
+}
+
+// ---- CLIP and SigLIP (one implementation; SigLIP's config adds logit_bias) ----
+static vlt_clip *clip_of(const vlt_model *m) { return (vlt_clip *)m->impl; }
+
+static vlt_status clip_loss(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
+    vlt_tensor *images = need_field(m, b, VLT_FIELD_IMAGES), *ids = need_field(m, b, VLT_FIELD_TEXT_IDS);
+    if (!images || !ids) return vlt_error_code();
+    vlt_clip *c = clip_of(m);
+    if (o && o->contrastive) {
+        out->loss = o->contrastive(o->contrastive_ctx, vlt_clip_encode_image(c, images, true),
+                                   vlt_clip_encode_text(c, ids, true), c->logit_scale, c->logit_bias);
+        return out->loss ? VLT_OK : vlt_error_code();
+    }
+    vlt_clip_output co;
+    VLT_TRY(vlt_clip_forward(c, images, ids, &co));
+    out->loss = co.loss;
+    return VLT_OK;
+}
+
+static void clip_after_step(vlt_model *m) { vlt_clip_clamp_logit_scale(clip_of(m)); }
+static vlt_tensor *clip_image(vlt_model *m, vlt_tensor *images) { return vlt_clip_encode_image(clip_of(m), images, true); }
+static vlt_tensor *clip_text(vlt_model *m, vlt_tensor *ids) { return vlt_clip_encode_text(clip_of(m), ids, true); }
+static const char *siglip_gpu(const vlt_model *m) {
+    (void)m;
+    return "the SigLIP loss builds its label matrix on the host";
+}
+static void clip_destroy(vlt_model *m) { vlt_clip_free(clip_of(m)); }
+
+static const vlt_model_ops CLIP_OPS = {
+    .kind = "clip", .title = "CLIP", .caps = VLT_CAP_EMBED, .loss = clip_loss, .after_step = clip_after_step,
+    .encode_image = clip_image, .encode_text = clip_text, .destroy = clip_destroy,
+};
+static const vlt_model_ops SIGLIP_OPS = {
+    .kind = "siglip", .title = "SigLIP", .caps = VLT_CAP_EMBED, .loss = clip_loss, .after_step = clip_after_step,
+    .encode_image = clip_image, .encode_text = clip_text, .gpu_unsupported = siglip_gpu, .destroy = clip_destroy,
+};
+
+// ---- CoCa ----
+static vlt_coca *coca_of(const vlt_model *m) { return (vlt_coca *)m->impl; }
+
+static vlt_status coca_loss(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
+    vlt_tensor *images = need_field(m, b, VLT_FIELD_IMAGES), *ids = need_field(m, b, VLT_FIELD_TEXT_IDS);
+    if (!images || !ids) return vlt_error_code();
+    vlt_coca_loss_cfg lc = VLT_COCA_LOSS_DEFAULTS;
+    lc.caption_loss_weight = vlt_loss_opts_get(o, "caption_weight", lc.caption_loss_weight);
+    lc.clip_loss_weight = vlt_loss_opts_get(o, "clip_weight", lc.clip_loss_weight);
+    lc.label_smoothing = vlt_loss_opts_get(o, "label_smoothing", lc.label_smoothing);
+    if (o) {
+        lc.caption_scale = o->token_loss_scale;
+        lc.contrastive = o->contrastive;
+        lc.contrastive_ctx = o->contrastive_ctx;
+    }
+    vlt_coca_output co;
+    VLT_TRY(vlt_coca_forward(coca_of(m), images, ids, lc, &co));
+    out->loss = co.loss;
+    out->n_parts = 2;
+    out->part_names[0] = "contrastive";
+    out->part_names[1] = "caption";
+    out->parts[0] = co.contrastive_loss;
+    out->parts[1] = co.caption_loss;
+    return VLT_OK;
+}
+
+// The caption loss is a mean over the targets that are not padding: positions 1.. of each row.
+static int64_t coca_loss_tokens(const vlt_model *m, const vlt_model_batch *b) {
+    vlt_tensor *ids = vlt_model_batch_get(b, VLT_FIELD_TEXT_IDS);
+    if (!ids || ids->ndim != 2 || ids->device != VLT_CPU) return 0;
+    int B = ids->shape[0], T = ids->shape[1], pad = m->cfg.text.pad_id;
+    int64_t n = 0;
+    for (int r = 0; r < B; r++)
+        for (int i = 1; i < T; i++) n += vlt_i32(ids)[(size_t)r * T + i] != pad;
+    return n;
+}
+
+static void coca_after_step(vlt_model *m) { vlt_coca_clamp_logit_scale(coca_of(m)); }
+static vlt_tensor *coca_image(vlt_model *m, vlt_tensor *images) {
+    return vlt_coca_encode_image(coca_of(m), images, true, NULL);
+}
+static vlt_tensor *coca_text(vlt_model *m, vlt_tensor *ids) { return vlt_coca_encode_text(coca_of(m), ids, true, NULL); }
+static vlt_status coca_caption(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out) {
+    return vlt_coca_generate(coca_of(m), images, g, out, NULL);
+}
+static const char *coca_gpu(const vlt_model *m) {
+    (void)m;
+    return "its text padding mask and caption generation run on the host";
+}
+static void coca_destroy(vlt_model *m) { vlt_coca_free(coca_of(m)); }
+
+static const vlt_model_ops COCA_OPS = {
+    .kind = "coca", .title = "CoCa", .caps = VLT_CAP_EMBED | VLT_CAP_CAPTION, .loss = coca_loss, .after_step = coca_after_step,
+    .encode_image = coca_image, .encode_text = coca_text, .caption = coca_caption, .loss_tokens = coca_loss_tokens,
+    .gpu_unsupported = coca_gpu, .destroy = coca_destroy,
+};
+
+// ---- the handle ----
+const char *vlt_model_kind_of(const vlt_model_cfg *cfg) {
+    return cfg->is_coca ? COCA_OPS.kind : cfg->has_logit_bias ? SIGLIP_OPS.kind : CLIP_OPS.kind;
+}
+
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->is_coca = cfg->is_coca;
-    if (m->is_coca) {
-        VLT_TRY(vlt_coca_init(&m->coca, cfg, seed));
-        m->params = &m->coca.params;
-        m->logit_scale = m->coca.logit_scale;
+    if (cfg->is_coca) {
+        vlt_coca *c = calloc(1, sizeof *c);
+        if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
+        vlt_status s = vlt_coca_init(c, cfg, seed);
+        if (s != VLT_OK) {
+            free(c);
+            return s;
+        }
+        m->ops = &COCA_OPS;
+        m->impl = c;
+        m->params = &c->params;
+        m->logit_scale = c->logit_scale;
     } else {
-        VLT_TRY(vlt_clip_init(&m->clip, cfg, seed));
-        m->params = &m->clip.params;
-        m->logit_scale = m->clip.logit_scale;
+        vlt_clip *c = calloc(1, sizeof *c);
+        if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
+        vlt_status s = vlt_clip_init(c, cfg, seed);
+        if (s != VLT_OK) {
+            free(c);
+            return s;
+        }
+        m->ops = c->logit_bias ? &SIGLIP_OPS : &CLIP_OPS;
+        m->impl = c;
+        m->params = &c->params;
+        m->logit_scale = c->logit_scale;
     }
     return VLT_OK;
 }
 
 void vlt_model_free(vlt_model *m) {
-    if (!m->params) return;
-    if (m->is_coca) vlt_coca_free(&m->coca);
-    else vlt_clip_free(&m->clip);
-    m->params = NULL;
+    if (!m->ops) return;
+    m->ops->destroy(m);
+    free(m->impl);
+    memset(m, 0, sizeof *m);
 }
 
 // Inputs follow the parameters: a host batch for a model on the GPU is copied there (an
@@ -35,46 +197,45 @@ static vlt_tensor *on_model_device(const vlt_model *m, vlt_tensor *x) {
     return x && x->device != dev ? vlt_to_device(x, dev) : x;
 }
 
-vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
-                                  vlt_model_loss *out) {
+static vlt_status lacks(const vlt_model *m, const char *what) {
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "the %s model has no %s", vlt_model_title(m), what);
+}
+
+vlt_status vlt_model_loss_forward(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
     memset(out, 0, sizeof *out);
-    images = on_model_device(m, images);
-    ids = on_model_device(m, ids);
-    if (!images || !ids) return vlt_error_code();
-    if (!m->is_coca && lc.contrastive) {
-        vlt_clip *c = &m->clip;
-        out->loss = lc.contrastive(lc.contrastive_ctx, vlt_clip_encode_image(c, images, true),
-                                   vlt_clip_encode_text(c, ids, true), c->logit_scale, c->logit_bias);
-        return out->loss ? VLT_OK : vlt_error_code();
-    }
-    if (!m->is_coca) {
-        vlt_clip_output o;
-        VLT_TRY(vlt_clip_forward(&m->clip, images, ids, &o));
-        out->loss = o.loss;
-        return VLT_OK;
-    }
-    vlt_coca_output o;
-    VLT_TRY(vlt_coca_forward(&m->coca, images, ids, lc, &o));
-    out->loss = o.loss;
-    out->n_parts = 2;
-    out->part_names[0] = "contrastive";
-    out->part_names[1] = "caption";
-    out->parts[0] = o.contrastive_loss;
-    out->parts[1] = o.caption_loss;
-    return VLT_OK;
+    vlt_model_batch on = *b;
+    for (int i = 0; i < on.n; i++)
+        if (on.t[i] && !(on.t[i] = on_model_device(m, on.t[i]))) return vlt_error_code();
+    return m->ops->loss(m, &on, o, out);
 }
 
 vlt_tensor *vlt_model_encode_image(vlt_model *m, vlt_tensor *images) {
-    images = on_model_device(m, images);
-    return m->is_coca ? vlt_coca_encode_image(&m->coca, images, true, NULL) : vlt_clip_encode_image(&m->clip, images, true);
+    if (!vlt_model_can(m, VLT_CAP_EMBED)) {
+        lacks(m, "image encoder");
+        return NULL;
+    }
+    return m->ops->encode_image(m, on_model_device(m, images));
 }
 
 vlt_tensor *vlt_model_encode_text(vlt_model *m, vlt_tensor *ids) {
-    ids = on_model_device(m, ids);
-    return m->is_coca ? vlt_coca_encode_text(&m->coca, ids, true, NULL) : vlt_clip_encode_text(&m->clip, ids, true);
+    if (!vlt_model_can(m, VLT_CAP_EMBED)) {
+        lacks(m, "text encoder");
+        return NULL;
+    }
+    return m->ops->encode_text(m, on_model_device(m, ids));
 }
 
-void vlt_model_after_step(vlt_model *m) {
-    if (m->is_coca) vlt_coca_clamp_logit_scale(&m->coca);
-    else vlt_clip_clamp_logit_scale(&m->clip);
+vlt_status vlt_model_caption(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out) {
+    if (!vlt_model_can(m, VLT_CAP_CAPTION)) return lacks(m, "caption decoder (it cannot generate text)");
+    return m->ops->caption(m, images, g, out);
 }
+
+int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b) {
+    return m->ops->loss_tokens ? m->ops->loss_tokens(m, b) : 0;
+}
+
+const char *vlt_model_gpu_unsupported(const vlt_model *m) {
+    return m->ops->gpu_unsupported ? m->ops->gpu_unsupported(m) : NULL;
+}
+
+void vlt_model_after_step(vlt_model *m) { m->ops->after_step(m); }

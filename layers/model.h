@@ -1,38 +1,123 @@
-// model.h — one handle for the models vlt trains: CLIP or CoCa, chosen by the model config (a
-// multimodal_cfg makes it CoCa). The trainer, `vlt embed` and `vlt eval checkpoint` work
-// through this, so they need no per-model branches.
+// model.h — the model interface (DESIGN.md, "Models behind one interface"): one handle for every
+// model vlt trains, with a table of functions per model kind and the capabilities the kind
+// offers. The trainer, `vlt embed`, `vlt eval` and the report ask for a capability and call
+// through the table; they never test which model it is.
+//
+// Kinds today: "clip" (open_clip's CLIP), "siglip" (CLIP towers with SigLIP's sigmoid loss and
+// logit_bias), "coca" (CLIP towers + attentional pooler + multimodal decoder). The model config
+// picks the kind (a multimodal_cfg makes CoCa; init_logit_bias makes SigLIP).
+//
+// A training batch is a set of named tensors (vlt_model_batch): the trainer fills what its
+// loader produces ("images" (B, 3, S, S) f32, "text_ids" (B, T) i32 today; question and answer
+// fields when VQA data lands) and each kind reads the fields it needs, refusing by name a batch
+// that lacks one. Loss settings come the same way (vlt_loss_opts: named values from the run
+// config's loss section; a kind reads those it knows, with its own defaults).
 #ifndef VLT_MODEL_H
 #define VLT_MODEL_H
 
 #include "layers/clip.h"
 #include "layers/coca.h"
+#include "layers/generate.h"
 
-typedef struct {
-    vlt_model_cfg cfg;
-    bool is_coca;
-    vlt_clip clip;             // when !is_coca
-    vlt_coca coca;             // when is_coca
-    vlt_params *params;        // the parameter table (open_clip names)
-    vlt_tensor *logit_scale;   // 0-d
-} vlt_model;
+// ---- capabilities ----
+typedef enum {
+    VLT_CAP_EMBED = 1u << 0,    // encode_image / encode_text: retrieval, zero-shot, `vlt embed`
+    VLT_CAP_CAPTION = 1u << 1,  // caption: text generation from images
+} vlt_model_cap;
 
+// ---- a batch of named tensors ----
+#define VLT_MODEL_BATCH_MAX 8
+#define VLT_FIELD_IMAGES "images"      // (B, 3, S, S) f32, normalized
+#define VLT_FIELD_TEXT_IDS "text_ids"  // (B, T) i32, the model's tokenizer
 typedef struct {
-    vlt_tensor *loss;                 // (1) the total
-    int n_parts;                      // CoCa: 2 (contrastive, caption, weighted); CLIP: 0
-    const char *part_names[2];
-    vlt_tensor *parts[2];
+    int n;
+    const char *names[VLT_MODEL_BATCH_MAX];
+    vlt_tensor *t[VLT_MODEL_BATCH_MAX];
+} vlt_model_batch;
+
+// Sets (or replaces) field `name`; VLT_ERR_ARG when the batch is full.
+vlt_status vlt_model_batch_set(vlt_model_batch *b, const char *name, vlt_tensor *t);
+// The field, or NULL.
+vlt_tensor *vlt_model_batch_get(const vlt_model_batch *b, const char *name);
+
+// ---- loss settings ----
+// The contrastive loss of a batch's normalized features (data parallel swaps in the global
+// batch's): returns the (1) loss, or NULL with the error set.
+typedef vlt_tensor *(*vlt_contrastive_fn)(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
+                                          vlt_tensor *logit_bias);
+#define VLT_LOSS_OPTS_MAX 8
+typedef struct {
+    int n;
+    const char *names[VLT_LOSS_OPTS_MAX];  // e.g. "clip_weight", "caption_weight", "label_smoothing"
+    float values[VLT_LOSS_OPTS_MAX];
+    vlt_contrastive_fn contrastive;        // NULL: the model's own (one process)
+    void *contrastive_ctx;
+    // This rank's share of a token-mean loss under data parallelism: local tokens × ranks / all
+    // tokens (1 in one process), so that the ranks' average is the one-process mean.
+    float token_loss_scale;
+} vlt_loss_opts;
+
+vlt_loss_opts vlt_loss_opts_default(void);  // no named values, no hook, token_loss_scale 1
+vlt_status vlt_loss_opts_set(vlt_loss_opts *o, const char *name, float value);
+float vlt_loss_opts_get(const vlt_loss_opts *o, const char *name, float dflt);
+
+// The loss of a batch: the total and its named parts (already weighted; they sum to the total).
+#define VLT_LOSS_PARTS_MAX 4
+typedef struct {
+    vlt_tensor *loss;  // (1)
+    int n_parts;
+    const char *part_names[VLT_LOSS_PARTS_MAX];
+    vlt_tensor *parts[VLT_LOSS_PARTS_MAX];
 } vlt_model_loss;
 
+// ---- the table of a model kind ----
+typedef struct vlt_model vlt_model;
+typedef struct {
+    const char *kind;  // "clip", "siglip", "coca": for messages and reports, never branched on
+    const char *title; // "CLIP", "SigLIP", "CoCa": the same for people (vlt model list, start-up line)
+    unsigned caps;     // vlt_model_cap bits
+    vlt_status (*loss)(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out);
+    // After each optimizer step (logit_scale clamped to [0, ln 100]; momentum EMA and queues later).
+    void (*after_step)(vlt_model *m);
+    // VLT_CAP_EMBED: L2-normalized features (B, E).
+    vlt_tensor *(*encode_image)(vlt_model *m, vlt_tensor *images);
+    vlt_tensor *(*encode_text)(vlt_model *m, vlt_tensor *ids);
+    // VLT_CAP_CAPTION: token ids (B, g->max_len) into out (B · max_len) for images (B, 3, S, S).
+    vlt_status (*caption)(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out);
+    // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
+    int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
+    // NULL when the kind trains on the GPU, else why it does not yet (for the trainer's refusal).
+    const char *(*gpu_unsupported)(const vlt_model *m);
+    void (*destroy)(vlt_model *m);
+} vlt_model_ops;
+
+struct vlt_model {
+    const vlt_model_ops *ops;
+    vlt_model_cfg cfg;
+    vlt_params *params;       // the parameter table (open_clip names): what checkpoints hold
+    vlt_tensor *logit_scale;  // 0-d
+    void *impl;               // the kind's own struct (vlt_clip, vlt_coca), owned by the handle
+};
+
+// Creates the kind the config names. On failure nothing is left allocated.
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
 void vlt_model_free(vlt_model *m);
-// The training loss of a batch: images (B, 3, S, S), ids (B, T). lc: CoCa's weights (ignored for
-// CLIP) and the contrastive-loss hook (used by both: data parallel swaps in the global batch's).
-vlt_status vlt_model_loss_forward(vlt_model *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
-                                  vlt_model_loss *out);
-// L2-normalized features (B, E).
+// The kind a config makes, without creating it ("clip", "siglip", "coca").
+const char *vlt_model_kind_of(const vlt_model_cfg *cfg);
+
+static inline bool vlt_model_can(const vlt_model *m, vlt_model_cap c) { return m->ops && (m->ops->caps & c); }
+static inline const char *vlt_model_kind(const vlt_model *m) { return m->ops ? m->ops->kind : "none"; }
+static inline const char *vlt_model_title(const vlt_model *m) { return m->ops ? m->ops->title : "none"; }
+
+// Calls through the table; inputs on another device than the parameters are copied there (an
+// activation of this step). A capability the kind lacks is refused with VLT_ERR_UNSUPPORTED
+// naming the kind.
+vlt_status vlt_model_loss_forward(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out);
 vlt_tensor *vlt_model_encode_image(vlt_model *m, vlt_tensor *images);
 vlt_tensor *vlt_model_encode_text(vlt_model *m, vlt_tensor *ids);
-// After each optimizer step (logit_scale clamped to [0, ln 100]).
+vlt_status vlt_model_caption(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out);
+int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b);
+const char *vlt_model_gpu_unsupported(const vlt_model *m);
 void vlt_model_after_step(vlt_model *m);
 
 #endif

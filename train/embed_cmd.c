@@ -128,7 +128,7 @@ static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const
     const vlt_model_cfg *mc = &se->m.cfg;
     vlt_eval_report_setting(rep, "checkpoint", se->dir);
     vlt_eval_report_setting(rep, "model", se->cfg.model_name);
-    vlt_eval_report_setting(rep, "model_kind", se->m.is_coca ? "CoCa" : "CLIP");
+    vlt_eval_report_setting(rep, "model_kind", vlt_model_title(&se->m));
     vlt_eval_report_setting(rep, "shards", a->shards);
     vlt_eval_report_setting_num(rep, "image_size", mc->vision.image_size);
     vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
@@ -187,7 +187,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     vlt_caption_eval ce = {0};
     vlt_eval_retrieval_result r;
     vlt_status s = session_open(a.checkpoint, &se);
-    bool coca = s == VLT_OK && se.m.is_coca;
+    bool coca = s == VLT_OK && vlt_model_can(&se.m, VLT_CAP_CAPTION);
     if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
     if (s == VLT_OK && coca) s = vlt_eval_captions_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, &ce);

@@ -211,7 +211,8 @@ static vlt_status add_tokenized(vlt_eval_caption_set *set, const vlt_caption_eva
 vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
                                        int limit, vlt_caption_eval *out) {
     memset(out, 0, sizeof *out);
-    if (!m->is_coca) return vlt_error_set(VLT_ERR_ARG, "caption eval: the model is not a captioner (CoCa)");
+    if (!vlt_model_can(m, VLT_CAP_CAPTION))
+        return vlt_error_set(VLT_ERR_ARG, "caption eval: the %s model cannot generate captions", vlt_model_title(m));
     vlt_loader *L = NULL;
     VLT_TRY(open_eval_loader(m, tok, shards, batch, NULL, &L));
     vlt_generate_cfg g = vlt_generate_defaults();
@@ -232,7 +233,7 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
         if (s == VLT_OK) {
             memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
             vlt_no_grad_enter();
-            s = vlt_coca_generate(&m->coca, im, &g, ids, NULL);
+            s = vlt_model_caption(m, im, &g, ids);
             vlt_no_grad_exit();
             vlt_step_reset();
         }

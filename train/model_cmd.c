@@ -14,30 +14,16 @@
 #include <string.h>
 
 #include "checkpoints/safetensors.h"
-#include "layers/clip.h"
-#include "layers/coca.h"
+#include "layers/model.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
 
-typedef struct {
-    bool coca;
-    vlt_clip clip;
-    vlt_coca cc;
-} any_model;
-
-static vlt_params *model_params(any_model *m) { return m->coca ? &m->cc.params : &m->clip.params; }
-
-static vlt_status model_build(any_model *m, const char *name, uint64_t seed) {
+// A model of the named config through the model interface (its kind's title and parameters).
+static vlt_status model_build(vlt_model *m, const char *name, uint64_t seed) {
     vlt_model_cfg cfg;
     memset(m, 0, sizeof *m);
     VLT_TRY(vlt_model_cfg_load(name, &cfg));
-    m->coca = cfg.is_coca;
-    return m->coca ? vlt_coca_init(&m->cc, &cfg, seed) : vlt_clip_init(&m->clip, &cfg, seed);
-}
-
-static void model_free(any_model *m) {
-    if (m->coca) vlt_coca_free(&m->cc);
-    else vlt_clip_free(&m->clip);
+    return vlt_model_create(m, &cfg, seed);
 }
 
 static const char *VERB_USAGE[][2] = {
@@ -68,15 +54,15 @@ static int model_list(void) {
         return 1;
     }
     printf("model configs in %s:\n", vlt_model_cfg_dir(dir, sizeof dir));
-    printf("  %-28s %-5s %14s\n", "name", "kind", "parameters");
+    printf("  %-28s %-6s %14s\n", "name", "kind", "parameters");
     for (int i = 0; i < n; i++) {
-        any_model m;
+        vlt_model m;
         if (model_build(&m, names[i], 0) != VLT_OK) {
             printf("  %-28s (%s)\n", names[i], vlt_error_message());
             rc = 1;
         } else {
-            printf("  %-28s %-5s %14lld\n", names[i], m.coca ? "CoCa" : "CLIP", (long long)vlt_params_numel(model_params(&m)));
-            model_free(&m);
+            printf("  %-28s %-6s %14lld\n", names[i], vlt_model_title(&m), (long long)vlt_params_numel(m.params));
+            vlt_model_free(&m);
         }
         fflush(stdout);
         free(names[i]);
@@ -127,15 +113,15 @@ int vlt_cmd_model(int argc, char **argv) {
         fprintf(stderr, "vlt model: --dtype '%s' is not one of f32, bf16, f16\n", dtype);
         return 2;
     }
-    any_model m;
+    vlt_model m;
     if (model_build(&m, name, seed) != VLT_OK) {
         fprintf(stderr, "vlt model: %s\n", vlt_error_message());
         return 1;
     }
-    vlt_params *p = model_params(&m);
+    vlt_params *p = m.params;
     int rc = 0;
     if (is_info) {
-        printf("%s: %s, %d tensors, %lld parameters\n", name, m.coca ? "CoCa" : "CLIP", p->n,
+        printf("%s: %s, %d tensors, %lld parameters\n", name, vlt_model_title(&m), p->n,
                (long long)vlt_params_numel(p));
     } else if (is_init) {
         vlt_st_meta meta[] = {{"format", "pt"}, {"vlt_model", name}};
@@ -160,6 +146,6 @@ int vlt_cmd_model(int argc, char **argv) {
         }
         vlt_st_report_free(&rep);
     }
-    model_free(&m);
+    vlt_model_free(&m);
     return rc;
 }

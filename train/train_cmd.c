@@ -58,7 +58,7 @@ static void print_summary(const vlt_run_config *cfg, const vlt_dist *dist, vlt_t
     long long global = (long long)cfg->batch_size * dist->world * cfg->accum_steps;
     printf("vlt train: model %s (%s, %s parameters); %d rank(s) x batch %d%s = global batch %lld; device %s, "
            "precision %s; %zu training shard(s), %zu held-out; run directory %s\n",
-           cfg->model_name, vlt_trainer_is_captioner(t) ? "CoCa" : "CLIP",
+           cfg->model_name, vlt_trainer_model_title(t),
            grouped((long long)vlt_params_numel(vlt_trainer_params(t)), params, sizeof params), dist->world,
            cfg->batch_size, cfg->accum_steps > 1 ? " x accumulated micro-batches" : "", global, cfg->device,
            cfg->precision, count_shards(cfg->train_shards), count_shards(cfg->val_shards), cfg->output_dir);

@@ -37,7 +37,9 @@ struct vlt_trainer {
     vlt_run_config cfg;
     vlt_model_cfg mcfg;
     vlt_trainer_opts opts;
-    vlt_model model;               // CLIP or CoCa
+    vlt_model model;               // any kind, through its table (layers/model.h)
+    int n_loss_parts;              // the named parts of the model's loss (last micro-batch)
+    const char *loss_part_names[VLT_LOSS_PARTS_MAX];
     vlt_params *params;            // the model's parameter table
     bool *decay;
     vlt_adamw *opt;                // with train.zero: over this rank's parameters only
@@ -518,12 +520,10 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
 // train.device cuda: the model and the optimizer state move to the GPU after any restore (the
 // checkpoint reader writes host memory) and the parameter broadcast (MPI on host buffers).
 static vlt_status to_device(vlt_trainer *t) {
-    if (t->model.is_coca)
-        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: CoCa does not train on the GPU yet (its text "
-                             "padding mask and caption generation run on the host); use train.device cpu");
-    if (t->model.clip.logit_bias)
-        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the SigLIP loss runs on the host only; use "
-                             "train.device cpu");
+    const char *why = vlt_model_gpu_unsupported(&t->model);
+    if (why)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the %s model does not train on the GPU yet (%s); "
+                             "use train.device cpu", vlt_model_title(&t->model), why);
     if (t->zero)
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: train.zero moves optimizer state over MPI on "
                              "host memory; it does not combine with GPU training yet");
@@ -709,14 +709,6 @@ static void record_loss(vlt_trainer *t, float loss) {
 }
 
 // Caption targets of this rank's batch that count (not pad): ids[:, 1:] != pad_id.
-static int64_t caption_tokens(const vlt_trainer *t) {
-    int B = t->ids->shape[0], T = t->ids->shape[1], pad = t->mcfg.text.pad_id;
-    int64_t n = 0;
-    for (int b = 0; b < B; b++)
-        for (int i = 1; i < T; i++) n += vlt_i32(t->ids)[b * T + i] != pad;
-    return n;
-}
-
 static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
                                     vlt_tensor *logit_bias) {
     return vlt_dist_clip_loss((const vlt_dist *)ctx, img, txt, logit_scale, logit_bias, NULL);
@@ -726,31 +718,37 @@ static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt,
 static vlt_status train_step(vlt_trainer *t, bool *stop) {
     vlt_params *P = t->params;
     vlt_zero_grad(P->t, P->n);
-    double loss_sum = 0, parts_sum[2] = {0, 0};
+    double loss_sum = 0, parts_sum[VLT_LOSS_PARTS_MAX] = {0};
     for (int a = 0; a < t->cfg.accum_steps; a++) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
         t->t_data += now_s() - t0;
         if (t->step >= t->nan_from && t->step <= t->nan_to) vlt_f32(t->images)[0] = NAN;
-        vlt_model_loss out;
-        vlt_coca_loss_cfg lc = VLT_COCA_LOSS_DEFAULTS;
-        lc.caption_loss_weight = (float)t->cfg.caption_loss_weight;
-        lc.clip_loss_weight = (float)t->cfg.clip_loss_weight;
-        lc.label_smoothing = (float)t->cfg.label_smoothing;
+        vlt_model_batch batch = {0};
+        VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_IMAGES, t->images));
+        VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_IDS, t->ids));
+        // the run config's loss section, by name: each model kind reads the weights it has
+        vlt_loss_opts lo = vlt_loss_opts_default();
+        VLT_TRY(vlt_loss_opts_set(&lo, "clip_weight", (float)t->cfg.clip_loss_weight));
+        VLT_TRY(vlt_loss_opts_set(&lo, "caption_weight", (float)t->cfg.caption_loss_weight));
+        VLT_TRY(vlt_loss_opts_set(&lo, "label_smoothing", (float)t->cfg.label_smoothing));
         if (t->dist->world > 1 || (t->on_gpu && vlt_dist_nccl_active())) {
             // The global batch: the contrastive loss over all ranks' features (this rank's rows),
-            // and CoCa's caption cross-entropy weighted by this rank's share of the counted
-            // (non-pad) tokens, so that the average over ranks is the one-process mean.
-            lc.contrastive = dist_contrastive;
-            lc.contrastive_ctx = (void *)t->dist;
+            // and token-mean losses (CoCa's captions) weighted by this rank's share of the counted
+            // tokens, so that the average over ranks is the one-process mean.
+            lo.contrastive = dist_contrastive;
+            lo.contrastive_ctx = (void *)t->dist;
         }
-        if (t->dist->world > 1 && t->model.is_coca) {
-            double counts[1] = {(double)caption_tokens(t)};
+        if (t->dist->world > 1) {
+            double counts[1] = {(double)vlt_model_loss_tokens(&t->model, &batch)};
             double local = counts[0];
             VLT_TRY(vlt_dist_sum(t->dist, counts, 1));
-            lc.caption_scale = counts[0] > 0 ? (float)(local * t->dist->world / counts[0]) : 1.0f;
+            lo.token_loss_scale = counts[0] > 0 ? (float)(local * t->dist->world / counts[0]) : 1.0f;
         }
-        VLT_TRY(vlt_model_loss_forward(&t->model, t->images, t->ids, lc, &out));
+        vlt_model_loss out;
+        VLT_TRY(vlt_model_loss_forward(&t->model, &batch, &lo, &out));
+        t->n_loss_parts = out.n_parts;
+        for (int k = 0; k < out.n_parts; k++) t->loss_part_names[k] = out.part_names[k];
         vlt_tensor *total = out.loss;
         for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_tensor_item(out.parts[k], 0);
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
@@ -821,11 +819,9 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             .data_wait = dt > 0 ? t->t_data / dt : 0,
             .time_s = now - t->t_start,
         };
-        if (t->model.is_coca) {
-            m.n_parts = 2;
-            m.parts[0] = (vlt_named_scalar){"contrastive", parts_sum[0] / t->cfg.accum_steps};
-            m.parts[1] = (vlt_named_scalar){"caption", parts_sum[1] / t->cfg.accum_steps};
-        }
+        m.n_parts = t->n_loss_parts;  // the model's named loss parts (CoCa: contrastive, caption)
+        for (int k = 0; k < t->n_loss_parts; k++)
+            m.parts[k] = (vlt_named_scalar){t->loss_part_names[k], parts_sum[k] / t->cfg.accum_steps};
         vlt_status s = vlt_metrics_log_step(t->mlog, &m);
         t->t_last_log = now;
         t->t_data = 0;
@@ -872,7 +868,7 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start,
                           .n_extra = 6, .extras_only = true};
     for (int k = 0; k < 6; k++) m.extra[k] = (vlt_named_scalar){names[k], 100 * (k < 3 ? i2t[k] : t2i[k - 3])};
-    if (t->model.is_coca) {
+    if (vlt_model_can(&t->model, VLT_CAP_CAPTION)) {
         double bleu4, cider;
         VLT_TRY(vlt_trainer_eval_captions(t, 100, &bleu4, &cider, NULL, 0));
         m.extra[m.n_extra++] = (vlt_named_scalar){"val/bleu4", 100 * bleu4};
@@ -972,7 +968,8 @@ vlt_status vlt_trainer_run_steps(vlt_trainer *t, int64_t n) {
 vlt_status vlt_trainer_run(vlt_trainer *t) { return vlt_trainer_run_steps(t, t->cfg.steps - t->step); }
 
 int64_t vlt_trainer_step(const vlt_trainer *t) { return t->step; }
-bool vlt_trainer_is_captioner(const vlt_trainer *t) { return t->model.is_coca; }
+bool vlt_trainer_is_captioner(const vlt_trainer *t) { return vlt_model_can(&t->model, VLT_CAP_CAPTION); }
+const char *vlt_trainer_model_title(const vlt_trainer *t) { return vlt_model_title(&t->model); }
 
 int64_t vlt_trainer_nonfinite(const vlt_trainer *t) { return t->nonfinite_total; }
 const vlt_params *vlt_trainer_params(const vlt_trainer *t) { return t->params; }

@@ -1,0 +1,172 @@
+// The model interface (layers/model.h): each kind's capabilities, the named batch and loss
+// settings, refusals by name, and that a loss through the interface is exactly the kind's own.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "autograd/ops.h"
+#include "autograd/rng.h"
+#include "autograd/tape.h"
+#include "layers/model.h"
+
+static void teardown_arena(void) { vlt_step_reset(); }
+
+static vlt_model_cfg load_cfg(const char *name) {
+    vlt_model_cfg cfg;
+    if (vlt_model_cfg_load(name, &cfg) != VLT_OK) fail_msg("%s: %s", name, vlt_error_message());
+    return cfg;
+}
+
+// A small batch for cfg: images N(0, 1), ids with SOT first, EOT at a varying length, pad after.
+static void make_batch(const vlt_model_cfg *cfg, int B, vlt_tensor **images, vlt_tensor **ids) {
+    int S = cfg->vision.image_size, T = cfg->text.context_length, V = cfg->text.vocab_size;
+    *images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, (const int[]){B, 3, S, S}, "images");
+    *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){B, T}, "ids");
+    vlt_rng_fill_normal(vlt_f32(*images), (size_t)(*images)->numel, 0, 1, 7, 1, 0);
+    for (int b = 0; b < B; b++) {
+        int len = 3 + b % (T - 3);
+        for (int i = 0; i < T; i++) {
+            int32_t v = i == 0 ? V - 2 : i < len ? (int32_t)(1 + vlt_rng_below(8, (uint64_t)b, (uint64_t)i, (uint64_t)(V - 3)))
+                                 : i == len ? V - 1 : cfg->text.pad_id;
+            vlt_i32(*ids)[b * T + i] = v;
+        }
+    }
+}
+
+static void test_kinds_and_capabilities(void **state) {
+    (void)state;
+    struct { const char *cfg; const char *kind, *title; unsigned caps; bool siglip; } cases[] = {
+        {"tiny-clip", "clip", "CLIP", VLT_CAP_EMBED, false},
+        {"tiny-clip", "siglip", "SigLIP", VLT_CAP_EMBED, true},
+        {"tiny-coca", "coca", "CoCa", VLT_CAP_EMBED | VLT_CAP_CAPTION, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vlt_model_cfg cfg = load_cfg(cases[i].cfg);
+        if (cases[i].siglip) {
+            cfg.has_logit_bias = true;
+            cfg.init_logit_bias = -10.0f;
+        }
+        vlt_model m;
+        assert_int_equal(vlt_model_create(&m, &cfg, 1), VLT_OK);
+        assert_string_equal(vlt_model_kind_of(&cfg), cases[i].kind);
+        assert_string_equal(vlt_model_kind(&m), cases[i].kind);
+        assert_string_equal(vlt_model_title(&m), cases[i].title);
+        assert_int_equal(m.ops->caps, cases[i].caps);
+        assert_true(m.params && m.params->n > 0 && m.logit_scale);
+        // the GPU refusal is a property of the kind, not of a name test in the trainer
+        const char *why = vlt_model_gpu_unsupported(&m);
+        assert_true(!strcmp(cases[i].kind, "clip") ? why == NULL : why != NULL);
+        if (!(cases[i].caps & VLT_CAP_CAPTION)) {
+            vlt_generate_cfg g = vlt_generate_defaults();
+            int32_t out[64];
+            assert_int_equal(vlt_model_caption(&m, NULL, &g, out), VLT_ERR_UNSUPPORTED);
+            assert_non_null(strstr(vlt_error_message(), cases[i].title));
+        }
+        vlt_model_free(&m);
+        assert_null(m.ops);
+    }
+}
+
+static void test_batch_and_loss_opts(void **state) {
+    (void)state;
+    vlt_model_batch b = {0};
+    vlt_tensor *x = vlt_tensor_new(VLT_F32, VLT_CPU, 1, (const int[]){3}, "x");
+    vlt_tensor *y = vlt_tensor_new(VLT_F32, VLT_CPU, 1, (const int[]){3}, "y");
+    assert_int_equal(vlt_model_batch_set(&b, "a", x), VLT_OK);
+    assert_int_equal(vlt_model_batch_set(&b, "a", y), VLT_OK);  // replaces
+    assert_int_equal(b.n, 1);
+    assert_ptr_equal(vlt_model_batch_get(&b, "a"), y);
+    assert_null(vlt_model_batch_get(&b, "b"));
+    char names[VLT_MODEL_BATCH_MAX][8];
+    for (int i = 1; i < VLT_MODEL_BATCH_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "f%d", i);
+        assert_int_equal(vlt_model_batch_set(&b, names[i], x), VLT_OK);
+    }
+    assert_int_equal(vlt_model_batch_set(&b, "one-too-many", x), VLT_ERR_ARG);
+    assert_non_null(strstr(vlt_error_message(), "one-too-many"));
+
+    vlt_loss_opts o = vlt_loss_opts_default();
+    assert_true(o.token_loss_scale == 1.0f && !o.contrastive);
+    assert_true(vlt_loss_opts_get(&o, "caption_weight", 2.0f) == 2.0f);
+    assert_int_equal(vlt_loss_opts_set(&o, "caption_weight", 0.5f), VLT_OK);
+    assert_int_equal(vlt_loss_opts_set(&o, "caption_weight", 0.25f), VLT_OK);
+    assert_int_equal(o.n, 1);
+    assert_true(vlt_loss_opts_get(&o, "caption_weight", 2.0f) == 0.25f);
+    assert_true(vlt_loss_opts_get(NULL, "caption_weight", 2.0f) == 2.0f);
+    vlt_tensor_free(x);
+    vlt_tensor_free(y);
+}
+
+// The interface adds nothing to the numbers: CLIP's and CoCa's losses (and CoCa's named parts,
+// with the run config's weights applied) equal the kinds' own forward bit for bit.
+static void test_loss_equals_the_kind(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        vlt_model_cfg cfg = load_cfg(k ? "tiny-coca" : "tiny-clip");
+        vlt_model m;
+        assert_int_equal(vlt_model_create(&m, &cfg, 5), VLT_OK);
+        vlt_tensor *images, *ids;
+        make_batch(&cfg, 4, &images, &ids);
+        vlt_model_batch b = {0};
+        assert_int_equal(vlt_model_batch_set(&b, VLT_FIELD_IMAGES, images), VLT_OK);
+        // a batch without text is refused by the field's name
+        vlt_model_loss out;
+        assert_int_equal(vlt_model_loss_forward(&m, &b, NULL, &out), VLT_ERR_ARG);
+        assert_non_null(strstr(vlt_error_message(), VLT_FIELD_TEXT_IDS));
+        assert_int_equal(vlt_model_batch_set(&b, VLT_FIELD_TEXT_IDS, ids), VLT_OK);
+        vlt_loss_opts o = vlt_loss_opts_default();
+        assert_int_equal(vlt_loss_opts_set(&o, "caption_weight", 1.5f), VLT_OK);
+        assert_int_equal(vlt_loss_opts_set(&o, "clip_weight", 0.75f), VLT_OK);
+        assert_int_equal(vlt_model_loss_forward(&m, &b, &o, &out), VLT_OK);
+        float via = vlt_f32(out.loss)[0], direct;
+        if (k == 0) {
+            assert_int_equal(out.n_parts, 0);
+            vlt_clip_output co;
+            assert_int_equal(vlt_clip_forward((vlt_clip *)m.impl, images, ids, &co), VLT_OK);
+            direct = vlt_f32(co.loss)[0];
+            assert_int_equal(vlt_model_loss_tokens(&m, &b), 0);
+        } else {
+            assert_int_equal(out.n_parts, 2);
+            assert_string_equal(out.part_names[0], "contrastive");
+            assert_string_equal(out.part_names[1], "caption");
+            float p0 = vlt_f32(out.parts[0])[0], p1 = vlt_f32(out.parts[1])[0];
+            vlt_coca_loss_cfg lc = VLT_COCA_LOSS_DEFAULTS;
+            lc.caption_loss_weight = 1.5f;
+            lc.clip_loss_weight = 0.75f;
+            vlt_coca_output co;
+            assert_int_equal(vlt_coca_forward((vlt_coca *)m.impl, images, ids, lc, &co), VLT_OK);
+            direct = vlt_f32(co.loss)[0];
+            assert_true(p0 == vlt_f32(co.contrastive_loss)[0] && p1 == vlt_f32(co.caption_loss)[0]);
+            // caption targets: positions 1.. that are not padding
+            int64_t want = 0;
+            for (int r = 0; r < 4; r++)
+                for (int i = 1; i < cfg.text.context_length; i++) want += vlt_i32(ids)[r * cfg.text.context_length + i] != cfg.text.pad_id;
+            assert_int_equal(vlt_model_loss_tokens(&m, &b), want);
+        }
+        assert_true(isfinite(via) && via == direct);
+        vlt_step_reset();
+        vlt_tensor_free(images);
+        vlt_tensor_free(ids);
+        vlt_model_free(&m);
+    }
+}
+
+static int teardown(void **state) {
+    (void)state;
+    teardown_arena();
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_kinds_and_capabilities, teardown),
+        cmocka_unit_test_teardown(test_batch_and_loss_opts, teardown),
+        cmocka_unit_test_teardown(test_loss_equals_the_kind, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
