@@ -13,7 +13,7 @@ static void usage(FILE *f) {
             "\n"
             "Packs image-caption pairs into webdataset shards DIR/00000.tar, DIR/00001.tar, ... (members\n"
             "KEY.jpg, KEY.txt, KEY.json; keys 000000000, 000000001, ... as img2dataset) and DIR/sizes.json.\n"
-            "Train on them with data.train: \"DIR/{00000..00041}.tar\" (or DIR, or \"DIR/*.tar\").\n"
+            "Train on them with data.train: \"DIR/{00000..00041}.tar\" (or \"DIR/*.tar\"), quoted.\n"
             "\n"
             "SOURCE, one of:\n"
             "  --coco FILE.json --images DIR      COCO caption annotations (captions_train2017.json, ...):\n"
