@@ -47,7 +47,33 @@ static const char *const CONTRACTIONS[][2] = {
 };
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+// Python's whitespace for str.strip()/split() in the ASCII range: \t\n\v\f\r, \x1c-\x1f, space.
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); }
+
+const char *vlt_eval_vqa_version_name(vlt_eval_vqa_version v) {
+    return v == VLT_EVAL_VQA_2016 ? "vqaeval-2016" : "vqaeval-2021";
+}
+
+const char *vlt_eval_vqa_version_description(vlt_eval_vqa_version v) {
+    if (v == VLT_EVAL_VQA_2016)
+        return "official vqaEval.py as of 2016 to March 2021 (before a013f00): prediction stripped and fully normalized, "
+               "ground-truth answers only punctuation-processed and only when the ten differ";
+    return "official vqaEval.py since a013f00 (March 2021): prediction and answers stripped; when the ten answers differ "
+           "both fully normalized (punctuation, digits, articles, contractions), when identical neither";
+}
+
+int vlt_eval_vqa_version_parse(const char *name, vlt_eval_vqa_version *v) {
+    if (!name) return 0;
+    if (!strcmp(name, "vqaeval-2021") || !strcmp(name, "current") || !strcmp(name, "official") || !strcmp(name, "2021")) {
+        *v = VLT_EVAL_VQA_CURRENT;
+        return 1;
+    }
+    if (!strcmp(name, "vqaeval-2016") || !strcmp(name, "2016")) {
+        *v = VLT_EVAL_VQA_2016;
+        return 1;
+    }
+    return 0;
+}
 
 // re.search("(\d)(\,)(\d)", s) != None
 static int has_digit_comma_digit(const char *s) {
@@ -111,7 +137,8 @@ static const char *contract(const char *w) {
 }
 
 // processDigitArticle: lower, split, number words, drop articles, contractions, join.
-static vlt_status digit_article(const char *in, char **out) {
+vlt_status vlt_eval_vqa_digit_article(const char *in, char **out) {
+    if (!in || !out) return vlt_error_set(VLT_ERR_ARG, "vqa: NULL answer");
     size_t n = strlen(in);
     char *low = malloc(n + 1), *res = malloc(2 * n + 16);  // a word grows by at most 2 (contractions)
     if (!low || !res) { free(low); free(res); return vlt_error_set(VLT_ERR_NOMEM, "vqa: out of memory"); }
@@ -141,7 +168,7 @@ static vlt_status digit_article(const char *in, char **out) {
     return VLT_OK;
 }
 
-vlt_status vlt_eval_vqa_normalize(const char *in, char **out) {
+vlt_status vlt_eval_vqa_strip(const char *in, char **out) {
     if (!in || !out) return vlt_error_set(VLT_ERR_ARG, "vqa: NULL answer");
     size_t n = strlen(in), s = 0;
     char *t = malloc(n + 1);
@@ -149,47 +176,124 @@ vlt_status vlt_eval_vqa_normalize(const char *in, char **out) {
     for (size_t i = 0; i <= n; i++) t[i] = (in[i] == '\n' || in[i] == '\t') ? ' ' : in[i];
     while (n > 0 && is_space(t[n - 1])) t[--n] = '\0';  // str.strip()
     while (is_space(t[s])) s++;
-    char *p = NULL;
-    vlt_status st = vlt_eval_vqa_punctuation(t + s, &p);
+    if (s) memmove(t, t + s, n - s + 1);
+    *out = t;
+    return VLT_OK;
+}
+
+vlt_status vlt_eval_vqa_normalize(const char *in, char **out) {
+    char *t = NULL, *p = NULL;
+    VLT_TRY(vlt_eval_vqa_strip(in, &t));
+    vlt_status st = vlt_eval_vqa_punctuation(t, &p);
     free(t);
     if (st != VLT_OK) return st;
-    st = digit_article(p, out);
+    st = vlt_eval_vqa_digit_article(p, out);
     free(p);
     return st;
 }
 
-vlt_status vlt_eval_vqa_accuracy(const char *pred, const char *const *answers, int n_answers, double *acc) {
+// Replaces *s by f(*s).
+static vlt_status apply(vlt_status (*f)(const char *, char **), char **s) {
+    char *t = NULL;
+    VLT_TRY(f(*s, &t));
+    free(*s);
+    *s = t;
+    return VLT_OK;
+}
+
+static vlt_status digit_article_punct(const char *in, char **out) {
+    char *p = NULL;
+    VLT_TRY(vlt_eval_vqa_punctuation(in, &p));
+    vlt_status st = vlt_eval_vqa_digit_article(p, out);
+    free(p);
+    return st;
+}
+
+static int all_identical(char *const *a, int n) {
+    for (int j = 1; j < n; j++)
+        if (strcmp(a[j], a[0]) != 0) return 0;
+    return 1;
+}
+
+vlt_status vlt_eval_vqa_score(vlt_eval_vqa_version v, const char *pred, char **answers, const int *same, int n_answers,
+                              double *acc) {
     if (!pred || !answers || n_answers < 1 || !acc)
         return vlt_error_set(VLT_ERR_ARG, "vqa: a question needs a prediction and at least one answer");
-    int all_same = 1;
-    for (int j = 0; j < n_answers; j++) {
+    for (int j = 0; j < n_answers; j++)
         if (!answers[j]) return vlt_error_set(VLT_ERR_ARG, "vqa: answer %d is NULL", j);
-        if (strcmp(answers[j], answers[0]) != 0) all_same = 0;
-    }
     char *p = NULL;
-    VLT_TRY(vlt_eval_vqa_normalize(pred, &p));
-    unsigned char *match = malloc((size_t)n_answers);
-    if (!match) { free(p); return vlt_error_set(VLT_ERR_NOMEM, "vqa: out of memory"); }
-    int matches = 0;  // answers equal to the prediction (after their own processing)
-    for (int j = 0; j < n_answers; j++) {
-        char *g = (char *)answers[j];
-        if (!all_same) {
-            vlt_status st = vlt_eval_vqa_punctuation(answers[j], &g);
-            if (st != VLT_OK) { free(p); free(match); return st; }
+    if (v == VLT_EVAL_VQA_2016) {
+        VLT_TRY(vlt_eval_vqa_normalize(pred, &p));
+        if (!all_identical(answers, n_answers))
+            for (int j = 0; j < n_answers; j++) {
+                vlt_status st = apply(vlt_eval_vqa_punctuation, &answers[j]);
+                if (st != VLT_OK) { free(p); return st; }
+            }
+    } else {
+        for (int j = 0; j < n_answers; j++) VLT_TRY(apply(vlt_eval_vqa_strip, &answers[j]));
+        VLT_TRY(vlt_eval_vqa_strip(pred, &p));
+        if (!all_identical(answers, n_answers)) {
+            for (int j = 0; j < n_answers; j++) {
+                vlt_status st = apply(digit_article_punct, &answers[j]);
+                if (st != VLT_OK) { free(p); return st; }
+            }
+            vlt_status st = apply(digit_article_punct, &p);
+            if (st != VLT_OK) { free(p); return st; }
         }
-        match[j] = strcmp(g, p) == 0;
-        matches += match[j];
-        if (!all_same) free(g);
     }
-    // Leaving answer j out leaves matches - match[j] matching answers among the others; summed in
+    int matches = 0;  // answers equal to the prediction (after their processing)
+    for (int j = 0; j < n_answers; j++) matches += strcmp(answers[j], p) == 0;
+    // Leaving answer j out leaves the matching answers that are not equal dicts to j; summed in
     // answer order as the official code does, so the result is bit-identical.
     double sum = 0;
     for (int j = 0; j < n_answers; j++) {
-        double a = (double)(matches - match[j]) / 3;
+        int m = matches;
+        if (strcmp(answers[j], p) == 0) {
+            if (!same) m--;
+            else
+                for (int k = 0; k < n_answers; k++) m -= same[k] == same[j] && strcmp(answers[k], p) == 0;
+        }
+        double a = (double)m / 3;
         sum += a < 1 ? a : 1;
     }
     *acc = sum / n_answers;
-    free(match);
     free(p);
     return VLT_OK;
+}
+
+vlt_status vlt_eval_vqa_accuracy(vlt_eval_vqa_version v, const char *pred, const char *const *answers, int n_answers,
+                                 double *acc) {
+    if (!answers || n_answers < 1)
+        return vlt_error_set(VLT_ERR_ARG, "vqa: a question needs a prediction and at least one answer");
+    char **copy = calloc((size_t)n_answers, sizeof *copy);
+    if (!copy) return vlt_error_set(VLT_ERR_NOMEM, "vqa: out of memory");
+    vlt_status st = VLT_OK;
+    for (int j = 0; j < n_answers && st == VLT_OK; j++) {
+        if (!answers[j]) st = vlt_error_set(VLT_ERR_ARG, "vqa: answer %d is NULL", j);
+        else if (!(copy[j] = strdup(answers[j]))) st = vlt_error_set(VLT_ERR_NOMEM, "vqa: out of memory");
+    }
+    if (st == VLT_OK) st = vlt_eval_vqa_score(v, pred, copy, NULL, n_answers, acc);
+    for (int j = 0; j < n_answers; j++) free(copy[j]);
+    free(copy);
+    return st;
+}
+
+int vlt_eval_vqa_soft_scores(const char *const *answers, int n, const char **uniq, double *score) {
+    int u = 0;
+    for (int j = 0; j < n; j++) {
+        int seen = 0;
+        for (int k = 0; k < u && !seen; k++) seen = strcmp(uniq[k], answers[j]) == 0;
+        if (!seen) uniq[u++] = answers[j];
+    }
+    for (int k = 0; k < u; k++) {
+        int m = 0;
+        for (int j = 0; j < n; j++) m += strcmp(answers[j], uniq[k]) == 0;
+        double sum = 0;  // as vlt_eval_vqa_score: leave each answer out in turn, in answer order
+        for (int j = 0; j < n; j++) {
+            double a = (double)(m - (strcmp(answers[j], uniq[k]) == 0)) / 3;
+            sum += a < 1 ? a : 1;
+        }
+        score[k] = sum / n;
+    }
+    return u;
 }

@@ -25,6 +25,7 @@
 typedef struct {
     const char *pred, *refs, *out, *embeddings;
     int pretokenized, allow_subset, per_image, normalize, block_rows;
+    const char *scorer;  // vlt eval vqa --scorer
 } eval_args;
 
 static double now_s(void) {
@@ -45,9 +46,11 @@ static const char *RETRIEVAL_USAGE =
     "(image_embeds (N,D), text_embeds (M,D), image_ids, text_image_index).\n"
     "  --normalize  L2-normalize first    --block-rows N  queries per score block (default ~32 MB of scores)\n";
 static const char *VQA_USAGE =
-    "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--out report.json|-]\n"
+    "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--scorer V] [--out report.json|-]\n"
     "VQAv2 accuracy as the official evaluation computes it, overall, per answer type and per question type.\n"
-    "  --pred [{question_id, answer}]   --refs {annotations: [{question_id, answers: [{answer}] | [str]}]}\n";
+    "  --pred [{question_id, answer}]   --refs {annotations: [{question_id, answers: [{answer}] | [str]}]}\n"
+    "  --scorer vqaeval-2021 (default: the official vqaEval.py since March 2021) | vqaeval-2016 (the official\n"
+    "           code of 2016 to March 2021, which results published before 2021 used)\n";
 
 // Parses the shared options; returns -1 to go on, or the exit status (0 after --help, 2 after a
 // usage error, message printed).
@@ -57,7 +60,8 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
         const char *o = argv[i];
         if (vlt_cli_is_help(o)) { fputs(usage, stdout); return 0; }
         const char **slot = !strcmp(o, "--pred") ? &a->pred : !strcmp(o, "--refs") ? &a->refs
-                          : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--embeddings") ? &a->embeddings : NULL;
+                          : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--embeddings") ? &a->embeddings
+                          : !strcmp(o, "--scorer") ? &a->scorer : NULL;
         if (slot || !strcmp(o, "--block-rows")) {
             if (i + 1 >= argc) { fprintf(stderr, "vlt eval %s: %s needs a value\n", argv[0], o); return 2; }
             if (slot) *slot = argv[++i];
@@ -106,9 +110,8 @@ static const char *DEF_CIDER = "pycocoevalcap Cider (CIDEr-D): n = 1..4, tf-idf 
 static const char *DEF_RECALL = "recall@k: fraction of queries whose target ranks within the top k by dot product (cosine "
                                 "similarity on unit rows); a tie counts against the target; image->text: the best-ranked "
                                 "of the image's captions; mean / median of the 1-based rank";
-static const char *DEF_VQA = "official VQA (vqaEval.py) accuracy: answers normalized (punctuation, digits, articles, "
-                             "contractions), min(#matching human answers / 3, 1) averaged over the 10 leave-one-out subsets, "
-                             "mean over questions, per answer type and per question type (unrounded)";
+static const char *DEF_VQA = "official VQA (vqaEval.py) accuracy: min(#matching human answers / 3, 1) averaged over the 10 "
+                             "leave-one-out subsets, mean over questions, per answer type and per question type (unrounded)";
 
 static int fail(const char *what) {
     fprintf(stderr, "vlt eval %s: %s\n", what, vlt_error_message());
@@ -302,31 +305,52 @@ static int eval_vqa(int argc, char **argv) {
     int prc = parse_args(argc, argv, &a, VQA_USAGE);
     if (prc >= 0) return prc;
     if (!a.pred || !a.refs) { fprintf(stderr, "vlt eval vqa: needs --pred results.json and --refs annotations.json\n"); return 2; }
+    vlt_eval_vqa_version ver = VLT_EVAL_VQA_CURRENT;
+    if (a.scorer && !vlt_eval_vqa_version_parse(a.scorer, &ver)) {
+        fprintf(stderr, "vlt eval vqa: --scorer %s: expected vqaeval-2021 or vqaeval-2016\n", a.scorer);
+        return 2;
+    }
     vlt_eval_vqa_result r;
-    if (vlt_eval_vqa_files(a.pred, a.refs, a.allow_subset, &r) != VLT_OK) return fail("vqa");
-    printf("vqa: %d questions, %s vs %s\n", r.n_questions, a.pred, a.refs);
+    if (vlt_eval_vqa_files(a.pred, a.refs, ver, a.allow_subset, &r) != VLT_OK) return fail("vqa");
+    if (r.n_dup_annotations)
+        fprintf(stderr, "vlt eval vqa: warning: %s: %d annotation(s) repeat an earlier question_id (first: %lld); as the official "
+                "code, each is scored with the last annotation of its id, once per appearance\n", a.refs, r.n_dup_annotations,
+                r.first_dup_annotation);
+    if (r.n_dup_predictions)
+        fprintf(stderr, "vlt eval vqa: warning: %s: %d prediction(s) repeat an earlier question_id (first: %lld); the last one "
+                "is used, as the official code\n", a.pred, r.n_dup_predictions, r.first_dup_prediction);
+    printf("vqa: %d questions, %s vs %s, scorer %s\n", r.n_questions, a.pred, a.refs, vlt_eval_vqa_version_name(ver));
     printf("  %-16s %9s %10s\n", "answer type", "questions", "accuracy");
     printf("  %-16s %9d %10.2f\n", "overall", r.n_questions, 100 * r.accuracy);
-    for (int t = 0; t < r.n_types; t++) printf("  %-16s %9d %10.2f\n", r.type_name[t], r.type_count[t], 100 * r.type_accuracy[t]);
+    for (int t = 0; t < r.n_types; t++) printf("  %-16s %9d %10.2f\n", r.types[t].name, r.types[t].count, 100 * r.types[t].accuracy);
     if (r.n_qtypes) printf("  %-24s %9s %10s\n", "question type", "questions", "accuracy");
-    for (int t = 0; t < r.n_qtypes; t++) printf("  %-24s %9d %10.2f\n", r.qtype_name[t], r.qtype_count[t], 100 * r.qtype_accuracy[t]);
+    for (int t = 0; t < r.n_qtypes; t++)
+        printf("  %-24s %9d %10.2f\n", r.qtypes[t].name, r.qtypes[t].count, 100 * r.qtypes[t].accuracy);
     vlt_eval_report rep;
     if (vlt_eval_report_init(&rep, VLT_VERSION, argc, argv) != VLT_OK || vlt_eval_report_input(&rep, "predictions", a.pred) != VLT_OK ||
-        vlt_eval_report_input(&rep, "annotations", a.refs) != VLT_OK)
+        vlt_eval_report_input(&rep, "annotations", a.refs) != VLT_OK) {
+        vlt_eval_vqa_result_free(&r);
         return fail("vqa");
+    }
     vlt_eval_report_setting(&rep, "questions", a.allow_subset ? "the predicted ones (--allow-subset)" : "every annotated question");
-    vlt_eval_report_scorer(&rep, "accuracy", DEF_VQA);
+    vlt_eval_report_setting(&rep, "scorer", vlt_eval_vqa_version_name(ver));
+    char def[1024];
+    snprintf(def, sizeof def, "%s; %s", DEF_VQA, vlt_eval_vqa_version_description(ver));
+    vlt_eval_report_scorer(&rep, "accuracy", def);
     vlt_eval_report_number(&rep, "n_questions", r.n_questions);
     vlt_eval_report_number(&rep, "accuracy", r.accuracy);
-    char key[128];
+    vlt_eval_report_number(&rep, "duplicate_annotations", r.n_dup_annotations);
+    vlt_eval_report_number(&rep, "duplicate_predictions", r.n_dup_predictions);
+    char key[256];
     for (int t = 0; t < r.n_types; t++) {
-        snprintf(key, sizeof key, "per_answer_type.%s", r.type_name[t]);
-        vlt_eval_report_number(&rep, key, r.type_accuracy[t]);
+        snprintf(key, sizeof key, "per_answer_type.%s", r.types[t].name);
+        vlt_eval_report_number(&rep, key, r.types[t].accuracy);
     }
     for (int t = 0; t < r.n_qtypes; t++) {
-        snprintf(key, sizeof key, "per_question_type.%s", r.qtype_name[t]);
-        vlt_eval_report_number(&rep, key, r.qtype_accuracy[t]);
+        snprintf(key, sizeof key, "per_question_type.%s", r.qtypes[t].name);
+        vlt_eval_report_number(&rep, key, r.qtypes[t].accuracy);
     }
+    vlt_eval_vqa_result_free(&r);
     return finish_report(&a, &rep);
 }
 

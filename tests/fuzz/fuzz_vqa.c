@@ -18,11 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *pp = fz_file(0, "pred.json", a, strlen(a));
     const char *rp = fz_file(1, "refs.json", b, strlen(b));
     vlt_eval_vqa_result r;
-    if (vlt_eval_vqa_files(pp, rp, (int)(size & 1), &r) == VLT_OK) {
-        if (!(r.accuracy >= 0 && r.accuracy <= 1.0 + 1e-9) || r.n_types < 0 || r.n_types > VLT_EVAL_VQA_MAX_TYPES)
-            abort();
+    vlt_eval_vqa_version v = (size & 2) ? VLT_EVAL_VQA_2016 : VLT_EVAL_VQA_CURRENT;
+    if (vlt_eval_vqa_files(pp, rp, v, (int)(size & 1), &r) == VLT_OK) {
+        if (!(r.accuracy >= 0 && r.accuracy <= 1.0 + 1e-9) || r.n_types < 0 || r.n_ids > r.n_questions) abort();
         for (int t = 0; t < r.n_types; t++)
-            if (!memchr(r.type_name[t], 0, sizeof r.type_name[t])) abort();
+            if (!r.types[t].name || r.types[t].count < 1) abort();
+        vlt_eval_vqa_result_free(&r);
     }
     free(a);
     free(b);
