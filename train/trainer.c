@@ -776,9 +776,11 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         t->nonfinite_run++;
         t->nonfinite_total++;
         record_loss(t, NAN);
-        if (t->dist->rank == 0)
+        if (t->dist->rank == 0) {
+            vlt_metrics_log_break(t->mlog);   // not glued onto a live progress line
             fprintf(stderr, "vlt train: step %lld: non-finite %s (loss %g, grad norm %g); step skipped (%d in a row)\n",
                 (long long)t->step, isfinite(loss) ? "gradient" : "loss", loss, norm, t->nonfinite_run);
+        }
         if (t->nonfinite_run >= t->cfg.max_nonfinite) {
             *stop = true;
             // The parameters are still the last good ones. When no good step was taken since the
