@@ -211,6 +211,20 @@ static void test_print_config_shortest_round_trip(void **state) {
     free(again);
 }
 
+// The library folders expose functions only: none of them includes the program's headers (the
+// commands, their parsing and printing live in train/ with main.c).
+static void test_library_folders_do_not_include_train(void **state) {
+    (void)state;
+    FILE *p = popen("grep -rl --include='*.c' --include='*.h' --include='*.cu' '#include \"train/' "
+                    "autograd layers data eval checkpoints", "r");
+    assert_non_null(p);
+    char found[4096];
+    size_t n = fread(found, 1, sizeof found - 1, p);
+    found[n] = 0;
+    pclose(p);
+    if (n) fail_msg("library files that include train/ headers:\n%s", found);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_help_exits_0),
@@ -220,6 +234,7 @@ int main(void) {
         cmocka_unit_test(test_misspelt_model_name_lists_closest),
         cmocka_unit_test(test_model_list_prints_every_config_with_parameters),
         cmocka_unit_test(test_print_config_shortest_round_trip),
+        cmocka_unit_test(test_library_folders_do_not_include_train),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
