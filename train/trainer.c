@@ -910,7 +910,11 @@ vlt_status vlt_trainer_catch_signals(const char *extra) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    // The stop signals are blocked while the handler runs: of two that arrive together, the
+    // second always finds the first one's mark and ends the process.
     sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        if (sigs[i]) sigaddset(&sa.sa_mask, sigs[i]);
     sa.sa_flags = SA_RESTART;
     for (int i = 0; i < 3; i++)
         if (sigs[i] && sigaction(sigs[i], &sa, NULL))
