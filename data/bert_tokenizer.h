@@ -13,7 +13,11 @@
 // tests/test_data_bert_tokenizer.c checks every string of a fixture made with transformers
 // 4.57.6 (scripts/reference/make_bert_tokenizer_fixture.py) for an uncased and a cased vocabulary,
 // 100%. BertTokenizerFast (the Rust tokenizers library) differs from the Python BertTokenizer on
-// a few inputs (no NFC step, for one); vlt follows the Python one. See that script for the list.
+// some inputs (it has no NFC step, keeps unassigned code points, does not split CJK Extension
+// E/F); vlt follows the Python one. See that script for the list.
+//
+// A C string ends at its first NUL byte, so a NUL inside a text ends it here, where
+// BertTokenizer would drop the NUL and go on.
 #ifndef VLT_DATA_BERT_TOKENIZER_H
 #define VLT_DATA_BERT_TOKENIZER_H
 

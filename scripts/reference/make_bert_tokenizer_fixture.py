@@ -21,8 +21,18 @@
 - unicode_norm.tsv.gz: unicodedata.normalize("NFD"/"NFC") of every code point that either changes
   and of combining sequences (reordering, composition, blocking, Hangul), for data/unicode_norm.c.
 
-It also runs BertTokenizerFast (the Rust `tokenizers` library) on the same strings and prints
-where it differs from BertTokenizer; vlt follows the Python BertTokenizer.
+It also runs BertTokenizerFast (the Rust `tokenizers` library 0.22.2) on the same strings and
+prints where it differs from BertTokenizer; vlt follows the Python BertTokenizer. On this fixture
+the fast one differs on 291 (uncased) and 430 (cased) of the 3,214 strings, all from these
+causes (none on plain web text, accents, numbers, URLs, punctuation or long inputs):
+- no NFC step: combining sequences ("i" + U+0307, "a" + U+0328 + U+0301) and conjoining Hangul
+  jamo are not composed (the Python tokenizer NFC-normalizes after cleaning);
+- unassigned (Cn) code points, e.g. U+FDDB, U+10FFFF or planes 12-16, are kept (and become [UNK])
+  where the Python one drops them as "control" characters (its unicodedata category starts
+  with C); Rust's Unicode tables are also newer than Python 3.11's 14.0;
+- CJK Extension E/F (U+2B820..U+2CEAF) are not split into single characters;
+- a special token spelled out after control characters are removed ("[CL\x01S]") is split by
+  the fast one, kept whole (never_split) by the Python one.
 """
 import collections
 import gzip
