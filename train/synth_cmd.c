@@ -9,6 +9,7 @@
 
 #include "data/shardwriter.h"
 #include "data/synth.h"
+#include "data/synth_vqa.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
 
@@ -31,6 +32,12 @@ static void usage(FILE *f) {
             "  --first-index I    index of the first sample, e.g. to write a disjoint validation set (default 0)\n"
             "  --prefix P         shard name prefix (default none)\n"
             "  --quality Q        JPEG quality 1..100 (default 95)\n"
+            "  --vqa              instead: a VQA set, N images with questions about colour, shape, size, count\n"
+            "                     and position and ten annotators' answers each: DIR/images/, DIR/questions.json +\n"
+            "                     DIR/annotations.json (official VQAv2 format) and DIR/vqa.jsonl; pack with\n"
+            "                     vlt shards --vqa-questions DIR/questions.json --vqa-annotations DIR/annotations.json\n"
+            "                     --images DIR/images (or --vqa-jsonl DIR/vqa.jsonl)\n"
+            "  --questions-per-image K   with --vqa: 1..6 (default 3)\n"
             "  -h, --help         this help\n");
 }
 
@@ -71,6 +78,8 @@ int vlt_cmd_synth(int argc, char **argv) {
     const char *out = NULL, *prefix = "";
     long long samples = -1, shard_size = 1000, size = 64, quality = 95, first = 0;
     unsigned long long seed = 0;
+    int vqa = 0;
+    long long per_image = 3;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (vlt_cli_is_help(argv[i])) { usage(stdout); return 0; }
@@ -82,9 +91,23 @@ int vlt_cmd_synth(int argc, char **argv) {
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--first-index"))) first = vlt_cli_int("synth", "--first-index", v, 0, 1ll << 50);
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--prefix"))) prefix = v;
         else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--quality"))) quality = vlt_cli_int("synth", "--quality", v, 1, 100);
+        else if (!strcmp(argv[i], "--vqa")) vqa = 1;
+        else if ((v = vlt_cli_opt("synth", argc, argv, &i, "--questions-per-image")))
+            per_image = vlt_cli_int("synth", "--questions-per-image", v, 1, VLT_SYNTH_VQA_MAX_PER_IMAGE);
         else return vlt_cli_unexpected("synth", argv[i]);
     }
     if (!out || samples < 0) return vlt_cli_usage_error("synth", "--out DIR and --samples N are required");
+    if (vqa) {
+        vlt_synth_vqa_cfg vc = {out, seed, first, samples, (int)size, (int)per_image, (int)quality};
+        long long nq = 0;
+        if (vlt_synth_vqa_write(&vc, &nq) != VLT_OK) {
+            fprintf(stderr, "vlt synth: %s\n", vlt_error_message());
+            return 1;
+        }
+        printf("vlt synth: wrote %lld images and %lld questions (seed %llu) to %s (questions.json, annotations.json, "
+               "vqa.jsonl, images/)\n", samples, nq, seed, out);
+        return 0;
+    }
     vlt_shardwriter_cfg cfg;
     vlt_shardwriter_cfg_default(&cfg, out);
     cfg.shard_size = (int)shard_size;
