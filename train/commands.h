@@ -24,5 +24,6 @@ int vlt_cmd_synth(int argc, char **argv);   // train/synth_cmd.c
 int vlt_cmd_shards(int argc, char **argv);  // train/shards_cmd.c
 int vlt_cmd_model(int argc, char **argv);   // train/model_cmd.c
 int vlt_cmd_tokenize(int argc, char **argv);  // train/tokenize_cmd.c
+int vlt_cmd_report(int argc, char **argv);    // train/report_cmd.c
 
 #endif
