@@ -15,6 +15,7 @@
 #include "eval/report.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
+#include "train/eval_html.h"
 #include "train/evaluate.h"
 #include "train/run_config.h"
 
@@ -72,6 +73,7 @@ static void session_close(session *se) {
 typedef struct {
     const char *checkpoint, *shards, *out;
     const char *classes, *templates, *label_ext;   // zeroshot
+    const char *html;                              // eval checkpoint: the HTML page's folder
     int batch, limit;
 } eval_args;
 
@@ -81,7 +83,8 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
                                          {"out", required_argument, 0, 'o'},        {"batch", required_argument, 0, 'b'},
                                          {"limit", required_argument, 0, 'l'},      {"help", no_argument, 0, 'h'},
                                          {"classes", required_argument, 0, 'C'},    {"templates", required_argument, 0, 'T'},
-                                         {"label-ext", required_argument, 0, 'L'},  {0, 0, 0, 0}};
+                                         {"label-ext", required_argument, 0, 'L'},  {"html", required_argument, 0, 'H'},
+                                         {0, 0, 0, 0}};
     *a = (eval_args){.batch = 64};
     int c;
     optind = 1;
@@ -95,11 +98,13 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         case 'C': a->classes = optarg; break;
         case 'T': a->templates = optarg; break;
         case 'L': a->label_ext = optarg; break;
+        case 'H': a->html = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;   // getopt has named the option
         }
     }
     if (optind < argc) return vlt_cli_unexpected(cmd, argv[optind]);
+    if (a->html && strcmp(cmd, "eval checkpoint") != 0) return vlt_cli_usage_error(cmd, "--html is an option of vlt eval checkpoint");
     if (!a->checkpoint || !a->shards) return vlt_cli_usage_error(cmd, "--checkpoint and --shards are required");
     return -1;
 }
@@ -175,8 +180,11 @@ int vlt_cmd_embed(int argc, char **argv) {
 
 static const char *EVAL_CKPT_USAGE =
     "usage: vlt eval checkpoint --checkpoint RUN|CHECKPOINT_DIR --shards SPEC [--limit N] [--batch 64] [--out report.json]\n"
+    "                           [--html DIR]\n"
     "Image<->text retrieval recall@1/5/10 of the checkpoint on the shards' pairs; for CoCa also greedy\n"
-    "captions scored with BLEU-1..4 and CIDEr-D against the shards' captions.\n";
+    "captions scored with BLEU-1..4 and CIDEr-D against the shards' captions.\n"
+    "--html DIR also writes DIR/index.html: sampled and worst-ranked queries with their top-5 results as\n"
+    "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n";
 
 int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     eval_args a;
@@ -231,6 +239,10 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
             vlt_eval_report_free(&rep);
             if (s == VLT_OK && strcmp(a.out, "-") != 0)
                 fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
+        }
+        if (s == VLT_OK && a.html) {
+            s = vlt_eval_html_checkpoint(a.html, se.dir, a.shards, &p, &r, coca ? &ce : NULL);
+            if (s == VLT_OK) fprintf(stderr, "HTML page written to %s/index.html\n", a.html);
         }
     }
     if (s != VLT_OK) fprintf(stderr, "vlt eval checkpoint: %s\n", vlt_error_message());

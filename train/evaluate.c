@@ -260,7 +260,9 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
     if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the shards %s gave no images", shards);
     if (s == VLT_OK) s = add_tokenized(set, out);
     if (s == VLT_OK) s = vlt_eval_bleu(set, out->bleu, NULL);
-    if (s == VLT_OK) s = vlt_eval_cider_d(set, &out->cider, NULL);
+    if (s == VLT_OK && !(out->cider_per_image = malloc(sizeof(double) * (size_t)out->n)))
+        s = vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+    if (s == VLT_OK) s = vlt_eval_cider_d(set, &out->cider, out->cider_per_image);
     vlt_eval_caption_set_free(set);
     if (s != VLT_OK) vlt_caption_eval_free(out);
     return s;
@@ -275,6 +277,7 @@ void vlt_caption_eval_free(vlt_caption_eval *e) {
     free(e->keys);
     free(e->generated);
     free(e->reference);
+    free(e->cider_per_image);
     memset(e, 0, sizeof *e);
 }
 

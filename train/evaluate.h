@@ -43,6 +43,7 @@ typedef struct {
     int n;                 // images captioned
     double bleu[4], cider;
     char **keys, **generated, **reference;   // n each
+    double *cider_per_image;                 // n: each image's CIDEr-D (the HTML report sorts by it)
 } vlt_caption_eval;
 
 // CoCa: greedy captions for up to `limit` images of `shards` (0: all), scored against the

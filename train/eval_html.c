@@ -1,0 +1,250 @@
+// eval_html.c — the HTML page of `vlt eval checkpoint --html DIR` (issue 18): DIR/index.html and
+// DIR/img/*.jpg thumbnails. What the model retrieved and generated, next to the numbers:
+//   - text -> image: sampled caption queries with their top-5 images (the right one framed, its
+//     rank given), then the worst-ranked queries, where a user looks first;
+//   - image -> text: sampled images with their top-5 captions (the image's own marked);
+//   - captions (models that caption): images with the generated caption, the reference and the
+//     per-image CIDEr-D, the best and the worst.
+// Similarities are the cosine of the L2-normalized embeddings the metrics used (a tie ranks
+// against the target, as the recall does).
+#include "train/eval_html.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/thumbs.h"
+#include "eval/html.h"
+
+#define TOPK 5
+#define N_SAMPLE 10
+#define N_WORST 8
+#define N_CAPTIONS 8
+#define THUMB 128
+
+static double dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// The k best of n scores (descending; ties by index), and the rank (1-based) of `target`: one
+// plus the number of others scoring at least as high.
+static int top_and_rank(const double *sc, int n, int k, int target, int *top) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int pos = m < k ? m++ : k;
+        if (pos == k && !(sc[i] > sc[top[k - 1]])) continue;
+        if (pos == k) pos = k - 1;
+        while (pos > 0 && sc[i] > sc[top[pos - 1]]) {
+            top[pos] = top[pos - 1];
+            pos--;
+        }
+        top[pos] = i;
+    }
+    int rank = 1;
+    for (int i = 0; i < n; i++)
+        if (i != target && sc[i] >= sc[target]) rank++;
+    return rank;
+}
+
+// Image i's thumbnail name, registered for writing once.
+typedef struct {
+    int n, cap;
+    char **keys, **names;
+} thumbs_t;
+
+static const char *thumb(thumbs_t *t, const char *key, const char *prefix, int idx) {
+    char name[32];
+    snprintf(name, sizeof name, "%s%d", prefix, idx);
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->names[i], name)) return t->names[i];
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 64;
+        char **k = realloc(t->keys, sizeof(char *) * (size_t)cap), **nm = realloc(t->names, sizeof(char *) * (size_t)cap);
+        if (k) t->keys = k;
+        if (nm) t->names = nm;
+        if (!k || !nm) return NULL;
+        t->cap = cap;
+    }
+    t->keys[t->n] = strdup(key);
+    t->names[t->n] = strdup(name);
+    return t->names[t->n++];
+}
+
+static void img_cell(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int i, bool hit, const char *label) {
+    const char *name = thumb(t, p->keys[i], "i", i);
+    vlt_html_rawf(h, "<div class=\"thumb%s\"><img src=\"img/%s.jpg\" alt=\"", hit ? " hit" : "", name ? name : "none");
+    vlt_html_text(h, p->keys[i]);
+    vlt_html_raw(h, "\"><br>");
+    vlt_html_text(h, label);
+    vlt_html_raw(h, "</div>");
+}
+
+static void text_query_row(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int j, double *sc) {
+    for (int i = 0; i < p->n; i++) sc[i] = dot(p->txt + (size_t)j * p->dim, p->img + (size_t)i * p->dim, p->dim);
+    int top[TOPK], k = p->n < TOPK ? p->n : TOPK, target = p->txt_img[j];
+    int rank = top_and_rank(sc, p->n, k, target, top);
+    vlt_html_raw(h, "<tr><td>");
+    vlt_html_text(h, p->captions[target]);
+    vlt_html_rawf(h, "<br><span class=\"muted\">right image ranked %d</span></td><td><div class=\"thumbs\">", rank);
+    for (int r = 0; r < k; r++) {
+        char label[64];
+        snprintf(label, sizeof label, "#%d  %.3f", r + 1, sc[top[r]]);
+        img_cell(h, t, p, top[r], top[r] == target, label);
+    }
+    if (rank > k) {  // the right one, out of the top 5
+        char label[64];
+        snprintf(label, sizeof label, "right one: #%d", rank);
+        img_cell(h, t, p, target, true, label);
+    }
+    vlt_html_raw(h, "</div></td></tr>\n");
+}
+
+static int cmp_desc_rank(const void *a, const void *b) {
+    const int *x = a, *y = b;
+    return x[1] != y[1] ? (y[1] > x[1]) - (y[1] < x[1]) : (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+static const double *g_cider;
+static int cmp_cider(const void *a, const void *b) {
+    double x = g_cider[*(const int *)a], y = g_cider[*(const int *)b];
+    return x != y ? (y > x) - (y < x) : (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+static void caption_rows(vlt_html *h, thumbs_t *t, const vlt_caption_eval *ce, const int *order, int from, int to) {
+    for (int r = from; r < to; r++) {
+        int i = order[r];
+        const char *name = thumb(t, ce->keys[i], "c", i);
+        vlt_html_rawf(h, "<tr><td><div class=\"thumb\"><img src=\"img/%s.jpg\" alt=\"", name ? name : "none");
+        vlt_html_text(h, ce->keys[i]);
+        vlt_html_raw(h, "\"></div></td><td>");
+        vlt_html_text(h, ce->generated[i]);
+        vlt_html_raw(h, "</td><td>");
+        vlt_html_text(h, ce->reference[i]);
+        vlt_html_rawf(h, "</td><td class=\"num\">%.1f</td></tr>\n", 100 * ce->cider_per_image[i]);
+    }
+}
+
+vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
+                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce) {
+    char path[4096];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/img", dir);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    char title[4200];
+    snprintf(title, sizeof title, "vlt eval checkpoint: %s", what);
+    vlt_html *h = vlt_html_open(path, title);
+    if (!h) return vlt_error_code();
+    double *sc = malloc(sizeof(double) * (size_t)(p->n > p->n_txt ? p->n : p->n_txt));
+    thumbs_t t = {0};
+    if (!sc) {
+        vlt_html_abort(h);
+        return vlt_error_set(VLT_ERR_NOMEM, "--html: out of memory");
+    }
+    vlt_html_rawf(h, "<p>%d images with %d captions from ", p->n, p->n_txt);
+    vlt_html_text(h, shards);
+    vlt_html_raw(h, ". Similarity: cosine of the L2-normalized embeddings; a tie ranks against the target.</p>\n");
+    vlt_html_raw(h, "<table><tr><th></th><th>R@1</th><th>R@5</th><th>R@10</th><th>mean rank</th></tr>\n");
+    vlt_html_rawf(h, "<tr><td>image &rarr; text</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td><td class=\"num\">"
+                     "%.1f</td><td class=\"num\">%.1f</td></tr>\n", 100 * r->i2t.recall[0], 100 * r->i2t.recall[1],
+                  100 * r->i2t.recall[2], r->i2t.mean_rank);
+    vlt_html_rawf(h, "<tr><td>text &rarr; image</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td><td class=\"num\">"
+                     "%.1f</td><td class=\"num\">%.1f</td></tr>\n", 100 * r->t2i.recall[0], 100 * r->t2i.recall[1],
+                  100 * r->t2i.recall[2], r->t2i.mean_rank);
+    if (ce && ce->n)
+        vlt_html_rawf(h, "<tr><td>captions (%d, greedy)</td><td colspan=\"4\">BLEU-4 %.1f, CIDEr-D %.1f</td></tr>\n", ce->n,
+                      100 * ce->bleu[3], 100 * ce->cider);
+    vlt_html_raw(h, "</table>\n");
+
+    // text -> image: evenly spaced queries (each image's first caption)
+    int q = p->n < N_SAMPLE ? p->n : N_SAMPLE;
+    vlt_html_raw(h, "<h2>Text &rarr; image: sampled queries</h2>\n<table>\n");
+    for (int s = 0; s < q; s++) {
+        int img = (int)((long long)s * p->n / q), j = 0;
+        while (j < p->n_txt && p->txt_img[j] != img) j++;
+        if (j < p->n_txt) text_query_row(h, &t, p, j, sc);
+    }
+    vlt_html_raw(h, "</table>\n");
+    // the worst-ranked queries: every caption's rank when that is cheap, else the first 2,000
+    int nq = p->n_txt;
+    if ((double)nq * p->n * p->dim > 2e9) nq = 2000 < nq ? 2000 : nq;
+    int *ranks = malloc(sizeof(int) * 2 * (size_t)(nq ? nq : 1));
+    if (ranks) {
+        for (int j = 0; j < nq; j++) {
+            int target = p->txt_img[j], rank = 1;
+            double st = dot(p->txt + (size_t)j * p->dim, p->img + (size_t)target * p->dim, p->dim);
+            for (int i = 0; i < p->n; i++)
+                if (i != target && dot(p->txt + (size_t)j * p->dim, p->img + (size_t)i * p->dim, p->dim) >= st) rank++;
+            ranks[2 * j] = j;
+            ranks[2 * j + 1] = rank;
+        }
+        qsort(ranks, (size_t)nq, 2 * sizeof(int), cmp_desc_rank);
+        vlt_html_rawf(h, "<h2>Text &rarr; image: the worst-ranked queries</h2>\n<p class=\"muted\">of %d captions%s</p><table>\n",
+                      nq, nq < p->n_txt ? " (the first ones: ranking all would be slow)" : "");
+        for (int w = 0; w < N_WORST && w < nq; w++) text_query_row(h, &t, p, ranks[2 * w], sc);
+        vlt_html_raw(h, "</table>\n");
+        free(ranks);
+    }
+    // image -> text: the top captions of sampled images
+    vlt_html_raw(h, "<h2>Image &rarr; text: sampled images</h2>\n<table>\n");
+    for (int s = 0; s < q; s++) {
+        int img = (int)((long long)s * p->n / q);
+        for (int j = 0; j < p->n_txt; j++) sc[j] = dot(p->img + (size_t)img * p->dim, p->txt + (size_t)j * p->dim, p->dim);
+        int top[TOPK], k = p->n_txt < TOPK ? p->n_txt : TOPK;
+        top_and_rank(sc, p->n_txt, k, 0, top);
+        vlt_html_raw(h, "<tr><td>");
+        img_cell(h, &t, p, img, false, p->keys[img]);
+        vlt_html_raw(h, "</td><td><ol>");
+        for (int r2 = 0; r2 < k; r2++) {
+            bool own = p->txt_img[top[r2]] == img;
+            vlt_html_raw(h, own ? "<li><b>" : "<li>");
+            vlt_html_text(h, p->captions[p->txt_img[top[r2]]]);
+            vlt_html_rawf(h, "%s <span class=\"muted\">%.3f%s</span></li>", own ? "</b>" : "", sc[top[r2]],
+                          own ? ", its own" : "");
+        }
+        vlt_html_raw(h, "</ol></td></tr>\n");
+    }
+    vlt_html_raw(h, "</table>\n");
+    // captions, best and worst by CIDEr-D
+    if (ce && ce->n && ce->cider_per_image) {
+        int *order = malloc(sizeof(int) * (size_t)ce->n);
+        if (order) {
+            for (int i = 0; i < ce->n; i++) order[i] = i;
+            g_cider = ce->cider_per_image;
+            qsort(order, (size_t)ce->n, sizeof(int), cmp_cider);
+            int b = ce->n < N_CAPTIONS ? ce->n : N_CAPTIONS;
+            vlt_html_raw(h, "<h2>Captions: the best by CIDEr-D</h2>\n<table><tr><th>image</th><th>generated</th>"
+                            "<th>reference</th><th>CIDEr-D</th></tr>\n");
+            caption_rows(h, &t, ce, order, 0, b);
+            vlt_html_raw(h, "</table>\n<h2>Captions: the worst by CIDEr-D</h2>\n<table><tr><th>image</th><th>generated</th>"
+                            "<th>reference</th><th>CIDEr-D</th></tr>\n");
+            int from = ce->n - b > b ? ce->n - b : b;
+            caption_rows(h, &t, ce, order, from, ce->n);
+            vlt_html_raw(h, "</table>\n");
+            free(order);
+        }
+    }
+    snprintf(path, sizeof path, "%s/img", dir);
+    int missing = 0;
+    vlt_status s = vlt_write_thumbnails(shards, t.keys, t.names, t.n, path, THUMB, &missing);
+    if (missing) vlt_html_rawf(h, "<p class=\"muted\">%d thumbnail(s) could not be made.</p>\n", missing);
+    for (int i = 0; i < t.n; i++) {
+        free(t.keys[i]);
+        free(t.names[i]);
+    }
+    free(t.keys);
+    free(t.names);
+    free(sc);
+    if (s != VLT_OK) {
+        vlt_html_abort(h);
+        return s;
+    }
+    return vlt_html_close(h);
+}

@@ -1,0 +1,14 @@
+// eval_html.h — the HTML page of `vlt eval checkpoint --html DIR` (see eval_html.c).
+#ifndef VLT_TRAIN_EVAL_HTML_H
+#define VLT_TRAIN_EVAL_HTML_H
+
+#include "eval/retrieval.h"
+#include "train/evaluate.h"
+
+// DIR/index.html (written whole or not at all) and DIR/img/*.jpg from the evaluation's
+// embeddings, metrics and (ce, may be NULL) captions; `what` names the checkpoint, `shards` the
+// evaluated shard spec (read again for the thumbnails).
+vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
+                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce);
+
+#endif
