@@ -2,7 +2,8 @@
 # `make demo`: synthetic captioned shapes -> webdataset shards -> train a small CLIP and a small
 # CoCa on the CPU -> held-out retrieval recall@k, and BLEU-4 / CIDEr-D of CoCa's greedy captions
 # with a few of them next to the true captions. Everything lands under runs/demo/ (data, and a
-# run directory per model with config.yaml, checkpoints/, metrics.jsonl, tensorboard/).
+# run directory per model with config.yaml, checkpoints/, metrics.jsonl, tensorboard/, and the
+# HTML reports under report/).
 # About 2 minutes on 2 idle cores (README: The demo); longer when other work shares the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,13 @@ time $VLT train --config configs/run/demo-clip.yaml
 echo "== 3. train a small CoCa captioner (configs/run/demo-coca.yaml, model configs/model/demo-coca.json)"
 rm -rf "$OUT/coca"
 time $VLT train --config configs/run/demo-coca.yaml
+
+echo "== 4. reports: each run's curves, and what CoCa retrieves and captions on held-out images (HTML, offline)"
+$VLT report "$OUT/clip"
+$VLT report "$OUT/coca"
+$VLT eval checkpoint --checkpoint "$OUT/coca" --shards "$OUT/data/val/val-{00000..00001}.tar" --limit 500 \
+    --html "$OUT/coca/report/eval" >/dev/null
+echo "   open $OUT/clip/report/index.html, $OUT/coca/report/index.html and $OUT/coca/report/eval/index.html"
 
 echo "== done: run directories $OUT/clip and $OUT/coca (config.yaml, checkpoints/, metrics.jsonl, tensorboard/)"
 echo "   continue a run with: ./vlt train --config configs/run/demo-clip.yaml --resume latest --set schedule.steps=1000"
