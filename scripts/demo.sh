@@ -28,7 +28,7 @@ time $VLT train --config configs/run/demo-coca.yaml
 echo "== 4. reports: each run's curves, and what CoCa retrieves and captions on held-out images (HTML, offline)"
 $VLT report "$OUT/clip"
 $VLT report "$OUT/coca"
-$VLT eval checkpoint --checkpoint "$OUT/coca" --shards "$OUT/data/val/val-{00000..00001}.tar" --limit 500 \
+$VLT eval checkpoint --checkpoint "$OUT/coca" --shards "$OUT/data/val/val-{00000..00001}.tar" --limit 200 \
     --html "$OUT/coca/report/eval" >/dev/null
 echo "   open $OUT/clip/report/index.html, $OUT/coca/report/index.html and $OUT/coca/report/eval/index.html"
 
