@@ -19,6 +19,7 @@ w $S/shardspec/range      '/data/shards/{000000..000009}.tar'
 w $S/shardspec/join       'a/{0..3}.tar::b/x-{a,b,{c..e}}.tar.zst,c.tar'
 w $S/shardspec/step       'd/{10..0..5}.tar::d/{08..10}.tar'
 w $S/shardspec/glob       '/nonexistent-dir/*.tar'
+w $S/shardspec/typo_range 'd/a{000..0009000900}.tar'
 w $S/shardspec/list       '@list\n\na.tar\n# comment\n\nsub/{1..2}.tar\n/abs/c.tar\n'
 
 # state: "STATE\\n--\\nPOSITION"
