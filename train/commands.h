@@ -17,6 +17,7 @@ int vlt_cmd_train(int argc, char **argv);   // train/train_cmd.c
 int vlt_cmd_embed(int argc, char **argv);   // train/embed_cmd.c
 int vlt_cmd_eval_checkpoint(int argc, char **argv);  // train/embed_cmd.c (`vlt eval checkpoint`)
 int vlt_cmd_eval_zeroshot(int argc, char **argv);    // train/embed_cmd.c (`vlt eval zeroshot`)
+int vlt_cmd_eval_clipscore(int argc, char **argv);   // train/embed_cmd.c (`vlt eval clipscore`)
 int vlt_cmd_bench(int argc, char **argv);   // train/bench_cmd.c
 int vlt_cmd_bench_clip(int argc, char **argv);  // train/bench_clip.c: `vlt bench clip-step` (GPU)
 int vlt_cmd_eval(int argc, char **argv);    // train/eval_cmd.c (routes checkpoint and zeroshot too)

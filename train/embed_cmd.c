@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "checkpoints/checkpoint.h"
 #include "data/shardspec.h"
+#include "eval/clipscore.h"
 #include "eval/embeddings_h5.h"
+#include "eval/json_file.h"
 #include "eval/report.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
@@ -74,6 +77,8 @@ typedef struct {
     const char *checkpoint, *shards, *out;
     const char *classes, *templates, *label_ext;   // zeroshot
     const char *html;                              // eval checkpoint: the HTML page's folder
+    const char *results;                           // eval clipscore: the captions to score
+    bool no_refs;                                  // eval clipscore: CLIP-S only
     int batch, limit;
 } eval_args;
 
@@ -84,6 +89,7 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
                                          {"limit", required_argument, 0, 'l'},      {"help", no_argument, 0, 'h'},
                                          {"classes", required_argument, 0, 'C'},    {"templates", required_argument, 0, 'T'},
                                          {"label-ext", required_argument, 0, 'L'},  {"html", required_argument, 0, 'H'},
+                                         {"results", required_argument, 0, 'R'},    {"no-refs", no_argument, 0, 'N'},
                                          {0, 0, 0, 0}};
     *a = (eval_args){.batch = 64};
     int c;
@@ -99,12 +105,16 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         case 'T': a->templates = optarg; break;
         case 'L': a->label_ext = optarg; break;
         case 'H': a->html = optarg; break;
+        case 'R': a->results = optarg; break;
+        case 'N': a->no_refs = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;   // getopt has named the option
         }
     }
     if (optind < argc) return vlt_cli_unexpected(cmd, argv[optind]);
     if (a->html && strcmp(cmd, "eval checkpoint") != 0) return vlt_cli_usage_error(cmd, "--html is an option of vlt eval checkpoint");
+    if ((a->results || a->no_refs) && strcmp(cmd, "eval clipscore") != 0)
+        return vlt_cli_usage_error(cmd, "--results and --no-refs are options of vlt eval clipscore");
     if (!a->checkpoint || !a->shards) return vlt_cli_usage_error(cmd, "--checkpoint and --shards are required");
     return -1;
 }
@@ -323,6 +333,128 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     if (s != VLT_OK) fprintf(stderr, "vlt eval zeroshot: %s\n", vlt_error_message());
     free_lines(classes, nc);
     free_lines(templates, nt);
+    session_close(&se);
+    return s == VLT_OK ? 0 : 1;
+}
+
+// ---- vlt eval clipscore ----
+static const char *CLIPSCORE_USAGE =
+    "usage: vlt eval clipscore --checkpoint RUN|CHECKPOINT_DIR --results results.json --shards SPEC [--no-refs]\n"
+    "                          [--limit N] [--batch 64] [--out report.json]\n"
+    "CLIPScore and RefCLIPScore (Hessel et al. 2021) of candidate captions, with the checkpoint's CLIP towers:\n"
+    "CLIP-S = 2.5 * max(cos(caption, image), 0); RefCLIP-S = harmonic mean of CLIP-S and the best\n"
+    "max(cos(caption, reference), 0) over the image's captions in the shards. Captions and references are\n"
+    "encoded as \"A photo depicts <caption>\" (the authors' prefix). results.json: the COCO results format\n"
+    "[{\"image_id\": ..., \"caption\": ...}]; an image id is the sample's .json image_id, else its index in\n"
+    "the shards. --no-refs: CLIP-S only.\n";
+
+// Encodes "A photo depicts " + text for each of n texts into out (n, E).
+static vlt_status encode_prefixed(session *se, char *const *texts, int n, int batch, float *out) {
+    int T = se->m.cfg.text.context_length, E = se->m.cfg.embed_dim;
+    vlt_status s = VLT_OK;
+    vlt_no_grad_enter();
+    for (int at = 0; s == VLT_OK && at < n; at += batch) {
+        int k = n - at < batch ? n - at : batch;
+        vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){k, T}, "ids");
+        if (!ids) s = vlt_error_code();
+        for (int i = 0; s == VLT_OK && i < k; i++) {
+            size_t len = strlen(texts[at + i]) + sizeof VLT_CLIPSCORE_PREFIX;
+            char *t = malloc(len);
+            if (!t) { s = vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory"); break; }
+            snprintf(t, len, "%s%s", VLT_CLIPSCORE_PREFIX, texts[at + i]);
+            if (vlt_tokenizer_encode(se->tok, t, vlt_i32(ids) + (size_t)i * T, T) < 0) s = vlt_error_code();
+            free(t);
+        }
+        vlt_tensor *f = s == VLT_OK ? vlt_model_encode_text(&se->m, ids) : NULL;
+        if (s == VLT_OK && !f) s = vlt_error_code();
+        if (s == VLT_OK) vlt_tensor_read_f32(out + (size_t)at * E, f, (int64_t)k * E);
+        vlt_step_reset();
+        vlt_tensor_free(ids);
+    }
+    vlt_no_grad_exit();
+    return s;
+}
+
+int vlt_cmd_eval_clipscore(int argc, char **argv) {
+    eval_args a;
+    int rc = parse_args("eval clipscore", argc, argv, &a, CLIPSCORE_USAGE);
+    if (rc >= 0) return rc;
+    if (!a.results) return vlt_cli_usage_error("eval clipscore", "--results results.json is required");
+    cJSON *res = NULL;
+    session se = {0};
+    vlt_embedded_pairs p = {0};
+    vlt_status s = vlt_eval_json_load(a.results, &res);
+    if (s == VLT_OK && !cJSON_IsArray(res))
+        s = vlt_error_set(VLT_ERR_FORMAT, "%s: expected a list of {\"image_id\", \"caption\"}", a.results);
+    if (s == VLT_OK) s = session_open(a.checkpoint, &se);
+    if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EMBED))
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "clipscore: the %s model has no image and text encoders", vlt_model_title(&se.m));
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
+    int n = s == VLT_OK ? cJSON_GetArraySize(res) : 0, E = p.dim;
+    char **cand = calloc((size_t)(n ? n : 1), sizeof *cand);
+    int *img_of = calloc((size_t)(n ? n : 1), sizeof *img_of), *ref_start = calloc((size_t)n + 1, sizeof *ref_start);
+    bool *used = calloc((size_t)(p.n ? p.n : 1), sizeof *used);
+    if (s == VLT_OK && (!cand || !img_of || !ref_start || !used)) s = vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory");
+    if (s == VLT_OK && n == 0) s = vlt_error_set(VLT_ERR_FORMAT, "%s: no results", a.results);
+    // each result's image (by id) and its references (the image's captions in the shards)
+    int n_refs = 0;
+    for (int i = 0; s == VLT_OK && i < n; i++) {
+        cJSON *o = cJSON_GetArrayItem(res, i), *c = cJSON_GetObjectItemCaseSensitive(o, "caption");
+        long long id;
+        if (!vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(o, "image_id"), &id) || !cJSON_IsString(c)) {
+            s = vlt_error_set(VLT_ERR_FORMAT, "%s: result %d lacks an integer image_id or a string caption", a.results, i);
+            break;
+        }
+        int k = 0;
+        while (k < p.n && p.image_ids[k] != id) k++;
+        if (k == p.n) s = vlt_error_set(VLT_ERR_ARG, "%s: image_id %lld (result %d) is not among the %d images of %s",
+                                        a.results, id, i, p.n, a.shards);
+        else if (used[k]) s = vlt_error_set(VLT_ERR_FORMAT, "%s: image_id %lld has two results", a.results, id);
+        else {
+            used[k] = true;
+            img_of[i] = k;
+            cand[i] = c->valuestring;
+            ref_start[i] = n_refs;
+            for (int j = 0; j < p.n_txt; j++) n_refs += p.txt_img[j] == k;
+        }
+    }
+    if (s == VLT_OK) ref_start[n] = n_refs;
+    char **refs = calloc((size_t)(n_refs ? n_refs : 1), sizeof *refs);
+    float *fc = malloc(sizeof(float) * (size_t)(n ? n : 1) * (E ? E : 1)), *fi = malloc(sizeof(float) * (size_t)(n ? n : 1) * (E ? E : 1));
+    float *fr = malloc(sizeof(float) * (size_t)(n_refs ? n_refs : 1) * (E ? E : 1));
+    if (s == VLT_OK && (!refs || !fc || !fi || !fr)) s = vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory");
+    for (int i = 0, r = 0; s == VLT_OK && i < n; i++) {
+        memcpy(fi + (size_t)i * E, p.img + (size_t)img_of[i] * E, sizeof(float) * (size_t)E);
+        for (int j = 0; j < p.n_txt; j++)
+            if (p.txt_img[j] == img_of[i]) refs[r++] = p.txt_str[j];
+    }
+    if (s == VLT_OK) s = encode_prefixed(&se, cand, n, a.batch, fc);
+    if (s == VLT_OK && !a.no_refs) s = encode_prefixed(&se, refs, n_refs, a.batch, fr);
+    vlt_clipscore_result cs;
+    if (s == VLT_OK) s = vlt_clipscore(fc, fi, n, E, a.no_refs ? NULL : fr, ref_start, &cs, NULL, NULL);
+    if (s == VLT_OK) {
+        printf("clipscore: %d captions of %s, checkpoint %s\n", n, a.results, se.dir);
+        printf("  CLIP-S %.4f", cs.clip_s);
+        if (!a.no_refs) printf("  RefCLIP-S %.4f  (%d references)", cs.ref_clip_s, n_refs);
+        printf("\n");
+        vlt_eval_report rep;
+        if (a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
+            if ((s = vlt_eval_report_input(&rep, "results", a.results)) == VLT_OK) {
+                vlt_eval_report_scorer(&rep, "clipscore", "CLIP-S = 2.5 * max(cos, 0) of 'A photo depicts <caption>' and the "
+                                                          "image; RefCLIP-S = harmonic mean of CLIP-S and max(max cos with "
+                                                          "the image's references, 0) (Hessel et al. 2021)");
+                vlt_eval_report_number(&rep, "captions", n);
+                vlt_eval_report_number(&rep, "CLIP-S", cs.clip_s);
+                if (!a.no_refs) vlt_eval_report_number(&rep, "RefCLIP-S", cs.ref_clip_s);
+                s = vlt_eval_report_save(&rep, a.out);
+            }
+            vlt_eval_report_free(&rep);
+        }
+    }
+    if (s != VLT_OK) fprintf(stderr, "vlt eval clipscore: %s\n", vlt_error_message());
+    free(cand); free(img_of); free(ref_start); free(used); free(refs); free(fc); free(fi); free(fr);
+    cJSON_Delete(res);
+    vlt_embedded_pairs_free(&p);
     session_close(&se);
     return s == VLT_OK ? 0 : 1;
 }

@@ -360,6 +360,7 @@ static const vlt_command SUBCOMMANDS[] = {
     {"vqa", eval_vqa, "--pred results.json --refs annotations.json: VQAv2 accuracy"},
     {"checkpoint", vlt_cmd_eval_checkpoint, "--checkpoint RUN --shards SPEC: recall@k (and CoCa's BLEU / CIDEr-D) of a trained model"},
     {"zeroshot", vlt_cmd_eval_zeroshot, "--checkpoint RUN --shards SPEC --classes F --templates F: zero-shot top-1/top-5"},
+    {"clipscore", vlt_cmd_eval_clipscore, "--checkpoint RUN --results results.json --shards SPEC: CLIPScore, RefCLIPScore"},
 };
 
 static void usage(FILE *f) {

@@ -84,12 +84,17 @@ static void img_cell(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int 
     vlt_html_raw(h, "</div>");
 }
 
+// Caption j's text (the image's .txt caption when the pairs carry no per-caption strings).
+static const char *caption_text(const vlt_embedded_pairs *p, int j) {
+    return p->txt_str && p->txt_str[j] ? p->txt_str[j] : p->captions[p->txt_img[j]];
+}
+
 static void text_query_row(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int j, double *sc) {
     for (int i = 0; i < p->n; i++) sc[i] = dot(p->txt + (size_t)j * p->dim, p->img + (size_t)i * p->dim, p->dim);
     int top[TOPK], k = p->n < TOPK ? p->n : TOPK, target = p->txt_img[j];
     int rank = top_and_rank(sc, p->n, k, target, top);
     vlt_html_raw(h, "<tr><td>");
-    vlt_html_text(h, p->captions[target]);
+    vlt_html_text(h, caption_text(p, j));
     vlt_html_rawf(h, "<br><span class=\"muted\">right image ranked %d</span></td><td><div class=\"thumbs\">", rank);
     for (int r = 0; r < k; r++) {
         char label[64];
@@ -205,7 +210,7 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
         for (int r2 = 0; r2 < k; r2++) {
             bool own = p->txt_img[top[r2]] == img;
             vlt_html_raw(h, own ? "<li><b>" : "<li>");
-            vlt_html_text(h, p->captions[p->txt_img[top[r2]]]);
+            vlt_html_text(h, caption_text(p, top[r2]));
             vlt_html_rawf(h, "%s <span class=\"muted\">%.3f%s</span></li>", own ? "</b>" : "", sc[top[r2]],
                           own ? ", its own" : "");
         }

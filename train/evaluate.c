@@ -138,13 +138,16 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
                 tcap = 2 * (out->n_txt + m_b + nc) + 64;
                 float *t = realloc(out->txt, (size_t)tcap * E * sizeof(float));
                 int32_t *o = realloc(out->txt_img, (size_t)tcap * sizeof(int32_t));
+                char **ts = grow_strings(out->txt_str, tcap);
                 if (t) out->txt = t;
                 if (o) out->txt_img = o;
-                if (!t || !o) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+                if (ts) out->txt_str = ts;
+                if (!t || !o || !ts) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
             }
             for (int c = 0; s == VLT_OK && c < nc; c++) {
                 if (vlt_tokenizer_encode(tok, caps[c], ids + (size_t)(m_b + c) * T, T) < 0) s = vlt_error_code();
                 out->txt_img[out->n_txt + m_b + c] = out->n + i;
+                out->txt_str[out->n_txt + m_b + c] = strdup(caps[c]);
             }
             if (s == VLT_OK) {
                 m_b += nc;
@@ -157,10 +160,8 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
         }
         if (s == VLT_OK) s = encode_texts(m, ids, m_b, T, batch, out->txt + (size_t)out->n_txt * E);
         free(ids);
-        if (s == VLT_OK) {
-            out->n_txt += m_b;
-            out->n += take;
-        }
+        out->n_txt += m_b;  // (their strings are owned even when the encoding failed)
+        if (s == VLT_OK) out->n += take;
         if (s != VLT_OK) break;
     }
     vlt_no_grad_exit();
@@ -175,6 +176,8 @@ void vlt_embedded_pairs_free(vlt_embedded_pairs *p) {
         free(p->keys[i]);
         free(p->captions[i]);
     }
+    for (int j = 0; p->txt_str && j < p->n_txt; j++) free(p->txt_str[j]);
+    free(p->txt_str);
     free(p->keys);
     free(p->captions);
     free(p->img);

@@ -24,6 +24,7 @@ typedef struct {
     int n_txt;             // captions: every caption of each image (grouped), n_txt >= n
     float *txt;            // (n_txt, dim) L2-normalized caption features, each image's in a row
     int32_t *txt_img;      // (n_txt) the image (0..n) of each caption
+    char **txt_str;        // (n_txt) each caption's text
     int64_t *image_ids;    // (n) the dataset's image ids ("image_id" of the .json), else the sample index
     char **keys;           // n sample keys
     char **captions;       // n captions (the .txt one)
