@@ -42,6 +42,15 @@ vlt_tensor *vlt_clip_encode_text(vlt_clip *m, vlt_tensor *ids, bool normalize) {
     return normalize ? vlt_l2_normalize(f, 1e-12f) : f;
 }
 
+vlt_tensor *vlt_siglip_signs(int B, int N, int off, vlt_device dev) {
+    // filled on the host (an activation of this step), then copied where the logits are
+    vlt_tensor *z = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, N));
+    if (!z) return NULL;
+    for (int64_t i = 0; i < (int64_t)B * N; i++) vlt_f32(z)[i] = -1.0f;
+    for (int i = 0; i < B; i++) vlt_f32(z)[(int64_t)i * N + off + i] = 1.0f;
+    return dev == VLT_CPU ? z : vlt_to_device(z, dev);
+}
+
 vlt_tensor *vlt_clip_loss(vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale, vlt_tensor *logit_bias,
                           vlt_tensor **logits_out) {
     if (!img || !txt) return NULL;
@@ -51,9 +60,7 @@ vlt_tensor *vlt_clip_loss(vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_sc
         // SigLIP: -Σ log σ(z_ij · logit_ij) / B with z = +1 on the diagonal, -1 elsewhere.
         logits = vlt_add(logits, logit_bias);
         if (logits_out) *logits_out = logits;
-        vlt_tensor *z = vlt_full(2, VLT_SHAPE(B, B), -1.0f);
-        if (!z) return NULL;
-        for (int i = 0; i < B; i++) vlt_f32(z)[i * B + i] = 1.0f;
+        vlt_tensor *z = logits ? vlt_siglip_signs(B, B, 0, logits->device) : NULL;
         return vlt_scale(vlt_sum_all(vlt_log_sigmoid(vlt_mul(logits, z))), -1.0f / B);
     }
     if (logits_out) *logits_out = logits;

@@ -33,6 +33,8 @@ vlt_tensor *vlt_clip_encode_text(vlt_clip *m, vlt_tensor *ids, bool normalize); 
 // Contrastive loss of a batch: images (B, 3, S, S), ids (B, T). Returns VLT_OK and fills out.
 vlt_status vlt_clip_forward(vlt_clip *m, vlt_tensor *images, vlt_tensor *ids, vlt_clip_output *out);
 // The loss from normalized features (also used with all-gathered features in data parallel).
+// SigLIP's signs (B, N) on `dev`: +1 at the positive pairs (i, off + i), -1 elsewhere.
+vlt_tensor *vlt_siglip_signs(int B, int N, int off, vlt_device dev);
 vlt_tensor *vlt_clip_loss(vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale, vlt_tensor *logit_bias,
                           vlt_tensor **logits_out);
 // After every optimizer step: logit_scale clamped to [0, ln 100] (as open_clip's training loop).

@@ -75,10 +75,6 @@ static vlt_status clip_loss(vlt_model *m, const vlt_model_batch *b, const vlt_lo
 static void clip_after_step(vlt_model *m) { vlt_clip_clamp_logit_scale(clip_of(m)); }
 static vlt_tensor *clip_image(vlt_model *m, vlt_tensor *images) { return vlt_clip_encode_image(clip_of(m), images, true); }
 static vlt_tensor *clip_text(vlt_model *m, vlt_tensor *ids) { return vlt_clip_encode_text(clip_of(m), ids, true); }
-static const char *siglip_gpu(const vlt_model *m) {
-    (void)m;
-    return "the SigLIP loss builds its label matrix on the host";
-}
 static void clip_destroy(vlt_model *m) { vlt_clip_free(clip_of(m)); }
 
 static const vlt_model_ops CLIP_OPS = {
@@ -87,7 +83,7 @@ static const vlt_model_ops CLIP_OPS = {
 };
 static const vlt_model_ops SIGLIP_OPS = {
     .kind = "siglip", .title = "SigLIP", .caps = VLT_CAP_EMBED, .loss = clip_loss, .after_step = clip_after_step,
-    .encode_image = clip_image, .encode_text = clip_text, .gpu_unsupported = siglip_gpu, .destroy = clip_destroy,
+    .encode_image = clip_image, .encode_text = clip_text, .destroy = clip_destroy,
 };
 
 // ---- CoCa ----

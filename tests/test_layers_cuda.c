@@ -1,5 +1,5 @@
-// A whole training step of tiny CLIP (configs/model/tiny-clip.json) on the GPU against the same
-// step on the CPU: forward (features, logits, loss), every parameter's gradient, the clipped
+// A whole training step of tiny CLIP (configs/model/tiny-clip.json), and of the same towers with
+// the SigLIP loss, on the GPU against the same step on the CPU: forward (features, logits, loss), every parameter's gradient, the clipped
 // global norm, and the parameters after AdamW; then a second step (the step arena reused).
 // The images are on the device too (patchify runs there).
 //
@@ -60,14 +60,19 @@ static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tens
     return ok;
 }
 
-static void test_clip_step_matches_cpu(void **state) {
-    (void)state;
+// siglip: the same towers with SigLIP's sigmoid loss and logit_bias (its ±1 signs made on the
+// host and copied to the logits' device).
+static void clip_step_matches_cpu(bool siglip) {
     if (!vlt_cuda_available()) {
         printf("skipped: no GPU\n");
         skip();
     }
     vlt_model_cfg cfg;
     assert_int_equal(vlt_model_cfg_load(CFG, &cfg), VLT_OK);
+    if (siglip) {
+        cfg.has_logit_bias = true;
+        cfg.init_logit_bias = -10.0f;
+    }
     vlt_clip mc, md;
     assert_int_equal(vlt_clip_init(&mc, &cfg, 11), VLT_OK);
     assert_int_equal(vlt_clip_init(&md, &cfg, 11), VLT_OK);
@@ -132,9 +137,20 @@ static void test_clip_step_matches_cpu(void **state) {
     vlt_clip_free(&md);
 }
 
+static void test_clip_step_matches_cpu(void **state) {
+    (void)state;
+    clip_step_matches_cpu(false);
+}
+
+static void test_siglip_step_matches_cpu(void **state) {
+    (void)state;
+    clip_step_matches_cpu(true);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clip_step_matches_cpu),
+        cmocka_unit_test(test_siglip_step_matches_cpu),
     };
     int rc = cmocka_run_group_tests_name("layers_cuda", tests, NULL, NULL);
     vlt_tape_shutdown();

@@ -700,14 +700,6 @@ vlt_tensor *vlt_dist_all_gather(const vlt_dist *d, vlt_tensor *x) {
 }
 
 // ---- the global-batch contrastive loss -------------------------------------------------------
-// z (B, N): +1 at this rank's positive pairs (i, off + i), -1 elsewhere (SigLIP).
-static vlt_tensor *siglip_signs(int B, int N, int off) {
-    vlt_tensor *z = vlt_full(2, VLT_SHAPE(B, N), -1.0f);
-    if (z)
-        for (int i = 0; i < B; i++) vlt_f32(z)[(int64_t)i * N + off + i] = 1.0f;
-    return z;
-}
-
 vlt_tensor *vlt_dist_clip_loss(const vlt_dist *d, vlt_tensor *img, vlt_tensor *txt, vlt_tensor *logit_scale,
                                vlt_tensor *logit_bias, vlt_tensor **logits_out) {
     // (with NCCL active the gathered path runs even for one rank: the one-GPU check of it)
@@ -729,7 +721,7 @@ vlt_tensor *vlt_dist_clip_loss(const vlt_dist *d, vlt_tensor *img, vlt_tensor *t
     if (logit_bias) {
         li = vlt_add(li, logit_bias);
         if (logits_out) *logits_out = li;
-        vlt_tensor *z = siglip_signs(B, N, off);
+        vlt_tensor *z = li ? vlt_siglip_signs(B, N, off, li->device) : NULL;
         if (!z) return NULL;
         return vlt_scale(vlt_sum_all(vlt_log_sigmoid(vlt_mul(li, z))), -1.0f / (float)B);
     }
