@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <cJSON.h>
@@ -428,6 +429,71 @@ static void test_version_names(void **state) {
     assert_string_equal(vlt_eval_vqa_version_name(VLT_EVAL_VQA_CURRENT), "vqaeval-2021");
 }
 
+// Through the built `vlt eval vqa`: --scorer picks the version and the report names it, the
+// numbers are the official ones (bit for bit), --per-question gives every question's accuracy,
+// repeated ids are warned about, and an unknown scorer is a usage error.
+static void test_cli(void **state) {
+    (void)state;
+    const char *build = getenv("VLT_BUILD");
+    char vlt[512];
+    snprintf(vlt, sizeof vlt, "%s/vlt", build ? build : "build");
+    if (access(vlt, X_OK) != 0) {
+        print_message("skipped: %s not built\n", vlt);
+        return;
+    }
+    char *ann = read_zst("tests/data/vqa_eval/annotations.json.zst"), *res = read_zst("tests/data/vqa_eval/results.json.zst");
+    char *refs = write_tmp(ann), *pred = write_tmp(res), *rep = write_tmp(""), *err = write_tmp("");
+    const char *versions[2] = {"vqaeval-2016", "vqaeval-2021"};
+    const char *official[2] = {"tests/data/vqa_eval/official_2016.json.zst", "tests/data/vqa_eval/official_2021.json.zst"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "%s eval vqa --pred %s --refs %s %s%s --per-question --out %s > /dev/null 2> %s", vlt, pred, refs,
+                 k == 0 ? "--scorer " : "", k == 0 ? versions[0] : "", rep, err);  // the default is vqaeval-2021
+        assert_int_equal(system(cmd), 0);
+        FILE *f = fopen(rep, "rb");
+        char *text = malloc(1 << 22);
+        size_t n = fread(text, 1, (1 << 22) - 1, f);
+        text[n] = 0;
+        fclose(f);
+        cJSON *r = cJSON_Parse(text);
+        free(text);
+        assert_non_null(r);
+        assert_string_equal(item(item(r, "settings"), "scorer")->valuestring, versions[k]);
+        char *off_text = read_zst(official[k]);
+        cJSON *off = cJSON_Parse(off_text);
+        const cJSON *nums = item(r, "numbers");
+        assert_true(item(nums, "accuracy")->valuedouble == item(off, "overall")->valuedouble);
+        const cJSON *s;
+        int checked = 0;
+        cJSON_ArrayForEach(s, item(off, "evalQA")) {  // rounded official per-question values
+            char key[64];
+            snprintf(key, sizeof key, "per_question.%s", s->string);
+            double v = 100 * item(nums, key)->valuedouble;
+            assert_true(fabs(v - s->valuedouble) <= 0.005 + 1e-9);
+            checked++;
+        }
+        assert_int_equal(checked, 3000);
+        cJSON_Delete(off);
+        free(off_text);
+        cJSON_Delete(r);
+        f = fopen(err, "rb");
+        char warn[2048] = "";
+        n = fread(warn, 1, sizeof warn - 1, f);
+        warn[n] = 0;
+        fclose(f);
+        assert_non_null(strstr(warn, "40 annotation(s) repeat an earlier question_id"));
+        assert_non_null(strstr(warn, "30 prediction(s) repeat an earlier question_id"));
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s eval vqa --pred %s --refs %s --scorer vqaeval-2019 > /dev/null 2>&1", vlt, pred, refs);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    char *paths[] = {refs, pred, rep, err};
+    for (int i = 0; i < 4; i++) { unlink(paths[i]); free(paths[i]); }
+    free(ann);
+    free(res);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_leave_one_out),
@@ -442,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_official_fixture_2021),
         cmocka_unit_test(test_official_fixture_2016),
         cmocka_unit_test(test_version_names),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests_name("eval_vqa", tests, NULL, NULL);
 }

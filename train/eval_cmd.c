@@ -26,6 +26,7 @@ typedef struct {
     const char *pred, *refs, *out, *embeddings;
     int pretokenized, allow_subset, per_image, normalize, block_rows;
     const char *scorer;  // vlt eval vqa --scorer
+    int per_question;    // vlt eval vqa --per-question
 } eval_args;
 
 static double now_s(void) {
@@ -46,11 +47,13 @@ static const char *RETRIEVAL_USAGE =
     "(image_embeds (N,D), text_embeds (M,D), image_ids, text_image_index).\n"
     "  --normalize  L2-normalize first    --block-rows N  queries per score block (default ~32 MB of scores)\n";
 static const char *VQA_USAGE =
-    "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--scorer V] [--out report.json|-]\n"
+    "usage: vlt eval vqa --pred results.json --refs annotations.json [--allow-subset] [--scorer V] [--per-question]\n"
+    "                    [--out report.json|-]\n"
     "VQAv2 accuracy as the official evaluation computes it, overall, per answer type and per question type.\n"
     "  --pred [{question_id, answer}]   --refs {annotations: [{question_id, answers: [{answer}] | [str]}]}\n"
     "  --scorer vqaeval-2021 (default: the official vqaEval.py since March 2021) | vqaeval-2016 (the official\n"
-    "           code of 2016 to March 2021, which results published before 2021 used)\n";
+    "           code of 2016 to March 2021, which results published before 2021 used)\n"
+    "  --per-question  each question's accuracy in the report (per_question.<id>: the official evalQA / 100)\n";
 
 // Parses the shared options; returns -1 to go on, or the exit status (0 after --help, 2 after a
 // usage error, message printed).
@@ -72,6 +75,7 @@ static int parse_args(int argc, char **argv, eval_args *a, const char *usage) {
         } else if (!strcmp(o, "--pretokenized")) a->pretokenized = 1;
         else if (!strcmp(o, "--allow-subset")) a->allow_subset = 1;
         else if (!strcmp(o, "--per-image")) a->per_image = 1;
+        else if (!strcmp(o, "--per-question")) a->per_question = 1;
         else if (!strcmp(o, "--normalize")) a->normalize = 1;
         else {
             char cmd[64];
@@ -349,6 +353,10 @@ static int eval_vqa(int argc, char **argv) {
     for (int t = 0; t < r.n_qtypes; t++) {
         snprintf(key, sizeof key, "per_question_type.%s", r.qtypes[t].name);
         vlt_eval_report_number(&rep, key, r.qtypes[t].accuracy);
+    }
+    for (int i = 0; a.per_question && i < r.n_ids; i++) {
+        snprintf(key, sizeof key, "per_question.%lld", r.qid[i]);
+        vlt_eval_report_number(&rep, key, r.q_accuracy[i]);
     }
     vlt_eval_vqa_result_free(&r);
     return finish_report(&a, &rep);
