@@ -539,7 +539,7 @@ int vlt_bert_tokenizer_encode(const vlt_bert_tokenizer *tok, const char *text, i
     }
     size_t keep = e.ids.n < (size_t)(max_len - 2) ? e.ids.n : (size_t)(max_len - 2);
     ids[0] = tok->sp.cls;
-    memcpy(ids + 1, e.ids.v, sizeof(int32_t) * keep);
+    if (keep) memcpy(ids + 1, e.ids.v, sizeof(int32_t) * keep);
     ids[keep + 1] = tok->sp.sep;
     int used = (int)keep + 2;
     for (int i = used; i < max_len; i++) ids[i] = tok->sp.pad;
@@ -598,6 +598,8 @@ int32_t vlt_bert_tokenizer_id(const vlt_bert_tokenizer *tok, const char *token) 
     return tok && token ? vocab_find(tok, token, strlen(token)) : -1;
 }
 
-vlt_bert_specials vlt_bert_tokenizer_specials(const vlt_bert_tokenizer *tok) { return tok->sp; }
+vlt_bert_specials vlt_bert_tokenizer_specials(const vlt_bert_tokenizer *tok) {
+    return tok ? tok->sp : (vlt_bert_specials){-1, -1, -1, -1, -1};
+}
 
 int vlt_bert_tokenizer_lower_case(const vlt_bert_tokenizer *tok) { return tok ? tok->lower : 0; }

@@ -67,6 +67,7 @@ int vlt_bert_tokenizer_vocab_size(const vlt_bert_tokenizer *tok);
 const char *vlt_bert_tokenizer_token(const vlt_bert_tokenizer *tok, int32_t id);
 // The id of token, or -1 when the vocabulary lacks it.
 int32_t vlt_bert_tokenizer_id(const vlt_bert_tokenizer *tok, const char *token);
+// All -1 for a NULL tok.
 vlt_bert_specials vlt_bert_tokenizer_specials(const vlt_bert_tokenizer *tok);
 int vlt_bert_tokenizer_lower_case(const vlt_bert_tokenizer *tok);
 
