@@ -8,7 +8,8 @@ official normalization cares about: case, leading/trailing whitespace, '\\n', '\
 commas ("1,000"), periods before digits and not, long period runs (the 32-deletion cap), articles,
 number words, the contractions table ("dont", "cant", "yall'll" ...), answer sets whose ten answers
 are all identical (raw, or identical only once stripped), sets with fewer or more than ten answers,
-answer dicts with equal answer_ids (the official leave-one-out compares whole dicts), 20 answer
+answer dicts with equal answer_ids (the official leave-one-out compares whole dicts), question ids
+annotated twice with answers that a second processing changes (40 periods), 20 answer
 types, 70 question types, question ids in shuffled order, question ids annotated twice and
 predicted twice (the official dicts keep the last). Predictions: the majority answer raw or noisy,
 another annotator's answer, a normalized form, an unrelated answer, empty and whitespace-only.
@@ -16,7 +17,7 @@ ASCII only (vlt's lower-casing and digits are ASCII; see eval/vqa.h).
 
 Then runs scripts/reference/run_official_vqa_eval.py (Python 2) on the official vqa.py and
 vqaEval.py of two commits of the repository, extracted with `git show`:
-  vqaeval-2021: the repository head (after a013f00 "Fixed processing answers bug", March 2021)
+  vqaeval-2021: a013f00 "Fixed processing answers bug" (March 2021), the repository's head
   vqaeval-2016: a013f00^ (the code from 2016 to March 2021)
 
 Writes tests/data/vqa_eval/{questions,annotations,results}.json.zst and official_2021.json.zst,
@@ -168,14 +169,23 @@ def generate(n_questions, seed):
         questions.append({"question_id": qid, "image_id": img, "question": qtype + " thing?"})
         results.append({"question_id": qid, "answer": make_prediction(rng, raw)})
     # Question ids annotated twice: a later annotation with other answers and types (the last wins).
-    for qid in rng.sample(qids, max(2, n_questions // 75)):
+    # The first few have answers that a second processing changes (the official code rewrites the
+    # answers in place and scores the id once per appearance): 40 periods lose 32 per pass.
+    twice_changed = {}
+    for i, qid in enumerate(rng.sample(qids, max(2, n_questions // 75))):
         raw = make_answers(rng)
+        if i < 6:
+            raw = ["yes"] * 2 + ["yes" + "." * 40] * 3 + ["no"] * 5
+            twice_changed[qid] = True
         anns.insert(rng.randrange(len(anns) + 1),
                     {"question_id": qid, "image_id": 1, "question_type": rng.choice(QTYPES), "answer_type": rng.choice(ANSWER_TYPES),
                      "multiple_choice_answer": raw[0],
                      "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j + 1} for j, a in enumerate(raw)]})
+    for r in results:
+        if r["question_id"] in twice_changed:
+            r["answer"] = "yes"
     # Question ids predicted twice: the last prediction wins.
-    for qid in rng.sample(qids, max(2, n_questions // 100)):
+    for qid in rng.sample([q for q in qids if q not in twice_changed], max(2, n_questions // 100)):
         results.insert(rng.randrange(len(results) + 1), {"question_id": qid, "answer": base_answer(rng)})
     rng.shuffle(results)
     info = {"description": "vlt synthetic VQAv2-format fixture", "version": "2.0", "year": 2026}
