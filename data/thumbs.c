@@ -1,7 +1,9 @@
 // thumbs.c — JPEG thumbnails of chosen samples (see thumbs.h).
 #include "data/thumbs.h"
 
+#include <png.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,4 +85,44 @@ vlt_status vlt_write_thumbnails(const char *shards, char *const *keys, char *con
     free(done);
     vlt_shard_list_free(&list);
     return s;
+}
+
+vlt_status vlt_view_of_image(const uint8_t *buf, size_t len, const char *what, int out_side, vlt_image *out) {
+    vlt_image img = {0};
+    *out = (vlt_image){0};
+    VLT_TRY(vlt_image_decode(buf, len, 0, what, &img));
+    int side = img.width < img.height ? img.width : img.height;
+    vlt_crop_box box = {(img.width - side) / 2, (img.height - side) / 2, side, side};
+    vlt_status s = vlt_image_alloc(out, out_side, out_side);
+    if (s == VLT_OK) s = vlt_resample_window(&img, box, out_side, out_side, 0, 0, out_side, out_side, VLT_RESAMPLE_AUTO, out->rgb);
+    vlt_image_free(&img);
+    if (s != VLT_OK) vlt_image_free(out);
+    return s;
+}
+
+vlt_status vlt_image_write_png(const vlt_image *img, const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "png: cannot write %s", tmp);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        unlink(tmp);
+        return vlt_error_set(VLT_ERR_IO, "png: writing %s failed", path);
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < img->height; y++) png_write_row(png, img->rgb + (size_t)y * img->width * 3);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return vlt_error_set(VLT_ERR_IO, "png: writing %s failed", path);
+    }
+    return VLT_OK;
 }

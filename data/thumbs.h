@@ -4,12 +4,23 @@
 #ifndef VLT_DATA_THUMBS_H
 #define VLT_DATA_THUMBS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "autograd/error.h"
+#include "data/image.h"
 
 // keys[i] -> dir/names[i].jpg for i < n (names are file stems the caller chose, e.g. "i42").
 // Reads the shards once in order; a key missing from them, or whose image does not decode, is
 // counted in *missing (may be NULL) and left without a file; the page shows its name instead.
 vlt_status vlt_write_thumbnails(const char *shards, char *const *keys, char *const *names, int n, const char *dir,
                                 int size, int *missing);
+
+// The picture a model with side `size` sees of an encoded image (its shortest side resized to size
+// and the center square cropped, as the evaluation transform), resized to out_side x out_side for
+// display, into *out (allocated).
+vlt_status vlt_view_of_image(const uint8_t *buf, size_t len, const char *what, int out_side, vlt_image *out);
+// img as an 8-bit RGB PNG at path (libpng), written whole or not at all (path.tmp, then renamed).
+vlt_status vlt_image_write_png(const vlt_image *img, const char *path);
 
 #endif

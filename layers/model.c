@@ -1,10 +1,13 @@
 // model.c — the model interface and the tables of the kinds vlt has (see model.h).
 #include "layers/model.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autograd/device.h"
+#include "autograd/optim.h"
 
 // ---- batches and loss settings ----
 vlt_status vlt_model_batch_set(vlt_model_batch *b, const char *name, vlt_tensor *t) {
@@ -77,13 +80,56 @@ static vlt_tensor *clip_image(vlt_model *m, vlt_tensor *images) { return vlt_cli
 static vlt_tensor *clip_text(vlt_model *m, vlt_tensor *ids) { return vlt_clip_encode_text(clip_of(m), ids, true); }
 static void clip_destroy(vlt_model *m) { vlt_clip_free(clip_of(m)); }
 
+// Relevance of each image patch: |gradient · input| on the normalized tokens entering the last
+// vision block's attention (ln_1's output). With X (T, W) those tokens and G = d cos(image, text)
+// / d X, patch t gets |Σ_c G_tc X_tc|: how much of the similarity, to first order, rides on that
+// token (the product of gradient and activation of Grad-CAM, taken per token, by magnitude).
+// Choices measured on the demo shapes (tests/test_train_explain.c, a tiny CLIP, one-shape
+// pictures; share of the map's mass on the shape's patches against their 0.31 share of the
+// picture): |Σ G·X| 0.72; ‖G_t‖ 0.63; Σ relu(G·X) 0.60; relu(Σ G·X) gave all-zero maps on many
+// pictures. Taken before ln_1 the product vanishes (a layernorm's input gradient is orthogonal to
+// its input); averaging G over the tokens first, as plain Grad-CAM does, lets the component all
+// tokens share set every patch's sign at once. Not Chefer et al.'s gradient-weighted attention
+// rollout: the fused attention keeps no attention matrix (backward recomputes it), while this
+// needs only a tape tensor and its gradient; and in the last block patch tokens still carry their
+// own place (its output reaches the pooled feature only through the class token).
+static vlt_status clip_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
+    vlt_clip *c = clip_of(m);
+    if (!image || image->ndim != 4 || image->shape[0] != 1 || !ids || ids->ndim != 2 || ids->shape[0] != 1)
+        return vlt_error_set(VLT_ERR_SHAPE, "explain: one image (1, 3, S, S) and one text (1, T) at a time");
+    vlt_tensor *probe = NULL;
+    vlt_tensor *fi = vlt_vit_encode_probe(&c->visual, image, c->visual.transformer.layers - 1, &probe);
+    fi = vlt_l2_normalize(fi, 1e-12f);
+    vlt_tensor *ft = vlt_clip_encode_text(c, ids, true);
+    vlt_tensor *sc = vlt_sum_all(vlt_mul(fi, ft));
+    if (!sc || !probe) return vlt_error_code();
+    *score = vlt_tensor_item(sc, 0);
+    vlt_zero_grad(c->params.t, c->params.n);
+    VLT_TRY(vlt_backward(sc));
+    vlt_zero_grad(c->params.t, c->params.n);
+    if (!probe->grad) return vlt_error_set(VLT_ERR_STATE, "explain: no gradient reached the vision tokens");
+    vlt_tensor *xh = vlt_tensor_to(probe, VLT_CPU), *gh = vlt_tensor_to(probe->grad, VLT_CPU);
+    vlt_status s = xh && gh ? VLT_OK : vlt_error_code();
+    int T = probe->shape[1], W = probe->shape[2];
+    for (int t = 1; s == VLT_OK && t < T; t++) {
+        double v = 0;
+        for (int k = 0; k < W; k++) v += (double)vlt_f32(gh)[(size_t)t * W + k] * vlt_f32(xh)[(size_t)t * W + k];
+        map[t - 1] = (float)fabs(v);
+    }
+    vlt_tensor_free(xh);
+    vlt_tensor_free(gh);
+    return s;
+}
+
 static const vlt_model_ops CLIP_OPS = {
-    .kind = "clip", .title = "CLIP", .caps = VLT_CAP_EMBED, .loss = clip_loss, .after_step = clip_after_step,
-    .encode_image = clip_image, .encode_text = clip_text, .destroy = clip_destroy,
+    .kind = "clip", .title = "CLIP", .caps = VLT_CAP_EMBED | VLT_CAP_EXPLAIN, .loss = clip_loss,
+    .after_step = clip_after_step, .encode_image = clip_image, .encode_text = clip_text, .explain = clip_explain,
+    .destroy = clip_destroy,
 };
 static const vlt_model_ops SIGLIP_OPS = {
-    .kind = "siglip", .title = "SigLIP", .caps = VLT_CAP_EMBED, .loss = clip_loss, .after_step = clip_after_step,
-    .encode_image = clip_image, .encode_text = clip_text, .destroy = clip_destroy,
+    .kind = "siglip", .title = "SigLIP", .caps = VLT_CAP_EMBED | VLT_CAP_EXPLAIN, .loss = clip_loss,
+    .after_step = clip_after_step, .encode_image = clip_image, .encode_text = clip_text, .explain = clip_explain,
+    .destroy = clip_destroy,
 };
 
 // ---- CoCa ----
@@ -228,6 +274,16 @@ vlt_status vlt_model_caption(vlt_model *m, vlt_tensor *images, const vlt_generat
 
 int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b) {
     return m->ops->loss_tokens ? m->ops->loss_tokens(m, b) : 0;
+}
+
+int vlt_model_patch_grid(const vlt_model *m) { return m->cfg.vision.image_size / m->cfg.vision.patch_size; }
+
+vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
+    if (!vlt_model_can(m, VLT_CAP_EXPLAIN)) return lacks(m, "relevance maps yet");
+    image = on_model_device(m, image);
+    ids = on_model_device(m, ids);
+    if (!image || !ids) return vlt_error_code();
+    return m->ops->explain(m, image, ids, map, score);
 }
 
 const char *vlt_model_gpu_unsupported(const vlt_model *m) {

@@ -23,6 +23,7 @@
 typedef enum {
     VLT_CAP_EMBED = 1u << 0,    // encode_image / encode_text: retrieval, zero-shot, `vlt embed`
     VLT_CAP_CAPTION = 1u << 1,  // caption: text generation from images
+    VLT_CAP_EXPLAIN = 1u << 2,  // explain: where in the image the image-text similarity comes from
 } vlt_model_cap;
 
 // ---- a batch of named tensors ----
@@ -84,6 +85,10 @@ typedef struct {
     vlt_tensor *(*encode_text)(vlt_model *m, vlt_tensor *ids);
     // VLT_CAP_CAPTION: token ids (B, g->max_len) into out (B · max_len) for images (B, 3, S, S).
     vlt_status (*caption)(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out);
+    // VLT_CAP_EXPLAIN: a relevance map (grid x grid, the patch grid, row-major, >= 0, not
+    // normalized) of the cosine similarity of one image (1, 3, S, S) and one text (1, T) over the
+    // image patches, and that similarity into *score. Parameter gradients are left zeroed.
+    vlt_status (*explain)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // NULL when the kind trains on the GPU, else why it does not yet (for the trainer's refusal).
@@ -117,6 +122,9 @@ vlt_tensor *vlt_model_encode_image(vlt_model *m, vlt_tensor *images);
 vlt_tensor *vlt_model_encode_text(vlt_model *m, vlt_tensor *ids);
 vlt_status vlt_model_caption(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out);
 int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b);
+// The patch grid side of the image tower (image_size / patch_size): explain's map is grid².
+int vlt_model_patch_grid(const vlt_model *m);
+vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
 const char *vlt_model_gpu_unsupported(const vlt_model *m);
 void vlt_model_after_step(vlt_model *m);
 

@@ -111,12 +111,19 @@ vlt_tensor *vlt_mha_forward(vlt_tensor *x, vlt_tensor *in_w, vlt_tensor *in_b, v
 }
 
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad) {
+    return vlt_resblock_forward_probe(b, x, causal, key_pad, NULL);
+}
+
+vlt_tensor *vlt_resblock_forward_probe(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad,
+                                       vlt_tensor **attn_in) {
     // x + attn(ln_1(x)), then x + mlp(ln_2(x)); each residual add is folded into its projection
     // (vlt_linear_residual: one cuBLASLt call on the GPU, add + linear elsewhere).
     // On the GPU in mixed precision the layernorm outputs, qkv, the attention output and the MLP
     // activation are bf16 (only products and attention read them: vlt_layernorm_operand,
     // vlt_linear_operand, vlt_linear_act); the residual stream and every gradient stay fp32.
-    vlt_tensor *h = vlt_layernorm_operand(x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    vlt_tensor *h = attn_in ? vlt_layernorm(x, b->ln_1_w, b->ln_1_b, 1e-5f)  // f32: its gradient is read
+                            : vlt_layernorm_operand(x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    if (attn_in) *attn_in = h;
     x = vlt_mha_forward(h, b->in_proj_w, b->in_proj_b, b->out_proj_w, b->out_proj_b, b->heads, causal, key_pad, x);
     h = vlt_layernorm_operand(x, b->ln_2_w, b->ln_2_b, 1e-5f);
     h = vlt_linear_act(h, b->c_fc_w, b->c_fc_b, b->act == VLT_ACT_QUICK_GELU ? VLT_ACT_FN_QUICK_GELU : VLT_ACT_FN_GELU);

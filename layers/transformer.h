@@ -46,6 +46,10 @@ vlt_status vlt_resblock_init(vlt_resblock *b, vlt_params *table, const char *pre
 void vlt_resblock_params(vlt_resblock *b, vlt_tensor **out);
 // x (B, T, W) -> (B, T, W). key_pad (B, T) i32 or NULL.
 vlt_tensor *vlt_resblock_forward(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad);
+// The same, and *attn_in = the normalized tokens entering the attention (ln_1's output, f32), a
+// tape tensor whose gradient backward fills (relevance maps).
+vlt_tensor *vlt_resblock_forward_probe(vlt_resblock *b, vlt_tensor *x, bool causal, vlt_tensor *key_pad,
+                                       vlt_tensor **attn_in);
 
 // A stack of blocks: `<prefix>.resblocks.<i>.…` (open_clip's Transformer).
 #define VLT_MAX_LAYERS 48

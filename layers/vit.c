@@ -55,7 +55,25 @@ vlt_status vlt_vit_init(vlt_vit *v, vlt_params *table, const char *prefix, const
     return VLT_OK;
 }
 
-vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images) {
+static vlt_tensor *vit_tokens(vlt_vit *v, vlt_tensor *images, int probe_layer, vlt_tensor **probe);
+
+vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images) { return vit_tokens(v, images, -1, NULL); }
+
+vlt_tensor *vlt_vit_encode_probe(vlt_vit *v, vlt_tensor *images, int layer, vlt_tensor **probe) {
+    *probe = NULL;
+    if (layer < 0 || layer >= v->transformer.layers) {
+        vlt_error_set(VLT_ERR_ARG, "vit: probe layer %d is outside 0..%d", layer, v->transformer.layers - 1);
+        return NULL;
+    }
+    vlt_tensor *x = vit_tokens(v, images, layer, probe);
+    if (!x) return NULL;
+    int B = x->shape[0], D = x->shape[2];
+    return vlt_matmul(vlt_reshape(vlt_slice(x, 1, 0, 1), 2, VLT_SHAPE(B, D)), v->proj, false, false);
+}
+
+// probe_layer >= 0: *probe = the normalized tokens entering that block's attention (B, G² + 1, W),
+// a tape tensor whose gradient backward fills (relevance maps).
+static vlt_tensor *vit_tokens(vlt_vit *v, vlt_tensor *images, int probe_layer, vlt_tensor **probe) {
     if (!images) return NULL;
     if (images->ndim != 4 || images->shape[2] != v->image_size || images->shape[3] != v->image_size) {
         char s[64];
@@ -70,7 +88,8 @@ vlt_tensor *vlt_vit_tokens(vlt_vit *v, vlt_tensor *images) {
     x = vlt_concat((vlt_tensor *[]){cls, x}, 2, 1);                               // (B, G² + 1, W)
     x = vlt_add(x, v->pos_embedding);
     x = vlt_layernorm(x, v->ln_pre_w, v->ln_pre_b, 1e-5f);
-    x = vlt_transformer_forward(&v->transformer, x, false, NULL);
+    for (int l = 0; l < v->transformer.layers; l++)
+        x = vlt_resblock_forward_probe(&v->transformer.blocks[l], x, false, NULL, l == probe_layer ? probe : NULL);
     if (v->has_attn_pool) x = vlt_attn_pool_forward(&v->attn_pool, x);                  // (B, Q, E)
     return vlt_layernorm(x, v->ln_post_w, v->ln_post_b, 1e-5f);
 }

@@ -40,6 +40,10 @@ vlt_tensor *vlt_vit_forward(vlt_vit *v, vlt_tensor *images);
 // (open_clip's VisionTransformer with output_tokens).
 vlt_tensor *vlt_vit_encode(vlt_vit *v, vlt_tensor *images, vlt_tensor **tokens);
 
+// vlt_vit_forward, and *probe = the normalized tokens entering block `layer`'s attention (ln_1's
+// output, (B, G² + 1, W)) (relevance maps: backward from a score fills its gradient).
+vlt_tensor *vlt_vit_encode_probe(vlt_vit *v, vlt_tensor *images, int layer, vlt_tensor **probe);
+
 // The patch embedding is conv1 as a product: vlt_patchify (autograd/ops.h) then vlt_linear.
 
 #endif

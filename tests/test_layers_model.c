@@ -41,8 +41,8 @@ static void make_batch(const vlt_model_cfg *cfg, int B, vlt_tensor **images, vlt
 static void test_kinds_and_capabilities(void **state) {
     (void)state;
     struct { const char *cfg; const char *kind, *title; unsigned caps; bool siglip; } cases[] = {
-        {"tiny-clip", "clip", "CLIP", VLT_CAP_EMBED, false},
-        {"tiny-clip", "siglip", "SigLIP", VLT_CAP_EMBED, true},
+        {"tiny-clip", "clip", "CLIP", VLT_CAP_EMBED | VLT_CAP_EXPLAIN, false},
+        {"tiny-clip", "siglip", "SigLIP", VLT_CAP_EMBED | VLT_CAP_EXPLAIN, true},
         {"tiny-coca", "coca", "CoCa", VLT_CAP_EMBED | VLT_CAP_CAPTION, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -57,8 +57,8 @@ static int setup(void **state) {
 // test_walk_covers_every_command.
 static const char *const WALK[] = {
     "train", "embed", "eval", "eval captions", "eval retrieval", "eval vqa", "eval checkpoint", "eval zeroshot",
-    "synth", "shards", "model", "model list", "model info", "model init", "model load", "bench", "bench clip-step",
-    "tokenize", "version", NULL};
+    "eval clipscore", "synth", "shards", "model", "model list", "model info", "model init", "model load", "bench",
+    "bench clip-step", "tokenize", "report", "explain", "version", NULL};
 
 static void test_every_help_exits_0(void **state) {
     (void)state;
@@ -90,7 +90,8 @@ static void test_unknown_subcommand_and_extra_argument_exit_2_naming_it(void **s
         "synth --out /tmp/x --samples 1 garbage", "shards --out /tmp/x --tsv x.tsv garbage",
         "model info --model tiny-clip garbage", "model init --model tiny-clip --out x garbage",
         "model load --model tiny-clip --weights x garbage", "model list garbage",
-        "bench clip-step --garbage", "tokenize --garbage", NULL};
+        "bench clip-step --garbage", "tokenize --garbage", "report /tmp/x garbage", "explain --garbage",
+        "eval clipscore --checkpoint x --shards y --results z garbage", NULL};
     for (int i = 0; cases[i]; i++) {
         char *out;
         int rc = run(cases[i], &out);
@@ -131,8 +132,8 @@ static void test_walk_covers_every_command(void **state) {
     free(out);
     // Every subcommand `vlt eval --help` lists is walked too.
     assert_int_equal(run("eval --help", &out), 0);
-    const char *subs[] = {"captions", "retrieval", "vqa", "checkpoint", "zeroshot"};
-    for (int i = 0; i < 5; i++) assert_non_null(strstr(out, subs[i]));
+    const char *subs[] = {"captions", "retrieval", "vqa", "checkpoint", "zeroshot", "clipscore"};
+    for (int i = 0; i < 6; i++) assert_non_null(strstr(out, subs[i]));
     free(out);
 }
 

@@ -7,11 +7,17 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <errno.h>
 
 #include "autograd/device.h"
 #include "checkpoints/checkpoint.h"
 #include "data/shardspec.h"
+#include "data/thumbs.h"
+#include "data/transform.h"
+#include "eval/html.h"
 #include "eval/clipscore.h"
 #include "eval/embeddings_h5.h"
 #include "eval/json_file.h"
@@ -455,6 +461,193 @@ int vlt_cmd_eval_clipscore(int argc, char **argv) {
     free(cand); free(img_of); free(ref_start); free(used); free(refs); free(fc); free(fi); free(fr);
     cJSON_Delete(res);
     vlt_embedded_pairs_free(&p);
+    session_close(&se);
+    return s == VLT_OK ? 0 : 1;
+}
+
+// ---- vlt explain ----
+static const char *EXPLAIN_USAGE =
+    "usage: vlt explain --checkpoint RUN|CHECKPOINT_DIR --image FILE --text \"...\" [--text \"...\" ...] --out DIR\n"
+    "Where in the image the image-text similarity comes from: for each text a relevance map over the\n"
+    "image patches (|gradient . input| of the cosine similarity on the normalized tokens entering the\n"
+    "last vision block), overlaid on the picture the model sees: DIR/explain-K.png, the maps and\n"
+    "similarities in DIR/explain.json, and DIR/index.html with all of them.\n";
+
+#define EXPLAIN_MAX_TEXTS 16
+
+// A blue-to-red ramp for relevance v in [0, 1] (dark blue, cyan, yellow, red).
+static void ramp(float v, float rgb[3]) {
+    static const float stops[4][3] = {{0.05f, 0.05f, 0.55f}, {0.0f, 0.8f, 0.9f}, {1.0f, 0.9f, 0.0f}, {0.85f, 0.0f, 0.0f}};
+    float x = v * 3.0f;
+    int i = x >= 3 ? 2 : (int)x;
+    float t = x - i;
+    for (int c = 0; c < 3; c++) rgb[c] = stops[i][c] * (1 - t) + stops[i + 1][c] * t;
+}
+
+// view (D x D) blended with the map (G x G, values >= 0), normalized by its maximum and sampled
+// bilinearly at each pixel; alpha 0.65 · v so that the picture shows where the map is low.
+static vlt_status overlay(const vlt_image *view, const float *map, int G, vlt_image *out) {
+    int D = view->width;
+    VLT_TRY(vlt_image_alloc(out, D, D));
+    float mx = 0;
+    for (int i = 0; i < G * G; i++) mx = fmaxf(mx, map[i]);
+    for (int y = 0; y < D; y++)
+        for (int x = 0; x < D; x++) {
+            float u = (x + 0.5f) * G / D - 0.5f, w = (y + 0.5f) * G / D - 0.5f;
+            int x0 = (int)floorf(u), y0 = (int)floorf(w);
+            float fx = u - x0, fy = w - y0, v = 0;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++) {
+                    int cx = x0 + dx < 0 ? 0 : x0 + dx >= G ? G - 1 : x0 + dx;
+                    int cy = y0 + dy < 0 ? 0 : y0 + dy >= G ? G - 1 : y0 + dy;
+                    v += map[cy * G + cx] * (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy);
+                }
+            v = mx > 0 ? v / mx : 0;
+            float rgb[3], a = 0.65f * v;
+            ramp(v, rgb);
+            for (int c = 0; c < 3; c++) {
+                size_t k = ((size_t)y * D + x) * 3 + c;
+                float o = view->rgb[k] * (1 - a) + 255.0f * rgb[c] * a;
+                out->rgb[k] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o + 0.5f);
+            }
+        }
+    return VLT_OK;
+}
+
+static vlt_status read_file_all(const char *path, uint8_t **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap) break;
+        uint8_t *g = realloc(b, cap *= 2);
+        if (!g) { free(b); b = NULL; }
+        else b = g;
+    }
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        return vlt_error_set(b ? VLT_ERR_IO : VLT_ERR_NOMEM, "cannot read %s", path);
+    }
+    *buf = b;
+    *len = n;
+    return VLT_OK;
+}
+
+int vlt_cmd_explain(int argc, char **argv) {
+    const char *checkpoint = NULL, *image = NULL, *out = NULL, *texts[EXPLAIN_MAX_TEXTS];
+    int n_texts = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(EXPLAIN_USAGE, stdout);
+            return 0;
+        }
+        bool known = !strcmp(a, "--checkpoint") || !strcmp(a, "--image") || !strcmp(a, "--text") || !strcmp(a, "--out");
+        if (!known) return vlt_cli_unexpected("explain", a);
+        if (i + 1 >= argc) return vlt_cli_usage_error("explain", "an option needs a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--checkpoint")) checkpoint = v;
+        else if (!strcmp(a, "--image")) image = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (n_texts == EXPLAIN_MAX_TEXTS) return vlt_cli_usage_error("explain", "at most 16 --text");
+        else texts[n_texts++] = v;
+    }
+    if (!checkpoint || !image || !out || !n_texts)
+        return vlt_cli_usage_error("explain", "--checkpoint, --image, --out and at least one --text are required");
+    session se = {0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    vlt_image img = {0}, view = {0};
+    vlt_tensor *im = NULL, *ids = NULL;
+    float *maps = NULL, scores[EXPLAIN_MAX_TEXTS];
+    vlt_status s = read_file_all(image, &buf, &len);
+    if (s == VLT_OK) s = session_open(checkpoint, &se);
+    if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EXPLAIN))
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "explain: the %s model has no relevance maps yet", vlt_model_title(&se.m));
+    int S = se.m.cfg.vision.image_size, T = se.m.cfg.text.context_length, G = vlt_model_patch_grid(&se.m);
+    if (s == VLT_OK) s = vlt_image_decode(buf, len, 0, image, &img);
+    if (s == VLT_OK && (!(im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(1, 3, S, S), "image")) ||
+                        !(ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, T), "ids")) ||
+                        !(maps = malloc(sizeof(float) * (size_t)n_texts * G * G))))
+        s = vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
+    vlt_transform_cfg tc;
+    vlt_transform_cfg_default(&tc, S);
+    if (s == VLT_OK) s = vlt_transform_eval(&img, &tc, vlt_f32(im));
+    for (int k = 0; s == VLT_OK && k < n_texts; k++) {
+        if (vlt_tokenizer_encode(se.tok, texts[k], vlt_i32(ids), T) < 0) s = vlt_error_code();
+        if (s == VLT_OK) s = vlt_model_explain(&se.m, im, ids, maps + (size_t)k * G * G, &scores[k]);
+        vlt_step_reset();
+    }
+    if (s == VLT_OK && mkdir(out, 0755) != 0 && errno != EEXIST)
+        s = vlt_error_set(VLT_ERR_IO, "explain: cannot create %s: %s", out, strerror(errno));
+    if (s == VLT_OK) s = vlt_view_of_image(buf, len, image, S > 224 ? S : 224, &view);
+    char path[4096];
+    for (int k = 0; s == VLT_OK && k < n_texts; k++) {
+        vlt_image ov = {0};
+        s = overlay(&view, maps + (size_t)k * G * G, G, &ov);
+        snprintf(path, sizeof path, "%s/explain-%d.png", out, k);
+        if (s == VLT_OK) s = vlt_image_write_png(&ov, path);
+        vlt_image_free(&ov);
+    }
+    snprintf(path, sizeof path, "%s/view.png", out);
+    if (s == VLT_OK) s = vlt_image_write_png(&view, path);
+    cJSON *root = s == VLT_OK ? cJSON_CreateObject() : NULL, *arr = root ? cJSON_AddArrayToObject(root, "texts") : NULL;
+    if (s == VLT_OK && (!root || !arr)) s = vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
+    if (s == VLT_OK) {
+        cJSON_AddStringToObject(root, "image", image);
+        cJSON_AddStringToObject(root, "checkpoint", se.dir);
+        cJSON_AddStringToObject(root, "method", "|gradient . input| of cos(image, text) on the normalized tokens "
+                                                "entering the last vision block");
+        cJSON_AddNumberToObject(root, "grid", G);
+        for (int k = 0; k < n_texts; k++) {
+            cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateFloatArray(maps + (size_t)k * G * G, G * G);
+            cJSON_AddStringToObject(o, "text", texts[k]);
+            cJSON_AddNumberToObject(o, "cosine", scores[k]);
+            cJSON_AddItemToObject(o, "map", m);
+            cJSON_AddItemToArray(arr, o);
+        }
+        snprintf(path, sizeof path, "%s/explain.json", out);
+        s = vlt_eval_json_save(path, root);
+    }
+    cJSON_Delete(root);
+    if (s == VLT_OK) {  // a page with the picture and each text's map
+        snprintf(path, sizeof path, "%s/index.html", out);
+        vlt_html *h = vlt_html_open(path, "vlt explain");
+        if (!h) s = vlt_error_code();
+        else {
+            vlt_html_raw(h, "<p>");
+            vlt_html_text(h, image);
+            vlt_html_raw(h, " with the model of ");
+            vlt_html_text(h, se.dir);
+            vlt_html_raw(h, ". Relevance: |gradient . input| of the image-text cosine similarity on the normalized "
+                            "tokens entering the last vision block.</p>\n<div class=\"thumbs\">"
+                            "<div class=\"thumb\" style=\"width:224px\"><img style=\"width:224px;height:224px\" "
+                            "src=\"view.png\" alt=\"the model's view\"><br>the model's view</div>");
+            for (int k = 0; k < n_texts; k++) {
+                vlt_html_rawf(h, "<div class=\"thumb\" style=\"width:224px\"><img style=\"width:224px;height:224px\" "
+                                 "src=\"explain-%d.png\" alt=\"relevance\"><br>", k);
+                vlt_html_text(h, texts[k]);
+                vlt_html_rawf(h, " <span class=\"muted\">cos %.3f</span></div>", scores[k]);
+            }
+            vlt_html_raw(h, "</div>\n");
+            s = vlt_html_close(h);
+        }
+    }
+    if (s == VLT_OK) {
+        for (int k = 0; k < n_texts; k++) printf("%s/explain-%d.png  cos %.4f  %s\n", out, k, scores[k], texts[k]);
+    } else {
+        fprintf(stderr, "vlt explain: %s\n", vlt_error_message());
+    }
+    free(maps);
+    free(buf);
+    vlt_image_free(&img);
+    vlt_image_free(&view);
+    vlt_tensor_free(im);
+    vlt_tensor_free(ids);
     session_close(&se);
     return s == VLT_OK ? 0 : 1;
 }

@@ -33,6 +33,7 @@ static const vlt_command COMMANDS[] = {
     {"shards", vlt_cmd_shards, "pack COCO / TSV / folder image-caption pairs into webdataset shards"},
     {"model", vlt_cmd_model, "model configs and weights: list, parameter count, init to safetensors, strict load check"},
     {"tokenize", vlt_cmd_tokenize, "text to CLIP BPE ids (or --ptb: the PTB tokens BLEU / CIDEr-D score; --decode: ids to text)"},
+    {"explain", vlt_cmd_explain, "where in an image a checkpoint's image-text similarity comes from (relevance maps)"},
     {"report", vlt_cmd_report, "a training run as one static HTML page: curves, last values, checkpoints, config"},
     {"bench", vlt_cmd_bench, "benchmarks (CPU: sgemm, a transformer block step; GPU: bench clip-step)"},
 };
