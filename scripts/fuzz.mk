@@ -17,7 +17,7 @@
 
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
-FUZZ_CI_TIME ?= 6
+FUZZ_CI_TIME ?= 5
 FUZZ_TIMEOUT ?= 10
 FUZZ_RSS     ?= 2048
 FUZZ_DIR     := build/fuzz
