@@ -272,16 +272,22 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
 static vlt_status read_lines(const char *path, char ***out, int *n) {
     FILE *f = fopen(path, "r");
     if (!f) return vlt_error_set(VLT_ERR_IO, "cannot open %s", path);
-    char line[1024];
+    char *line = NULL;  // any length: a long line is one class or template, never several
+    size_t lcap = 0;
     int cap = 0;
     *out = NULL;
     *n = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &lcap, f) > 0) {
         line[strcspn(line, "\r\n")] = '\0';
         if (!line[0]) continue;
-        if (*n == cap) *out = realloc(*out, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 64));
+        if (*n == cap) {
+            char **g = realloc(*out, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 64));
+            if (!g) break;
+            *out = g;
+        }
         (*out)[(*n)++] = strdup(line);
     }
+    free(line);
     fclose(f);
     return *n ? VLT_OK : vlt_error_set(VLT_ERR_FORMAT, "%s has no lines", path);
 }
