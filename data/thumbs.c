@@ -1,6 +1,7 @@
 // thumbs.c — JPEG thumbnails of chosen samples (see thumbs.h).
 #include "data/thumbs.h"
 
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -124,5 +125,79 @@ vlt_status vlt_image_write_png(const vlt_image *img, const char *path) {
         unlink(tmp);
         return vlt_error_set(VLT_ERR_IO, "png: writing %s failed", path);
     }
+    return VLT_OK;
+}
+
+// A blue-to-red ramp for relevance v in [0, 1] (dark blue, cyan, yellow, red).
+static void ramp(float v, float rgb[3]) {
+    static const float stops[4][3] = {{0.05f, 0.05f, 0.55f}, {0.0f, 0.8f, 0.9f}, {1.0f, 0.9f, 0.0f}, {0.85f, 0.0f, 0.0f}};
+    float x = v * 3.0f;
+    int i = x >= 3 ? 2 : (int)x;
+    float t = x - i;
+    for (int c = 0; c < 3; c++) rgb[c] = stops[i][c] * (1 - t) + stops[i + 1][c] * t;
+}
+
+// (see thumbs.h) view (D x D) blended with the map (G x G, values >= 0), normalized by its maximum and sampled
+// bilinearly at each pixel; alpha 0.65 · v so that the picture shows where the map is low.
+vlt_status vlt_overlay_map(const vlt_image *view, const float *map, int G, vlt_image *out) {
+    int D = view->width;
+    VLT_TRY(vlt_image_alloc(out, D, D));
+    float mx = 0;
+    for (int i = 0; i < G * G; i++) mx = fmaxf(mx, map[i]);
+    for (int y = 0; y < D; y++)
+        for (int x = 0; x < D; x++) {
+            float u = (x + 0.5f) * G / D - 0.5f, w = (y + 0.5f) * G / D - 0.5f;
+            int x0 = (int)floorf(u), y0 = (int)floorf(w);
+            float fx = u - x0, fy = w - y0, v = 0;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++) {
+                    int cx = x0 + dx < 0 ? 0 : x0 + dx >= G ? G - 1 : x0 + dx;
+                    int cy = y0 + dy < 0 ? 0 : y0 + dy >= G ? G - 1 : y0 + dy;
+                    v += map[cy * G + cx] * (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy);
+                }
+            v = mx > 0 ? v / mx : 0;
+            float rgb[3], a = 0.65f * v;
+            ramp(v, rgb);
+            for (int c = 0; c < 3; c++) {
+                size_t k = ((size_t)y * D + x) * 3 + c;
+                float o = view->rgb[k] * (1 - a) + 255.0f * rgb[c] * a;
+                out->rgb[k] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o + 0.5f);
+            }
+        }
+    return VLT_OK;
+}
+
+
+vlt_status vlt_fetch_images(const char *shards, char *const *keys, int n, uint8_t **bufs, size_t *lens) {
+    for (int k = 0; k < n; k++) bufs[k] = NULL, lens[k] = 0;
+    vlt_shard_list list = {0};
+    VLT_TRY(vlt_shardspec_expand(shards, &list));
+    int left = n;
+    for (size_t i = 0; left > 0 && i < list.n; i++) {
+        vlt_tar *t = NULL;
+        vlt_wds *w = NULL;
+        if (vlt_tar_open(list.paths[i], &t) != VLT_OK) continue;
+        if (vlt_wds_open(t, &w) != VLT_OK) {
+            vlt_tar_close(t);
+            continue;
+        }
+        vlt_wds_sample smp;
+        int got = 0;
+        while (left > 0 && vlt_wds_next(w, &smp, &got) == VLT_OK && got) {
+            const vlt_wds_field *f = image_field(&smp);
+            for (int k = 0; f && k < n; k++) {
+                if (bufs[k] || strcmp(keys[k], smp.key)) continue;
+                if ((bufs[k] = malloc((size_t)f->size))) {
+                    memcpy(bufs[k], f->data, (size_t)f->size);
+                    lens[k] = (size_t)f->size;
+                    left--;
+                }
+            }
+            vlt_wds_sample_free(&smp);
+        }
+        vlt_wds_close(w);
+        vlt_tar_close(t);
+    }
+    vlt_shard_list_free(&list);
     return VLT_OK;
 }

@@ -23,4 +23,12 @@ vlt_status vlt_view_of_image(const uint8_t *buf, size_t len, const char *what, i
 // img as an 8-bit RGB PNG at path (libpng), written whole or not at all (path.tmp, then renamed).
 vlt_status vlt_image_write_png(const vlt_image *img, const char *path);
 
+// view (D x D) with a relevance map (G x G, values >= 0) laid over it: the map normalized by its
+// maximum, sampled bilinearly, coloured from dark blue to red, blended with alpha 0.65 · value
+// so that the picture shows where the map is low. *out is allocated.
+vlt_status vlt_overlay_map(const vlt_image *view, const float *map, int G, vlt_image *out);
+// The encoded image bytes of samples keys[0..n) in one pass over the shards: bufs[k] (malloc'd)
+// and lens[k], or NULL / 0 for a key the shards lack.
+vlt_status vlt_fetch_images(const char *shards, char *const *keys, int n, uint8_t **bufs, size_t *lens);
+
 #endif

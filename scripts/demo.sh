@@ -25,12 +25,15 @@ echo "== 3. train a small CoCa captioner (configs/run/demo-coca.yaml, model conf
 rm -rf "$OUT/coca"
 time $VLT train --config configs/run/demo-coca.yaml
 
-echo "== 4. reports: each run's curves, and what CoCa retrieves and captions on held-out images (HTML, offline)"
+echo "== 4. reports: each run's curves, and what each model retrieves (CLIP: and where it looked; CoCa: and its captions) on held-out images (HTML, offline)"
 $VLT report "$OUT/clip"
 $VLT report "$OUT/coca"
 $VLT eval checkpoint --checkpoint "$OUT/coca" --shards "$OUT/data/val/val-{00000..00001}.tar" --limit 200 \
     --html "$OUT/coca/report/eval" >/dev/null
-echo "   open $OUT/clip/report/index.html, $OUT/coca/report/index.html and $OUT/coca/report/eval/index.html"
+$VLT eval checkpoint --checkpoint "$OUT/clip" --shards "$OUT/data/val/val-{00000..00001}.tar" --limit 200 \
+    --html "$OUT/clip/report/eval" >/dev/null
+echo "   open $OUT/{clip,coca}/report/index.html (curves) and $OUT/{clip,coca}/report/eval/index.html (retrieval,"
+echo "   where CLIP looked, CoCa's captions)"
 
 echo "== done: run directories $OUT/clip and $OUT/coca (config.yaml, checkpoints/, metrics.jsonl, tensorboard/)"
 echo "   continue a run with: ./vlt train --config configs/run/demo-clip.yaml --resume latest --set schedule.steps=1000"

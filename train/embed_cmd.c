@@ -257,7 +257,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                 fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
         }
         if (s == VLT_OK && a.html) {
-            s = vlt_eval_html_checkpoint(a.html, se.dir, a.shards, &p, &r, coca ? &ce : NULL);
+            s = vlt_eval_html_checkpoint(a.html, se.dir, a.shards, &p, &r, coca ? &ce : NULL, &se.m, se.tok);
             if (s == VLT_OK) fprintf(stderr, "HTML page written to %s/index.html\n", a.html);
         }
     }
@@ -481,45 +481,6 @@ static const char *EXPLAIN_USAGE =
 
 #define EXPLAIN_MAX_TEXTS 16
 
-// A blue-to-red ramp for relevance v in [0, 1] (dark blue, cyan, yellow, red).
-static void ramp(float v, float rgb[3]) {
-    static const float stops[4][3] = {{0.05f, 0.05f, 0.55f}, {0.0f, 0.8f, 0.9f}, {1.0f, 0.9f, 0.0f}, {0.85f, 0.0f, 0.0f}};
-    float x = v * 3.0f;
-    int i = x >= 3 ? 2 : (int)x;
-    float t = x - i;
-    for (int c = 0; c < 3; c++) rgb[c] = stops[i][c] * (1 - t) + stops[i + 1][c] * t;
-}
-
-// view (D x D) blended with the map (G x G, values >= 0), normalized by its maximum and sampled
-// bilinearly at each pixel; alpha 0.65 · v so that the picture shows where the map is low.
-static vlt_status overlay(const vlt_image *view, const float *map, int G, vlt_image *out) {
-    int D = view->width;
-    VLT_TRY(vlt_image_alloc(out, D, D));
-    float mx = 0;
-    for (int i = 0; i < G * G; i++) mx = fmaxf(mx, map[i]);
-    for (int y = 0; y < D; y++)
-        for (int x = 0; x < D; x++) {
-            float u = (x + 0.5f) * G / D - 0.5f, w = (y + 0.5f) * G / D - 0.5f;
-            int x0 = (int)floorf(u), y0 = (int)floorf(w);
-            float fx = u - x0, fy = w - y0, v = 0;
-            for (int dy = 0; dy < 2; dy++)
-                for (int dx = 0; dx < 2; dx++) {
-                    int cx = x0 + dx < 0 ? 0 : x0 + dx >= G ? G - 1 : x0 + dx;
-                    int cy = y0 + dy < 0 ? 0 : y0 + dy >= G ? G - 1 : y0 + dy;
-                    v += map[cy * G + cx] * (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy);
-                }
-            v = mx > 0 ? v / mx : 0;
-            float rgb[3], a = 0.65f * v;
-            ramp(v, rgb);
-            for (int c = 0; c < 3; c++) {
-                size_t k = ((size_t)y * D + x) * 3 + c;
-                float o = view->rgb[k] * (1 - a) + 255.0f * rgb[c] * a;
-                out->rgb[k] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o + 0.5f);
-            }
-        }
-    return VLT_OK;
-}
-
 static vlt_status read_file_all(const char *path, uint8_t **buf, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
@@ -594,7 +555,7 @@ int vlt_cmd_explain(int argc, char **argv) {
     char path[4096];
     for (int k = 0; s == VLT_OK && k < n_texts; k++) {
         vlt_image ov = {0};
-        s = overlay(&view, maps + (size_t)k * G * G, G, &ov);
+        s = vlt_overlay_map(&view, maps + (size_t)k * G * G, G, &ov);
         snprintf(path, sizeof path, "%s/explain-%d.png", out, k);
         if (s == VLT_OK) s = vlt_image_write_png(&ov, path);
         vlt_image_free(&ov);

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "autograd/tape.h"
 #include "data/thumbs.h"
+#include "data/transform.h"
 #include "eval/html.h"
 
 #define TOPK 5
@@ -89,7 +91,8 @@ static const char *caption_text(const vlt_embedded_pairs *p, int j) {
     return p->txt_str && p->txt_str[j] ? p->txt_str[j] : p->captions[p->txt_img[j]];
 }
 
-static void text_query_row(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int j, double *sc) {
+static void text_query_row(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p, int j, double *sc,
+                           const char *explain_png) {
     for (int i = 0; i < p->n; i++) sc[i] = dot(p->txt + (size_t)j * p->dim, p->img + (size_t)i * p->dim, p->dim);
     int top[TOPK], k = p->n < TOPK ? p->n : TOPK, target = p->txt_img[j];
     int rank = top_and_rank(sc, p->n, k, target, top);
@@ -106,6 +109,9 @@ static void text_query_row(vlt_html *h, thumbs_t *t, const vlt_embedded_pairs *p
         snprintf(label, sizeof label, "right one: #%d", rank);
         img_cell(h, t, p, target, true, label);
     }
+    if (explain_png)  // where the model looked in the right image for this text
+        vlt_html_rawf(h, "<div class=\"thumb\"><img src=\"img/%s\" alt=\"relevance map\"><br>where it looked</div>",
+                      explain_png);
     vlt_html_raw(h, "</div></td></tr>\n");
 }
 
@@ -134,8 +140,50 @@ static void caption_rows(vlt_html *h, thumbs_t *t, const vlt_caption_eval *ce, c
     }
 }
 
+// Relevance maps of the right image for the sampled text queries qj[0..q) into dir/img/x<j>.png;
+// maps[s] tells which were made (an image the shards lack or a failed map is left out).
+static void explain_queries(const char *dir, const char *shards, const vlt_embedded_pairs *p, const int *qj, int q,
+                            vlt_model *m, const vlt_tokenizer *tok, bool *maps) {
+    char *keys[N_SAMPLE];
+    uint8_t *bufs[N_SAMPLE];
+    size_t lens[N_SAMPLE];
+    for (int s = 0; s < q; s++) keys[s] = qj[s] >= 0 ? p->keys[p->txt_img[qj[s]]] : "";
+    if (vlt_fetch_images(shards, keys, q, bufs, lens) != VLT_OK) return;
+    int S = m->cfg.vision.image_size, T = m->cfg.text.context_length, G = vlt_model_patch_grid(m);
+    vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, (const int[]){1, 3, S, S}, "image");
+    vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){1, T}, "ids");
+    float *map = malloc(sizeof(float) * (size_t)G * G);
+    vlt_transform_cfg tc;
+    vlt_transform_cfg_default(&tc, S);
+    for (int s = 0; im && ids && map && s < q; s++) {
+        if (!bufs[s]) continue;
+        vlt_image img = {0}, view = {0}, ov = {0};
+        float score;
+        const char *text = caption_text(p, qj[s]);
+        bool ok = vlt_image_decode(bufs[s], lens[s], 0, keys[s], &img) == VLT_OK &&
+                  vlt_transform_eval(&img, &tc, vlt_f32(im)) == VLT_OK && vlt_tokenizer_encode(tok, text, vlt_i32(ids), T) >= 0 &&
+                  vlt_model_explain(m, im, ids, map, &score) == VLT_OK &&
+                  vlt_view_of_image(bufs[s], lens[s], keys[s], THUMB, &view) == VLT_OK &&
+                  vlt_overlay_map(&view, map, G, &ov) == VLT_OK;
+        vlt_step_reset();
+        if (ok) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/img/x%d.png", dir, qj[s]);
+            maps[s] = vlt_image_write_png(&ov, path) == VLT_OK;
+        }
+        vlt_image_free(&img);
+        vlt_image_free(&view);
+        vlt_image_free(&ov);
+    }
+    for (int s = 0; s < q; s++) free(bufs[s]);
+    free(map);
+    vlt_tensor_free(im);
+    vlt_tensor_free(ids);
+}
+
 vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
-                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce) {
+                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce, vlt_model *m,
+                                    const vlt_tokenizer *tok) {
     char path[4096];
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
@@ -168,13 +216,26 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
                       100 * ce->bleu[3], 100 * ce->cider);
     vlt_html_raw(h, "</table>\n");
 
-    // text -> image: evenly spaced queries (each image's first caption)
-    int q = p->n < N_SAMPLE ? p->n : N_SAMPLE;
-    vlt_html_raw(h, "<h2>Text &rarr; image: sampled queries</h2>\n<table>\n");
-    for (int s = 0; s < q; s++) {
-        int img = (int)((long long)s * p->n / q), j = 0;
+    // text -> image: evenly spaced queries (each image's first caption), with where the model
+    // looked in the right image when it has relevance maps
+    int q = p->n < N_SAMPLE ? p->n : N_SAMPLE, qj[N_SAMPLE];
+    bool maps[N_SAMPLE] = {false};
+    for (int s2 = 0; s2 < q; s2++) {
+        int img = (int)((long long)s2 * p->n / q), j = 0;
         while (j < p->n_txt && p->txt_img[j] != img) j++;
-        if (j < p->n_txt) text_query_row(h, &t, p, j, sc);
+        qj[s2] = j < p->n_txt ? j : -1;
+    }
+    if (m && tok && vlt_model_can(m, VLT_CAP_EXPLAIN)) explain_queries(dir, shards, p, qj, q, m, tok, maps);
+    vlt_html_rawf(h, "<h2>Text &rarr; image: sampled queries</h2>\n%s<table>\n",
+                  m && vlt_model_can(m, VLT_CAP_EXPLAIN)
+                      ? "<p class=\"muted\">Last: where the model looked in the right image for the text (|gradient "
+                        "&middot; input| of the cosine on the tokens entering the last vision block; vlt explain).</p>"
+                      : "");
+    for (int s2 = 0; s2 < q; s2++) {
+        if (qj[s2] < 0) continue;
+        char png[32];
+        snprintf(png, sizeof png, "x%d.png", qj[s2]);
+        text_query_row(h, &t, p, qj[s2], sc, maps[s2] ? png : NULL);
     }
     vlt_html_raw(h, "</table>\n");
     // the worst-ranked queries: every caption's rank when that is cheap, else the first 2,000
@@ -193,7 +254,7 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
         qsort(ranks, (size_t)nq, 2 * sizeof(int), cmp_desc_rank);
         vlt_html_rawf(h, "<h2>Text &rarr; image: the worst-ranked queries</h2>\n<p class=\"muted\">of %d captions%s</p><table>\n",
                       nq, nq < p->n_txt ? " (the first ones: ranking all would be slow)" : "");
-        for (int w = 0; w < N_WORST && w < nq; w++) text_query_row(h, &t, p, ranks[2 * w], sc);
+        for (int w = 0; w < N_WORST && w < nq; w++) text_query_row(h, &t, p, ranks[2 * w], sc, NULL);
         vlt_html_raw(h, "</table>\n");
         free(ranks);
     }

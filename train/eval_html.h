@@ -3,12 +3,16 @@
 #define VLT_TRAIN_EVAL_HTML_H
 
 #include "eval/retrieval.h"
+#include "data/tokenizer.h"
+#include "layers/model.h"
 #include "train/evaluate.h"
 
 // DIR/index.html (written whole or not at all) and DIR/img/*.jpg from the evaluation's
 // embeddings, metrics and (ce, may be NULL) captions; `what` names the checkpoint, `shards` the
-// evaluated shard spec (read again for the thumbnails).
+// evaluated shard spec (read again for the thumbnails). m and tok (may be NULL): the model, for
+// relevance maps of the sampled queries when it has them (VLT_CAP_EXPLAIN).
 vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
-                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce);
+                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce, vlt_model *m,
+                                    const vlt_tokenizer *tok);
 
 #endif
