@@ -19,6 +19,7 @@
 #include "data/image.h"
 #include "data/synth.h"
 #include "eval/json_file.h"
+#include "train/commands.h"
 #include "train/trainer.h"
 #include "tests/train_fixture.h"
 
@@ -99,6 +100,30 @@ static void test_maps_sit_on_the_named_shape(void **state) {
         }
     }
     assert_int_equal(used, N_PICTURES);
+    // the evaluation page of the same checkpoint shows where it looked for each sampled query
+    char page[340], shards[340];
+    snprintf(page, sizeof page, "%s/evalpage", g_train_dir);
+    snprintf(shards, sizeof shards, "%s/val/val-00000.tar", g_train_dir);
+    char *ev[] = {"checkpoint", "--checkpoint", run, "--shards", shards, "--limit", "64", "--html", page, NULL};
+    assert_int_equal(vlt_cmd_eval_checkpoint(9, ev), 0);
+    char index[400];
+    snprintf(index, sizeof index, "%s/index.html", page);
+    FILE *hf = fopen(index, "r");
+    assert_non_null(hf);
+    char *html = calloc(1, 1 << 20);
+    assert_true(fread(html, 1, (1 << 20) - 1, hf) > 0);
+    fclose(hf);
+    int looked = 0;
+    for (const char *q = html; (q = strstr(q, "where it looked</div>")); q++) looked++;
+    assert_int_equal(looked, 10);
+    for (const char *q = html; (q = strstr(q, "<img src=\"img/x")); q += 10) {
+        char name[64], path[600];
+        struct stat st;
+        assert_int_equal(sscanf(q + 10, "%63[^\"]", name), 1);
+        snprintf(path, sizeof path, "%s/%s", page, name);
+        assert_int_equal(stat(path, &st), 0);
+    }
+    free(html);
     on_shape /= used;
     chance /= used;
     print_message("explain: %d one-shape pictures, map mass on the shape's patches %.3f (their share of the picture %.3f)\n",
