@@ -7,7 +7,10 @@
 // word lower() + _run_strip_accents, _run_split_on_punc) and WordpieceTokenizer.tokenize.
 #include "data/bert_tokenizer.h"
 
+#include "data/files.h"
+
 #include <stdbool.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,41 +149,14 @@ void vlt_bert_tokenizer_free(vlt_bert_tokenizer *tok) {
     free(tok);
 }
 
-static vlt_status read_file(const char *path, char **data, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vlt_error_set(VLT_ERR_IO, "BERT vocabulary %s: cannot open it", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return vlt_error_set(VLT_ERR_NOMEM, "BERT vocabulary %s: out of memory reading it", path);
-        }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *g = realloc(buf, 2 * cap + 1);
-        if (!g) free(buf);
-        buf = g;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return vlt_error_set(VLT_ERR_IO, "BERT vocabulary %s: read error", path);
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return VLT_OK;
-}
 
 vlt_status vlt_bert_tokenizer_load(const char *vocab_path, int do_lower_case, vlt_bert_tokenizer **out) {
     if (!out || !vocab_path) return vlt_error_set(VLT_ERR_ARG, "vlt_bert_tokenizer_load: NULL argument");
     *out = NULL;
     char *data = NULL;
     size_t size = 0;
-    VLT_TRY(read_file(vocab_path, &data, &size));
+    if (!(data = vlt_read_file(vocab_path, &size)))
+        return vlt_error_set(VLT_ERR_IO, "BERT vocabulary %s: cannot read it: %s", vocab_path, strerror(errno));
     vlt_bert_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
         free(data);

@@ -1,6 +1,8 @@
 // pack.c — image-caption pairs into webdataset shards (see pack.h).
 #include "data/pack.h"
 
+#include "data/files.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -93,44 +95,10 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Whole file, NUL-terminated. NULL with errno set on failure.
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            cap *= 2;
-            char *b = realloc(buf, cap);
-            if (!b) { free(buf); buf = NULL; }
-            else buf = b;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) { free(buf); errno = EIO; return NULL; }
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
-
+// A JSON file, or NULL with the message set (vlt_read_json_file).
 static cJSON *read_json(const char *path) {
-    char *text = read_text(path, NULL);
-    if (!text) {
-        vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    cJSON *j = cJSON_Parse(text);
-    if (!j) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= text ? (long)(at - text) : -1;
-        vlt_error_set(VLT_ERR_FORMAT, "%s is not valid JSON (near byte %ld)", path, off);
-    }
-    free(text);
-    return j;
+    cJSON *j = NULL;
+    return vlt_read_json_file(path, &j) == VLT_OK ? j : NULL;
 }
 
 // Trims trailing whitespace/newlines in place; returns s.
@@ -441,7 +409,7 @@ static vlt_status load_folder(const source *src, item_list *l) {
         memcpy(txt, p, n + 1);
         char *dot = strrchr(txt, '.');
         strcpy(dot, ".txt");
-        char *caption = read_text(txt, NULL);
+        char *caption = vlt_read_file(txt, NULL);
         free(txt);
         cJSON *meta = cJSON_CreateObject();
         cJSON_AddStringToObject(meta, "source_path", p);
@@ -471,7 +439,7 @@ static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p)
     if (!it->caption) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
     if (blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
     size_t len;
-    char *buf = read_text(it->path, &len);
+    char *buf = vlt_read_file(it->path, &len);
     if (!buf) {
         p->skip = VLT_PACK_MISSING_IMAGE;
         snprintf(p->err, sizeof p->err, "%s: %s", it->path, strerror(errno));

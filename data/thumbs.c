@@ -24,67 +24,39 @@ static const vlt_wds_field *image_field(const vlt_wds_sample *s) {
     return NULL;
 }
 
-static vlt_status write_one(const vlt_wds_field *f, const char *key, const char *path, int size) {
-    vlt_image img = {0}, th = {0};
-    VLT_TRY(vlt_image_decode(f->data, (size_t)f->size, 0, key, &img));
-    int side = img.width < img.height ? img.width : img.height;
-    vlt_crop_box box = {(img.width - side) / 2, (img.height - side) / 2, side, side};
-    vlt_status s = vlt_image_alloc(&th, size, size);
-    if (s == VLT_OK) s = vlt_resample_window(&img, box, size, size, 0, 0, size, size, VLT_RESAMPLE_AUTO, th.rgb);
+// A size x size JPEG of the model-style view of an encoded image, at path.
+static vlt_status write_one(const uint8_t *buf, size_t len, const char *key, const char *path, int size) {
+    vlt_image th = {0};
+    VLT_TRY(vlt_view_of_image(buf, len, key, size, &th));
     uint8_t *jpg = NULL;
-    size_t len = 0;
-    if (s == VLT_OK) s = vlt_image_encode_jpeg(&th, 85, &jpg, &len);
+    size_t n = 0;
+    vlt_status s = vlt_image_encode_jpeg(&th, 85, &jpg, &n);
     if (s == VLT_OK) {
         FILE *o = fopen(path, "wb");
-        if (!o || fwrite(jpg, 1, len, o) != len) s = vlt_error_set(VLT_ERR_IO, "thumbnail: cannot write %s", path);
+        if (!o || fwrite(jpg, 1, n, o) != n) s = vlt_error_set(VLT_ERR_IO, "thumbnail: cannot write %s", path);
         if (o && fclose(o) != 0 && s == VLT_OK) s = vlt_error_set(VLT_ERR_IO, "thumbnail: cannot write %s", path);
     }
     free(jpg);
     vlt_image_free(&th);
-    vlt_image_free(&img);
     return s;
 }
 
 vlt_status vlt_write_thumbnails(const char *shards, char *const *keys, char *const *names, int n, const char *dir,
                                 int size, int *missing) {
-    vlt_shard_list list = {0};
-    VLT_TRY(vlt_shardspec_expand(shards, &list));
-    char *done = calloc((size_t)(n > 0 ? n : 1), 1);
-    if (!done) {
-        vlt_shard_list_free(&list);
-        return vlt_error_set(VLT_ERR_NOMEM, "thumbnails: out of memory");
+    uint8_t **bufs = calloc((size_t)(n > 0 ? n : 1), sizeof *bufs);
+    size_t *lens = calloc((size_t)(n > 0 ? n : 1), sizeof *lens);
+    vlt_status s = bufs && lens ? vlt_fetch_images(shards, keys, n, bufs, lens)
+                                : vlt_error_set(VLT_ERR_NOMEM, "thumbnails: out of memory");
+    int left = 0;
+    for (int k = 0; s == VLT_OK && k < n; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.jpg", dir, names[k]);
+        left += !bufs[k] || write_one(bufs[k], lens[k], keys[k], path, size) != VLT_OK;
     }
-    int left = n;
-    vlt_status s = VLT_OK;
-    for (size_t i = 0; s == VLT_OK && left > 0 && i < list.n; i++) {
-        vlt_tar *t = NULL;
-        vlt_wds *w = NULL;
-        if (vlt_tar_open(list.paths[i], &t) != VLT_OK) continue;  // the evaluation named it already
-        if (vlt_wds_open(t, &w) != VLT_OK) {
-            vlt_tar_close(t);
-            continue;
-        }
-        vlt_wds_sample smp;
-        int got = 0;
-        while (left > 0 && vlt_wds_next(w, &smp, &got) == VLT_OK && got) {
-            for (int k = 0; k < n; k++) {
-                if (done[k] || strcmp(keys[k], smp.key)) continue;
-                const vlt_wds_field *f = image_field(&smp);
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%s.jpg", dir, names[k]);
-                if (f && write_one(f, smp.key, path, size) == VLT_OK) {
-                    done[k] = 1;
-                    left--;
-                }
-            }
-            vlt_wds_sample_free(&smp);
-        }
-        vlt_wds_close(w);
-        vlt_tar_close(t);
-    }
-    if (missing) *missing = left;
-    free(done);
-    vlt_shard_list_free(&list);
+    for (int k = 0; bufs && k < n; k++) free(bufs[k]);
+    free(bufs);
+    free(lens);
+    if (missing) *missing = s == VLT_OK ? left : n;
     return s;
 }
 

@@ -2,6 +2,8 @@
 // vqa_pack.h).
 #include "data/vqa_pack.h"
 
+#include "data/files.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,40 +25,7 @@ const char *vlt_vqa_skip_name(vlt_vqa_skip reason) {
 
 // --- files --------------------------------------------------------------------------------------
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) { free(buf); buf = NULL; }
-            else buf = b;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) { free(buf); errno = EIO; return NULL; }
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
 
-static vlt_status read_json(const char *path, cJSON **out) {
-    char *text = read_all(path, NULL);
-    if (!text) return vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    *out = cJSON_Parse(text);
-    if (!*out) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= text ? (long)(at - text) : -1;
-        free(text);
-        return vlt_error_set(VLT_ERR_FORMAT, "%s is not valid JSON (near byte %ld)", path, off);
-    }
-    free(text);
-    return VLT_OK;
-}
 
 static int file_exists(const char *p) {
     struct stat st;
@@ -181,12 +150,12 @@ static vlt_status load_official(const vlt_vqa_pack_source *src, item_list *l, vl
     cJSON *qroot = NULL, *aroot = NULL;
     ann_ref *refs = NULL;
     int na = 0;
-    vlt_status s = read_json(src->questions, &qroot);
+    vlt_status s = vlt_read_json_file(src->questions, &qroot);
     const cJSON *qs = s == VLT_OK ? list_of(qroot, "questions") : NULL;
     if (s == VLT_OK && !cJSON_IsArray(qs))
         s = vlt_error_set(VLT_ERR_FORMAT, "%s: expected VQA questions ({\"questions\": [...]} or a list)", src->questions);
     if (s == VLT_OK && src->annotations) {
-        s = read_json(src->annotations, &aroot);
+        s = vlt_read_json_file(src->annotations, &aroot);
         const cJSON *as = s == VLT_OK ? list_of(aroot, "annotations") : NULL;
         if (s == VLT_OK && !cJSON_IsArray(as))
             s = vlt_error_set(VLT_ERR_FORMAT, "%s: expected VQA annotations ({\"annotations\": [...]} or a list)", src->annotations);
@@ -419,7 +388,7 @@ static void prepare(const vlt_vqa_pack_source *src, const vlt_shardwriter_cfg *c
         return;
     }
     size_t len;
-    char *buf = read_all(p->file, &len);
+    char *buf = vlt_read_file(p->file, &len);
     if (!buf) {
         p->skip = VLT_VQA_SKIP_MISSING_IMAGE;
         snprintf(p->err, sizeof p->err, "%s: %s: %s", it->what, p->file, strerror(errno));
@@ -668,7 +637,7 @@ vlt_status vlt_vqa_vocab_save(const vlt_vqa_vocab *v, const char *path) {
 vlt_status vlt_vqa_vocab_load(const char *path, vlt_vqa_vocab *out) {
     memset(out, 0, sizeof *out);
     cJSON *root = NULL;
-    VLT_TRY(read_json(path, &root));
+    VLT_TRY(vlt_read_json_file(path, &root));
     const cJSON *ans = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "answers");
     const cJSON *cnt = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "counts") : NULL;
     vlt_status s = cJSON_IsArray(ans) ? VLT_OK

@@ -14,6 +14,7 @@
 
 #include "autograd/device.h"
 #include "checkpoints/checkpoint.h"
+#include "data/files.h"
 #include "data/shardspec.h"
 #include "data/thumbs.h"
 #include "data/transform.h"
@@ -362,28 +363,24 @@ static const char *CLIPSCORE_USAGE =
 
 // Encodes "A photo depicts " + text for each of n texts into out (n, E).
 static vlt_status encode_prefixed(session *se, char *const *texts, int n, int batch, float *out) {
-    int T = se->m.cfg.text.context_length, E = se->m.cfg.embed_dim;
-    vlt_status s = VLT_OK;
-    vlt_no_grad_enter();
-    for (int at = 0; s == VLT_OK && at < n; at += batch) {
-        int k = n - at < batch ? n - at : batch;
-        vlt_tensor *ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, (const int[]){k, T}, "ids");
-        if (!ids) s = vlt_error_code();
-        for (int i = 0; s == VLT_OK && i < k; i++) {
-            size_t len = strlen(texts[at + i]) + sizeof VLT_CLIPSCORE_PREFIX;
-            char *t = malloc(len);
-            if (!t) { s = vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory"); break; }
-            snprintf(t, len, "%s%s", VLT_CLIPSCORE_PREFIX, texts[at + i]);
-            if (vlt_tokenizer_encode(se->tok, t, vlt_i32(ids) + (size_t)i * T, T) < 0) s = vlt_error_code();
-            free(t);
+    int T = se->m.cfg.text.context_length;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n ? n : 1) * T);
+    vlt_status s = ids ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory");
+    for (int i = 0; s == VLT_OK && i < n; i++) {
+        size_t len = strlen(texts[i]) + sizeof VLT_CLIPSCORE_PREFIX;
+        char *t = malloc(len);
+        if (!t) {
+            s = vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory");
+            break;
         }
-        vlt_tensor *f = s == VLT_OK ? vlt_model_encode_text(&se->m, ids) : NULL;
-        if (s == VLT_OK && !f) s = vlt_error_code();
-        if (s == VLT_OK) vlt_tensor_read_f32(out + (size_t)at * E, f, (int64_t)k * E);
-        vlt_step_reset();
-        vlt_tensor_free(ids);
+        snprintf(t, len, "%s%s", VLT_CLIPSCORE_PREFIX, texts[i]);
+        if (vlt_tokenizer_encode(se->tok, t, ids + (size_t)i * T, T) < 0) s = vlt_error_code();
+        free(t);
     }
+    vlt_no_grad_enter();
+    if (s == VLT_OK) s = vlt_encode_texts(&se->m, ids, n, T, batch, out);
     vlt_no_grad_exit();
+    free(ids);
     return s;
 }
 
@@ -481,29 +478,6 @@ static const char *EXPLAIN_USAGE =
 
 #define EXPLAIN_MAX_TEXTS 16
 
-static vlt_status read_file_all(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        uint8_t *g = realloc(b, cap *= 2);
-        if (!g) { free(b); b = NULL; }
-        else b = g;
-    }
-    bool bad = ferror(f) != 0;
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        return vlt_error_set(b ? VLT_ERR_IO : VLT_ERR_NOMEM, "cannot read %s", path);
-    }
-    *buf = b;
-    *len = n;
-    return VLT_OK;
-}
-
 int vlt_cmd_explain(int argc, char **argv) {
     const char *checkpoint = NULL, *image = NULL, *out = NULL, *texts[EXPLAIN_MAX_TEXTS];
     int n_texts = 0;
@@ -531,7 +505,9 @@ int vlt_cmd_explain(int argc, char **argv) {
     vlt_image img = {0}, view = {0};
     vlt_tensor *im = NULL, *ids = NULL;
     float *maps = NULL, scores[EXPLAIN_MAX_TEXTS];
-    vlt_status s = read_file_all(image, &buf, &len);
+    vlt_status s = (buf = (uint8_t *)vlt_read_file(image, &len))
+                       ? VLT_OK
+                       : vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", image, strerror(errno));
     if (s == VLT_OK) s = session_open(checkpoint, &se);
     if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EXPLAIN))
         s = vlt_error_set(VLT_ERR_UNSUPPORTED, "explain: the %s model has no relevance maps yet", vlt_model_title(&se.m));

@@ -63,8 +63,7 @@ static int sample_captions(const vlt_batch *b, int i, const char ***caps, cJSON 
     return n;
 }
 
-// Encodes rows [0, n) of ids (n, T) in chunks of `batch` into out (n, E).
-static vlt_status encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int batch, float *out) {
+vlt_status vlt_encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int batch, float *out) {
     int E = m->cfg.embed_dim;
     for (int at = 0; at < n; at += batch) {
         int k = n - at < batch ? n - at : batch;
@@ -158,7 +157,7 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
             free(caps);
             cJSON_Delete(root);
         }
-        if (s == VLT_OK) s = encode_texts(m, ids, m_b, T, batch, out->txt + (size_t)out->n_txt * E);
+        if (s == VLT_OK) s = vlt_encode_texts(m, ids, m_b, T, batch, out->txt + (size_t)out->n_txt * E);
         free(ids);
         out->n_txt += m_b;  // (their strings are owned even when the encoding failed)
         if (s == VLT_OK) out->n += take;

@@ -30,6 +30,11 @@ typedef struct {
     char **captions;       // n captions (the .txt one)
 } vlt_embedded_pairs;
 
+// The model's normalized text features of rows [0, n) of token ids (n, T) into out (n, E),
+// `batch` rows at a time (each chunk's activations released as it is read back); call under
+// vlt_no_grad_enter.
+vlt_status vlt_encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int batch, float *out);
+
 // Embeds up to `limit` images (0: all) of `shards`, `batch` at a time, under no_grad, each with
 // all of its captions: the "captions" list of its .json member (as `vlt shards` packs COCO and
 // Karpathy: the standard 5-captions-per-image protocol), or its one caption when there is none.
