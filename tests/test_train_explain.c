@@ -124,6 +124,27 @@ static void test_maps_sit_on_the_named_shape(void **state) {
         assert_int_equal(stat(path, &st), 0);
     }
     free(html);
+    // bad input is refused with a message naming it: a missing or non-image file for explain, a
+    // result naming an image the shards lack and a file that is not JSON for clipscore
+    char bad[400], outdir[400];
+    snprintf(bad, sizeof bad, "%s/not-an-image.jpg", g_train_dir);
+    FILE *bf = fopen(bad, "w");
+    assert_non_null(bf);
+    fputs("[{\"image_id\": 123456789, \"caption\": \"a red circle\"}]", bf);
+    fclose(bf);
+    snprintf(outdir, sizeof outdir, "%s/bad-explain", g_train_dir);
+    char *e1[] = {"explain", "--checkpoint", run, "--image", "/nonexistent.jpg", "--text", "x", "--out", outdir, NULL};
+    assert_int_equal(vlt_cmd_explain(9, e1), 1);
+    assert_non_null(strstr(vlt_error_message(), "/nonexistent.jpg"));
+    char *e2[] = {"explain", "--checkpoint", run, "--image", bad, "--text", "x", "--out", outdir, NULL};
+    assert_int_equal(vlt_cmd_explain(9, e2), 1);
+    assert_non_null(strstr(vlt_error_message(), bad));
+    char *c1[] = {"clipscore", "--checkpoint", run, "--results", bad, "--shards", shards, "--limit", "8", NULL};
+    assert_int_equal(vlt_cmd_eval_clipscore(9, c1), 1);
+    assert_non_null(strstr(vlt_error_message(), "image_id 123456789"));
+    char *c2[] = {"clipscore", "--checkpoint", run, "--results", shards, "--shards", shards, "--limit", "8", NULL};
+    assert_int_equal(vlt_cmd_eval_clipscore(9, c2), 1);
+    assert_non_null(strstr(vlt_error_message(), shards));
     on_shape /= used;
     chance /= used;
     print_message("explain: %d one-shape pictures, map mass on the shape's patches %.3f (their share of the picture %.3f)\n",

@@ -511,7 +511,9 @@ int vlt_cmd_explain(int argc, char **argv) {
     if (s == VLT_OK) s = session_open(checkpoint, &se);
     if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EXPLAIN))
         s = vlt_error_set(VLT_ERR_UNSUPPORTED, "explain: the %s model has no relevance maps yet", vlt_model_title(&se.m));
-    int S = se.m.cfg.vision.image_size, T = se.m.cfg.text.context_length, G = vlt_model_patch_grid(&se.m);
+    // (the sizes only when a model was loaded: a failed load leaves no patch size to divide by)
+    int S = s == VLT_OK ? se.m.cfg.vision.image_size : 0, T = s == VLT_OK ? se.m.cfg.text.context_length : 0;
+    int G = s == VLT_OK ? vlt_model_patch_grid(&se.m) : 0;
     if (s == VLT_OK) s = vlt_image_decode(buf, len, 0, image, &img);
     if (s == VLT_OK && (!(im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(1, 3, S, S), "image")) ||
                         !(ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, T), "ids")) ||
