@@ -7,8 +7,8 @@
 # The bundle holds bin/ (vlt, whose `vlt bench clip-step` is the GPU benchmark, and the test
 # binaries, built with `make CUDA=1 MPI=0`), lib/ (every
 # shared library they load that is not part of the C runtime or the CUDA toolkit, found with ldd)
-# and torch_clip_baseline.py (the PyTorch reference from ../shared/bench, which does not travel
-# by itself). cuBLAS/cuBLASLt (over 500 MB) and NCCL (218 MB) are not carried: scripts/gpu_check.sh
+# and the PyTorch references (scripts/bench/torch_clip_baseline.py, torch_max_batch.py, copied beside
+# the binaries). cuBLAS/cuBLASLt (over 500 MB) and NCCL (218 MB) are not carried: scripts/gpu_check.sh
 # finds the GPU machine's own (NCCL 2.28 in its default library path). Then, on the device tool:  run(command="bash scripts/gpu_check.sh",
 # carry=["gpu_carry"], timeout_s=420).
 set -euo pipefail
@@ -42,7 +42,7 @@ done
 cudart=$(ldd "$BUILD/tests/test_autograd_cuda" | awk '/libcudart/ {print $3}')
 cp -L "$cudart" "$STAGE/vlt_gpu/cudart/"
 
-baseline=../shared/bench/torch_clip_baseline.py
+baseline=scripts/bench/torch_clip_baseline.py
 if [ -f "$baseline" ]; then cp "$baseline" "$STAGE/vlt_gpu/"; else echo "warning: $baseline not found; gpu_check.sh will skip PyTorch"; fi
 cp scripts/bench/torch_max_batch.py "$STAGE/vlt_gpu/"
 git rev-parse HEAD >"$STAGE/vlt_gpu/COMMIT"
