@@ -162,7 +162,7 @@ int vlt_cmd_synth(int argc, char **argv) {
         fprintf(stderr, "vlt synth: %s\n", vlt_error_message());
         return 1;
     }
-    printf("vlt synth: wrote %lld samples (%lldx%lld, seed %llu) in %d shards to %s (sizes.json)\n", samples, size,
-           size, seed, shards, out);
+    printf("vlt synth: wrote %lld samples (%lldx%lld, seed %llu) in %d shard%s to %s (sizes.json)\n", samples, size,
+           size, seed, shards, shards == 1 ? "" : "s", out);
     return 0;
 }
