@@ -93,20 +93,19 @@ static void clip_destroy(vlt_model *m) { vlt_clip_free(clip_of(m)); }
 // rollout: the fused attention keeps no attention matrix (backward recomputes it), while this
 // needs only a tape tensor and its gradient; and in the last block patch tokens still carry their
 // own place (its output reaches the pooled feature only through the class token).
-static vlt_status clip_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
-    vlt_clip *c = clip_of(m);
-    if (!image || image->ndim != 4 || image->shape[0] != 1 || !ids || ids->ndim != 2 || ids->shape[0] != 1)
-        return vlt_error_set(VLT_ERR_SHAPE, "explain: one image (1, 3, S, S) and one text (1, T) at a time");
+// The map of one image tower (`visual`) for a text feature (1, E) already normalized; `params`:
+// the model's whole table (its gradients are zeroed before and after).
+static vlt_status explain_vit(vlt_vit *visual, vlt_params *params, vlt_tensor *image, vlt_tensor *text_feature,
+                              float *map, float *score) {
     vlt_tensor *probe = NULL;
-    vlt_tensor *fi = vlt_vit_encode_probe(&c->visual, image, c->visual.transformer.layers - 1, &probe);
+    vlt_tensor *fi = vlt_vit_encode_probe(visual, image, visual->transformer.layers - 1, &probe);
     fi = vlt_l2_normalize(fi, 1e-12f);
-    vlt_tensor *ft = vlt_clip_encode_text(c, ids, true);
-    vlt_tensor *sc = vlt_sum_all(vlt_mul(fi, ft));
+    vlt_tensor *sc = vlt_sum_all(vlt_mul(fi, text_feature));
     if (!sc || !probe) return vlt_error_code();
     *score = vlt_tensor_item(sc, 0);
-    vlt_zero_grad(c->params.t, c->params.n);
+    vlt_zero_grad(params->t, params->n);
     VLT_TRY(vlt_backward(sc));
-    vlt_zero_grad(c->params.t, c->params.n);
+    vlt_zero_grad(params->t, params->n);
     if (!probe->grad) return vlt_error_set(VLT_ERR_STATE, "explain: no gradient reached the vision tokens");
     vlt_tensor *xh = vlt_tensor_to(probe, VLT_CPU), *gh = vlt_tensor_to(probe->grad, VLT_CPU);
     vlt_status s = xh && gh ? VLT_OK : vlt_error_code();
@@ -119,6 +118,20 @@ static vlt_status clip_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids,
     vlt_tensor_free(xh);
     vlt_tensor_free(gh);
     return s;
+}
+
+static vlt_status check_explain_inputs(vlt_tensor *image, vlt_tensor *ids) {
+    if (!image || image->ndim != 4 || image->shape[0] != 1 || !ids || ids->ndim != 2 || ids->shape[0] != 1)
+        return vlt_error_set(VLT_ERR_SHAPE, "explain: one image (1, 3, S, S) and one text (1, T) at a time");
+    return VLT_OK;
+}
+
+static vlt_status clip_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
+    vlt_clip *c = clip_of(m);
+    VLT_TRY(check_explain_inputs(image, ids));
+    vlt_tensor *ft = vlt_clip_encode_text(c, ids, true);
+    if (!ft) return vlt_error_code();
+    return explain_vit(&c->visual, &c->params, image, ft, map, score);
 }
 
 static const vlt_model_ops CLIP_OPS = {
@@ -182,10 +195,20 @@ static const char *coca_gpu(const vlt_model *m) {
     return "its text padding mask and caption generation run on the host";
 }
 static void coca_destroy(vlt_model *m) { vlt_coca_free(coca_of(m)); }
+// CoCa's contrastive towers, as CLIP's: the image feature is the attentional pooler's first query
+// over the last block's tokens, so the map is taken at that block's input as for CLIP.
+static vlt_status coca_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
+    vlt_coca *c = coca_of(m);
+    VLT_TRY(check_explain_inputs(image, ids));
+    vlt_tensor *ft = vlt_coca_encode_text(c, ids, true, NULL);
+    if (!ft) return vlt_error_code();
+    return explain_vit(&c->visual, &c->params, image, ft, map, score);
+}
 
 static const vlt_model_ops COCA_OPS = {
-    .kind = "coca", .title = "CoCa", .caps = VLT_CAP_EMBED | VLT_CAP_CAPTION, .loss = coca_loss, .after_step = coca_after_step,
-    .encode_image = coca_image, .encode_text = coca_text, .caption = coca_caption, .loss_tokens = coca_loss_tokens,
+    .kind = "coca", .title = "CoCa", .caps = VLT_CAP_EMBED | VLT_CAP_CAPTION | VLT_CAP_EXPLAIN, .loss = coca_loss,
+    .after_step = coca_after_step, .encode_image = coca_image, .encode_text = coca_text, .caption = coca_caption,
+    .explain = coca_explain, .loss_tokens = coca_loss_tokens,
     .gpu_unsupported = coca_gpu, .destroy = coca_destroy,
 };
 

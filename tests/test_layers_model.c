@@ -43,7 +43,7 @@ static void test_kinds_and_capabilities(void **state) {
     struct { const char *cfg; const char *kind, *title; unsigned caps; bool siglip; } cases[] = {
         {"tiny-clip", "clip", "CLIP", VLT_CAP_EMBED | VLT_CAP_EXPLAIN, false},
         {"tiny-clip", "siglip", "SigLIP", VLT_CAP_EMBED | VLT_CAP_EXPLAIN, true},
-        {"tiny-coca", "coca", "CoCa", VLT_CAP_EMBED | VLT_CAP_CAPTION, false},
+        {"tiny-coca", "coca", "CoCa", VLT_CAP_EMBED | VLT_CAP_CAPTION | VLT_CAP_EXPLAIN, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vlt_model_cfg cfg = load_cfg(cases[i].cfg);
@@ -156,6 +156,53 @@ static void test_loss_equals_the_kind(void **state) {
     }
 }
 
+// Every kind that explains: the score is the cosine of the kind's own normalized features, the map
+// covers the patch grid with finite, non-negative, non-constant values, and no parameter gradient
+// is left behind.
+static void test_explain_every_kind(void **state) {
+    (void)state;
+    const char *cfgs[] = {"tiny-clip", "tiny-coca"};
+    for (int k = 0; k < 2; k++) {
+        vlt_model_cfg cfg = load_cfg(cfgs[k]);
+        vlt_model m;
+        assert_int_equal(vlt_model_create(&m, &cfg, 11), VLT_OK);
+        assert_true(vlt_model_can(&m, VLT_CAP_EXPLAIN));
+        vlt_tensor *images, *ids;
+        make_batch(&cfg, 1, &images, &ids);
+        int G = vlt_model_patch_grid(&m);
+        assert_true(G > 1);
+        float *map = calloc((size_t)G * G, sizeof *map), score = NAN;
+        assert_int_equal(vlt_model_explain(&m, images, ids, map, &score), VLT_OK);
+        vlt_tensor *fi = vlt_model_encode_image(&m, images), *ft = vlt_model_encode_text(&m, ids);
+        assert_non_null(fi);
+        assert_non_null(ft);
+        double cos = 0;
+        for (int e = 0; e < fi->shape[1]; e++) cos += (double)vlt_f32(fi)[e] * vlt_f32(ft)[e];
+        assert_true(fabs(cos - score) < 1e-5);
+        float lo = map[0], hi = map[0];
+        for (int i = 0; i < G * G; i++) {
+            assert_true(isfinite(map[i]) && map[i] >= 0);
+            lo = fminf(lo, map[i]);
+            hi = fmaxf(hi, map[i]);
+        }
+        assert_true(hi > lo);
+        for (int i = 0; i < m.params->n; i++)
+            if (m.params->t[i]->grad)
+                for (int64_t j = 0; j < m.params->t[i]->numel; j++) assert_true(vlt_f32(m.params->t[i]->grad)[j] == 0);
+        // two images at once are refused with the shape rule
+        vlt_tensor *two, *ids2;
+        make_batch(&cfg, 2, &two, &ids2);
+        assert_int_equal(vlt_model_explain(&m, two, ids, map, &score), VLT_ERR_SHAPE);
+        vlt_step_reset();
+        free(map);
+        vlt_tensor_free(two);
+        vlt_tensor_free(ids2);
+        vlt_tensor_free(images);
+        vlt_tensor_free(ids);
+        vlt_model_free(&m);
+    }
+}
+
 static int teardown(void **state) {
     (void)state;
     teardown_arena();
@@ -167,6 +214,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_kinds_and_capabilities, teardown),
         cmocka_unit_test_teardown(test_batch_and_loss_opts, teardown),
         cmocka_unit_test_teardown(test_loss_equals_the_kind, teardown),
+        cmocka_unit_test_teardown(test_explain_every_kind, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
