@@ -81,11 +81,15 @@ uint64_t vlt_rng_below(uint64_t seed, uint64_t stream, uint64_t index, uint64_t 
     return (uint64_t)(((unsigned __int128)r * n) >> 64);
 }
 
+// Each element is a pure function of its counter, so the fills split across threads and give the
+// same values for any thread count.
 void vlt_rng_fill_uniform(float *out, size_t n, float lo, float hi, uint64_t seed, uint64_t stream, uint64_t index0) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) out[i] = lo + (hi - lo) * vlt_rng_uniform(seed, stream, index0 + i);
 }
 
 void vlt_rng_fill_normal(float *out, size_t n, float mean, float std, uint64_t seed, uint64_t stream, uint64_t index0) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) out[i] = mean + std * vlt_rng_normal(seed, stream, index0 + i);
 }
 

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 
 #include "autograd/rng.h"
 
@@ -52,6 +54,29 @@ static void test_moments(void **state) {
     assert_true(fabs(sn2 / n - 1.0) < 0.02);
 }
 
+// The fills run on threads; every element must still be the scalar draw of its own counter, for
+// any thread count (weights initialised on 1 or 16 cores are the same weights).
+static void test_fills_equal_scalar_draws_on_any_thread_count(void **state) {
+    (void)state;
+    const size_t n = 300001;
+    const uint64_t idx0 = 12345;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        vlt_rng_fill_normal(a, n, 0.5f, 2.0f, 9, 4, idx0);
+        vlt_rng_fill_uniform(b, n, -1.0f, 3.0f, 9, 5, idx0);
+        for (size_t i = 0; i < n; i += 997) {
+            assert_true(a[i] == 0.5f + 2.0f * vlt_rng_normal(9, 4, idx0 + i));
+            assert_true(b[i] == -1.0f + 4.0f * vlt_rng_uniform(9, 5, idx0 + i));
+        }
+        assert_true(a[n - 1] == 0.5f + 2.0f * vlt_rng_normal(9, 4, idx0 + n - 1));
+    }
+    omp_set_num_threads(saved);
+    free(a);
+    free(b);
+}
+
 static void test_shuffle_is_permutation(void **state) {
     (void)state;
     uint32_t p[1000], q[1000];
@@ -74,6 +99,7 @@ int main(void) {
         cmocka_unit_test(test_draws_are_pure_functions),
         cmocka_unit_test(test_moments),
         cmocka_unit_test(test_shuffle_is_permutation),
+        cmocka_unit_test(test_fills_equal_scalar_draws_on_any_thread_count),
     };
     return cmocka_run_group_tests_name("autograd_rng", tests, NULL, NULL);
 }
