@@ -8,6 +8,7 @@
 
 #include "autograd/device.h"
 #include "autograd/optim.h"
+#include "layers/vqa_head.h"
 
 // ---- batches and loss settings ----
 vlt_status vlt_model_batch_set(vlt_model_batch *b, const char *name, vlt_tensor *t) {
@@ -212,15 +213,65 @@ static const vlt_model_ops COCA_OPS = {
     .gpu_unsupported = coca_gpu, .destroy = coca_destroy,
 };
 
+// ---- the VQA classifier on CLIP towers (layers/vqa_head.h) ----
+static vlt_vqa_classifier *vqa_of(const vlt_model *m) { return (vlt_vqa_classifier *)m->impl; }
+
+static vlt_status vqa_loss(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
+    (void)o;
+    vlt_tensor *images = need_field(m, b, VLT_FIELD_IMAGES), *q = need_field(m, b, VLT_FIELD_QUESTION_IDS);
+    vlt_tensor *y = need_field(m, b, VLT_FIELD_ANSWER_SCORES);
+    if (!images || !q || !y) return vlt_error_code();
+    out->loss = vlt_vqa_bce_loss(vlt_vqa_classifier_logits(vqa_of(m), images, q), y);
+    return out->loss ? VLT_OK : vlt_error_code();
+}
+
+static vlt_status vqa_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *q, int32_t *best, float *conf) {
+    vlt_tensor *logits = vlt_vqa_classifier_logits(vqa_of(m), images, q);
+    vlt_tensor *h = logits && logits->device != VLT_CPU ? vlt_tensor_to(logits, VLT_CPU) : logits;  // a copy off the GPU
+    if (!h) return vlt_error_code();
+    int B = h->shape[0], N = h->shape[1];
+    for (int r = 0; r < B; r++) {
+        const float *x = vlt_f32(h) + (size_t)r * N;
+        int k = 0;
+        for (int j = 1; j < N; j++)
+            if (x[j] > x[k]) k = j;   // the first of equal scores, as torch.argmax
+        best[r] = k;
+        if (conf) conf[r] = 1.0f / (1.0f + expf(-x[k]));
+    }
+    if (h != logits) vlt_tensor_free(h);
+    return VLT_OK;
+}
+
+static void vqa_after_step(vlt_model *m) { vlt_clip_clamp_logit_scale(&vqa_of(m)->clip); }
+static void vqa_destroy(vlt_model *m) { vlt_vqa_classifier_free(vqa_of(m)); }
+
+static const vlt_model_ops VQA_OPS = {
+    .kind = "clip_vqa", .title = "CLIP VQA classifier", .caps = VLT_CAP_ANSWER, .loss = vqa_loss,
+    .after_step = vqa_after_step, .answer = vqa_answer, .destroy = vqa_destroy, .fresh_prefix = VLT_VQA_HEAD_PREFIX,
+};
+
 // ---- the handle ----
 const char *vlt_model_kind_of(const vlt_model_cfg *cfg) {
+    if (cfg->vqa.n_answers > 0) return VQA_OPS.kind;
     return cfg->is_coca ? COCA_OPS.kind : cfg->has_logit_bias ? SIGLIP_OPS.kind : CLIP_OPS.kind;
 }
 
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    if (cfg->is_coca) {
+    if (cfg->vqa.n_answers > 0) {
+        vlt_vqa_classifier *c = calloc(1, sizeof *c);
+        if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
+        vlt_status s = vlt_vqa_classifier_init(c, cfg, seed);
+        if (s != VLT_OK) {
+            free(c);
+            return s;
+        }
+        m->ops = &VQA_OPS;
+        m->impl = c;
+        m->params = &c->clip.params;
+        m->logit_scale = c->clip.logit_scale;
+    } else if (cfg->is_coca) {
         vlt_coca *c = calloc(1, sizeof *c);
         if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
         vlt_status s = vlt_coca_init(c, cfg, seed);
@@ -308,6 +359,17 @@ vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, f
     if (!image || !ids) return vlt_error_code();
     return m->ops->explain(m, image, ids, map, score);
 }
+
+vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf) {
+    if (!vlt_model_can(m, VLT_CAP_ANSWER)) return lacks(m, "answer head (it cannot answer questions)");
+    images = on_model_device(m, images);
+    question_ids = on_model_device(m, question_ids);
+    if (!images || !question_ids) return vlt_error_code();
+    return m->ops->answer(m, images, question_ids, best, conf);
+}
+
+int vlt_model_answers(const vlt_model *m) { return vlt_model_can(m, VLT_CAP_ANSWER) ? m->cfg.vqa.n_answers : 0; }
+const char *vlt_model_fresh_prefix(const vlt_model *m) { return m->ops ? m->ops->fresh_prefix : NULL; }
 
 const char *vlt_model_gpu_unsupported(const vlt_model *m) {
     return m->ops->gpu_unsupported ? m->ops->gpu_unsupported(m) : NULL;

@@ -4,8 +4,9 @@
 // through the table; they never test which model it is.
 //
 // Kinds today: "clip" (open_clip's CLIP), "siglip" (CLIP towers with SigLIP's sigmoid loss and
-// logit_bias), "coca" (CLIP towers + attentional pooler + multimodal decoder). The model config
-// picks the kind (a multimodal_cfg makes CoCa; init_logit_bias makes SigLIP).
+// logit_bias), "coca" (CLIP towers + attentional pooler + multimodal decoder), "clip_vqa" (CLIP
+// towers + the VQA classifier head, layers/vqa_head.h). The model config picks the kind (a
+// multimodal_cfg makes CoCa; init_logit_bias makes SigLIP; vqa.n_answers > 0 the VQA classifier).
 //
 // A training batch is a set of named tensors (vlt_model_batch): the trainer fills what its
 // loader produces ("images" (B, 3, S, S) f32, "text_ids" (B, T) i32 today; question and answer
@@ -24,12 +25,15 @@ typedef enum {
     VLT_CAP_EMBED = 1u << 0,    // encode_image / encode_text: retrieval, zero-shot, `vlt embed`
     VLT_CAP_CAPTION = 1u << 1,  // caption: text generation from images
     VLT_CAP_EXPLAIN = 1u << 2,  // explain: where in the image the image-text similarity comes from
+    VLT_CAP_ANSWER = 1u << 3,   // answer: VQA, an answer of the answer vocabulary per question
 } vlt_model_cap;
 
 // ---- a batch of named tensors ----
 #define VLT_MODEL_BATCH_MAX 8
 #define VLT_FIELD_IMAGES "images"      // (B, 3, S, S) f32, normalized
 #define VLT_FIELD_TEXT_IDS "text_ids"  // (B, T) i32, the model's tokenizer
+#define VLT_FIELD_QUESTION_IDS "question_ids"    // (B, T) i32: VQA questions, the model's tokenizer
+#define VLT_FIELD_ANSWER_SCORES "answer_scores"  // (B, N) f32: VQAv2 soft score of each vocabulary answer
 typedef struct {
     int n;
     const char *names[VLT_MODEL_BATCH_MAX];
@@ -89,10 +93,15 @@ typedef struct {
     // normalized) of the cosine similarity of one image (1, 3, S, S) and one text (1, T) over the
     // image patches, and that similarity into *score. Parameter gradients are left zeroed.
     vlt_status (*explain)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+    // VLT_CAP_ANSWER: for images (B, 3, S, S) and questions (B, T), the index in the answer
+    // vocabulary of each question's answer into best (B), and the model's confidence in it (a
+    // probability) into conf (B; may be NULL). Call under no_grad.
+    vlt_status (*answer)(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // NULL when the kind trains on the GPU, else why it does not yet (for the trainer's refusal).
     const char *(*gpu_unsupported)(const vlt_model *m);
+    const char *fresh_prefix;  // see vlt_model_fresh_prefix (NULL: none)
     void (*destroy)(vlt_model *m);
 } vlt_model_ops;
 
@@ -125,6 +134,13 @@ int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b);
 // The patch grid side of the image tower (image_size / patch_size): explain's map is grid².
 int vlt_model_patch_grid(const vlt_model *m);
 vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
+// VLT_CAP_ANSWER: the size of the answer vocabulary the model answers from (0 for other kinds).
+int vlt_model_answers(const vlt_model *m);
+// Parameters a model of this kind initializes itself when it starts from the weights of its base
+// model (model.init_from with open_clip CLIP weights for the VQA classifier: "vqa_head."), or
+// NULL: a missing one of those in the weights file is expected, any other is not.
+const char *vlt_model_fresh_prefix(const vlt_model *m);
 const char *vlt_model_gpu_unsupported(const vlt_model *m);
 void vlt_model_after_step(vlt_model *m);
 

@@ -41,6 +41,9 @@ typedef struct {
     vlt_vision_cfg vision;
     vlt_text_cfg text;
     vlt_multimodal_cfg multimodal;
+    // A VQA classifier head on the CLIP towers (layers/vqa_head.h) when n_answers > 0. Not in the
+    // model JSON: set from the run config (model.vqa_head, model.vqa_answers, model.vqa_hidden).
+    struct { int n_answers, hidden; } vqa;
 } vlt_model_cfg;
 
 // Parses JSON text; `what` names the source in messages.
