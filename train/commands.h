@@ -27,5 +27,6 @@ int vlt_cmd_model(int argc, char **argv);   // train/model_cmd.c
 int vlt_cmd_tokenize(int argc, char **argv);  // train/tokenize_cmd.c
 int vlt_cmd_report(int argc, char **argv);    // train/report_cmd.c
 int vlt_cmd_explain(int argc, char **argv);   // train/embed_cmd.c
+int vlt_cmd_caption(int argc, char **argv);   // train/caption_cmd.c
 
 #endif

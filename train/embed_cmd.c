@@ -27,61 +27,30 @@
 #include "train/commands.h"
 #include "train/eval_html.h"
 #include "train/evaluate.h"
+#include "train/model_source.h"
 #include "train/run_config.h"
 
-// Builds the model a checkpoint was trained with (its state.json holds the run config) and loads
-// its weights. `path`: a run directory (its latest checkpoint) or a checkpoint directory.
-static vlt_status load_checkpoint_model(const char *path, vlt_model *m, vlt_run_config *rc, char *dir, size_t cap) {
-    VLT_TRY(vlt_checkpoint_resolve(path, path, dir, cap));
-    char state_path[1100];
-    snprintf(state_path, sizeof state_path, "%s/state.json", dir);
-    FILE *f = fopen(state_path, "rb");
-    if (!f) return vlt_error_set(VLT_ERR_IO, "checkpoint %s: cannot open state.json", dir);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&text, &len);
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, r, mf);
-    fclose(f);
-    fclose(mf);
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
-    vlt_status s = cJSON_IsString(cfg) ? VLT_OK
-                                       : vlt_error_set(VLT_ERR_FORMAT, "checkpoint %s: state.json has no run config", dir);
-    vlt_run_config_default(rc);
-    if (s == VLT_OK) s = vlt_run_config_parse(cfg->valuestring, strlen(cfg->valuestring), state_path, rc);
-    cJSON_Delete(root);
-    vlt_model_cfg mc;
-    if (s == VLT_OK) s = vlt_model_cfg_load(rc->model_name, &mc);
-    if (s == VLT_OK) s = vlt_model_create(m, &mc, (uint64_t)rc->seed);
-    if (s == VLT_OK && (s = vlt_checkpoint_load(dir, m->params, NULL, NULL)) != VLT_OK) vlt_model_free(m);
-    return s;
-}
-
-// What every command here works with: the checkpoint's model (and its run config) and the
-// tokenizer.
+// What every command here works with: the model (train/model_source.h: a checkpoint, or a weights
+// file and its model config) and the tokenizer.
 typedef struct {
-    vlt_model m;
-    vlt_run_config cfg;
-    char dir[1024];            // the checkpoint directory
+    vlt_model_source src;
     vlt_tokenizer *tok;
 } session;
 
-static vlt_status session_open(const char *checkpoint, session *se) {
+static vlt_status session_open(const char *checkpoint, const char *weights, const char *model, session *se) {
     memset(se, 0, sizeof *se);
-    VLT_TRY(load_checkpoint_model(checkpoint, &se->m, &se->cfg, se->dir, sizeof se->dir));
+    VLT_TRY(vlt_model_source_open(checkpoint, weights, model, &se->src));
     return vlt_tokenizer_load(NULL, &se->tok);
 }
 
 static void session_close(session *se) {
     vlt_tokenizer_free(se->tok);
-    vlt_model_free(&se->m);
+    vlt_model_source_close(&se->src);
 }
 
 typedef struct {
-    const char *checkpoint, *shards, *out;
+    const char *checkpoint, *weights, *model, *shards, *out;
+    const char *captions_out;                      // eval checkpoint: the greedy captions as COCO results
     const char *classes, *templates, *label_ext;   // zeroshot
     const char *html;                              // eval checkpoint: the HTML page's folder
     const char *results;                           // eval clipscore: the captions to score
@@ -97,7 +66,8 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
                                          {"classes", required_argument, 0, 'C'},    {"templates", required_argument, 0, 'T'},
                                          {"label-ext", required_argument, 0, 'L'},  {"html", required_argument, 0, 'H'},
                                          {"results", required_argument, 0, 'R'},    {"no-refs", no_argument, 0, 'N'},
-                                         {0, 0, 0, 0}};
+                                         {"weights", required_argument, 0, 'W'},    {"model", required_argument, 0, 'M'},
+                                         {"captions-out", required_argument, 0, 'P'}, {0, 0, 0, 0}};
     *a = (eval_args){.batch = 64};
     int c;
     optind = 1;
@@ -114,6 +84,9 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         case 'H': a->html = optarg; break;
         case 'R': a->results = optarg; break;
         case 'N': a->no_refs = true; break;
+        case 'W': a->weights = optarg; break;
+        case 'M': a->model = optarg; break;
+        case 'P': a->captions_out = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;   // getopt has named the option
         }
@@ -122,20 +95,21 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
     if (a->html && strcmp(cmd, "eval checkpoint") != 0) return vlt_cli_usage_error(cmd, "--html is an option of vlt eval checkpoint");
     if ((a->results || a->no_refs) && strcmp(cmd, "eval clipscore") != 0)
         return vlt_cli_usage_error(cmd, "--results and --no-refs are options of vlt eval clipscore");
-    if (!a->checkpoint || !a->shards) return vlt_cli_usage_error(cmd, "--checkpoint and --shards are required");
+    if (a->captions_out && strcmp(cmd, "eval checkpoint") != 0)
+        return vlt_cli_usage_error(cmd, "--captions-out is an option of vlt eval checkpoint");
+    const char *why = vlt_model_source_check(a->checkpoint, a->weights, a->model);
+    if (why) return vlt_cli_usage_error(cmd, why);
+    if (!a->shards) return vlt_cli_usage_error(cmd, "--shards SPEC is required");
     return -1;
 }
 
-// The report of `vlt eval checkpoint` / `zeroshot`: the checkpoint's weights and state, every
-// shard, the tokenizer vocabulary as inputs; the resolved model, transform, tokenizer and run
+// The report of `vlt eval checkpoint` / `zeroshot` / `clipscore`: the weights, the checkpoint's
+// state or the model config (model_source.h), every shard, the tokenizer vocabulary as inputs; the resolved model, transform, tokenizer and run
 // settings. Errors name the file that could not be hashed.
 static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const session *se, const eval_args *a) {
     VLT_TRY(vlt_eval_report_init(rep, VLT_VERSION, argc, argv));
     char path[1200];
-    snprintf(path, sizeof path, "%s/model.safetensors", se->dir);
-    vlt_status s = vlt_eval_report_input(rep, "weights", path);
-    snprintf(path, sizeof path, "%s/state.json", se->dir);
-    if (s == VLT_OK) s = vlt_eval_report_input(rep, "checkpoint state", path);
+    vlt_status s = vlt_model_source_report(&se->src, rep);
     vlt_shard_list shards = {0};
     if (s == VLT_OK) s = vlt_shardspec_expand(a->shards, &shards);
     for (size_t i = 0; s == VLT_OK && i < shards.n; i++) s = vlt_eval_report_input(rep, "shard", shards.paths[i]);
@@ -147,10 +121,7 @@ static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const
         vlt_eval_report_free(rep);
         return s;
     }
-    const vlt_model_cfg *mc = &se->m.cfg;
-    vlt_eval_report_setting(rep, "checkpoint", se->dir);
-    vlt_eval_report_setting(rep, "model", se->cfg.model_name);
-    vlt_eval_report_setting(rep, "model_kind", vlt_model_title(&se->m));
+    const vlt_model_cfg *mc = &se->src.m.cfg;
     vlt_eval_report_setting(rep, "shards", a->shards);
     vlt_eval_report_setting_num(rep, "image_size", mc->vision.image_size);
     vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
@@ -168,9 +139,11 @@ static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const
 }
 
 static const char *EMBED_USAGE =
-    "usage: vlt embed --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --out emb.h5 [--batch 64] [--limit N]\n"
+    "usage: vlt embed (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC --out emb.h5 [--batch 64]\n"
+    "                 [--limit N]\n"
     "Writes the L2-normalized image and text embeddings of the shards' image-caption pairs (eval\n"
-    "transform, shard order) to HDF5 for `vlt eval retrieval --embeddings emb.h5` or h5py.\n";
+    "transform, shard order) to HDF5 for `vlt eval retrieval --embeddings emb.h5` or h5py.\n"
+    "\n" VLT_MODEL_SOURCE_USAGE;
 
 int vlt_cmd_embed(int argc, char **argv) {
     eval_args a;
@@ -179,15 +152,15 @@ int vlt_cmd_embed(int argc, char **argv) {
     if (!a.out) return vlt_cli_usage_error("embed", "--out emb.h5 is required");
     session se;
     vlt_embedded_pairs p = {0};
-    vlt_status s = session_open(a.checkpoint, &se);
-    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
+    vlt_status s = session_open(a.checkpoint, a.weights, a.model, &se);
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) {
         vlt_eval_embeddings e = {.n_images = p.n, .n_texts = p.n_txt, .dim = p.dim, .image_embeds = p.img,
                                  .text_embeds = p.txt, .image_ids = p.image_ids, .text_image_index = p.txt_img,
-                                 .model = se.cfg.model_name, .config = se.dir};
+                                 .model = se.src.model_name, .config = se.src.label};
         s = vlt_eval_embeddings_write(a.out, &e);
         if (s == VLT_OK)
-            printf("vlt embed: %d images, %d captions (dim %d) from %s -> %s\n", p.n, p.n_txt, p.dim, se.dir, a.out);
+            printf("vlt embed: %d images, %d captions (dim %d) from %s -> %s\n", p.n, p.n_txt, p.dim, se.src.label, a.out);
     }
     if (s != VLT_OK) fprintf(stderr, "vlt embed: %s\n", vlt_error_message());
     vlt_embedded_pairs_free(&p);
@@ -196,12 +169,15 @@ int vlt_cmd_embed(int argc, char **argv) {
 }
 
 static const char *EVAL_CKPT_USAGE =
-    "usage: vlt eval checkpoint --checkpoint RUN|CHECKPOINT_DIR --shards SPEC [--limit N] [--batch 64] [--out report.json]\n"
-    "                           [--html DIR]\n"
+    "usage: vlt eval checkpoint (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC [--limit N] [--batch 64]\n"
+    "                           [--out report.json] [--html DIR] [--captions-out results.json]\n"
     "Image<->text retrieval recall@1/5/10 of the checkpoint on the shards' pairs; for CoCa also greedy\n"
     "captions scored with BLEU-1..4 and CIDEr-D against the shards' captions.\n"
     "--html DIR also writes DIR/index.html: sampled and worst-ranked queries with their top-5 results as\n"
-    "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n";
+    "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n"
+    "--captions-out F: a captioner's greedy captions in the COCO results format (as vlt caption writes\n"
+    "them), for vlt eval captions --pred F.\n"
+    "\n" VLT_MODEL_SOURCE_USAGE;
 
 int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     eval_args a;
@@ -211,13 +187,21 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     vlt_embedded_pairs p = {0};
     vlt_caption_eval ce = {0};
     vlt_eval_retrieval_result r;
-    vlt_status s = session_open(a.checkpoint, &se);
-    bool coca = s == VLT_OK && vlt_model_can(&se.m, VLT_CAP_CAPTION);
-    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
+    vlt_status s = session_open(a.checkpoint, a.weights, a.model, &se);
+    bool coca = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_CAPTION);
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
-    if (s == VLT_OK && coca) s = vlt_eval_captions_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, &ce);
+    if (s == VLT_OK && a.captions_out && !coca)
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "--captions-out: the %s model (kind '%s') has no caption decoder",
+                          vlt_model_title(&se.src.m), vlt_model_kind(&se.src.m));
+    if (s == VLT_OK && coca) s = vlt_eval_captions_on_shards(&se.src.m, se.tok, a.shards, a.batch, a.limit, &ce);
+    if (s == VLT_OK && a.captions_out) {
+        s = vlt_captions_save_coco(&ce, a.captions_out);
+        if (s == VLT_OK) fprintf(stderr, "captions of %d images written to %s (COCO results format)\n", ce.n, a.captions_out);
+    }
     if (s == VLT_OK) {
-        printf("checkpoint %s (%s), %d images with %d captions from %s\n", se.dir, se.cfg.model_name, p.n, p.n_txt, a.shards);
+        printf("%s %s (%s), %d images with %d captions from %s\n", se.src.checkpoint[0] ? "checkpoint" : "weights",
+               se.src.checkpoint[0] ? se.src.checkpoint : se.src.weights, se.src.model_name, p.n, p.n_txt, a.shards);
         printf("  image->text  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.i2t.recall[0],
                100 * r.i2t.recall[1], 100 * r.i2t.recall[2], r.i2t.mean_rank);
         printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
@@ -258,7 +242,7 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                 fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
         }
         if (s == VLT_OK && a.html) {
-            s = vlt_eval_html_checkpoint(a.html, se.dir, a.shards, &p, &r, coca ? &ce : NULL, &se.m, se.tok);
+            s = vlt_eval_html_checkpoint(a.html, se.src.label, a.shards, &p, &r, coca ? &ce : NULL, &se.src.m, se.tok);
             if (s == VLT_OK) fprintf(stderr, "HTML page written to %s/index.html\n", a.html);
         }
     }
@@ -299,11 +283,12 @@ static void free_lines(char **v, int n) {
 }
 
 static const char *ZEROSHOT_USAGE =
-    "usage: vlt eval zeroshot --checkpoint RUN|CHECKPOINT_DIR --shards SPEC --classes classes.txt\n"
+    "usage: vlt eval zeroshot (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC --classes classes.txt\n"
     "                         --templates templates.txt [--label-ext cls] [--limit N] [--batch 64] [--out report.json]\n"
     "Zero-shot classification: one class name per line of classes.txt (label i = line i), one\n"
     "prompt template per line of templates.txt with {} where the class name goes (\"a photo of a {}.\");\n"
-    "the images' labels are their integer .cls members (webdataset classification shards).\n";
+    "the images' labels are their integer .cls members (webdataset classification shards).\n"
+    "\n" VLT_MODEL_SOURCE_USAGE;
 
 int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     eval_args a;
@@ -316,11 +301,11 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     vlt_status s = read_lines(a.classes, &classes, &nc);
     if (s == VLT_OK) s = read_lines(a.templates, &templates, &nt);
     session se = {0};
-    if (s == VLT_OK) s = session_open(a.checkpoint, &se);
+    if (s == VLT_OK) s = session_open(a.checkpoint, a.weights, a.model, &se);
     double top1 = 0, top5 = 0;
     int n = 0;
     if (s == VLT_OK)
-        s = vlt_eval_zeroshot_on_shards(&se.m, se.tok, a.shards, a.batch, a.limit, a.label_ext, classes, nc, templates, nt,
+        s = vlt_eval_zeroshot_on_shards(&se.src.m, se.tok, a.shards, a.batch, a.limit, a.label_ext, classes, nc, templates, nt,
                                         &top1, &top5, &n);
     if (s == VLT_OK)
         printf("zero-shot: %d images, %d classes, %d templates: top-1 %.2f%%  top-5 %.2f%%  (chance top-1 %.2f%%)\n", n,
@@ -352,18 +337,20 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
 
 // ---- vlt eval clipscore ----
 static const char *CLIPSCORE_USAGE =
-    "usage: vlt eval clipscore --checkpoint RUN|CHECKPOINT_DIR --results results.json --shards SPEC [--no-refs]\n"
+    "usage: vlt eval clipscore (--checkpoint RUN | --weights FILE --model NAME) --results results.json --shards SPEC\n"
+    "                          [--no-refs]\n"
     "                          [--limit N] [--batch 64] [--out report.json]\n"
     "CLIPScore and RefCLIPScore (Hessel et al. 2021) of candidate captions, with the checkpoint's CLIP towers:\n"
     "CLIP-S = 2.5 * max(cos(caption, image), 0); RefCLIP-S = harmonic mean of CLIP-S and the best\n"
     "max(cos(caption, reference), 0) over the image's captions in the shards. Captions and references are\n"
     "encoded as \"A photo depicts <caption>\" (the authors' prefix). results.json: the COCO results format\n"
     "[{\"image_id\": ..., \"caption\": ...}]; an image id is the sample's .json image_id, else its index in\n"
-    "the shards. --no-refs: CLIP-S only.\n";
+    "the shards. --no-refs: CLIP-S only.\n"
+    "\n" VLT_MODEL_SOURCE_USAGE;
 
 // Encodes "A photo depicts " + text for each of n texts into out (n, E).
 static vlt_status encode_prefixed(session *se, char *const *texts, int n, int batch, float *out) {
-    int T = se->m.cfg.text.context_length;
+    int T = se->src.m.cfg.text.context_length;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n ? n : 1) * T);
     vlt_status s = ids ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "clipscore: out of memory");
     for (int i = 0; s == VLT_OK && i < n; i++) {
@@ -378,7 +365,7 @@ static vlt_status encode_prefixed(session *se, char *const *texts, int n, int ba
         free(t);
     }
     vlt_no_grad_enter();
-    if (s == VLT_OK) s = vlt_encode_texts(&se->m, ids, n, T, batch, out);
+    if (s == VLT_OK) s = vlt_encode_texts(&se->src.m, ids, n, T, batch, out);
     vlt_no_grad_exit();
     free(ids);
     return s;
@@ -395,10 +382,10 @@ int vlt_cmd_eval_clipscore(int argc, char **argv) {
     vlt_status s = vlt_eval_json_load(a.results, &res);
     if (s == VLT_OK && !cJSON_IsArray(res))
         s = vlt_error_set(VLT_ERR_FORMAT, "%s: expected a list of {\"image_id\", \"caption\"}", a.results);
-    if (s == VLT_OK) s = session_open(a.checkpoint, &se);
-    if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EMBED))
-        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "clipscore: the %s model has no image and text encoders", vlt_model_title(&se.m));
-    if (s == VLT_OK) s = vlt_embed_pairs(&se.m, se.tok, a.shards, a.batch, a.limit, &p);
+    if (s == VLT_OK) s = session_open(a.checkpoint, a.weights, a.model, &se);
+    if (s == VLT_OK && !vlt_model_can(&se.src.m, VLT_CAP_EMBED))
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "clipscore: the %s model has no image and text encoders", vlt_model_title(&se.src.m));
+    if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);
     int n = s == VLT_OK ? cJSON_GetArraySize(res) : 0, E = p.dim;
     char **cand = calloc((size_t)(n ? n : 1), sizeof *cand);
     int *img_of = calloc((size_t)(n ? n : 1), sizeof *img_of), *ref_start = calloc((size_t)n + 1, sizeof *ref_start);
@@ -442,7 +429,7 @@ int vlt_cmd_eval_clipscore(int argc, char **argv) {
     vlt_clipscore_result cs;
     if (s == VLT_OK) s = vlt_clipscore(fc, fi, n, E, a.no_refs ? NULL : fr, ref_start, &cs, NULL, NULL);
     if (s == VLT_OK) {
-        printf("clipscore: %d captions of %s, checkpoint %s\n", n, a.results, se.dir);
+        printf("clipscore: %d captions of %s, model %s\n", n, a.results, se.src.label);
         printf("  CLIP-S %.4f", cs.clip_s);
         if (!a.no_refs) printf("  RefCLIP-S %.4f  (%d references)", cs.ref_clip_s, n_refs);
         printf("\n");
@@ -470,16 +457,18 @@ int vlt_cmd_eval_clipscore(int argc, char **argv) {
 
 // ---- vlt explain ----
 static const char *EXPLAIN_USAGE =
-    "usage: vlt explain --checkpoint RUN|CHECKPOINT_DIR --image FILE --text \"...\" [--text \"...\" ...] --out DIR\n"
+    "usage: vlt explain (--checkpoint RUN | --weights FILE --model NAME) --image FILE --text \"...\" [--text ...]\n"
+    "                   --out DIR\n"
     "Where in the image the image-text similarity comes from: for each text a relevance map over the\n"
     "image patches (|gradient . input| of the cosine similarity on the normalized tokens entering the\n"
     "last vision block), overlaid on the picture the model sees: DIR/explain-K.png, the maps and\n"
-    "similarities in DIR/explain.json, and DIR/index.html with all of them.\n";
+    "similarities in DIR/explain.json, and DIR/index.html with all of them.\n"
+    "\n" VLT_MODEL_SOURCE_USAGE;
 
 #define EXPLAIN_MAX_TEXTS 16
 
 int vlt_cmd_explain(int argc, char **argv) {
-    const char *checkpoint = NULL, *image = NULL, *out = NULL, *texts[EXPLAIN_MAX_TEXTS];
+    const char *checkpoint = NULL, *weights = NULL, *model = NULL, *image = NULL, *out = NULL, *texts[EXPLAIN_MAX_TEXTS];
     int n_texts = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -487,18 +476,22 @@ int vlt_cmd_explain(int argc, char **argv) {
             fputs(EXPLAIN_USAGE, stdout);
             return 0;
         }
-        bool known = !strcmp(a, "--checkpoint") || !strcmp(a, "--image") || !strcmp(a, "--text") || !strcmp(a, "--out");
+        bool known = !strcmp(a, "--checkpoint") || !strcmp(a, "--image") || !strcmp(a, "--text") || !strcmp(a, "--out") ||
+                     !strcmp(a, "--weights") || !strcmp(a, "--model");
         if (!known) return vlt_cli_unexpected("explain", a);
         if (i + 1 >= argc) return vlt_cli_usage_error("explain", "an option needs a value");
         const char *v = argv[++i];
         if (!strcmp(a, "--checkpoint")) checkpoint = v;
+        else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--image")) image = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (n_texts == EXPLAIN_MAX_TEXTS) return vlt_cli_usage_error("explain", "at most 16 --text");
         else texts[n_texts++] = v;
     }
-    if (!checkpoint || !image || !out || !n_texts)
-        return vlt_cli_usage_error("explain", "--checkpoint, --image, --out and at least one --text are required");
+    const char *why = vlt_model_source_check(checkpoint, weights, model);
+    if (why) return vlt_cli_usage_error("explain", why);
+    if (!image || !out || !n_texts) return vlt_cli_usage_error("explain", "--image, --out and at least one --text are required");
     session se = {0};
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -508,12 +501,12 @@ int vlt_cmd_explain(int argc, char **argv) {
     vlt_status s = (buf = (uint8_t *)vlt_read_file(image, &len))
                        ? VLT_OK
                        : vlt_error_set(VLT_ERR_IO, "cannot read %s: %s", image, strerror(errno));
-    if (s == VLT_OK) s = session_open(checkpoint, &se);
-    if (s == VLT_OK && !vlt_model_can(&se.m, VLT_CAP_EXPLAIN))
-        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "explain: the %s model has no relevance maps yet", vlt_model_title(&se.m));
+    if (s == VLT_OK) s = session_open(checkpoint, weights, model, &se);
+    if (s == VLT_OK && !vlt_model_can(&se.src.m, VLT_CAP_EXPLAIN))
+        s = vlt_error_set(VLT_ERR_UNSUPPORTED, "explain: the %s model has no relevance maps yet", vlt_model_title(&se.src.m));
     // (the sizes only when a model was loaded: a failed load leaves no patch size to divide by)
-    int S = s == VLT_OK ? se.m.cfg.vision.image_size : 0, T = s == VLT_OK ? se.m.cfg.text.context_length : 0;
-    int G = s == VLT_OK ? vlt_model_patch_grid(&se.m) : 0;
+    int S = s == VLT_OK ? se.src.m.cfg.vision.image_size : 0, T = s == VLT_OK ? se.src.m.cfg.text.context_length : 0;
+    int G = s == VLT_OK ? vlt_model_patch_grid(&se.src.m) : 0;
     if (s == VLT_OK) s = vlt_image_decode(buf, len, 0, image, &img);
     if (s == VLT_OK && (!(im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(1, 3, S, S), "image")) ||
                         !(ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, T), "ids")) ||
@@ -524,7 +517,7 @@ int vlt_cmd_explain(int argc, char **argv) {
     if (s == VLT_OK) s = vlt_transform_eval(&img, &tc, vlt_f32(im));
     for (int k = 0; s == VLT_OK && k < n_texts; k++) {
         if (vlt_tokenizer_encode(se.tok, texts[k], vlt_i32(ids), T) < 0) s = vlt_error_code();
-        if (s == VLT_OK) s = vlt_model_explain(&se.m, im, ids, maps + (size_t)k * G * G, &scores[k]);
+        if (s == VLT_OK) s = vlt_model_explain(&se.src.m, im, ids, maps + (size_t)k * G * G, &scores[k]);
         vlt_step_reset();
     }
     if (s == VLT_OK && mkdir(out, 0755) != 0 && errno != EEXIST)
@@ -544,7 +537,7 @@ int vlt_cmd_explain(int argc, char **argv) {
     if (s == VLT_OK && (!root || !arr)) s = vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
     if (s == VLT_OK) {
         cJSON_AddStringToObject(root, "image", image);
-        cJSON_AddStringToObject(root, "checkpoint", se.dir);
+        cJSON_AddStringToObject(root, "checkpoint", se.src.label);
         cJSON_AddStringToObject(root, "method", "|gradient . input| of cos(image, text) on the normalized tokens "
                                                 "entering the last vision block");
         cJSON_AddNumberToObject(root, "grid", G);
@@ -567,7 +560,7 @@ int vlt_cmd_explain(int argc, char **argv) {
             vlt_html_raw(h, "<p>");
             vlt_html_text(h, image);
             vlt_html_raw(h, " with the model of ");
-            vlt_html_text(h, se.dir);
+            vlt_html_text(h, se.src.label);
             vlt_html_raw(h, ". Relevance: |gradient . input| of the image-text cosine similarity on the normalized "
                             "tokens entering the last vision block.</p>\n<div class=\"thumbs\">"
                             "<div class=\"thumb\" style=\"width:224px\"><img style=\"width:224px;height:224px\" "

@@ -210,45 +210,68 @@ static vlt_status add_tokenized(vlt_eval_caption_set *set, const vlt_caption_eva
     return s;
 }
 
-vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
-                                       int limit, vlt_caption_eval *out) {
-    memset(out, 0, sizeof *out);
-    if (!vlt_model_can(m, VLT_CAP_CAPTION))
-        return vlt_error_set(VLT_ERR_ARG, "caption eval: the %s model cannot generate captions", vlt_model_title(m));
-    vlt_loader *L = NULL;
-    VLT_TRY(open_eval_loader(m, tok, shards, batch, NULL, &L));
+vlt_generate_cfg vlt_caption_defaults(const vlt_model *m) {
     vlt_generate_cfg g = vlt_generate_defaults();
     int ctx = m->cfg.text.context_length < m->cfg.multimodal.context_length ? m->cfg.text.context_length
                                                                              : m->cfg.multimodal.context_length;
     if (g.max_len > ctx) g.max_len = ctx;
     if (g.min_len >= g.max_len) g.min_len = g.max_len - 1;
-    vlt_eval_caption_set *set = vlt_eval_caption_set_new();
+    return g;
+}
+
+// The dataset's image id of sample i of a batch read with keep_json: its .json "image_id", else dflt.
+static int64_t sample_image_id(const vlt_batch *b, int i, int64_t dflt) {
+    cJSON *root = b->json && b->json[i] ? cJSON_Parse(b->json[i]) : NULL;
+    long long v;
+    int64_t id = vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(root, "image_id"), &v) ? (int64_t)v : dflt;
+    cJSON_Delete(root);
+    return id;
+}
+
+vlt_status vlt_caption_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
+                              const vlt_generate_cfg *g, vlt_caption_eval *out) {
+    memset(out, 0, sizeof *out);
+    if (!vlt_model_can(m, VLT_CAP_CAPTION))
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "captions: the %s model (kind %s) cannot generate captions",
+                             vlt_model_title(m), vlt_model_kind(m));
+    vlt_loader *L = NULL;
+    vlt_loader_cfg lc;
+    vlt_eval_loader_cfg(m->cfg.vision.image_size, m->cfg.text.context_length, tok, shards, batch, NULL, &lc);
+    lc.keep_json = 1;  // the dataset's image ids
+    VLT_TRY(vlt_loader_create(&lc, &L));
     int cap = 0;
-    vlt_status s = set ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+    vlt_status s = VLT_OK;
     while (s == VLT_OK && (limit <= 0 || out->n < limit)) {
         const vlt_batch *b = NULL;
         if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
         int take = limit > 0 && b->n > limit - out->n ? limit - out->n : b->n, S = b->image_size;
         vlt_tensor *im = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(take, 3, S, S), "images");
-        int32_t *ids = malloc(sizeof(int32_t) * (size_t)take * g.max_len);
-        if (!im || !ids) s = vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)take * g->max_len);
+        if (!im || !ids) s = vlt_error_set(VLT_ERR_NOMEM, "captions: out of memory");
         if (s == VLT_OK) {
             memcpy(im->data, b->images, (size_t)take * 3 * S * S * sizeof(float));
             vlt_no_grad_enter();
-            s = vlt_model_caption(m, im, &g, ids);
+            s = vlt_model_caption(m, im, g, ids);
             vlt_no_grad_exit();
             vlt_step_reset();
         }
         if (s == VLT_OK && out->n + take > cap) {
             cap = 2 * (out->n + take);
-            out->keys = grow_strings(out->keys, cap);
-            out->generated = grow_strings(out->generated, cap);
-            out->reference = grow_strings(out->reference, cap);
+            char **k = grow_strings(out->keys, cap), **gen, **ref;
+            if (k) out->keys = k;
+            if ((gen = grow_strings(out->generated, cap))) out->generated = gen;
+            if ((ref = grow_strings(out->reference, cap))) out->reference = ref;
+            int64_t *im_ids = realloc(out->image_ids, sizeof(int64_t) * (size_t)cap);
+            if (im_ids) out->image_ids = im_ids;
+            if (!k || !gen || !ref || !im_ids) s = vlt_error_set(VLT_ERR_NOMEM, "captions: out of memory");
         }
         for (int i = 0; s == VLT_OK && i < take; i++) {
-            char text[1024];
-            s = vlt_tokenizer_decode(tok, ids + (size_t)i * g.max_len, g.max_len, text, sizeof text);
+            char text[4096];
+            s = vlt_tokenizer_decode(tok, ids + (size_t)i * g->max_len, g->max_len, text, sizeof text);
+            size_t len = strlen(text);  // open_clip's decode keeps a trailing space; a results file does not
+            while (len && (text[len - 1] == ' ' || text[len - 1] == '\n')) text[--len] = '\0';
             if (s == VLT_OK) {
+                out->image_ids[out->n] = sample_image_id(b, i, out->n);
                 out->keys[out->n] = strdup(b->keys[i]);
                 out->generated[out->n] = strdup(text);
                 out->reference[out->n] = strdup(b->captions[i]);
@@ -259,7 +282,17 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
         vlt_tensor_free(im);
     }
     vlt_loader_free(L);
-    if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "caption eval: the shards %s gave no images", shards);
+    if (s == VLT_OK && out->n == 0) s = vlt_error_set(VLT_ERR_ARG, "captions: the shards %s gave no images", shards);
+    if (s != VLT_OK) vlt_caption_eval_free(out);
+    return s;
+}
+
+vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
+                                       int limit, vlt_caption_eval *out) {
+    vlt_generate_cfg g = vlt_caption_defaults(m);
+    VLT_TRY(vlt_caption_shards(m, tok, shards, batch, limit, &g, out));
+    vlt_eval_caption_set *set = vlt_eval_caption_set_new();
+    vlt_status s = set ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
     if (s == VLT_OK) s = add_tokenized(set, out);
     if (s == VLT_OK) s = vlt_eval_bleu(set, out->bleu, NULL);
     if (s == VLT_OK && !(out->cider_per_image = malloc(sizeof(double) * (size_t)out->n)))
@@ -267,6 +300,24 @@ vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, c
     if (s == VLT_OK) s = vlt_eval_cider_d(set, &out->cider, out->cider_per_image);
     vlt_eval_caption_set_free(set);
     if (s != VLT_OK) vlt_caption_eval_free(out);
+    return s;
+}
+
+vlt_status vlt_captions_save_coco(const vlt_caption_eval *c, const char *path) {
+    cJSON *arr = cJSON_CreateArray();
+    vlt_status s = arr ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; s == VLT_OK && i < c->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddNumberToObject(o, "image_id", (double)c->image_ids[i]) ||
+            !cJSON_AddStringToObject(o, "caption", c->generated[i])) {
+            cJSON_Delete(o);
+            s = vlt_error_set(VLT_ERR_NOMEM, "%s: out of memory", path);
+        } else {
+            cJSON_AddItemToArray(arr, o);
+        }
+    }
+    if (s == VLT_OK) s = vlt_eval_json_save(path, arr);  // a temporary file renamed: never half a file
+    cJSON_Delete(arr);
     return s;
 }
 
@@ -280,6 +331,7 @@ void vlt_caption_eval_free(vlt_caption_eval *e) {
     free(e->generated);
     free(e->reference);
     free(e->cider_per_image);
+    free(e->image_ids);
     memset(e, 0, sizeof *e);
 }
 

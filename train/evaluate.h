@@ -49,14 +49,29 @@ typedef struct {
     int n;                 // images captioned
     double bleu[4], cider;
     char **keys, **generated, **reference;   // n each
+    int64_t *image_ids;                      // n: the dataset's ids (.json "image_id"), else the sample index
     double *cider_per_image;                 // n: each image's CIDEr-D (the HTML report sorts by it)
 } vlt_caption_eval;
 
-// CoCa: greedy captions for up to `limit` images of `shards` (0: all), scored against the
-// shards' captions with pycocoevalcap's tokenization, BLEU-1..4 and CIDEr-D.
+// The generation settings evaluation uses by default: open_clip's (greedy, max_len 30, min_len 5,
+// no repetition penalty) with max_len clipped to the model's text and decoder contexts.
+vlt_generate_cfg vlt_caption_defaults(const vlt_model *m);
+
+// A captioner's captions (settings g) of up to `limit` images of `shards` (0: all), in shard
+// order, with each image's id, key and .txt caption; no scores. A model without the caption
+// capability is refused (VLT_ERR_UNSUPPORTED), naming its kind.
+vlt_status vlt_caption_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
+                              const vlt_generate_cfg *g, vlt_caption_eval *out);
+
+// CoCa: greedy captions (vlt_caption_defaults) for up to `limit` images of `shards` (0: all),
+// scored against the shards' captions with pycocoevalcap's tokenization, BLEU-1..4 and CIDEr-D.
 vlt_status vlt_eval_captions_on_shards(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch,
                                        int limit, vlt_caption_eval *out);
 void vlt_caption_eval_free(vlt_caption_eval *e);
+
+// Writes the captions in the COCO results format, [{"image_id": id, "caption": text}, ...] in
+// image order, to a temporary file renamed to path (never half a file at path).
+vlt_status vlt_captions_save_coco(const vlt_caption_eval *c, const char *path);
 
 // Zero-shot classification: class vectors from `templates` (each with one "{}" where the class
 // name goes, as open_clip's templates) averaged per class as open_clip's

@@ -1,0 +1,117 @@
+// model_source.c — the one model loader of the evaluation commands (see model_source.h).
+#include "train/model_source.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoints/checkpoint.h"
+#include "checkpoints/safetensors.h"
+#include "train/run_config.h"
+
+const char *vlt_model_source_check(const char *checkpoint, const char *weights, const char *model) {
+    if (checkpoint && weights) return "give either --checkpoint or --weights with --model, not both";
+    if (!checkpoint && !weights) return "a model is required: --checkpoint RUN|CHECKPOINT_DIR, or --weights FILE --model NAME";
+    if (weights && !model) return "--weights needs --model NAME|CONFIG.json (the model config the weights belong to)";
+    if (model && !weights) return "--model goes with --weights (a checkpoint names its own model)";
+    return NULL;
+}
+
+// The file vlt_model_cfg_load reads for `name` (the same lookup: a bare name in the model config
+// folder, then in the working directory's configs/model/; anything else is a path), or "".
+static void config_file(const char *name, char *out, size_t cap) {
+    bool bare = !strchr(name, '/') && !strstr(name, ".json");
+    char dir[1024];
+    out[0] = '\0';
+    if (!bare) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    snprintf(out, cap, "%s/%s.json", vlt_model_cfg_dir(dir, sizeof dir), name);
+    if (access(out, R_OK) == 0) return;
+    snprintf(out, cap, "configs/model/%s.json", name);
+    if (access(out, R_OK) != 0) out[0] = '\0';
+}
+
+// The model config name and seed a checkpoint was trained with (its state.json's run config).
+static vlt_status checkpoint_model_name(const char *dir, char *name, size_t cap, int64_t *seed) {
+    char *text = NULL;
+    VLT_TRY(vlt_checkpoint_read_state(dir, &text, NULL));
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
+    char what[1100];
+    snprintf(what, sizeof what, "%s/state.json", dir);
+    vlt_status s = cJSON_IsString(cfg) ? VLT_OK : vlt_error_set(VLT_ERR_FORMAT, "checkpoint %s: state.json has no run config", dir);
+    vlt_run_config rc;
+    vlt_run_config_default(&rc);
+    if (s == VLT_OK) s = vlt_run_config_parse(cfg->valuestring, strlen(cfg->valuestring), what, &rc);
+    cJSON_Delete(root);
+    if (s == VLT_OK) {
+        snprintf(name, cap, "%s", rc.model_name);
+        *seed = rc.seed;
+    }
+    return s;
+}
+
+vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, const char *model, vlt_model_source *out) {
+    memset(out, 0, sizeof *out);
+    const char *why = vlt_model_source_check(checkpoint, weights, model);
+    if (why) return vlt_error_set(VLT_ERR_ARG, "%s", why);
+    int64_t seed = 0;
+    if (checkpoint) {
+        VLT_TRY(vlt_checkpoint_resolve(checkpoint, checkpoint, out->checkpoint, sizeof out->checkpoint));
+        VLT_TRY(checkpoint_model_name(out->checkpoint, out->model_name, sizeof out->model_name, &seed));
+        snprintf(out->weights, sizeof out->weights, "%s/model.safetensors", out->checkpoint);
+        snprintf(out->label, sizeof out->label, "%s", out->checkpoint);
+    } else {
+        snprintf(out->model_name, sizeof out->model_name, "%s", model);
+        snprintf(out->weights, sizeof out->weights, "%s", weights);
+        snprintf(out->label, sizeof out->label, "%s (model %s)", weights, model);
+        if (access(weights, R_OK) != 0) return vlt_error_set(VLT_ERR_IO, "weights %s: cannot read it", weights);
+    }
+    config_file(out->model_name, out->config_path, sizeof out->config_path);
+    vlt_model_cfg mc;
+    VLT_TRY(vlt_model_cfg_load(out->model_name, &mc));
+    VLT_TRY(vlt_model_create(&out->m, &mc, (uint64_t)seed));
+    vlt_status s;
+    if (checkpoint) {
+        s = vlt_checkpoint_load(out->checkpoint, out->m.params, NULL, NULL);
+    } else {
+        // strict: every key of the model from the file, nothing else in the file
+        s = vlt_safetensors_load_params(weights, out->m.params, false, NULL);
+        if (s != VLT_OK) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s", vlt_error_message());
+            s = vlt_error_set(s, "%s for model %s (%s): %s", weights, model, vlt_model_title(&out->m), msg);
+        }
+    }
+    if (s != VLT_OK) {
+        vlt_model_free(&out->m);
+        memset(&out->m, 0, sizeof out->m);
+    }
+    return s;
+}
+
+void vlt_model_source_close(vlt_model_source *src) {
+    if (src->m.ops) vlt_model_free(&src->m);
+    memset(&src->m, 0, sizeof src->m);
+}
+
+vlt_status vlt_model_source_report(const vlt_model_source *src, vlt_eval_report *rep) {
+    VLT_TRY(vlt_eval_report_input(rep, "weights", src->weights));
+    if (src->checkpoint[0]) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/state.json", src->checkpoint);
+        VLT_TRY(vlt_eval_report_input(rep, "checkpoint state", path));
+        vlt_eval_report_setting(rep, "checkpoint", src->checkpoint);
+    } else {
+        vlt_eval_report_setting(rep, "weights", src->weights);
+    }
+    if (src->config_path[0]) VLT_TRY(vlt_eval_report_input(rep, "model config", src->config_path));
+    vlt_eval_report_setting(rep, "model", src->model_name);
+    vlt_eval_report_setting(rep, "model_kind", vlt_model_title(&src->m));
+    return VLT_OK;
+}
