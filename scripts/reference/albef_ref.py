@@ -36,7 +36,7 @@ BUFFER_SUFFIXES = ("position_ids",)
 
 def param_shapes(cfg):
     """Ordered (name, shape, kind) of the full state_dict; kind is 'param', 'alias' or 'buffer'.
-    The order is the authors' module registration order (as ALBEF.state_dict() lists it)."""
+    Grouped by module (ALBEF.state_dict() lists the top-level temp and queues first)."""
     a, b = cfg["albef"], cfg["bert"]
     D, S, P = a["vision_width"], a["image_res"], a["patch_size"]
     N = (S // P) ** 2 + 1
@@ -359,3 +359,15 @@ def forward(P, batch, cfg, alpha, enqueue=True):
                 sim_i2t_targets=sim_i2t_targets, sim_t2i_targets=sim_t2i_targets,
                 itm_weights_i2t=weights_i2t, itm_weights_t2i=weights_t2i,
                 itm_logits=itm_logits, mlm_logits=logits[sel], mlm_soft_labels=F.softmax(logits_m, -1)[sel])
+
+
+# The paper's pretraining config (configs/Pretrain.yaml + configs/config_bert.json), in the
+# {"albef", "bert"} layout of tests/data/albef/*/config.json.
+PAPER_CONFIG = {
+    "albef": {"image_res": 256, "patch_size": 16, "vision_width": 768, "vision_depth": 12,
+              "vision_heads": 12, "mlp_ratio": 4, "embed_dim": 256, "queue_size": 65536,
+              "momentum": 0.995, "temp": 0.07, "alpha": 0.4, "mlm_probability": 0.15},
+    "bert": {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
+             "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
+             "type_vocab_size": 2, "fusion_layer": 6, "layer_norm_eps": 1e-12, "pad_token_id": 0},
+}
