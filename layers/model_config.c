@@ -164,6 +164,129 @@ static vlt_status parse_multimodal(const cJSON *o, vlt_multimodal_cfg *m, const 
     return VLT_OK;
 }
 
+static vlt_status get_string_is(const cJSON *obj, const char *key, const char *want, const char *what,
+                                const char *where) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return VLT_OK;
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, want))
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "%s: %s.%s must be \"%s\" (the only one vlt implements)", what, where,
+                             key, want);
+    return VLT_OK;
+}
+
+// ALBEF's settings (configs/Pretrain.yaml's keys plus the ViT's sizes), defaults as the paper's.
+static vlt_status parse_albef(const cJSON *o, vlt_albef_cfg *a, const char *what) {
+    static const char *const known[] = {"image_res", "patch_size", "vision_width", "vision_depth", "vision_heads",
+                                        "mlp_ratio", "embed_dim", "queue_size", "momentum", "temp", "alpha",
+                                        "mlm_probability", "cls_token_id", "sep_token_id", "mask_token_id", NULL};
+    const char *w = "albef";
+    VLT_TRY(check_keys(o, known, what, w));
+    *a = (vlt_albef_cfg){.image_res = 256, .patch_size = 16, .vision_width = 768, .vision_depth = 12,
+                         .vision_heads = 12, .mlp_ratio = 4.0f, .embed_dim = 256, .queue_size = 65536,
+                         .momentum = 0.995f, .temp = 0.07f, .alpha = 0.4f, .mlm_probability = 0.15f,
+                         .cls_token_id = -1, .sep_token_id = -1, .mask_token_id = -1};
+    VLT_TRY(get_int(o, "image_res", &a->image_res, false, 1, what, w));
+    VLT_TRY(get_int(o, "patch_size", &a->patch_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "vision_width", &a->vision_width, false, 1, what, w));
+    VLT_TRY(get_int(o, "vision_depth", &a->vision_depth, false, 1, what, w));
+    VLT_TRY(get_int(o, "vision_heads", &a->vision_heads, false, 1, what, w));
+    VLT_TRY(get_float(o, "mlp_ratio", &a->mlp_ratio, what, w));
+    VLT_TRY(get_int(o, "embed_dim", &a->embed_dim, false, 1, what, w));
+    VLT_TRY(get_int(o, "queue_size", &a->queue_size, false, 1, what, w));
+    VLT_TRY(get_float(o, "momentum", &a->momentum, what, w));
+    VLT_TRY(get_float(o, "temp", &a->temp, what, w));
+    VLT_TRY(get_float(o, "alpha", &a->alpha, what, w));
+    VLT_TRY(get_float(o, "mlm_probability", &a->mlm_probability, what, w));
+    // -1: not given (vlt train takes them from the tokenizer's vocabulary)
+    VLT_TRY(get_int(o, "cls_token_id", &a->cls_token_id, false, 0, what, w));
+    VLT_TRY(get_int(o, "sep_token_id", &a->sep_token_id, false, 0, what, w));
+    VLT_TRY(get_int(o, "mask_token_id", &a->mask_token_id, false, 0, what, w));
+    if (a->image_res % a->patch_size)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.image_res %d is not a multiple of patch_size %d", what,
+                             a->image_res, a->patch_size);
+    if (a->vision_width % a->vision_heads)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.vision_width %d is not a multiple of vision_heads %d", what,
+                             a->vision_width, a->vision_heads);
+    if (!(a->momentum >= 0 && a->momentum <= 1) || !(a->alpha >= 0 && a->alpha <= 1) ||
+        !(a->mlm_probability >= 0 && a->mlm_probability <= 1) || !(a->temp > 0))
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.momentum, alpha and mlm_probability must lie in [0, 1] and temp > 0",
+                             what);
+    return VLT_OK;
+}
+
+// config_bert.json's keys (xbert's BertConfig). Dropout probabilities are accepted and not applied:
+// vlt trains without dropout.
+static vlt_status parse_bert(const cJSON *o, vlt_bert_cfg *b, const char *what) {
+    static const char *const known[] = {"architectures", "attention_probs_dropout_prob", "hidden_act",
+                                        "hidden_dropout_prob", "hidden_size", "initializer_range", "intermediate_size",
+                                        "layer_norm_eps", "max_position_embeddings", "model_type",
+                                        "num_attention_heads", "num_hidden_layers", "pad_token_id", "type_vocab_size",
+                                        "vocab_size", "fusion_layer", "encoder_width", NULL};
+    const char *w = "bert";
+    VLT_TRY(check_keys(o, known, what, w));
+    *b = (vlt_bert_cfg){.vocab_size = 30522, .hidden_size = 768, .num_hidden_layers = 12, .num_attention_heads = 12,
+                        .intermediate_size = 3072, .max_position_embeddings = 512, .type_vocab_size = 2,
+                        .fusion_layer = 6, .pad_token_id = 0, .encoder_width = -1, .layer_norm_eps = 1e-12f};
+    VLT_TRY(get_int(o, "vocab_size", &b->vocab_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "hidden_size", &b->hidden_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "num_hidden_layers", &b->num_hidden_layers, false, 1, what, w));
+    VLT_TRY(get_int(o, "num_attention_heads", &b->num_attention_heads, false, 1, what, w));
+    VLT_TRY(get_int(o, "intermediate_size", &b->intermediate_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "max_position_embeddings", &b->max_position_embeddings, false, 1, what, w));
+    VLT_TRY(get_int(o, "type_vocab_size", &b->type_vocab_size, false, 1, what, w));
+    VLT_TRY(get_int(o, "fusion_layer", &b->fusion_layer, false, 0, what, w));
+    VLT_TRY(get_int(o, "pad_token_id", &b->pad_token_id, false, 0, what, w));
+    VLT_TRY(get_int(o, "encoder_width", &b->encoder_width, false, 1, what, w));
+    VLT_TRY(get_float(o, "layer_norm_eps", &b->layer_norm_eps, what, w));
+    VLT_TRY(get_string_is(o, "hidden_act", "gelu", what, w));
+    VLT_TRY(get_string_is(o, "model_type", "bert", what, w));
+    if (b->hidden_size % b->num_attention_heads)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bert.hidden_size %d is not a multiple of num_attention_heads %d", what,
+                             b->hidden_size, b->num_attention_heads);
+    if (b->fusion_layer > b->num_hidden_layers)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bert.fusion_layer %d is past num_hidden_layers %d", what,
+                             b->fusion_layer, b->num_hidden_layers);
+    if (b->pad_token_id >= b->vocab_size)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bert.pad_token_id %d is outside the vocabulary (%d)", what,
+                             b->pad_token_id, b->vocab_size);
+    return VLT_OK;
+}
+
+// An ALBEF config: the "albef" and "bert" sections; the open_clip-shaped fields that the rest of
+// vlt reads (image size, patch size, embed_dim, text length and vocabulary) are filled from them.
+static vlt_status parse_albef_root(const cJSON *root, vlt_model_cfg *cfg, const char *what) {
+    static const char *const known[] = {"albef", "bert", NULL};
+    VLT_TRY(check_keys(root, known, what, "(top)"));
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "albef"), *b = cJSON_GetObjectItemCaseSensitive(root, "bert");
+    if (!cJSON_IsObject(a) || !cJSON_IsObject(b))
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: an ALBEF config needs the objects \"albef\" and \"bert\"", what);
+    VLT_TRY(parse_albef(a, &cfg->albef, what));
+    VLT_TRY(parse_bert(b, &cfg->bert, what));
+    if (cfg->bert.encoder_width < 0) cfg->bert.encoder_width = cfg->albef.vision_width;
+    if (cfg->bert.encoder_width != cfg->albef.vision_width)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bert.encoder_width %d differs from albef.vision_width %d", what,
+                             cfg->bert.encoder_width, cfg->albef.vision_width);
+    const vlt_albef_cfg *al = &cfg->albef;
+    const int ids[3] = {al->cls_token_id, al->sep_token_id, al->mask_token_id};
+    for (int i = 0; i < 3; i++)
+        if (ids[i] >= cfg->bert.vocab_size)
+            return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.%s %d is outside the vocabulary (%d)", what,
+                                 i == 0 ? "cls_token_id" : i == 1 ? "sep_token_id" : "mask_token_id", ids[i],
+                                 cfg->bert.vocab_size);
+    cfg->is_albef = true;
+    cfg->embed_dim = al->embed_dim;
+    cfg->init_logit_scale = logf(1.0f / al->temp);
+    cfg->vision = (vlt_vision_cfg){.image_size = al->image_res, .patch_size = al->patch_size,
+                                   .width = al->vision_width, .layers = al->vision_depth,
+                                   .head_width = al->vision_width / al->vision_heads, .mlp_ratio = al->mlp_ratio};
+    cfg->text = (vlt_text_cfg){.context_length = cfg->bert.max_position_embeddings,
+                               .vocab_size = cfg->bert.vocab_size, .width = cfg->bert.hidden_size,
+                               .heads = cfg->bert.num_attention_heads, .layers = cfg->bert.num_hidden_layers,
+                               .mlp_ratio = (float)cfg->bert.intermediate_size / cfg->bert.hidden_size,
+                               .pad_id = cfg->bert.pad_token_id};
+    return VLT_OK;
+}
+
 vlt_status vlt_model_cfg_parse(const char *json, const char *what, vlt_model_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->init_logit_scale = logf(1.0f / 0.07f);
@@ -172,6 +295,11 @@ vlt_status vlt_model_cfg_parse(const char *json, const char *what, vlt_model_cfg
         const char *at = cJSON_GetErrorPtr();
         cJSON_Delete(root);
         return vlt_error_set(VLT_ERR_FORMAT, "%s: not a JSON object (error near '%.20s')", what, at ? at : "");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(root, "albef")) {
+        vlt_status st = parse_albef_root(root, cfg, what);
+        cJSON_Delete(root);
+        return st;
     }
     static const char *const known[] = {"embed_dim", "vision_cfg", "text_cfg", "multimodal_cfg", "quick_gelu",
                                         "custom_text", "init_logit_scale", "init_logit_bias", NULL};

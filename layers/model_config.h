@@ -30,6 +30,24 @@ typedef struct {
     float mlp_ratio;
 } vlt_multimodal_cfg;
 
+// ALBEF (configs in ALBEF's own shape: {"albef": {...}, "bert": {config_bert.json's keys}}).
+typedef struct {
+    int image_res, patch_size, vision_width, vision_depth, vision_heads;
+    float mlp_ratio;
+    int embed_dim, queue_size;
+    float momentum, temp, alpha, mlm_probability;
+    // Token ids the MLM masking needs (bert-base-uncased: [CLS] 101, [SEP] 102, [MASK] 103); -1 when
+    // the config does not give them (the trainer fills them from the tokenizer's vocabulary).
+    int cls_token_id, sep_token_id, mask_token_id;
+} vlt_albef_cfg;
+
+// BERT (xbert's BertConfig keys).
+typedef struct {
+    int vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
+    int max_position_embeddings, type_vocab_size, fusion_layer, pad_token_id, encoder_width;
+    float layer_norm_eps;
+} vlt_bert_cfg;
+
 typedef struct {
     char name[64];
     int embed_dim;
@@ -41,6 +59,9 @@ typedef struct {
     vlt_vision_cfg vision;
     vlt_text_cfg text;
     vlt_multimodal_cfg multimodal;
+    bool is_albef;               // an ALBEF config ("albef" and "bert" sections); the fields above unused
+    vlt_albef_cfg albef;
+    vlt_bert_cfg bert;
     // A VQA classifier head on the CLIP towers (layers/vqa_head.h) when n_answers > 0. Not in the
     // model JSON: set from the run config (model.vqa_head, model.vqa_answers, model.vqa_hidden).
     struct { int n_answers, hidden; } vqa;
