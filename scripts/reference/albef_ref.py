@@ -32,6 +32,9 @@ ALIASES = {  # alias name -> the tensor it shares storage with (per text encoder
 MOMENTUM_PAIRS = [("visual_encoder.", "visual_encoder_m."), ("vision_proj.", "vision_proj_m."),
                   ("text_encoder.", "text_encoder_m."), ("text_proj.", "text_proj_m.")]
 BUFFER_SUFFIXES = ("position_ids",)
+# Attention through F.scaled_dot_product_attention (the benchmark's choice; same math, fused
+# kernels). The fixtures keep the explicit softmax(QK^T/sqrt(d) + mask)V of the authors' code.
+SDPA = False
 
 
 def param_shapes(cfg):
@@ -165,8 +168,12 @@ def vit_forward(P, p, image, cfg):
         q = f"{p}blocks.{i}."
         h = layer_norm(P, q + "norm1", x, 1e-6)
         qkv = linear(P, q + "attn.qkv", h).reshape(B, N, 3, heads, hd).permute(2, 0, 3, 1, 4)
-        att = (qkv[0] @ qkv[1].transpose(-2, -1)) * hd ** -0.5
-        h = (att.softmax(dim=-1) @ qkv[2]).transpose(1, 2).reshape(B, N, D)
+        if SDPA:
+            h = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        else:
+            att = (qkv[0] @ qkv[1].transpose(-2, -1)) * hd ** -0.5
+            h = att.softmax(dim=-1) @ qkv[2]
+        h = h.transpose(1, 2).reshape(B, N, D)
         x = x + linear(P, q + "attn.proj", h)
         h = layer_norm(P, q + "norm2", x, 1e-6)
         x = x + linear(P, q + "mlp.fc2", F.gelu(linear(P, q + "mlp.fc1", h)))
@@ -188,10 +195,15 @@ def bert_attention(P, q, x, kv, mask_add, heads, eps):
     Q = split(linear(P, q + "self.query", x))
     K = split(linear(P, q + "self.key", kv))
     Vv = split(linear(P, q + "self.value", kv))
-    s = Q @ K.transpose(-1, -2) / math.sqrt(hd)
-    if mask_add is not None:
-        s = s + mask_add
-    ctx = (s.softmax(dim=-1) @ Vv).permute(0, 2, 1, 3).reshape(B, T, H)
+    if SDPA:
+        m = None if mask_add is None else mask_add.to(Q.dtype)
+        ctx = F.scaled_dot_product_attention(Q, K, Vv, attn_mask=m)
+    else:
+        s = Q @ K.transpose(-1, -2) / math.sqrt(hd)
+        if mask_add is not None:
+            s = s + mask_add
+        ctx = s.softmax(dim=-1) @ Vv
+    ctx = ctx.permute(0, 2, 1, 3).reshape(B, T, H)
     return layer_norm(P, q + "output.LayerNorm", linear(P, q + "output.dense", ctx) + x, eps)
 
 
@@ -205,8 +217,8 @@ def bert_layers(P, p, h, text_mask, lo, hi, cfg, image_embeds=None):
         q = f"{p}bert.encoder.layer.{i}."
         h = bert_attention(P, q + "attention.", h, h, m, heads, eps)
         if i >= b["fusion_layer"]:
-            img_mask = torch.zeros(image_embeds.shape[0], 1, 1, image_embeds.shape[1],
-                                   dtype=h.dtype, device=h.device)  # (1 - ones) * -10000
+            img_mask = None if SDPA else torch.zeros(  # (1 - ones) * -10000
+                image_embeds.shape[0], 1, 1, image_embeds.shape[1], dtype=h.dtype, device=h.device)
             h = bert_attention(P, q + "crossattention.", h, image_embeds, img_mask, heads, eps)
         inter = F.gelu(linear(P, q + "intermediate.dense", h))
         h = layer_norm(P, q + "output.LayerNorm", linear(P, q + "output.dense", inter) + h, eps)
@@ -322,7 +334,10 @@ def forward(P, batch, cfg, alpha, enqueue=True):
         weights_t2i = F.softmax(sim_t2i[:, :bs], dim=1)
         weights_i2t.fill_diagonal_(0)
         weights_t2i.fill_diagonal_(0)
-    ni, nt = batch["neg_image_idx"], batch["neg_text_idx"]
+    ni, nt = batch.get("neg_image_idx"), batch.get("neg_text_idx")
+    if ni is None:  # sample as the authors do (one draw per row), batched
+        ni = torch.multinomial(weights_t2i, 1)[:, 0]
+        nt = torch.multinomial(weights_i2t, 1)[:, 0]
     text_all = torch.cat([text_embeds, text_embeds, text_embeds[nt]], 0)
     atts_all = torch.cat([atts, atts, atts[nt]], 0)
     image_all = torch.cat([image_embeds, image_embeds[ni], image_embeds], 0)
