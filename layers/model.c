@@ -250,9 +250,62 @@ static const vlt_model_ops VQA_OPS = {
     .after_step = vqa_after_step, .answer = vqa_answer, .destroy = vqa_destroy, .fresh_prefix = VLT_VQA_HEAD_PREFIX,
 };
 
+// ---- ALBEF ----
+static vlt_albef *albef_of(const vlt_model *m) { return (vlt_albef *)m->impl; }
+
+// alpha: the loss setting "alpha" when given, else the config's, ramped over the first epoch as
+// ALBEF's training loop does (alpha · min(1, step / steps per epoch) while epoch 0) when the
+// trainer says how far it is ("epoch_progress").
+static vlt_status albef_loss(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
+    vlt_tensor *images = need_field(m, b, VLT_FIELD_IMAGES), *ids = need_field(m, b, VLT_FIELD_TEXT_IDS);
+    if (!images || !ids) return vlt_error_code();
+    vlt_albef *a = albef_of(m);
+    float progress = vlt_loss_opts_get(o, "epoch_progress", 1.0f);
+    float alpha = a->cfg.albef.alpha * (progress < 1.0f ? fmaxf(progress, 0.0f) : 1.0f);
+    float step = vlt_loss_opts_get(o, "step", 0.0f);
+    vlt_albef_inputs in = {
+        .images = images, .ids = ids, .atts = vlt_model_batch_get(b, VLT_FIELD_TEXT_ATTS),
+        .mlm_ids = vlt_model_batch_get(b, VLT_FIELD_MLM_IDS), .mlm_labels = vlt_model_batch_get(b, VLT_FIELD_MLM_LABELS),
+        .neg_image_idx = vlt_model_batch_get(b, VLT_FIELD_NEG_IMAGE_IDX),
+        .neg_text_idx = vlt_model_batch_get(b, VLT_FIELD_NEG_TEXT_IDX),
+        .alpha = vlt_loss_opts_get(o, "alpha", alpha), .step = step > 0 ? (uint64_t)step : 0,
+    };
+    vlt_albef_output ao;
+    VLT_TRY(vlt_albef_forward(a, &in, &ao));
+    out->loss = ao.loss;
+    out->n_parts = 3;
+    out->part_names[0] = "itc";
+    out->part_names[1] = "itm";
+    out->part_names[2] = "mlm";
+    out->parts[0] = ao.loss_itc;
+    out->parts[1] = ao.loss_itm;
+    out->parts[2] = ao.loss_mlm;
+    out->n_metrics = 2;
+    out->metric_names[0] = "itm_acc";
+    out->metric_names[1] = "mlm_acc";
+    out->metrics[0] = ao.itm_acc;
+    out->metrics[1] = ao.mlm_acc;
+    return VLT_OK;
+}
+
+static void albef_after_step(vlt_model *m) { vlt_albef_after_step(albef_of(m)); }
+static vlt_tensor *albef_image(vlt_model *m, vlt_tensor *images) { return vlt_albef_encode_image(albef_of(m), images); }
+static vlt_tensor *albef_text(vlt_model *m, vlt_tensor *ids) { return vlt_albef_encode_text(albef_of(m), ids, NULL); }
+static const char *albef_gpu(const vlt_model *m) {
+    (void)m;
+    return "its momentum update, queues, masking and hard-negative draws run on the host";
+}
+static void albef_destroy(vlt_model *m) { vlt_albef_free(albef_of(m)); }
+
+static const vlt_model_ops ALBEF_OPS = {
+    .kind = "albef", .title = "ALBEF", .caps = VLT_CAP_EMBED, .loss = albef_loss, .after_step = albef_after_step,
+    .encode_image = albef_image, .encode_text = albef_text, .gpu_unsupported = albef_gpu, .destroy = albef_destroy,
+};
+
 // ---- the handle ----
 const char *vlt_model_kind_of(const vlt_model_cfg *cfg) {
     if (cfg->vqa.n_answers > 0) return VQA_OPS.kind;
+    if (cfg->is_albef) return ALBEF_OPS.kind;
     return cfg->is_coca ? COCA_OPS.kind : cfg->has_logit_bias ? SIGLIP_OPS.kind : CLIP_OPS.kind;
 }
 
@@ -271,6 +324,18 @@ vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t see
         m->impl = c;
         m->params = &c->clip.params;
         m->logit_scale = c->clip.logit_scale;
+    } else if (cfg->is_albef) {
+        vlt_albef *c = calloc(1, sizeof *c);
+        if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
+        vlt_status s = vlt_albef_init(c, cfg, seed);
+        if (s != VLT_OK) {
+            free(c);
+            return s;
+        }
+        m->ops = &ALBEF_OPS;
+        m->impl = c;
+        m->params = &c->params;
+        m->logit_scale = c->logit_scale;
     } else if (cfg->is_coca) {
         vlt_coca *c = calloc(1, sizeof *c);
         if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");

@@ -16,6 +16,7 @@
 #ifndef VLT_MODEL_H
 #define VLT_MODEL_H
 
+#include "layers/albef.h"
 #include "layers/clip.h"
 #include "layers/coca.h"
 #include "layers/generate.h"
@@ -32,6 +33,14 @@ typedef enum {
 #define VLT_MODEL_BATCH_MAX 8
 #define VLT_FIELD_IMAGES "images"      // (B, 3, S, S) f32, normalized
 #define VLT_FIELD_TEXT_IDS "text_ids"  // (B, T) i32, the model's tokenizer
+#define VLT_FIELD_TEXT_ATTS "text_atts"  // (B, T) i32, 1 = token, 0 = padding (optional: ids != pad)
+// ALBEF's draws given from outside (optional; tests feed a reference's): the masked MLM input and
+// its labels (-100 where not masked), (B, T) i32; the negative image of each text and the negative
+// text of each image, (B) i32.
+#define VLT_FIELD_MLM_IDS "mlm_ids"
+#define VLT_FIELD_MLM_LABELS "mlm_labels"
+#define VLT_FIELD_NEG_IMAGE_IDX "neg_image_idx"
+#define VLT_FIELD_NEG_TEXT_IDX "neg_text_idx"
 #define VLT_FIELD_QUESTION_IDS "question_ids"    // (B, T) i32: VQA questions, the model's tokenizer
 #define VLT_FIELD_ANSWER_SCORES "answer_scores"  // (B, N) f32: VQAv2 soft score of each vocabulary answer
 typedef struct {
@@ -55,6 +64,9 @@ typedef struct {
     int n;
     const char *names[VLT_LOSS_OPTS_MAX];  // e.g. "clip_weight", "caption_weight", "label_smoothing"
     float values[VLT_LOSS_OPTS_MAX];
+    // Training progress the trainer passes as named values too: "step" (the optimizer step this
+    // batch belongs to: the counter of a model's random draws) and "epoch_progress" (epochs done,
+    // fractional: ALBEF ramps its distillation weight over the first epoch).
     vlt_contrastive_fn contrastive;        // NULL: the model's own (one process)
     void *contrastive_ctx;
     // This rank's share of a token-mean loss under data parallelism: local tokens × ranks / all
@@ -73,6 +85,10 @@ typedef struct {
     int n_parts;
     const char *part_names[VLT_LOSS_PARTS_MAX];
     vlt_tensor *parts[VLT_LOSS_PARTS_MAX];
+    // Named host values for the log beside the parts (ALBEF: itm_acc, mlm_acc).
+    int n_metrics;
+    const char *metric_names[VLT_LOSS_PARTS_MAX];
+    float metrics[VLT_LOSS_PARTS_MAX];
 } vlt_model_loss;
 
 // ---- the table of a model kind ----

@@ -1,0 +1,552 @@
+// albef.c — ALBEF model, momentum encoders, queues and its three losses (see albef.h).
+#include "layers/albef.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/device.h"
+#include "autograd/rng.h"
+#include "checkpoints/safetensors.h"
+#include "layers/transformer.h"
+
+// RNG sub-streams of one step (vlt_rng_stream(VLT_RNG_MASK, step, k)).
+enum { DRAW_MASK = 0, DRAW_REPLACE = 1, DRAW_RANDOM_WORD = 2, DRAW_NEG_IMAGE = 3, DRAW_NEG_TEXT = 4, DRAW_QUEUE = 5 };
+
+// nn.Linear's default init: U(±fan_in^-1/2) for weight and bias.
+static vlt_status linear(vlt_params *p, const char *name, int out, int in, vlt_tensor **w, vlt_tensor **b,
+                         uint64_t seed) {
+    char n[128];
+    snprintf(n, sizeof n, "%s.weight", name);
+    *w = vlt_params_new(p, n, 2, VLT_SHAPE(out, in));
+    snprintf(n, sizeof n, "%s.bias", name);
+    *b = vlt_params_new(p, n, 1, VLT_SHAPE(out));
+    if (!*w || !*b) return vlt_error_code();
+    vlt_init_uniform(*w, 1.0f / sqrtf((float)in), seed);
+    vlt_init_uniform(*b, 1.0f / sqrtf((float)in), seed);
+    return VLT_OK;
+}
+
+static vlt_tensor *state(vlt_params *p, vlt_dtype dt, int ndim, const int *shape, const char *name) {
+    vlt_tensor *t = vlt_tensor_new(dt, VLT_CPU, ndim, shape, name);
+    return t && vlt_params_add(p, t) == VLT_OK ? t : NULL;
+}
+
+// The momentum side is built exactly as the online side (same names with _m) and then frozen.
+static void freeze_prefix(vlt_params *p, int from) {
+    for (int i = from; i < p->n; i++) {
+        vlt_tensor *t = p->t[i];
+        t->requires_grad = false;
+        if (t->grad && t->grad->persistent) vlt_tensor_free(t->grad);
+        t->grad = NULL;
+    }
+}
+
+static vlt_status build_pairs(vlt_albef *m) {
+    int cap = 4096;
+    m->online = calloc((size_t)cap, sizeof *m->online);
+    m->momentum = calloc((size_t)cap, sizeof *m->momentum);
+    if (!m->online || !m->momentum) return vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
+    int n = vlt_deit_params(&m->visual, m->online, cap);
+    int k = vlt_deit_params(&m->visual_m, m->momentum, cap);
+    vlt_tensor *pw[4] = {m->vision_proj_w, m->vision_proj_b, m->text_proj_w, m->text_proj_b};
+    vlt_tensor *pm[4] = {m->vision_proj_m_w, m->vision_proj_m_b, m->text_proj_m_w, m->text_proj_m_b};
+    for (int i = 0; i < 4; i++) {
+        m->online[n++] = pw[i];
+        m->momentum[k++] = pm[i];
+    }
+    n += vlt_bert_trainable(&m->text, m->online + n, cap - n);
+    k += vlt_bert_trainable(&m->text_m, m->momentum + k, cap - k);
+    if (n != k || n >= cap) return vlt_error_set(VLT_ERR_STATE, "albef: %d online and %d momentum tensors", n, k);
+    for (int i = 0; i < n; i++)
+        if (!vlt_tensor_same_shape(m->online[i], m->momentum[i]))
+            return vlt_error_set(VLT_ERR_STATE, "albef: %s and %s differ in shape", m->online[i]->name,
+                                 m->momentum[i]->name);
+    m->n_pairs = n;
+    return VLT_OK;
+}
+
+void vlt_albef_copy_params(vlt_albef *m) {
+    for (int i = 0; i < m->n_pairs; i++)
+        memcpy(m->momentum[i]->data, m->online[i]->data, sizeof(float) * (size_t)m->online[i]->numel);
+}
+
+// Random unit columns (ALBEF: normalize(randn(E, Q), dim=0)).
+static void init_queue(vlt_tensor *q, uint64_t seed) {
+    int E = q->shape[0], Q = q->shape[1];
+    float *d = vlt_f32(q);
+    vlt_rng_fill_normal(d, (size_t)q->numel, 0.0f, 1.0f, seed, vlt_rng_hash_str(q->name), 0);
+    for (int j = 0; j < Q; j++) {
+        double s = 0;
+        for (int e = 0; e < E; e++) s += (double)d[(size_t)e * Q + j] * d[(size_t)e * Q + j];
+        float inv = (float)(1.0 / fmax(sqrt(s), 1e-12));
+        for (int e = 0; e < E; e++) d[(size_t)e * Q + j] *= inv;
+    }
+}
+
+static void update_logit_scale(vlt_albef *m) { vlt_f32(m->logit_scale)[0] = logf(1.0f / vlt_f32(m->temp)[0]); }
+
+vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    if (!cfg->is_albef) return vlt_error_set(VLT_ERR_ARG, "albef: %s is not an ALBEF config", cfg->name);
+    m->cfg = *cfg;
+    m->seed = seed;
+    const vlt_albef_cfg *a = &cfg->albef;
+    const vlt_bert_cfg *bc = &cfg->bert;
+    int E = a->embed_dim, Wv = a->vision_width, Wt = bc->hidden_size;
+    vlt_params *p = &m->params;
+    vlt_params_init(p);
+    vlt_status s = VLT_OK;
+    // ALBEF's state_dict order: its own parameter and buffers, then the modules as registered.
+    m->temp = vlt_params_new(p, "temp", 0, NULL);
+    m->image_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "image_queue");
+    m->text_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "text_queue");
+    m->queue_ptr = state(p, VLT_I32, 1, VLT_SHAPE(1), "queue_ptr");
+    if (!m->temp || !m->image_queue || !m->text_queue || !m->queue_ptr) s = vlt_error_code();
+    if (s == VLT_OK)
+        s = vlt_deit_init(&m->visual, p, "visual_encoder", a->image_res, a->patch_size, Wv, a->vision_depth,
+                          a->vision_heads, a->mlp_ratio, seed);
+    if (s == VLT_OK) s = vlt_bert_init(&m->text, p, "text_encoder", bc, seed);
+    if (s == VLT_OK) s = linear(p, "vision_proj", E, Wv, &m->vision_proj_w, &m->vision_proj_b, seed);
+    if (s == VLT_OK) s = linear(p, "text_proj", E, Wt, &m->text_proj_w, &m->text_proj_b, seed);
+    if (s == VLT_OK) s = linear(p, "itm_head", 2, Wt, &m->itm_w, &m->itm_b, seed);
+    int first_m = p->n;
+    if (s == VLT_OK)
+        s = vlt_deit_init(&m->visual_m, p, "visual_encoder_m", a->image_res, a->patch_size, Wv, a->vision_depth,
+                          a->vision_heads, a->mlp_ratio, seed);
+    if (s == VLT_OK) s = linear(p, "vision_proj_m", E, Wv, &m->vision_proj_m_w, &m->vision_proj_m_b, seed);
+    if (s == VLT_OK) s = vlt_bert_init(&m->text_m, p, "text_encoder_m", bc, seed);
+    if (s == VLT_OK) s = linear(p, "text_proj_m", E, Wt, &m->text_proj_m_w, &m->text_proj_m_b, seed);
+    if (s == VLT_OK) s = build_pairs(m);
+    if (s == VLT_OK) {
+        m->logit_scale = vlt_tensor_new(VLT_F32, VLT_CPU, 0, NULL, "albef.logit_scale");
+        if (!m->logit_scale) s = vlt_error_code();
+    }
+    if (s != VLT_OK) {
+        vlt_albef_free(m);
+        return s;
+    }
+    freeze_prefix(p, first_m);
+    vlt_albef_copy_params(m);
+    vlt_f32(m->temp)[0] = a->temp;
+    init_queue(m->image_queue, seed);
+    init_queue(m->text_queue, seed);
+    update_logit_scale(m);
+    m->ema_pending = true;   // ALBEF's first forward runs the EMA too (of θ_0 with itself)
+    return VLT_OK;
+}
+
+void vlt_albef_free(vlt_albef *m) {
+    vlt_params_free(&m->params);
+    free(m->online);
+    free(m->momentum);
+    free(m->pend_img);
+    free(m->pend_txt);
+    vlt_tensor_free(m->logit_scale);
+    memset(m, 0, sizeof *m);
+}
+
+int64_t vlt_albef_trainable_numel(const vlt_albef *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->params.n; i++)
+        if (m->params.t[i]->requires_grad) n += m->params.t[i]->numel;
+    return n;
+}
+
+static void momentum_update(vlt_albef *m) {
+    float mu = m->cfg.albef.momentum, one_minus = (float)(1.0 - (double)m->cfg.albef.momentum);
+    for (int i = 0; i < m->n_pairs; i++) {
+        float *pm = vlt_f32(m->momentum[i]);
+        const float *po = vlt_f32(m->online[i]);
+        for (int64_t j = 0; j < m->online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
+    }
+}
+
+// ---- draws ----
+int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int32_t *mlm_ids,
+                          int32_t *labels) {
+    const vlt_albef_cfg *a = &m->cfg.albef;
+    int V = m->cfg.bert.vocab_size, pad = m->cfg.bert.pad_token_id, n = 0;
+    uint64_t s_mask = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_MASK);
+    uint64_t s_rep = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_REPLACE);
+    uint64_t s_word = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_RANDOM_WORD);
+    for (int64_t i = 0; i < (int64_t)B * T; i++) {
+        int32_t tok = ids[i];
+        mlm_ids[i] = tok;
+        labels[i] = -100;
+        if (tok == pad || tok == a->cls_token_id || tok == a->sep_token_id) continue;
+        if (!(vlt_rng_uniform(m->seed, s_mask, (uint64_t)i) < a->mlm_probability)) continue;
+        labels[i] = tok;
+        n++;
+        float r = vlt_rng_uniform(m->seed, s_rep, (uint64_t)i);
+        if (r < 0.8f) mlm_ids[i] = a->mask_token_id;
+        else if (r < 0.9f) mlm_ids[i] = (int32_t)vlt_rng_below(m->seed, s_word, (uint64_t)i, (uint64_t)V);
+    }
+    return n;
+}
+
+void vlt_albef_sample_negatives(const float *sim, int B, uint64_t seed, uint64_t step, int which, int32_t *neg) {
+    uint64_t st = vlt_rng_stream(VLT_RNG_MASK, step, which);
+    double *w = malloc(sizeof(double) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        const float *row = sim + (size_t)b * B;
+        double mx = -INFINITY, tot = 0;
+        for (int j = 0; j < B; j++) mx = fmax(mx, row[j]);
+        for (int j = 0; j < B; j++) tot += w[j] = exp((double)row[j] - mx);
+        for (int j = 0; j < B; j++) w[j] /= tot;
+        w[b] = 0;   // the positive is never its own negative
+        // ALBEF adds nothing here; torch.multinomial normalizes the zeroed row.
+        double sum = 0;
+        for (int j = 0; j < B; j++) sum += w[j];
+        int pick = b == 0 ? 1 : 0;
+        if (sum > 0) {
+            double u = vlt_rng_uniform(seed, st, (uint64_t)b) * sum, c = 0;
+            for (int j = 0; j < B; j++) {
+                if (w[j] <= 0) continue;
+                c += w[j];
+                pick = j;
+                if (u < c) break;
+            }
+        }
+        neg[b] = pick;
+    }
+    free(w);
+}
+
+// ---- forward ----
+static vlt_tensor *cls_of(vlt_tensor *x) {
+    if (!x) return NULL;
+    return vlt_reshape(vlt_slice(x, 1, 0, 1), 2, VLT_SHAPE(x->shape[0], x->shape[2]));
+}
+
+static vlt_tensor *proj_norm(vlt_tensor *x, vlt_tensor *w, vlt_tensor *b) {
+    return vlt_l2_normalize(vlt_linear(cls_of(x), w, b), 1e-12f);
+}
+
+// x (B, ...) -> rows idx (n) of it, (n, ...), with gradient.
+static vlt_tensor *gather_batch(vlt_tensor *x, vlt_tensor *idx) {
+    if (!x || !idx) return NULL;
+    int B = x->shape[0];
+    int64_t row = x->numel / B;
+    int shape[VLT_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[0] = idx->shape[0];
+    vlt_tensor *g = vlt_embedding(vlt_reshape(x, 2, VLT_SHAPE(B, (int)row)), idx);
+    return vlt_reshape(g, x->ndim, shape);
+}
+
+static vlt_tensor *host_i32(int ndim, const int *shape) {
+    return vlt_tensor_new_activation(VLT_I32, VLT_CPU, ndim, shape);
+}
+
+// -sum(log_softmax(logits) * targets, -1).mean(): soft-target cross-entropy.
+static vlt_tensor *soft_ce(vlt_tensor *logits, vlt_tensor *targets) {
+    return vlt_scale(vlt_mean_all(vlt_sum_last(vlt_mul(vlt_log_softmax(logits), targets))), -1.0f);
+}
+
+static vlt_status stash_momentum_features(vlt_albef *m, vlt_tensor *img, vlt_tensor *txt) {
+    int B = img->shape[0], E = img->shape[1];
+    if (m->pend_n + B > m->pend_cap) {
+        int cap = m->pend_cap ? m->pend_cap : 64;
+        while (cap < m->pend_n + B) cap *= 2;
+        float *a = realloc(m->pend_img, sizeof(float) * (size_t)cap * E);
+        if (a) m->pend_img = a;
+        float *b = realloc(m->pend_txt, sizeof(float) * (size_t)cap * E);
+        if (b) m->pend_txt = b;
+        if (!a || !b) return vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
+        m->pend_cap = cap;
+    }
+    vlt_tensor *hi = vlt_tensor_to(img, VLT_CPU), *ht = vlt_tensor_to(txt, VLT_CPU);
+    if (!hi || !ht) {
+        vlt_tensor_free(hi);
+        vlt_tensor_free(ht);
+        return vlt_error_code();
+    }
+    memcpy(m->pend_img + (size_t)m->pend_n * E, vlt_f32(hi), sizeof(float) * (size_t)B * E);
+    memcpy(m->pend_txt + (size_t)m->pend_n * E, vlt_f32(ht), sizeof(float) * (size_t)B * E);
+    m->pend_n += B;
+    vlt_tensor_free(hi);
+    vlt_tensor_free(ht);
+    return VLT_OK;
+}
+
+static vlt_status check_idx(vlt_tensor *t, int B, const char *name) {
+    if (!t) return VLT_OK;
+    if (t->dtype != VLT_I32 || t->numel != B || t->device != VLT_CPU)
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: %s must be %d i32 values on the host", name, B);
+    for (int b = 0; b < B; b++)
+        if (vlt_i32(t)[b] < 0 || vlt_i32(t)[b] >= B)
+            return vlt_error_set(VLT_ERR_ARG, "albef: %s[%d] = %d is outside the batch of %d", name, b, vlt_i32(t)[b], B);
+    return VLT_OK;
+}
+
+static vlt_status check_ids(vlt_tensor *t, int B, int T, const char *name) {
+    if (!t) return VLT_OK;
+    if (t->dtype != VLT_I32 || t->ndim != 2 || t->shape[0] != B || t->shape[1] != T || t->device != VLT_CPU)
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: %s must be i32 (%d, %d) on the host", name, B, T);
+    return VLT_OK;
+}
+
+vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out) {
+    memset(out, 0, sizeof *out);
+    vlt_tensor *images = in->images, *ids = in->ids;
+    if (!images || !ids) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_ARG, "albef: no batch");
+    if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->device != VLT_CPU || images->ndim != 4 ||
+        images->shape[0] != ids->shape[0])
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: images (B, 3, S, S) and host i32 ids (B, T) with the same B");
+    const int B = ids->shape[0], T = ids->shape[1], E = m->cfg.albef.embed_dim, W = m->cfg.bert.hidden_size;
+    if (B < 2) return vlt_error_set(VLT_ERR_ARG, "albef: a batch needs at least 2 pairs (hard negatives), has %d", B);
+    VLT_TRY(check_ids(in->atts, B, T, "text_atts"));
+    VLT_TRY(check_ids(in->mlm_ids, B, T, "mlm_ids"));
+    VLT_TRY(check_ids(in->mlm_labels, B, T, "mlm_labels"));
+    VLT_TRY(check_idx(in->neg_image_idx, B, "neg_image_idx"));
+    VLT_TRY(check_idx(in->neg_text_idx, B, "neg_text_idx"));
+    if (!in->mlm_ids != !in->mlm_labels)
+        return vlt_error_set(VLT_ERR_ARG, "albef: mlm_ids and mlm_labels come together");
+    if (!in->neg_image_idx != !in->neg_text_idx)
+        return vlt_error_set(VLT_ERR_ARG, "albef: neg_image_idx and neg_text_idx come together");
+    const float alpha = in->alpha;
+
+    // temp clamped before each forward, then the EMA (once per optimizer step)
+    float *tp = vlt_f32(m->temp);
+    tp[0] = fminf(fmaxf(tp[0], 0.001f), 0.5f);
+    update_logit_scale(m);
+    if (m->ema_pending) {
+        momentum_update(m);
+        m->ema_pending = false;
+    }
+
+    vlt_tensor *atts = in->atts;
+    if (!atts) {
+        atts = host_i32(2, VLT_SHAPE(B, T));
+        if (!atts) return vlt_error_code();
+        for (int64_t i = 0; i < (int64_t)B * T; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+    }
+    vlt_tensor *text_pad = vlt_bert_key_pad(atts);
+
+    // ---- online encoders ----
+    vlt_tensor *image_embeds = vlt_deit_forward(&m->visual, images);                  // (B, N, Wv)
+    vlt_tensor *image_feat = proj_norm(image_embeds, m->vision_proj_w, m->vision_proj_b);
+    vlt_tensor *text_embeds = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, text_pad, NULL, NULL);
+    vlt_tensor *text_feat = proj_norm(text_embeds, m->text_proj_w, m->text_proj_b);
+    if (!image_feat || !text_feat) return vlt_error_code();
+    const float temp = tp[0];
+
+    // ---- momentum encoders and distillation targets ----
+    vlt_no_grad_enter();
+    vlt_tensor *image_embeds_m = vlt_deit_forward(&m->visual_m, images);
+    vlt_tensor *image_feat_m = proj_norm(image_embeds_m, m->vision_proj_m_w, m->vision_proj_m_b);
+    vlt_tensor *text_m = vlt_bert_forward(&m->text_m, VLT_BERT_TEXT, ids, text_pad, NULL, NULL);
+    vlt_tensor *text_feat_m = proj_norm(text_m, m->text_proj_m_w, m->text_proj_m_b);
+    vlt_tensor *image_feat_all = vlt_concat((vlt_tensor *[]){vlt_transpose(image_feat_m, 0, 1), m->image_queue}, 2, 1);
+    vlt_tensor *text_feat_all = vlt_concat((vlt_tensor *[]){vlt_transpose(text_feat_m, 0, 1), m->text_queue}, 2, 1);
+    vlt_tensor *tgt_i2t = vlt_softmax(vlt_scale(vlt_matmul(image_feat_m, text_feat_all, false, false), 1.0f / temp));
+    vlt_tensor *tgt_t2i = vlt_softmax(vlt_scale(vlt_matmul(text_feat_m, image_feat_all, false, false), 1.0f / temp));
+    vlt_no_grad_exit();
+    if (!tgt_i2t || !tgt_t2i) return vlt_error_code();
+    const int K = tgt_i2t->shape[1];   // B + Q
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < K; j++) {
+            float *a = vlt_f32(tgt_i2t) + (size_t)b * K + j, *c = vlt_f32(tgt_t2i) + (size_t)b * K + j;
+            *a = alpha * *a + (j == b ? 1.0f - alpha : 0.0f);
+            *c = alpha * *c + (j == b ? 1.0f - alpha : 0.0f);
+        }
+
+    // ---- ITC ----
+    vlt_tensor *inv_temp = vlt_exp(vlt_scale(vlt_log(m->temp), -1.0f));   // 1 / temp, with its gradient
+    vlt_tensor *sim_i2t = vlt_mul(vlt_matmul(image_feat, text_feat_all, false, false), inv_temp);
+    vlt_tensor *sim_t2i = vlt_mul(vlt_matmul(text_feat, image_feat_all, false, false), inv_temp);
+    out->loss_itc = vlt_scale(vlt_add(soft_ce(sim_i2t, tgt_i2t), soft_ce(sim_t2i, tgt_t2i)), 0.5f);
+    if (!out->loss_itc) return vlt_error_code();
+    VLT_TRY(stash_momentum_features(m, image_feat_m, text_feat_m));
+
+    // ---- ITM with hard negatives ----
+    vlt_tensor *neg_img = in->neg_image_idx, *neg_txt = in->neg_text_idx;
+    if (!neg_img) {
+        neg_img = host_i32(1, VLT_SHAPE(B));
+        neg_txt = host_i32(1, VLT_SHAPE(B));
+        float *si = malloc(sizeof(float) * (size_t)B * B), *st = malloc(sizeof(float) * (size_t)B * B);
+        if (!neg_img || !neg_txt || !si || !st) {
+            free(si);
+            free(st);
+            return vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
+        }
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < B; j++) {
+                si[(size_t)b * B + j] = vlt_f32(sim_i2t)[(size_t)b * K + j];
+                st[(size_t)b * B + j] = vlt_f32(sim_t2i)[(size_t)b * K + j];
+            }
+        vlt_albef_sample_negatives(st, B, m->seed, in->step, DRAW_NEG_IMAGE, vlt_i32(neg_img));   // for each text
+        vlt_albef_sample_negatives(si, B, m->seed, in->step, DRAW_NEG_TEXT, vlt_i32(neg_txt));    // for each image
+        free(si);
+        free(st);
+    }
+    // rows: B positives (text b, image b), B (text b, negative image), B (negative text, image b)
+    vlt_tensor *text_all = vlt_concat((vlt_tensor *[]){text_embeds, text_embeds, gather_batch(text_embeds, neg_txt)}, 3, 0);
+    vlt_tensor *image_all =
+        vlt_concat((vlt_tensor *[]){image_embeds, gather_batch(image_embeds, neg_img), image_embeds}, 3, 0);
+    vlt_tensor *atts_all = host_i32(2, VLT_SHAPE(3 * B, T));
+    if (!atts_all) return vlt_error_code();
+    for (int r = 0; r < 3 * B; r++) {
+        int src = r < 2 * B ? r % B : vlt_i32(neg_txt)[r - 2 * B];
+        memcpy(vlt_i32(atts_all) + (size_t)r * T, vlt_i32(atts) + (size_t)src * T, sizeof(int32_t) * (size_t)T);
+    }
+    vlt_tensor *fused = vlt_bert_forward(&m->text, VLT_BERT_FUSION, text_all, vlt_bert_key_pad(atts_all), image_all, NULL);
+    vlt_tensor *vl = vlt_linear(cls_of(fused), m->itm_w, m->itm_b);                      // (3B, 2)
+    vlt_tensor *itm_labels = host_i32(1, VLT_SHAPE(3 * B));
+    if (!vl || !itm_labels) return vlt_error_code();
+    for (int r = 0; r < 3 * B; r++) vlt_i32(itm_labels)[r] = r < B;
+    out->loss_itm = vlt_cross_entropy(vl, itm_labels, -100, 0.0f);
+    int right = 0;
+    for (int r = 0; r < 3 * B; r++) {
+        const float *o = vlt_f32(vl) + 2 * r;
+        right += (o[1] > o[0]) == (r < B);
+    }
+    out->itm_acc = (float)right / (3 * B);
+
+    // ---- MLM with distillation ----
+    vlt_tensor *mlm_ids = in->mlm_ids, *labels = in->mlm_labels;
+    if (!mlm_ids) {
+        if (m->cfg.albef.mask_token_id < 0 || m->cfg.albef.cls_token_id < 0 || m->cfg.albef.sep_token_id < 0)
+            return vlt_error_set(VLT_ERR_ARG, "albef: MLM masking needs albef.cls_token_id, sep_token_id and "
+                                              "mask_token_id (in the model config, or from the tokenizer)");
+        mlm_ids = host_i32(2, VLT_SHAPE(B, T));
+        labels = host_i32(2, VLT_SHAPE(B, T));
+        if (!mlm_ids || !labels) return vlt_error_code();
+        vlt_albef_mask_tokens(m, vlt_i32(ids), B, T, in->step, vlt_i32(mlm_ids), vlt_i32(labels));
+    }
+    int M = 0;
+    for (int64_t i = 0; i < (int64_t)B * T; i++) M += vlt_i32(labels)[i] != -100;
+    out->mlm_count = M;
+    if (M == 0) {
+        out->loss_mlm = vlt_full(1, VLT_SHAPE(1), 0.0f);
+    } else {
+        vlt_tensor *pos = host_i32(1, VLT_SHAPE(M)), *tgt = host_i32(1, VLT_SHAPE(M));
+        if (!pos || !tgt) return vlt_error_code();
+        for (int64_t i = 0, k = 0; i < (int64_t)B * T; i++)
+            if (vlt_i32(labels)[i] != -100) {
+                int32_t lab = vlt_i32(labels)[i];
+                if (lab < 0 || lab >= m->cfg.bert.vocab_size)
+                    return vlt_error_set(VLT_ERR_ARG, "albef: mlm label %d at %lld is outside the vocabulary (%d)", lab,
+                                         (long long)i, m->cfg.bert.vocab_size);
+                vlt_i32(pos)[k] = (int32_t)i;
+                vlt_i32(tgt)[k++] = lab;
+            }
+        // only the masked positions go through the head: the losses read nothing else
+        vlt_no_grad_enter();
+        vlt_tensor *h_m = vlt_bert_forward(&m->text_m, VLT_BERT_MULTI_MODAL, mlm_ids, text_pad, image_embeds_m, NULL);
+        vlt_tensor *soft = vlt_softmax(vlt_bert_mlm_logits(&m->text_m, vlt_embedding(vlt_reshape(h_m, 2, VLT_SHAPE(B * T, W)), pos)));
+        vlt_no_grad_exit();
+        vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_MULTI_MODAL, mlm_ids, text_pad, image_embeds, NULL);
+        vlt_tensor *logits = vlt_bert_mlm_logits(&m->text, vlt_embedding(vlt_reshape(h, 2, VLT_SHAPE(B * T, W)), pos));
+        vlt_tensor *ce = vlt_cross_entropy(logits, tgt, -100, 0.0f);
+        out->loss_mlm = vlt_add(vlt_scale(ce, 1.0f - alpha), vlt_scale(soft_ce(logits, soft), alpha));
+        if (!out->loss_mlm) return vlt_error_code();
+        int V = logits->shape[1], ok = 0;
+        for (int k = 0; k < M; k++) {
+            const float *row = vlt_f32(logits) + (size_t)k * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            ok += best == vlt_i32(tgt)[k];
+        }
+        out->mlm_acc = (float)ok / M;
+    }
+    (void)E;
+    out->image_feat = image_feat;
+    out->text_feat = text_feat;
+    out->loss = vlt_add(vlt_add(out->loss_itc, out->loss_itm), out->loss_mlm);
+    return out->loss ? VLT_OK : vlt_error_code();
+}
+
+void vlt_albef_after_step(vlt_albef *m) {
+    int E = m->cfg.albef.embed_dim, Q = m->cfg.albef.queue_size;
+    int ptr = vlt_i32(m->queue_ptr)[0];
+    if (ptr < 0 || ptr >= Q) ptr = 0;
+    for (int i = 0; i < m->pend_n; i++) {
+        int col = (ptr + i) % Q;
+        for (int e = 0; e < E; e++) {
+            vlt_f32(m->image_queue)[(size_t)e * Q + col] = m->pend_img[(size_t)i * E + e];
+            vlt_f32(m->text_queue)[(size_t)e * Q + col] = m->pend_txt[(size_t)i * E + e];
+        }
+    }
+    vlt_i32(m->queue_ptr)[0] = (int32_t)((ptr + m->pend_n) % Q);
+    m->pend_n = 0;
+    m->ema_pending = true;
+}
+
+vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images) {
+    return proj_norm(vlt_deit_forward(&m->visual, images), m->vision_proj_w, m->vision_proj_b);
+}
+
+vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts) {
+    if (!ids) return NULL;
+    if (!atts) {
+        if (ids->dtype != VLT_I32 || ids->device != VLT_CPU) {
+            vlt_error_set(VLT_ERR_SHAPE, "albef: ids must be i32 on the host");
+            return NULL;
+        }
+        atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, ids->ndim, ids->shape);
+        if (!atts) return NULL;
+        for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+    }
+    vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, vlt_bert_key_pad(atts), NULL, NULL);
+    return proj_norm(h, m->text_proj_w, m->text_proj_b);
+}
+
+// ---- loading at another image size ----
+static const char *const POS_NAMES[2] = {"visual_encoder.pos_embed", "visual_encoder_m.pos_embed"};
+
+vlt_status vlt_albef_load(vlt_albef *m, const char *path, bool lenient) {
+    vlt_safetensors *f = NULL;
+    VLT_TRY(vlt_safetensors_open(path, &f));
+    // which pos_embeds need resizing: a file grid other than ours
+    vlt_tensor *ours[2] = {m->visual.pos_embed, m->visual_m.pos_embed};
+    int g0[2] = {0, 0};
+    char saved[2][96];
+    vlt_status s = VLT_OK;
+    int W = m->visual.width, g1 = m->visual.grid;
+    for (int k = 0; k < 2; k++) {
+        const vlt_st_tensor *t = vlt_safetensors_get(f, POS_NAMES[k]);
+        if (!t || t->ndim != 3 || t->shape[0] != 1 || t->shape[2] != W) continue;   // the strict load names it
+        int64_t n = t->shape[1] - 1;
+        int g = (int)llround(sqrt((double)n));
+        if (g == g1) continue;
+        if ((int64_t)g * g != n) {
+            s = vlt_error_set(VLT_ERR_FORMAT, "%s: %s has %lld grid positions, not a square", path, POS_NAMES[k],
+                              (long long)n);
+            break;
+        }
+        g0[k] = g;
+        // hidden from the strict load under another name, filled below
+        memcpy(saved[k], ours[k]->name, sizeof saved[k]);
+        snprintf(ours[k]->name, sizeof ours[k]->name, "%.60s.__resized", saved[k]);
+    }
+    vlt_st_report rep = {0};
+    if (s == VLT_OK) s = vlt_safetensors_load_params_from(f, &m->params, true, &rep);
+    // the strict check, with the resized names accounted for
+    int expect_missing = 0, expect_unexpected = 0;
+    for (int k = 0; k < 2; k++) expect_missing += g0[k] > 0, expect_unexpected += g0[k] > 0;
+    if (s == VLT_OK && !lenient && (rep.n_missing != expect_missing || rep.n_unexpected != expect_unexpected ||
+                                    rep.n_misshaped)) {
+        char buf[2048];
+        s = vlt_error_set(VLT_ERR_FORMAT, "%s: %s", path, vlt_st_report_format(&rep, buf, sizeof buf));
+    }
+    for (int k = 0; k < 2; k++) {
+        if (!g0[k]) continue;
+        memcpy(ours[k]->name, saved[k], sizeof saved[k]);
+        if (s != VLT_OK) continue;
+        float *src = malloc(sizeof(float) * (size_t)(g0[k] * g0[k] + 1) * W);
+        if (!src) {
+            s = vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
+            continue;
+        }
+        s = vlt_safetensors_read_f32(f, POS_NAMES[k], src, (int64_t)(g0[k] * g0[k] + 1) * W);
+        if (s == VLT_OK) vlt_interpolate_pos_embed(src, g0[k], W, g1, vlt_f32(ours[k]));
+        free(src);
+    }
+    vlt_st_report_free(&rep);
+    vlt_safetensors_close(f);
+    return s;
+}

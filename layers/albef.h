@@ -1,0 +1,108 @@
+// albef.h — ALBEF pretraining (Li et al., "Align before Fuse", 2021; salesforce/ALBEF
+// models/model_pretrain.py): a DeiT image encoder, a BERT whose layers from fusion_layer on
+// cross-attend to the image tokens, momentum copies of both and of the projections, feature
+// queues, and three losses:
+//
+//   ITC  image/text [CLS] -> vision_proj / text_proj (embed_dim) -> L2-normalized; similarities
+//        against [momentum features of the batch; queue] / temp; targets alpha·softmax(momentum
+//        similarities) + (1 - alpha)·one-hot; (i2t + t2i) / 2.
+//   ITM  the fusion layers on the positive pairs and on one hard negative per image and per text
+//        (sampled from the softmax of the in-batch similarities, diagonal zeroed); itm_head (2-way)
+//        on the fused [CLS]; cross-entropy over the 3B rows (B positives, 2B negatives).
+//   MLM  15% of the tokens (never [CLS], [SEP], [PAD]): 80% [MASK], 10% random, 10% kept; the
+//        whole BERT ('multi_modal') on the masked ids with the image tokens, the MLM head on the
+//        masked positions; (1 - alpha)·cross-entropy + alpha·cross-entropy against the momentum
+//        model's softmax, both means over the masked positions.
+//
+// Step order as ALBEF's forward: temp clamped to [0.001, 0.5]; the momentum EMA (m·θ_m + (1-m)·θ)
+// once per optimizer step, at the first forward after it (ALBEF runs it at the start of forward:
+// its first step's EMA is of θ_0 with itself, and a checkpoint after step k holds θ_m after k EMAs
+// of θ_0 .. θ_{k-1}, as here); the queues take the momentum features of the step in after_step
+// (ALBEF enqueues inside forward, after the ITC that reads the queues, so the order of reads and
+// writes is the same).
+//
+// Parameter names are ALBEF's state_dict keys: temp, image_queue (E, Q), text_queue (E, Q),
+// queue_ptr (1), visual_encoder.*, text_encoder.*, vision_proj, text_proj, itm_head and the
+// momentum copies visual_encoder_m.*, vision_proj_m, text_encoder_m.*, text_proj_m (non-trainable).
+// Sampling (MLM masks, negatives) draws from the counter RNG keyed by (seed, step), so a resumed
+// run draws what the uninterrupted one would have.
+#ifndef VLT_ALBEF_H
+#define VLT_ALBEF_H
+
+#include "layers/bert.h"
+#include "layers/vit.h"
+
+typedef struct {
+    vlt_model_cfg cfg;
+    vlt_params params;
+    uint64_t seed;
+    vlt_deit visual, visual_m;
+    vlt_bert text, text_m;
+    vlt_tensor *vision_proj_w, *vision_proj_b, *text_proj_w, *text_proj_b;
+    vlt_tensor *vision_proj_m_w, *vision_proj_m_b, *text_proj_m_w, *text_proj_m_b;
+    vlt_tensor *temp;                       // 0-d
+    vlt_tensor *itm_w, *itm_b;              // (2, W), (2)
+    vlt_tensor *image_queue, *text_queue;   // (E, Q), columns L2-normalized
+    vlt_tensor *queue_ptr;                  // (1) i32
+    // EMA pairs: online[i] -> momentum[i]
+    int n_pairs;
+    vlt_tensor **online, **momentum;
+    bool ema_pending;                       // an optimizer step happened since the last EMA
+    // Momentum features of this step's forwards, enqueued by after_step (host, row-major (n, E)).
+    float *pend_img, *pend_txt;
+    int pend_n, pend_cap;
+    vlt_tensor *logit_scale;                // ln(1 / temp), for the trainer's log (not in the table)
+} vlt_albef;
+
+typedef struct {
+    vlt_tensor *images;          // (B, 3, S, S) f32
+    vlt_tensor *ids;             // (B, T) i32
+    vlt_tensor *atts;            // (B, T) i32, 1 = token; NULL: ids != pad_token_id
+    // Given (the parity test feeds the reference's) or NULL (drawn from the counter RNG):
+    vlt_tensor *mlm_ids;         // (B, T) i32 masked input
+    vlt_tensor *mlm_labels;      // (B, T) i32, -100 where not masked
+    vlt_tensor *neg_image_idx;   // (B) i32: the image chosen as the negative of text b
+    vlt_tensor *neg_text_idx;    // (B) i32: the text chosen as the negative of image b
+    float alpha;                 // distillation weight of this step
+    uint64_t step;               // the RNG counter of this step's draws
+} vlt_albef_inputs;
+
+typedef struct {
+    vlt_tensor *loss;                         // (1) itc + itm + mlm
+    vlt_tensor *loss_itc, *loss_itm, *loss_mlm;
+    float itm_acc;                            // of the 3B pairs
+    float mlm_acc;                            // of the masked tokens (0 when none)
+    int mlm_count;                            // masked tokens
+    vlt_tensor *image_feat, *text_feat;       // (B, E) normalized
+} vlt_albef_output;
+
+// cfg must be an ALBEF config (cfg->is_albef). The momentum copies start equal to the online
+// weights; the queues are random unit columns.
+vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed);
+void vlt_albef_free(vlt_albef *m);
+// Copies every online weight to its momentum copy (after loading online-only weights).
+void vlt_albef_copy_params(vlt_albef *m);
+vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out);
+// After each optimizer step: enqueue the step's momentum features, mark the EMA due.
+void vlt_albef_after_step(vlt_albef *m);
+// ITC features for retrieval: L2-normalized (B, E).
+vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images);
+vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts);
+// Trainable parameters (what ALBEF's named_parameters() counts: aliases, buffers and momentum
+// copies left out).
+int64_t vlt_albef_trainable_numel(const vlt_albef *m);
+
+// The draws, exposed for tests: MLM masking of ids (B, T) into mlm_ids / labels (host i32,
+// B·T each); returns the number masked. Negatives from similarity rows sim (B, B) (host):
+// neg[b] drawn from softmax(sim[b]) with the diagonal zeroed.
+int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int32_t *mlm_ids,
+                          int32_t *labels);
+void vlt_albef_sample_negatives(const float *sim, int B, uint64_t seed, uint64_t step, int which, int32_t *neg);
+
+// ALBEF's load of weights at another image size: pos_embed of visual_encoder and
+// visual_encoder_m in file `f` interpolated to this model's grid (vlt_interpolate_pos_embed).
+// Loads strictly otherwise. `lenient` as vlt_safetensors_load_params.
+struct vlt_safetensors;
+vlt_status vlt_albef_load(vlt_albef *m, const char *path, bool lenient);
+
+#endif
