@@ -153,7 +153,9 @@ install: all
 	install -m 755 $(BUILD)/vlt $(DESTDIR)$(PREFIX)/bin/vlt
 	install -m 644 configs/model/*.json $(VLT_SHARE)/configs/model/
 	install -m 644 configs/run/*.yaml $(VLT_SHARE)/configs/run/
-	install -m 644 assets/* $(VLT_SHARE)/assets/
+	install -m 644 $(filter-out assets/zeroshot,$(wildcard assets/*)) $(VLT_SHARE)/assets/
+	install -d $(VLT_SHARE)/assets/zeroshot
+	install -m 644 assets/zeroshot/* $(VLT_SHARE)/assets/zeroshot/
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/vlt and $(VLT_SHARE)/"
 
 bench: all

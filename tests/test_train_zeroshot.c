@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "data/shardwriter.h"
+#include "eval/json_file.h"
 #include "data/synth.h"
 #include "tests/test_data_tar_util.h"
 #include "train/commands.h"
@@ -166,9 +167,47 @@ static void test_commands_refuse_bad_input(void **state) {
     assert_int_equal(vlt_cmd_embed(5, em), 2);  // --out missing: usage
 }
 
+// The shipped lists by name (assets/zeroshot/): --classes cifar10 alone brings its 18 templates,
+// and the report hashes the files it resolved to; an unknown name is refused listing the shipped
+// ones; a class list of one's own needs --templates.
+static void test_shipped_lists_by_name(void **state) {
+    (void)state;
+    char w[300], rep[300], mine[300];
+    snprintf(w, sizeof w, "%s/w.safetensors", g_dir);
+    snprintf(rep, sizeof rep, "%s/zs-report.json", g_dir);
+    snprintf(mine, sizeof mine, "%s/mine.txt", g_dir);
+    char *init[] = {"model", "init", "--model", "tiny-clip", "--out", w, NULL};
+    assert_int_equal(vlt_cmd_model(6, init), 0);
+    char *zs[] = {"zeroshot", "--weights", w, "--model", "tiny-clip", "--shards", g_spec, "--classes", "cifar10", "--out", rep, NULL};
+    assert_int_equal(vlt_cmd_eval_zeroshot(11, zs), 0);
+    cJSON *r = NULL;
+    assert_int_equal(vlt_eval_json_load(rep, &r), VLT_OK);
+    const cJSON *num = cJSON_GetObjectItemCaseSensitive(r, "numbers");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(num, "n_classes")->valueint, 10);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(num, "n_templates")->valueint, 18);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(num, "n_images")->valueint, N_SAMPLES - 1);
+    int found = 0;
+    const cJSON *in;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(r, "inputs")) {
+        const char *path = cJSON_GetObjectItemCaseSensitive(in, "path")->valuestring;
+        found += strstr(path, "zeroshot/cifar10_classnames.txt") != NULL || strstr(path, "zeroshot/cifar10_templates.txt") != NULL;
+    }
+    assert_int_equal(found, 2);
+    cJSON_Delete(r);
+    zs[8] = "imagenet";
+    assert_int_equal(vlt_cmd_eval_zeroshot(11, zs), 1);
+    assert_non_null(strstr(vlt_error_message(), "shipped: cifar10, cifar100, imagenet1k"));
+    FILE *f = fopen(mine, "w");
+    fputs("circle\nsquare\n", f);
+    fclose(f);
+    zs[8] = mine;
+    assert_int_equal(vlt_cmd_eval_zeroshot(11, zs), 2);  // no --templates for a list of one's own
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_zeroshot_equals_brute_force),
-                                       cmocka_unit_test(test_commands_refuse_bad_input)};
+                                       cmocka_unit_test(test_commands_refuse_bad_input),
+                                       cmocka_unit_test(test_shipped_lists_by_name)};
     int rc = cmocka_run_group_tests_name("train_zeroshot", tests, make_shards, remove_shards);
     vlt_tape_shutdown();
     return rc;

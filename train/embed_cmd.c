@@ -23,6 +23,7 @@
 #include "eval/embeddings_h5.h"
 #include "eval/json_file.h"
 #include "eval/report.h"
+#include "eval/zeroshot.h"
 #include "train/cli_args.h"
 #include "train/commands.h"
 #include "train/eval_html.h"
@@ -283,23 +284,36 @@ static void free_lines(char **v, int n) {
 }
 
 static const char *ZEROSHOT_USAGE =
-    "usage: vlt eval zeroshot (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC --classes classes.txt\n"
-    "                         --templates templates.txt [--label-ext cls] [--limit N] [--batch 64] [--out report.json]\n"
+    "usage: vlt eval zeroshot (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC --classes NAME|classes.txt\n"
+    "                         [--templates NAME|templates.txt] [--label-ext cls] [--limit N] [--batch 64]\n"
+    "                         [--out report.json]\n"
     "Zero-shot classification: one class name per line of classes.txt (label i = line i), one\n"
     "prompt template per line of templates.txt with {} where the class name goes (\"a photo of a {}.\");\n"
-    "the images' labels are their integer .cls members (webdataset classification shards).\n"
+    "the images' labels are their integer .cls members (webdataset classification shards, as\n"
+    "`vlt shards --classes DIR` packs an image folder).\n"
+    "Shipped lists (vlt's assets/zeroshot/): --classes imagenet1k (open_clip's 1,000 ImageNet class\n"
+    "names), cifar10, cifar100; --templates imagenet1k (open_clip's 80 OpenAI templates),\n"
+    "imagenet1k_simple (its 7), cifar10, cifar100 (OpenAI CLIP's 18). --templates defaults to the\n"
+    "templates of a shipped --classes name.\n"
     "\n" VLT_MODEL_SOURCE_USAGE;
 
 int vlt_cmd_eval_zeroshot(int argc, char **argv) {
     eval_args a;
     int rc = parse_args("eval zeroshot", argc, argv, &a, ZEROSHOT_USAGE);
     if (rc >= 0) return rc;
-    if (!a.classes || !a.templates)
-        return vlt_cli_usage_error("eval zeroshot", "--classes classes.txt and --templates templates.txt are required");
+    if (!a.classes) return vlt_cli_usage_error("eval zeroshot", "--classes NAME|classes.txt is required");
+    char classes_path[4096], templates_path[4096];
+    int shipped = 0;
+    vlt_status s = vlt_eval_zeroshot_list_path(a.classes, "classnames", classes_path, sizeof classes_path, &shipped);
+    if (s == VLT_OK && !a.templates && !shipped)
+        return vlt_cli_usage_error("eval zeroshot", "--templates templates.txt is required with a class list of your own");
+    if (s == VLT_OK)
+        s = vlt_eval_zeroshot_list_path(a.templates ? a.templates : a.classes, "templates", templates_path,
+                                        sizeof templates_path, NULL);
     char **classes = NULL, **templates = NULL;
     int nc = 0, nt = 0;
-    vlt_status s = read_lines(a.classes, &classes, &nc);
-    if (s == VLT_OK) s = read_lines(a.templates, &templates, &nt);
+    if (s == VLT_OK) s = read_lines(classes_path, &classes, &nc);
+    if (s == VLT_OK) s = read_lines(templates_path, &templates, &nt);
     session se = {0};
     if (s == VLT_OK) s = session_open(a.checkpoint, a.weights, a.model, &se);
     double top1 = 0, top5 = 0;
@@ -312,8 +326,8 @@ int vlt_cmd_eval_zeroshot(int argc, char **argv) {
                nc, nt, 100 * top1, 100 * top5, 100.0 / nc);
     vlt_eval_report rep;
     if (s == VLT_OK && a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
-        s = vlt_eval_report_input(&rep, "class names", a.classes);
-        if (s == VLT_OK) s = vlt_eval_report_input(&rep, "templates", a.templates);
+        s = vlt_eval_report_input(&rep, "class names", classes_path);
+        if (s == VLT_OK) s = vlt_eval_report_input(&rep, "templates", templates_path);
         vlt_eval_report_setting(&rep, "label_member", a.label_ext ? a.label_ext : "cls");
         vlt_eval_report_scorer(&rep, "top-k", "open_clip zero-shot: each class vector is the mean of its L2-normalized prompt "
                                               "embeddings (one per template), L2-normalized; an image is right at k when its "
