@@ -53,6 +53,9 @@ The two steps use the same inputs, masks, negatives and alpha. In "tiny2" temp s
 so the clamp at step 1 sets it to 0.5 before anything uses it.
 
 Special token ids in these fixtures (config has only pad): PAD 0, UNK 1, CLS 2, SEP 3, MASK 4.
+In tiny2 one randomly replaced MLM token is PAD (0), as the authors' randint(vocab_size) can
+draw: the word-embedding lookup gives no gradient to row pad_token_id (padding_idx), and only a
+PAD inside the text, read by the loss, shows it.
 The masks follow the issue's rule (never CLS/SEP/PAD; 80% MASK / 10% random / 10% kept; at a
 higher rate than 0.15 so that every case occurs); the authors' mask() excludes only PAD and CLS.
 
@@ -93,7 +96,7 @@ CONFIGS = {
                       "num_attention_heads": 2, "intermediate_size": 64,
                       "max_position_embeddings": 20, "type_vocab_size": 2, "fusion_layer": 1,
                       "layer_norm_eps": 1e-12, "pad_token_id": 0}},
-        B=3, T=11, lengths=[11, 5, 8], alpha=0.25, temp=0.6, ptr=6, seed=23),
+        B=3, T=11, lengths=[11, 5, 8], alpha=0.25, temp=0.6, ptr=6, seed=23, random_pad=True),
 }
 
 
@@ -171,6 +174,12 @@ def make_inputs(cfg, spec, g):
     mlm_ids[chosen & (kind == 0)] = MASK
     rnd = torch.randint(V, (B, T), generator=g)
     mlm_ids[chosen & (kind == 1)] = rnd[chosen & (kind == 1)]
+    if spec.get("random_pad"):
+        # The authors' random replacement draws from the whole vocabulary, PAD included: a PAD
+        # id inside the text. Its lookup gets no gradient (padding_idx), unlike a padded slot's,
+        # which no loss reads anyway; this is what makes the fixture test padding_idx.
+        bi, ti = pos[1]
+        mlm_ids[bi, ti] = PAD
     return dict(image=image, text_ids=ids, text_atts=atts, mlm_ids=mlm_ids, mlm_labels=labels)
 
 
