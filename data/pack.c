@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -30,6 +31,7 @@ typedef struct {
     char *caption;   // NULL: missing (counted)
     cJSON *meta;     // extra .json fields (owned), or NULL
     int skip;        // -1, or the vlt_pack_skip reason already known when the input was read
+    int label;       // --classes: the class index (a .cls member; the caption is optional); else -1
 } item;
 
 typedef struct {
@@ -52,7 +54,7 @@ static void items_push_skip(item_list *l, char *path, char *caption, cJSON *meta
         l->v = v;
         l->cap = cap;
     }
-    l->v[l->n++] = (item){path, caption, meta, skip};
+    l->v[l->n++] = (item){path, caption, meta, skip, -1};
 }
 
 static void items_push(item_list *l, char *path, char *caption, cJSON *meta) {
@@ -362,11 +364,23 @@ static int has_image_ext(const char *name) {
            !strcasecmp(dot, ".webp");
 }
 
+// torchvision's IMG_EXTENSIONS (what ImageFolder takes as a sample): vlt decodes JPEG, PNG and WebP,
+// so a BMP, PPM, PGM or TIFF in a class folder is counted as a bad image, by name, rather than
+// silently left out of the set torchvision would see.
+static int has_torchvision_image_ext(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    static const char *ext[] = {".bmp", ".pgm", ".ppm", ".tif", ".tiff"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return has_image_ext(name);
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 typedef struct { char **v; size_t n, cap; } str_list;
 
-static vlt_status walk(const char *dir, str_list *out, int depth) {
+static vlt_status walk(const char *dir, str_list *out, int depth, int (*is_image)(const char *)) {
     DIR *d = opendir(dir);
     if (!d) return vlt_error_set(VLT_ERR_IO, "cannot open folder %s: %s", dir, strerror(errno));
     struct dirent *e;
@@ -377,9 +391,9 @@ static vlt_status walk(const char *dir, str_list *out, int depth) {
         struct stat st;
         if (stat(p, &st) != 0) { free(p); continue; }
         if (S_ISDIR(st.st_mode) && depth < 16) {
-            rc = walk(p, out, depth + 1);
+            rc = walk(p, out, depth + 1, is_image);
             free(p);
-        } else if (S_ISREG(st.st_mode) && has_image_ext(e->d_name)) {
+        } else if (S_ISREG(st.st_mode) && is_image(e->d_name)) {
             if (out->n == out->cap) {
                 out->cap = out->cap ? 2 * out->cap : 1024;
                 out->v = realloc(out->v, out->cap * sizeof(char *));
@@ -395,7 +409,7 @@ static vlt_status walk(const char *dir, str_list *out, int depth) {
 
 static vlt_status load_folder(const source *src, item_list *l) {
     str_list files = {0};
-    vlt_status s = walk(src->folder, &files, 0);
+    vlt_status s = walk(src->folder, &files, 0, has_image_ext);
     if (s != VLT_OK) {
         for (size_t i = 0; i < files.n; i++) free(files.v[i]);
         free(files.v);
@@ -423,6 +437,103 @@ static vlt_status load_folder(const source *src, item_list *l) {
     return VLT_OK;
 }
 
+// The sub-folders of dir, sorted by name (strcmp on UTF-8 is code point order, as Python's sorted()):
+// the classes in torchvision's ImageFolder order (find_classes: every sub-folder, hidden ones too).
+static vlt_status class_folders(const char *dir, str_list *out) {
+    DIR *d = opendir(dir);
+    if (!d) return vlt_error_set(VLT_ERR_IO, "cannot open folder %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    vlt_status rc = VLT_OK;
+    while (rc == VLT_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = join(dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (strpbrk(e->d_name, "\n\r"))
+                rc = vlt_error_set(VLT_ERR_FORMAT, "class folder '%s' has a line break in its name (classes.txt holds one "
+                                   "name per line)", p);
+            if (out->n == out->cap) {
+                out->cap = out->cap ? 2 * out->cap : 64;
+                out->v = realloc(out->v, out->cap * sizeof(char *));
+            }
+            out->v[out->n++] = strdup(e->d_name);
+        }
+        free(p);
+    }
+    closedir(d);
+    if (out->n) qsort(out->v, out->n, sizeof(char *), cmp_str);
+    return rc;
+}
+
+static void str_list_free(str_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+// --classes DIR: one sample per image file under DIR/<class>/ (recursively, sorted by path), its
+// label the class's index; a .txt of the same name is its caption when there is one.
+static vlt_status load_classes(const source *src, item_list *l, str_list *classes, FILE *warn) {
+    VLT_TRY(class_folders(src->classes, classes));
+    if (classes->n == 0) return vlt_error_set(VLT_ERR_FORMAT, "%s holds no class folders (one sub-folder per class)", src->classes);
+    for (size_t c = 0; c < classes->n; c++) {
+        if (warn && classes->v[c][0] == '.')
+            fprintf(warn, "vlt shards: warning: hidden folder '%s' is class %zu (as in torchvision's ImageFolder); remove it "
+                    "if it is not a class\n", classes->v[c], c);
+        char *dir = join(src->classes, classes->v[c]);
+        str_list files = {0};
+        vlt_status s = walk(dir, &files, 0, has_torchvision_image_ext);
+        free(dir);
+        if (s != VLT_OK) {
+            str_list_free(&files);
+            return s;
+        }
+        if (files.n) qsort(files.v, files.n, sizeof(char *), cmp_str);
+        else if (warn) fprintf(warn, "vlt shards: warning: class %zu '%s' has no images\n", c, classes->v[c]);
+        bool full = false;
+        for (size_t i = 0; i < files.n; i++) {
+            char *p = files.v[i];
+            files.v[i] = NULL;
+            if (full) { free(p); continue; }
+            size_t n = strlen(p);
+            char *txt = malloc(n + 5);
+            memcpy(txt, p, n + 1);
+            strcpy(strrchr(txt, '.'), ".txt");
+            char *caption = vlt_read_file(txt, NULL);
+            free(txt);
+            if (caption && blank(caption)) { free(caption); caption = NULL; }
+            cJSON *meta = cJSON_CreateObject();
+            cJSON_AddStringToObject(meta, "class", classes->v[c]);
+            cJSON_AddNumberToObject(meta, "label", (double)c);
+            cJSON_AddStringToObject(meta, "source_path", p);
+            items_push(l, p, caption ? rtrim(caption) : NULL, meta);
+            if (l->n && !l->oom) l->v[l->n - 1].label = (int)c;
+            full = src->limit > 0 && (long long)l->n >= src->limit;
+        }
+        str_list_free(&files);
+    }
+    return VLT_OK;
+}
+
+// DIR/classes.txt: the class names in index order, one per line (temp file, fsync, rename).
+static vlt_status write_classes(const char *out_dir, const str_list *classes) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/classes.txt", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    int bad = 0;
+    for (size_t c = 0; c < classes->n; c++) bad |= fprintf(f, "%s\n", classes->v[c]) < 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        vlt_status st = vlt_error_set(VLT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    return VLT_OK;
+}
+
 // --- writing ---------------------------------------------------------------------------------------
 
 typedef struct {
@@ -436,8 +547,8 @@ static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p)
     memset(p, 0, sizeof *p);
     p->skip = it->skip;
     if (p->skip >= 0) return;
-    if (!it->caption) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
-    if (blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
+    if (!it->caption && it->label < 0) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
+    if (it->caption && blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
     size_t len;
     char *buf = vlt_read_file(it->path, &len);
     if (!buf) {
@@ -454,8 +565,10 @@ static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p)
 }
 
 vlt_status vlt_pack_source_check(const vlt_pack_source *src) {
-    int n_sources = (src->coco || src->karpathy) + !!src->tsv + !!src->folder;
-    if (n_sources != 1) return vlt_error_set(VLT_ERR_ARG, "give exactly one source: --coco/--karpathy, --tsv or --folder");
+    int n_sources = (src->coco || src->karpathy) + !!src->tsv + !!src->folder + !!src->classes;
+    if (n_sources != 1)
+        return vlt_error_set(VLT_ERR_ARG, "give exactly one source: --coco/--karpathy, --tsv, --folder or --classes");
+    if (src->classes && src->each_caption) return vlt_error_set(VLT_ERR_ARG, "--each-caption is for --coco/--karpathy");
     if ((src->coco || src->karpathy) && !src->images)
         return vlt_error_set(VLT_ERR_ARG, "--coco/--karpathy need --images DIR");
     if (src->karpathy && !src->split) return vlt_error_set(VLT_ERR_ARG, "--karpathy needs --split train|val|test");
@@ -470,7 +583,10 @@ vlt_status vlt_pack_shards(const vlt_pack_source *src, const vlt_shardwriter_cfg
     memset(stats, 0, sizeof *stats);
     VLT_TRY(vlt_pack_source_check(src));
     item_list items = {0};
-    vlt_status s = src->tsv ? load_tsv(src, &items) : src->folder ? load_folder(src, &items) : load_coco(src, &items);
+    str_list classes = {0};
+    vlt_status s = src->tsv ? load_tsv(src, &items) : src->folder ? load_folder(src, &items)
+                 : src->classes ? load_classes(src, &items, &classes, warn) : load_coco(src, &items);
+    stats->classes = (int)classes.n;
     if (s == VLT_OK && items.oom) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory reading the input list");
     if (s == VLT_OK && items.n == 0) s = vlt_error_set(VLT_ERR_FORMAT, "no input items found");
     vlt_shardwriter *w = NULL;
@@ -498,7 +614,7 @@ vlt_status vlt_pack_shards(const vlt_pack_source *src, const vlt_shardwriter_cfg
             cJSON_AddNumberToObject(meta, "height", p->h);
             char *json = cJSON_PrintUnformatted(meta);
             cJSON_Delete(meta);
-            s = vlt_shardwriter_add(w, p->jpg, p->len, it->caption, json, NULL);
+            s = vlt_shardwriter_add_labeled(w, p->jpg, p->len, it->caption, it->label, json, NULL);
             cJSON_free(json);
         }
         for (int k = 0; k < n; k++) {
@@ -528,8 +644,10 @@ vlt_status vlt_pack_shards(const vlt_pack_source *src, const vlt_shardwriter_cfg
             s = vlt_error_set(s, "%s", why);
         } else {
             s = vlt_shardwriter_close(w);
+            if (s == VLT_OK && src->classes) s = write_classes(cfg->out_dir, &classes);
         }
     }
     items_free(&items);
+    str_list_free(&classes);
     return s;
 }

@@ -1,6 +1,14 @@
 // pack.h — packing image-caption pairs into webdataset shards (data/shardwriter.h) from COCO
 // caption annotations (optionally restricted by the Karpathy split file), a TSV of
-// path<TAB>caption, or a folder of image + .txt pairs. `vlt shards` (train/shards_cmd.c) is the
+// path<TAB>caption, a folder of image + .txt pairs, or an image-folder classification dataset.
+//
+// Classes (`classes`, as torchvision's ImageFolder): every sub-folder of DIR is a class, indexed in
+// sorted name order (code point order, hidden folders included, as find_classes); its samples are
+// the image files under it, recursively, sorted by path (torchvision's extensions: .jpg .jpeg .png
+// .webp, and .bmp .pgm .ppm .tif .tiff, which vlt cannot decode and counts as bad images). Each
+// sample gets KEY.cls (the index), KEY.json {"class", "label", "source_path"} and, when a .txt of
+// the same name exists, KEY.txt (the caption is optional). DIR_OUT/classes.txt lists the class
+// names in index order. `vlt shards` (train/shards_cmd.c) is the
 // command line over this.
 //
 // Images are read and (re-)encoded on all OpenMP threads in batches and appended in input
@@ -23,6 +31,7 @@ typedef struct {
     const char *images;     // the images folder of coco/karpathy; optional base of relative TSV paths
     const char *tsv;        // lines of path<TAB>caption
     const char *folder;     // image files with a .txt caption of the same name
+    const char *classes;    // an image-folder classification dataset: DIR/<class>/<image> (see below)
     bool each_caption;      // coco/karpathy: one sample per caption instead of per image
     long long limit;        // > 0: stop after this many input items
 } vlt_pack_source;
@@ -44,6 +53,7 @@ typedef struct {
     long long written;                   // samples written
     int shards;                          // shards written
     long long skipped[VLT_PACK_N_SKIP];  // skipped samples by reason
+    int classes;                         // --classes: class folders found (labels 0 .. classes-1)
 } vlt_pack_stats;
 
 // Checks that exactly one source is given with what it needs; the message names the option.

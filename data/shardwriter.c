@@ -250,7 +250,7 @@ static char *sample_json(const char *json, const char *key, const char *caption)
     cJSON_DeleteItemFromObjectCaseSensitive(o, "key");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "caption");
     cJSON_AddStringToObject(o, "key", key);
-    cJSON_AddStringToObject(o, "caption", caption);
+    if (caption) cJSON_AddStringToObject(o, "caption", caption);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -258,7 +258,13 @@ static char *sample_json(const char *json, const char *key, const char *caption)
 
 vlt_status vlt_shardwriter_add(vlt_shardwriter *w, const uint8_t *jpg, size_t jpg_len, const char *caption,
                                const char *json, char *key_out) {
-    if (!w || !jpg || !jpg_len || !caption) return vlt_error_set(VLT_ERR_ARG, "shardwriter: empty sample");
+    if (!caption) return vlt_error_set(VLT_ERR_ARG, "shardwriter: empty sample");
+    return vlt_shardwriter_add_labeled(w, jpg, jpg_len, caption, -1, json, key_out);
+}
+
+vlt_status vlt_shardwriter_add_labeled(vlt_shardwriter *w, const uint8_t *jpg, size_t jpg_len, const char *caption,
+                                       int label, const char *json, char *key_out) {
+    if (!w || !jpg || !jpg_len) return vlt_error_set(VLT_ERR_ARG, "shardwriter: empty sample");
     if (w->failed) return vlt_error_set(VLT_ERR_STATE, "shardwriter: an earlier write failed");
     char key[32], name[64];
     snprintf(key, sizeof key, "%09lld", w->index);
@@ -267,7 +273,13 @@ vlt_status vlt_shardwriter_add(vlt_shardwriter *w, const uint8_t *jpg, size_t jp
     vlt_status st = VLT_OK;
     if (!w->f) st = start_shard(w);
     if (st == VLT_OK) { snprintf(name, sizeof name, "%s.jpg", key); st = tar_member(w, name, jpg, jpg_len); }
-    if (st == VLT_OK) { snprintf(name, sizeof name, "%s.txt", key); st = tar_member(w, name, caption, strlen(caption)); }
+    if (st == VLT_OK && caption) { snprintf(name, sizeof name, "%s.txt", key); st = tar_member(w, name, caption, strlen(caption)); }
+    if (st == VLT_OK && label >= 0) {  // webdataset's classification member: the index as decimal text
+        char cls[16];
+        snprintf(name, sizeof name, "%s.cls", key);
+        snprintf(cls, sizeof cls, "%d", label);
+        st = tar_member(w, name, cls, strlen(cls));
+    }
     if (st == VLT_OK) { snprintf(name, sizeof name, "%s.json", key); st = tar_member(w, name, meta, strlen(meta)); }
     cJSON_free(meta);
     if (st != VLT_OK) {

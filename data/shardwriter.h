@@ -51,6 +51,11 @@ vlt_status vlt_shardwriter_open(const vlt_shardwriter_cfg *cfg, vlt_shardwriter 
 // "caption" are set by the writer. key_out (may be NULL, >= 32 bytes) receives the sample key.
 vlt_status vlt_shardwriter_add(vlt_shardwriter *w, const uint8_t *jpg, size_t jpg_len, const char *caption,
                                const char *json, char *key_out);
+// The same for a classification sample: caption may be NULL (no .txt member and no "caption" in
+// the .json), and label >= 0 adds KEY.cls holding it as decimal text (webdataset's label member,
+// what vlt eval zeroshot reads); label < 0 writes none.
+vlt_status vlt_shardwriter_add_labeled(vlt_shardwriter *w, const uint8_t *jpg, size_t jpg_len, const char *caption,
+                                       int label, const char *json, char *key_out);
 // Finishes the open shard and writes sizes.json, then frees the writer (also on error).
 vlt_status vlt_shardwriter_close(vlt_shardwriter *w);
 // Discards the open shard's temp file and frees the writer, without writing sizes.json.

@@ -30,6 +30,12 @@ static void usage(FILE *f) {
             "                                     naming columns (path/filepath/image/file/filename/url) is skipped\n"
             "  --folder DIR                       image files (.jpg .jpeg .png .webp, searched recursively,\n"
             "                                     sorted) each with a caption in the .txt of the same name\n"
+            "  --classes DIR                      an image-folder classification dataset, DIR/<class>/<image> as\n"
+            "                                     torchvision's ImageFolder reads it: class index = the sub-folder's\n"
+            "                                     place in sorted name order; each sample gets .cls (the index),\n"
+            "                                     .json (class name, index, source path) and .txt when a caption\n"
+            "                                     file of the same name exists; OUT/classes.txt lists the classes\n"
+            "                                     (for vlt eval zeroshot --classes OUT/classes.txt)\n"
             "  --vqa-questions Q.json [--vqa-annotations A.json] --images DIR\n"
             "                                     official VQAv2 / VQA-CP questions (and answers): one sample per\n"
             "                                     question, .txt the question, .json its ids, the raw answers,\n"
@@ -99,6 +105,7 @@ int vlt_cmd_shards(int argc, char **argv) {
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--images"))) src.images = v;
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--tsv"))) src.tsv = v;
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--folder"))) src.folder = v;
+        else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--classes"))) src.classes = v;
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--vqa-questions"))) vqa.questions = v;
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--vqa-annotations"))) vqa.annotations = v;
         else if ((v = vlt_cli_opt("shards", argc, argv, &i, "--vqa-jsonl"))) vqa.jsonl = v;
@@ -112,8 +119,8 @@ int vlt_cmd_shards(int argc, char **argv) {
     }
     if (!out) return vlt_cli_usage_error("shards", "--out DIR is required");
     int is_vqa = vqa.questions || vqa.annotations || vqa.jsonl || vqa.vocab_size;
-    if (is_vqa && (src.coco || src.karpathy || src.tsv || src.folder))
-        return vlt_cli_usage_error("shards", "give exactly one source: --vqa-* or --coco/--karpathy, --tsv, --folder");
+    if (is_vqa && (src.coco || src.karpathy || src.tsv || src.folder || src.classes))
+        return vlt_cli_usage_error("shards", "give exactly one source: --vqa-* or --coco/--karpathy, --tsv, --folder, --classes");
     if (!is_vqa && vlt_pack_source_check(&src) != VLT_OK) return vlt_cli_usage_error("shards", vlt_error_message());
     vlt_shardwriter_cfg cfg;
     vlt_shardwriter_cfg_default(&cfg, out);
@@ -137,5 +144,6 @@ int vlt_cmd_shards(int argc, char **argv) {
             sep = ", ";
         }
     printf("%s\n", total ? ")" : "");
+    if (src.classes) printf("vlt shards: %d classes (labels 0..%d in .cls) listed in %s/classes.txt\n", st.classes, st.classes - 1, out);
     return 0;
 }
