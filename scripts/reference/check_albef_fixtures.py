@@ -9,7 +9,7 @@ mlm_ids/mlm_labels, and torch.multinomial returns neg_image_idx[b] for the first
 image for text b) and neg_text_idx[b] for the next B (the text for image b), in the order their
 forward draws them.
 
-Run: /work/venv-albef/bin/python scripts/reference/check_albef_fixtures.py /path/to/ALBEF
+Run: /work/venv-albef/bin/python scripts/reference/check_albef_fixtures.py /path/to/ALBEF [DIR]
 """
 import json
 import os
@@ -109,8 +109,12 @@ def check(src, name):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: check_albef_fixtures.py /path/to/ALBEF (a checkout of salesforce/ALBEF)")
+    global DATA
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: check_albef_fixtures.py /path/to/ALBEF [fixture folder]\n"
+                 "(a checkout of salesforce/ALBEF; default folder tests/data/albef)")
+    if len(sys.argv) == 3:
+        DATA = sys.argv[2]
     ok = all([check(sys.argv[1], n) for n in sorted(os.listdir(DATA))
               if os.path.isdir(os.path.join(DATA, n))])
     print("all fixtures equal the authors' model (max relative difference < 1e-10)" if ok

@@ -60,6 +60,7 @@ The masks follow the issue's rule (never CLS/SEP/PAD; 80% MASK / 10% random / 10
 higher rate than 0.15 so that every case occurs); the authors' mask() excludes only PAD and CLS.
 
 Run: /work/venv-torch/bin/python scripts/reference/make_albef_fixtures.py
+     [--out DIR] [--seed N] (other weights and inputs) [--random N] (N random small configs)
 """
 import json
 import os
@@ -293,10 +294,57 @@ def build(name, spec):
           f"txt {neg_text.tolist()}; {ntrain} trainable; files {sizes}")
 
 
+def random_spec(seed):
+    """A small config drawn at random (for fixtures nobody has seen): any head counts, vision
+    width != BERT width, fusion from any layer (0 = the text encoder is the embeddings alone),
+    odd sizes, queue a multiple of the batch."""
+    g = torch.Generator().manual_seed(1000 + seed)
+
+    def pick(*xs):
+        return xs[int(torch.randint(len(xs), (1,), generator=g))]
+
+    def randint(lo, hi):  # inclusive
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    vh, th = pick(1, 2, 3, 4), pick(1, 2, 4)
+    D, H = vh * pick(4, 8, 12), th * pick(4, 6, 8)
+    L = randint(1, 4)
+    patch, grid = pick(4, 8), pick(2, 3, 4)
+    B, T = randint(2, 5), randint(4, 14)
+    lengths = [T] + [randint(3, T) for _ in range(B - 1)]
+    cfg = {"albef": {"image_res": patch * grid, "patch_size": patch, "vision_width": D,
+                     "vision_depth": randint(1, 3), "vision_heads": vh, "mlp_ratio": pick(1, 2, 4),
+                     "embed_dim": pick(8, 12, 16), "queue_size": B * randint(1, 6),
+                     "momentum": pick(0.995, 0.99, 0.9), "temp": 0.07, "alpha": 0.4,
+                     "mlm_probability": 0.15},
+           "bert": {"vocab_size": randint(20, 120), "hidden_size": H, "num_hidden_layers": L,
+                    "num_attention_heads": th, "intermediate_size": H * pick(1, 2, 3),
+                    "max_position_embeddings": T + randint(0, 10), "type_vocab_size": 2,
+                    "fusion_layer": randint(0, L - 1), "layer_norm_eps": 1e-12, "pad_token_id": 0}}
+    Q = cfg["albef"]["queue_size"]
+    return dict(cfg=cfg, B=B, T=T, lengths=lengths, alpha=pick(0.0, 0.1, 0.4),
+                temp=pick(0.07, 0.05, 0.3, 0.7), ptr=B * randint(0, Q // B - 1), seed=seed,
+                random_pad=bool(randint(0, 1)))
+
+
 def main():
+    global OUT
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=OUT, help="output folder (default tests/data/albef)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="added to each config's seed: other weights and inputs (0 = committed)")
+    ap.add_argument("--random", type=int, metavar="N", default=0,
+                    help="instead of tiny/tiny2, N random small configs random0.. (seeded by --seed)")
+    a = ap.parse_args()
+    OUT = a.out
     torch.set_num_threads(1)
+    if a.random:
+        for i in range(a.random):
+            build(f"random{i}", random_spec(a.seed * 100 + i))
+        return
     for name, spec in CONFIGS.items():
-        build(name, spec)
+        build(name, dict(spec, seed=spec["seed"] + a.seed))
 
 
 if __name__ == "__main__":
