@@ -1,6 +1,6 @@
 // tokenizer.c — the CLIP byte-level BPE tokenizer (see data/tokenizer.h).
 //
-// encode: UTF-8 -> code points -> html.unescape twice -> strip + collapse whitespace ->
+// encode: UTF-8 -> code points -> ftfy.fix_text (data/ftfy.c) -> html.unescape twice -> strip + collapse whitespace ->
 // str.lower() -> open_clip's pre-tokenizer pattern, matched by hand -> UTF-8 bytes of each
 // pre-token -> byte symbols -> BPE (a min-heap of (rank, position) over a linked list, which
 // equals open_clip's "merge every occurrence of the lowest-ranked pair" loop because every merge
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "data/ftfy.h"
 #include "data/html_unescape.h"
 #include "data/unicode.h"
 
@@ -557,25 +558,38 @@ int vlt_tokenizer_encode(const vlt_tokenizer *tok, const char *text, int32_t *id
     }
     if (!text) text = "";
     size_t nb = strlen(text);
-    // One scratch block: cps (nb code points: the decoded, cleaned text), low (3 * nb: after
-    // lower(), at most 3 code points each), bytes (12 * nb: UTF-8 of one lowered pre-token).
-    uint32_t stack[STACK_BYTES * 7];
-    uint32_t *cps = stack;
-    if (nb > STACK_BYTES) {
-        cps = malloc(sizeof(uint32_t) * 7 * nb);
-        if (!cps) {
-            vlt_error_set(VLT_ERR_NOMEM, "tokenizer_encode: text of %zu bytes", nb);
-            return -1;
-        }
+    // UTF-8 -> code points (at most nb) -> ftfy.fix_text (data/ftfy.h), as open_clip's
+    // basic_clean does first; the fixed text may be longer (ligatures, NFC) or shorter.
+    uint32_t in_stack[STACK_BYTES] = {0};
+    uint32_t *in = nb > STACK_BYTES ? malloc(sizeof(uint32_t) * nb) : in_stack;
+    if (!in) {
+        vlt_error_set(VLT_ERR_NOMEM, "tokenizer_encode: text of %zu bytes", nb);
+        return -1;
     }
-    uint32_t *low = cps + nb;
-    uint8_t *bytes = (uint8_t *)(low + 3 * nb);
     size_t n = 0;
-    for (size_t i = 0; i < nb; n++) i += utf8_get((const uint8_t *)text + i, nb - i, &cps[n]);
+    for (size_t i = 0; i < nb; n++) i += utf8_get((const uint8_t *)text + i, nb - i, &in[n]);
+    uint32_t *cps;
+    int fixed = vlt_ftfy_fix_text(in, n, &cps, &n);
+    if (in != in_stack) free(in);
+    if (fixed != 0) {
+        vlt_error_set(VLT_ERR_NOMEM, "tokenizer_encode: text of %zu bytes", nb);
+        return -1;
+    }
+    // One scratch block: low (3 * n: after lower(), at most 3 code points each), bytes (12 * n:
+    // UTF-8 of one lowered pre-token).
+    uint32_t stack[STACK_BYTES * 6];
+    uint32_t *low = n > STACK_BYTES ? malloc(sizeof(uint32_t) * 6 * n) : stack;
+    if (!low) {
+        free(cps);
+        vlt_error_set(VLT_ERR_NOMEM, "tokenizer_encode: text of %zu bytes", nb);
+        return -1;
+    }
+    uint8_t *bytes = (uint8_t *)(low + 3 * n);
     n = clean(cps, n);
     size_t nl = vlt_unicode_lower_string(cps, n, low);
     long k = encode_clean(tok, low, nl, bytes, ids + 1, (size_t)context_len - 2);
-    if (cps != stack) free(cps);
+    if (low != stack) free(low);
+    free(cps);
     if (k < 0) {
         vlt_error_set(VLT_ERR_NOMEM, "tokenizer_encode: text of %zu bytes", nb);
         return -1;

@@ -1,16 +1,15 @@
 // tokenizer.h — the CLIP byte-level BPE tokenizer, matching open_clip's `tokenize` exactly.
 //
 // Owns: loading bpe_simple_vocab_16e6.txt.gz (49,408 tokens: 256 byte symbols, the same with
-// "</w>", 48,894 merges, <start_of_text>, <end_of_text>), text cleaning (HTML unescape twice,
+// "</w>", 48,894 merges, <start_of_text>, <end_of_text>), text cleaning (ftfy.fix_text, HTML unescape twice,
 // whitespace collapse, Unicode lower-casing as Python's str.lower()), the pre-tokenizer pattern
 // with Unicode letter/number classes, BPE, and decoding.
 //
-// What open_clip does that vlt does not: open_clip runs ftfy.fix_text() before everything else
-// (mojibake repair such as "cafÃ©" -> "café", curly quotes made straight, some control and
-// compatibility characters changed, NFC normalisation, etc.). vlt skips ftfy, so ids can
-// differ for text that ftfy would change
-// (ftfy.fix_text(s) != s); for text ftfy leaves alone, vlt's ids are identical to open_clip's.
-// See docs/TOKENIZER.md for the list.
+// Before cleaning, the text goes through ftfy.fix_text() as open_clip's basic_clean runs it
+// (data/ftfy.h: mojibake repair such as "cafÃ©" -> "café", curly quotes made straight, Latin
+// ligatures, character width, control characters and terminal escapes removed, NFC, ...), so
+// the ids equal open_clip's also for text ftfy changes (tests/test_data_ftfy.c: 12,800 web-style
+// strings). See docs/TOKENIZER.md.
 //
 // The vocabulary is open_clip's assets/bpe_simple_vocab_16e6.txt.gz (open_clip_torch 3.3.0, MIT,
 // see assets/LICENSE-open_clip.txt), sha256
