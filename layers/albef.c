@@ -106,17 +106,17 @@ vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed)
     if (!m->temp || !m->image_queue || !m->text_queue || !m->queue_ptr) s = vlt_error_code();
     if (s == VLT_OK)
         s = vlt_deit_init(&m->visual, p, "visual_encoder", a->image_res, a->patch_size, Wv, a->vision_depth,
-                          a->vision_heads, a->mlp_ratio, seed);
-    if (s == VLT_OK) s = vlt_bert_init(&m->text, p, "text_encoder", bc, seed);
+                          a->vision_heads, a->mlp_ratio, seed, true);
+    if (s == VLT_OK) s = vlt_bert_init(&m->text, p, "text_encoder", bc, seed, true);
     if (s == VLT_OK) s = linear(p, "vision_proj", E, Wv, &m->vision_proj_w, &m->vision_proj_b, seed);
     if (s == VLT_OK) s = linear(p, "text_proj", E, Wt, &m->text_proj_w, &m->text_proj_b, seed);
     if (s == VLT_OK) s = linear(p, "itm_head", 2, Wt, &m->itm_w, &m->itm_b, seed);
     int first_m = p->n;
     if (s == VLT_OK)
         s = vlt_deit_init(&m->visual_m, p, "visual_encoder_m", a->image_res, a->patch_size, Wv, a->vision_depth,
-                          a->vision_heads, a->mlp_ratio, seed);
+                          a->vision_heads, a->mlp_ratio, seed, false);   // copies: filled by copy_params
     if (s == VLT_OK) s = linear(p, "vision_proj_m", E, Wv, &m->vision_proj_m_w, &m->vision_proj_m_b, seed);
-    if (s == VLT_OK) s = vlt_bert_init(&m->text_m, p, "text_encoder_m", bc, seed);
+    if (s == VLT_OK) s = vlt_bert_init(&m->text_m, p, "text_encoder_m", bc, seed, false);
     if (s == VLT_OK) s = linear(p, "text_proj_m", E, Wt, &m->text_proj_m_w, &m->text_proj_m_b, seed);
     if (s == VLT_OK) s = build_pairs(m);
     if (s == VLT_OK) {

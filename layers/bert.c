@@ -8,6 +8,12 @@
 
 #include "layers/transformer.h"
 
+// Set by vlt_bert_init for the duration of one init: false leaves the weights zero.
+static _Thread_local bool g_fill = true;
+static void fill_normal(vlt_tensor *t, float std, uint64_t seed) {
+    if (g_fill) vlt_init_normal(t, std, seed);
+}
+
 static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name, int ndim, const int *shape) {
     char full[256];
     if (snprintf(full, sizeof full, "%s.%s", prefix, name) >= (int)sizeof full) {
@@ -46,7 +52,7 @@ static vlt_status linear_init(vlt_params *table, const char *prefix, const char 
     snprintf(n, sizeof n, "%s.bias", name);
     *b = param(table, prefix, n, 1, VLT_SHAPE(out));
     if (!*w || !*b) return vlt_error_code();
-    vlt_init_normal(*w, 0.02f, seed);
+    fill_normal(*w, 0.02f, seed);
     return VLT_OK;
 }
 
@@ -77,9 +83,11 @@ static vlt_status attention_init(vlt_bert_attention *a, vlt_params *table, const
     return ln_init(table, prefix, n, W, &a->ln_w, &a->ln_b);
 }
 
-vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed) {
+vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed,
+                         bool fill) {
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
+    g_fill = fill;
     int W = cfg->hidden_size, L = cfg->num_hidden_layers, I = cfg->intermediate_size;
     if (L < 1 || L > VLT_BERT_MAX_LAYERS)
         return vlt_error_set(VLT_ERR_ARG, "bert '%s': num_hidden_layers %d is outside 1..%d", prefix, L,
@@ -94,9 +102,9 @@ vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, con
                        VLT_SHAPE(cfg->max_position_embeddings, W));
     b->type_emb = param(table, bp, "embeddings.token_type_embeddings.weight", 2, VLT_SHAPE(cfg->type_vocab_size, W));
     if (!b->word_emb || !b->pos_emb || !b->type_emb) return vlt_error_code();
-    vlt_init_normal(b->word_emb, 0.02f, seed);
-    vlt_init_normal(b->pos_emb, 0.02f, seed);
-    vlt_init_normal(b->type_emb, 0.02f, seed);
+    fill_normal(b->word_emb, 0.02f, seed);
+    fill_normal(b->pos_emb, 0.02f, seed);
+    fill_normal(b->type_emb, 0.02f, seed);
     VLT_TRY(ln_init(table, bp, "embeddings.LayerNorm", W, &b->emb_ln_w, &b->emb_ln_b));
     char pid[160];
     snprintf(pid, sizeof pid, "%s.embeddings.position_ids", bp);

@@ -61,8 +61,10 @@ typedef struct {
 typedef enum { VLT_BERT_TEXT, VLT_BERT_FUSION, VLT_BERT_MULTI_MODAL } vlt_bert_mode;
 
 // Creates the parameters under `prefix` ("text_encoder"); init as xbert's _init_weights: N(0, 0.02)
-// for Linear and Embedding weights, zero biases, LayerNorm (1, 0).
-vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed);
+// for Linear and Embedding weights, zero biases, LayerNorm (1, 0). fill false leaves them zero
+// (a momentum copy, about to be overwritten).
+vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed,
+                         bool fill);
 
 // The key padding mask (B, T) i32 (nonzero = padding) of an attention mask (B, T) (1 = token).
 vlt_tensor *vlt_bert_key_pad(vlt_tensor *atts);

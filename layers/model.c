@@ -364,6 +364,13 @@ vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t see
     return VLT_OK;
 }
 
+int64_t vlt_model_trainable_numel(const vlt_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->params->n; i++)
+        if (m->params->t[i]->requires_grad) n += m->params->t[i]->numel;
+    return n;
+}
+
 void vlt_model_free(vlt_model *m) {
     if (!m->ops) return;
     m->ops->destroy(m);

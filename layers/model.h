@@ -132,6 +132,9 @@ struct vlt_model {
 // Creates the kind the config names. On failure nothing is left allocated.
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
 void vlt_model_free(vlt_model *m);
+// The trainable parameters (what PyTorch's named_parameters() counts): momentum copies, queues,
+// buffers and tied aliases in the table are left out.
+int64_t vlt_model_trainable_numel(const vlt_model *m);
 // The kind a config makes, without creating it ("clip", "siglip", "coca").
 const char *vlt_model_kind_of(const vlt_model_cfg *cfg);
 

@@ -116,11 +116,11 @@ static vlt_tensor *deit_ln(vlt_params *table, const char *prefix, const char *na
 }
 
 static vlt_tensor *deit_linear_w(vlt_params *table, const char *prefix, const char *name, int out, int in,
-                                 uint64_t seed) {
+                                 uint64_t seed, bool fill) {
     char full[128];
     snprintf(full, sizeof full, "%s.%s.weight", prefix, name);
     vlt_tensor *t = vlt_params_new(table, full, 2, VLT_SHAPE(out, in));
-    if (t) vlt_init_normal(t, 0.02f, seed);
+    if (t && fill) vlt_init_normal(t, 0.02f, seed);
     return t;
 }
 
@@ -131,7 +131,7 @@ static vlt_tensor *deit_linear_b(vlt_params *table, const char *prefix, const ch
 }
 
 vlt_status vlt_deit_init(vlt_deit *v, vlt_params *table, const char *prefix, int image_size, int patch_size, int width,
-                         int depth, int heads, float mlp_ratio, uint64_t seed) {
+                         int depth, int heads, float mlp_ratio, uint64_t seed, bool fill) {
     memset(v, 0, sizeof *v);
     if (patch_size < 1 || image_size % patch_size || depth < 1 || depth > VLT_MAX_LAYERS || heads < 1 ||
         width % heads)
@@ -145,25 +145,27 @@ vlt_status vlt_deit_init(vlt_deit *v, vlt_params *table, const char *prefix, int
     v->patch_w = new_param(table, prefix, "patch_embed.proj.weight", 4, VLT_SHAPE(W, 3, P, P));
     v->patch_b = new_param(table, prefix, "patch_embed.proj.bias", 1, VLT_SHAPE(W));
     if (!v->cls_token || !v->pos_embed || !v->patch_w || !v->patch_b) return vlt_error_code();
-    vlt_init_normal(v->cls_token, 0.02f, seed);
-    vlt_init_normal(v->pos_embed, 0.02f, seed);
-    vlt_init_uniform(v->patch_w, 1.0f / sqrtf(3.0f * P * P), seed);
-    vlt_init_uniform(v->patch_b, 1.0f / sqrtf(3.0f * P * P), seed);
+    if (fill) {
+        vlt_init_normal(v->cls_token, 0.02f, seed);
+        vlt_init_normal(v->pos_embed, 0.02f, seed);
+        vlt_init_uniform(v->patch_w, 1.0f / sqrtf(3.0f * P * P), seed);
+        vlt_init_uniform(v->patch_b, 1.0f / sqrtf(3.0f * P * P), seed);
+    }
     for (int l = 0; l < depth; l++) {
         vlt_deit_block *b = &v->blocks[l];
         char bp[96];
         snprintf(bp, sizeof bp, "%s.blocks.%d", prefix, l);
         b->norm1_w = deit_ln(table, bp, "norm1", W, true);
         b->norm1_b = deit_ln(table, bp, "norm1", W, false);
-        b->qkv_w = deit_linear_w(table, bp, "attn.qkv", 3 * W, W, seed);
+        b->qkv_w = deit_linear_w(table, bp, "attn.qkv", 3 * W, W, seed, fill);
         b->qkv_b = deit_linear_b(table, bp, "attn.qkv", 3 * W);
-        b->proj_w = deit_linear_w(table, bp, "attn.proj", W, W, seed);
+        b->proj_w = deit_linear_w(table, bp, "attn.proj", W, W, seed, fill);
         b->proj_b = deit_linear_b(table, bp, "attn.proj", W);
         b->norm2_w = deit_ln(table, bp, "norm2", W, true);
         b->norm2_b = deit_ln(table, bp, "norm2", W, false);
-        b->fc1_w = deit_linear_w(table, bp, "mlp.fc1", M, W, seed);
+        b->fc1_w = deit_linear_w(table, bp, "mlp.fc1", M, W, seed, fill);
         b->fc1_b = deit_linear_b(table, bp, "mlp.fc1", M);
-        b->fc2_w = deit_linear_w(table, bp, "mlp.fc2", W, M, seed);
+        b->fc2_w = deit_linear_w(table, bp, "mlp.fc2", W, M, seed, fill);
         b->fc2_b = deit_linear_b(table, bp, "mlp.fc2", W);
         vlt_tensor **all = (vlt_tensor **)b;
         for (int i = 0; i < VLT_DEIT_BLOCK_NPARAMS; i++)

@@ -68,9 +68,10 @@ typedef struct {
 
 // Init as ALBEF's VisionTransformer: N(0, 0.02) for Linear weights, pos_embed and cls_token
 // (timm's trunc_normal_ cuts at ±2, i.e. 100 std: plain normal), zero biases, norms (1, 0);
-// the patch projection as torch's Conv2d default, U(±(3P²)^-1/2) for weight and bias.
+// the patch projection as torch's Conv2d default, U(±(3P²)^-1/2) for weight and bias. fill false
+// leaves the weights zero and the norms (1, 0) (a momentum copy, about to be overwritten).
 vlt_status vlt_deit_init(vlt_deit *v, vlt_params *table, const char *prefix, int image_size, int patch_size, int width,
-                         int depth, int heads, float mlp_ratio, uint64_t seed);
+                         int depth, int heads, float mlp_ratio, uint64_t seed, bool fill);
 // images (B, 3, S, S) -> tokens after norm (B, G² + 1, W).
 vlt_tensor *vlt_deit_forward(vlt_deit *v, vlt_tensor *images);
 // The trainable tensors in state_dict order (cls_token, pos_embed, patch_embed, blocks, norm);

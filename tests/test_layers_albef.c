@@ -428,6 +428,47 @@ static void test_through_the_model_interface(void **state) {
     unload(&f);
 }
 
+static void test_full_size_names_equal_the_authors(void **state) {
+    (void)state;
+    // configs/model/albef_ViT-B-16.json against the authors' ALBEF built from their code
+    // (scripts/reference/check_albef_names.py -> tests/data/albef/albef_ViT-B-16_names.tsv): every
+    // state_dict key with its shape, which are trainable, momentum copies, buffers, tied names;
+    // 209,937,725 trainable parameters.
+    vlt_model_cfg cfg;
+    if (vlt_model_cfg_load("configs/model/albef_ViT-B-16.json", &cfg) != VLT_OK) fail_msg("%s", vlt_error_message());
+    vlt_albef m;
+    if (vlt_albef_init(&m, &cfg, 0) != VLT_OK) fail_msg("%s", vlt_error_message());
+    FILE *f = fopen("tests/data/albef/albef_ViT-B-16_names.tsv", "r");
+    assert_non_null(f);
+    char line[512];
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char name[256], shape[128], dtype[16], kind[300];
+        if (sscanf(line, "%255[^\t]\t%127[^\t]\t%15[^\t]\t%299[^\n]", name, shape, dtype, kind) != 4)
+            fail_msg("bad line %s", line);
+        vlt_tensor *t = vlt_params_find(&m.params, name);
+        if (!t) fail_msg("the table lacks %s", name);
+        char ours[128] = "[";
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(ours + strlen(ours), sizeof ours - strlen(ours), "%s%d", d ? "," : "", t->shape[d]);
+        strcat(ours, "]");
+        if (strcmp(ours, shape)) fail_msg("%s: shape %s, authors' %s", name, ours, shape);
+        bool trainable = !strcmp(kind, "trainable");
+        if (t->requires_grad != trainable) fail_msg("%s: trainable %d, authors' kind %s", name, t->requires_grad, kind);
+        if (!strncmp(kind, "tied:", 5)) {
+            vlt_tensor *target = vlt_params_find(&m.params, kind + 5);
+            assert_non_null(target);
+            assert_ptr_equal(t->data, target->data);
+        }
+        rows++;
+    }
+    fclose(f);
+    assert_int_equal(rows, m.params.n);   // and nothing more in the table
+    assert_int_equal(vlt_albef_trainable_numel(&m), 209937725);
+    vlt_albef_free(&m);
+}
+
 static void test_config_refusals(void **state) {
     (void)state;
     vlt_model_cfg c;
@@ -451,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_interpolate_pos_embed),
         cmocka_unit_test(test_load_at_another_resolution),
         cmocka_unit_test(test_through_the_model_interface),
+        cmocka_unit_test(test_full_size_names_equal_the_authors),
         cmocka_unit_test(test_config_refusals),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,7 +61,7 @@ static int model_list(void) {
             printf("  %-28s (%s)\n", names[i], vlt_error_message());
             rc = 1;
         } else {
-            printf("  %-28s %-6s %14lld\n", names[i], vlt_model_title(&m), (long long)vlt_params_numel(m.params));
+            printf("  %-28s %-6s %14lld\n", names[i], vlt_model_title(&m), (long long)vlt_model_trainable_numel(&m));
             vlt_model_free(&m);
         }
         fflush(stdout);
@@ -121,8 +121,10 @@ int vlt_cmd_model(int argc, char **argv) {
     vlt_params *p = m.params;
     int rc = 0;
     if (is_info) {
-        printf("%s: %s, %d tensors, %lld parameters\n", name, vlt_model_title(&m), p->n,
-               (long long)vlt_params_numel(p));
+        int64_t all = vlt_params_numel(p), trainable = vlt_model_trainable_numel(&m);
+        printf("%s: %s, %d tensors, %lld parameters", name, vlt_model_title(&m), p->n, (long long)trainable);
+        if (all != trainable) printf(" (%lld values in all, with momentum copies, queues and buffers)", (long long)all);
+        printf("\n");
     } else if (is_init) {
         vlt_st_meta meta[] = {{"format", "pt"}, {"vlt_model", name}};
         if (vlt_safetensors_save_params(out, p, dt, meta, 2) != VLT_OK) {
