@@ -723,10 +723,23 @@ static void fix_segment(const uint32_t *s, size_t n, bool unescape, cpbuf *out) 
     free(orig.p);
 }
 
+// True when fix_text leaves s alone for certain: printable ASCII, '\t', '\n' and '\f' only, and
+// no '&' (nothing to unescape, no mojibake in ASCII, nothing for the character fixes, already
+// NFC). Most captions are like this; they skip the passes.
+static bool plain_ascii(const uint32_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = s[i];
+        if (c == '&' || c > 0x7E || (c < 0x20 && c != '\t' && c != '\n' && c != '\f')) return false;
+    }
+    return true;
+}
+
 int vlt_ftfy_fix_text(const uint32_t *s, size_t n, uint32_t **out, size_t *out_n) {
     cpbuf o = {0};
     bool unescape = true;   // unescape_html="auto": off from the first segment holding '<'
-    for (size_t pos = 0; pos < n && !o.oom;) {
+    bool plain = plain_ascii(s, n);
+    if (plain) cb_set(&o, s, n);
+    for (size_t pos = plain ? n : 0; pos < n && !o.oom;) {
         size_t end = pos;
         while (end < n && s[end] != '\n') end++;
         end = end < n ? end + 1 : n;
