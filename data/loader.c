@@ -121,6 +121,7 @@ typedef struct {
     int kind;
     float *image;              // (3, S, S)
     int32_t *tokens;           // (T)
+    float *answer_scores;      // (n_answers) with an answer vocabulary, else NULL
     int32_t label;             // -1 without label_ext
     char *key, *caption;       // handed to the batch
     char *json;                // the sample's .json member (keep_json), handed to the batch
@@ -192,6 +193,7 @@ struct vlt_loader {
     loader_pos cur;            // the collator's running position
     vlt_loader_stats stats;    // as delivered
     atomic_int stall_reports;
+    int *ans_order;            // the answer vocabulary's indices sorted by answer (bsearch)
 };
 
 static int64_t now_ms(void) {
@@ -234,6 +236,7 @@ const char *vlt_skip_reason_name(vlt_skip_reason r) {
     case VLT_SKIP_TRUNCATED_IMAGE: return "truncated image";
     case VLT_SKIP_CORRUPT_IMAGE: return "corrupt image";
     case VLT_SKIP_TRUNCATED_SAMPLE: return "truncated sample";
+    case VLT_SKIP_NO_ANSWERS: return "no answer scores";
     case VLT_SKIP_COUNT: break;
     }
     return "?";
@@ -241,7 +244,7 @@ const char *vlt_skip_reason_name(vlt_skip_reason r) {
 
 static const char *const skip_json_names[VLT_SKIP_COUNT] = {
     "no_image", "bad_image", "no_caption", "bad_caption", "dup_ext", "too_large", "no_label",
-    "truncated_image", "corrupt_image", "truncated_sample"};
+    "truncated_image", "corrupt_image", "truncated_sample", "no_answers"};
 // Reasons added after positions were first saved: absent from an older position means 0.
 #define SKIP_FIRST_OPTIONAL VLT_SKIP_TRUNCATED_IMAGE
 
@@ -497,6 +500,42 @@ static int get_caption(reader *rd, const vlt_wds_sample *s, char **out) {
     return -1;
 }
 
+// The vocabulary index of a processed answer, or -1 (bsearch over the sorted indices).
+static int cmp_answer_idx(const void *a, const void *b, void *answers) {
+    const char *const *v = answers;
+    return strcmp(v[*(const int *)a], v[*(const int *)b]);
+}
+static int answer_index(const vlt_loader *L, const char *a) {
+    int lo = 0, hi = L->cfg.n_answers - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, k = L->ans_order[mid], c = strcmp(L->cfg.answers[k], a);
+        if (!c) return k;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+// A VQA sample's soft-score row over the vocabulary from its .json "answer_scores" (vqa_pack.h:
+// the processed answers' VQAv2 scores, min(1, count/3) averaged over the leave-one-out subsets, so
+// the training targets are the accuracies the official metric would give each answer). Answers
+// outside the vocabulary drop out. Returns -1 when the sample has no such object.
+static int answer_row(reader *rd, const vlt_wds_sample *s, float *row) {
+    const vlt_loader *L = rd->L;
+    memset(row, 0, sizeof(float) * (size_t)L->cfg.n_answers);
+    const vlt_wds_field *js = vlt_wds_sample_field(s, "json");
+    cJSON *o = js ? cJSON_ParseWithLength((const char *)js->data, (size_t)js->size) : NULL;
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "answer_scores"), *e;
+    int ok = cJSON_IsObject(sc);
+    for (e = ok ? sc->child : NULL; e; e = e->next) {
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 1)) { ok = 0; break; }
+        int k = answer_index(L, e->string);
+        if (k >= 0) row[k] = (float)e->valuedouble;
+    }
+    cJSON_Delete(o);
+    return ok ? 0 : -1;
+}
+
 // Decodes a drawn sample into the queue item. Returns -1 when fine, else the skip reason.
 static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
     vlt_loader *L = rd->L;
@@ -518,6 +557,13 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
             return VLT_SKIP_NO_LABEL;
         }
         it->label = (int32_t)v;
+    }
+    if (c->n_answers > 0 && answer_row(rd, s, it->answer_scores) < 0) {
+        if (!c->answers_optional) {
+            warn(L, "sample '%s': no .json \"answer_scores\" (an object of answer: score)", s->key);
+            return VLT_SKIP_NO_ANSWERS;
+        }
+        memset(it->answer_scores, 0, sizeof(float) * (size_t)c->n_answers);
     }
     char *caption;
     int why = get_caption(rd, s, &caption);
@@ -797,6 +843,9 @@ static void *collator_main(void *arg) {
                 b->captions[n] = it->caption;
                 if (b->json) b->json[n] = it->json;
                 b->labels[n] = it->label;
+                if (b->answer_scores)
+                    memcpy(b->answer_scores + (size_t)n * (size_t)c->n_answers, it->answer_scores,
+                           sizeof(float) * (size_t)c->n_answers);
                 it->key = it->caption = it->json = NULL;
                 n++;
                 L->cur.samples++;
@@ -928,6 +977,8 @@ static vlt_status check_cfg(const vlt_loader_cfg *c) {
                              "none is set");
     if (!!c->host_alloc != !!c->host_free)
         return vlt_error_set(VLT_ERR_ARG, "loader: host_alloc and host_free go together");
+    if (c->n_answers < 0 || (c->n_answers > 0 && !c->answers))
+        return vlt_error_set(VLT_ERR_ARG, "loader: n_answers = %d without an answer list", c->n_answers);
     return VLT_OK;
 }
 
@@ -953,6 +1004,8 @@ static vlt_status alloc_all(vlt_loader *L) {
             item *it = &rd->q[i];
             it->image = malloc(img * sizeof(float));
             it->tokens = malloc((size_t)c->context_len * sizeof(int32_t));
+            if (c->n_answers > 0 && !(it->answer_scores = malloc(sizeof(float) * (size_t)c->n_answers)))
+                return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
             it->snap.cap = L->bufcap;
             it->snap.buf = malloc(L->bufcap * sizeof(buf_loc));
             if (!it->image || !it->tokens || !it->snap.buf)
@@ -969,6 +1022,8 @@ static vlt_status alloc_all(vlt_loader *L) {
         sl->b.captions = calloc((size_t)c->batch_size, sizeof(char *));
         if (c->keep_json) sl->b.json = calloc((size_t)c->batch_size, sizeof(char *));
         sl->b.labels = calloc((size_t)c->batch_size, sizeof(int32_t));
+        if (c->n_answers > 0 && !(sl->b.answer_scores = malloc(sizeof(float) * (size_t)c->batch_size * (size_t)c->n_answers)))
+            return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for answer scores");
         if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels || (c->keep_json && !sl->b.json) ||
             pos_init(&sl->pos, L->R, L->bufcap))
             return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for batches");
@@ -1065,6 +1120,11 @@ vlt_status vlt_loader_create(const vlt_loader_cfg *cfg, vlt_loader **out) {
         if (s == VLT_OK) free(idx);
     }
     if (s == VLT_OK) s = alloc_all(L);
+    if (s == VLT_OK && cfg->n_answers > 0) {
+        if (!(L->ans_order = malloc(sizeof(int) * (size_t)cfg->n_answers))) s = vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
+        for (int i = 0; s == VLT_OK && i < cfg->n_answers; i++) L->ans_order[i] = i;
+        if (s == VLT_OK) qsort_r(L->ans_order, (size_t)cfg->n_answers, sizeof(int), cmp_answer_idx, (void *)cfg->answers);
+    }
     if (s != VLT_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vlt_error_message());
@@ -1087,6 +1147,7 @@ void vlt_loader_free(vlt_loader *L) {
                     free_item(&rd->q[i]);
                     free(rd->q[i].image);
                     free(rd->q[i].tokens);
+                    free(rd->q[i].answer_scores);
                     free(rd->q[i].snap.buf);
                 }
             free(rd->q);
@@ -1105,12 +1166,14 @@ void vlt_loader_free(vlt_loader *L) {
             free(sl->b.captions);
             free(sl->b.json);
             free(sl->b.labels);
+            free(sl->b.answer_scores);
             free(sl->errmsg);
             pos_free(&sl->pos);
         }
     }
     free(L->rd);
     free(L->slots);
+    free(L->ans_order);
     pos_free(&L->start);
     pos_free(&L->cur);
     pos_free(&L->run0);

@@ -99,6 +99,15 @@ typedef struct {
                                    // webdataset classification shards hold it) goes to batch labels;
                                    // a sample without one is skipped (NULL: no labels)
     int caption_optional;          // 1: a sample without a caption gets "" instead of a skip (0)
+    // VQA (vqa_pack.h shards): the answer vocabulary (borrowed, n_answers strings, an answer's index
+    // its class). Each sample's .json "answer_scores" ({processed answer: soft score}, as `vlt
+    // shards` writes them, the accuracy a prediction of it gets) fills a row of batch answer_scores;
+    // answers outside the vocabulary are left out (the VQAv2 convention). A sample without
+    // "answer_scores" is skipped (VLT_SKIP_NO_ANSWERS), unless answers_optional (a test split): a
+    // zero row. n_answers 0: no answer scores (caption shards).
+    const char *const *answers;
+    int n_answers;
+    int answers_optional;
     int stall_ms;                  // a reader busy this long without progress is reported on stderr by
                                    // number and shard, again every stall_ms while it lasts (60000; 0: never)
     // Memory check (vlt_loader_create): what the caller's training step will hold besides the
@@ -119,6 +128,7 @@ typedef struct {
     char **captions;        // n raw captions (UTF-8, as in the shard)
     char **json;            // with keep_json: n .json members as text (NULL where a sample has none); else NULL
     int32_t *labels;        // n class labels with label_ext, else -1
+    float *answer_scores;   // with n_answers: (n, n_answers) soft scores of the vocabulary's answers; else NULL
     int64_t epoch;
     int64_t index;          // batch number within the epoch, from 0
 } vlt_batch;
@@ -134,6 +144,7 @@ typedef enum {
     VLT_SKIP_TRUNCATED_IMAGE, // image data ends early (cut short, maybe with an end marker appended)
     VLT_SKIP_CORRUPT_IMAGE, // the decoder met garbled data (see image.h: decoder warnings count)
     VLT_SKIP_TRUNCATED_SAMPLE, // the shard ends inside this sample (a member cut short)
+    VLT_SKIP_NO_ANSWERS,    // n_answers set, and no .json "answer_scores" (or not an object of numbers)
     VLT_SKIP_COUNT
 } vlt_skip_reason;
 

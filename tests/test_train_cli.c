@@ -58,7 +58,7 @@ static int setup(void **state) {
 static const char *const WALK[] = {
     "train", "embed", "eval", "eval captions", "eval retrieval", "eval vqa", "eval checkpoint", "eval zeroshot",
     "eval clipscore", "synth", "shards", "model", "model list", "model info", "model init", "model load", "bench",
-    "bench clip-step", "tokenize", "report", "explain", "caption", "version", NULL};
+    "bench clip-step", "tokenize", "report", "explain", "caption", "vqa", "version", NULL};
 
 static void test_every_help_exits_0(void **state) {
     (void)state;
@@ -92,7 +92,7 @@ static void test_unknown_subcommand_and_extra_argument_exit_2_naming_it(void **s
         "model load --model tiny-clip --weights x garbage", "model list garbage",
         "bench clip-step --garbage", "tokenize --garbage", "report /tmp/x garbage", "explain --garbage",
         "eval clipscore --checkpoint x --shards y --results z garbage",
-        "caption --checkpoint x --shards y --out z garbage", NULL};
+        "caption --checkpoint x --shards y --out z garbage", "vqa --checkpoint x --shards y --out z garbage", NULL};
     for (int i = 0; cases[i]; i++) {
         char *out;
         int rc = run(cases[i], &out);

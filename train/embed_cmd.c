@@ -189,6 +189,10 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     vlt_caption_eval ce = {0};
     vlt_eval_retrieval_result r;
     vlt_status s = session_open(a.checkpoint, a.weights, a.model, &se);
+    if (s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_ANSWER)) {   // VQA: answers scored (train/vqa_cmd.c)
+        session_close(&se);
+        return vlt_vqa_eval_checkpoint(a.checkpoint, a.shards, a.batch, a.limit, a.out, NULL, a.html, argc, argv);
+    }
     bool coca = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_CAPTION);
     if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);

@@ -4,7 +4,9 @@
 //     rank given), then the worst-ranked queries, where a user looks first;
 //   - image -> text: sampled images with their top-5 captions (the image's own marked);
 //   - captions (models that caption): images with the generated caption, the reference and the
-//     per-image CIDEr-D, the best and the worst.
+//     per-image CIDEr-D, the best and the worst;
+//   - VQA (models that answer, vlt_eval_html_vqa): questions per question type with the image, the
+//     predicted and the annotators' answers, the wrong ones first.
 // Similarities are the cosine of the L2-normalized embeddings the metrics used (a tie ranks
 // against the target, as the recall does).
 #include "train/eval_html.h"
@@ -20,6 +22,7 @@
 #include "data/thumbs.h"
 #include "data/transform.h"
 #include "eval/html.h"
+#include "eval/json_file.h"
 
 #define TOPK 5
 #define N_SAMPLE 10
@@ -308,6 +311,155 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
     free(t.keys);
     free(t.names);
     free(sc);
+    if (s != VLT_OK) {
+        vlt_html_abort(h);
+        return s;
+    }
+    return vlt_html_close(h);
+}
+
+// ---- VQA: `vlt eval checkpoint --html DIR` on a model with an answer head ----------------------
+// The accuracy table (overall, per answer type, per question type), then for each question type
+// its questions with the image, the predicted answer, the annotators' answers and the question's
+// accuracy: the wrong ones first (lowest accuracy), where a user looks to see what the model
+// gets wrong, then enough right ones to see what it gets right.
+
+#define N_VQA_PER_TYPE 8
+
+typedef struct {
+    int i;         // prediction index
+    double acc;    // the question's official accuracy
+} vqa_row;
+
+static int cmp_vqa_row(const void *a, const void *b) {
+    const vqa_row *x = a, *y = b;
+    return x->acc != y->acc ? (x->acc > y->acc) - (x->acc < y->acc) : (x->i > y->i) - (x->i < y->i);
+}
+
+static double question_accuracy(const vlt_eval_vqa_result *r, long long qid) {
+    for (int k = 0; k < r->n_ids; k++)
+        if (r->qid[k] == qid) return r->q_accuracy[k];
+    return NAN;
+}
+
+static void vqa_group_rows(vlt_html *h, const char *title, const vlt_eval_vqa_group *g, int n) {
+    for (int k = 0; k < n; k++) {
+        vlt_html_rawf(h, "<tr><td>%s ", title);
+        vlt_html_text(h, g[k].name);
+        vlt_html_rawf(h, "</td><td class=\"num\">%d</td><td class=\"num\">%.2f</td></tr>\n", g[k].count, 100 * g[k].accuracy);
+    }
+}
+
+// The annotators' answers of one annotation as "yes ×9, no ×1" (distinct, most frequent first).
+static void vqa_answers_cell(vlt_html *h, const cJSON *ann) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(ann, "answers"), *a;
+    const char *seen[32];
+    int count[32], n = 0;
+    cJSON_ArrayForEach(a, list) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "answer");
+        const char *s = cJSON_IsString(v) ? v->valuestring : "";
+        int k = 0;
+        while (k < n && strcmp(seen[k], s)) k++;
+        if (k == n && n < 32) { seen[n] = s; count[n++] = 0; }
+        if (k < n) count[k]++;
+    }
+    for (int done = 0; done < n; done++) {
+        int best = -1;
+        for (int k = 0; k < n; k++)
+            if (count[k] > 0 && (best < 0 || count[k] > count[best])) best = k;
+        if (best < 0) break;
+        vlt_html_raw(h, done ? ", " : "");
+        vlt_html_text(h, seen[best]);
+        vlt_html_rawf(h, " <span class=\"muted\">&times;%d</span>", count[best]);
+        count[best] = -count[best];
+    }
+}
+
+vlt_status vlt_eval_html_vqa(const char *dir, const char *what, const char *shards, const vlt_vqa_predictions *p,
+                             const vlt_eval_vqa_result *r) {
+    char path[4096];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/img", dir);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", path, strerror(errno));
+    // each annotated prediction with its annotation and accuracy (annotations are in prediction order)
+    vqa_row *rows = malloc(sizeof(vqa_row) * (size_t)(p->n ? p->n : 1));
+    const cJSON **ann = calloc((size_t)(p->n ? p->n : 1), sizeof *ann);
+    if (!rows || !ann) {
+        free(rows);
+        free(ann);
+        return vlt_error_set(VLT_ERR_NOMEM, "--html: out of memory");
+    }
+    const cJSON *a = p->annotations ? p->annotations->child : NULL;
+    for (int i = 0; i < p->n; i++) {
+        long long id;
+        if (a && vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(a, "question_id"), &id) && id == p->qid[i]) {
+            ann[i] = a;
+            a = a->next;
+        }
+    }
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    char title[4200];
+    snprintf(title, sizeof title, "vlt eval checkpoint: %s", what);
+    vlt_html *h = vlt_html_open(path, title);
+    if (!h) {
+        free(rows);
+        free(ann);
+        return vlt_error_code();
+    }
+    vlt_html_rawf(h, "<p>%d questions from ", r->n_questions);
+    vlt_html_text(h, shards);
+    vlt_html_rawf(h, ". Official VQA accuracy (%s): min(#annotators who gave the answer / 3, 1), averaged over the ten "
+                     "leave-one-out subsets.</p>\n", vlt_eval_vqa_version_name(r->version));
+    vlt_html_rawf(h, "<table><tr><th></th><th>questions</th><th>accuracy</th></tr>\n<tr><td><b>overall</b></td><td "
+                     "class=\"num\">%d</td><td class=\"num\"><b>%.2f</b></td></tr>\n", r->n_questions, 100 * r->accuracy);
+    vqa_group_rows(h, "answer type", r->types, r->n_types);
+    vqa_group_rows(h, "question type", r->qtypes, r->n_qtypes);
+    vlt_html_raw(h, "</table>\n");
+    thumbs_t t = {0};
+    for (int g = 0; g < r->n_qtypes; g++) {
+        int n = 0, wrong = 0;
+        for (int i = 0; i < p->n; i++) {
+            const cJSON *qt = ann[i] ? cJSON_GetObjectItemCaseSensitive(ann[i], "question_type") : NULL;
+            if (!cJSON_IsString(qt) || strcmp(qt->valuestring, r->qtypes[g].name)) continue;
+            rows[n++] = (vqa_row){i, question_accuracy(r, p->qid[i])};
+            wrong += rows[n - 1].acc < 1;
+        }
+        qsort(rows, (size_t)n, sizeof *rows, cmp_vqa_row);
+        vlt_html_raw(h, "<h2>Question type &ldquo;");
+        vlt_html_text(h, r->qtypes[g].name);
+        vlt_html_rawf(h, "&rdquo;: accuracy %.2f</h2>\n<p class=\"muted\">%d questions, %d not fully right; the wrong ones "
+                         "first</p>\n<table><tr><th>image</th><th>question</th><th>predicted</th><th>annotators</th>"
+                         "<th>accuracy</th></tr>\n", 100 * r->qtypes[g].accuracy, n, wrong);
+        for (int k = 0; k < n && k < N_VQA_PER_TYPE; k++) {
+            int i = rows[k].i;
+            const char *name = thumb(&t, p->key[i], "q", i);
+            vlt_html_rawf(h, "<tr><td><div class=\"thumb%s\"><img src=\"img/%s.jpg\" alt=\"", rows[k].acc >= 1 ? " hit" : "",
+                          name ? name : "none");
+            vlt_html_text(h, p->image[i][0] ? p->image[i] : p->key[i]);
+            vlt_html_raw(h, "\"></div></td><td>");
+            vlt_html_text(h, p->question[i]);
+            vlt_html_raw(h, rows[k].acc >= 1 ? "</td><td><b>" : "</td><td>");
+            vlt_html_text(h, p->answer[i]);
+            vlt_html_rawf(h, "%s <span class=\"muted\">p %.2f</span></td><td>", rows[k].acc >= 1 ? "</b>" : "", p->conf[i]);
+            vqa_answers_cell(h, ann[i]);
+            vlt_html_rawf(h, "</td><td class=\"num\">%.2f</td></tr>\n", 100 * rows[k].acc);
+        }
+        vlt_html_raw(h, "</table>\n");
+    }
+    snprintf(path, sizeof path, "%s/img", dir);
+    int missing = 0;
+    vlt_status s = vlt_write_thumbnails(shards, t.keys, t.names, t.n, path, THUMB, &missing);
+    if (missing) vlt_html_rawf(h, "<p class=\"muted\">%d thumbnail(s) could not be made.</p>\n", missing);
+    for (int i = 0; i < t.n; i++) {
+        free(t.keys[i]);
+        free(t.names[i]);
+    }
+    free(t.keys);
+    free(t.names);
+    free(rows);
+    free(ann);
     if (s != VLT_OK) {
         vlt_html_abort(h);
         return s;

@@ -28,6 +28,7 @@ const char *__lsan_default_options(void) { return "print_suppressions=0"; }
 static const vlt_command COMMANDS[] = {
     {"train", vlt_cmd_train, "train a model from a run config (YAML); --resume latest continues a run"},
     {"embed", vlt_cmd_embed, "image and text embeddings of a shard set from a checkpoint, to HDF5"},
+    {"vqa", vlt_cmd_vqa, "a VQA model's answers to the questions of a shard set, in the official results format"},
     {"caption", vlt_cmd_caption, "a captioning model's captions of a shard set, in the COCO results format"},
     {"eval", vlt_cmd_eval, "evaluate: captions (BLEU, CIDEr-D), retrieval (recall@k), vqa (accuracy), checkpoint, zeroshot"},
     {"synth", vlt_cmd_synth, "write a synthetic captioned-shapes dataset as webdataset shards"},

@@ -35,8 +35,9 @@ static void config_file(const char *name, char *out, size_t cap) {
     if (access(out, R_OK) != 0) out[0] = '\0';
 }
 
-// The model config name and seed a checkpoint was trained with (its state.json's run config).
-static vlt_status checkpoint_model_name(const char *dir, char *name, size_t cap, int64_t *seed) {
+// The model config name and seed a checkpoint was trained with (its state.json's run config), and
+// its VQA head settings (model.vqa_*) into vqa.
+static vlt_status checkpoint_model_name(const char *dir, char *name, size_t cap, int64_t *seed, vlt_model_cfg *vqa) {
     char *text = NULL;
     VLT_TRY(vlt_checkpoint_read_state(dir, &text, NULL));
     cJSON *root = cJSON_Parse(text);
@@ -52,6 +53,8 @@ static vlt_status checkpoint_model_name(const char *dir, char *name, size_t cap,
     if (s == VLT_OK) {
         snprintf(name, cap, "%s", rc.model_name);
         *seed = rc.seed;
+        vqa->vqa.n_answers = vqa->vqa.hidden = 0;
+        if (rc.vqa_head[0]) s = vlt_run_config_model_cfg(&rc, vqa);
     }
     return s;
 }
@@ -61,9 +64,10 @@ vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, co
     const char *why = vlt_model_source_check(checkpoint, weights, model);
     if (why) return vlt_error_set(VLT_ERR_ARG, "%s", why);
     int64_t seed = 0;
+    vlt_model_cfg vqa = {0};
     if (checkpoint) {
         VLT_TRY(vlt_checkpoint_resolve(checkpoint, checkpoint, out->checkpoint, sizeof out->checkpoint));
-        VLT_TRY(checkpoint_model_name(out->checkpoint, out->model_name, sizeof out->model_name, &seed));
+        VLT_TRY(checkpoint_model_name(out->checkpoint, out->model_name, sizeof out->model_name, &seed, &vqa));
         snprintf(out->weights, sizeof out->weights, "%s/model.safetensors", out->checkpoint);
         snprintf(out->label, sizeof out->label, "%s", out->checkpoint);
     } else {
@@ -75,6 +79,7 @@ vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, co
     config_file(out->model_name, out->config_path, sizeof out->config_path);
     vlt_model_cfg mc;
     VLT_TRY(vlt_model_cfg_load(out->model_name, &mc));
+    mc.vqa = vqa.vqa;   // a VQA run's answer head (vlt_run_config_model_cfg)
     VLT_TRY(vlt_model_create(&out->m, &mc, (uint64_t)seed));
     vlt_status s;
     if (checkpoint) {

@@ -35,6 +35,9 @@ static const field FIELDS[] = {
     B("model.lock_image", lock_image, "false", false),
     B("model.lock_text", lock_text, "false", false),
     L("model.seed", seed, "0", true),
+    S("model.vqa_head", vqa_head, "", true),
+    I("model.vqa_answers", vqa_answers, "3129", true),
+    I("model.vqa_hidden", vqa_hidden, "0", true),
     S("data.train", train_shards, "", false),
     S("data.val", val_shards, "", false),
     I("data.batch_size", batch_size, "64", true),
@@ -48,6 +51,7 @@ static const field FIELDS[] = {
     D("data.scale_min", scale_min, "0.9", false),
     D("data.scale_max", scale_max, "1.0", false),
     I("data.val_samples", val_samples, "0", false),
+    S("data.answer_vocab", answer_vocab, "", false),
     D("optim.lr", lr, "5e-4", false),
     D("optim.weight_decay", weight_decay, "0.2", false),
     D("optim.beta1", beta1, "0.9", false),
@@ -87,7 +91,7 @@ static const field *find_field(const char *key) {
 // YAML file or a quoted --set value is not expanded by one). A bare "~" for output.dir would put
 // a run's files straight into the home directory (and in YAML a bare ~ is null): refused.
 static bool is_path_key(const field *f) {
-    return !strcmp(f->key, "output.dir") || !strcmp(f->key, "model.init_from");
+    return !strcmp(f->key, "output.dir") || !strcmp(f->key, "model.init_from") || !strcmp(f->key, "data.answer_vocab");
 }
 
 static vlt_status set_path(char *p, size_t size, const field *f, const char *v, const char *what) {
@@ -333,9 +337,24 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
         strcmp(c->stop_signal, "SIGUSR1") && strcmp(c->stop_signal, "SIGUSR2"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.stop_signal '%s' is not USR1 or USR2 (empty: only SIGINT and "
                              "SIGTERM stop a run)", c->stop_signal);
+    if (c->vqa_head[0] && strcmp(c->vqa_head, "classifier"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_head '%s' is not classifier (or empty: no VQA head)",
+                             c->vqa_head);
+    if (c->vqa_answers < 1 || c->vqa_hidden < 0)
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_answers must be >= 1 and model.vqa_hidden >= 0, got %d "
+                             "and %d", c->vqa_answers, c->vqa_hidden);
     if (c->checkpoint_keep < 1) return vlt_error_set(VLT_ERR_ARG, "run config: checkpoint.keep must be >= 1");
     if (c->log_every < 1) return vlt_error_set(VLT_ERR_ARG, "run config: log.every must be >= 1");
     if (c->max_nonfinite < 1) return vlt_error_set(VLT_ERR_ARG, "run config: train.max_nonfinite must be >= 1");
+    return VLT_OK;
+}
+
+vlt_status vlt_run_config_model_cfg(const vlt_run_config *c, vlt_model_cfg *mc) {
+    VLT_TRY(vlt_model_cfg_load(c->model_name, mc));
+    if (!strcmp(c->vqa_head, "classifier")) {
+        mc->vqa.n_answers = c->vqa_answers;
+        mc->vqa.hidden = c->vqa_hidden;
+    }
     return VLT_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "autograd/error.h"
+#include "layers/model_config.h"
 
 #define VLT_CFG_STR 512
 
@@ -19,6 +20,12 @@ typedef struct {
     char init_from[VLT_CFG_STR];       // open_clip weights (.safetensors) to start from
     bool lock_image, lock_text;        // LiT-style: freeze a tower
     int64_t seed;
+    // VQA (issue 16): "classifier" puts the answer head of layers/vqa_head.h on the CLIP towers;
+    // "" (none) trains the model config as it is. vqa_answers: the N most frequent answers of the
+    // training split form the answer vocabulary (3,129 by the VQAv2 convention); the trainer
+    // writes the number it took (fewer when the vocabulary has fewer) into the resolved config.
+    char vqa_head[32];
+    int vqa_answers, vqa_hidden;       // hidden: the head MLP's width (0: twice the concatenated features)
     // data
     char train_shards[VLT_CFG_STR], val_shards[VLT_CFG_STR];
     int batch_size, workers, shuffle_buffer, shuffle_initial;
@@ -27,6 +34,7 @@ typedef struct {
     int64_t samples_per_epoch;
     double scale_min, scale_max;
     int val_samples;                   // held-out pairs used by eval (0: all of val)
+    char answer_vocab[VLT_CFG_STR];    // VQA: answer_vocab.json ("": the one beside the first training shard)
     // optim
     double lr, weight_decay, beta1, beta2, eps, grad_clip;
     int accum_steps;
@@ -60,6 +68,8 @@ vlt_status vlt_run_config_parse(const char *yaml, size_t len, const char *what, 
 vlt_status vlt_run_config_set(vlt_run_config *c, const char *assignment);
 // Cross-field checks (warmup < steps, batch > 0, known schedule, …).
 vlt_status vlt_run_config_validate(const vlt_run_config *c);
+// The model config the run trains: model.name's JSON, with the VQA head of model.vqa_* when set.
+vlt_status vlt_run_config_model_cfg(const vlt_run_config *c, vlt_model_cfg *mc);
 // Writes the resolved config as YAML.
 void vlt_run_config_write(const vlt_run_config *c, FILE *f);
 // The keys that define the model and its data shape; resume refuses a change in any of them.

@@ -159,7 +159,17 @@ int vlt_cmd_train(int argc, char **argv) {
     if (s == VLT_OK && cfg.val_shards[0] && dist.rank == 0) {
         double i2t[3], t2i[3];
         int n;
-        if (vlt_trainer_eval(t, i2t, t2i, &n) == VLT_OK)
+        vlt_eval_vqa_result vr;
+        if (vlt_trainer_can_answer(t)) {   // VQA: the official accuracy of the answers on data.val
+            if (vlt_trainer_eval_vqa(t, &vr) == VLT_OK) {
+                printf("final eval (%d held-out questions): VQA accuracy %.2f", vr.n_questions, 100 * vr.accuracy);
+                for (int k = 0; k < vr.n_types; k++) printf("  %s %.2f", vr.types[k].name, 100 * vr.types[k].accuracy);
+                printf("  (%s)\n", vlt_eval_vqa_version_name(vr.version));
+                vlt_eval_vqa_result_free(&vr);
+            } else {
+                fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
+            }
+        } else if (vlt_trainer_eval(t, i2t, t2i, &n) == VLT_OK)
             printf("final eval (%d held-out pairs): image->text R@1/5/10 %.1f/%.1f/%.1f  text->image R@1/5/10 %.1f/%.1f/%.1f"
                    "  (chance R@1 %.2f)\n", n, 100 * i2t[0], 100 * i2t[1], 100 * i2t[2], 100 * t2i[0], 100 * t2i[1],
                    100 * t2i[2], 100.0 / n);

@@ -27,6 +27,7 @@
 #include "train/evaluate.h"
 #include "train/metrics_log.h"
 #include "train/schedule.h"
+#include "train/vqa_eval.h"
 #include "train/zero.h"
 
 #define STATE_FORMAT 1
@@ -48,6 +49,8 @@ struct vlt_trainer {
     vlt_loader *loader;
     vlt_schedule sched;
     vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T), on the host
+    vlt_vqa_vocab vocab;           // VQA runs (model.vqa_head): the answer vocabulary (else n = 0)
+    vlt_tensor *answer_scores;     // VQA runs: (B, N) soft-score targets of the batch
     bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
     bool owns_nccl;                // this trainer made the process's NCCL communicator
     vlt_dist_reducer *reducer;     // several ranks on the CPU: the all-reduce overlapped with backward
@@ -220,6 +223,8 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.resampled = t->cfg.resampled;
     lc.samples_per_epoch = t->cfg.samples_per_epoch;
     lc.drop_last = 1;
+    lc.answers = (const char *const *)t->vocab.answers;   // VQA: each question's soft scores (n_answers 0 otherwise)
+    lc.n_answers = t->vocab.n;
     lc.report = !t->opts.quiet && t->opts.verbose && t->dist->rank == 0;   // per-epoch data line: -v
     // The step's memory joins the loader's in its check (loader.h), so that an impossible
     // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
@@ -260,6 +265,8 @@ static char *state_json(vlt_trainer *t, char **positions) {
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)vlt_rng_hash_str(cfg_text));
     cJSON_AddStringToObject(root, "config_hash", hash);
     free(cfg_text);
+    // VQA: the answer vocabulary travels with every checkpoint (the model's classes are its indices)
+    if (t->vocab.n) cJSON_AddItemToObject(root, "answer_vocab", cJSON_CreateStringArray((const char *const *)t->vocab.answers, t->vocab.n));
     char *out = cJSON_Print(root);
     cJSON_Delete(root);
     return out;
@@ -588,6 +595,62 @@ static void lock_towers(vlt_trainer *t) {
     }
 }
 
+// VQA runs (model.vqa_head): the answer vocabulary. A new run takes the model.vqa_answers most
+// frequent answers of data.answer_vocab, else of the answer_vocab.json that `vlt shards
+// --vqa-vocab` wrote beside the first training shard (both list answers by frequency); a resumed
+// run takes its own copy (RUN/answer_vocab.json), so that a changed file beside the shards cannot
+// change the classes under a trained head. When there are fewer answers than asked for, the
+// resolved config holds the number taken (what the head is built with, and what resume compares).
+static vlt_status resolve_vocab(vlt_trainer *t) {
+    if (!t->cfg.vqa_head[0]) return VLT_OK;
+    char path[2 * VLT_CFG_STR + 32];
+    const char *from = "data.answer_vocab";
+    if (t->opts.resume) {
+        snprintf(path, sizeof path, "%s/answer_vocab.json", t->cfg.output_dir);
+        from = "the run's answer vocabulary";
+    } else if (t->cfg.answer_vocab[0]) {
+        snprintf(path, sizeof path, "%s", t->cfg.answer_vocab);
+    } else {
+        vlt_shard_list l;
+        VLT_TRY(vlt_shardspec_expand(t->cfg.train_shards, &l));
+        const char *first = l.n ? l.paths[0] : "", *slash = strrchr(first, '/');
+        snprintf(path, sizeof path, "%.*s%sanswer_vocab.json", slash ? (int)(slash - first) : 0, first, slash ? "/" : "");
+        vlt_shard_list_free(&l);
+        from = "data.answer_vocab is not set; the file beside the first training shard";
+    }
+    if (vlt_vqa_vocab_load(path, &t->vocab) != VLT_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", vlt_error_message());
+        return vlt_error_set(VLT_ERR_ARG, "model.vqa_head %s needs an answer vocabulary (%s: %s): write one with vlt "
+                             "shards --vqa-vocab N, or name it in data.answer_vocab", t->cfg.vqa_head, from, msg);
+    }
+    if (t->vocab.n == 0) return vlt_error_set(VLT_ERR_ARG, "answer vocabulary %s: no answers", path);
+    while (t->vocab.n > t->cfg.vqa_answers) free(t->vocab.answers[--t->vocab.n]);
+    t->cfg.vqa_answers = t->vocab.n;
+    return VLT_OK;
+}
+
+// model.init_from: strict, except that the parameters a kind adds to its base model (the VQA
+// head on CLIP weights: vlt_model_fresh_prefix) may be missing from the file and keep their
+// initialization. Anything else missing, unexpected or mis-shaped is refused, naming it.
+static vlt_status load_init_weights(vlt_trainer *t) {
+    const char *fresh = vlt_model_fresh_prefix(&t->model);
+    vlt_st_report rep;
+    vlt_status s = vlt_safetensors_load_params(t->cfg.init_from, t->params, fresh != NULL, &rep);
+    if (s == VLT_OK && fresh) {
+        bool bad = rep.n_unexpected || rep.n_misshaped;
+        for (int i = 0; i < rep.n_missing; i++) bad |= strncmp(rep.missing[i], fresh, strlen(fresh)) != 0;
+        if (bad) {
+            char buf[2048];
+            s = vlt_error_set(VLT_ERR_FORMAT, "model.init_from %s: %s (only the %s parameters of the %s model may be missing)",
+                              t->cfg.init_from, vlt_st_report_format(&rep, buf, sizeof buf), fresh,
+                              vlt_model_title(&t->model));
+        }
+    }
+    vlt_st_report_free(&rep);
+    return s;
+}
+
 vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out) {
     *out = NULL;
     VLT_TRY(vlt_run_config_validate(cfg));
@@ -604,14 +667,11 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         free(t);
         return vlt_error_set(VLT_ERR_ARG, "--resume and --overwrite exclude each other (continue the run, or start over)");
     }
-    vlt_status s = vlt_model_cfg_load(cfg->model_name, &t->mcfg);
+    vlt_status s = resolve_vocab(t);
+    if (s == VLT_OK) s = vlt_run_config_model_cfg(&t->cfg, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
-    if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) {
-        vlt_st_report rep;
-        s = vlt_safetensors_load_params(cfg->init_from, t->params, false, &rep);
-        vlt_st_report_free(&rep);
-    }
+    if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) s = load_init_weights(t);
     if (s == VLT_OK) s = vlt_dist_broadcast_params(t->dist, t->params);  // every rank starts from rank 0's weights
     if (s == VLT_OK) {
         lock_towers(t);
@@ -633,7 +693,8 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
         t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
         t->ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "ids");
-        if (!t->images || !t->ids) s = vlt_error_code();
+        if (t->vocab.n) t->answer_scores = vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, t->vocab.n), "answer_scores");
+        if (!t->images || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
     }
     if (s == VLT_OK) {
         t->sched.kind = !strcmp(cfg->schedule, "const") ? VLT_SCHED_CONST
@@ -648,6 +709,11 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     // Rank 0 writes the run directory (other ranks only read a checkpoint); it claims it before
     // anything is read from or written to it.
     if (s == VLT_OK && t->dist->rank == 0) s = claim_run_dir(t);
+    if (s == VLT_OK && t->dist->rank == 0 && t->vocab.n) {
+        char vp[VLT_CFG_STR + 32];
+        snprintf(vp, sizeof vp, "%s/answer_vocab.json", cfg->output_dir);
+        s = vlt_vqa_vocab_save(&t->vocab, vp);   // the run's own copy (also in each checkpoint's state.json)
+    }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
     if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
     if (s == VLT_OK) s = make_reducer(t);
@@ -697,6 +763,7 @@ static vlt_status next_batch(vlt_trainer *t) {
     size_t S = (size_t)b->image_size;
     memcpy(t->images->data, b->images, (size_t)b->n * 3 * S * S * sizeof(float));
     memcpy(t->ids->data, b->tokens, (size_t)b->n * (size_t)b->context_len * sizeof(int32_t));
+    if (t->answer_scores) memcpy(t->answer_scores->data, b->answer_scores, sizeof(float) * (size_t)b->n * t->vocab.n);
     return VLT_OK;
 }
 
@@ -727,6 +794,10 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_model_batch batch = {0};
         VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_IMAGES, t->images));
         VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_IDS, t->ids));
+        if (t->answer_scores) {   // VQA shards: the text is the question
+            VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_QUESTION_IDS, t->ids));
+            VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_ANSWER_SCORES, t->answer_scores));
+        }
         // the run config's loss section, by name: each model kind reads the weights it has
         vlt_loss_opts lo = vlt_loss_opts_default();
         VLT_TRY(vlt_loss_opts_set(&lo, "clip_weight", (float)t->cfg.clip_loss_weight));
@@ -860,9 +931,41 @@ vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4
     return VLT_OK;
 }
 
+vlt_status vlt_trainer_eval_vqa(vlt_trainer *t, vlt_eval_vqa_result *r) {
+    memset(r, 0, sizeof *r);
+    if (!t->cfg.val_shards[0]) return vlt_error_set(VLT_ERR_ARG, "VQA eval: data.val (the held-out shards) is not set");
+    vlt_vqa_predictions p;
+    VLT_TRY(vlt_vqa_predict(&t->model, t->tok, t->cfg.val_shards, t->cfg.batch_size, t->cfg.val_samples, &t->vocab, &p));
+    vlt_status s = vlt_vqa_score(&p, VLT_EVAL_VQA_CURRENT, r);
+    vlt_vqa_predictions_free(&p);
+    return s;
+}
+
+// VQA: the official accuracy on data.val, overall and per answer type ("yes/no" -> val/vqa_yes_no).
+static vlt_status eval_vqa_metrics(vlt_trainer *t, vlt_step_metrics *m) {
+    vlt_eval_vqa_result r;
+    VLT_TRY(vlt_trainer_eval_vqa(t, &r));
+    static char names[VLT_METRICS_MAX_EXTRA][VLT_METRICS_MAX_NAME];
+    m->extra[m->n_extra++] = (vlt_named_scalar){"val/vqa_accuracy", 100 * r.accuracy};
+    for (int k = 0; k < r.n_types && m->n_extra < VLT_METRICS_MAX_EXTRA; k++) {
+        char *n = names[m->n_extra];
+        snprintf(n, VLT_METRICS_MAX_NAME, "val/vqa_%s", r.types[k].name);
+        for (char *c = n + 4; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '_';
+        m->extra[m->n_extra++] = (vlt_named_scalar){n, 100 * r.types[k].accuracy};
+    }
+    vlt_eval_vqa_result_free(&r);
+    return VLT_OK;
+}
+
 static vlt_status maybe_eval(vlt_trainer *t) {
     // Rank 0 evaluates; the others wait at their next collective (within VLT_DIST_TIMEOUT).
     if (t->cfg.eval_every <= 0 || !t->cfg.val_shards[0] || t->step % t->cfg.eval_every || t->dist->rank) return VLT_OK;
+    if (!vlt_model_can(&t->model, VLT_CAP_EMBED)) {
+        vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start, .extras_only = true};
+        if (vlt_model_can(&t->model, VLT_CAP_ANSWER)) VLT_TRY(eval_vqa_metrics(t, &m));
+        return m.n_extra ? vlt_metrics_log_step(t->mlog, &m) : VLT_OK;
+    }
     double i2t[3], t2i[3];
     int n;
     VLT_TRY(vlt_trainer_eval(t, i2t, t2i, &n));
@@ -975,6 +1078,7 @@ vlt_status vlt_trainer_run(vlt_trainer *t) { return vlt_trainer_run_steps(t, t->
 
 int64_t vlt_trainer_step(const vlt_trainer *t) { return t->step; }
 bool vlt_trainer_is_captioner(const vlt_trainer *t) { return vlt_model_can(&t->model, VLT_CAP_CAPTION); }
+bool vlt_trainer_can_answer(const vlt_trainer *t) { return vlt_model_can(&t->model, VLT_CAP_ANSWER); }
 const char *vlt_trainer_model_title(const vlt_trainer *t) { return vlt_model_title(&t->model); }
 
 int64_t vlt_trainer_nonfinite(const vlt_trainer *t) { return t->nonfinite_total; }
@@ -999,6 +1103,8 @@ void vlt_trainer_free(vlt_trainer *t) {
     free(t->by_ptr);
     vlt_tensor_free(t->images);
     vlt_tensor_free(t->ids);
+    vlt_tensor_free(t->answer_scores);
+    vlt_vqa_vocab_free(&t->vocab);
     free(t->decay);
     free(t->losses);
     free(t);

@@ -41,6 +41,7 @@
 
 #include <stdio.h>
 
+#include "eval/vqa_io.h"
 #include "train/dist.h"
 #include "train/run_config.h"
 
@@ -68,7 +69,11 @@ const vlt_params *vlt_trainer_params(const vlt_trainer *t);
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
 // Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
 vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs);
+// VQA runs: the official accuracy (vqaeval-2021) of the model's answers on data.val
+// (data.val_samples questions; 0: all), as the periodic evaluation logs it.
+vlt_status vlt_trainer_eval_vqa(vlt_trainer *t, vlt_eval_vqa_result *r);
 bool vlt_trainer_is_captioner(const vlt_trainer *t);  // the model has the caption capability
+bool vlt_trainer_can_answer(const vlt_trainer *t);    // the model has the answer (VQA) capability
 const char *vlt_trainer_model_title(const vlt_trainer *t);  // "CLIP", "SigLIP", "CoCa" (for output)
 // CoCa: greedy captions for the first n_images val images against their captions:
 // BLEU-4 and CIDEr-D (pycocoevalcap's tokenization and scorers). `show` (may be NULL) receives

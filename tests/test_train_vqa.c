@@ -1,0 +1,405 @@
+// VQA training and answering end to end (issue 16): on synthetic VQA shards (vlt synth --vqa,
+// vlt shards --vqa-questions --vqa-vocab) the loader's soft-score targets equal the VQAv2
+// convention computed here by a plain loop; a CLIP + classifier-head run writes its answer
+// vocabulary (run directory and every checkpoint), resumes exactly (the same weights bit for bit
+// as the uninterrupted run), starts from CLIP weights with a fresh head, and logs the official
+// accuracy on data.val; `vlt vqa`'s results scored by `vlt eval vqa` give that same accuracy, and
+// `vlt eval checkpoint` on the run too.
+#include <cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "checkpoints/safetensors.h"
+#include "data/files.h"
+#include "data/loader.h"
+#include "data/vqa_pack.h"
+#include "eval/json_file.h"
+#include "train/commands.h"
+#include "train/run_config.h"
+#include "train/trainer.h"
+
+static char g_dir[256];
+
+static int call(int (*cmd)(int, char **), char **argv) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    return cmd(argc, argv);
+}
+
+// 200 training images (600 questions, 6 shards) and 40 held-out ones (120 questions), 32 px.
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/vlt-vqa-XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    char syn[300], val[300], q[320], a[320], im[320], out[320], cap[320];
+    snprintf(syn, sizeof syn, "%s/syn-train", g_dir);
+    snprintf(val, sizeof val, "%s/syn-val", g_dir);
+    char *s1[] = {"synth", "--vqa", "--out", syn, "--samples", "200", "--image-size", "32", "--seed", "5", NULL};
+    char *s2[] = {"synth", "--vqa", "--out", val, "--samples", "40", "--image-size", "32", "--seed", "5", "--first-index",
+                  "100000", NULL};
+    if (call(vlt_cmd_synth, s1) || call(vlt_cmd_synth, s2)) return -1;
+    snprintf(q, sizeof q, "%s/questions.json", syn);
+    snprintf(a, sizeof a, "%s/annotations.json", syn);
+    snprintf(im, sizeof im, "%s/images", syn);
+    snprintf(out, sizeof out, "%s/train", g_dir);
+    char *p1[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "100",
+                  "--vqa-vocab", "3129", NULL};
+    if (call(vlt_cmd_shards, p1)) return -1;
+    snprintf(q, sizeof q, "%s/questions.json", val);
+    snprintf(a, sizeof a, "%s/annotations.json", val);
+    snprintf(im, sizeof im, "%s/images", val);
+    snprintf(out, sizeof out, "%s/val", g_dir);
+    char *p2[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "60", NULL};
+    if (call(vlt_cmd_shards, p2)) return -1;
+    snprintf(cap, sizeof cap, "%s/captions", g_dir);   // caption shards: no answer scores
+    char *c1[] = {"synth", "--out", cap, "--samples", "20", "--shard-size", "20", "--image-size", "32", NULL};
+    return call(vlt_cmd_synth, c1) ? -1 : 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static vlt_vqa_vocab train_vocab(void) {
+    char path[320];
+    snprintf(path, sizeof path, "%s/train/answer_vocab.json", g_dir);
+    vlt_vqa_vocab v;
+    if (vlt_vqa_vocab_load(path, &v) != VLT_OK) fail_msg("%s", vlt_error_message());
+    return v;
+}
+
+// The loader's answer_scores row of every training question against the VQAv2 soft score
+// computed here from the sample's processed answers: for answer a, the mean over the ten
+// leave-one-out subsets of min(1, (count of a among the other nine) / 3).
+static void test_soft_score_targets(void **state) {
+    (void)state;
+    vlt_vqa_vocab v = train_vocab();
+    assert_true(v.n >= 10 && v.n < 60);   // colours, shapes, sizes, counts, positions, yes/no
+    vlt_loader_cfg lc;
+    vlt_loader_cfg_default(&lc);
+    char spec[320];
+    snprintf(spec, sizeof spec, "%s/train/{00000..00005}.tar", g_dir);
+    lc.shards = spec;
+    lc.readers = 1;
+    lc.batch_size = 16;
+    lc.image_size = 32;
+    lc.context_len = 16;
+    lc.shuffle_shards = 0;
+    lc.shuffle_buffer = 0;
+    lc.report = 0;
+    lc.keep_json = 1;
+    lc.answers = (const char *const *)v.answers;
+    lc.n_answers = v.n;
+    vlt_loader *L;
+    assert_int_equal(vlt_loader_create(&lc, &L), VLT_OK);
+    const vlt_batch *b;
+    int n = 0, partial = 0;
+    while (vlt_loader_next(L, &b) == VLT_OK && b) {
+        assert_non_null(b->answer_scores);
+        for (int i = 0; i < b->n; i++, n++) {
+            cJSON *js = cJSON_Parse(b->json[i]);
+            const cJSON *proc = cJSON_GetObjectItemCaseSensitive(js, "answers_processed");
+            int m = cJSON_GetArraySize(proc);
+            assert_int_equal(m, 10);
+            const float *row = b->answer_scores + (size_t)i * v.n;
+            for (int k = 0; k < v.n; k++) {
+                double want = 0;
+                for (int left = 0; left < m; left++) {
+                    int count = 0;
+                    for (int j = 0; j < m; j++)
+                        count += j != left && !strcmp(cJSON_GetArrayItem(proc, j)->valuestring, v.answers[k]);
+                    want += fmin(1.0, count / 3.0);
+                }
+                want /= m;
+                if (fabs(row[k] - want) > 1e-6)
+                    fail_msg("question %s, answer '%s': target %g, VQAv2 soft score %g", b->keys[i], v.answers[k], row[k], want);
+                partial += want > 0 && want < 1;
+            }
+            cJSON_Delete(js);
+        }
+    }
+    assert_int_equal(n, 600);
+    assert_true(partial > 20);   // the annotators' noise gives partial scores (0.3, 0.6, 0.9)
+    vlt_loader_free(L);
+
+    // caption shards have no answer scores: skipped and counted, or zero rows for a test split
+    snprintf(spec, sizeof spec, "%s/captions/00000.tar", g_dir);
+    lc.warn_limit = 0;
+    assert_int_equal(vlt_loader_create(&lc, &L), VLT_OK);
+    assert_int_equal(vlt_loader_next(L, &b), VLT_OK);
+    assert_null(b);
+    assert_int_equal(vlt_loader_get_stats(L)->skipped[VLT_SKIP_NO_ANSWERS], 20);
+    vlt_loader_free(L);
+    lc.answers_optional = 1;
+    assert_int_equal(vlt_loader_create(&lc, &L), VLT_OK);
+    assert_int_equal(vlt_loader_next(L, &b), VLT_OK);
+    assert_non_null(b);
+    for (int64_t k = 0; k < (int64_t)b->n * v.n; k++) assert_float_equal(b->answer_scores[k], 0, 0);
+    vlt_loader_free(L);
+    vlt_vqa_vocab_free(&v);
+}
+
+static void vqa_config(vlt_run_config *c, const char *out) {
+    vlt_run_config_default(c);
+    snprintf(c->model_name, sizeof c->model_name, "tiny-clip");
+    snprintf(c->vqa_head, sizeof c->vqa_head, "classifier");
+    snprintf(c->train_shards, sizeof c->train_shards, "%s/train/{00000..00005}.tar", g_dir);
+    snprintf(c->val_shards, sizeof c->val_shards, "%s/val/{00000..00001}.tar", g_dir);
+    snprintf(c->output_dir, sizeof c->output_dir, "%s/%s", g_dir, out);
+    c->batch_size = 16;
+    c->workers = 2;
+    c->shuffle_buffer = 100;
+    c->shuffle_initial = 20;
+    c->lr = 2e-3;
+    c->warmup = 2;
+    c->steps = 10;
+    c->checkpoint_every = 0;
+    c->tensorboard = false;
+}
+
+static void assert_same_params(const vlt_params *a, const vlt_params *b) {
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        assert_string_equal(a->t[i]->name, b->t[i]->name);
+        if (memcmp(a->t[i]->data, b->t[i]->data, sizeof(float) * (size_t)a->t[i]->numel))
+            fail_msg("parameter %s differs between the uninterrupted and the resumed run", a->t[i]->name);
+    }
+}
+
+static void test_train_resume_exactly(void **state) {
+    (void)state;
+    vlt_run_config c;
+    vqa_config(&c, "whole");
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *whole;
+    if (vlt_trainer_create(&c, &o, &whole) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_true(vlt_trainer_can_answer(whole));
+    assert_string_equal(vlt_trainer_model_title(whole), "CLIP VQA classifier");
+    assert_int_equal(vlt_trainer_run(whole), VLT_OK);
+    int64_t nl;
+    const float *losses = vlt_trainer_losses(whole, &nl);
+    assert_int_equal(nl, 10);
+    assert_true(losses[9] < losses[0]);   // it learns something from the first steps
+    // the run's answer vocabulary, and the one in the checkpoint, are the training split's
+    vlt_vqa_vocab v = train_vocab(), rv;
+    char path[400];
+    snprintf(path, sizeof path, "%s/whole/answer_vocab.json", g_dir);
+    assert_int_equal(vlt_vqa_vocab_load(path, &rv), VLT_OK);
+    assert_int_equal(rv.n, v.n);
+    for (int k = 0; k < v.n; k++) assert_string_equal(rv.answers[k], v.answers[k]);
+    snprintf(path, sizeof path, "%s/whole/checkpoints/latest/state.json", g_dir);
+    cJSON *st;
+    assert_int_equal(vlt_read_json_file(path, &st), VLT_OK);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(st, "answer_vocab");
+    assert_int_equal(cJSON_GetArraySize(list), v.n);
+    assert_string_equal(cJSON_GetArrayItem(list, v.n - 1)->valuestring, v.answers[v.n - 1]);
+    // the resolved config holds the head's width (fewer answers than the 3,129 asked for)
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(st, "config")->valuestring, "vqa_answers: "));
+    char want[64];
+    snprintf(want, sizeof want, "vqa_answers: %d\n", v.n);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(st, "config")->valuestring, want));
+    cJSON_Delete(st);
+    vlt_vqa_vocab_free(&rv);
+
+    // the same run in two halves: a checkpoint at step 5, then a new trainer resumes it
+    vqa_config(&c, "halves");
+    c.checkpoint_every = 5;
+    vlt_trainer *a;
+    assert_int_equal(vlt_trainer_create(&c, &o, &a), VLT_OK);
+    assert_int_equal(vlt_trainer_run_steps(a, 5), VLT_OK);
+    vlt_trainer_free(a);
+    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
+    vlt_trainer *b;
+    if (vlt_trainer_create(&c, &r, &b) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_step(b), 5);
+    assert_int_equal(vlt_trainer_run(b), VLT_OK);
+    assert_same_params(vlt_trainer_params(whole), vlt_trainer_params(b));
+    vlt_trainer_free(b);
+    // another head width is another model: refused on resume, naming the key
+    c.vqa_hidden = 32;
+    assert_int_not_equal(vlt_trainer_create(&c, &r, &b), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "model.vqa_hidden"));
+
+    // CLIP weights to start from: the head is new, the towers are the file's
+    const vlt_params *wp = vlt_trainer_params(whole);
+    vlt_params clip_only;
+    vlt_params_init(&clip_only);
+    for (int i = 0; i < wp->n; i++) {
+        if (!strncmp(wp->t[i]->name, "vqa_head.", 9)) continue;
+        vlt_tensor *x = vlt_tensor_new(VLT_F32, VLT_CPU, wp->t[i]->ndim, wp->t[i]->shape, wp->t[i]->name);
+        memcpy(x->data, wp->t[i]->data, sizeof(float) * (size_t)x->numel);
+        assert_int_equal(vlt_params_add(&clip_only, x), VLT_OK);
+    }
+    snprintf(path, sizeof path, "%s/clip.safetensors", g_dir);
+    assert_int_equal(vlt_safetensors_save_params(path, &clip_only, VLT_ST_F32, NULL, 0), VLT_OK);
+    vqa_config(&c, "from-clip");
+    snprintf(c.init_from, sizeof c.init_from, "%s", path);
+    vlt_trainer *f;
+    if (vlt_trainer_create(&c, &o, &f) != VLT_OK) fail_msg("%s", vlt_error_message());
+    const vlt_params *fp = vlt_trainer_params(f);
+    for (int i = 0; i < fp->n; i++) {
+        vlt_tensor *src = vlt_params_find(&clip_only, fp->t[i]->name);
+        if (src) assert_memory_equal(src->data, fp->t[i]->data, sizeof(float) * (size_t)src->numel);
+        else assert_int_equal(strncmp(fp->t[i]->name, "vqa_head.", 9), 0);
+    }
+    vlt_trainer_free(f);
+    // a file that lacks a tower parameter is refused, naming it
+    vlt_tensor *drop = vlt_params_find(&clip_only, "visual.proj");
+    strcpy(drop->name, "visual.proj_renamed");
+    assert_int_equal(vlt_safetensors_save_params(path, &clip_only, VLT_ST_F32, NULL, 0), VLT_OK);
+    vqa_config(&c, "from-bad");
+    snprintf(c.init_from, sizeof c.init_from, "%s", path);
+    assert_int_not_equal(vlt_trainer_create(&c, &o, &f), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "visual.proj"));
+    vlt_params_free(&clip_only);
+    vlt_trainer_free(whole);
+    vlt_vqa_vocab_free(&v);
+}
+
+// The last metrics.jsonl line's value of `key`.
+static double last_metric(const char *run, const char *key) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[8192];
+    double v = NAN;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (cJSON_IsNumber(x)) v = x->valuedouble;
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    return v;
+}
+
+static double report_number(const char *path, const char *key) {
+    cJSON *root;
+    assert_int_equal(vlt_eval_json_load(path, &root), VLT_OK);
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "numbers"), key);
+    double v = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    cJSON_Delete(root);
+    return v;
+}
+
+static void test_answers_scored_as_in_training(void **state) {
+    (void)state;
+    vlt_run_config c;
+    vqa_config(&c, "evaluated");
+    c.steps = 30;
+    c.eval_every = 30;
+    c.val_samples = 0;   // all 120 held-out questions
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run(t), VLT_OK);
+    vlt_trainer_free(t);
+    double logged = last_metric(c.output_dir, "val/vqa_accuracy");
+    assert_true(logged >= 0 && logged <= 100);
+    assert_false(isnan(last_metric(c.output_dir, "val/vqa_yes_no")));
+
+    // vlt vqa's answers, scored by vlt eval vqa against the official annotation file
+    char res[600], refs[600], rep[600], rep2[600], html[600];
+    snprintf(res, sizeof res, "%s/results.json", g_dir);
+    snprintf(refs, sizeof refs, "%s/syn-val/annotations.json", g_dir);
+    snprintf(rep, sizeof rep, "%s/eval_vqa.json", g_dir);
+    snprintf(rep2, sizeof rep2, "%s/eval_checkpoint.json", g_dir);
+    snprintf(html, sizeof html, "%s/html", g_dir);
+    char *v1[] = {"vqa", "--checkpoint", c.output_dir, "--shards", c.val_shards, "--out", res, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, v1), 0);
+    cJSON *arr;
+    assert_int_equal(vlt_eval_json_load(res, &arr), VLT_OK);
+    assert_int_equal(cJSON_GetArraySize(arr), 120);
+    const cJSON *first = cJSON_GetArrayItem(arr, 0);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(first, "question_id")));
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(first, "answer")));
+    cJSON_Delete(arr);
+    char *e1[] = {"eval", "vqa", "--pred", res, "--refs", refs, "--out", rep, NULL};
+    assert_int_equal(call(vlt_cmd_eval, e1), 0);
+    double scored = report_number(rep, "accuracy");
+    if (fabs(100 * scored - logged) > 1e-9) fail_msg("vlt eval vqa: %.12g, training's eval: %.12g", 100 * scored, logged);
+    // vlt eval checkpoint does both in one go, with the breakdowns
+    char *e2[] = {"eval", "checkpoint", "--checkpoint", c.output_dir, "--shards", c.val_shards, "--out", rep2, "--html", html, NULL};
+    assert_int_equal(call(vlt_cmd_eval, e2), 0);
+    assert_true(fabs(100 * report_number(rep2, "accuracy") - logged) < 1e-9);
+    assert_false(isnan(report_number(rep2, "per_answer_type.yes/no")));
+    assert_false(isnan(report_number(rep2, "per_question_type.how many")));
+    // the VQA page: every question type with its questions, thumbnails beside it
+    char page[700];
+    snprintf(page, sizeof page, "%s/index.html", html);
+    size_t len;
+    char *text = vlt_read_file(page, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "Question type &ldquo;how many&rdquo;"));
+    assert_non_null(strstr(text, "Question type &ldquo;what color is the&rdquo;"));
+    char *img = strstr(text, "src=\"img/");
+    assert_non_null(img);
+    char name[64];
+    assert_int_equal(sscanf(img, "src=\"img/%63[^\"]", name), 1);
+    char thumbp[800];
+    snprintf(thumbp, sizeof thumbp, "%s/img/%s", html, name);
+    struct stat sb;
+    assert_int_equal(stat(thumbp, &sb), 0);
+    free(text);
+    // a model without an answer head is refused by vlt vqa, naming its kind
+    vlt_run_config cc;
+    vqa_config(&cc, "clip");
+    cc.vqa_head[0] = '\0';
+    snprintf(cc.train_shards, sizeof cc.train_shards, "%s/captions/00000.tar", g_dir);
+    cc.steps = 1;
+    cc.warmup = 0;
+    cc.workers = 1;
+    assert_int_equal(vlt_trainer_create(&cc, &o, &t), VLT_OK);
+    assert_int_equal(vlt_trainer_run(t), VLT_OK);
+    vlt_trainer_free(t);
+    char *v2[] = {"vqa", "--checkpoint", cc.output_dir, "--shards", c.val_shards, "--out", res, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, v2), 1);
+}
+
+// The example run configs parse and validate, with the head they name.
+static void test_example_configs(void **state) {
+    (void)state;
+    const char *files[] = {"configs/run/demo-vqa.yaml", "configs/run/vqa-clip-ViT-B-32.yaml"};
+    for (int i = 0; i < 2; i++) {
+        vlt_run_config c;
+        vlt_run_config_default(&c);
+        if (vlt_run_config_load(files[i], &c) != VLT_OK) fail_msg("%s", vlt_error_message());
+        assert_int_equal(vlt_run_config_validate(&c), VLT_OK);
+        assert_string_equal(c.vqa_head, "classifier");
+        assert_int_equal(c.vqa_answers, 3129);
+        vlt_model_cfg mc;
+        assert_int_equal(vlt_run_config_model_cfg(&c, &mc), VLT_OK);
+        assert_int_equal(mc.vqa.n_answers, 3129);
+    }
+    // an unknown head, and a misspelt key, are refused by name
+    vlt_run_config c;
+    vlt_run_config_default(&c);
+    assert_int_equal(vlt_run_config_set(&c, "model.vqa_head=ranker"), VLT_OK);
+    snprintf(c.train_shards, sizeof c.train_shards, "x.tar");
+    assert_int_not_equal(vlt_run_config_validate(&c), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "model.vqa_head 'ranker'"));
+    assert_int_not_equal(vlt_run_config_set(&c, "model.vqa_answer=10"), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "did you mean 'model.vqa_answers'"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_configs),
+        cmocka_unit_test(test_soft_score_targets),
+        cmocka_unit_test(test_train_resume_exactly),
+        cmocka_unit_test(test_answers_scored_as_in_training),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
