@@ -15,22 +15,10 @@
 #include <unistd.h>
 
 #include "autograd/rng.h"
+#include "data/files.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "tests/train_fixture.h"
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    return buf;
-}
 
 static void spit(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -65,7 +53,7 @@ static void test_state_fields_are_checked(void **state) {
     char sp[600], mp[600];
     snprintf(sp, sizeof sp, "%s/checkpoints/step_00000004/state.json", c.output_dir);
     snprintf(mp, sizeof mp, "%s/checkpoints/step_00000004/model.safetensors", c.output_dir);
-    char *orig = slurp(sp), *model = slurp(mp);
+    char *orig = vlt_read_file(sp, NULL), *model = vlt_read_file(mp, NULL);
     assert_non_null(orig);
     const state_edit edits[] = {
         {"step", "-5", "'step' is -5, outside [4, 4]: the checkpoint's files are of step 4"},
@@ -104,7 +92,7 @@ static void test_state_fields_are_checked(void **state) {
             fail_msg("%s = %s: '%s' lacks '%s'", edits[i].field, edits[i].value, vlt_error_message(), edits[i].expect);
         assert_non_null(strstr(vlt_error_message(), "step_00000004"));
         // nothing written: the checkpoint is as it was
-        char *now = slurp(mp);
+        char *now = vlt_read_file(mp, NULL);
         assert_string_equal(now, model);
         free(now);
     }
@@ -161,7 +149,7 @@ static void test_resume_other_model_refused(void **state) {
 }
 
 static int jsonl_steps(const char *path, int *steps, int cap) {
-    char *text = slurp(path);
+    char *text = vlt_read_file(path, NULL);
     assert_non_null(text);
     int n = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {

@@ -17,25 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/files.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "tests/mpi_launch.h"   // LeakSanitizer: Open MPI's own allocations (the children run vlt train)
 #include "tests/train_fixture.h"
 
 static const char *g_self;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    return buf;
-}
 
 static bool exists(const char *dir, const char *name) {
     char p[700];
@@ -77,7 +65,7 @@ static void test_second_trainer_refused(void **state) {
     assert_non_null(strstr(vlt_error_message(), "nothing to train"));
     char p[700];
     snprintf(p, sizeof p, "%s/.lock", c.output_dir);
-    char *lock = slurp(p);
+    char *lock = vlt_read_file(p, NULL);
     assert_string_equal(lock, "");   // emptied on a clean release
     free(lock);
 }
@@ -93,12 +81,12 @@ static void test_new_run_over_old_refused_unless_overwrite(void **state) {
     vlt_trainer_free(t);
     char mp[700];
     snprintf(mp, sizeof mp, "%s/metrics.jsonl", c.output_dir);
-    char *before = slurp(mp);
+    char *before = vlt_read_file(mp, NULL);
     assert_non_null(before);
     assert_int_equal(vlt_trainer_create(&c, &o, &t), VLT_ERR_STATE);
     assert_non_null(strstr(vlt_error_message(), "already holds a run (checkpoints, metrics.jsonl, config.yaml)"));
     assert_non_null(strstr(vlt_error_message(), "--overwrite"));
-    char *after = slurp(mp);
+    char *after = vlt_read_file(mp, NULL);
     assert_string_equal(after, before);   // untouched
     free(after);
     assert_true(exists(c.output_dir, "checkpoints/step_00000004"));
@@ -123,7 +111,7 @@ static void test_new_run_over_old_refused_unless_overwrite(void **state) {
     assert_false(exists(c.output_dir, "metrics.jsonl.old"));
     assert_int_equal(vlt_trainer_run(t), VLT_OK);
     vlt_trainer_free(t);
-    after = slurp(mp);
+    after = vlt_read_file(mp, NULL);
     int lines = 0;
     for (char *q = after; *q; q++) lines += *q == '\n';
     assert_int_equal(lines, 3);
@@ -173,7 +161,7 @@ static void test_stale_lock_of_killed_run(void **state) {
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    if (!started) fail_msg("the child run did not start:\n%s", slurp(log));
+    if (!started) fail_msg("the child run did not start:\n%s", vlt_read_file(log, NULL));
     char out[8192] = "";
     FILE *mem = fmemopen(out, sizeof out - 1, "w");
     vlt_trainer_opts o = {.log = mem, .overwrite = true};
@@ -221,12 +209,12 @@ static void test_cli_refuses_and_overwrites(void **state) {
     fclose(f);
     assert_int_equal(run_train(log, "--config", yaml, NULL, NULL), 0);
     assert_int_equal(run_train(log, "--config", yaml, NULL, NULL), 1);
-    char *out = slurp(log);
+    char *out = vlt_read_file(log, NULL);
     assert_non_null(strstr(out, "already holds a run"));
     free(out);
     assert_int_equal(run_train(log, "--config", yaml, "--overwrite", NULL), 0);
     assert_int_equal(run_train(log, "--config", yaml, "--overwrite", "--resume=latest"), 1);
-    out = slurp(log);
+    out = vlt_read_file(log, NULL);
     assert_non_null(strstr(out, "--resume and --overwrite exclude each other"));
     free(out);
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/files.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "tests/mpi_launch.h"   // LeakSanitizer: Open MPI's own allocations (the children run vlt train)
@@ -33,21 +34,8 @@ static double mono_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = '\0';
-    return buf;
-}
-
 static int count_lines(const char *path) {
-    char *text = slurp(path);
+    char *text = vlt_read_file(path, NULL);
     if (!text) return 0;
     int n = 0;
     for (char *p = text; *p; p++) n += *p == '\n';
@@ -137,7 +125,7 @@ static void test_sigint_checkpoints_and_resumes_exactly(void **state) {
     assert_true(wait_lines(pid, metrics, 3, 120));
     kill(pid, SIGINT);
     int rc = wait_child(pid, 120);
-    char *out = slurp(log);
+    char *out = vlt_read_file(log, NULL);
     if (rc != 130) fail_msg("exit %d:\n%s", rc, out);
     assert_non_null(strstr(out, "stop requested"));
     assert_non_null(strstr(out, "stopped by SIGINT after step "));
@@ -211,16 +199,16 @@ static void test_mpi_ranks_stop_together(void **state) {
                     "--pid-file", pidfile, "--config", yaml, NULL};
     pid_t pid = start(argv, log);
     bool up = wait_lines(pid, metrics, 3, 120) && wait_lines(pid, pidfile, 1, 10);
-    char *p = slurp(pidfile);
+    char *p = vlt_read_file(pidfile, NULL);
     if (!up || !p) {
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        fail_msg("the 2-rank run did not start:\n%s", slurp(log));
+        fail_msg("the 2-rank run did not start:\n%s", vlt_read_file(log, NULL));
     }
     kill((pid_t)atoi(p), SIGUSR1);
     free(p);
     int rc = wait_child(pid, 120);
-    char *out = slurp(log);
+    char *out = vlt_read_file(log, NULL);
     if (rc <= 0 || !strstr(out, "stopped by SIGUSR1 after step ")) fail_msg("exit %d:\n%s", rc, out);
     free(out);
     int64_t s = latest_step(c.output_dir);
@@ -229,7 +217,7 @@ static void test_mpi_ranks_stop_together(void **state) {
     // the checkpoint holds both ranks' positions, at its step
     char sp[700];
     snprintf(sp, sizeof sp, "%s/checkpoints/step_%08lld/state.json", c.output_dir, (long long)s);
-    char *text = slurp(sp);
+    char *text = vlt_read_file(sp, NULL);
     cJSON *root = cJSON_Parse(text);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "loader_ranks")), 2);
     assert_int_equal(cJSON_GetObjectItem(root, "step")->valuedouble, s);
