@@ -46,7 +46,7 @@ DEPS_autograd    :=
 DEPS_data        :=
 DEPS_eval        :=
 DEPS_checkpoints := autograd
-DEPS_layers      := checkpoints autograd
+DEPS_layers      := checkpoints data autograd
 DEPS_train       := eval layers checkpoints data autograd
 
 BUILD := build$(if $(filter 1,$(SAN)),/san,)$(if $(filter 1,$(CUDA)),/cuda,)$(if $(filter 0,$(MPI)),/nompi,)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autograd/device.h"
 #include "autograd/rng.h"
@@ -87,6 +88,39 @@ static void init_queue(vlt_tensor *q, uint64_t seed) {
 
 static void update_logit_scale(vlt_albef *m) { vlt_f32(m->logit_scale)[0] = logf(1.0f / vlt_f32(m->temp)[0]); }
 
+// The config's vocabulary (see albef.h).
+static vlt_status load_vocab(vlt_albef *m) {
+    vlt_albef_cfg *a = &m->cfg.albef;
+    if (!a->vocab[0]) return VLT_OK;
+    char path[1024];
+    const char *home = getenv("VLT_HOME");
+    snprintf(path, sizeof path, "%s", a->vocab);
+    if (a->vocab[0] != '/' && home && *home) {
+        snprintf(path, sizeof path, "%s/%s", home, a->vocab);
+        if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s", a->vocab);
+    }
+    VLT_TRY(vlt_bert_tokenizer_load(path, a->do_lower_case, &m->tok));
+    vlt_bert_specials sp = vlt_bert_tokenizer_specials(m->tok);
+    int V = vlt_bert_tokenizer_vocab_size(m->tok);
+    if (V > m->cfg.bert.vocab_size || sp.pad != m->cfg.bert.pad_token_id)
+        return vlt_error_set(VLT_ERR_ARG, "albef: the vocabulary %s has %d tokens and [PAD] %d; the model config says "
+                             "bert.vocab_size %d, pad_token_id %d", path, V, sp.pad, m->cfg.bert.vocab_size,
+                             m->cfg.bert.pad_token_id);
+    if (a->cls_token_id < 0) a->cls_token_id = sp.cls;
+    if (a->sep_token_id < 0) a->sep_token_id = sp.sep;
+    if (a->mask_token_id < 0) a->mask_token_id = sp.mask;
+    if (a->mask_token_id < 0) return vlt_error_set(VLT_ERR_ARG, "albef: the vocabulary %s has no [MASK] token", path);
+    return VLT_OK;
+}
+
+int vlt_albef_tokenize(const vlt_albef *m, const char *text, int32_t *ids, int32_t *mask, int T) {
+    if (!m->tok) {
+        vlt_error_set(VLT_ERR_ARG, "albef: the model config names no vocabulary (albef.vocab) to tokenize text with");
+        return -1;
+    }
+    return vlt_bert_tokenizer_encode(m->tok, text, ids, mask, T);
+}
+
 vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     if (!cfg->is_albef) return vlt_error_set(VLT_ERR_ARG, "albef: %s is not an ALBEF config", cfg->name);
@@ -97,13 +131,13 @@ vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed)
     int E = a->embed_dim, Wv = a->vision_width, Wt = bc->hidden_size;
     vlt_params *p = &m->params;
     vlt_params_init(p);
-    vlt_status s = VLT_OK;
+    vlt_status s = load_vocab(m);
     // ALBEF's state_dict order: its own parameter and buffers, then the modules as registered.
-    m->temp = vlt_params_new(p, "temp", 0, NULL);
-    m->image_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "image_queue");
-    m->text_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "text_queue");
-    m->queue_ptr = state(p, VLT_I32, 1, VLT_SHAPE(1), "queue_ptr");
-    if (!m->temp || !m->image_queue || !m->text_queue || !m->queue_ptr) s = vlt_error_code();
+    if (s == VLT_OK) m->temp = vlt_params_new(p, "temp", 0, NULL);
+    if (s == VLT_OK) m->image_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "image_queue");
+    if (s == VLT_OK) m->text_queue = state(p, VLT_F32, 2, VLT_SHAPE(E, a->queue_size), "text_queue");
+    if (s == VLT_OK) m->queue_ptr = state(p, VLT_I32, 1, VLT_SHAPE(1), "queue_ptr");
+    if (s == VLT_OK && (!m->temp || !m->image_queue || !m->text_queue || !m->queue_ptr)) s = vlt_error_code();
     if (s == VLT_OK)
         s = vlt_deit_init(&m->visual, p, "visual_encoder", a->image_res, a->patch_size, Wv, a->vision_depth,
                           a->vision_heads, a->mlp_ratio, seed, true);
@@ -144,6 +178,7 @@ void vlt_albef_free(vlt_albef *m) {
     free(m->pend_img);
     free(m->pend_txt);
     vlt_tensor_free(m->logit_scale);
+    vlt_bert_tokenizer_free(m->tok);
     memset(m, 0, sizeof *m);
 }
 

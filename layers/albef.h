@@ -29,6 +29,7 @@
 #ifndef VLT_ALBEF_H
 #define VLT_ALBEF_H
 
+#include "data/bert_tokenizer.h"
 #include "layers/bert.h"
 #include "layers/vit.h"
 
@@ -52,6 +53,7 @@ typedef struct {
     float *pend_img, *pend_txt;
     int pend_n, pend_cap;
     vlt_tensor *logit_scale;                // ln(1 / temp), for the trainer's log (not in the table)
+    vlt_bert_tokenizer *tok;                // cfg.albef.vocab's, when the config names one (else NULL)
 } vlt_albef;
 
 typedef struct {
@@ -77,7 +79,10 @@ typedef struct {
 } vlt_albef_output;
 
 // cfg must be an ALBEF config (cfg->is_albef). The momentum copies start equal to the online
-// weights; the queues are random unit columns.
+// weights; the queues are random unit columns. When the config names a vocabulary (albef.vocab: a
+// path, relative ones looked up under $VLT_HOME first, then the working directory) it is loaded as
+// the model's tokenizer, checked against bert.vocab_size and pad_token_id, and gives the special
+// ids the config leaves out (m->cfg holds them).
 vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed);
 void vlt_albef_free(vlt_albef *m);
 // Copies every online weight to its momentum copy (after loading online-only weights).
@@ -85,6 +90,9 @@ void vlt_albef_copy_params(vlt_albef *m);
 vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out);
 // After each optimizer step: enqueue the step's momentum features, mark the EMA due.
 void vlt_albef_after_step(vlt_albef *m);
+// Captions to ids (T) and attention mask (T): [CLS] ... [SEP] [PAD]..., as BertTokenizer with
+// max_length T; returns the non-pad count, or -1 (message set; also without a vocabulary).
+int vlt_albef_tokenize(const vlt_albef *m, const char *text, int32_t *ids, int32_t *mask, int T);
 // ITC features for retrieval: L2-normalized (B, E).
 vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images);
 vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts);

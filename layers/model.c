@@ -296,10 +296,16 @@ static const char *albef_gpu(const vlt_model *m) {
     return "its momentum update, queues, masking and hard-negative draws run on the host";
 }
 static void albef_destroy(vlt_model *m) { vlt_albef_free(albef_of(m)); }
+static bool albef_has_tokenizer(const vlt_model *m) { return albef_of(m)->tok != NULL; }
+static int albef_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T) {
+    return vlt_albef_tokenize(albef_of(m), text, ids, mask, T);
+}
 
 static const vlt_model_ops ALBEF_OPS = {
     .kind = "albef", .title = "ALBEF", .caps = VLT_CAP_EMBED, .loss = albef_loss, .after_step = albef_after_step,
-    .encode_image = albef_image, .encode_text = albef_text, .gpu_unsupported = albef_gpu, .destroy = albef_destroy,
+    .encode_image = albef_image, .encode_text = albef_text, .tokenize = albef_tokenize,
+    .has_tokenizer = albef_has_tokenizer, .gpu_unsupported = albef_gpu,
+    .destroy = albef_destroy,
 };
 
 // ---- the handle ----
@@ -333,6 +339,7 @@ vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t see
             return s;
         }
         m->ops = &ALBEF_OPS;
+        m->cfg = c->cfg;   // with the special ids its vocabulary gave
         m->impl = c;
         m->params = &c->params;
         m->logit_scale = c->logit_scale;
@@ -448,3 +455,15 @@ const char *vlt_model_gpu_unsupported(const vlt_model *m) {
 }
 
 void vlt_model_after_step(vlt_model *m) { m->ops->after_step(m); }
+
+bool vlt_model_has_tokenizer(const vlt_model *m) {
+    return m->ops && m->ops->tokenize && (!m->ops->has_tokenizer || m->ops->has_tokenizer(m));
+}
+
+int vlt_model_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T) {
+    if (!m->ops || !m->ops->tokenize) {
+        vlt_error_set(VLT_ERR_UNSUPPORTED, "the %s model has no tokenizer of its own", vlt_model_title(m));
+        return -1;
+    }
+    return m->ops->tokenize(m, text, ids, mask, T);
+}

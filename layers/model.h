@@ -115,6 +115,11 @@ typedef struct {
     vlt_status (*answer)(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
+    // A kind with its own text tokenizer (ALBEF: BERT WordPiece of its config's vocabulary): text to
+    // ids (T) and attention mask (T, may be NULL); returns the non-pad count or -1. NULL: the
+    // caller's tokenizer (open_clip's BPE) makes the ids.
+    int (*tokenize)(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T);
+    bool (*has_tokenizer)(const vlt_model *m);   // NULL: tokenize != NULL says it
     // NULL when the kind trains on the GPU, else why it does not yet (for the trainer's refusal).
     const char *(*gpu_unsupported)(const vlt_model *m);
     const char *fresh_prefix;  // see vlt_model_fresh_prefix (NULL: none)
@@ -161,6 +166,9 @@ int vlt_model_answers(const vlt_model *m);
 // NULL: a missing one of those in the weights file is expected, any other is not.
 const char *vlt_model_fresh_prefix(const vlt_model *m);
 const char *vlt_model_gpu_unsupported(const vlt_model *m);
+// Whether the kind tokenizes its own text (see vlt_model_ops.tokenize), and the call.
+bool vlt_model_has_tokenizer(const vlt_model *m);
+int vlt_model_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T);
 void vlt_model_after_step(vlt_model *m);
 
 #endif

@@ -178,13 +178,15 @@ static vlt_status get_string_is(const cJSON *obj, const char *key, const char *w
 static vlt_status parse_albef(const cJSON *o, vlt_albef_cfg *a, const char *what) {
     static const char *const known[] = {"image_res", "patch_size", "vision_width", "vision_depth", "vision_heads",
                                         "mlp_ratio", "embed_dim", "queue_size", "momentum", "temp", "alpha",
-                                        "mlm_probability", "cls_token_id", "sep_token_id", "mask_token_id", NULL};
+                                        "mlm_probability", "cls_token_id", "sep_token_id", "mask_token_id",
+                                        "vocab", "do_lower_case", "max_text_len", NULL};
     const char *w = "albef";
     VLT_TRY(check_keys(o, known, what, w));
     *a = (vlt_albef_cfg){.image_res = 256, .patch_size = 16, .vision_width = 768, .vision_depth = 12,
                          .vision_heads = 12, .mlp_ratio = 4.0f, .embed_dim = 256, .queue_size = 65536,
                          .momentum = 0.995f, .temp = 0.07f, .alpha = 0.4f, .mlm_probability = 0.15f,
-                         .cls_token_id = -1, .sep_token_id = -1, .mask_token_id = -1};
+                         .cls_token_id = -1, .sep_token_id = -1, .mask_token_id = -1,
+                         .do_lower_case = true, .max_text_len = -1};
     VLT_TRY(get_int(o, "image_res", &a->image_res, false, 1, what, w));
     VLT_TRY(get_int(o, "patch_size", &a->patch_size, false, 1, what, w));
     VLT_TRY(get_int(o, "vision_width", &a->vision_width, false, 1, what, w));
@@ -201,6 +203,13 @@ static vlt_status parse_albef(const cJSON *o, vlt_albef_cfg *a, const char *what
     VLT_TRY(get_int(o, "cls_token_id", &a->cls_token_id, false, 0, what, w));
     VLT_TRY(get_int(o, "sep_token_id", &a->sep_token_id, false, 0, what, w));
     VLT_TRY(get_int(o, "mask_token_id", &a->mask_token_id, false, 0, what, w));
+    VLT_TRY(get_bool(o, "do_lower_case", &a->do_lower_case, what, w));
+    VLT_TRY(get_int(o, "max_text_len", &a->max_text_len, false, 2, what, w));
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(o, "vocab");
+    if (vocab && (!cJSON_IsString(vocab) || strlen(vocab->valuestring) >= sizeof a->vocab))
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.vocab must be a path (a string under %zu bytes)", what,
+                             sizeof a->vocab);
+    if (vocab) snprintf(a->vocab, sizeof a->vocab, "%s", vocab->valuestring);
     if (a->image_res % a->patch_size)
         return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.image_res %d is not a multiple of patch_size %d", what,
                              a->image_res, a->patch_size);
@@ -273,13 +282,18 @@ static vlt_status parse_albef_root(const cJSON *root, vlt_model_cfg *cfg, const 
             return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.%s %d is outside the vocabulary (%d)", what,
                                  i == 0 ? "cls_token_id" : i == 1 ? "sep_token_id" : "mask_token_id", ids[i],
                                  cfg->bert.vocab_size);
+    if (cfg->albef.max_text_len < 0)
+        cfg->albef.max_text_len = cfg->bert.max_position_embeddings < 25 ? cfg->bert.max_position_embeddings : 25;
+    if (cfg->albef.max_text_len > cfg->bert.max_position_embeddings)
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.max_text_len %d is past bert.max_position_embeddings %d", what,
+                             cfg->albef.max_text_len, cfg->bert.max_position_embeddings);
     cfg->is_albef = true;
     cfg->embed_dim = al->embed_dim;
     cfg->init_logit_scale = logf(1.0f / al->temp);
     cfg->vision = (vlt_vision_cfg){.image_size = al->image_res, .patch_size = al->patch_size,
                                    .width = al->vision_width, .layers = al->vision_depth,
                                    .head_width = al->vision_width / al->vision_heads, .mlp_ratio = al->mlp_ratio};
-    cfg->text = (vlt_text_cfg){.context_length = cfg->bert.max_position_embeddings,
+    cfg->text = (vlt_text_cfg){.context_length = al->max_text_len,
                                .vocab_size = cfg->bert.vocab_size, .width = cfg->bert.hidden_size,
                                .heads = cfg->bert.num_attention_heads, .layers = cfg->bert.num_hidden_layers,
                                .mlp_ratio = (float)cfg->bert.intermediate_size / cfg->bert.hidden_size,

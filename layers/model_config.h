@@ -39,6 +39,12 @@ typedef struct {
     // Token ids the MLM masking needs (bert-base-uncased: [CLS] 101, [SEP] 102, [MASK] 103); -1 when
     // the config does not give them (the trainer fills them from the tokenizer's vocabulary).
     int cls_token_id, sep_token_id, mask_token_id;
+    // The text side for vlt train / eval: a BERT vocab.txt (a path; a relative one is looked up
+    // under VLT_HOME first, then the working directory; "" when not given), its casing, and the
+    // token length captions are cut to (ALBEF's pretraining: 25, at most max_position_embeddings).
+    char vocab[256];
+    bool do_lower_case;
+    int max_text_len;
 } vlt_albef_cfg;
 
 // BERT (xbert's BertConfig keys).

@@ -144,7 +144,9 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
                 if (!t || !o || !ts) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
             }
             for (int c = 0; s == VLT_OK && c < nc; c++) {
-                if (vlt_tokenizer_encode(tok, caps[c], ids + (size_t)(m_b + c) * T, T) < 0) s = vlt_error_code();
+                if ((vlt_model_has_tokenizer(m) ? vlt_model_tokenize(m, caps[c], ids + (size_t)(m_b + c) * T, NULL, T)
+                                                : vlt_tokenizer_encode(tok, caps[c], ids + (size_t)(m_b + c) * T, T)) < 0)
+                    s = vlt_error_code();
                 out->txt_img[out->n_txt + m_b + c] = out->n + i;
                 out->txt_str[out->n_txt + m_b + c] = strdup(caps[c]);
             }

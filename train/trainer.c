@@ -41,7 +41,13 @@ struct vlt_trainer {
     vlt_model model;               // any kind, through its table (layers/model.h)
     int n_loss_parts;              // the named parts of the model's loss (last micro-batch)
     const char *loss_part_names[VLT_LOSS_PARTS_MAX];
+    int n_loss_metrics;            // the model's named metrics (ALBEF: itm_acc, mlm_acc), logged as train/<name>
+    const char *loss_metric_names[VLT_LOSS_PARTS_MAX];
     vlt_params *params;            // the model's parameter table
+    vlt_params opt_view;           // its tensors with a gradient (not owned): what the optimizer, the
+                                   // reducer and clipping see; a kind's non-trainable state (ALBEF's
+                                   // momentum copies, queues, buffers) is left out
+    vlt_tensor *atts;              // a kind with its own tokenizer (ALBEF): the captions' attention mask (B, T)
     bool *decay;
     vlt_adamw *opt;                // with train.zero: over this rank's parameters only
     vlt_zero *zero;                // train.zero: ownership and transfers (NULL without)
@@ -56,6 +62,7 @@ struct vlt_trainer {
     vlt_dist_reducer *reducer;     // several ranks on the CPU: the all-reduce overlapped with backward
     struct param_slot { const vlt_tensor *t; int i; } *by_ptr;  // parameters sorted by address
     int64_t step, epoch;
+    int64_t batch_index;           // the current batch's number within its epoch
     int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
     int stopped_by;                // the signal that stopped the run (0: none)
     int lock_fd;                   // RUN/.lock, flock'd while this trainer lives (rank 0; -1: none)
@@ -569,12 +576,12 @@ static int cmp_slot(const void *a, const void *b) {
 // starts a bucket's all-reduce once all of its parameters are in.
 static vlt_status make_reducer(vlt_trainer *t) {
     if (t->dist->world == 1 || t->zero || t->on_gpu) return VLT_OK;
-    int n = t->params->n;
-    t->reducer = vlt_dist_reducer_new(t->dist, t->params->t, n, 0);
+    int n = t->opt_view.n;
+    t->reducer = vlt_dist_reducer_new(t->dist, t->opt_view.t, n, 0);
     if (!t->reducer) return vlt_error_code();
     t->by_ptr = malloc(sizeof *t->by_ptr * (size_t)n);
     if (!t->by_ptr) return vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory for the gradient reducer");
-    for (int i = 0; i < n; i++) t->by_ptr[i] = (struct param_slot){t->params->t[i], i};
+    for (int i = 0; i < n; i++) t->by_ptr[i] = (struct param_slot){t->opt_view.t[i], i};
     qsort(t->by_ptr, (size_t)n, sizeof *t->by_ptr, cmp_slot);
     return VLT_OK;
 }
@@ -582,7 +589,7 @@ static vlt_status make_reducer(vlt_trainer *t) {
 static void on_grad_ready(vlt_tensor *p, void *ctx) {
     vlt_trainer *t = ctx;
     struct param_slot key = {p, 0};
-    const struct param_slot *s = bsearch(&key, t->by_ptr, (size_t)t->params->n, sizeof key, cmp_slot);
+    const struct param_slot *s = bsearch(&key, t->by_ptr, (size_t)t->opt_view.n, sizeof key, cmp_slot);
     if (s) vlt_dist_reducer_ready(t->reducer, s->i);
 }
 
@@ -651,6 +658,19 @@ static vlt_status load_init_weights(vlt_trainer *t) {
     return s;
 }
 
+// The tensors of the model's table that have a gradient: what the optimizer and the gradient
+// reduction walk (every tensor for CLIP and CoCa; ALBEF's momentum copies, queues and buffers
+// are state, not parameters).
+static vlt_status make_opt_view(vlt_trainer *t) {
+    vlt_params_init(&t->opt_view);
+    t->opt_view.t = malloc(sizeof *t->opt_view.t * (size_t)(t->params->n ? t->params->n : 1));
+    if (!t->opt_view.t) return vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory");
+    for (int i = 0; i < t->params->n; i++)
+        if (t->params->t[i]->grad) t->opt_view.t[t->opt_view.n++] = t->params->t[i];
+    t->opt_view.cap = t->opt_view.n;
+    return VLT_OK;
+}
+
 vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out) {
     *out = NULL;
     VLT_TRY(vlt_run_config_validate(cfg));
@@ -671,19 +691,20 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (s == VLT_OK) s = vlt_run_config_model_cfg(&t->cfg, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
+    if (s == VLT_OK) s = make_opt_view(t);
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) s = load_init_weights(t);
     if (s == VLT_OK) s = vlt_dist_broadcast_params(t->dist, t->params);  // every rank starts from rank 0's weights
     if (s == VLT_OK) {
         lock_towers(t);
-        t->decay = malloc((size_t)t->params->n);
-        vlt_clip_decay_mask(t->params, t->decay);
+        t->decay = malloc((size_t)t->opt_view.n);
+        vlt_clip_decay_mask(&t->opt_view, t->decay);
         vlt_adamw_cfg ac = {(float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps, (float)cfg->weight_decay};
         if (cfg->zero) {
             // ZeRO-1: this rank's AdamW holds the moments of the parameters it owns only.
-            t->zero = vlt_zero_new(t->dist, t->params->t, t->params->n, 0);
+            t->zero = vlt_zero_new(t->dist, t->opt_view.t, t->opt_view.n, 0);
             t->opt = t->zero ? vlt_zero_adamw_new(t->zero, t->decay, ac) : NULL;
         } else {
-            t->opt = vlt_adamw_new(t->params->t, t->decay, t->params->n, ac);
+            t->opt = vlt_adamw_new(t->opt_view.t, t->decay, t->opt_view.n, ac);
         }
         if (!t->opt) s = vlt_error_code();
     }
@@ -693,6 +714,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
         t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
         t->ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "ids");
+        if (vlt_model_has_tokenizer(&t->model) && !(t->atts = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "text_atts"))) s = vlt_error_code();
         if (t->vocab.n) t->answer_scores = vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, t->vocab.n), "answer_scores");
         if (!t->images || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
     }
@@ -763,6 +785,12 @@ static vlt_status next_batch(vlt_trainer *t) {
     size_t S = (size_t)b->image_size;
     memcpy(t->images->data, b->images, (size_t)b->n * 3 * S * S * sizeof(float));
     memcpy(t->ids->data, b->tokens, (size_t)b->n * (size_t)b->context_len * sizeof(int32_t));
+    for (int i = 0; t->atts && i < b->n; i++) {   // the kind's own tokenizer (ALBEF's BERT WordPiece)
+        size_t T = (size_t)b->context_len;
+        if (vlt_model_tokenize(&t->model, b->captions[i], vlt_i32(t->ids) + i * T, vlt_i32(t->atts) + i * T, (int)T) < 0)
+            return vlt_error_code();
+    }
+    t->batch_index = b->index;
     if (t->answer_scores) memcpy(t->answer_scores->data, b->answer_scores, sizeof(float) * (size_t)b->n * t->vocab.n);
     return VLT_OK;
 }
@@ -783,9 +811,9 @@ static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt,
 
 // One optimizer step. *stop is set when the run must end (too many non-finite steps).
 static vlt_status train_step(vlt_trainer *t, bool *stop) {
-    vlt_params *P = t->params;
+    vlt_params *P = &t->opt_view;
     vlt_zero_grad(P->t, P->n);
-    double loss_sum = 0, parts_sum[VLT_LOSS_PARTS_MAX] = {0};
+    double loss_sum = 0, parts_sum[VLT_LOSS_PARTS_MAX] = {0}, metrics_sum[VLT_LOSS_PARTS_MAX] = {0};
     for (int a = 0; a < t->cfg.accum_steps; a++) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
@@ -794,6 +822,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_model_batch batch = {0};
         VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_IMAGES, t->images));
         VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_IDS, t->ids));
+        if (t->atts) VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_ATTS, t->atts));
         if (t->answer_scores) {   // VQA shards: the text is the question
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_QUESTION_IDS, t->ids));
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_ANSWER_SCORES, t->answer_scores));
@@ -803,6 +832,13 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         VLT_TRY(vlt_loss_opts_set(&lo, "clip_weight", (float)t->cfg.clip_loss_weight));
         VLT_TRY(vlt_loss_opts_set(&lo, "caption_weight", (float)t->cfg.caption_loss_weight));
         VLT_TRY(vlt_loss_opts_set(&lo, "label_smoothing", (float)t->cfg.label_smoothing));
+        // progress, for a kind's draws and ramps (ALBEF): the step, and the epochs done when the
+        // epoch's length is known (data.samples_per_epoch; else a kind takes the whole epoch as done)
+        VLT_TRY(vlt_loss_opts_set(&lo, "step", (float)(t->step * t->cfg.accum_steps + a)));
+        if (t->cfg.samples_per_epoch > 0)
+            VLT_TRY(vlt_loss_opts_set(&lo, "epoch_progress",
+                                      (float)t->epoch + (float)((double)t->batch_index * t->cfg.batch_size /
+                                                                (double)t->cfg.samples_per_epoch)));
         if (t->dist->world > 1 || (t->on_gpu && vlt_dist_nccl_active())) {
             // The global batch: the contrastive loss over all ranks' features (this rank's rows),
             // and token-mean losses (CoCa's captions) weighted by this rank's share of the counted
@@ -822,6 +858,11 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         for (int k = 0; k < out.n_parts; k++) t->loss_part_names[k] = out.part_names[k];
         vlt_tensor *total = out.loss;
         for (int k = 0; k < out.n_parts; k++) parts_sum[k] += vlt_tensor_item(out.parts[k], 0);
+        t->n_loss_metrics = out.n_metrics;
+        for (int k = 0; k < out.n_metrics; k++) {
+            t->loss_metric_names[k] = out.metric_names[k];
+            metrics_sum[k] += out.metrics[k];
+        }
         vlt_tensor *loss = t->cfg.accum_steps > 1 ? vlt_scale(total, 1.0f / t->cfg.accum_steps) : total;
         loss_sum += vlt_tensor_item(total, 0);
         // The last micro-batch's backward finishes the gradients: report them as they are done.
@@ -841,7 +882,8 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     else if (t->reducer) VLT_TRY(vlt_dist_reducer_finish(t->reducer));  // equals vlt_dist_allreduce_grads
     else VLT_TRY(vlt_dist_allreduce_grads(t->dist, P->t, P->n, 0));
     float loss = (float)vlt_dist_mean(t->dist, loss_sum / t->cfg.accum_steps);
-    for (int k = 0; k < 2; k++) parts_sum[k] = vlt_dist_mean(t->dist, parts_sum[k]);
+    for (int k = 0; k < t->n_loss_parts; k++) parts_sum[k] = vlt_dist_mean(t->dist, parts_sum[k]);
+    for (int k = 0; k < t->n_loss_metrics; k++) metrics_sum[k] = vlt_dist_mean(t->dist, metrics_sum[k]);
     float norm = t->zero ? vlt_zero_clip_grad_norm(t->zero, max_norm) : vlt_clip_grad_norm(P->t, P->n, max_norm);
     if (!isfinite(loss) || !isfinite(norm)) {
         t->nonfinite_run++;
@@ -895,6 +937,11 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         m.n_parts = t->n_loss_parts;  // the model's named loss parts (CoCa: contrastive, caption)
         for (int k = 0; k < t->n_loss_parts; k++)
             m.parts[k] = (vlt_named_scalar){t->loss_part_names[k], parts_sum[k] / t->cfg.accum_steps};
+        static char metric_names[VLT_LOSS_PARTS_MAX][VLT_METRICS_MAX_NAME];
+        for (int k = 0; k < t->n_loss_metrics && m.n_extra < VLT_METRICS_MAX_EXTRA; k++) {
+            snprintf(metric_names[k], VLT_METRICS_MAX_NAME, "train/%s", t->loss_metric_names[k]);
+            m.extra[m.n_extra++] = (vlt_named_scalar){metric_names[k], metrics_sum[k] / t->cfg.accum_steps};
+        }
         vlt_status s = vlt_metrics_log_step(t->mlog, &m);
         t->t_last_log = now;
         t->t_data = 0;
@@ -1095,6 +1142,8 @@ void vlt_trainer_free(vlt_trainer *t) {
     unlock_run_dir(t);
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
+    vlt_tensor_free(t->atts);
+    free(t->opt_view.t);
     vlt_adamw_free(t->opt);
     vlt_zero_free(t->zero);
     vlt_model_free(&t->model);
