@@ -13,7 +13,8 @@
 #include "layers/transformer.h"
 
 // RNG sub-streams of one step (vlt_rng_stream(VLT_RNG_MASK, step, k)).
-enum { DRAW_MASK = 0, DRAW_REPLACE = 1, DRAW_RANDOM_WORD = 2, DRAW_NEG_IMAGE = 3, DRAW_NEG_TEXT = 4, DRAW_QUEUE = 5 };
+// Rank r's draws use sub-stream k + DRAW_KINDS·r.
+enum { DRAW_MASK = 0, DRAW_REPLACE = 1, DRAW_RANDOM_WORD = 2, DRAW_NEG_IMAGE = 3, DRAW_NEG_TEXT = 4, DRAW_KINDS = 8 };
 
 // nn.Linear's default init: U(±fan_in^-1/2) for weight and bias.
 static vlt_status linear(vlt_params *p, const char *name, int out, int in, vlt_tensor **w, vlt_tensor **b,
@@ -199,13 +200,13 @@ static void momentum_update(vlt_albef *m) {
 }
 
 // ---- draws ----
-int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int32_t *mlm_ids,
-                          int32_t *labels) {
+int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int rank,
+                          int32_t *mlm_ids, int32_t *labels) {
     const vlt_albef_cfg *a = &m->cfg.albef;
     int V = m->cfg.bert.vocab_size, pad = m->cfg.bert.pad_token_id, n = 0;
-    uint64_t s_mask = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_MASK);
-    uint64_t s_rep = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_REPLACE);
-    uint64_t s_word = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_RANDOM_WORD);
+    uint64_t s_mask = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_MASK + DRAW_KINDS * (uint64_t)rank);
+    uint64_t s_rep = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_REPLACE + DRAW_KINDS * (uint64_t)rank);
+    uint64_t s_word = vlt_rng_stream(VLT_RNG_MASK, step, DRAW_RANDOM_WORD + DRAW_KINDS * (uint64_t)rank);
     for (int64_t i = 0; i < (int64_t)B * T; i++) {
         int32_t tok = ids[i];
         mlm_ids[i] = tok;
@@ -394,7 +395,15 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
     vlt_tensor *sim_t2i = vlt_mul(vlt_matmul(text_feat, image_feat_all, false, false), inv_temp);
     out->loss_itc = vlt_scale(vlt_add(soft_ce(sim_i2t, tgt_i2t), soft_ce(sim_t2i, tgt_t2i)), 0.5f);
     if (!out->loss_itc) return vlt_error_code();
-    VLT_TRY(stash_momentum_features(m, image_feat_m, text_feat_m));
+    if (in->all_gather) {   // every rank's momentum features go into every rank's queues
+        vlt_no_grad_enter();
+        vlt_tensor *gi = in->all_gather(in->gather_ctx, image_feat_m), *gt = in->all_gather(in->gather_ctx, text_feat_m);
+        vlt_no_grad_exit();
+        if (!gi || !gt) return vlt_error_code();
+        VLT_TRY(stash_momentum_features(m, gi, gt));
+    } else {
+        VLT_TRY(stash_momentum_features(m, image_feat_m, text_feat_m));
+    }
 
     // ---- ITM with hard negatives ----
     vlt_tensor *neg_img = in->neg_image_idx, *neg_txt = in->neg_text_idx;
@@ -412,8 +421,9 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
                 si[(size_t)b * B + j] = vlt_f32(sim_i2t)[(size_t)b * K + j];
                 st[(size_t)b * B + j] = vlt_f32(sim_t2i)[(size_t)b * K + j];
             }
-        vlt_albef_sample_negatives(st, B, m->seed, in->step, DRAW_NEG_IMAGE, vlt_i32(neg_img));   // for each text
-        vlt_albef_sample_negatives(si, B, m->seed, in->step, DRAW_NEG_TEXT, vlt_i32(neg_txt));    // for each image
+        int k = DRAW_KINDS * in->rank;
+        vlt_albef_sample_negatives(st, B, m->seed, in->step, DRAW_NEG_IMAGE + k, vlt_i32(neg_img));   // for each text
+        vlt_albef_sample_negatives(si, B, m->seed, in->step, DRAW_NEG_TEXT + k, vlt_i32(neg_txt));    // for each image
         free(si);
         free(st);
     }
@@ -449,7 +459,7 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
         mlm_ids = host_i32(2, VLT_SHAPE(B, T));
         labels = host_i32(2, VLT_SHAPE(B, T));
         if (!mlm_ids || !labels) return vlt_error_code();
-        vlt_albef_mask_tokens(m, vlt_i32(ids), B, T, in->step, vlt_i32(mlm_ids), vlt_i32(labels));
+        vlt_albef_mask_tokens(m, vlt_i32(ids), B, T, in->step, in->rank, vlt_i32(mlm_ids), vlt_i32(labels));
     }
     int M = 0;
     for (int64_t i = 0; i < (int64_t)B * T; i++) M += vlt_i32(labels)[i] != -100;

@@ -67,6 +67,11 @@ typedef struct {
     vlt_tensor *neg_text_idx;    // (B) i32: the text chosen as the negative of image b
     float alpha;                 // distillation weight of this step
     uint64_t step;               // the RNG counter of this step's draws
+    int rank;                    // this process among data-parallel ranks (0): its own draws
+    // Data parallel (NULL in one process): all ranks' rows of a (B, E) tensor, rank order, as the
+    // authors' concat_all_gather, so that every rank's queues take every rank's momentum features.
+    vlt_tensor *(*all_gather)(void *ctx, vlt_tensor *x);
+    void *gather_ctx;
 } vlt_albef_inputs;
 
 typedef struct {
@@ -103,8 +108,9 @@ int64_t vlt_albef_trainable_numel(const vlt_albef *m);
 // The draws, exposed for tests: MLM masking of ids (B, T) into mlm_ids / labels (host i32,
 // B·T each); returns the number masked. Negatives from similarity rows sim (B, B) (host):
 // neg[b] drawn from softmax(sim[b]) with the diagonal zeroed.
-int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int32_t *mlm_ids,
-                          int32_t *labels);
+// `rank` keys the draws of each data-parallel rank apart (0 in one process).
+int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int rank,
+                          int32_t *mlm_ids, int32_t *labels);
 void vlt_albef_sample_negatives(const float *sim, int B, uint64_t seed, uint64_t step, int which, int32_t *neg);
 
 // ALBEF's load of weights at another image size: pos_embed of visual_encoder and

@@ -269,6 +269,7 @@ static vlt_status albef_loss(vlt_model *m, const vlt_model_batch *b, const vlt_l
         .neg_image_idx = vlt_model_batch_get(b, VLT_FIELD_NEG_IMAGE_IDX),
         .neg_text_idx = vlt_model_batch_get(b, VLT_FIELD_NEG_TEXT_IDX),
         .alpha = vlt_loss_opts_get(o, "alpha", alpha), .step = step > 0 ? (uint64_t)step : 0,
+        .rank = o ? o->rank : 0, .all_gather = o ? o->all_gather : NULL, .gather_ctx = o ? o->all_gather_ctx : NULL,
     };
     vlt_albef_output ao;
     VLT_TRY(vlt_albef_forward(a, &in, &ao));

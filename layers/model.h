@@ -72,6 +72,12 @@ typedef struct {
     // This rank's share of a token-mean loss under data parallelism: local tokens × ranks / all
     // tokens (1 in one process), so that the ranks' average is the one-process mean.
     float token_loss_scale;
+    // Data parallel (NULL in one process): every rank's rows of x (B, ...), in rank order, and
+    // this process's rank (ALBEF: its queues take all ranks' momentum features; its draws differ
+    // by rank).
+    vlt_tensor *(*all_gather)(void *ctx, vlt_tensor *x);
+    void *all_gather_ctx;
+    int rank;
 } vlt_loss_opts;
 
 vlt_loss_opts vlt_loss_opts_default(void);  // no named values, no hook, token_loss_scale 1

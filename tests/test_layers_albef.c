@@ -243,7 +243,7 @@ static void test_draws(void **state) {
             int len = 10 + b % 25;
             ids[b * T + t] = t == 0 ? 2 : t < len ? 5 + (b * 7 + t * 3) % 90 : t == len ? 3 : 0;
         }
-    int masked = vlt_albef_mask_tokens(&f.m, ids, B, T, 5, mi, lab);
+    int masked = vlt_albef_mask_tokens(&f.m, ids, B, T, 5, 0, mi, lab);
     int eligible = 0, to_mask = 0, kept = 0, random_ = 0;
     for (int i = 0; i < B * T; i++) {
         bool special = ids[i] == 0 || ids[i] == 2 || ids[i] == 3;
@@ -268,9 +268,11 @@ static void test_draws(void **state) {
     assert_true(random_ > 0 && kept > 0);
     // the same step draws the same; another step draws differently
     int32_t mi2[B * T], lab2[B * T];
-    vlt_albef_mask_tokens(&f.m, ids, B, T, 5, mi2, lab2);
+    vlt_albef_mask_tokens(&f.m, ids, B, T, 5, 0, mi2, lab2);
     assert_memory_equal(mi, mi2, sizeof mi);
-    vlt_albef_mask_tokens(&f.m, ids, B, T, 6, mi2, lab2);
+    vlt_albef_mask_tokens(&f.m, ids, B, T, 5, 1, mi2, lab2);   // another rank draws differently
+    assert_true(memcmp(lab, lab2, sizeof lab) != 0);
+    vlt_albef_mask_tokens(&f.m, ids, B, T, 6, 0, mi2, lab2);
     assert_true(memcmp(lab, lab2, sizeof lab) != 0);
 
     // negatives: never the positive; a dominant similarity is picked nearly always

@@ -809,6 +809,8 @@ static vlt_tensor *dist_contrastive(void *ctx, vlt_tensor *img, vlt_tensor *txt,
     return vlt_dist_clip_loss((const vlt_dist *)ctx, img, txt, logit_scale, logit_bias, NULL);
 }
 
+static vlt_tensor *dist_all_gather(void *ctx, vlt_tensor *x) { return vlt_dist_all_gather((const vlt_dist *)ctx, x); }
+
 // One optimizer step. *stop is set when the run must end (too many non-finite steps).
 static vlt_status train_step(vlt_trainer *t, bool *stop) {
     vlt_params *P = &t->opt_view;
@@ -845,7 +847,10 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             // tokens, so that the average over ranks is the one-process mean.
             lo.contrastive = dist_contrastive;
             lo.contrastive_ctx = (void *)t->dist;
+            lo.all_gather = dist_all_gather;
+            lo.all_gather_ctx = (void *)t->dist;
         }
+        lo.rank = t->dist->rank;
         if (t->dist->world > 1) {
             double counts[1] = {(double)vlt_model_loss_tokens(&t->model, &batch)};
             double local = counts[0];
