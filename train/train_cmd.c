@@ -52,6 +52,15 @@ static const char *grouped(long long v, char *buf, size_t cap) {
     return buf;
 }
 
+// Parameters: the table's tensors with a gradient (ALBEF's momentum copies, queues and buffers
+// are state, not parameters; every tensor for the other kinds).
+static long long n_parameters(const vlt_params *p) {
+    long long n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i]->grad) n += p->t[i]->numel;
+    return n;
+}
+
 // The start-up summary line (rank 0): what this run is, before its first step.
 static void print_summary(const vlt_run_config *cfg, const vlt_dist *dist, vlt_trainer *t) {
     char params[48];
@@ -59,7 +68,7 @@ static void print_summary(const vlt_run_config *cfg, const vlt_dist *dist, vlt_t
     printf("vlt train: model %s (%s, %s parameters); %d rank(s) x batch %d%s = global batch %lld; device %s, "
            "precision %s; %zu training shard(s), %zu held-out; run directory %s\n",
            cfg->model_name, vlt_trainer_model_title(t),
-           grouped((long long)vlt_params_numel(vlt_trainer_params(t)), params, sizeof params), dist->world,
+           grouped(n_parameters(vlt_trainer_params(t)), params, sizeof params), dist->world,
            cfg->batch_size, cfg->accum_steps > 1 ? " x accumulated micro-batches" : "", global, cfg->device,
            cfg->precision, count_shards(cfg->train_shards), count_shards(cfg->val_shards), cfg->output_dir);
     fflush(stdout);
