@@ -4,7 +4,8 @@
 // --captions-out` and as `--weights` + `--model`; `vlt eval captions` on that file against the
 // shards' captions gives exactly the BLEU / CIDEr-D `vlt eval checkpoint` reports (the round
 // trip); beam search and the length options work and bad values are refused; an image packed
-// twice is captioned once; a model without a caption decoder is refused naming its kind.
+// twice is captioned once; a model without a caption decoder is refused naming its kind; a
+// caption run's report is reproduced by vlt eval --reproduce.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -274,12 +275,56 @@ static void test_refuses_non_captioner(void **state) {
     assert_null(f);
 }
 
+// vlt caption --report: the weights, shards and settings recorded with a digest of the captions;
+// vlt eval --reproduce runs it again: REPRODUCED as it is; after the weights file changed, NOT,
+// and the new report's digest differs.
+static void test_report_reproduces(void **state) {
+    (void)state;
+    char w[400], res[400], rep[400], rep2[400], cmd[1000];
+    snprintf(w, sizeof w, "%s/coca-copy.safetensors", g_dir);
+    snprintf(res, sizeof res, "%s/results-rep.json", g_dir);
+    snprintf(rep, sizeof rep, "%s/caption-report.json", g_dir);
+    snprintf(rep2, sizeof rep2, "%s/caption-report2.json", g_dir);
+    snprintf(cmd, sizeof cmd, "cp %s/checkpoints/latest/model.safetensors %s", g_run, w);
+    assert_int_equal(system(cmd), 0);
+    char *cap[] = {"caption", "--weights", w, "--model", "tiny-coca", "--shards", g_shards, "--out", res, "--limit", "10",
+                   "--report", rep, NULL};
+    assert_int_equal(run_cmd(vlt_cmd_caption, cap), 0);
+    cJSON *r = load(rep);
+    assert_true(number(r, "n_images") == 10);
+    double digest = number(r, "captions_digest");
+    assert_true(digest > 0 && digest < 4503599627370496.0);  // 52 bits
+    int shards = 0, weights = 0;
+    const cJSON *in;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(r, "inputs")) {
+        const char *role = cJSON_GetObjectItemCaseSensitive(in, "role")->valuestring;
+        shards += !strcmp(role, "shard");
+        weights += !strcmp(role, "weights");
+    }
+    assert_int_equal(shards, 2);
+    assert_int_equal(weights, 1);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "settings"), "results")->valuestring, res);
+    cJSON_Delete(r);
+    char *again[] = {"eval", "--reproduce", rep, "--out", rep2, NULL};
+    assert_int_equal(run_cmd(vlt_cmd_eval, again), 0);
+    r = load(rep2);
+    assert_true(number(r, "captions_digest") == digest);
+    cJSON_Delete(r);
+    char *init[] = {"model", "init", "--model", "tiny-coca", "--out", w, "--seed", "3", NULL};
+    assert_int_equal(run_cmd(vlt_cmd_model, init), 0);
+    assert_int_equal(run_cmd(vlt_cmd_eval, again), 1);
+    r = load(rep2);
+    assert_true(number(r, "captions_digest") != digest);  // other weights, other captions
+    cJSON_Delete(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_caption_results_file),
         cmocka_unit_test(test_round_trip_eval_captions),
         cmocka_unit_test(test_generation_options),
         cmocka_unit_test(test_refuses_non_captioner),
+        cmocka_unit_test(test_report_reproduces),
     };
     int rc = cmocka_run_group_tests_name("train_caption", tests, setup, teardown);
     vlt_tape_shutdown();

@@ -109,34 +109,9 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
 // settings. Errors name the file that could not be hashed.
 static vlt_status report_open(vlt_eval_report *rep, int argc, char **argv, const session *se, const eval_args *a) {
     VLT_TRY(vlt_eval_report_init(rep, VLT_VERSION, argc, argv));
-    char path[1200];
-    vlt_status s = vlt_model_source_report(&se->src, rep);
-    vlt_shard_list shards = {0};
-    if (s == VLT_OK) s = vlt_shardspec_expand(a->shards, &shards);
-    for (size_t i = 0; s == VLT_OK && i < shards.n; i++) s = vlt_eval_report_input(rep, "shard", shards.paths[i]);
-    vlt_shard_list_free(&shards);
-    const char *assets = getenv("VLT_ASSETS");
-    snprintf(path, sizeof path, "%s/bpe_simple_vocab_16e6.txt.gz", assets && assets[0] ? assets : "assets");
-    if (s == VLT_OK) s = vlt_eval_report_input(rep, "tokenizer vocabulary", path);
-    if (s != VLT_OK) {
-        vlt_eval_report_free(rep);
-        return s;
-    }
-    const vlt_model_cfg *mc = &se->src.m.cfg;
-    vlt_eval_report_setting(rep, "shards", a->shards);
-    vlt_eval_report_setting_num(rep, "image_size", mc->vision.image_size);
-    vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
-    vlt_eval_report_setting(rep, "transform", "open_clip eval preprocess: RGB, resize the shorter side to image_size "
-                                              "(bicubic, PIL's antialiasing), center crop, CLIP mean/std");
-    vlt_eval_report_setting(rep, "tokenizer", "CLIP BPE as open_clip's SimpleTokenizer (lower case, SOT/EOT, zero padding)");
-    vlt_eval_report_setting_num(rep, "context_length", mc->text.context_length);
-    vlt_eval_report_setting_num(rep, "batch", a->batch);
-    vlt_eval_report_setting_num(rep, "limit", a->limit);
-    vlt_eval_report_setting(rep, "device", "cpu");
-    vlt_eval_report_setting(rep, "precision", "fp32");
-    vlt_eval_report_setting_num(rep, "threads", omp_get_max_threads());
-    vlt_eval_report_setting(rep, "order", "shards in spec order, one reader, every sample");
-    return VLT_OK;
+    vlt_status s = vlt_model_source_report_shards(&se->src, rep, a->shards, a->batch, a->limit);
+    if (s != VLT_OK) vlt_eval_report_free(rep);
+    return s;
 }
 
 static const char *EMBED_USAGE =

@@ -5,6 +5,7 @@
 // to SUBCOMMANDS.
 #include <cJSON.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,22 +424,30 @@ static int reproduce(int argc, char **argv) {
         else close(fd);
         snprintf(abs_out, sizeof abs_out, "%s", tmp);
     }
-    printf("reproducing %s: vlt eval", path);
+    const cJSON *c0 = cJSON_GetArrayItem(cmd, 0);
+    bool top = cJSON_IsString(c0) && !strcmp(c0->valuestring, "caption");  // a command of its own, not vlt eval's
+    printf("reproducing %s: vlt%s", path, top ? "" : " eval");
     const cJSON *c;
     cJSON_ArrayForEach(c, cmd) printf(" %s", cJSON_IsString(c) ? c->valuestring : "?");
     printf("\n  in %s\ninputs:\n", cJSON_IsString(cwd) ? cwd->valuestring : "?");
     int changed = vlt_eval_report_check_inputs(old, stdout);
-    // the same arguments, with --out pointing at the new report
+    // the same arguments, with the report option (--out, or what the report names: vlt caption's
+    // --out is its results file, its report --report) pointing at the new report
+    const cJSON *ro = cJSON_GetObjectItemCaseSensitive(old, "report_option");
+    const char *ropt = cJSON_IsString(ro) ? ro->valuestring : "--out";
     char **args = calloc((size_t)n + 3, sizeof *args);
     int k = 0;
     for (int i = 0; i < n; i++) {
         const cJSON *x = cJSON_GetArrayItem(cmd, i);
         const char *v = cJSON_IsString(x) ? x->valuestring : "";
-        if (!strcmp(v, "--out") && i + 1 < n) { i++; continue; }
+        size_t rl = strlen(ropt);
+        if (!strcmp(v, ropt) && i + 1 < n) { i++; continue; }
+        if (!strncmp(v, ropt, rl) && v[rl] == '=') continue;
         args[k++] = strdup(v);
     }
-    args[k++] = strdup("--out");
+    args[k++] = strdup(ropt);
     args[k++] = strdup(abs_out);
+    const char *first = cJSON_IsString(cJSON_GetArrayItem(cmd, 0)) ? cJSON_GetArrayItem(cmd, 0)->valuestring : "";
     char here[4096];
     int moved = cJSON_IsString(cwd) && getcwd(here, sizeof here) && chdir(cwd->valuestring) == 0;
     if (cJSON_IsString(cwd) && !moved) printf("  (cannot enter %s: running here)\n", cwd->valuestring);
@@ -446,7 +455,11 @@ static int reproduce(int argc, char **argv) {
     fflush(stdout);
     char **full = calloc((size_t)k + 2, sizeof *full);  // "eval" + the subcommand's arguments
     int rc = 1;
-    if (full) {
+    if (full && !strcmp(first, "caption")) {
+        for (int i = 0; i < k; i++) full[i] = args[i];
+        rc = vlt_cmd_caption(k, full);
+        free(full);
+    } else if (full) {
         full[0] = "eval";
         for (int i = 0; i < k; i++) full[i + 1] = args[i];
         rc = vlt_cmd_eval(k + 1, full);

@@ -2,6 +2,7 @@
 #include "train/model_source.h"
 
 #include <cJSON.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/safetensors.h"
+#include "data/shardspec.h"
 #include "train/run_config.h"
 
 const char *vlt_model_source_check(const char *checkpoint, const char *weights, const char *model) {
@@ -118,5 +120,34 @@ vlt_status vlt_model_source_report(const vlt_model_source *src, vlt_eval_report 
     if (src->config_path[0]) VLT_TRY(vlt_eval_report_input(rep, "model config", src->config_path));
     vlt_eval_report_setting(rep, "model", src->model_name);
     vlt_eval_report_setting(rep, "model_kind", vlt_model_title(&src->m));
+    return VLT_OK;
+}
+
+vlt_status vlt_model_source_report_shards(const vlt_model_source *src, vlt_eval_report *rep, const char *shards_spec,
+                                          int batch, int limit) {
+    VLT_TRY(vlt_model_source_report(src, rep));
+    vlt_shard_list shards = {0};
+    vlt_status s = vlt_shardspec_expand(shards_spec, &shards);
+    for (size_t i = 0; s == VLT_OK && i < shards.n; i++) s = vlt_eval_report_input(rep, "shard", shards.paths[i]);
+    vlt_shard_list_free(&shards);
+    const char *assets = getenv("VLT_ASSETS");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/bpe_simple_vocab_16e6.txt.gz", assets && assets[0] ? assets : "assets");
+    if (s == VLT_OK) s = vlt_eval_report_input(rep, "tokenizer vocabulary", path);
+    if (s != VLT_OK) return s;
+    const vlt_model_cfg *mc = &src->m.cfg;
+    vlt_eval_report_setting(rep, "shards", shards_spec);
+    vlt_eval_report_setting_num(rep, "image_size", mc->vision.image_size);
+    vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
+    vlt_eval_report_setting(rep, "transform", "open_clip eval preprocess: RGB, resize the shorter side to image_size "
+                                              "(bicubic, PIL's antialiasing), center crop, CLIP mean/std");
+    vlt_eval_report_setting(rep, "tokenizer", "CLIP BPE as open_clip's SimpleTokenizer (lower case, SOT/EOT, zero padding)");
+    vlt_eval_report_setting_num(rep, "context_length", mc->text.context_length);
+    vlt_eval_report_setting_num(rep, "batch", batch);
+    vlt_eval_report_setting_num(rep, "limit", limit);
+    vlt_eval_report_setting(rep, "device", "cpu");
+    vlt_eval_report_setting(rep, "precision", "fp32");
+    vlt_eval_report_setting_num(rep, "threads", omp_get_max_threads());
+    vlt_eval_report_setting(rep, "order", "shards in spec order, one reader, every sample");
     return VLT_OK;
 }

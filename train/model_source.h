@@ -42,6 +42,12 @@ void vlt_model_source_close(vlt_model_source *src);
 // "model", "model_kind". Errors name the file that could not be hashed.
 vlt_status vlt_model_source_report(const vlt_model_source *src, vlt_eval_report *rep);
 
+// The same, and what every evaluation on a shard set records: every shard and the tokenizer
+// vocabulary (sha256), the shard spec, the eval transform and image decoding, the tokenizer, the
+// batch, the limit, the device, the precision and the threads.
+vlt_status vlt_model_source_report_shards(const vlt_model_source *src, vlt_eval_report *rep, const char *shards,
+                                          int batch, int limit);
+
 // The options' help text, the same for every command that takes a model.
 #define VLT_MODEL_SOURCE_USAGE                                                                                  \
     "model, one of:\n"                                                                                          \
