@@ -83,8 +83,8 @@ static vlt_status attention_init(vlt_bert_attention *a, vlt_params *table, const
     return ln_init(table, prefix, n, W, &a->ln_w, &a->ln_b);
 }
 
-vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed,
-                         bool fill) {
+static vlt_status init_common(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg,
+                              uint64_t seed, bool fill, bool with_head) {
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     g_fill = fill;
@@ -96,7 +96,7 @@ vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, con
         return vlt_error_set(VLT_ERR_ARG, "bert '%s': hidden_size %d / heads %d, fusion_layer %d of %d layers", prefix,
                              W, cfg->num_attention_heads, cfg->fusion_layer, L);
     char bp[128];
-    snprintf(bp, sizeof bp, "%s.bert", prefix);
+    snprintf(bp, sizeof bp, with_head ? "%s.bert" : "%s", prefix);
     b->word_emb = param(table, bp, "embeddings.word_embeddings.weight", 2, VLT_SHAPE(cfg->vocab_size, W));
     b->pos_emb = param(table, bp, "embeddings.position_embeddings.weight", 2,
                        VLT_SHAPE(cfg->max_position_embeddings, W));
@@ -122,6 +122,7 @@ vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, con
         VLT_TRY(linear_init(table, lp, "output.dense", W, I, &y->out_w, &y->out_b, seed));
         VLT_TRY(ln_init(table, lp, "output.LayerNorm", W, &y->ln_w, &y->ln_b));
     }
+    if (!with_head) return VLT_OK;
     char cp[128];
     snprintf(cp, sizeof cp, "%s.cls.predictions", prefix);
     b->mlm_bias = param(table, cp, "bias", 1, VLT_SHAPE(cfg->vocab_size));
@@ -131,6 +132,16 @@ vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, con
     b->decoder_w_alias = alias_of(table, b->word_emb, cp, "decoder.weight");
     b->decoder_b_alias = alias_of(table, b->mlm_bias, cp, "decoder.bias");
     return b->decoder_w_alias && b->decoder_b_alias ? VLT_OK : vlt_error_code();
+}
+
+vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed,
+                         bool fill) {
+    return init_common(b, table, prefix, cfg, seed, fill, true);
+}
+
+vlt_status vlt_bert_init_model(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg,
+                               uint64_t seed, bool fill) {
+    return init_common(b, table, prefix, cfg, seed, fill, false);
 }
 
 int vlt_bert_trainable(vlt_bert *b, vlt_tensor **out, int cap) {
@@ -152,7 +163,7 @@ int vlt_bert_trainable(vlt_bert *b, vlt_tensor **out, int cap) {
         }
         PUT(y->inter_w); PUT(y->inter_b); PUT(y->out_w); PUT(y->out_b); PUT(y->ln_w); PUT(y->ln_b);
     }
-    PUT(b->mlm_bias); PUT(b->tr_w); PUT(b->tr_b); PUT(b->tr_ln_w); PUT(b->tr_ln_b);
+    if (b->mlm_bias) { PUT(b->mlm_bias); PUT(b->tr_w); PUT(b->tr_b); PUT(b->tr_ln_w); PUT(b->tr_ln_b); }
 #undef PUT
     return n < cap ? n : cap;
 }
@@ -212,7 +223,7 @@ static vlt_tensor *split_heads(vlt_tensor *x, int H) {
 
 // Post-LN attention sublayer: LN(x + dense(attn(q(x), k(ctx), v(ctx)))).
 static vlt_tensor *attention_forward(const vlt_bert_attention *a, vlt_tensor *x, vlt_tensor *ctx, vlt_tensor *key_pad,
-                                     int H, float eps, bool self) {
+                                     int H, float eps, bool self, bool causal) {
     if (!x || !ctx) return NULL;
     int B = x->shape[0], T = x->shape[1], W = x->shape[2];
     vlt_tensor *o;
@@ -220,7 +231,7 @@ static vlt_tensor *attention_forward(const vlt_bert_attention *a, vlt_tensor *x,
         // q, k, v packed as one product and the fused attention (one kernel on the GPU)
         vlt_tensor *w = vlt_concat((vlt_tensor *[]){a->q_w, a->k_w, a->v_w}, 3, 0);
         vlt_tensor *bias = vlt_concat((vlt_tensor *[]){a->q_b, a->k_b, a->v_b}, 3, 0);
-        o = vlt_attention_qkv(vlt_linear(x, w, bias), H, false, key_pad);            // (B, T, W)
+        o = vlt_attention_qkv(vlt_linear(x, w, bias), H, causal, key_pad);            // (B, T, W)
     } else {
         vlt_tensor *q = split_heads(vlt_linear(x, a->q_w, a->q_b), H);
         vlt_tensor *k = split_heads(vlt_linear(ctx, a->k_w, a->k_b), H);
@@ -254,8 +265,8 @@ vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_te
     float eps = c->layer_norm_eps;
     for (int l = from; l < to; l++) {
         vlt_bert_layer *y = &b->layers[l];
-        x = attention_forward(&y->self, x, x, text_pad, H, eps, true);
-        if (y->has_cross) x = attention_forward(&y->cross, x, image, image_pad, H, eps, false);
+        x = attention_forward(&y->self, x, x, text_pad, H, eps, true, b->is_decoder);
+        if (y->has_cross) x = attention_forward(&y->cross, x, image, image_pad, H, eps, false, false);
         vlt_tensor *h = vlt_linear_act(x, y->inter_w, y->inter_b, VLT_ACT_FN_GELU);
         x = vlt_layernorm(vlt_linear_residual(h, y->out_w, y->out_b, x), y->ln_w, y->ln_b, eps);
     }

@@ -55,7 +55,10 @@ typedef struct {
     vlt_bert_layer layers[VLT_BERT_MAX_LAYERS];
     // MLM head
     vlt_tensor *tr_w, *tr_b, *tr_ln_w, *tr_ln_b, *mlm_bias;
-    vlt_tensor *decoder_w_alias, *decoder_b_alias;   // tied names (see above)
+    vlt_tensor *decoder_w_alias, *decoder_b_alias;   // tied names (see above); all NULL without a head
+    // xbert's is_decoder (BertLMHeadModel, ALBEF VQA's answer decoder): self-attention is causal
+    // (query t sees keys <= t) besides the key padding mask. Set by the caller after init.
+    bool is_decoder;
 } vlt_bert;
 
 typedef enum { VLT_BERT_TEXT, VLT_BERT_FUSION, VLT_BERT_MULTI_MODAL } vlt_bert_mode;
@@ -65,6 +68,11 @@ typedef enum { VLT_BERT_TEXT, VLT_BERT_FUSION, VLT_BERT_MULTI_MODAL } vlt_bert_m
 // (a momentum copy, about to be overwritten).
 vlt_status vlt_bert_init(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg, uint64_t seed,
                          bool fill);
+
+// xbert's BertModel (add_pooling_layer False; ALBEF VQA's text encoder): the same encoder named
+// <prefix>.embeddings.*, <prefix>.encoder.layer.* (no ".bert" infix) and no MLM head.
+vlt_status vlt_bert_init_model(vlt_bert *b, vlt_params *table, const char *prefix, const vlt_bert_cfg *cfg,
+                               uint64_t seed, bool fill);
 
 // The key padding mask (B, T) i32 (nonzero = padding) of an attention mask (B, T) (1 = token).
 vlt_tensor *vlt_bert_key_pad(vlt_tensor *atts);
