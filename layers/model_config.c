@@ -264,7 +264,7 @@ static vlt_status parse_bert(const cJSON *o, vlt_bert_cfg *b, const char *what) 
 // An ALBEF config: the "albef" and "bert" sections; the open_clip-shaped fields that the rest of
 // vlt reads (image size, patch size, embed_dim, text length and vocabulary) are filled from them.
 static vlt_status parse_albef_root(const cJSON *root, vlt_model_cfg *cfg, const char *what) {
-    static const char *const known[] = {"albef", "bert", NULL};
+    static const char *const known[] = {"albef", "bert", "albef_vqa", NULL};
     VLT_TRY(check_keys(root, known, what, "(top)"));
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "albef"), *b = cJSON_GetObjectItemCaseSensitive(root, "bert");
     if (!cJSON_IsObject(a) || !cJSON_IsObject(b))
@@ -287,6 +287,18 @@ static vlt_status parse_albef_root(const cJSON *root, vlt_model_cfg *cfg, const 
     if (cfg->albef.max_text_len > cfg->bert.max_position_embeddings)
         return vlt_error_set(VLT_ERR_FORMAT, "%s: albef.max_text_len %d is past bert.max_position_embeddings %d", what,
                              cfg->albef.max_text_len, cfg->bert.max_position_embeddings);
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "albef_vqa");
+    if (q) {   // ALBEF VQA: model_vqa.py's decoder and ranking settings
+        static const char *const qk[] = {"decoder_layers", "distill", "k_test", NULL};
+        if (!cJSON_IsObject(q)) return vlt_error_set(VLT_ERR_FORMAT, "%s: albef_vqa must be an object", what);
+        VLT_TRY(check_keys(q, qk, what, "albef_vqa"));
+        cfg->albef.vqa.on = cfg->albef.vqa.distill = true;
+        cfg->albef.vqa.decoder_layers = 6;
+        cfg->albef.vqa.k_test = 128;
+        VLT_TRY(get_int(q, "decoder_layers", &cfg->albef.vqa.decoder_layers, false, 1, what, "albef_vqa"));
+        VLT_TRY(get_bool(q, "distill", &cfg->albef.vqa.distill, what, "albef_vqa"));
+        VLT_TRY(get_int(q, "k_test", &cfg->albef.vqa.k_test, false, 1, what, "albef_vqa"));
+    }
     cfg->is_albef = true;
     cfg->embed_dim = al->embed_dim;
     cfg->init_logit_scale = logf(1.0f / al->temp);

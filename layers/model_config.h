@@ -45,6 +45,10 @@ typedef struct {
     char vocab[256];
     bool do_lower_case;
     int max_text_len;
+    // ALBEF VQA (layers/albef_vqa.h; models/model_vqa.py), on when the config has an "albef_vqa"
+    // section: the answer decoder's layers (6 in the paper: the pretrained layers from fusion_layer
+    // on), momentum distillation (momentum and alpha above), candidates re-ranked (k_test, 128).
+    struct { bool on, distill; int decoder_layers, k_test; } vqa;
 } vlt_albef_cfg;
 
 // BERT (xbert's BertConfig keys).

@@ -1,0 +1,581 @@
+// albef_vqa.c — ALBEF's VQA model: question encoder, answer decoder, weighted answer LM loss with
+// momentum distillation, and the authors' candidate ranking (see albef_vqa.h).
+#include "layers/albef_vqa.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoints/safetensors.h"
+
+// The decoder's BERT config (model_vqa.py: config_decoder.fusion_layer = 0, num_hidden_layers = 6):
+// every layer cross-attends, to question states of the hidden width.
+static vlt_bert_cfg decoder_cfg(const vlt_model_cfg *cfg) {
+    vlt_bert_cfg d = cfg->bert;
+    d.fusion_layer = 0;
+    d.num_hidden_layers = cfg->albef.vqa.decoder_layers;
+    d.encoder_width = cfg->bert.hidden_size;
+    return d;
+}
+
+static void freeze_from(vlt_params *p, int from) {
+    for (int i = from; i < p->n; i++) {
+        vlt_tensor *t = p->t[i];
+        t->requires_grad = false;
+        if (t->grad && t->grad->persistent) vlt_tensor_free(t->grad);
+        t->grad = NULL;
+    }
+}
+
+static vlt_status build_pairs(vlt_albef_vqa *m) {
+    int cap = 4096;
+    m->online = calloc((size_t)cap, sizeof *m->online);
+    m->momentum = calloc((size_t)cap, sizeof *m->momentum);
+    if (!m->online || !m->momentum) return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    int n = vlt_deit_params(&m->visual, m->online, cap), k = vlt_deit_params(&m->visual_m, m->momentum, cap);
+    n += vlt_bert_trainable(&m->text, m->online + n, cap - n);
+    k += vlt_bert_trainable(&m->text_m, m->momentum + k, cap - k);
+    n += vlt_bert_trainable(&m->dec, m->online + n, cap - n);
+    k += vlt_bert_trainable(&m->dec_m, m->momentum + k, cap - k);
+    if (n != k || n >= cap) return vlt_error_set(VLT_ERR_STATE, "albef_vqa: %d online and %d momentum tensors", n, k);
+    m->n_pairs = n;
+    return VLT_OK;
+}
+
+void vlt_albef_vqa_copy_params(vlt_albef_vqa *m) {
+    for (int i = 0; i < m->n_pairs; i++)
+        memcpy(m->momentum[i]->data, m->online[i]->data, sizeof(float) * (size_t)m->online[i]->numel);
+}
+
+static vlt_status load_vocab(vlt_albef_vqa *m) {
+    const vlt_albef_cfg *a = &m->cfg.albef;
+    if (!a->vocab[0]) return VLT_OK;
+    char path[1024];
+    const char *home = getenv("VLT_HOME");
+    snprintf(path, sizeof path, "%s", a->vocab);
+    if (a->vocab[0] != '/' && home && *home) {
+        snprintf(path, sizeof path, "%s/%s", home, a->vocab);
+        if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s", a->vocab);
+    }
+    VLT_TRY(vlt_bert_tokenizer_load(path, a->do_lower_case, &m->tok));
+    vlt_bert_specials sp = vlt_bert_tokenizer_specials(m->tok);
+    if (vlt_bert_tokenizer_vocab_size(m->tok) > m->cfg.bert.vocab_size || sp.pad != m->cfg.bert.pad_token_id)
+        return vlt_error_set(VLT_ERR_ARG, "albef_vqa: the vocabulary %s does not fit bert.vocab_size %d / pad_token_id %d",
+                             path, m->cfg.bert.vocab_size, m->cfg.bert.pad_token_id);
+    return VLT_OK;
+}
+
+vlt_status vlt_albef_vqa_init(vlt_albef_vqa *m, const vlt_model_cfg *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    if (!cfg->is_albef || !cfg->albef.vqa.on)
+        return vlt_error_set(VLT_ERR_ARG, "albef_vqa: %s is not an ALBEF VQA config (no \"albef_vqa\" section)",
+                             cfg->name);
+    m->cfg = *cfg;
+    m->seed = seed;
+    m->distill = cfg->albef.vqa.distill;
+    const vlt_albef_cfg *a = &cfg->albef;
+    vlt_bert_cfg dc = decoder_cfg(cfg);
+    vlt_params *p = &m->params;
+    vlt_params_init(p);
+    vlt_status s = load_vocab(m);
+    // model_vqa.py's registration order: visual_encoder, text_encoder, text_decoder, then the copies
+    if (s == VLT_OK)
+        s = vlt_deit_init(&m->visual, p, "visual_encoder", a->image_res, a->patch_size, a->vision_width,
+                          a->vision_depth, a->vision_heads, a->mlp_ratio, seed, true);
+    if (s == VLT_OK) s = vlt_bert_init_model(&m->text, p, "text_encoder", &cfg->bert, seed, true);
+    if (s == VLT_OK) s = vlt_bert_init(&m->dec, p, "text_decoder", &dc, seed ^ 0x5eedULL, true);
+    int first_m = p->n;
+    if (s == VLT_OK && m->distill) {
+        s = vlt_deit_init(&m->visual_m, p, "visual_encoder_m", a->image_res, a->patch_size, a->vision_width,
+                          a->vision_depth, a->vision_heads, a->mlp_ratio, seed, false);
+        if (s == VLT_OK) s = vlt_bert_init_model(&m->text_m, p, "text_encoder_m", &cfg->bert, seed, false);
+        if (s == VLT_OK) s = vlt_bert_init(&m->dec_m, p, "text_decoder_m", &dc, seed, false);
+        if (s == VLT_OK) s = build_pairs(m);
+    }
+    if (s != VLT_OK) {
+        vlt_albef_vqa_free(m);
+        return s;
+    }
+    m->dec.is_decoder = m->dec_m.is_decoder = true;
+    freeze_from(p, first_m);
+    vlt_albef_vqa_copy_params(m);
+    m->ema_pending = true;   // the authors' first forward runs the EMA too
+    return VLT_OK;
+}
+
+void vlt_albef_vqa_free(vlt_albef_vqa *m) {
+    vlt_params_free(&m->params);
+    free(m->online);
+    free(m->momentum);
+    free(m->cand_ids);
+    free(m->cand_atts);
+    vlt_bert_tokenizer_free(m->tok);
+    memset(m, 0, sizeof *m);
+}
+
+int64_t vlt_albef_vqa_trainable_numel(const vlt_albef_vqa *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->params.n; i++)
+        if (m->params.t[i]->requires_grad) n += m->params.t[i]->numel;
+    return n;
+}
+
+static void momentum_update(vlt_albef_vqa *m) {
+    float mu = m->cfg.albef.momentum, one_minus = (float)(1.0 - (double)m->cfg.albef.momentum);
+    for (int i = 0; i < m->n_pairs; i++) {
+        float *pm = vlt_f32(m->momentum[i]);
+        const float *po = vlt_f32(m->online[i]);
+        for (int64_t j = 0; j < m->online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
+    }
+}
+
+void vlt_albef_vqa_after_step(vlt_albef_vqa *m) { m->ema_pending = m->distill; }
+
+// ---- pieces ----
+static vlt_tensor *host_i32(int ndim, const int *shape) { return vlt_tensor_new_activation(VLT_I32, VLT_CPU, ndim, shape); }
+
+static vlt_status check_ids(vlt_tensor *t, const char *name) {
+    if (!t || t->dtype != VLT_I32 || t->ndim != 2 || t->device != VLT_CPU) {
+        char s[64] = "none";
+        if (t) vlt_shape_str(t, s, sizeof s);
+        return vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: %s %s must be i32 (n, T) on the host", name, s);
+    }
+    return VLT_OK;
+}
+
+// atts given (checked against ids) or made from ids != pad.
+static vlt_tensor *atts_of(vlt_albef_vqa *m, vlt_tensor *ids, vlt_tensor *atts, const char *name) {
+    if (atts) {
+        if (atts->dtype != VLT_I32 || atts->ndim != 2 || atts->shape[0] != ids->shape[0] ||
+            atts->shape[1] != ids->shape[1] || atts->device != VLT_CPU) {
+            vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: %s must be i32 like its ids", name);
+            return NULL;
+        }
+        return atts;
+    }
+    vlt_tensor *a = host_i32(2, ids->shape);
+    if (!a) return NULL;
+    for (int64_t i = 0; i < ids->numel; i++) vlt_i32(a)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+    return a;
+}
+
+// x (B, ...) -> rows idx (n) of it, with gradient.
+static vlt_tensor *gather_batch(vlt_tensor *x, vlt_tensor *idx) {
+    if (!x || !idx) return NULL;
+    int B = x->shape[0];
+    int64_t row = x->numel / B;
+    int shape[VLT_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[0] = idx->shape[0];
+    return vlt_reshape(vlt_embedding(vlt_reshape(x, 2, VLT_SHAPE(B, (int)row)), idx), x->ndim, shape);
+}
+
+// Host rows idx of an i32 (B, T) tensor.
+static vlt_tensor *gather_host(vlt_tensor *x, const int32_t *idx, int n) {
+    int T = x->shape[1];
+    vlt_tensor *o = host_i32(2, VLT_SHAPE(n, T));
+    if (!o) return NULL;
+    for (int r = 0; r < n; r++) memcpy(vlt_i32(o) + (size_t)r * T, vlt_i32(x) + (size_t)idx[r] * T, sizeof(int32_t) * T);
+    return o;
+}
+
+// The question states (B, Tq, W): image tokens, then every text-encoder layer fused with them.
+static vlt_tensor *encode_question(vlt_deit *vis, vlt_bert *txt, vlt_tensor *images, vlt_tensor *q_ids, vlt_tensor *q_pad) {
+    vlt_tensor *img = vlt_deit_forward(vis, images);
+    return vlt_bert_forward(txt, VLT_BERT_MULTI_MODAL, q_ids, q_pad, img, NULL);
+}
+
+// Decoder hidden states (N, Ta, W) over question states qs (N, Tq, W).
+static vlt_tensor *decode(vlt_bert *dec, vlt_tensor *a_ids, vlt_tensor *a_pad, vlt_tensor *qs, vlt_tensor *qs_pad) {
+    return vlt_bert_forward(dec, VLT_BERT_MULTI_MODAL, a_ids, a_pad, qs, qs_pad);
+}
+
+// LM logits (M, V) at flat positions pos (M) of hidden states h (N, T, W).
+static vlt_tensor *logits_at(vlt_bert *dec, vlt_tensor *h, vlt_tensor *pos) {
+    if (!h) return NULL;
+    int N = h->shape[0], T = h->shape[1], W = h->shape[2];
+    return vlt_bert_mlm_logits(dec, vlt_embedding(vlt_reshape(h, 2, VLT_SHAPE(N * T, W)), pos));
+}
+
+vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in) {
+    if (check_ids(in->question_ids, "question_ids") || check_ids(in->answer_ids, "answer_ids")) return NULL;
+    vlt_tensor *q_ids = in->question_ids, *a_ids = in->answer_ids, *kt = in->k, *wt = in->weights;
+    const int B = q_ids->shape[0], N = a_ids->shape[0], Ta = a_ids->shape[1], pad = m->cfg.bert.pad_token_id;
+    if (!in->images || in->images->ndim != 4 || in->images->shape[0] != B) {
+        vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: images must be (B = %d, 3, S, S)", B);
+        return NULL;
+    }
+    if (!kt || kt->dtype != VLT_I32 || kt->numel != B || kt->device != VLT_CPU || !wt || wt->dtype != VLT_F32 ||
+        wt->numel != N || wt->device != VLT_CPU) {
+        vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: k must be %d i32 (answers per question) and weights %d f32, on the host",
+                      B, N);
+        return NULL;
+    }
+    int32_t *rep = malloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
+    if (!rep) {
+        vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+        return NULL;
+    }
+    int r = 0;
+    for (int b = 0; b < B; b++) {
+        int kb = vlt_i32(kt)[b];
+        if (kb < 0 || r + kb > N) break;
+        for (int j = 0; j < kb; j++) rep[r++] = b;
+    }
+    if (r != N) {
+        free(rep);
+        vlt_error_set(VLT_ERR_ARG, "albef_vqa: the answer counts k (sum over %d questions) do not add up to the %d answers",
+                      B, N);
+        return NULL;
+    }
+    vlt_tensor *q_atts = atts_of(m, q_ids, in->question_atts, "question_atts");
+    vlt_tensor *a_atts = atts_of(m, a_ids, in->answer_atts, "answer_atts");
+    vlt_tensor *rep_t = host_i32(1, VLT_SHAPE(N));
+    vlt_tensor *qa_rep = q_atts ? gather_host(q_atts, rep, N) : NULL;
+    if (!q_atts || !a_atts || !rep_t || !qa_rep) {
+        free(rep);
+        return NULL;
+    }
+    memcpy(vlt_i32(rep_t), rep, sizeof(int32_t) * (size_t)N);
+    free(rep);
+    // positions whose next token is an answer token (PAD targets are -100 in the authors' loss)
+    int M = 0;
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t + 1 < Ta; t++) M += vlt_i32(a_ids)[(size_t)i * Ta + t + 1] != pad;
+    if (M == 0) {
+        vlt_error_set(VLT_ERR_ARG, "albef_vqa: the %d answers have no token to predict", N);
+        return NULL;
+    }
+    vlt_tensor *pos = host_i32(1, VLT_SHAPE(M));
+    if (!pos) return NULL;
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)M), *row_of = malloc(sizeof(int32_t) * (size_t)M);
+    if (!tgt || !row_of) {
+        free(tgt);
+        free(row_of);
+        vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+        return NULL;
+    }
+    for (int i = 0, j = 0; i < N; i++)
+        for (int t = 0; t + 1 < Ta; t++) {
+            int32_t nx = vlt_i32(a_ids)[(size_t)i * Ta + t + 1];
+            if (nx == pad) continue;
+            vlt_i32(pos)[j] = i * Ta + t;
+            tgt[j] = nx;
+            row_of[j++] = i;
+        }
+    const int V = m->cfg.bert.vocab_size;
+    vlt_tensor *q_pad = vlt_bert_key_pad(q_atts), *qa_pad = vlt_bert_key_pad(qa_rep), *a_pad = vlt_bert_key_pad(a_atts);
+    const float alpha = m->distill ? in->alpha : 0.0f;
+
+    // ---- momentum model's soft targets (after the EMA, as the authors' forward) ----
+    vlt_tensor *soft = NULL;
+    if (m->distill) {
+        if (m->ema_pending) {
+            momentum_update(m);
+            m->ema_pending = false;
+        }
+        vlt_no_grad_enter();
+        vlt_tensor *q_m = encode_question(&m->visual_m, &m->text_m, in->images, q_ids, q_pad);
+        vlt_tensor *h_m = decode(&m->dec_m, a_ids, a_pad, gather_batch(q_m, rep_t), qa_pad);
+        soft = vlt_softmax(logits_at(&m->dec_m, h_m, pos));
+        vlt_no_grad_exit();
+    }
+    // ---- online ----
+    vlt_tensor *q = encode_question(&m->visual, &m->text, in->images, q_ids, q_pad);
+    vlt_tensor *h = decode(&m->dec, a_ids, a_pad, gather_batch(q, rep_t), qa_pad);
+    vlt_tensor *logp = vlt_log_softmax(logits_at(&m->dec, h, pos));                  // (M, V)
+    // loss = -Σ_i Σ_v logp[i, v] · coef[i, v], coef = w_row / B · ((1-α)·onehot + α·soft)
+    vlt_tensor *coef = vlt_full(2, VLT_SHAPE(M, V), 0.0f);
+    if (!logp || !coef || (m->distill && !soft)) {
+        free(tgt);
+        free(row_of);
+        return NULL;
+    }
+    for (int i = 0; i < M; i++) {
+        float c = vlt_f32(wt)[row_of[i]] / (float)B;
+        float *o = vlt_f32(coef) + (size_t)i * V;
+        if (tgt[i] < 0 || tgt[i] >= V) {
+            vlt_error_set(VLT_ERR_ARG, "albef_vqa: answer token %d is outside the vocabulary (%d)", tgt[i], V);
+            free(tgt);
+            free(row_of);
+            return NULL;
+        }
+        if (soft) {
+            const float *s = vlt_f32(soft) + (size_t)i * V;
+            for (int v = 0; v < V; v++) o[v] = c * alpha * s[v];
+        }
+        o[tgt[i]] += c * (1.0f - alpha);
+    }
+    free(tgt);
+    free(row_of);
+    return vlt_scale(vlt_mean_all(vlt_mul(logp, coef)), -(float)((double)M * V));
+}
+
+// ---- ranking ----
+typedef struct { float p; int i; } scored;
+static int by_p_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *question_ids,
+                              vlt_tensor *question_atts, const int32_t *cand_ids, const int32_t *cand_atts, int C,
+                              int Tc, int k, int32_t *ids, float *probs) {
+    VLT_TRY(check_ids(question_ids, "question_ids"));
+    const int B = question_ids->shape[0], Tq = question_ids->shape[1], V = m->cfg.bert.vocab_size,
+              pad = m->cfg.bert.pad_token_id, W = m->cfg.bert.hidden_size;
+    if (C < 1 || Tc < 2 || k < 1 || k > C || k > 1024)
+        return vlt_error_set(VLT_ERR_ARG, "albef_vqa: ranking needs candidates (%d of length %d >= 2) and 1 <= k (%d) <= "
+                             "their number, at most 1024", C, Tc, k);
+    for (int c = 0; c < C; c++)
+        if (cand_ids[(size_t)c * Tc + 1] < 0 || cand_ids[(size_t)c * Tc + 1] >= V)
+            return vlt_error_set(VLT_ERR_ARG, "albef_vqa: candidate %d's first token is outside the vocabulary", c);
+    vlt_tensor *q_atts = atts_of(m, question_ids, question_atts, "question_atts");
+    if (!q_atts) return vlt_error_code();
+    vlt_tensor *q_pad = vlt_bert_key_pad(q_atts);
+    vlt_tensor *q = encode_question(&m->visual, &m->text, images, question_ids, q_pad);   // (B, Tq, W)
+    // first-token distribution: the decoder on the candidates' shared start token ([CLS])
+    vlt_tensor *start = host_i32(2, VLT_SHAPE(B, 1));
+    if (!q || !start) return vlt_error_code();
+    for (int b = 0; b < B; b++) vlt_i32(start)[b] = cand_ids[0];
+    vlt_tensor *h0 = decode(&m->dec, start, NULL, q, q_pad);
+    vlt_tensor *p0 = vlt_softmax(vlt_bert_mlm_logits(&m->dec, vlt_reshape(h0, 2, VLT_SHAPE(B, W))));   // (B, V)
+    if (!p0) return vlt_error_code();
+    scored *sc = malloc(sizeof *sc * (size_t)C);
+    vlt_tensor *sel = host_i32(1, VLT_SHAPE(k)), *cids = host_i32(2, VLT_SHAPE(k, Tc)), *catt = host_i32(2, VLT_SHAPE(k, Tc));
+    vlt_tensor *qa = host_i32(2, VLT_SHAPE(k, Tq));
+    if (!sc || !sel || !cids || !catt || !qa) {
+        free(sc);
+        return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    }
+    vlt_status s = VLT_OK;
+    for (int b = 0; b < B && s == VLT_OK; b++) {
+        for (int c = 0; c < C; c++) sc[c] = (scored){vlt_f32(p0)[(size_t)b * V + cand_ids[(size_t)c * Tc + 1]], c};
+        qsort(sc, (size_t)C, sizeof *sc, by_p_desc);
+        double logp[1024], topp[1024];
+        int top[1024];
+        const int kk = k;
+        for (int j = 0; j < kk; j++) {
+            top[j] = sc[j].i;
+            topp[j] = sc[j].p;
+            vlt_i32(sel)[j] = b;
+            memcpy(vlt_i32(cids) + (size_t)j * Tc, cand_ids + (size_t)top[j] * Tc, sizeof(int32_t) * Tc);
+            memcpy(vlt_i32(catt) + (size_t)j * Tc, cand_atts + (size_t)top[j] * Tc, sizeof(int32_t) * Tc);
+            memcpy(vlt_i32(qa) + (size_t)j * Tq, vlt_i32(q_atts) + (size_t)b * Tq, sizeof(int32_t) * Tq);
+        }
+        // the k candidates' likelihood after the first token
+        vlt_tensor *qs = gather_batch(q, sel);
+        vlt_tensor *h = decode(&m->dec, cids, vlt_bert_key_pad(catt), qs, vlt_bert_key_pad(qa));
+        vlt_tensor *lp = h ? vlt_log_softmax(vlt_bert_mlm_logits(&m->dec, h)) : NULL;   // (k, Tc, V)
+        if (!lp) {
+            s = vlt_error_code();
+            break;
+        }
+        double mx = -INFINITY, tot = 0;
+        for (int j = 0; j < kk; j++) {
+            double sum = log(topp[j]);
+            for (int t = 0; t + 1 < Tc; t++) {
+                int32_t nx = vlt_i32(cids)[(size_t)j * Tc + t + 1];
+                if (nx == pad) continue;
+                sum += vlt_f32(lp)[((size_t)j * Tc + t) * V + nx];
+            }
+            logp[j] = sum;
+            mx = fmax(mx, sum);
+        }
+        for (int j = 0; j < kk; j++) tot += exp(logp[j] - mx);
+        for (int j = 0; j < kk; j++) sc[j] = (scored){(float)(exp(logp[j] - mx) / tot), top[j]};
+        qsort(sc, (size_t)kk, sizeof *sc, by_p_desc);
+        for (int j = 0; j < kk; j++) {
+            ids[(size_t)b * k + j] = sc[j].i;
+            if (probs) probs[(size_t)b * k + j] = sc[j].p;
+        }
+    }
+    free(sc);
+    return s;
+}
+
+// ---- the candidate list ----
+int vlt_albef_vqa_tokenize(const vlt_albef_vqa *m, const char *text, int32_t *ids, int32_t *mask, int T) {
+    if (!m->tok) {
+        vlt_error_set(VLT_ERR_ARG, "albef_vqa: the model config names no vocabulary (albef.vocab) to tokenize text with");
+        return -1;
+    }
+    return vlt_bert_tokenizer_encode(m->tok, text, ids, mask, T);
+}
+
+vlt_status vlt_albef_vqa_set_answers(vlt_albef_vqa *m, const char *const *answers, int n) {
+    if (!m->tok)
+        return vlt_error_set(VLT_ERR_ARG, "albef_vqa: the model config names no vocabulary (albef.vocab) for the answers");
+    if (n < 1) return vlt_error_set(VLT_ERR_ARG, "albef_vqa: an empty answer list");
+    int T = m->cfg.bert.max_position_embeddings, Tmax = 2;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n * T), *att = calloc((size_t)n * T, sizeof(int32_t));
+    if (!ids || !att) {
+        free(ids);
+        free(att);
+        return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    }
+    int sep = vlt_bert_tokenizer_specials(m->tok).sep;
+    for (int i = 0; i < n; i++) {
+        // answer + '[SEP]' as VQA.py: [CLS] tokens [SEP] then the tokenizer's own [SEP]
+        int c = vlt_bert_tokenizer_encode(m->tok, answers[i], ids + (size_t)i * T, NULL, T - 1);
+        if (c < 0) {
+            free(ids);
+            free(att);
+            return vlt_error_code();
+        }
+        ids[(size_t)i * T + c] = sep;
+        for (int t = c + 1; t < T; t++) ids[(size_t)i * T + t] = m->cfg.bert.pad_token_id;
+        for (int t = 0; t <= c; t++) att[(size_t)i * T + t] = 1;
+        if (c + 1 > Tmax) Tmax = c + 1;
+    }
+    // padded to the longest (tokenizer(padding='longest'))
+    free(m->cand_ids);
+    free(m->cand_atts);
+    m->cand_ids = malloc(sizeof(int32_t) * (size_t)n * Tmax);
+    m->cand_atts = malloc(sizeof(int32_t) * (size_t)n * Tmax);
+    if (!m->cand_ids || !m->cand_atts) {
+        free(ids);
+        free(att);
+        m->n_cand = 0;
+        return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        memcpy(m->cand_ids + (size_t)i * Tmax, ids + (size_t)i * T, sizeof(int32_t) * Tmax);
+        memcpy(m->cand_atts + (size_t)i * Tmax, att + (size_t)i * T, sizeof(int32_t) * Tmax);
+    }
+    free(ids);
+    free(att);
+    m->n_cand = n;
+    m->cand_T = Tmax;
+    return VLT_OK;
+}
+
+vlt_status vlt_albef_vqa_answer(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best,
+                                float *conf) {
+    if (m->n_cand < 1)
+        return vlt_error_set(VLT_ERR_STATE, "albef_vqa: no candidate answer list (vlt_albef_vqa_set_answers)");
+    VLT_TRY(check_ids(question_ids, "question_ids"));
+    int B = question_ids->shape[0], k = m->cfg.albef.vqa.k_test < m->n_cand ? m->cfg.albef.vqa.k_test : m->n_cand;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * k);
+    float *p = malloc(sizeof(float) * (size_t)B * k);
+    vlt_status s = ids && p ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    if (s == VLT_OK)
+        s = vlt_albef_vqa_rank(m, images, question_ids, NULL, m->cand_ids, m->cand_atts, m->n_cand, m->cand_T, k, ids, p);
+    for (int b = 0; s == VLT_OK && b < B; b++) {
+        best[b] = ids[(size_t)b * k];
+        if (conf) conf[b] = p[(size_t)b * k];
+    }
+    free(ids);
+    free(p);
+    return s;
+}
+
+// ---- loading ----
+// Reads file tensor `src` into table tensor t (f32; position_ids i32 from I64/I32); pos_embed of
+// another grid is resized as ALBEF's interpolate_pos_embed. Returns 1 when done, 0 when the file
+// lacks it, -1 on a misfit (message set).
+static int read_into(const vlt_safetensors *f, const char *path, const char *src, vlt_tensor *t) {
+    const vlt_st_tensor *s = vlt_safetensors_get(f, src);
+    if (!s) return 0;
+    if (t->dtype == VLT_I32) {   // the position_ids buffer
+        if (s->numel != t->numel) goto misfit;
+        int64_t *tmp = malloc(sizeof(int64_t) * (size_t)s->numel);
+        if (!tmp) return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory"), -1;
+        vlt_status st = s->dtype == VLT_ST_I64 ? vlt_safetensors_read_i64(f, src, tmp, s->numel) : VLT_ERR_FORMAT;
+        for (int64_t i = 0; st == VLT_OK && i < s->numel; i++) vlt_i32(t)[i] = (int32_t)tmp[i];
+        free(tmp);
+        if (st != VLT_OK) goto misfit;
+        return 1;
+    }
+    bool same = s->numel == t->numel && (s->ndim == t->ndim || (s->ndim == 0 && t->numel == 1));
+    for (int d = 0; same && d < s->ndim; d++) same = s->shape[d] == t->shape[d];
+    if (!same && strstr(src, "pos_embed") && s->ndim == 3 && t->ndim == 3 && s->shape[2] == t->shape[2]) {
+        int64_t n = s->shape[1] - 1;
+        int g0 = (int)llround(sqrt((double)n)), g1 = (int)llround(sqrt((double)(t->shape[1] - 1)));
+        if ((int64_t)g0 * g0 != n) goto misfit;
+        float *tmp = malloc(sizeof(float) * (size_t)s->numel);
+        if (!tmp) return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory"), -1;
+        vlt_status st = vlt_safetensors_read_f32(f, src, tmp, s->numel);
+        if (st == VLT_OK) vlt_interpolate_pos_embed(tmp, g0, t->shape[2], g1, vlt_f32(t));
+        free(tmp);
+        return st == VLT_OK ? 1 : -1;
+    }
+    if (!same) goto misfit;
+    return vlt_safetensors_read_f32(f, src, vlt_f32(t), t->numel) == VLT_OK ? 1 : -1;
+misfit: {
+        char sh[64];
+        vlt_error_set(VLT_ERR_FORMAT, "%s: %s does not fit the model's %s %s", path, src, t->name,
+                      vlt_shape_str(t, sh, sizeof sh));
+        return -1;
+    }
+}
+
+// VQA.py's remapping, from the model's name to the pretraining checkpoint's (see albef_vqa.h).
+static void pretrained_name(const char *name, int fusion_layer, char *out, size_t cap) {
+    const char *suf = strncmp(name, "text_encoder_m.", 15) == 0 || strncmp(name, "text_decoder_m.", 15) == 0 ? "_m" : "";
+    size_t pre = strlen("text_encoder") + strlen(suf) + 1;
+    int j;
+    char rest[256];
+    if (strncmp(name, "text_encoder", 12) == 0) {
+        snprintf(out, cap, "text_encoder%s.bert.%s", suf, name + pre);
+    } else if (strncmp(name, "text_decoder", 12) == 0) {
+        const char *r = name + pre;   // bert.encoder.layer.J.rest | bert.embeddings.* | cls.*
+        if (sscanf(r, "bert.encoder.layer.%d.%255s", &j, rest) == 2)
+            snprintf(out, cap, "text_encoder%s.bert.encoder.layer.%d.%s", suf, j + fusion_layer, rest);
+        else
+            snprintf(out, cap, "text_encoder%s.%s", suf, r);
+    } else {
+        snprintf(out, cap, "%s", name);
+    }
+}
+
+static vlt_status load_mapped(vlt_albef_vqa *m, const char *path, bool pretrained, bool lenient) {
+    vlt_safetensors *f = NULL;
+    VLT_TRY(vlt_safetensors_open(path, &f));
+    vlt_status s = VLT_OK;
+    char missing[1024] = "";
+    int n_missing = 0, n_found = 0;
+    for (int i = 0; i < m->params.n && s == VLT_OK; i++) {
+        vlt_tensor *t = m->params.t[i];
+        if (t->base) {   // a tied alias: its storage is the one tensor's; a released file must hold the name
+            n_found += vlt_safetensors_get(f, t->name) != NULL;
+            if (!pretrained && !vlt_safetensors_get(f, t->name)) n_missing++;
+            continue;
+        }
+        char src[320];
+        if (pretrained) pretrained_name(t->name, m->cfg.bert.fusion_layer, src, sizeof src);
+        else snprintf(src, sizeof src, "%s", t->name);
+        int r = read_into(f, path, src, t);
+        if (r < 0) s = vlt_error_code();
+        else if (r == 0 && !(pretrained && t->dtype == VLT_I32)) {   // a pretraining file's position_ids may lack
+            if (n_missing++ < 8) {
+                size_t l = strlen(missing);
+                snprintf(missing + l, sizeof missing - l, "%s%s", l ? ", " : "", src);
+            }
+        } else {
+            n_found += r;
+        }
+    }
+    if (s == VLT_OK && n_missing && !lenient)
+        s = vlt_error_set(VLT_ERR_FORMAT, "%s: %d tensor(s) of the ALBEF VQA model%s are missing%s: %s%s", path,
+                          n_missing, pretrained ? " (remapped as VQA.py)" : "", pretrained ? " from the pretraining checkpoint" : "",
+                          missing, n_missing > 8 ? ", ..." : "");
+    if (s == VLT_OK && !pretrained && !lenient && vlt_safetensors_count(f) != n_found)
+        s = vlt_error_set(VLT_ERR_FORMAT, "%s: %d tensor(s) in the file are not in the ALBEF VQA model (%s)", path,
+                          vlt_safetensors_count(f) - n_found,
+                          m->distill ? "a pretraining checkpoint? use its remapping" : "distill is off: _m copies?");
+    vlt_safetensors_close(f);
+    if (s == VLT_OK) m->ema_pending = m->distill;
+    return s;
+}
+
+vlt_status vlt_albef_vqa_load(vlt_albef_vqa *m, const char *path, bool lenient) {
+    return load_mapped(m, path, false, lenient);
+}
+
+vlt_status vlt_albef_vqa_load_pretrained(vlt_albef_vqa *m, const char *path) {
+    return load_mapped(m, path, true, false);
+}
