@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "checkpoints/safetensors.h"
+#include "layers/model.h"
 
 // The decoder's BERT config (model_vqa.py: config_decoder.fusion_layer = 0, num_hidden_layers = 6):
 // every layer cross-attends, to question states of the hidden width.
@@ -94,6 +95,11 @@ vlt_status vlt_albef_vqa_init(vlt_albef_vqa *m, const vlt_model_cfg *cfg, uint64
         if (s == VLT_OK) s = vlt_bert_init(&m->dec_m, p, "text_decoder_m", &dc, seed, false);
         if (s == VLT_OK) s = build_pairs(m);
     }
+    if (s == VLT_OK) {
+        m->logit_scale = vlt_tensor_new(VLT_F32, VLT_CPU, 0, NULL, "albef_vqa.logit_scale");
+        if (!m->logit_scale) s = vlt_error_code();
+        else vlt_f32(m->logit_scale)[0] = 0.0f;
+    }
     if (s != VLT_OK) {
         vlt_albef_vqa_free(m);
         return s;
@@ -111,6 +117,7 @@ void vlt_albef_vqa_free(vlt_albef_vqa *m) {
     free(m->momentum);
     free(m->cand_ids);
     free(m->cand_atts);
+    vlt_tensor_free(m->logit_scale);
     vlt_bert_tokenizer_free(m->tok);
     memset(m, 0, sizeof *m);
 }
@@ -578,4 +585,72 @@ vlt_status vlt_albef_vqa_load(vlt_albef_vqa *m, const char *path, bool lenient) 
 
 vlt_status vlt_albef_vqa_load_pretrained(vlt_albef_vqa *m, const char *path) {
     return load_mapped(m, path, true, false);
+}
+
+// ---- behind the model interface (layers/model.h) ----
+const char VLT_ALBEF_VQA_KIND[] = "albef_vqa";
+static vlt_albef_vqa *avqa_of(const vlt_model *m) { return (vlt_albef_vqa *)m->impl; }
+
+static vlt_tensor *need(const vlt_model_batch *b, const char *name) {
+    vlt_tensor *t = vlt_model_batch_get(b, name);
+    if (!t) vlt_error_set(VLT_ERR_ARG, "ALBEF VQA: the batch has no '%s' field", name);
+    return t;
+}
+
+// alpha: the loss setting "alpha" when given, else the config's, ramped over the first epoch as
+// VQA.py's warm-up does (alpha · min(1, i / len(loader)) in epoch 0) when the trainer says how far.
+static vlt_status avqa_loss(vlt_model *m, const vlt_model_batch *b, const vlt_loss_opts *o, vlt_model_loss *out) {
+    vlt_albef_vqa *a = avqa_of(m);
+    float progress = vlt_loss_opts_get(o, "epoch_progress", 1.0f);
+    float alpha = a->cfg.albef.alpha * (progress < 1.0f ? fmaxf(progress, 0.0f) : 1.0f);
+    vlt_albef_vqa_inputs in = {
+        .images = need(b, VLT_FIELD_IMAGES), .question_ids = need(b, VLT_FIELD_QUESTION_IDS),
+        .question_atts = vlt_model_batch_get(b, VLT_FIELD_QUESTION_ATTS), .answer_ids = need(b, VLT_FIELD_ANSWER_IDS),
+        .answer_atts = vlt_model_batch_get(b, VLT_FIELD_ANSWER_ATTS), .weights = need(b, VLT_FIELD_ANSWER_WEIGHTS),
+        .k = need(b, VLT_FIELD_ANSWER_K), .alpha = vlt_loss_opts_get(o, "alpha", alpha)};
+    if (!in.images || !in.question_ids || !in.answer_ids || !in.weights || !in.k) return vlt_error_code();
+    out->loss = vlt_albef_vqa_loss(a, &in);
+    return out->loss ? VLT_OK : vlt_error_code();
+}
+
+static void avqa_after_step(vlt_model *m) { vlt_albef_vqa_after_step(avqa_of(m)); }
+static vlt_status avqa_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *q, int32_t *best, float *conf) {
+    return vlt_albef_vqa_answer(avqa_of(m), images, q, best, conf);
+}
+static vlt_status avqa_set_answers(vlt_model *m, const char *const *answers, int n) {
+    return vlt_albef_vqa_set_answers(avqa_of(m), answers, n);
+}
+static int avqa_n_answers(const vlt_model *m) { return avqa_of(m)->n_cand; }
+static bool avqa_has_tokenizer(const vlt_model *m) { return avqa_of(m)->tok != NULL; }
+static int avqa_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T) {
+    return vlt_albef_vqa_tokenize(avqa_of(m), text, ids, mask, T);
+}
+static const char *avqa_gpu(const vlt_model *m) {
+    (void)m;
+    return "its momentum update, answer repetition and ranking run on the host";
+}
+static void avqa_destroy(vlt_model *m) { vlt_albef_vqa_free(avqa_of(m)); }
+
+static const vlt_model_ops ALBEF_VQA_OPS = {
+    .kind = VLT_ALBEF_VQA_KIND, .title = "ALBEF VQA", .caps = VLT_CAP_ANSWER, .loss = avqa_loss,
+    .after_step = avqa_after_step, .answer = avqa_answer, .set_answers = avqa_set_answers,
+    .n_answers = avqa_n_answers, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
+    .gpu_unsupported = avqa_gpu, .destroy = avqa_destroy,
+};
+
+vlt_status vlt_albef_vqa_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    vlt_albef_vqa *c = calloc(1, sizeof *c);
+    if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
+    vlt_status s = vlt_albef_vqa_init(c, cfg, seed);
+    if (s != VLT_OK) {
+        free(c);
+        return s;
+    }
+    m->ops = &ALBEF_VQA_OPS;
+    m->cfg = c->cfg;
+    m->impl = c;
+    m->params = &c->params;
+    m->logit_scale = c->logit_scale;
+    return VLT_OK;
 }

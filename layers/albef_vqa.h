@@ -44,6 +44,7 @@ typedef struct {
     // The candidate answers ranked by vlt_albef_vqa_answer (vlt_albef_vqa_set_answers).
     int n_cand, cand_T;
     int32_t *cand_ids, *cand_atts;      // (n_cand, cand_T)
+    vlt_tensor *logit_scale;            // 0-d, 0: no contrastive scale (the trainer's log reads one)
 } vlt_albef_vqa;
 
 typedef struct {

@@ -311,6 +311,7 @@ static const vlt_model_ops ALBEF_OPS = {
 
 // ---- the handle ----
 const char *vlt_model_kind_of(const vlt_model_cfg *cfg) {
+    if (cfg->is_albef && cfg->albef.vqa.on) return VLT_ALBEF_VQA_KIND;
     if (cfg->vqa.n_answers > 0) return VQA_OPS.kind;
     if (cfg->is_albef) return ALBEF_OPS.kind;
     return cfg->is_coca ? COCA_OPS.kind : cfg->has_logit_bias ? SIGLIP_OPS.kind : CLIP_OPS.kind;
@@ -319,6 +320,7 @@ const char *vlt_model_kind_of(const vlt_model_cfg *cfg) {
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    if (cfg->is_albef && cfg->albef.vqa.on) return vlt_albef_vqa_model_create(m, cfg, seed);
     if (cfg->vqa.n_answers > 0) {
         vlt_vqa_classifier *c = calloc(1, sizeof *c);
         if (!c) return vlt_error_set(VLT_ERR_NOMEM, "model: out of memory");
@@ -448,7 +450,15 @@ vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *questi
     return m->ops->answer(m, images, question_ids, best, conf);
 }
 
-int vlt_model_answers(const vlt_model *m) { return vlt_model_can(m, VLT_CAP_ANSWER) ? m->cfg.vqa.n_answers : 0; }
+int vlt_model_answers(const vlt_model *m) {
+    if (!vlt_model_can(m, VLT_CAP_ANSWER)) return 0;
+    return m->ops->n_answers ? m->ops->n_answers(m) : m->cfg.vqa.n_answers;
+}
+
+vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n) {
+    if (!vlt_model_can(m, VLT_CAP_ANSWER)) return lacks(m, "answer head (it cannot answer questions)");
+    return m->ops->set_answers ? m->ops->set_answers(m, answers, n) : VLT_OK;
+}
 const char *vlt_model_fresh_prefix(const vlt_model *m) { return m->ops ? m->ops->fresh_prefix : NULL; }
 
 const char *vlt_model_gpu_unsupported(const vlt_model *m) {

@@ -5,7 +5,9 @@
 //
 // Kinds today: "clip" (open_clip's CLIP), "siglip" (CLIP towers with SigLIP's sigmoid loss and
 // logit_bias), "coca" (CLIP towers + attentional pooler + multimodal decoder), "clip_vqa" (CLIP
-// towers + the VQA classifier head, layers/vqa_head.h). The model config picks the kind (a
+// towers + the VQA classifier head, layers/vqa_head.h), "albef_vqa" (ALBEF's VQA model: answer
+// decoder and candidate ranking, layers/albef_vqa.h; an ALBEF config with an "albef_vqa" section).
+// The model config picks the kind (a
 // multimodal_cfg makes CoCa; init_logit_bias makes SigLIP; vqa.n_answers > 0 the VQA classifier).
 //
 // A training batch is a set of named tensors (vlt_model_batch): the trainer fills what its
@@ -43,6 +45,13 @@ typedef enum {
 #define VLT_FIELD_NEG_TEXT_IDX "neg_text_idx"
 #define VLT_FIELD_QUESTION_IDS "question_ids"    // (B, T) i32: VQA questions, the model's tokenizer
 #define VLT_FIELD_ANSWER_SCORES "answer_scores"  // (B, N) f32: VQAv2 soft score of each vocabulary answer
+// A generative answer head (ALBEF VQA) trains on answer sequences instead: each question's k[b]
+// answers in order, tokenized with the model's tokenizer, and their weights.
+#define VLT_FIELD_QUESTION_ATTS "question_atts"    // (B, T) i32, 1 = token (optional: ids != pad)
+#define VLT_FIELD_ANSWER_IDS "answer_ids"          // (N, Ta) i32, N = Σ k: [CLS] answer [SEP] [SEP] [PAD]...
+#define VLT_FIELD_ANSWER_ATTS "answer_atts"        // (N, Ta) i32 (optional: ids != pad)
+#define VLT_FIELD_ANSWER_WEIGHTS "answer_weights"  // (N) f32
+#define VLT_FIELD_ANSWER_K "answer_k"              // (B) i32: answers of each question
 typedef struct {
     int n;
     const char *names[VLT_MODEL_BATCH_MAX];
@@ -119,6 +128,12 @@ typedef struct {
     // vocabulary of each question's answer into best (B), and the model's confidence in it (a
     // probability) into conf (B; may be NULL). Call under no_grad.
     vlt_status (*answer)(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
+    // VLT_CAP_ANSWER by ranking a candidate list (ALBEF VQA: the authors' rank_answer) rather than
+    // classifying over a vocabulary fixed at creation: the answers (the run's answer vocabulary)
+    // that answer() returns indices into, tokenized by the kind; and their number. NULL for a
+    // classifier (its vocabulary size is cfg.vqa.n_answers).
+    vlt_status (*set_answers)(vlt_model *m, const char *const *answers, int n);
+    int (*n_answers)(const vlt_model *m);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // A kind with its own text tokenizer (ALBEF: BERT WordPiece of its config's vocabulary): text to
@@ -167,6 +182,13 @@ vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, f
 vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
 // VLT_CAP_ANSWER: the size of the answer vocabulary the model answers from (0 for other kinds).
 int vlt_model_answers(const vlt_model *m);
+// The candidate answers of a ranking kind (see vlt_model_ops.set_answers); VLT_OK and nothing
+// done for a classifier, whose vocabulary is fixed by its config.
+vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n);
+// ALBEF VQA's table lives with its model (layers/albef_vqa.c); vlt_model_create calls this for an
+// ALBEF config with an "albef_vqa" section.
+vlt_status vlt_albef_vqa_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
+extern const char VLT_ALBEF_VQA_KIND[];
 // Parameters a model of this kind initializes itself when it starts from the weights of its base
 // model (model.init_from with open_clip CLIP weights for the VQA classifier: "vqa_head."), or
 // NULL: a missing one of those in the weights file is expected, any other is not.

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <math.h>
 
@@ -220,12 +222,83 @@ static void test_refusals(void **state) {
     assert_non_null(strstr(vlt_error_message(), "albef_vqa"));
 }
 
+// Through the model interface: kind, capability, the loss from batch fields equal to the direct
+// call, and answers ranked from a candidate list tokenized as VQA.py does (answer + '[SEP]').
+static void test_model_interface(void **state) {
+    (void)state;
+    fixture f;
+    load(&f, FIXTURES[0]);
+    vlt_tensor *direct = vlt_albef_vqa_loss(&f.m, &f.in);
+    if (!direct) fail_msg("%s", vlt_error_message());
+    float want = vlt_f32(direct)[0];
+    vlt_step_reset();
+    // a vocabulary for the config's 60 ids: the specials, then w5..w59
+    char vocab[] = "/tmp/vlt_test_albef_vqa_vocabXXXXXX";
+    int fd = mkstemp(vocab);
+    assert_true(fd >= 0);
+    FILE *vf = fdopen(fd, "w");
+    fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", vf);
+    for (int i = 5; i < 60; i++) fprintf(vf, "w%d\n", i);
+    fclose(vf);
+    vlt_model_cfg cfg;
+    assert_int_equal(vlt_model_cfg_load("tests/data/albef_vqa/tiny/config.json", &cfg), VLT_OK);
+    snprintf(cfg.albef.vocab, sizeof cfg.albef.vocab, "%s", vocab);
+    assert_string_equal(vlt_model_kind_of(&cfg), "albef_vqa");
+    vlt_model m;
+    if (vlt_model_create(&m, &cfg, 3) != VLT_OK) fail_msg("%s", vlt_error_message());
+    unlink(vocab);
+    assert_true(vlt_model_can(&m, VLT_CAP_ANSWER));
+    assert_false(vlt_model_can(&m, VLT_CAP_EMBED));
+    vlt_albef_vqa *a = m.impl;
+    assert_int_equal(vlt_albef_vqa_load(a, "tests/data/albef_vqa/tiny/weights.safetensors", false), VLT_OK);
+    vlt_model_batch b = {0};
+    vlt_model_batch_set(&b, VLT_FIELD_IMAGES, f.in.images);
+    vlt_model_batch_set(&b, VLT_FIELD_QUESTION_IDS, f.in.question_ids);
+    vlt_model_batch_set(&b, VLT_FIELD_QUESTION_ATTS, f.in.question_atts);
+    vlt_model_batch_set(&b, VLT_FIELD_ANSWER_IDS, f.in.answer_ids);
+    vlt_model_batch_set(&b, VLT_FIELD_ANSWER_WEIGHTS, f.in.weights);
+    vlt_model_loss out;
+    vlt_loss_opts o = vlt_loss_opts_default();
+    vlt_loss_opts_set(&o, "alpha", f.in.alpha);
+    assert_int_not_equal(vlt_model_loss_forward(&m, &b, &o, &out), VLT_OK);   // no answer_k
+    assert_non_null(strstr(vlt_error_message(), "answer_k"));
+    vlt_model_batch_set(&b, VLT_FIELD_ANSWER_K, f.in.k);
+    if (vlt_model_loss_forward(&m, &b, &o, &out) != VLT_OK) fail_msg("%s", vlt_error_message());
+    print_message("interface loss %.8f, direct %.8f\n", vlt_f32(out.loss)[0], want);
+    assert_true(fabsf(vlt_f32(out.loss)[0] - want) <= 1e-6f * fabsf(want));
+    vlt_step_reset();
+
+    const char *answers[] = {"w7", "w9 w11", "w13", "w20 w21 w22", "w30", "w41 w5"};
+    assert_int_equal(vlt_model_set_answers(&m, answers, 6), VLT_OK);
+    assert_int_equal(vlt_model_answers(&m), 6);
+    assert_int_equal(a->cand_T, 6);   // [CLS] w20 w21 w22 [SEP] [SEP]
+    const int32_t row1[6] = {2, 9, 11, 3, 3, 0};
+    for (int t = 0; t < 6; t++) assert_int_equal(a->cand_ids[6 + t], row1[t]);
+    int32_t best[3], ids[3 * 5];
+    float conf[3], probs[3 * 5];
+    vlt_no_grad_enter();
+    assert_int_equal(vlt_model_answer(&m, f.in.images, f.in.question_ids, best, conf), VLT_OK);
+    // the same ranking directly (k = min(k_test 5, 6 answers) = 5), atts from the ids
+    assert_int_equal(vlt_albef_vqa_rank(a, f.in.images, f.in.question_ids, NULL, a->cand_ids, a->cand_atts, 6, 6, 5,
+                                        ids, probs), VLT_OK);
+    vlt_no_grad_exit();
+    for (int q = 0; q < 3; q++) {
+        assert_int_equal(best[q], ids[q * 5]);
+        assert_true(conf[q] > 0 && conf[q] <= 1);
+        print_message("question %d: answer %s (%.3f)\n", q, answers[best[q]], conf[q]);
+    }
+    vlt_step_reset();
+    vlt_model_free(&m);
+    unload(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_and_gradients_match_reference),
         cmocka_unit_test(test_ranking_matches_reference),
         cmocka_unit_test(test_pretrained_remapping),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_model_interface),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
