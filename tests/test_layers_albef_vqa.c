@@ -292,6 +292,45 @@ static void test_model_interface(void **state) {
     unload(&f);
 }
 
+// The paper's config (configs/model/albef_vqa_ViT-B-16.json) against the authors' model built
+// from their code (check_albef_vqa_fixtures.py --names -> albef_vqa_ViT-B-16_names.tsv): every
+// state_dict key with its shape, trainable / momentum / buffer / tied; 290,336,058 trainable.
+static void test_full_size_names(void **state) {
+    (void)state;
+    vlt_model_cfg cfg;
+    if (vlt_model_cfg_load("configs/model/albef_vqa_ViT-B-16.json", &cfg) != VLT_OK) fail_msg("%s", vlt_error_message());
+    vlt_albef_vqa m;
+    if (vlt_albef_vqa_init(&m, &cfg, 0) != VLT_OK) fail_msg("%s", vlt_error_message());
+    FILE *f = fopen("tests/data/albef_vqa/albef_vqa_ViT-B-16_names.tsv", "r");
+    assert_non_null(f);
+    char line[512];
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char name[256], shape[128], dtype[16], kind[300];
+        if (sscanf(line, "%255[^\t]\t%127[^\t]\t%15[^\t]\t%299[^\n]", name, shape, dtype, kind) != 4)
+            fail_msg("bad line %s", line);
+        vlt_tensor *t = vlt_params_find(&m.params, name);
+        if (!t) fail_msg("the table lacks %s", name);
+        char ours[128] = "[";
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(ours + strlen(ours), sizeof ours - strlen(ours), "%s%d", d ? "," : "", t->shape[d]);
+        strcat(ours, "]");
+        if (strcmp(ours, shape)) fail_msg("%s: shape %s, authors' %s", name, ours, shape);
+        if (t->requires_grad != !strcmp(kind, "trainable")) fail_msg("%s: trainable %d, authors' %s", name, t->requires_grad, kind);
+        if (!strncmp(kind, "tied:", 5)) {
+            vlt_tensor *target = vlt_params_find(&m.params, kind + 5);
+            assert_non_null(target);
+            assert_ptr_equal(t->data, target->data);
+        }
+        rows++;
+    }
+    fclose(f);
+    assert_int_equal(rows, m.params.n);
+    assert_int_equal(vlt_albef_vqa_trainable_numel(&m), 290336058);
+    vlt_albef_vqa_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_and_gradients_match_reference),
@@ -299,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_pretrained_remapping),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_model_interface),
+        cmocka_unit_test(test_full_size_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

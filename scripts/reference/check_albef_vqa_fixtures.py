@@ -16,6 +16,11 @@ Adaptations, none of which changes the computation:
   * the tokenizer is only asked for pad_token_id (0).
 
 Run: /work/venv-albef/bin/python scripts/reference/check_albef_vqa_fixtures.py /path/to/ALBEF [DIR]
+     ... check_albef_vqa_fixtures.py /path/to/ALBEF --names: builds the authors' full-size VQA model
+     (configs/VQA.yaml, configs/config_bert.json; random weights) and writes
+     tests/data/albef_vqa/albef_vqa_ViT-B-16_names.tsv (every state_dict key with shape, dtype and
+     kind: trainable, momentum, buffer, tied:<name>; the header counts), and checks our
+     reference's names and shapes (albef_vqa_ref.param_shapes) against it.
 """
 import json
 import os
@@ -134,8 +139,58 @@ def check(src, name):
     return res["rank_ids_equal"] and all(v < 1e-10 for k, v in res.items() if isinstance(v, float))
 
 
+def write_names(src):
+    import yaml
+    albef_authors.import_authors(src)
+    import models.model_vqa as mv
+    import models.xbert as xbert
+    xbert.BertModel.from_pretrained = classmethod(
+        lambda cls, name=None, config=None, **kw: cls(config, add_pooling_layer=False))
+    xbert.BertLMHeadModel.from_pretrained = classmethod(lambda cls, name=None, config=None, **kw: cls(config))
+    with open(os.path.join(src, "configs", "VQA.yaml")) as f:
+        config = yaml.safe_load(f)
+    config["bert_config"] = os.path.join(src, "configs", "config_bert.json")
+    torch.manual_seed(0)
+    model = mv.ALBEF(config=config, text_encoder="bert-base-uncased", text_decoder="bert-base-uncased",
+                     tokenizer=types.SimpleNamespace(pad_token_id=0))
+    sd = model.state_dict(keep_vars=True)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    first, rows = {}, []
+    for name, t in sd.items():
+        shape = "[" + ",".join(str(d) for d in t.shape) + "]"
+        ptr = t.data_ptr()
+        if name in params and ptr in first:
+            kind = "tied:" + first[ptr]
+        elif name in params:
+            first[ptr] = name
+            kind = "trainable" if t.requires_grad else "momentum"
+        else:
+            kind = "buffer"
+        rows.append((name, shape, {torch.float32: "F32", torch.int64: "I64"}[t.dtype], kind))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    allp = sum(p.numel() for p in model.parameters())
+    out = os.path.join(DATA, "albef_vqa_ViT-B-16_names.tsv")
+    with open(out, "w") as f:
+        f.write(f"#\ttrainable_parameters={trainable}\tparameters={allp}\tstate_dict_keys={len(sd)}\n")
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+    print(f"{len(sd)} keys, {trainable:,} trainable parameters, {allp:,} with the momentum copies -> {out}")
+    import albef_ref as AR
+    cfg = {"albef": dict(AR.PAPER_CONFIG["albef"], image_res=384), "bert": AR.PAPER_CONFIG["bert"],
+           "albef_vqa": {"decoder_layers": 6, "distill": True, "k_test": 128}}
+    ours = {n: tuple(s) for n, s, _ in R.param_shapes(cfg)}
+    theirs = {n: tuple(t.shape) for n, t in sd.items()}
+    if ours != theirs:
+        print("albef_vqa_ref.param_shapes differs:", sorted(set(ours.items()) ^ set(theirs.items()))[:10])
+        return False
+    print("albef_vqa_ref.param_shapes equals the authors' state_dict (names and shapes)")
+    return True
+
+
 def main():
     global DATA
+    if len(sys.argv) == 3 and sys.argv[2] == "--names":
+        sys.exit(0 if write_names(sys.argv[1]) else 1)
     if len(sys.argv) not in (2, 3):
         sys.exit("usage: check_albef_vqa_fixtures.py /path/to/ALBEF [fixture folder]")
     if len(sys.argv) == 3:
