@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "checkpoints/safetensors.h"
 #include "layers/model.h"
 
@@ -614,6 +616,77 @@ static vlt_status avqa_loss(vlt_model *m, const vlt_model_batch *b, const vlt_lo
 }
 
 static void avqa_after_step(vlt_model *m) { vlt_albef_vqa_after_step(avqa_of(m)); }
+
+// The answer fields of a training batch from the samples' .json (as vlt shards --vqa writes it:
+// "answers_processed", the ten annotators' answers normalized; "answers" when that is absent):
+// each distinct answer once, in first-appearance order, weighted by its share of the answers, as
+// ALBEF's vqa_dataset (weight += 1 / len(answers)); tokenized as VQA.py (answer + '[SEP]').
+static vlt_status avqa_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b) {
+    vlt_albef_vqa *a = avqa_of(m);
+    if (!a->tok) return vlt_error_set(VLT_ERR_ARG, "ALBEF VQA: the model config names no vocabulary (albef.vocab)");
+    const int P = a->cfg.bert.max_position_embeddings, pad = a->cfg.bert.pad_token_id;
+    const int sep = vlt_bert_tokenizer_specials(a->tok).sep;
+    int cap = 16, N = 0, Tmax = 2;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cap * P);
+    float *w = malloc(sizeof(float) * (size_t)cap);
+    vlt_tensor *k = host_i32(1, VLT_SHAPE(n));
+    vlt_status s = ids && w && k ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "ALBEF VQA: out of memory");
+    for (int i = 0; s == VLT_OK && i < n; i++) {
+        cJSON *js = json && json[i] ? cJSON_Parse(json[i]) : NULL;
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(js, "answers_processed");
+        if (!cJSON_IsArray(arr)) arr = cJSON_GetObjectItemCaseSensitive(js, "answers");
+        int total = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0, first = N;
+        const char *seen[64];   // this question's distinct answers (strings of js)
+        if (total > 64) total = 64;
+        vlt_i32(k)[i] = 0;
+        for (int j = 0; s == VLT_OK && j < total; j++) {
+            const cJSON *e = cJSON_GetArrayItem(arr, j);
+            if (!cJSON_IsString(e)) continue;
+            // distinct answers of a question are few: compare with the ones taken so far
+            int r = first;
+            while (r < N && strcmp(seen[r - first], e->valuestring)) r++;
+            if (r < N) {
+                w[r] += 1.0f / (float)total;
+                continue;
+            }
+            if (N == cap) {
+                cap *= 2;
+                int32_t *i2 = realloc(ids, sizeof(int32_t) * (size_t)cap * P);
+                if (i2) ids = i2;
+                float *w2 = realloc(w, sizeof(float) * (size_t)cap);
+                if (w2) w = w2;
+                if (!i2 || !w2) { s = vlt_error_set(VLT_ERR_NOMEM, "ALBEF VQA: out of memory"); break; }
+            }
+            int32_t *row = ids + (size_t)N * P;
+            int c = vlt_bert_tokenizer_encode(a->tok, e->valuestring, row, NULL, P - 1);
+            if (c < 0) { s = vlt_error_code(); break; }
+            row[c] = sep;
+            for (int t = c + 1; t < P; t++) row[t] = pad;
+            if (c + 1 > Tmax) Tmax = c + 1;
+            seen[N - first] = e->valuestring;
+            w[N++] = 1.0f / (float)total;
+            vlt_i32(k)[i]++;
+        }
+        cJSON_Delete(js);
+    }
+    vlt_tensor *ti = NULL, *tw = NULL;
+    if (s == VLT_OK && N == 0) s = vlt_error_set(VLT_ERR_ARG, "ALBEF VQA: no question of the batch has answers");
+    if (s == VLT_OK) {
+        ti = host_i32(2, VLT_SHAPE(N, Tmax));
+        tw = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 1, VLT_SHAPE(N));
+        if (!ti || !tw) s = vlt_error_code();
+    }
+    for (int r = 0; s == VLT_OK && r < N; r++) {
+        memcpy(vlt_i32(ti) + (size_t)r * Tmax, ids + (size_t)r * P, sizeof(int32_t) * (size_t)Tmax);
+        vlt_f32(tw)[r] = w[r];
+    }
+    free(ids);
+    free(w);
+    if (s == VLT_OK) s = vlt_model_batch_set(b, VLT_FIELD_ANSWER_IDS, ti);
+    if (s == VLT_OK) s = vlt_model_batch_set(b, VLT_FIELD_ANSWER_WEIGHTS, tw);
+    if (s == VLT_OK) s = vlt_model_batch_set(b, VLT_FIELD_ANSWER_K, k);
+    return s;
+}
 static vlt_status avqa_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *q, int32_t *best, float *conf) {
     return vlt_albef_vqa_answer(avqa_of(m), images, q, best, conf);
 }
@@ -634,7 +707,7 @@ static void avqa_destroy(vlt_model *m) { vlt_albef_vqa_free(avqa_of(m)); }
 static const vlt_model_ops ALBEF_VQA_OPS = {
     .kind = VLT_ALBEF_VQA_KIND, .title = "ALBEF VQA", .caps = VLT_CAP_ANSWER, .loss = avqa_loss,
     .after_step = avqa_after_step, .answer = avqa_answer, .set_answers = avqa_set_answers,
-    .n_answers = avqa_n_answers, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
+    .n_answers = avqa_n_answers, .answer_fields = avqa_answer_fields, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
     .gpu_unsupported = avqa_gpu, .destroy = avqa_destroy,
 };
 

@@ -459,6 +459,11 @@ vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n
     if (!vlt_model_can(m, VLT_CAP_ANSWER)) return lacks(m, "answer head (it cannot answer questions)");
     return m->ops->set_answers ? m->ops->set_answers(m, answers, n) : VLT_OK;
 }
+
+bool vlt_model_builds_answers(const vlt_model *m) { return m->ops && m->ops->answer_fields; }
+vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b) {
+    return vlt_model_builds_answers(m) ? m->ops->answer_fields(m, json, n, b) : VLT_OK;
+}
 const char *vlt_model_fresh_prefix(const vlt_model *m) { return m->ops ? m->ops->fresh_prefix : NULL; }
 
 const char *vlt_model_gpu_unsupported(const vlt_model *m) {

@@ -134,6 +134,10 @@ typedef struct {
     // classifier (its vocabulary size is cfg.vqa.n_answers).
     vlt_status (*set_answers)(vlt_model *m, const char *const *answers, int n);
     int (*n_answers)(const vlt_model *m);
+    // A generative answer head's training fields (answer_ids, answer_weights, answer_k; step
+    // activations) from the n samples' .json members (vlt shards --vqa; the trainer keeps them
+    // when this is set). NULL: the kind reads answer_scores.
+    vlt_status (*answer_fields)(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // A kind with its own text tokenizer (ALBEF: BERT WordPiece of its config's vocabulary): text to
@@ -185,6 +189,10 @@ int vlt_model_answers(const vlt_model *m);
 // The candidate answers of a ranking kind (see vlt_model_ops.set_answers); VLT_OK and nothing
 // done for a classifier, whose vocabulary is fixed by its config.
 vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n);
+// Whether the kind builds its answer fields from the samples' .json, and the call (see
+// vlt_model_ops.answer_fields; VLT_OK and nothing set for other kinds).
+bool vlt_model_builds_answers(const vlt_model *m);
+vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
 // ALBEF VQA's table lives with its model (layers/albef_vqa.c); vlt_model_create calls this for an
 // ALBEF config with an "albef_vqa" section.
 vlt_status vlt_albef_vqa_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);

@@ -288,6 +288,27 @@ static void test_model_interface(void **state) {
         print_message("question %d: answer %s (%.3f)\n", q, answers[best[q]], conf[q]);
     }
     vlt_step_reset();
+
+    // training answer fields from the samples' .json: distinct answers in first-appearance order,
+    // weight = share of the annotators' answers (ALBEF's vqa_dataset), ids as VQA.py tokenizes
+    char *json[2] = {"{\"answers_processed\": [\"w7\", \"w9 w11\", \"w7\", \"w7\"]}",
+                     "{\"answers\": [\"w13\", \"w13\"]}"};
+    assert_true(vlt_model_builds_answers(&m));
+    vlt_model_batch ab = {0};
+    assert_int_equal(vlt_model_answer_fields(&m, json, 2, &ab), VLT_OK);
+    vlt_tensor *aid = vlt_model_batch_get(&ab, VLT_FIELD_ANSWER_IDS), *aw = vlt_model_batch_get(&ab, VLT_FIELD_ANSWER_WEIGHTS),
+               *ak = vlt_model_batch_get(&ab, VLT_FIELD_ANSWER_K);
+    assert_non_null(aid);
+    assert_int_equal(aid->shape[0], 3);
+    assert_int_equal(aid->shape[1], 5);   // [CLS] w9 w11 [SEP] [SEP]
+    const int32_t want_ids[15] = {2, 7, 3, 3, 0, 2, 9, 11, 3, 3, 2, 13, 3, 3, 0};
+    for (int i = 0; i < 15; i++) assert_int_equal(vlt_i32(aid)[i], want_ids[i]);
+    assert_int_equal(vlt_i32(ak)[0], 2);
+    assert_int_equal(vlt_i32(ak)[1], 1);
+    assert_float_equal(vlt_f32(aw)[0], 0.75f, 1e-6f);
+    assert_float_equal(vlt_f32(aw)[1], 0.25f, 1e-6f);
+    assert_float_equal(vlt_f32(aw)[2], 1.0f, 1e-6f);
+    vlt_step_reset();
     vlt_model_free(&m);
     unload(&f);
 }
