@@ -48,10 +48,10 @@ int vlt_ftfy_fix_text(const uint32_t *s, size_t n, uint32_t **out, size_t *out_n
 // out.
 char *vlt_ftfy_fix_utf8(const char *s, size_t n, size_t *out_len);
 
-// The single fixes on their own (ftfy.fixes.* of the same names, and ftfy.badness.is_bad,
-// ftfy.fix_encoding), for tests and tools. Each returns the new length (or -1 when memory
-// runs out) and writes a malloc'd result to *out.
+// ftfy.fix_encoding(s[0..n)) on its own (the mojibake repair, repeated to a fixed point):
+// returns the length of the malloc'd result written to *out, or -1 when memory runs out.
 long vlt_ftfy_fix_encoding(const uint32_t *s, size_t n, uint32_t **out);
+// ftfy.badness.is_bad(s[0..n)): 1 when the mojibake heuristic finds a suspicious sequence.
 int vlt_ftfy_is_bad(const uint32_t *s, size_t n);
 
 // --- generated tables (data/ftfy_tables.c) --------------------------------------------------
