@@ -6,7 +6,8 @@
 Each data line holds, tab-separated:
     ctx     context length passed to open_clip.tokenize
     ftfy    0: ftfy.fix_text(s) == s (open_clip's ids are what vlt must give)
-            1: ftfy changes s (vlt, which has no ftfy step, must give the "noftfy" ids)
+            1: ftfy changes s (before data/ftfy.c, vlt gave the "noftfy" ids; tests/test_data_tokenizer.c
+               now expects open_clip's ids, ftfy included, on every string)
     kind    the generator the string came from (caption, punct, digits, ...)
     text    the string, UTF-8, with \\\\ \\t \\n \\r and \\xHH (other bytes < 0x20, 0x7f) escaped
     ids     open_clip.tokenize(text, ctx) without the zero padding (SOT ... EOT)
