@@ -376,7 +376,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: vlt eval <what> [options]   (vlt eval <what> --help for each)\n\n");
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
         fprintf(f, "  %-10s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
-    fprintf(f, "  --reproduce REPORT  run a report's evaluation again: inputs re-hashed, every number compared\n");
+    fprintf(f, "  --reproduce REPORT  run a report's evaluation (or vlt caption run) again: inputs re-hashed, every\n"
+               "                      number compared\n");
     fprintf(f, "\nEvery subcommand's --out PATH report holds the numbers, the sha256 of every file read, the\n"
                "settings, the scorer definitions and the vlt build.\n");
     fprintf(f, "\nExit status: 0 done, 1 failed (message names the file), 2 usage error.\n");
@@ -387,13 +388,16 @@ static void usage(FILE *f) {
 // Exit 0 when every input is the same and every number identical, 1 otherwise, 2 on usage errors.
 static int reproduce(int argc, char **argv) {
     const char *path = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++) {  // (--help anywhere, also where a path is expected)
         if (vlt_cli_is_help(argv[i])) {
             printf("usage: vlt eval --reproduce REPORT [--out NEW_REPORT]\n"
                    "Checks the sha256 of every input the report lists, runs its command again in its directory\n"
-                   "and says for every number whether it is identical (bit for bit). Exit 0: all identical.\n");
+                   "and says for every number whether it is identical (bit for bit). Exit 0: all identical.\n"
+                   "Reports of every vlt eval subcommand and of vlt caption --report.\n");
             return 0;
         }
+    }
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reproduce") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else return vlt_cli_unexpected("eval --reproduce", argv[i]);
