@@ -131,6 +131,17 @@ static vlt_status coco_order(const cJSON *refs_root, const ref_entry *refs, int 
     return VLT_OK;
 }
 
+// A caption holding a line break other than '\n' (\r, \v, \f, U+0085, U+2028, U+2029) splits into
+// two lines of the jar's output, and pycocoevalcap gives line i to caption i regardless: every
+// later caption of the call is scored with the line of the one before it. vlt scores exactly
+// that (the numbers equal pycocoevalcap's) and says so, because those numbers are not what the
+// user meant; cleaning the captions (one line each) gives the intended scores.
+static void warn_shifted(const char *path, const char *what, int extra) {
+    fprintf(stderr, "vlt eval captions: warning: %s: %d %s line break(s) other than \\n (\\r, U+2028, ...): as in "
+                    "pycocoevalcap, the captions after each are scored with the tokens of the line before them; "
+                    "put each caption on one line for the intended scores\n", path, extra, what);
+}
+
 // pycocoevalcap's two tokenizer calls: every reference of the evaluated images in COCO order, then
 // every candidate in the same order. ref_tok[annotation index] and pred_tok[k] get the results.
 static vlt_status tokenize_as_coco(const char *pred_path, const char *refs_path, const cJSON *refs_root,
@@ -157,9 +168,7 @@ static vlt_status tokenize_as_coco(const char *pred_path, const char *refs_path,
         }
         st = vlt_eval_ptb_tokenize_batch(stream, n, tok, &got);
     }
-    if (st == VLT_OK && got != n)
-        st = vlt_error_set(VLT_ERR_FORMAT, "%s: a reference caption holds a line break other than \n (\r, U+2028, ...): "
-                           "pycocoevalcap's tokenizer would give the captions after it the wrong lines", refs_path);
+    if (st == VLT_OK && got != n) warn_shifted(refs_path, "reference caption", got - n);
     for (int i = 0; i < n; i++) {
         if (st == VLT_OK) ref_tok[slot[i]] = tok[i]; else free(tok[i]);
         tok[i] = NULL;
@@ -167,9 +176,7 @@ static vlt_status tokenize_as_coco(const char *pred_path, const char *refs_path,
     if (st == VLT_OK) {
         for (int j = 0; j < n_pred; j++) stream[j] = caps[by_rank[j]];
         st = vlt_eval_ptb_tokenize_batch(stream, n_pred, tok, &got);
-        if (st == VLT_OK && got != n_pred)
-            st = vlt_error_set(VLT_ERR_FORMAT, "%s: a caption holds a line break other than \n (\r, U+2028, ...): "
-                               "pycocoevalcap's tokenizer would give the captions after it the wrong lines", pred_path);
+        if (st == VLT_OK && got != n_pred) warn_shifted(pred_path, "caption", got - n_pred);
         for (int j = 0; j < n_pred; j++) {
             if (st == VLT_OK) pred_tok[by_rank[j]] = tok[j]; else free(tok[j]);
         }

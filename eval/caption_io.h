@@ -9,7 +9,8 @@
 // every reference of the evaluated images in one vlt_eval_ptb_tokenize_batch call (images in the
 // annotation file's "images" order, then any it does not list in order of first annotation; each
 // image's references in annotation order), then every candidate in one call in the same order.
-// A caption holding a line break other than '\n' is refused (pycocoevalcap would shift lines).
+// A caption holding a line break other than '\n' shifts the later captions' lines exactly as in
+// pycocoevalcap (scored that way, with a warning on stderr).
 // A prediction without references, a duplicate prediction, or (unless allow_subset) a referenced
 // image without prediction is an error naming the file and the item.
 #ifndef VLT_EVAL_CAPTION_IO_H
