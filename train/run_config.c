@@ -337,9 +337,9 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
         strcmp(c->stop_signal, "SIGUSR1") && strcmp(c->stop_signal, "SIGUSR2"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.stop_signal '%s' is not USR1 or USR2 (empty: only SIGINT and "
                              "SIGTERM stop a run)", c->stop_signal);
-    if (c->vqa_head[0] && strcmp(c->vqa_head, "classifier"))
-        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_head '%s' is not classifier (or empty: no VQA head)",
-                             c->vqa_head);
+    if (c->vqa_head[0] && strcmp(c->vqa_head, "classifier") && strcmp(c->vqa_head, "albef"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_head '%s' is not classifier or albef (ALBEF VQA's answer "
+                             "decoder; or empty: no VQA head)", c->vqa_head);
     if (c->vqa_answers < 1 || c->vqa_hidden < 0)
         return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_answers must be >= 1 and model.vqa_hidden >= 0, got %d "
                              "and %d", c->vqa_answers, c->vqa_hidden);
@@ -351,6 +351,10 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
 
 vlt_status vlt_run_config_model_cfg(const vlt_run_config *c, vlt_model_cfg *mc) {
     VLT_TRY(vlt_model_cfg_load(c->model_name, mc));
+    if (!strcmp(c->vqa_head, "albef") != (mc->is_albef && mc->albef.vqa.on))
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_head albef goes with an ALBEF VQA model config (an "
+                             "\"albef_vqa\" section; vlt model list: kind ALBEF VQA), and such a model with it; have "
+                             "model.name %s, model.vqa_head '%s'", c->model_name, c->vqa_head);
     if (!strcmp(c->vqa_head, "classifier")) {
         mc->vqa.n_answers = c->vqa_answers;
         mc->vqa.hidden = c->vqa_hidden;

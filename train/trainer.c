@@ -38,6 +38,7 @@ struct vlt_trainer {
     vlt_run_config cfg;
     vlt_model_cfg mcfg;
     vlt_trainer_opts opts;
+    char *const *batch_json;       // the current batch's .json members, when the model builds its answers from them
     vlt_model model;               // any kind, through its table (layers/model.h)
     int n_loss_parts;              // the named parts of the model's loss (last micro-batch)
     const char *loss_part_names[VLT_LOSS_PARTS_MAX];
@@ -232,6 +233,7 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.drop_last = 1;
     lc.answers = (const char *const *)t->vocab.answers;   // VQA: each question's soft scores (n_answers 0 otherwise)
     lc.n_answers = t->vocab.n;
+    lc.keep_json = vlt_model_builds_answers(&t->model);   // ALBEF VQA: the answers and their weights
     lc.report = !t->opts.quiet && t->opts.verbose && t->dist->rank == 0;   // per-epoch data line: -v
     // The step's memory joins the loader's in its check (loader.h), so that an impossible
     // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
@@ -691,6 +693,8 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (s == VLT_OK) s = vlt_run_config_model_cfg(&t->cfg, &t->mcfg);
     if (s == VLT_OK && (s = vlt_model_create(&t->model, &t->mcfg, (uint64_t)cfg->seed)) == VLT_OK)
         t->params = t->model.params;
+    // a kind that ranks a candidate list (ALBEF VQA) ranks the run's answer vocabulary
+    if (s == VLT_OK && t->vocab.n) s = vlt_model_set_answers(&t->model, (const char *const *)t->vocab.answers, t->vocab.n);
     if (s == VLT_OK) s = make_opt_view(t);
     if (s == VLT_OK && cfg->init_from[0] && !(opts && opts->resume)) s = load_init_weights(t);
     if (s == VLT_OK) s = vlt_dist_broadcast_params(t->dist, t->params);  // every rank starts from rank 0's weights
@@ -791,6 +795,7 @@ static vlt_status next_batch(vlt_trainer *t) {
             return vlt_error_code();
     }
     t->batch_index = b->index;
+    t->batch_json = b->json;
     if (t->answer_scores) memcpy(t->answer_scores->data, b->answer_scores, sizeof(float) * (size_t)b->n * t->vocab.n);
     return VLT_OK;
 }
@@ -829,6 +834,7 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_QUESTION_IDS, t->ids));
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_ANSWER_SCORES, t->answer_scores));
         }
+        VLT_TRY(vlt_model_answer_fields(&t->model, t->batch_json, t->images->shape[0], &batch));
         // the run config's loss section, by name: each model kind reads the weights it has
         vlt_loss_opts lo = vlt_loss_opts_default();
         VLT_TRY(vlt_loss_opts_set(&lo, "clip_weight", (float)t->cfg.clip_loss_weight));

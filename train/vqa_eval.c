@@ -79,6 +79,7 @@ vlt_status vlt_vqa_predict(vlt_model *m, const vlt_tokenizer *tok, const char *s
     if (!vlt_model_can(m, VLT_CAP_ANSWER))
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "vqa: the %s model (kind %s) has no answer head", vlt_model_title(m),
                              vlt_model_kind(m));
+    VLT_TRY(vlt_model_set_answers(m, (const char *const *)vocab->answers, vocab->n));   // a ranking kind's candidates
     if (vocab->n != vlt_model_answers(m))
         return vlt_error_set(VLT_ERR_ARG, "vqa: the model answers from %d answers, the answer vocabulary has %d",
                              vlt_model_answers(m), vocab->n);
@@ -102,8 +103,10 @@ vlt_status vlt_vqa_predict(vlt_model *m, const vlt_tokenizer *tok, const char *s
         if (s == VLT_OK) {
             memcpy(im->data, b->images, sizeof(float) * (size_t)take * 3 * S * S);
             memcpy(q->data, b->tokens, sizeof(int32_t) * (size_t)take * T);
+            for (int i = 0; s == VLT_OK && vlt_model_has_tokenizer(m) && i < take; i++)   // the kind's own (ALBEF's BERT)
+                if (vlt_model_tokenize(m, b->captions[i], vlt_i32(q) + (size_t)i * T, NULL, T) < 0) s = vlt_error_code();
             vlt_no_grad_enter();
-            s = vlt_model_answer(m, im, q, best, conf);
+            if (s == VLT_OK) s = vlt_model_answer(m, im, q, best, conf);
             vlt_no_grad_exit();
             vlt_step_reset();
         }
