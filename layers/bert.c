@@ -221,9 +221,11 @@ static vlt_tensor *split_heads(vlt_tensor *x, int H) {
     return vlt_permute(vlt_reshape(x, 4, VLT_SHAPE(B, T, H, W / H)), VLT_SHAPE(0, 2, 1, 3));
 }
 
-// Post-LN attention sublayer: LN(x + dense(attn(q(x), k(ctx), v(ctx)))).
+// Post-LN attention sublayer: LN(x + dense(attn(q(x), k(ctx), v(ctx)))). probs non-NULL (a
+// cross-attention probe, Grad-CAM): the attention is computed unfused, softmax(q·kᵀ·scale)·v, so
+// that its probabilities (B, H, T, N) are a tape tensor, into *probs; the normal path is untouched.
 static vlt_tensor *attention_forward(const vlt_bert_attention *a, vlt_tensor *x, vlt_tensor *ctx, vlt_tensor *key_pad,
-                                     int H, float eps, bool self, bool causal) {
+                                     int H, float eps, bool self, bool causal, vlt_tensor **probs) {
     if (!x || !ctx) return NULL;
     int B = x->shape[0], T = x->shape[1], W = x->shape[2];
     vlt_tensor *o;
@@ -236,14 +238,19 @@ static vlt_tensor *attention_forward(const vlt_bert_attention *a, vlt_tensor *x,
         vlt_tensor *q = split_heads(vlt_linear(x, a->q_w, a->q_b), H);
         vlt_tensor *k = split_heads(vlt_linear(ctx, a->k_w, a->k_b), H);
         vlt_tensor *v = split_heads(vlt_linear(ctx, a->v_w, a->v_b), H);
-        o = vlt_attention(q, k, v, 1.0f / sqrtf((float)(W / H)), false, key_pad);   // (B, H, T, D)
+        if (probs) {
+            *probs = vlt_softmax(vlt_scale(vlt_matmul(q, k, false, true), 1.0f / sqrtf((float)(W / H))));
+            o = vlt_matmul(*probs, v, false, false);
+        } else {
+            o = vlt_attention(q, k, v, 1.0f / sqrtf((float)(W / H)), false, key_pad);   // (B, H, T, D)
+        }
         o = vlt_reshape(vlt_permute(o, VLT_SHAPE(0, 2, 1, 3)), 3, VLT_SHAPE(B, T, W));
     }
     return vlt_layernorm(vlt_linear_residual(o, a->o_w, a->o_b, x), a->ln_w, a->ln_b, eps);
 }
 
-vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_tensor *text_pad, vlt_tensor *image,
-                            vlt_tensor *image_pad) {
+static vlt_tensor *run_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_tensor *text_pad, vlt_tensor *image,
+                              vlt_tensor *image_pad, int probe_layer, vlt_tensor **probs) {
     if (!x) return NULL;
     const vlt_bert_cfg *c = &b->cfg;
     if (x->ndim != 3 || x->shape[2] != c->hidden_size || from < 0 || to > c->num_hidden_layers || from > to) {
@@ -265,26 +272,55 @@ vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_te
     float eps = c->layer_norm_eps;
     for (int l = from; l < to; l++) {
         vlt_bert_layer *y = &b->layers[l];
-        x = attention_forward(&y->self, x, x, text_pad, H, eps, true, b->is_decoder);
-        if (y->has_cross) x = attention_forward(&y->cross, x, image, image_pad, H, eps, false, false);
+        x = attention_forward(&y->self, x, x, text_pad, H, eps, true, b->is_decoder, NULL);
+        if (y->has_cross)
+            x = attention_forward(&y->cross, x, image, image_pad, H, eps, false, false, l == probe_layer ? probs : NULL);
         vlt_tensor *h = vlt_linear_act(x, y->inter_w, y->inter_b, VLT_ACT_FN_GELU);
         x = vlt_layernorm(vlt_linear_residual(h, y->out_w, y->out_b, x), y->ln_w, y->ln_b, eps);
     }
     return x;
 }
 
-vlt_tensor *vlt_bert_forward(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad, vlt_tensor *image,
-                             vlt_tensor *image_pad) {
+vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_tensor *text_pad, vlt_tensor *image,
+                            vlt_tensor *image_pad) {
+    return run_layers(b, x, from, to, text_pad, image, image_pad, -1, NULL);
+}
+
+static vlt_tensor *forward(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad, vlt_tensor *image,
+                           vlt_tensor *image_pad, int probe_layer, vlt_tensor **probs) {
     const vlt_bert_cfg *c = &b->cfg;
     switch (mode) {
-    case VLT_BERT_TEXT: return vlt_bert_layers(b, vlt_bert_embed(b, in), 0, c->fusion_layer, text_pad, NULL, NULL);
+    case VLT_BERT_TEXT: return run_layers(b, vlt_bert_embed(b, in), 0, c->fusion_layer, text_pad, NULL, NULL, -1, NULL);
     case VLT_BERT_FUSION:
-        return vlt_bert_layers(b, in, c->fusion_layer, c->num_hidden_layers, text_pad, image, image_pad);
+        return run_layers(b, in, c->fusion_layer, c->num_hidden_layers, text_pad, image, image_pad, probe_layer, probs);
     case VLT_BERT_MULTI_MODAL:
-        return vlt_bert_layers(b, vlt_bert_embed(b, in), 0, c->num_hidden_layers, text_pad, image, image_pad);
+        return run_layers(b, vlt_bert_embed(b, in), 0, c->num_hidden_layers, text_pad, image, image_pad, probe_layer,
+                          probs);
     }
     vlt_error_set(VLT_ERR_ARG, "bert: unknown mode %d", (int)mode);
     return NULL;
+}
+
+vlt_tensor *vlt_bert_forward(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad, vlt_tensor *image,
+                             vlt_tensor *image_pad) {
+    return forward(b, mode, in, text_pad, image, image_pad, -1, NULL);
+}
+
+vlt_tensor *vlt_bert_forward_probe(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad,
+                                   vlt_tensor *image, int layer, vlt_tensor **probs) {
+    *probs = NULL;
+    const vlt_bert_cfg *c = &b->cfg;
+    if (mode == VLT_BERT_TEXT || layer < c->fusion_layer || layer >= c->num_hidden_layers) {
+        vlt_error_set(VLT_ERR_ARG, "bert: probe layer %d has no cross-attention in this mode (fusion layers %d..%d)",
+                      layer, c->fusion_layer, c->num_hidden_layers - 1);
+        return NULL;
+    }
+    vlt_tensor *h = forward(b, mode, in, text_pad, image, NULL, layer, probs);
+    if (h && !*probs) {
+        vlt_error_set(VLT_ERR_STATE, "bert: the probe of layer %d kept no attention", layer);
+        return NULL;
+    }
+    return h;
 }
 
 vlt_tensor *vlt_bert_mlm_logits(vlt_bert *b, vlt_tensor *h) {

@@ -86,6 +86,12 @@ vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_te
 // states (B, T, W) for FUSION. -> last hidden state (B, T, W).
 vlt_tensor *vlt_bert_forward(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad, vlt_tensor *image,
                              vlt_tensor *image_pad);
+// vlt_bert_forward (FUSION or MULTI_MODAL, every image token attended) with layer `layer`'s
+// cross-attention computed unfused, its probabilities (B, H, T, N) kept on the tape into *probs
+// (their gradient after backward: Grad-CAM, ALBEF's visualisation). Equal to vlt_bert_forward up
+// to float rounding; the normal forward is unchanged.
+vlt_tensor *vlt_bert_forward_probe(vlt_bert *b, vlt_bert_mode mode, vlt_tensor *in, vlt_tensor *text_pad,
+                                   vlt_tensor *image, int layer, vlt_tensor **probs);
 // The MLM head: h (..., W) -> logits (..., V).
 vlt_tensor *vlt_bert_mlm_logits(vlt_bert *b, vlt_tensor *h);
 // The trainable tensors of the encoder in state_dict order, aliases and buffers left out (what

@@ -124,6 +124,12 @@ typedef struct {
     // normalized) of the cosine similarity of one image (1, 3, S, S) and one text (1, T) over the
     // image patches, and that similarity into *score. Parameter gradients are left zeroed.
     vlt_status (*explain)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+    // VLT_CAP_EXPLAIN, optional (a kind whose relevance is per word: ALBEF's Grad-CAM): one map per
+    // token of ids (1, T) into maps (T rows of grid², padding rows 0) and the score they explain;
+    // explain's map is then their mean over the text's tokens. token_text names a token id.
+    vlt_status (*explain_tokens)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score);
+    const char *(*token_text)(const vlt_model *m, int32_t id);
+    const char *explain_method;  // what the maps are, for reports (NULL: CLIP's |gradient . input|)
     // VLT_CAP_ANSWER: for images (B, 3, S, S) and questions (B, T), the index in the answer
     // vocabulary of each question's answer into best (B), and the model's confidence in it (a
     // probability) into conf (B; may be NULL). Call under no_grad.
@@ -183,6 +189,11 @@ int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b);
 // The patch grid side of the image tower (image_size / patch_size): explain's map is grid².
 int vlt_model_patch_grid(const vlt_model *m);
 vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+// Per-token maps (see vlt_model_ops.explain_tokens): false when the kind has none.
+bool vlt_model_explains_tokens(const vlt_model *m);
+vlt_status vlt_model_explain_tokens(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score);
+const char *vlt_model_token_text(const vlt_model *m, int32_t id);   // "?" when unknown
+const char *vlt_model_explain_method(const vlt_model *m);
 vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
 // VLT_CAP_ANSWER: the size of the answer vocabulary the model answers from (0 for other kinds).
 int vlt_model_answers(const vlt_model *m);

@@ -453,12 +453,21 @@ static const char *EXPLAIN_USAGE =
     "usage: vlt explain (--checkpoint RUN | --weights FILE --model NAME) --image FILE --text \"...\" [--text ...]\n"
     "                   --out DIR\n"
     "Where in the image the image-text similarity comes from: for each text a relevance map over the\n"
-    "image patches (|gradient . input| of the cosine similarity on the normalized tokens entering the\n"
-    "last vision block), overlaid on the picture the model sees: DIR/explain-K.png, the maps and\n"
-    "similarities in DIR/explain.json, and DIR/index.html with all of them.\n"
+    "image patches (CLIP, SigLIP: |gradient . input| of the cosine similarity on the normalized tokens\n"
+    "entering the last vision block; ALBEF: Grad-CAM of the ITM score on the cross-attention of its\n"
+    "third fusion layer, as the ALBEF paper's visualisation), overlaid on the picture the model sees:\n"
+    "DIR/explain-K.png, the maps and scores in DIR/explain.json, and DIR/index.html with all of them.\n"
+    "ALBEF also maps each word of the text: DIR/explain-K-wJ.png, the words named in the JSON.\n"
     "\n" VLT_MODEL_SOURCE_USAGE;
 
 #define EXPLAIN_MAX_TEXTS 16
+
+typedef struct {
+    int text;         // which --text
+    char word[64];    // its tokens' text joined
+    int n_tokens;
+    float *map;       // (grid²), the tokens' maps averaged
+} explain_word;
 
 int vlt_cmd_explain(int argc, char **argv) {
     const char *checkpoint = NULL, *weights = NULL, *model = NULL, *image = NULL, *out = NULL, *texts[EXPLAIN_MAX_TEXTS];
@@ -508,10 +517,42 @@ int vlt_cmd_explain(int argc, char **argv) {
     vlt_transform_cfg tc;
     vlt_transform_cfg_default(&tc, S);
     if (s == VLT_OK) s = vlt_transform_eval(&img, &tc, vlt_f32(im));
+    // per-word maps (a kind with per-token relevance, ALBEF): word J of text K is the mean of its
+    // tokens' maps (WordPiece '##' continuations joined to their word); [CLS], [SEP], padding left out
+    bool per_word = s == VLT_OK && vlt_model_explains_tokens(&se.src.m);
+    int n_words = 0;
+    explain_word *words = per_word ? calloc((size_t)n_texts * T, sizeof *words) : NULL;
+    float *tok_maps = per_word ? malloc(sizeof(float) * (size_t)T * G * G) : NULL;
+    float *word_maps = per_word ? calloc((size_t)n_texts * T * G * G, sizeof(float)) : NULL;
+    if (per_word && (!words || !tok_maps || !word_maps)) s = vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
     for (int k = 0; s == VLT_OK && k < n_texts; k++) {
-        if (vlt_tokenizer_encode(se.tok, texts[k], vlt_i32(ids), T) < 0) s = vlt_error_code();
+        if ((vlt_model_has_tokenizer(&se.src.m) ? vlt_model_tokenize(&se.src.m, texts[k], vlt_i32(ids), NULL, T)
+                                                : vlt_tokenizer_encode(se.tok, texts[k], vlt_i32(ids), T)) < 0)
+            s = vlt_error_code();
         if (s == VLT_OK) s = vlt_model_explain(&se.src.m, im, ids, maps + (size_t)k * G * G, &scores[k]);
         vlt_step_reset();
+        if (s != VLT_OK || !per_word) continue;
+        float tscore;
+        s = vlt_model_explain_tokens(&se.src.m, im, ids, tok_maps, &tscore);
+        vlt_step_reset();
+        int len = 0, first = n_words;
+        for (int t = 0; t < T; t++) len += vlt_i32(ids)[t] != se.src.m.cfg.bert.pad_token_id;
+        for (int t = 1; s == VLT_OK && t < len - 1; t++) {
+            const char *piece = vlt_model_token_text(&se.src.m, vlt_i32(ids)[t]);
+            bool cont = !strncmp(piece, "##", 2) && n_words > first;
+            if (!cont) {
+                words[n_words].text = k;
+                words[n_words].map = word_maps + (size_t)n_words * G * G;
+                n_words++;
+            }
+            explain_word *w = &words[n_words - 1];
+            size_t have = strlen(w->word);
+            snprintf(w->word + have, sizeof w->word - have, "%s", cont ? piece + 2 : piece);
+            for (int p = 0; p < G * G; p++) w->map[p] += tok_maps[(size_t)t * G * G + p];
+            w->n_tokens++;
+        }
+        for (int j = first; j < n_words; j++)
+            for (int p = 0; p < G * G; p++) words[j].map[p] /= words[j].n_tokens;
     }
     if (s == VLT_OK && mkdir(out, 0755) != 0 && errno != EEXIST)
         s = vlt_error_set(VLT_ERR_IO, "explain: cannot create %s: %s", out, strerror(errno));
@@ -524,6 +565,14 @@ int vlt_cmd_explain(int argc, char **argv) {
         if (s == VLT_OK) s = vlt_image_write_png(&ov, path);
         vlt_image_free(&ov);
     }
+    for (int j = 0, k = -1, wj = 0; s == VLT_OK && j < n_words; j++, wj++) {
+        if (words[j].text != k) k = words[j].text, wj = 0;
+        vlt_image ov = {0};
+        s = vlt_overlay_map(&view, words[j].map, G, &ov);
+        snprintf(path, sizeof path, "%s/explain-%d-w%d.png", out, k, wj);
+        if (s == VLT_OK) s = vlt_image_write_png(&ov, path);
+        vlt_image_free(&ov);
+    }
     snprintf(path, sizeof path, "%s/view.png", out);
     if (s == VLT_OK) s = vlt_image_write_png(&view, path);
     cJSON *root = s == VLT_OK ? cJSON_CreateObject() : NULL, *arr = root ? cJSON_AddArrayToObject(root, "texts") : NULL;
@@ -531,14 +580,26 @@ int vlt_cmd_explain(int argc, char **argv) {
     if (s == VLT_OK) {
         cJSON_AddStringToObject(root, "image", image);
         cJSON_AddStringToObject(root, "checkpoint", se.src.label);
-        cJSON_AddStringToObject(root, "method", "|gradient . input| of cos(image, text) on the normalized tokens "
-                                                "entering the last vision block");
+        cJSON_AddStringToObject(root, "method", vlt_model_explain_method(&se.src.m));
         cJSON_AddNumberToObject(root, "grid", G);
         for (int k = 0; k < n_texts; k++) {
             cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateFloatArray(maps + (size_t)k * G * G, G * G);
             cJSON_AddStringToObject(o, "text", texts[k]);
-            cJSON_AddNumberToObject(o, "cosine", scores[k]);
+            // the score the map explains: the cosine of the features, or ALBEF's ITM logit
+            cJSON_AddNumberToObject(o, per_word ? "itm_logit" : "cosine", scores[k]);
             cJSON_AddItemToObject(o, "map", m);
+            cJSON *wa = per_word ? cJSON_AddArrayToObject(o, "words") : NULL;
+            for (int j = 0, wj = 0; wa && j < n_words; j++) {
+                if (words[j].text != k) continue;
+                cJSON *w = cJSON_CreateObject();
+                char png[64];
+                snprintf(png, sizeof png, "explain-%d-w%d.png", k, wj++);
+                cJSON_AddStringToObject(w, "word", words[j].word);
+                cJSON_AddNumberToObject(w, "tokens", words[j].n_tokens);
+                cJSON_AddStringToObject(w, "png", png);
+                cJSON_AddItemToObject(w, "map", cJSON_CreateFloatArray(words[j].map, G * G));
+                cJSON_AddItemToArray(wa, w);
+            }
             cJSON_AddItemToArray(arr, o);
         }
         snprintf(path, sizeof path, "%s/explain.json", out);
@@ -554,26 +615,41 @@ int vlt_cmd_explain(int argc, char **argv) {
             vlt_html_text(h, image);
             vlt_html_raw(h, " with the model of ");
             vlt_html_text(h, se.src.label);
-            vlt_html_raw(h, ". Relevance: |gradient . input| of the image-text cosine similarity on the normalized "
-                            "tokens entering the last vision block.</p>\n<div class=\"thumbs\">"
+            vlt_html_raw(h, ". Relevance: ");
+            vlt_html_text(h, vlt_model_explain_method(&se.src.m));
+            vlt_html_raw(h, ".</p>\n<div class=\"thumbs\">"
                             "<div class=\"thumb\" style=\"width:224px\"><img style=\"width:224px;height:224px\" "
                             "src=\"view.png\" alt=\"the model's view\"><br>the model's view</div>");
             for (int k = 0; k < n_texts; k++) {
                 vlt_html_rawf(h, "<div class=\"thumb\" style=\"width:224px\"><img style=\"width:224px;height:224px\" "
                                  "src=\"explain-%d.png\" alt=\"relevance\"><br>", k);
                 vlt_html_text(h, texts[k]);
-                vlt_html_rawf(h, " <span class=\"muted\">cos %.3f</span></div>", scores[k]);
+                vlt_html_rawf(h, " <span class=\"muted\">%s %.3f</span></div>", per_word ? "ITM" : "cos", scores[k]);
+                for (int j = 0, wj = 0; j < n_words; j++) {
+                    if (words[j].text != k) continue;
+                    vlt_html_rawf(h, "<div class=\"thumb\" style=\"width:160px\"><img style=\"width:160px;"
+                                     "height:160px\" src=\"explain-%d-w%d.png\" alt=\"relevance\"><br>", k, wj++);
+                    vlt_html_text(h, words[j].word);
+                    vlt_html_raw(h, "</div>");
+                }
             }
             vlt_html_raw(h, "</div>\n");
             s = vlt_html_close(h);
         }
     }
     if (s == VLT_OK) {
-        for (int k = 0; k < n_texts; k++) printf("%s/explain-%d.png  cos %.4f  %s\n", out, k, scores[k], texts[k]);
+        for (int k = 0; k < n_texts; k++) {
+            printf("%s/explain-%d.png  %s %.4f  %s\n", out, k, per_word ? "itm" : "cos", scores[k], texts[k]);
+            for (int j = 0, wj = 0; j < n_words; j++)
+                if (words[j].text == k) printf("  %s/explain-%d-w%d.png  %s\n", out, k, wj++, words[j].word);
+        }
     } else {
         fprintf(stderr, "vlt explain: %s\n", vlt_error_message());
     }
     free(maps);
+    free(words);
+    free(tok_maps);
+    free(word_maps);
     free(buf);
     vlt_image_free(&img);
     vlt_image_free(&view);

@@ -164,7 +164,8 @@ static void explain_queries(const char *dir, const char *shards, const vlt_embed
         float score;
         const char *text = caption_text(p, qj[s]);
         bool ok = vlt_image_decode(bufs[s], lens[s], 0, keys[s], &img) == VLT_OK &&
-                  vlt_transform_eval(&img, &tc, vlt_f32(im)) == VLT_OK && vlt_tokenizer_encode(tok, text, vlt_i32(ids), T) >= 0 &&
+                  vlt_transform_eval(&img, &tc, vlt_f32(im)) == VLT_OK && (vlt_model_has_tokenizer(m) ? vlt_model_tokenize(m, text, vlt_i32(ids), NULL, T)
+                                                              : vlt_tokenizer_encode(tok, text, vlt_i32(ids), T)) >= 0 &&
                   vlt_model_explain(m, im, ids, map, &score) == VLT_OK &&
                   vlt_view_of_image(bufs[s], lens[s], keys[s], THUMB, &view) == VLT_OK &&
                   vlt_overlay_map(&view, map, G, &ov) == VLT_OK;
@@ -229,11 +230,13 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
         qj[s2] = j < p->n_txt ? j : -1;
     }
     if (m && tok && vlt_model_can(m, VLT_CAP_EXPLAIN)) explain_queries(dir, shards, p, qj, q, m, tok, maps);
-    vlt_html_rawf(h, "<h2>Text &rarr; image: sampled queries</h2>\n%s<table>\n",
-                  m && vlt_model_can(m, VLT_CAP_EXPLAIN)
-                      ? "<p class=\"muted\">Last: where the model looked in the right image for the text (|gradient "
-                        "&middot; input| of the cosine on the tokens entering the last vision block; vlt explain).</p>"
-                      : "");
+    vlt_html_raw(h, "<h2>Text &rarr; image: sampled queries</h2>\n");
+    if (m && vlt_model_can(m, VLT_CAP_EXPLAIN)) {
+        vlt_html_raw(h, "<p class=\"muted\">Last: where the model looked in the right image for the text (");
+        vlt_html_text(h, vlt_model_explain_method(m));
+        vlt_html_raw(h, "; vlt explain).</p>");
+    }
+    vlt_html_raw(h, "<table>\n");
     for (int s2 = 0; s2 < q; s2++) {
         if (qj[s2] < 0) continue;
         char png[32];
