@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "autograd/device.h"
-#include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "checkpoints/safetensors.h"
 #include "layers/transformer.h"
@@ -541,45 +540,25 @@ vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *att
     return proj_norm(h, m->text_proj_w, m->text_proj_b);
 }
 
-int vlt_albef_gradcam_layer(const vlt_albef *m) {
-    // not the last layer: the ITM head reads only its [CLS] row, so its other tokens get no gradient
-    int f = m->cfg.bert.fusion_layer, l = f + 2, L = m->cfg.bert.num_hidden_layers;
-    if (l > L - 2) l = L - 2;
-    return l < f ? f : l;
-}
+vlt_tensor *vlt_albef_image_tokens(vlt_albef *m, vlt_tensor *images) { return vlt_deit_forward(&m->visual, images); }
 
-vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, int layer, float *maps, float *score) {
-    if (!image || !ids || image->ndim != 4 || image->shape[0] != 1 || ids->dtype != VLT_I32 || ids->ndim != 2 ||
-        ids->shape[0] != 1 || ids->device != VLT_CPU)
-        return vlt_error_set(VLT_ERR_SHAPE, "albef: Grad-CAM takes one image (1, 3, S, S) and host i32 ids (1, T)");
-    int T = ids->shape[1], G2 = m->visual.grid * m->visual.grid;
-    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape), *probs = NULL;
-    if (!atts) return vlt_error_code();
-    for (int t = 0; t < T; t++) vlt_i32(atts)[t] = vlt_i32(ids)[t] != m->cfg.bert.pad_token_id;
-    vlt_tensor *pad = vlt_bert_key_pad(atts), *tokens = vlt_deit_forward(&m->visual, image);
+vlt_tensor *vlt_albef_itm_score(vlt_albef *m, vlt_tensor *tokens, vlt_tensor *ids) {
+    if (!tokens || !ids) return NULL;
+    if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->device != VLT_CPU || tokens->ndim != 3 ||
+        tokens->shape[0] != ids->shape[0]) {
+        vlt_error_set(VLT_ERR_SHAPE, "albef: matching needs image tokens (n, N, W) and host i32 ids (n, T), the same n");
+        return NULL;
+    }
+    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape);
+    if (!atts) return NULL;
+    for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+    vlt_tensor *pad = vlt_bert_key_pad(atts);
     vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, pad, NULL, NULL);
-    h = vlt_bert_forward_probe(&m->text, VLT_BERT_FUSION, h, pad, tokens, layer, &probs);
-    // the raw positive-class ITM logit, as the authors' visualisation backpropagates
-    vlt_tensor *sc = vlt_sum_all(vlt_slice(vlt_linear(cls_of(h), m->itm_w, m->itm_b), 1, 1, 1));
-    if (!sc) return vlt_error_code();
-    *score = vlt_tensor_item(sc, 0);
-    vlt_zero_grad(m->params.t, m->params.n);
-    VLT_TRY(vlt_backward(sc));
-    vlt_zero_grad(m->params.t, m->params.n);
-    if (!probs->grad) return vlt_error_set(VLT_ERR_STATE, "albef: no gradient reached the cross-attention");
-    // probs (1, H, T, 1 + G²): the [CLS] image token's column left out, as the authors' [..., 1:]
-    int H = probs->shape[1], N = probs->shape[3];
-    const float *a = vlt_f32(probs), *g = vlt_f32(probs->grad);
-    for (int t = 0; t < T; t++)
-        for (int p = 0; p < G2; p++) {
-            double v = 0;
-            for (int hh = 0; hh < H; hh++) {
-                size_t at = ((size_t)hh * T + t) * N + 1 + p;
-                v += (double)a[at] * (g[at] > 0 ? g[at] : 0);
-            }
-            maps[(size_t)t * G2 + p] = vlt_i32(atts)[t] ? (float)(v / H) : 0.0f;
-        }
-    return VLT_OK;
+    h = vlt_bert_forward(&m->text, VLT_BERT_FUSION, h, pad, tokens, NULL);
+    vlt_tensor *p = vlt_softmax(vlt_linear(cls_of(h), m->itm_w, m->itm_b));       // (n, 2)
+    if (!p) return NULL;
+    int n = ids->shape[0];
+    return vlt_reshape(vlt_slice(p, 1, 1, 1), 1, VLT_SHAPE(n));
 }
 
 // ---- loading at another image size ----

@@ -14,6 +14,7 @@
 
 #include "checkpoints/safetensors.h"
 #include "tests/train_fixture.h"
+#include "train/evaluate.h"
 #include "train/trainer.h"
 
 static char g_model[512];
@@ -148,10 +149,65 @@ static void test_vocab_must_fit_the_config(void **state) {
     assert_non_null(strstr(vlt_error_message(), "vocab_size 100"));
 }
 
+static void test_rerank_equals_brute_force(void **state) {
+    (void)state;
+    // With k covering every candidate, re-ranking is ranking every pair by the matching head:
+    // the recall equals a brute-force ranking of all n x n match probabilities; with k = 1 only a
+    // target that is its query's nearest feature can count.
+    vlt_model_cfg cfg;
+    assert_int_equal(vlt_model_cfg_load(g_model, &cfg), VLT_OK);
+    vlt_model m;
+    if (vlt_model_create(&m, &cfg, 3) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_true(vlt_model_can(&m, VLT_CAP_MATCH));
+    char val[400];
+    snprintf(val, sizeof val, "%.300s/val/val-{00000..00001}.tar", g_train_dir);
+    vlt_embedded_pairs p;
+    if (vlt_embed_pairs(&m, NULL, val, 8, 12, &p) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(p.n, 12);
+    assert_int_equal(p.n_txt, 12);
+    assert_non_null(p.img_tok);
+    vlt_no_grad_enter();
+    vlt_eval_retrieval_result all, one;
+    assert_int_equal(vlt_eval_pairs_rerank(&m, &p, 12, 5, &all), VLT_OK);
+    assert_int_equal(vlt_eval_pairs_rerank(&m, &p, 1, 5, &one), VLT_OK);
+    // brute force: score[i][t] for every pair
+    float score[12][12];
+    size_t row = (size_t)p.tok_n * p.tok_w;
+    for (int i = 0; i < 12; i++) {
+        vlt_tensor *tk = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 3, VLT_SHAPE(12, p.tok_n, p.tok_w));
+        vlt_tensor *ids = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(12, p.txt_T));
+        for (int t = 0; t < 12; t++) memcpy(vlt_f32(tk) + t * row, p.img_tok + i * row, sizeof(float) * row);
+        memcpy(vlt_i32(ids), p.txt_ids, sizeof(int32_t) * 12 * (size_t)p.txt_T);
+        vlt_tensor *sc = vlt_model_match(&m, tk, ids);
+        assert_non_null(sc);
+        for (int t = 0; t < 12; t++) score[i][t] = vlt_f32(sc)[t];
+        vlt_step_reset();
+    }
+    vlt_no_grad_exit();
+    int hit_i2t = 0, hit_t2i = 0;
+    for (int i = 0; i < 12; i++) {
+        int above = 0, above_t = 0;
+        for (int t = 0; t < 12; t++) {
+            above += t != i && score[i][t] >= score[i][i];    // image i's captions
+            above_t += t != i && score[t][i] >= score[i][i];  // caption i's images
+        }
+        hit_i2t += above < 5;
+        hit_t2i += above_t < 5;
+    }
+    assert_true(fabs(all.i2t.recall[1] - hit_i2t / 12.0) < 1e-9);
+    assert_true(fabs(all.t2i.recall[1] - hit_t2i / 12.0) < 1e-9);
+    vlt_eval_retrieval_result feat;
+    assert_int_equal(vlt_eval_pairs_retrieval(&p, &feat), VLT_OK);
+    assert_true(one.i2t.recall[2] <= feat.i2t.recall[0] + 1e-9);   // k = 1: only the nearest can hit
+    vlt_embedded_pairs_free(&p);
+    vlt_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_albef_trains_and_resumes_exactly),
         cmocka_unit_test(test_vocab_must_fit_the_config),
+        cmocka_unit_test(test_rerank_equals_brute_force),
     };
     return cmocka_run_group_tests(tests, setup, train_fixture_teardown);
 }

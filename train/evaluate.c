@@ -80,6 +80,25 @@ vlt_status vlt_encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int 
     return VLT_OK;
 }
 
+// A matching model's tokens of the batch's images (take, N, W) appended at out->n (room for cap images).
+static vlt_status keep_match_tokens(vlt_model *m, vlt_tensor *im, vlt_embedded_pairs *out, int cap) {
+    vlt_tensor *tk = vlt_model_match_tokens(m, im);
+    vlt_status s = tk ? VLT_OK : vlt_error_code();
+    if (s == VLT_OK) {
+        out->tok_n = tk->shape[1];
+        out->tok_w = tk->shape[2];
+        size_t row = (size_t)out->tok_n * out->tok_w;
+        float *g = realloc(out->img_tok, (size_t)cap * row * sizeof(float));
+        if (!g) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+        else {
+            out->img_tok = g;
+            vlt_tensor_read_f32(out->img_tok + (size_t)out->n * row, tk, (int64_t)tk->numel);
+        }
+    }
+    vlt_step_reset();
+    return s;
+}
+
 vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *shards, int batch, int limit,
                            vlt_embedded_pairs *out) {
     memset(out, 0, sizeof *out);
@@ -116,6 +135,7 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
             if (!(fi = vlt_model_encode_image(m, im))) s = vlt_error_code();
             else vlt_tensor_read_f32(out->img + (size_t)out->n * E, fi, (int64_t)take * E);  // (from the GPU too)
             vlt_step_reset();
+            if (s == VLT_OK && vlt_model_can(m, VLT_CAP_MATCH)) s = keep_match_tokens(m, im, out, cap);
         }
         vlt_tensor_free(im);
         // every caption of every image of the batch, tokenized, then encoded `batch` at a time
@@ -143,10 +163,19 @@ vlt_status vlt_embed_pairs(vlt_model *m, const vlt_tokenizer *tok, const char *s
                 if (ts) out->txt_str = ts;
                 if (!t || !o || !ts) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
             }
+            if (s == VLT_OK && vlt_model_can(m, VLT_CAP_MATCH)) {
+                int32_t *g = realloc(out->txt_ids, (size_t)tcap * T * sizeof(int32_t));
+                if (!g) s = vlt_error_set(VLT_ERR_NOMEM, "embed: out of memory");
+                else out->txt_ids = g;
+                out->txt_T = T;
+            }
             for (int c = 0; s == VLT_OK && c < nc; c++) {
                 if ((vlt_model_has_tokenizer(m) ? vlt_model_tokenize(m, caps[c], ids + (size_t)(m_b + c) * T, NULL, T)
                                                 : vlt_tokenizer_encode(tok, caps[c], ids + (size_t)(m_b + c) * T, T)) < 0)
                     s = vlt_error_code();
+                if (out->txt_ids)
+                    memcpy(out->txt_ids + (size_t)(out->n_txt + m_b + c) * T, ids + (size_t)(m_b + c) * T,
+                           sizeof(int32_t) * (size_t)T);
                 out->txt_img[out->n_txt + m_b + c] = out->n + i;
                 out->txt_str[out->n_txt + m_b + c] = strdup(caps[c]);
             }
@@ -185,11 +214,110 @@ void vlt_embedded_pairs_free(vlt_embedded_pairs *p) {
     free(p->txt);
     free(p->txt_img);
     free(p->image_ids);
+    free(p->img_tok);
+    free(p->txt_ids);
     memset(p, 0, sizeof *p);
 }
 
 vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r) {
     return vlt_eval_retrieval(p->img, p->n, p->txt, p->n_txt, p->dim, p->txt_img, 0, r, NULL, NULL);
+}
+
+// The k largest of x[0..n) (indices into idx[0..k)), largest first; k <= n.
+static void top_k(const float *x, int n, int k, int *idx) {
+    for (int j = 0; j < k; j++) idx[j] = -1;
+    for (int i = 0; i < n; i++) {
+        int pos = k;
+        while (pos > 0 && (idx[pos - 1] < 0 || x[i] > x[idx[pos - 1]])) pos--;
+        if (pos >= k) continue;
+        memmove(idx + pos + 1, idx + pos, sizeof(int) * (size_t)(k - pos - 1));
+        idx[pos] = i;
+    }
+}
+
+// Match probabilities of n pairs (image a[j], text b[j]), `batch` pairs per call.
+static vlt_status match_pairs(vlt_model *m, const vlt_embedded_pairs *p, const int *a, const int *b, int n, int batch,
+                              float *out) {
+    size_t row = (size_t)p->tok_n * p->tok_w;
+    for (int j0 = 0; j0 < n; j0 += batch) {
+        int c = n - j0 < batch ? n - j0 : batch;
+        vlt_tensor *tk = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 3, VLT_SHAPE(c, p->tok_n, p->tok_w));
+        vlt_tensor *ids = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(c, p->txt_T));
+        if (!tk || !ids) return vlt_error_code();
+        for (int j = 0; j < c; j++) {
+            memcpy(vlt_f32(tk) + j * row, p->img_tok + (size_t)a[j0 + j] * row, sizeof(float) * row);
+            memcpy(vlt_i32(ids) + (size_t)j * p->txt_T, p->txt_ids + (size_t)b[j0 + j] * p->txt_T,
+                   sizeof(int32_t) * (size_t)p->txt_T);
+        }
+        vlt_tensor *sc = vlt_model_match(m, tk, ids);
+        if (!sc) return vlt_error_code();
+        vlt_tensor_read_f32(out + j0, sc, c);
+        vlt_step_reset();
+    }
+    return VLT_OK;
+}
+
+vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int k, int batch,
+                                 vlt_eval_retrieval_result *r) {
+    if (!p->img_tok || !p->txt_ids)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "retrieval re-ranking needs pairs embedded by a matching model");
+    int ki = k < p->n_txt ? k : p->n_txt, kt = k < p->n ? k : p->n, kmax = ki > kt ? ki : kt;
+    float *sim = malloc(sizeof(float) * (size_t)(p->n > p->n_txt ? p->n : p->n_txt));
+    int *idx = malloc(sizeof(int) * (size_t)kmax), *a = malloc(sizeof(int) * (size_t)kmax);
+    float *sc = malloc(sizeof(float) * (size_t)kmax);
+    int64_t *ri = malloc(sizeof(int64_t) * (size_t)p->n), *rt = malloc(sizeof(int64_t) * (size_t)p->n_txt);
+    vlt_status s = sim && idx && a && sc && ri && rt ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "rerank: out of memory");
+    // image -> text: the best-scored of the image's own captions among its top k
+    for (int i = 0; s == VLT_OK && i < p->n; i++) {
+        for (int t = 0; t < p->n_txt; t++) {
+            double d = 0;
+            for (int e = 0; e < p->dim; e++) d += (double)p->img[(size_t)i * p->dim + e] * p->txt[(size_t)t * p->dim + e];
+            sim[t] = (float)d;
+        }
+        top_k(sim, p->n_txt, ki, idx);
+        for (int j = 0; j < ki; j++) a[j] = i;
+        if ((s = match_pairs(m, p, a, idx, ki, batch, sc)) != VLT_OK) break;
+        float best = -1;
+        for (int j = 0; j < ki; j++)
+            if (p->txt_img[idx[j]] == i && sc[j] > best) best = sc[j];
+        int64_t rank = p->n_txt;   // outside the top k: tied with every other candidate, counted last
+        if (best >= 0) {
+            rank = 1;
+            for (int j = 0; j < ki; j++) rank += p->txt_img[idx[j]] != i && sc[j] >= best;
+        }
+        ri[i] = rank;
+    }
+    // text -> image: its image among the text's top k images
+    for (int t = 0; s == VLT_OK && t < p->n_txt; t++) {
+        for (int i = 0; i < p->n; i++) {
+            double d = 0;
+            for (int e = 0; e < p->dim; e++) d += (double)p->img[(size_t)i * p->dim + e] * p->txt[(size_t)t * p->dim + e];
+            sim[i] = (float)d;
+        }
+        top_k(sim, p->n, kt, a);
+        for (int j = 0; j < kt; j++) idx[j] = t;
+        if ((s = match_pairs(m, p, a, idx, kt, batch, sc)) != VLT_OK) break;
+        int at = -1;
+        for (int j = 0; j < kt; j++)
+            if (a[j] == p->txt_img[t]) at = j;
+        int64_t rank = p->n;
+        if (at >= 0) {
+            rank = 1;
+            for (int j = 0; j < kt; j++) rank += j != at && sc[j] >= sc[at];
+        }
+        rt[t] = rank;
+    }
+    if (s == VLT_OK) {
+        vlt_eval_recall_from_ranks(ri, p->n, &r->i2t);
+        vlt_eval_recall_from_ranks(rt, p->n_txt, &r->t2i);
+    }
+    free(sim);
+    free(idx);
+    free(a);
+    free(sc);
+    free(ri);
+    free(rt);
+    return s;
 }
 
 // The references and then the generated captions, each list tokenized in one call as

@@ -28,6 +28,11 @@ typedef struct {
     int64_t *image_ids;    // (n) the dataset's image ids ("image_id" of the .json), else the sample index
     char **keys;           // n sample keys
     char **captions;       // n captions (the .txt one)
+    // A model that can match pairs (VLT_CAP_MATCH, ALBEF): what re-ranking reads, else NULL.
+    float *img_tok;        // (n, tok_n, tok_w) each image's matching tokens
+    int tok_n, tok_w;
+    int32_t *txt_ids;      // (n_txt, txt_T) each caption's token ids
+    int txt_T;
 } vlt_embedded_pairs;
 
 // The model's normalized text features of rows [0, n) of token ids (n, T) into out (n, E),
@@ -44,6 +49,12 @@ void vlt_embedded_pairs_free(vlt_embedded_pairs *p);
 // Retrieval over the grouped captions: image->text ranks the best of an image's captions (a tie
 // counts against the target), text->image the caption's image.
 vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r);
+// ALBEF's retrieval protocol on pairs embedded by a VLT_CAP_MATCH model: each query's k best
+// candidates by feature similarity re-scored by the model's match probability (ITM), in `batch`
+// pairs at a time; a target outside them ranks last (ALBEF scores the rest -100, all tied, and
+// ties count against the target, as in vlt_eval_pairs_retrieval). Call under vlt_no_grad_enter.
+vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int k, int batch,
+                                 vlt_eval_retrieval_result *r);
 
 typedef struct {
     int n;                 // images captioned

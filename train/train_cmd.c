@@ -178,11 +178,17 @@ int vlt_cmd_train(int argc, char **argv) {
             } else {
                 fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
             }
-        } else if (vlt_trainer_eval(t, i2t, t2i, &n) == VLT_OK)
+        } else if (vlt_trainer_eval(t, i2t, t2i, &n) == VLT_OK) {
             printf("final eval (%d held-out pairs): image->text R@1/5/10 %.1f/%.1f/%.1f  text->image R@1/5/10 %.1f/%.1f/%.1f"
                    "  (chance R@1 %.2f)\n", n, 100 * i2t[0], 100 * i2t[1], 100 * i2t[2], 100 * t2i[0], 100 * t2i[1],
                    100 * t2i[2], 100.0 / n);
-        else fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
+            if (vlt_trainer_eval_rerank(t, i2t, t2i))   // ALBEF: the top 16 re-scored by its matching head
+                printf("final eval, top 16 re-ranked by image-text matching: image->text R@1/5/10 %.1f/%.1f/%.1f  "
+                       "text->image R@1/5/10 %.1f/%.1f/%.1f\n", 100 * i2t[0], 100 * i2t[1], 100 * i2t[2],
+                       100 * t2i[0], 100 * t2i[1], 100 * t2i[2]);
+        } else {
+            fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
+        }
         double bleu4, cider;
         if (vlt_trainer_is_captioner(t)) {
             printf("generated captions (greedy) for held-out images:\n");

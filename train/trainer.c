@@ -31,6 +31,9 @@
 #include "train/zero.h"
 
 #define STATE_FORMAT 1
+// Candidates per query that a matching model's head re-scores in evaluation (ALBEF's k_test is
+// 256 for COCO and 128 for Flickr30k; the held-out sets here are a few hundred pairs).
+#define VLT_TRAIN_RERANK_K 16
 
 struct vlt_trainer {
     vlt_dist single;               // the one-process world when opts.dist is NULL
@@ -64,6 +67,8 @@ struct vlt_trainer {
     struct param_slot { const vlt_tensor *t; int i; } *by_ptr;  // parameters sorted by address
     int64_t step, epoch;
     int64_t batch_index;           // the current batch's number within its epoch
+    bool has_rerank;               // the last vlt_trainer_eval also re-ranked by the matching head (ALBEF)
+    double rerank_i2t[3], rerank_t2i[3];
     int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
     int stopped_by;                // the signal that stopped the run (0: none)
     int lock_fd;                   // RUN/.lock, flock'd while this trainer lives (rank 0; -1: none)
@@ -972,8 +977,22 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
         for (int k = 0; k < 3; k++) { i2t[k] = r.i2t.recall[k]; t2i[k] = r.t2i.recall[k]; }
         *n_pairs = p.n;
     }
+    t->has_rerank = false;
+    if (s == VLT_OK && vlt_model_can(&t->model, VLT_CAP_MATCH)) {
+        // ALBEF's protocol: the features' top k re-scored by the matching head
+        vlt_no_grad_enter();
+        s = vlt_eval_pairs_rerank(&t->model, &p, VLT_TRAIN_RERANK_K, t->cfg.batch_size, &r);
+        vlt_no_grad_exit();
+        for (int k = 0; s == VLT_OK && k < 3; k++) { t->rerank_i2t[k] = r.i2t.recall[k]; t->rerank_t2i[k] = r.t2i.recall[k]; }
+        t->has_rerank = s == VLT_OK;
+    }
     vlt_embedded_pairs_free(&p);
     return s;
+}
+
+bool vlt_trainer_eval_rerank(const vlt_trainer *t, double i2t[3], double t2i[3]) {
+    for (int k = 0; t->has_rerank && k < 3; k++) { i2t[k] = t->rerank_i2t[k]; t2i[k] = t->rerank_t2i[k]; }
+    return t->has_rerank;
 }
 
 vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4, double *cider, FILE *show,
@@ -1031,6 +1050,14 @@ static vlt_status maybe_eval(vlt_trainer *t) {
     vlt_step_metrics m = {.step = t->step, .epoch = (double)t->epoch, .time_s = now_s() - t->t_start,
                           .n_extra = 6, .extras_only = true};
     for (int k = 0; k < 6; k++) m.extra[k] = (vlt_named_scalar){names[k], 100 * (k < 3 ? i2t[k] : t2i[k - 3])};
+    if (t->has_rerank) {
+        static const char *const rn[6] = {"val/itm_i2t_R@1", "val/itm_i2t_R@5", "val/itm_i2t_R@10",
+                                          "val/itm_t2i_R@1", "val/itm_t2i_R@5", "val/itm_t2i_R@10"};
+        for (int k = 0; k < 3; k++) {
+            m.extra[m.n_extra++] = (vlt_named_scalar){rn[k], 100 * t->rerank_i2t[k]};
+            m.extra[m.n_extra++] = (vlt_named_scalar){rn[k + 3], 100 * t->rerank_t2i[k]};
+        }
+    }
     if (vlt_model_can(&t->model, VLT_CAP_CAPTION)) {
         double bleu4, cider;
         VLT_TRY(vlt_trainer_eval_captions(t, 100, &bleu4, &cider, NULL, 0));

@@ -69,6 +69,9 @@ const vlt_params *vlt_trainer_params(const vlt_trainer *t);
 const float *vlt_trainer_losses(const vlt_trainer *t, int64_t *n);
 // Retrieval on the val shards (data.val, data.val_samples pairs): fills recall@1/5/10 both ways.
 vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n_pairs);
+// After vlt_trainer_eval with a model that matches pairs (ALBEF): recall@1/5/10 of the features'
+// top 16 re-ranked by its matching head, as ALBEF evaluates retrieval; false for other models.
+bool vlt_trainer_eval_rerank(const vlt_trainer *t, double i2t[3], double t2i[3]);
 // VQA runs: the official accuracy (vqaeval-2021) of the model's answers on data.val
 // (data.val_samples questions; 0: all), as the periodic evaluation logs it.
 vlt_status vlt_trainer_eval_vqa(vlt_trainer *t, vlt_eval_vqa_result *r);
