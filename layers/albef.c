@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "autograd/device.h"
+#include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "checkpoints/safetensors.h"
 #include "layers/transformer.h"
@@ -555,10 +556,53 @@ vlt_tensor *vlt_albef_itm_score(vlt_albef *m, vlt_tensor *tokens, vlt_tensor *id
     vlt_tensor *pad = vlt_bert_key_pad(atts);
     vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, pad, NULL, NULL);
     h = vlt_bert_forward(&m->text, VLT_BERT_FUSION, h, pad, tokens, NULL);
-    vlt_tensor *p = vlt_softmax(vlt_linear(cls_of(h), m->itm_w, m->itm_b));       // (n, 2)
+    // the raw positive-class logit, as the authors' Retrieval.py evaluation() scores the candidates
+    // (itm_head(...)[:, 1]; not the softmax, whose order differs: it depends on both logits)
+    vlt_tensor *p = vlt_linear(cls_of(h), m->itm_w, m->itm_b);       // (n, 2)
     if (!p) return NULL;
     int n = ids->shape[0];
     return vlt_reshape(vlt_slice(p, 1, 1, 1), 1, VLT_SHAPE(n));
+}
+
+int vlt_albef_gradcam_layer(const vlt_albef *m) {
+    // not the last layer: the ITM head reads only its [CLS] row, so its other tokens get no gradient
+    int f = m->cfg.bert.fusion_layer, l = f + 2, L = m->cfg.bert.num_hidden_layers;
+    if (l > L - 2) l = L - 2;
+    return l < f ? f : l;
+}
+
+vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, int layer, float *maps, float *score) {
+    if (!image || !ids || image->ndim != 4 || image->shape[0] != 1 || ids->dtype != VLT_I32 || ids->ndim != 2 ||
+        ids->shape[0] != 1 || ids->device != VLT_CPU)
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: Grad-CAM takes one image (1, 3, S, S) and host i32 ids (1, T)");
+    int T = ids->shape[1], G2 = m->visual.grid * m->visual.grid;
+    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape), *probs = NULL;
+    if (!atts) return vlt_error_code();
+    for (int t = 0; t < T; t++) vlt_i32(atts)[t] = vlt_i32(ids)[t] != m->cfg.bert.pad_token_id;
+    vlt_tensor *pad = vlt_bert_key_pad(atts), *tokens = vlt_deit_forward(&m->visual, image);
+    vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, pad, NULL, NULL);
+    h = vlt_bert_forward_probe(&m->text, VLT_BERT_FUSION, h, pad, tokens, layer, &probs);
+    // the raw positive-class ITM logit, as the authors' visualisation backpropagates
+    vlt_tensor *sc = vlt_sum_all(vlt_slice(vlt_linear(cls_of(h), m->itm_w, m->itm_b), 1, 1, 1));
+    if (!sc) return vlt_error_code();
+    *score = vlt_tensor_item(sc, 0);
+    vlt_zero_grad(m->params.t, m->params.n);
+    VLT_TRY(vlt_backward(sc));
+    vlt_zero_grad(m->params.t, m->params.n);
+    if (!probs->grad) return vlt_error_set(VLT_ERR_STATE, "albef: no gradient reached the cross-attention");
+    // probs (1, H, T, 1 + G²): the [CLS] image token's column left out, as the authors' [..., 1:]
+    int H = probs->shape[1], N = probs->shape[3];
+    const float *a = vlt_f32(probs), *g = vlt_f32(probs->grad);
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < G2; p++) {
+            double v = 0;
+            for (int hh = 0; hh < H; hh++) {
+                size_t at = ((size_t)hh * T + t) * N + 1 + p;
+                v += (double)a[at] * (g[at] > 0 ? g[at] : 0);
+            }
+            maps[(size_t)t * G2 + p] = vlt_i32(atts)[t] ? (float)(v / H) : 0.0f;
+        }
+    return VLT_OK;
 }
 
 // ---- loading at another image size ----

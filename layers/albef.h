@@ -102,9 +102,21 @@ int vlt_albef_tokenize(const vlt_albef *m, const char *text, int32_t *ids, int32
 vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images);
 vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts);
 // ITM for retrieval re-ranking (ALBEF's evaluation): the image tokens (B, N, Wv) of images, and
-// the match probability softmax(itm_head(fused [CLS]))[1] of text ids[i] with tokens[i], (n).
+// the match score itm_head(fused [CLS])[1] (the raw positive logit, as Retrieval.py's evaluation())
+// of text ids[i] with tokens[i], (n).
 vlt_tensor *vlt_albef_image_tokens(vlt_albef *m, vlt_tensor *images);
 vlt_tensor *vlt_albef_itm_score(vlt_albef *m, vlt_tensor *tokens, vlt_tensor *ids);
+// Grad-CAM of the ITM score on a fusion layer's cross-attention (the ALBEF paper's visualisation:
+// visualization.ipynb, Grounding.py): for one image (1, 3, S, S) and one text (1, T) host i32, the
+// raw positive-class ITM logit into *score and, per text token t, maps[t·G² + p] = mean over heads of
+// attention[h, t, 1 + p] · max(d score / d attention[h, t, 1 + p], 0) over the image patches p (the
+// image [CLS] token left out); padding rows are 0. maps holds T·G² floats. Parameter gradients are
+// left zeroed. The authors use block_num 8 (the 3rd fusion layer of BERT-base):
+// vlt_albef_gradcam_layer gives fusion_layer + 2, but never the last layer when there is another
+// fusion layer (the ITM head reads only the last layer's [CLS], so its other rows get no gradient
+// and every word's map would be 0): demo-albef (4 layers, fusion from 2) takes layer 2.
+int vlt_albef_gradcam_layer(const vlt_albef *m);
+vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, int layer, float *maps, float *score);
 // Trainable parameters (what ALBEF's named_parameters() counts: aliases, buffers and momentum
 // copies left out).
 int64_t vlt_albef_trainable_numel(const vlt_albef *m);

@@ -303,13 +303,40 @@ static vlt_tensor *albef_match_tokens(vlt_model *m, vlt_tensor *images) {
 static vlt_tensor *albef_match(vlt_model *m, vlt_tensor *tokens, vlt_tensor *ids) {
     return vlt_albef_itm_score(albef_of(m), tokens, ids);
 }
+static vlt_status albef_explain_tokens(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score) {
+    vlt_albef *a = albef_of(m);
+    return vlt_albef_gradcam(a, image, ids, vlt_albef_gradcam_layer(a), maps, score);
+}
+// The whole text's map: the tokens' maps averaged (Grounding.py's mean over the text tokens).
+static vlt_status albef_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score) {
+    VLT_TRY(check_explain_inputs(image, ids));
+    int T = ids->shape[1], G2 = vlt_model_patch_grid(m) * vlt_model_patch_grid(m), n = 0;
+    float *maps = malloc(sizeof(float) * (size_t)T * G2);
+    if (!maps) return vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
+    vlt_status s = albef_explain_tokens(m, image, ids, maps, score);
+    for (int p = 0; p < G2; p++) map[p] = 0;
+    for (int t = 0; s == VLT_OK && t < T; t++) {
+        if (vlt_i32(ids)[t] == m->cfg.bert.pad_token_id) continue;
+        n++;
+        for (int p = 0; p < G2; p++) map[p] += maps[(size_t)t * G2 + p];
+    }
+    for (int p = 0; s == VLT_OK && n && p < G2; p++) map[p] /= n;
+    free(maps);
+    return s;
+}
+static const char *albef_token_text(const vlt_model *m, int32_t id) {
+    return albef_of(m)->tok ? vlt_bert_tokenizer_token(albef_of(m)->tok, id) : NULL;
+}
 static bool albef_has_tokenizer(const vlt_model *m) { return albef_of(m)->tok != NULL; }
 static int albef_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T) {
     return vlt_albef_tokenize(albef_of(m), text, ids, mask, T);
 }
 
 static const vlt_model_ops ALBEF_OPS = {
-    .kind = "albef", .title = "ALBEF", .caps = VLT_CAP_EMBED | VLT_CAP_MATCH, .loss = albef_loss,
+    .kind = "albef", .title = "ALBEF", .caps = VLT_CAP_EMBED | VLT_CAP_MATCH | VLT_CAP_EXPLAIN, .loss = albef_loss,
+    .explain = albef_explain, .explain_tokens = albef_explain_tokens, .token_text = albef_token_text,
+    .explain_method = "Grad-CAM of the ITM score on the cross-attention of a fusion layer (ALBEF's visualisation): "
+                      "attention x max(gradient, 0), averaged over heads, per text token",
     .match_tokens = albef_match_tokens, .match = albef_match, .after_step = albef_after_step,
     .encode_image = albef_image, .encode_text = albef_text, .tokenize = albef_tokenize,
     .has_tokenizer = albef_has_tokenizer, .gpu_unsupported = albef_gpu,
@@ -449,6 +476,26 @@ vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, f
     return m->ops->explain(m, image, ids, map, score);
 }
 
+bool vlt_model_explains_tokens(const vlt_model *m) { return vlt_model_can(m, VLT_CAP_EXPLAIN) && m->ops->explain_tokens; }
+
+vlt_status vlt_model_explain_tokens(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score) {
+    if (!vlt_model_explains_tokens(m)) return lacks(m, "per-word relevance maps");
+    image = on_model_device(m, image);
+    if (!image) return vlt_error_code();
+    return m->ops->explain_tokens(m, image, ids, maps, score);
+}
+
+const char *vlt_model_token_text(const vlt_model *m, int32_t id) {
+    const char *t = m->ops && m->ops->token_text ? m->ops->token_text(m, id) : NULL;
+    return t ? t : "?";
+}
+
+const char *vlt_model_explain_method(const vlt_model *m) {
+    return m->ops && m->ops->explain_method ? m->ops->explain_method
+                                            : "|gradient . input| of cos(image, text) on the normalized tokens "
+                                              "entering the last vision block";
+}
+
 vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf) {
     if (!vlt_model_can(m, VLT_CAP_ANSWER)) return lacks(m, "answer head (it cannot answer questions)");
     images = on_model_device(m, images);
@@ -465,6 +512,11 @@ int vlt_model_answers(const vlt_model *m) {
 vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n) {
     if (!vlt_model_can(m, VLT_CAP_ANSWER)) return lacks(m, "answer head (it cannot answer questions)");
     return m->ops->set_answers ? m->ops->set_answers(m, answers, n) : VLT_OK;
+}
+
+bool vlt_model_builds_answers(const vlt_model *m) { return m->ops && m->ops->answer_fields; }
+vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b) {
+    return vlt_model_builds_answers(m) ? m->ops->answer_fields(m, json, n, b) : VLT_OK;
 }
 const char *vlt_model_fresh_prefix(const vlt_model *m) { return m->ops ? m->ops->fresh_prefix : NULL; }
 

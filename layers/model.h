@@ -121,7 +121,8 @@ typedef struct {
     vlt_tensor *(*encode_image)(vlt_model *m, vlt_tensor *images);
     vlt_tensor *(*encode_text)(vlt_model *m, vlt_tensor *ids);
     // VLT_CAP_MATCH: the image tokens the matching reads, (B, N, W) for images (B, 3, S, S); and
-    // the probability that text ids[i] (n, T) describes the image of tokens[i] (n, N, W), (n).
+    // a score (higher: a better match; ALBEF: the raw positive ITM logit) that text ids[i] (n, T)
+    // describes the image of tokens[i] (n, N, W), (n).
     vlt_tensor *(*match_tokens)(vlt_model *m, vlt_tensor *images);
     vlt_tensor *(*match)(vlt_model *m, vlt_tensor *tokens, vlt_tensor *ids);
     // VLT_CAP_CAPTION: token ids (B, g->max_len) into out (B · max_len) for images (B, 3, S, S).
@@ -130,6 +131,12 @@ typedef struct {
     // normalized) of the cosine similarity of one image (1, 3, S, S) and one text (1, T) over the
     // image patches, and that similarity into *score. Parameter gradients are left zeroed.
     vlt_status (*explain)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+    // VLT_CAP_EXPLAIN, optional (a kind whose relevance is per word: ALBEF's Grad-CAM): one map per
+    // token of ids (1, T) into maps (T rows of grid², padding rows 0) and the score they explain;
+    // explain's map is then their mean over the text's tokens. token_text names a token id.
+    vlt_status (*explain_tokens)(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score);
+    const char *(*token_text)(const vlt_model *m, int32_t id);
+    const char *explain_method;  // what the maps are, for reports (NULL: CLIP's |gradient . input|)
     // VLT_CAP_ANSWER: for images (B, 3, S, S) and questions (B, T), the index in the answer
     // vocabulary of each question's answer into best (B), and the model's confidence in it (a
     // probability) into conf (B; may be NULL). Call under no_grad.
@@ -140,6 +147,10 @@ typedef struct {
     // classifier (its vocabulary size is cfg.vqa.n_answers).
     vlt_status (*set_answers)(vlt_model *m, const char *const *answers, int n);
     int (*n_answers)(const vlt_model *m);
+    // A generative answer head's training fields (answer_ids, answer_weights, answer_k; step
+    // activations) from the n samples' .json members (vlt shards --vqa; the trainer keeps them
+    // when this is set). NULL: the kind reads answer_scores.
+    vlt_status (*answer_fields)(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // A kind with its own text tokenizer (ALBEF: BERT WordPiece of its config's vocabulary): text to
@@ -185,12 +196,21 @@ int64_t vlt_model_loss_tokens(const vlt_model *m, const vlt_model_batch *b);
 // The patch grid side of the image tower (image_size / patch_size): explain's map is grid².
 int vlt_model_patch_grid(const vlt_model *m);
 vlt_status vlt_model_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *map, float *score);
+// Per-token maps (see vlt_model_ops.explain_tokens): false when the kind has none.
+bool vlt_model_explains_tokens(const vlt_model *m);
+vlt_status vlt_model_explain_tokens(vlt_model *m, vlt_tensor *image, vlt_tensor *ids, float *maps, float *score);
+const char *vlt_model_token_text(const vlt_model *m, int32_t id);   // "?" when unknown
+const char *vlt_model_explain_method(const vlt_model *m);
 vlt_status vlt_model_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best, float *conf);
 // VLT_CAP_ANSWER: the size of the answer vocabulary the model answers from (0 for other kinds).
 int vlt_model_answers(const vlt_model *m);
 // The candidate answers of a ranking kind (see vlt_model_ops.set_answers); VLT_OK and nothing
 // done for a classifier, whose vocabulary is fixed by its config.
 vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n);
+// Whether the kind builds its answer fields from the samples' .json, and the call (see
+// vlt_model_ops.answer_fields; VLT_OK and nothing set for other kinds).
+bool vlt_model_builds_answers(const vlt_model *m);
+vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
 // ALBEF VQA's table lives with its model (layers/albef_vqa.c); vlt_model_create calls this for an
 // ALBEF config with an "albef_vqa" section.
 vlt_status vlt_albef_vqa_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
