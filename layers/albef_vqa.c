@@ -495,6 +495,10 @@ static int read_into(const vlt_safetensors *f, const char *path, const char *src
         if (!tmp) return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory"), -1;
         vlt_status st = s->dtype == VLT_ST_I64 ? vlt_safetensors_read_i64(f, src, tmp, s->numel) : VLT_ERR_FORMAT;
         for (int64_t i = 0; st == VLT_OK && i < s->numel; i++) vlt_i32(t)[i] = (int32_t)tmp[i];
+        if (s->dtype == VLT_ST_I32) {   // as vlt writes it
+            memcpy(vlt_i32(t), s->data, sizeof(int32_t) * (size_t)s->numel);
+            st = VLT_OK;
+        }
         free(tmp);
         if (st != VLT_OK) goto misfit;
         return 1;
@@ -703,11 +707,21 @@ static const char *avqa_gpu(const vlt_model *m) {
     return "its momentum update, answer repetition and ranking run on the host";
 }
 static void avqa_destroy(vlt_model *m) { vlt_albef_vqa_free(avqa_of(m)); }
+// model.init_from: an ALBEF pretraining checkpoint (it has text_encoder.bert.*) through VQA.py's
+// remapping, else an ALBEF VQA checkpoint (strict; pos_embed resized to this image size).
+static vlt_status avqa_load_init(vlt_model *m, const char *path) {
+    vlt_safetensors *f = NULL;
+    VLT_TRY(vlt_safetensors_open(path, &f));
+    bool pretraining = vlt_safetensors_get(f, "text_encoder.bert.embeddings.word_embeddings.weight") != NULL;
+    vlt_safetensors_close(f);
+    return pretraining ? vlt_albef_vqa_load_pretrained(avqa_of(m), path) : vlt_albef_vqa_load(avqa_of(m), path, false);
+}
 
 static const vlt_model_ops ALBEF_VQA_OPS = {
     .kind = VLT_ALBEF_VQA_KIND, .title = "ALBEF VQA", .caps = VLT_CAP_ANSWER, .loss = avqa_loss,
     .after_step = avqa_after_step, .answer = avqa_answer, .set_answers = avqa_set_answers,
-    .n_answers = avqa_n_answers, .answer_fields = avqa_answer_fields, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
+    .n_answers = avqa_n_answers, .answer_fields = avqa_answer_fields,
+    .load_init = avqa_load_init, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
     .gpu_unsupported = avqa_gpu, .destroy = avqa_destroy,
 };
 

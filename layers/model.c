@@ -515,6 +515,11 @@ vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n
 }
 
 bool vlt_model_builds_answers(const vlt_model *m) { return m->ops && m->ops->answer_fields; }
+bool vlt_model_has_init_loader(const vlt_model *m) { return m->ops && m->ops->load_init; }
+vlt_status vlt_model_load_init(vlt_model *m, const char *path) {
+    if (!vlt_model_has_init_loader(m)) return lacks(m, "loader of its own for model.init_from");
+    return m->ops->load_init(m, path);
+}
 vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b) {
     return vlt_model_builds_answers(m) ? m->ops->answer_fields(m, json, n, b) : VLT_OK;
 }

@@ -151,6 +151,10 @@ typedef struct {
     // activations) from the n samples' .json members (vlt shards --vqa; the trainer keeps them
     // when this is set). NULL: the kind reads answer_scores.
     vlt_status (*answer_fields)(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
+    // model.init_from for a kind whose starting weights are not its own table (ALBEF VQA: an ALBEF
+    // pretraining checkpoint through VQA.py's remapping, or an ALBEF VQA checkpoint at another
+    // image size). NULL: the trainer's strict load of the table's names.
+    vlt_status (*load_init)(vlt_model *m, const char *path);
     // Tokens a batch contributes to the kind's token-mean losses (0: it has none).
     int64_t (*loss_tokens)(const vlt_model *m, const vlt_model_batch *b);
     // A kind with its own text tokenizer (ALBEF: BERT WordPiece of its config's vocabulary): text to
@@ -209,6 +213,9 @@ int vlt_model_answers(const vlt_model *m);
 vlt_status vlt_model_set_answers(vlt_model *m, const char *const *answers, int n);
 // Whether the kind builds its answer fields from the samples' .json, and the call (see
 // vlt_model_ops.answer_fields; VLT_OK and nothing set for other kinds).
+// model.init_from through the kind's own loader (see vlt_model_ops.load_init), when it has one.
+bool vlt_model_has_init_loader(const vlt_model *m);
+vlt_status vlt_model_load_init(vlt_model *m, const char *path);
 bool vlt_model_builds_answers(const vlt_model *m);
 vlt_status vlt_model_answer_fields(vlt_model *m, char *const *json, int n, vlt_model_batch *b);
 // ALBEF VQA's table lives with its model (layers/albef_vqa.c); vlt_model_create calls this for an

@@ -3,7 +3,8 @@
 // (model.vqa_head: albef), resumes exactly (weights, momentum copies and optimizer state bit for bit
 // against the uninterrupted run), and its held-out accuracy logged by training's evaluation equals
 // `vlt vqa` (the authors' ranking of the run's answer vocabulary) scored by `vlt eval vqa`. The run
-// config refuses model.vqa_head albef with a model that is not ALBEF VQA, and the reverse.
+// config refuses model.vqa_head albef with a model that is not ALBEF VQA, and the reverse; and
+// model.init_from takes an ALBEF pretraining checkpoint through VQA.py's key remapping.
 #include <cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -15,7 +16,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "checkpoints/safetensors.h"
 #include "eval/json_file.h"
+#include "layers/model.h"
 #include "train/commands.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
@@ -198,11 +201,51 @@ static void test_config_pairs_head_and_model(void **state) {
     assert_true(mc.albef.vqa.on && mc.albef.vqa.distill);
 }
 
+// model.init_from with an ALBEF pretraining checkpoint: VQA.py's remapping (the decoder's layer 0 is
+// the pretrained layer fusion_layer = 1, its LM head the MLM head, the encoder the text encoder
+// without ".bert."); the momentum copies come from the pretrained ones.
+static void test_init_from_pretraining(void **state) {
+    (void)state;
+    vlt_model_cfg pc;
+    assert_int_equal(vlt_model_cfg_load(g_model, &pc), VLT_OK);
+    pc.albef.vqa.on = false;   // the same sizes as a pretraining model
+    vlt_model pre;
+    if (vlt_model_create(&pre, &pc, 11) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_string_equal(vlt_model_kind(&pre), "albef");
+    char path[400];
+    snprintf(path, sizeof path, "%s/pretrained.safetensors", g_dir);
+    assert_int_equal(vlt_safetensors_save_params(path, pre.params, VLT_ST_F32, NULL, 0), VLT_OK);
+    vlt_run_config c;
+    config(&c, "from-pretrained");
+    snprintf(c.init_from, sizeof c.init_from, "%s", path);
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    const vlt_params *p = vlt_trainer_params(t);
+    static const char *const pairs[][2] = {
+        {"text_decoder.bert.encoder.layer.0.crossattention.self.key.weight", "text_encoder.bert.encoder.layer.1.crossattention.self.key.weight"},
+        {"text_decoder_m.bert.encoder.layer.0.attention.self.query.weight", "text_encoder_m.bert.encoder.layer.1.attention.self.query.weight"},
+        {"text_decoder.cls.predictions.transform.dense.weight", "text_encoder.cls.predictions.transform.dense.weight"},
+        {"text_decoder.bert.embeddings.word_embeddings.weight", "text_encoder.bert.embeddings.word_embeddings.weight"},
+        {"text_encoder.encoder.layer.0.attention.self.value.weight", "text_encoder.bert.encoder.layer.0.attention.self.value.weight"},
+        {"visual_encoder_m.blocks.0.attn.qkv.weight", "visual_encoder_m.blocks.0.attn.qkv.weight"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        vlt_tensor *a = vlt_params_find(p, pairs[i][0]), *b = vlt_params_find(pre.params, pairs[i][1]);
+        if (!a || !b) fail_msg("missing %s or %s", pairs[i][0], pairs[i][1]);
+        assert_int_equal(a->numel, b->numel);
+        if (memcmp(a->data, b->data, sizeof(float) * (size_t)a->numel)) fail_msg("%s is not %s", pairs[i][0], pairs[i][1]);
+    }
+    vlt_trainer_free(t);
+    vlt_model_free(&pre);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_pairs_head_and_model),
         cmocka_unit_test(test_train_resume_exactly),
         cmocka_unit_test(test_answers_scored_as_in_training),
+        cmocka_unit_test(test_init_from_pretraining),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

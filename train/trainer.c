@@ -648,6 +648,7 @@ static vlt_status resolve_vocab(vlt_trainer *t) {
 // head on CLIP weights: vlt_model_fresh_prefix) may be missing from the file and keep their
 // initialization. Anything else missing, unexpected or mis-shaped is refused, naming it.
 static vlt_status load_init_weights(vlt_trainer *t) {
+    if (vlt_model_has_init_loader(&t->model)) return vlt_model_load_init(&t->model, t->cfg.init_from);   // ALBEF VQA
     const char *fresh = vlt_model_fresh_prefix(&t->model);
     vlt_st_report rep;
     vlt_status s = vlt_safetensors_load_params(t->cfg.init_from, t->params, fresh != NULL, &rep);
