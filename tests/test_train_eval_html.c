@@ -98,7 +98,7 @@ static void test_page(void **state) {
     }
     vlt_caption_eval ce = {.n = N, .keys = keys, .generated = gen, .reference = ref, .cider_per_image = cider};
     snprintf(out, sizeof out, "%s/page", dir);
-    assert_int_equal(vlt_eval_html_checkpoint(out, "ckpt", shards, &p, &r, &ce, NULL, NULL), VLT_OK);
+    assert_int_equal(vlt_eval_html_checkpoint(out, "ckpt", shards, &p, &r, NULL, 0, &ce, NULL, NULL), VLT_OK);
     snprintf(html, sizeof html, "%s/page/index.html", dir);
     char *s = read_file(html);
     assert_non_null(s);

@@ -49,6 +49,8 @@ static void session_close(session *se) {
     vlt_model_source_close(&se->src);
 }
 
+#define VLT_EVAL_RERANK_K 256   // ALBEF's k_test (configs/Retrieval_coco.yaml, Retrieval_flickr.yaml)
+
 typedef struct {
     const char *checkpoint, *weights, *model, *shards, *out;
     const char *captions_out;                      // eval checkpoint: the greedy captions as COCO results
@@ -57,6 +59,8 @@ typedef struct {
     const char *results;                           // eval clipscore: the captions to score
     bool no_refs;                                  // eval clipscore: CLIP-S only
     int batch, limit;
+    int rerank_k;                                  // eval checkpoint, a matching model: candidates re-scored (0: off)
+    bool rerank_given;
 } eval_args;
 
 // Returns -1 to go on, or the exit status (0 after --help, 2 after a usage error, message printed).
@@ -68,8 +72,9 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
                                          {"label-ext", required_argument, 0, 'L'},  {"html", required_argument, 0, 'H'},
                                          {"results", required_argument, 0, 'R'},    {"no-refs", no_argument, 0, 'N'},
                                          {"weights", required_argument, 0, 'W'},    {"model", required_argument, 0, 'M'},
-                                         {"captions-out", required_argument, 0, 'P'}, {0, 0, 0, 0}};
-    *a = (eval_args){.batch = 64};
+                                         {"captions-out", required_argument, 0, 'P'}, {"rerank-k", required_argument, 0, 'K'},
+                                         {0, 0, 0, 0}};
+    *a = (eval_args){.batch = 64, .rerank_k = VLT_EVAL_RERANK_K};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -88,6 +93,7 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         case 'W': a->weights = optarg; break;
         case 'M': a->model = optarg; break;
         case 'P': a->captions_out = optarg; break;
+        case 'K': a->rerank_k = (int)vlt_cli_int(cmd, "--rerank-k", optarg, 0, 1 << 30), a->rerank_given = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;   // getopt has named the option
         }
@@ -96,6 +102,8 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
     if (a->html && strcmp(cmd, "eval checkpoint") != 0) return vlt_cli_usage_error(cmd, "--html is an option of vlt eval checkpoint");
     if ((a->results || a->no_refs) && strcmp(cmd, "eval clipscore") != 0)
         return vlt_cli_usage_error(cmd, "--results and --no-refs are options of vlt eval clipscore");
+    if (a->rerank_given && strcmp(cmd, "eval checkpoint") != 0)
+        return vlt_cli_usage_error(cmd, "--rerank-k is an option of vlt eval checkpoint");
     if (a->captions_out && strcmp(cmd, "eval checkpoint") != 0)
         return vlt_cli_usage_error(cmd, "--captions-out is an option of vlt eval checkpoint");
     const char *why = vlt_model_source_check(a->checkpoint, a->weights, a->model);
@@ -146,9 +154,13 @@ int vlt_cmd_embed(int argc, char **argv) {
 
 static const char *EVAL_CKPT_USAGE =
     "usage: vlt eval checkpoint (--checkpoint RUN | --weights FILE --model NAME) --shards SPEC [--limit N] [--batch 64]\n"
-    "                           [--out report.json] [--html DIR] [--captions-out results.json]\n"
+    "                           [--out report.json] [--html DIR] [--captions-out results.json] [--rerank-k 256]\n"
     "Image<->text retrieval recall@1/5/10 of the checkpoint on the shards' pairs; for CoCa also greedy\n"
     "captions scored with BLEU-1..4 and CIDEr-D against the shards' captions.\n"
+    "A model with an image-text matching head (ALBEF) is also scored as ALBEF's retrieval evaluation\n"
+    "does: each query's top K candidates by feature similarity re-ranked by the ITM score (the positive\n"
+    "logit of itm_head), K = --rerank-k (ALBEF's k_test 256; min(K, candidates); 0: off); both sets of\n"
+    "recall@k are printed, in the report and on the page.\n"
     "--html DIR also writes DIR/index.html: sampled and worst-ranked queries with their top-5 results as\n"
     "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n"
     "--captions-out F: a captioner's greedy captions in the COCO results format (as vlt caption writes\n"
@@ -171,6 +183,15 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     bool coca = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_CAPTION);
     if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
+    // a matching model (ALBEF): the features' top k re-ranked by its matching head (rr)
+    vlt_eval_retrieval_result rr;
+    bool rerank = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_MATCH) && a.rerank_k > 0;
+    int k_i2t = rerank ? (a.rerank_k < p.n_txt ? a.rerank_k : p.n_txt) : 0, k_t2i = rerank ? (a.rerank_k < p.n ? a.rerank_k : p.n) : 0;
+    if (rerank) {
+        vlt_no_grad_enter();
+        s = vlt_eval_pairs_rerank(&se.src.m, &p, a.rerank_k, a.batch, &rr);
+        vlt_no_grad_exit();
+    }
     if (s == VLT_OK && a.captions_out && !coca)
         s = vlt_error_set(VLT_ERR_UNSUPPORTED, "--captions-out: the %s model (kind '%s') has no caption decoder",
                           vlt_model_title(&se.src.m), vlt_model_kind(&se.src.m));
@@ -186,6 +207,13 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                100 * r.i2t.recall[1], 100 * r.i2t.recall[2], r.i2t.mean_rank);
         printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * r.t2i.recall[0],
                100 * r.t2i.recall[1], 100 * r.t2i.recall[2], r.t2i.mean_rank);
+        if (rerank) {
+            printf("  ITM re-ranked (top %d texts / %d images by features, re-scored by the matching head):\n", k_i2t, k_t2i);
+            printf("  image->text  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * rr.i2t.recall[0],
+                   100 * rr.i2t.recall[1], 100 * rr.i2t.recall[2], rr.i2t.mean_rank);
+            printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * rr.t2i.recall[0],
+                   100 * rr.t2i.recall[1], 100 * rr.t2i.recall[2], rr.t2i.mean_rank);
+        }
         if (coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
         vlt_eval_report rep;
         if (a.out && (s = report_open(&rep, argc, argv, &se, &a)) == VLT_OK) {
@@ -205,6 +233,25 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
             }
             vlt_eval_report_number(&rep, "image_to_text.mean_rank", r.i2t.mean_rank);
             vlt_eval_report_number(&rep, "text_to_image.mean_rank", r.t2i.mean_rank);
+            if (rerank) {
+                char kv[32];
+                snprintf(kv, sizeof kv, "%d", a.rerank_k);
+                vlt_eval_report_setting(&rep, "rerank_k", kv);
+                vlt_eval_report_scorer(&rep, "itm_rerank", "recall@k as 'recall' after ALBEF's retrieval evaluation (Retrieval.py "
+                                                           "evaluation()): each query's top rerank_k candidates by feature "
+                                                           "similarity (min(rerank_k, candidates)) re-scored by the positive logit of "
+                                                           "the ITM head on the fused [CLS]; a target outside them ranks after them");
+                vlt_eval_report_number(&rep, "itm_rerank.k_image_to_text", k_i2t);
+                vlt_eval_report_number(&rep, "itm_rerank.k_text_to_image", k_t2i);
+                for (int k = 0; k < 3; k++) {
+                    snprintf(key, sizeof key, "itm_rerank.image_to_text.%s", names[k]);
+                    vlt_eval_report_number(&rep, key, rr.i2t.recall[k]);
+                    snprintf(key, sizeof key, "itm_rerank.text_to_image.%s", names[k]);
+                    vlt_eval_report_number(&rep, key, rr.t2i.recall[k]);
+                }
+                vlt_eval_report_number(&rep, "itm_rerank.image_to_text.mean_rank", rr.i2t.mean_rank);
+                vlt_eval_report_number(&rep, "itm_rerank.text_to_image.mean_rank", rr.t2i.mean_rank);
+            }
             if (coca) {
                 vlt_eval_report_setting(&rep, "generation", "greedy");
                 vlt_eval_report_scorer(&rep, "captions", "BLEU-1..4 and CIDEr-D as pycocoevalcap (Bleu(4), Cider) of the greedy "
@@ -222,7 +269,8 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                 fprintf(stderr, "report written to %s (vlt eval --reproduce %s runs it again)\n", a.out, a.out);
         }
         if (s == VLT_OK && a.html) {
-            s = vlt_eval_html_checkpoint(a.html, se.src.label, a.shards, &p, &r, coca ? &ce : NULL, &se.src.m, se.tok);
+            s = vlt_eval_html_checkpoint(a.html, se.src.label, a.shards, &p, &r, rerank ? &rr : NULL, a.rerank_k,
+                                         coca ? &ce : NULL, &se.src.m, se.tok);
             if (s == VLT_OK) fprintf(stderr, "HTML page written to %s/index.html\n", a.html);
         }
     }

@@ -186,8 +186,8 @@ static void explain_queries(const char *dir, const char *shards, const vlt_embed
 }
 
 vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
-                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce, vlt_model *m,
-                                    const vlt_tokenizer *tok) {
+                                    const vlt_eval_retrieval_result *r, const vlt_eval_retrieval_result *rr,
+                                    int rerank_k, const vlt_caption_eval *ce, vlt_model *m, const vlt_tokenizer *tok) {
     char path[4096];
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
@@ -215,6 +215,13 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
     vlt_html_rawf(h, "<tr><td>text &rarr; image</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td><td class=\"num\">"
                      "%.1f</td><td class=\"num\">%.1f</td></tr>\n", 100 * r->t2i.recall[0], 100 * r->t2i.recall[1],
                   100 * r->t2i.recall[2], r->t2i.mean_rank);
+    for (int d = 0; rr && d < 2; d++) {   // ALBEF's protocol: the features' top k re-scored by the ITM head
+        const vlt_eval_recall *x = d ? &rr->t2i : &rr->i2t;
+        int k = rerank_k < (d ? p->n : p->n_txt) ? rerank_k : (d ? p->n : p->n_txt);
+        vlt_html_rawf(h, "<tr><td>%s, ITM re-ranked (top %d)</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td>"
+                         "<td class=\"num\">%.1f</td><td class=\"num\">%.1f</td></tr>\n", d ? "text &rarr; image" : "image &rarr; text",
+                      k, 100 * x->recall[0], 100 * x->recall[1], 100 * x->recall[2], x->mean_rank);
+    }
     if (ce && ce->n)
         vlt_html_rawf(h, "<tr><td>captions (%d, greedy)</td><td colspan=\"4\">BLEU-4 %.1f, CIDEr-D %.1f</td></tr>\n", ce->n,
                       100 * ce->bleu[3], 100 * ce->cider);

@@ -11,10 +11,11 @@
 // DIR/index.html (written whole or not at all) and DIR/img/*.jpg from the evaluation's
 // embeddings, metrics and (ce, may be NULL) captions; `what` names the checkpoint, `shards` the
 // evaluated shard spec (read again for the thumbnails). m and tok (may be NULL): the model, for
-// relevance maps of the sampled queries when it has them (VLT_CAP_EXPLAIN).
+// relevance maps of the sampled queries when it has them (VLT_CAP_EXPLAIN). rr (may be NULL): the
+// recall after re-ranking each query's top rerank_k by the model's matching head (ALBEF's ITM).
 vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
-                                    const vlt_eval_retrieval_result *r, const vlt_caption_eval *ce, vlt_model *m,
-                                    const vlt_tokenizer *tok);
+                                    const vlt_eval_retrieval_result *r, const vlt_eval_retrieval_result *rr,
+                                    int rerank_k, const vlt_caption_eval *ce, vlt_model *m, const vlt_tokenizer *tok);
 
 // The page of a VQA model's evaluation (vqa_eval.h): the official accuracy overall, per answer
 // type and per question type; per question type its questions with thumbnails, the predicted and

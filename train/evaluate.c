@@ -235,7 +235,7 @@ static void top_k(const float *x, int n, int k, int *idx) {
     }
 }
 
-// Match probabilities of n pairs (image a[j], text b[j]), `batch` pairs per call.
+// Match scores of n pairs (image a[j], text b[j]), `batch` pairs per call.
 static vlt_status match_pairs(vlt_model *m, const vlt_embedded_pairs *p, const int *a, const int *b, int n, int batch,
                               float *out) {
     size_t row = (size_t)p->tok_n * p->tok_w;
@@ -277,11 +277,12 @@ vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int 
         top_k(sim, p->n_txt, ki, idx);
         for (int j = 0; j < ki; j++) a[j] = i;
         if ((s = match_pairs(m, p, a, idx, ki, batch, sc)) != VLT_OK) break;
-        float best = -1;
+        float best = 0;   // (scores are logits: any value; found says whether one was seen)
+        bool found = false;
         for (int j = 0; j < ki; j++)
-            if (p->txt_img[idx[j]] == i && sc[j] > best) best = sc[j];
+            if (p->txt_img[idx[j]] == i && (!found || sc[j] > best)) best = sc[j], found = true;
         int64_t rank = p->n_txt;   // outside the top k: tied with every other candidate, counted last
-        if (best >= 0) {
+        if (found) {
             rank = 1;
             for (int j = 0; j < ki; j++) rank += p->txt_img[idx[j]] != i && sc[j] >= best;
         }

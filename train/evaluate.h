@@ -50,7 +50,7 @@ void vlt_embedded_pairs_free(vlt_embedded_pairs *p);
 // counts against the target), text->image the caption's image.
 vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrieval_result *r);
 // ALBEF's retrieval protocol on pairs embedded by a VLT_CAP_MATCH model: each query's k best
-// candidates by feature similarity re-scored by the model's match probability (ITM), in `batch`
+// candidates by feature similarity re-scored by the model's match score (ALBEF: the ITM logit), in `batch`
 // pairs at a time; a target outside them ranks last (ALBEF scores the rest -100, all tied, and
 // ties count against the target, as in vlt_eval_pairs_retrieval). Call under vlt_no_grad_enter.
 vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int k, int batch,
