@@ -7,6 +7,7 @@
 
 #include "eval/ptb_lexer.h"
 #include "eval/ptb_unicode.h"
+#include "eval/ptb_wordbreak.h"
 
 // Tokens pycocoevalcap drops (its PUNCTUATIONS, compared after lower-casing: -LRB- and the other
 // bracket tokens are lower case by then and stay).
@@ -49,7 +50,7 @@ static void sb_cp(strbuf *b, uint32_t cp) {  // UTF-8; a lone surrogate is writt
 }
 
 // UTF-8 -> UTF-16 as Java's decoder reads pycocoevalcap's file (a malformed byte is U+FFFD).
-static void utf8_to_utf16(const char *s, uint16_t *out, size_t *n) {
+static void utf8_to_utf16(const char *s, uint16_t *out, size_t *n, int newline_to_space) {
     const unsigned char *p = (const unsigned char *)s;
     size_t k = *n;
     while (*p) {
@@ -66,7 +67,7 @@ static void utf8_to_utf16(const char *s, uint16_t *out, size_t *n) {
             len = 4;
             if (cp < 0x10000 || cp > 0x10FFFF) { cp = 0xFFFD; len = 1; }
         } else { cp = 0xFFFD; len = 1; }
-        if (cp == '\n') cp = ' ';  // pycocoevalcap: caption.replace('\n', ' ')
+        if (cp == '\n' && newline_to_space) cp = ' ';  // pycocoevalcap: caption.replace('\n', ' ')
         if (cp >= 0x10000) {
             cp -= 0x10000;
             out[k++] = (uint16_t)(0xD800 + (cp >> 10));
@@ -93,35 +94,189 @@ typedef struct {
     int line_start;
 } lex_ctx;
 
-static int word_char(uint16_t c) { return vlt_ptb_is_letter(c) || (c >= '0' && c <= '9') || c == '_'; }
+// ---- Java's final sigma ---------------------------------------------------------------------
+// String.toLowerCase(Locale.ENGLISH) turns U+03A3 into U+03C2 when ConditionalSpecialCasing's
+// isFinalCased holds for the token (the jar lower-cases token by token). That walks positions of
+// the token with a fresh BreakIterator.getWordInstance: the JDK's sun.text.RuleBasedBreakIterator
+// over the compiled WordBreakRules (tables in eval/ptb_wordbreak.h, taken from JDK 17). Its
+// isBoundary(k) is following(k - 1) == k, and following() starts from the last break it found when
+// that lies before the offset, else syncs backwards with the reverse table; both paths are kept
+// as they are, so the answers are Java's and not those of an idealised word segmentation.
 
-// A punctuation mark that does not end a word between two word characters (UAX #29: MidNumLet
-// . ' U+2019 between letters or digits, MidLetter : U+00B7 between letters, MidNum , ; between digits).
-static int word_mid(const uint16_t *t, int n, int i) {
-    uint16_t c = t[i];
-    if (i == 0 || i + 1 >= n) return 0;
-    uint16_t a = t[i - 1], b = t[i + 1];
-    if (c == '.' || c == '\'' || c == 0x2019) return word_char(a) && word_char(b);                 // MidNumLet
-    if (c == ':' || c == 0x00B7) return vlt_ptb_is_letter(a) && vlt_ptb_is_letter(b);              // MidLetter
-    if (c == ',' || c == ';') return a >= '0' && a <= '9' && b >= '0' && b <= '9';                 // MidNum
-    return 0;
+#define JDONE 0xFFFF  // CharacterIterator.DONE: a real U+FFFF in the text also reads as the end
+
+typedef struct {
+    const uint16_t *t;
+    int n, pos, cached;  // cached: cachedLastKnownBreak, -1 (BreakIterator.DONE) after setText
+} jbreak;
+
+static int range_value(const ptb_wb_range *r, int nr, uint32_t c, int none) {
+    int lo = 0, hi = nr - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (c < r[mid].lo) hi = mid - 1;
+        else if (c > r[mid].hi) lo = mid + 1;
+        else return r[mid].v;
+    }
+    return none;
 }
 
-// Java's final-sigma condition (ConditionalSpecialCasing): within the word around t[i] (Java's
-// word BreakIterator; here letters, digits, _ and the marks of word_mid), a letter before it and
-// none after it.
-static int final_sigma(const uint16_t *t, int n, int i) {
-    int before = 0;
-    for (int j = i - 1; j >= 0 && (word_char(t[j]) || word_mid(t, n, j)); j--)
-        if (vlt_ptb_is_letter(t[j])) { before = 1; break; }
-    if (!before) return 0;
-    for (int j = i + 1; j < n && (word_char(t[j]) || word_mid(t, n, j)); j++)
-        if (vlt_ptb_is_letter(t[j])) return 0;
+static int wb_category(uint32_t c) { return range_value(PTB_WB_CAT, (int)(sizeof PTB_WB_CAT / sizeof PTB_WB_CAT[0]), c, 0); }
+
+// ConditionalSpecialCasing.isCased: Lu, Ll, Lt and its own Other_Lowercase / Other_Uppercase list.
+static int java_cased(uint32_t c) { return range_value(PTB_CASED, (int)(sizeof PTB_CASED / sizeof PTB_CASED[0]), c, 0); }
+
+static int is_hi(uint32_t u) { return u >= 0xD800 && u <= 0xDBFF; }
+static int is_lo(uint32_t u) { return u >= 0xDC00 && u <= 0xDFFF; }
+
+// StringCharacterIterator.current / next / previous on UTF-16 units.
+static uint32_t ci_current(const jbreak *b) { return b->pos < b->n ? b->t[b->pos] : JDONE; }
+static uint32_t ci_next(jbreak *b) {
+    if (b->pos < b->n - 1) return b->t[++b->pos];
+    b->pos = b->n;
+    return JDONE;
+}
+static uint32_t ci_previous(jbreak *b) { return b->pos > 0 ? b->t[--b->pos] : JDONE; }
+
+static uint32_t rb_current(jbreak *b) {  // getCurrent: the code point at the position
+    uint32_t c1 = ci_current(b);
+    if (is_hi(c1) && b->pos < b->n) {
+        uint32_t c2 = ci_next(b);
+        ci_previous(b);
+        if (is_lo(c2)) return 0x10000 + ((c1 - 0xD800) << 10) + (c2 - 0xDC00);
+    }
+    return c1;
+}
+
+static int rb_count(jbreak *b) {  // getCurrentCodePointCount
+    uint32_t c1 = ci_current(b);
+    if (is_hi(c1) && b->pos < b->n) {
+        uint32_t c2 = ci_next(b);
+        ci_previous(b);
+        if (is_lo(c2)) return 2;
+    }
     return 1;
 }
 
-// Appends one token lower-cased as String.toLowerCase(Locale.ENGLISH) does (final sigma: a capital
-// sigma after a letter and not before one becomes U+03C2).
+static uint32_t rb_next(jbreak *b) {  // getNext: does not move when it answers DONE
+    int index = b->pos;
+    if (index == b->n || (index += rb_count(b)) >= b->n) return JDONE;
+    b->pos = index;
+    return rb_current(b);
+}
+
+static int rb_next_index(jbreak *b) {
+    int index = b->pos + rb_count(b);
+    return index > b->n ? b->n : index;
+}
+
+static uint32_t rb_previous(jbreak *b) {  // getPrevious
+    uint32_t c2 = ci_previous(b);
+    if (is_lo(c2) && b->pos > 0) {
+        uint32_t c1 = ci_previous(b);
+        if (is_hi(c1)) return 0x10000 + ((c1 - 0xD800) << 10) + (c2 - 0xDC00);
+        ci_next(b);
+    }
+    return c2;
+}
+
+static int rb_handle_next(jbreak *b) {
+    if (b->pos == b->n) return -1;
+    int result = rb_next_index(b), lookahead = 0, state = 1;
+    uint32_t c = rb_current(b);
+    while (c != JDONE && state != 0) {
+        int cat = wb_category(c);
+        if (cat != -1) state = PTB_WB_FWD[state * PTB_WB_NCAT + cat];
+        if (PTB_WB_LOOKAHEAD[state]) {
+            if (PTB_WB_END[state]) result = lookahead;
+            else lookahead = rb_next_index(b);
+        } else if (PTB_WB_END[state]) result = rb_next_index(b);
+        c = rb_next(b);
+    }
+    if (c == JDONE && lookahead == b->n) result = lookahead;
+    b->pos = result;
+    return result;
+}
+
+static int rb_handle_previous(jbreak *b) {
+    int state = 1, cat = 0, last = 0;
+    uint32_t c = rb_current(b);
+    while (c != JDONE && state != 0) {
+        last = cat;
+        cat = wb_category(c);
+        if (cat != -1) state = PTB_WB_BWD[state * PTB_WB_NCAT + cat];
+        c = rb_previous(b);
+    }
+    if (c != JDONE) {
+        rb_next(b);
+        if (last != -1) rb_next(b);
+    }
+    return b->pos;
+}
+
+static int rb_following(jbreak *b, int offset) {
+    b->pos = offset;
+    if (offset == 0) return b->cached = rb_handle_next(b);
+    int result = b->cached;
+    if (result >= offset || result <= -1) result = rb_handle_previous(b);
+    else b->pos = result;
+    while (result != -1 && result <= offset) result = rb_handle_next(b);
+    return b->cached = result;
+}
+
+static int rb_is_boundary(jbreak *b, int offset) { return offset == 0 || rb_following(b, offset - 1) == offset; }
+
+static uint32_t code_point_at(const uint16_t *t, int n, int i) {
+    if (is_hi(t[i]) && i + 1 < n && is_lo(t[i + 1])) return 0x10000 + ((t[i] - 0xD800u) << 10) + (t[i + 1] - 0xDC00u);
+    return t[i];
+}
+
+static uint32_t code_point_before(const uint16_t *t, int i) {
+    if (is_lo(t[i - 1]) && i >= 2 && is_hi(t[i - 2])) return 0x10000 + ((t[i - 2] - 0xD800u) << 10) + (t[i - 1] - 0xDC00u);
+    return t[i - 1];
+}
+
+// ConditionalSpecialCasing.isFinalCased for the sigma at t[i]: stepping back from i while the
+// position is not a word boundary, a cased character before it; then stepping forward from after
+// it while the position is not a boundary, no cased character.
+static int final_sigma(const uint16_t *t, int n, int i) {
+    jbreak b = {t, n, 0, -1};
+    for (int k = i; k >= 0 && !rb_is_boundary(&b, k);) {
+        uint32_t ch = code_point_before(t, k);
+        if (java_cased(ch)) {
+            for (int j = i + 1; j < n && !rb_is_boundary(&b, j);) {
+                uint32_t cj = code_point_at(t, n, j);
+                if (java_cased(cj)) return 0;
+                j += cj >= 0x10000 ? 2 : 1;
+            }
+            return 1;
+        }
+        k -= ch >= 0x10000 ? 2 : 1;
+    }
+    return 0;
+}
+
+// Appends t[0..n) lower-cased as String.toLowerCase(Locale.ENGLISH) does: the JDK's lower-case
+// mapping of each code point (PTB_LOWER), and a capital sigma becomes U+03C2 where final_sigma
+// holds on this very string.
+static void java_lower(strbuf *out, const uint16_t *t, int n) {
+    for (int i = 0; i < n; i++) {
+        uint32_t cp = t[i];
+        if (is_hi(cp) && i + 1 < n && is_lo(t[i + 1])) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (t[i + 1] - 0xDC00u);
+            i++;
+        }
+        if (cp == 0x03A3) {
+            sb_cp(out, final_sigma(t, n, i) ? 0x03C2 : 0x03C3);
+            continue;
+        }
+        const ptb_lower *l = lower_of(cp);
+        if (!l) { sb_cp(out, cp); continue; }
+        for (int k = 0; k < 3 && l->lower[k]; k++) sb_cp(out, l->lower[k]);
+    }
+}
+
+// Appends one token, lower-cased as the jar does it: each token's text alone.
 static int on_token(const uint16_t *t, int n, void *vctx) {
     lex_ctx *c = vctx;
     if (!t) {
@@ -131,20 +286,7 @@ static int on_token(const uint16_t *t, int n, void *vctx) {
     }
     if (!c->line_start) sb_put(&c->out, " ", 1);
     c->line_start = 0;
-    for (int i = 0; i < n; i++) {
-        uint32_t cp = t[i];
-        if (cp >= 0xD800 && cp <= 0xDBFF && i + 1 < n && t[i + 1] >= 0xDC00 && t[i + 1] <= 0xDFFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (t[i + 1] - 0xDC00u);
-            i++;
-        }
-        if (cp == 0x03A3) {
-            sb_cp(&c->out, final_sigma(t, n, i) ? 0x03C2 : 0x03C3);
-            continue;
-        }
-        const ptb_lower *l = lower_of(cp);
-        if (!l) { sb_cp(&c->out, cp); continue; }
-        for (int k = 0; k < 3 && l->lower[k]; k++) sb_cp(&c->out, l->lower[k]);
-    }
+    java_lower(&c->out, t, n);
     return c->out.failed;
 }
 
@@ -210,7 +352,7 @@ vlt_status vlt_eval_ptb_tokenize_batch(const char *const *captions, int n, char 
     size_t len = 0;
     for (int i = 0; i < n; i++) {  // '\n'.join(captions), as pycocoevalcap writes its file
         if (i) text[len++] = '\n';
-        utf8_to_utf16(captions[i], text, &len);
+        utf8_to_utf16(captions[i], text, &len, 1);
     }
     lex_ctx c = {{0}, 1};
     sb_put(&c.out, "", 0);
@@ -254,5 +396,25 @@ vlt_status vlt_eval_ptb_tokenize(const char *caption, char **out) {
         one[0][0] = '\0';
     }
     *out = one[0];
+    return VLT_OK;
+}
+
+vlt_status vlt_eval_java_lower(const char *s, char **out) {
+    if (!s || !out) return vlt_error_set(VLT_ERR_ARG, "java_lower: NULL text or output");
+    size_t units = strlen(s) + 1;
+    if (units > (size_t)INT32_MAX) return vlt_error_set(VLT_ERR_ARG, "java_lower: text too long");
+    uint16_t *t = malloc(units * sizeof *t);
+    if (!t) return vlt_error_set(VLT_ERR_NOMEM, "java_lower: out of memory");
+    size_t n = 0;
+    utf8_to_utf16(s, t, &n, 0);
+    strbuf b = {0};
+    sb_put(&b, "", 0);
+    java_lower(&b, t, (int)n);
+    free(t);
+    if (b.failed) {
+        free(b.buf);
+        return vlt_error_set(VLT_ERR_NOMEM, "java_lower: out of memory");
+    }
+    *out = b.buf;
     return VLT_OK;
 }

@@ -19,7 +19,12 @@
 // the 3.4.1 lexer's rules (JFlex semantics, UTF-16 code units, the jar's Unicode letter and digit
 // classes, its quote / bracket / dash / ellipsis / fraction / currency normalization, URLs,
 // e-mail, SGML, smileys, abbreviations with their lookahead, assimilations gonna -> gon na),
-// lower-casing is Java's String.toLowerCase(Locale.ENGLISH), and the line handling is Python's.
+// lower-casing is Java's String.toLowerCase(Locale.ENGLISH) applied to each token (as the jar's
+// -lowerCase does), and the line handling is Python's. Lower-casing includes Java's final sigma:
+// U+03A3 becomes U+03C2 when ConditionalSpecialCasing's Final_Cased condition holds, which walks
+// the JDK's word BreakIterator (the legacy rule-based one, with its forward / backward state
+// tables and its cached last break) and isCased; both are run here from JDK 17's own tables
+// (eval/ptb_wordbreak.h, made by scripts/reference/PtbWordBreakTables.java).
 // Checked against the real jar on the fixture tests/data/eval/ptb_corpora.json.zst (made by
 // scripts/reference/make_ptb_fixture.py: 20,000+ captions in many corpora) and ptb_cases.json.
 //
@@ -31,10 +36,13 @@
 // later caption's line in pycocoevalcap, and here too: vlt_eval_ptb_tokenize_batch then reports
 // more lines than captions (see n_out); the COCO loader scores the shifted lines as pycocoevalcap
 // does (tests/test_eval_ptb.c checks its BLEU and CIDEr-D) and warns.
-// Remaining gap (none occurs in the fixture): Java lower-cases a capital sigma to a final sigma by
-// its word BreakIterator; here the word is letters, digits, _ and UAX #29's mid-word marks. They
-// differ where a sigma is glued to Latin letters through other punctuation: 3 of the 3,000 random
-// strings.
+// Final sigma: 24,040 strings with capital sigmas next to letters of every case class, digits,
+// Mn / Me / Cf marks, every Pd dash, quotes, apostrophes, periods, currency, %, &, spaces, line
+// separators, CJK, kana, danda and supplementary letters equal Java 17's toLowerCase, and 24,000
+// such captions equal the jar (tests/data/eval/ptb_sigma.json.zst, made by
+// scripts/reference/make_ptb_sigma_fixture.py). No known gap remains. The tables are those of the
+// Java that ran the jar for these fixtures (17, Unicode 13); pycocoevalcap uses whatever Java is
+// installed, and another Java's letter classes or lower-case mappings may differ.
 #ifndef VLT_EVAL_PTB_TOKENIZE_H
 #define VLT_EVAL_PTB_TOKENIZE_H
 
@@ -50,6 +58,10 @@ vlt_status vlt_eval_ptb_tokenize_batch(const char *const *captions, int n, char 
 
 // One caption alone (a call of its own): *out (malloc'd, caller frees).
 vlt_status vlt_eval_ptb_tokenize(const char *caption, char **out);
+
+// Java's String.toLowerCase(Locale.ENGLISH) of the UTF-8 text s (malformed bytes read as U+FFFD),
+// what the jar applies to each token: *out (malloc'd, caller frees).
+vlt_status vlt_eval_java_lower(const char *s, char **out);
 
 // Length in bytes of the Python whitespace character (str.isspace) that starts the UTF-8 text s,
 // 0 when it is not one: pycocoevalcap's scorers split tokens with str.split().

@@ -1,6 +1,7 @@
 // test_eval_ptb.c — pycocoevalcap's PTB tokenization (Stanford CoreNLP 3.4.1 run as one stream per
 // call) and the scores it feeds, against tests/data/eval/ptb_corpora.json.zst, made with the real
-// pycocoevalcap on generated corpora (scripts/reference/make_ptb_fixture.py).
+// pycocoevalcap on generated corpora (scripts/reference/make_ptb_fixture.py), and Java's final sigma
+// against tests/data/eval/ptb_sigma.json.zst (scripts/reference/make_ptb_sigma_fixture.py).
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -194,6 +195,59 @@ static void test_ptb_unicode_sweep(void **state) {
     cJSON_Delete(root);
 }
 
+// Java's String.toLowerCase(Locale.ENGLISH) of a capital sigma in every context the JDK's word
+// BreakIterator and ConditionalSpecialCasing.isCased distinguish (tests/data/eval/ptb_sigma.json.zst,
+// scripts/reference/make_ptb_sigma_fixture.py): each string alone against JavaLowerSigma.java, and
+// caption batches through the whole pipeline against pycocoevalcap's jar.
+static void test_ptb_final_sigma(void **state) {
+    (void)state;
+    cJSON *root = load_zst_json("tests/data/eval/ptb_sigma.json.zst");
+    int n_lower = 0, bad_lower = 0, n_final = 0;
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, item(root, "lower")) {
+        const char *in = cJSON_GetArrayItem(pair, 0)->valuestring, *want = cJSON_GetArrayItem(pair, 1)->valuestring;
+        char *got = NULL;
+        assert_int_equal(vlt_eval_java_lower(in, &got), VLT_OK);
+        if (strcmp(got, want) != 0 && bad_lower++ < 10) print_message("lower [%s]\n  vlt:  [%s]\n  Java: [%s]\n", in, got, want);
+        n_final += strstr(want, "\xcf\x82") != NULL;  // U+03C2
+        free(got);
+        n_lower++;
+    }
+    int n_caps = 0, bad_caps = 0;
+    const cJSON *batch;
+    cJSON_ArrayForEach(batch, item(root, "batches")) {
+        const cJSON *caps = item(batch, "captions"), *want = item(batch, "tokenized");
+        int n = cJSON_GetArraySize(caps), k = 0, lines = 0;
+        assert_int_equal(cJSON_GetArraySize(want), n);
+        const char **text = malloc(sizeof *text * (size_t)n);
+        char **got = calloc((size_t)n, sizeof *got);
+        assert_non_null(text);
+        assert_non_null(got);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, caps) text[k++] = c->valuestring;
+        assert_int_equal(vlt_eval_ptb_tokenize_batch(text, n, got, &lines), VLT_OK);
+        assert_int_equal(lines, n);
+        k = 0;
+        cJSON_ArrayForEach(c, want) {
+            if (strcmp(got[k], c->valuestring) != 0 && bad_caps++ < 10)
+                print_message("caption [%s]\n  vlt: [%s]\n  PTB: [%s]\n", text[k], got[k], c->valuestring);
+            free(got[k]);
+            k++;
+        }
+        n_caps += n;
+        free(text);
+        free(got);
+    }
+    print_message("%d strings lower-cased (%d with a final sigma), %d differ from Java; %d captions, %d differ from the jar\n",
+                  n_lower, n_final, bad_lower, n_caps, bad_caps);
+    assert_true(n_lower >= 20000);
+    assert_true(n_final >= 1000);
+    assert_true(n_caps >= 20000);
+    assert_int_equal(bad_lower, 0);
+    assert_int_equal(bad_caps, 0);
+    cJSON_Delete(root);
+}
+
 static void check_batch(const char *const *caps, int n, const char *const *want) {
     char *got[8] = {0};
     int lines = 0;
@@ -271,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_ptb_lookahead_across_lines),
         cmocka_unit_test(test_ptb_foreign_line_break),
         cmocka_unit_test(test_ptb_unicode_sweep),
+        cmocka_unit_test(test_ptb_final_sigma),
         cmocka_unit_test(test_ptb_corpora_tokens),
         cmocka_unit_test(test_ptb_corpora_scores),
     };
