@@ -20,7 +20,11 @@
 
 #include <cJSON.h>
 
+#include <sys/stat.h>
+
 #include "autograd/ops.h"
+#include "data/image.h"
+#include "data/synth.h"
 #include "autograd/tape.h"
 #include "data/files.h"
 #include "eval/json_file.h"
@@ -220,8 +224,122 @@ static void test_eval_checkpoint_reports_both(void **state) {
     assert_int_equal(vlt_cmd_embed(9, bad), 2);
 }
 
+// The grouped multi-caption protocol (COCO / Flickr: several captions per image, packed by vlt shards
+// --coco): ALBEF's ITC recall and the re-ranking with k = all captions equal brute force over
+// every pair's ITM score, image->text ranking the best of the image's captions.
+#define NI 6
+static void test_grouped_captions(void **state) {
+    (void)state;
+    char images[300], ann[300], shards[300], spec[320];
+    snprintf(images, sizeof images, "%s/g-images", g_train_dir);
+    snprintf(ann, sizeof ann, "%s/g-captions.json", g_train_dir);
+    snprintf(shards, sizeof shards, "%s/g-shards", g_train_dir);
+    mkdir(images, 0755);
+    FILE *f = fopen(ann, "w");
+    assert_non_null(f);
+    fputs("{\"images\": [", f);
+    for (int k = 0; k < NI; k++) fprintf(f, "%s{\"id\": %d, \"file_name\": \"im%d.jpg\"}", k ? ", " : "", 100 + k, k);
+    fputs("], \"annotations\": [", f);
+    int n_cap = 0, expect_img[32];
+    for (int k = 0; k < NI; k++) {
+        vlt_image img = {0};
+        char caption[128], path[400];
+        vlt_synth_scene sc;
+        assert_int_equal(vlt_synth_sample(3, 3000000 + k, 32, &img, caption, sizeof caption, &sc), VLT_OK);
+        uint8_t *jpg = NULL;
+        size_t len = 0;
+        assert_int_equal(vlt_image_encode_jpeg(&img, 95, &jpg, &len), VLT_OK);
+        snprintf(path, sizeof path, "%s/im%d.jpg", images, k);
+        FILE *g = fopen(path, "wb");
+        assert_non_null(g);
+        assert_int_equal(fwrite(jpg, 1, len, g), len);
+        fclose(g);
+        free(jpg);
+        vlt_image_free(&img);
+        // 1, 2 or 3 captions: the picture's own, then shorter ones
+        const char *extra[2] = {"a shape", "a small shape on the left"};
+        for (int c = 0; c < 1 + k % 3; c++) {
+            fprintf(f, "%s{\"image_id\": %d, \"id\": %d, \"caption\": \"%s\"}", n_cap ? ", " : "", 100 + k, n_cap + 1,
+                    c == 0 ? caption : extra[c - 1]);
+            expect_img[n_cap++] = k;
+        }
+    }
+    fputs("]}", f);
+    fclose(f);
+    char *pack[] = {"shards", "--out", shards, "--coco", ann, "--images", images, NULL};
+    assert_int_equal(vlt_cmd_shards(7, pack), 0);
+    snprintf(spec, sizeof spec, "%s/00000.tar", shards);
+
+    vlt_model_cfg cfg;
+    assert_int_equal(vlt_model_cfg_load(g_model, &cfg), VLT_OK);
+    vlt_model m;
+    if (vlt_model_create(&m, &cfg, 9) != VLT_OK) fail_msg("%s", vlt_error_message());
+    vlt_embedded_pairs p;
+    if (vlt_embed_pairs(&m, NULL, spec, 4, 0, &p) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(p.n, NI);
+    assert_int_equal(p.n_txt, n_cap);
+    // (the shards' order is the annotation file's image order here; check the grouping by id)
+    for (int t = 0; t < n_cap; t++) assert_int_equal(p.image_ids[p.txt_img[t]], 100 + expect_img[t]);
+    vlt_no_grad_enter();
+    float score[NI][32];
+    size_t row = (size_t)p.tok_n * p.tok_w;
+    for (int i = 0; i < NI; i++) {
+        vlt_tensor *tk = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 3, VLT_SHAPE(n_cap, p.tok_n, p.tok_w));
+        vlt_tensor *ids = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(n_cap, p.txt_T));
+        for (int t = 0; t < n_cap; t++) memcpy(vlt_f32(tk) + t * row, p.img_tok + i * row, sizeof(float) * row);
+        memcpy(vlt_i32(ids), p.txt_ids, sizeof(int32_t) * (size_t)n_cap * p.txt_T);
+        vlt_tensor *sc = vlt_model_match(&m, tk, ids);
+        assert_non_null(sc);
+        for (int t = 0; t < n_cap; t++) score[i][t] = vlt_f32(sc)[t];
+        vlt_step_reset();
+    }
+    vlt_eval_retrieval_result all;
+    assert_int_equal(vlt_eval_pairs_rerank(&m, &p, 256, 5, &all), VLT_OK);   // min(256, N): every candidate
+    vlt_no_grad_exit();
+    int64_t ri[NI], rt[32];
+    for (int i = 0; i < NI; i++) {
+        float best = -INFINITY;
+        for (int t = 0; t < n_cap; t++)
+            if (p.txt_img[t] == i) best = fmaxf(best, score[i][t]);
+        ri[i] = 1;
+        for (int t = 0; t < n_cap; t++) ri[i] += p.txt_img[t] != i && score[i][t] >= best;
+    }
+    for (int t = 0; t < n_cap; t++) {
+        rt[t] = 1;
+        for (int j = 0; j < NI; j++) rt[t] += j != p.txt_img[t] && score[j][t] >= score[p.txt_img[t]][t];
+    }
+    vlt_eval_recall bi, bt;
+    vlt_eval_recall_from_ranks(ri, NI, &bi);
+    vlt_eval_recall_from_ranks(rt, n_cap, &bt);
+    for (int k = 0; k < 3; k++) {
+        assert_true(fabs(all.i2t.recall[k] - bi.recall[k]) < 1e-12);
+        assert_true(fabs(all.t2i.recall[k] - bt.recall[k]) < 1e-12);
+    }
+    assert_true(fabs(all.i2t.mean_rank - bi.mean_rank) < 1e-12);
+    assert_true(fabs(all.t2i.mean_rank - bt.mean_rank) < 1e-12);
+    // ITC recall through the same grouping: equal to brute force over the features
+    vlt_eval_retrieval_result feat;
+    assert_int_equal(vlt_eval_pairs_retrieval(&p, &feat), VLT_OK);
+    for (int i = 0; i < NI; i++) {
+        float best = -INFINITY, sim[32];
+        for (int t = 0; t < n_cap; t++) {
+            double d = 0;
+            for (int e = 0; e < p.dim; e++) d += (double)p.img[i * p.dim + e] * p.txt[t * p.dim + e];
+            sim[t] = (float)d;
+            if (p.txt_img[t] == i) best = fmaxf(best, sim[t]);
+        }
+        ri[i] = 1;
+        for (int t = 0; t < n_cap; t++) ri[i] += p.txt_img[t] != i && sim[t] >= best;
+    }
+    vlt_eval_recall_from_ranks(ri, NI, &bi);
+    for (int k = 0; k < 3; k++) assert_true(fabs(feat.i2t.recall[k] - bi.recall[k]) < 1e-12);
+    vlt_embedded_pairs_free(&p);
+    vlt_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rerank_is_the_itm_head),
+                                       cmocka_unit_test(test_grouped_captions),
                                        cmocka_unit_test(test_eval_checkpoint_reports_both)};
     return cmocka_run_group_tests(tests, setup, train_fixture_teardown);
 }
