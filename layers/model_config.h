@@ -74,7 +74,7 @@ typedef struct {
     vlt_bert_cfg bert;
     // A VQA classifier head on the CLIP towers (layers/vqa_head.h) when n_answers > 0. Not in the
     // model JSON: set from the run config (model.vqa_head, model.vqa_answers, model.vqa_hidden).
-    struct { int n_answers, hidden; } vqa;
+    struct { int n_answers, hidden, fusion_layers; } vqa;   // fusion_layers 0: pooled features concatenated
 } vlt_model_cfg;
 
 // Parses JSON text; `what` names the source in messages.

@@ -212,6 +212,69 @@ static void test_model_kind_and_gradients(void **state) {
     assert_int_not_equal(vlt_vqa_classifier_init(&bare, &none, 1), VLT_OK);
 }
 
+// Token fusion: the question's tokens and the image's through a small transformer; gradients of
+// the fusion, the head and the towers' last norms against finite differences, and the question's
+// padding masked (what follows the end of the question does not change the answer).
+static void test_token_fusion(void **state) {
+    (void)state;
+    vlt_model_cfg cfg = vqa_cfg(5, 16);
+    cfg.vqa.fusion_layers = 1;
+    vlt_model m;
+    assert_int_equal(vlt_model_create(&m, &cfg, 9), VLT_OK);
+    vlt_vqa_classifier *h = m.impl;
+    assert_int_equal(h->fusion_layers, 1);
+    assert_non_null(vlt_params_find(m.params, "vqa_head.fusion.resblocks.0.attn.in_proj_weight"));
+    assert_non_null(vlt_params_find(m.params, "vqa_head.fusion.modality"));
+    assert_int_equal(h->ln_w->shape[0], cfg.text.width);   // the head reads the fused class token
+    assert_non_null(vlt_model_gpu_unsupported(&m));         // the padding mask is built on the host
+    int B = 3;
+    vlt_tensor *images, *ids, *y = soft_targets(B, 5, 6);
+    make_inputs(&cfg, B, &images, &ids);
+    model_ctx c = {&m, {0}};
+    vlt_model_batch_set(&c.b, VLT_FIELD_IMAGES, images);
+    vlt_model_batch_set(&c.b, VLT_FIELD_QUESTION_IDS, ids);
+    vlt_model_batch_set(&c.b, VLT_FIELD_ANSWER_SCORES, y);
+    vlt_tensor *in[7] = {h->fc2_w, h->img_proj_w, h->txt_proj_b, h->modality,
+                         vlt_params_find(m.params, "vqa_head.fusion.resblocks.0.attn.in_proj_weight"),
+                         vlt_params_find(m.params, "visual.ln_post.weight"), vlt_params_find(m.params, "ln_final.bias")};
+    assert_true(gradcheck(build_model_loss, in, 7, &c, 1e-2f) < GC_TOL);
+    // the keys past a question's end are masked: row 0 (SOT, 2 words, EOT, then padding) gives the
+    // logits of the same question cut to its 4 tokens (the text tower is causal, so its first 4
+    // token outputs do not depend on what follows)
+    vlt_no_grad_enter();
+    int T = cfg.text.context_length, S = cfg.vision.image_size, W = cfg.text.width, L = 4;
+    vlt_tensor *im0 = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(1, 3, S, S), "im0");
+    vlt_tensor *ids0 = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, T), "ids0");
+    vlt_tensor *cut = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(1, L), "cut");
+    vlt_tensor *cut_tok = vlt_tensor_new(VLT_F32, VLT_CPU, 3, VLT_SHAPE(1, L, W), "cut_tok");
+    memcpy(im0->data, images->data, sizeof(float) * 3 * S * S);
+    memcpy(ids0->data, ids->data, sizeof(int32_t) * T);
+    memcpy(cut->data, ids->data, sizeof(int32_t) * L);
+    assert_int_equal(vlt_i32(ids0)[L], cfg.text.pad_id);   // the row is padded from there
+    vlt_tensor *img_tok = vlt_vit_tokens(&h->clip.visual, im0), *txt_tok = vlt_text_encoder_tokens(&h->clip.text, ids0);
+    memcpy(cut_tok->data, txt_tok->data, sizeof(float) * L * W);
+    vlt_tensor *full = vlt_vqa_fusion_forward(h, img_tok, txt_tok, ids0), *short_ = vlt_vqa_fusion_forward(h, img_tok, cut_tok, cut);
+    assert_non_null(full);
+    assert_non_null(short_);
+    for (int k = 0; k < 5; k++) assert_float_equal(vlt_f32(full)[k], vlt_f32(short_)[k], 1e-5);
+    // while the padding, taken as text (an unmasked key), would change them
+    vlt_i32(ids0)[L] = 7;
+    vlt_tensor *unmasked = vlt_vqa_fusion_forward(h, img_tok, txt_tok, ids0);
+    double diff = 0;
+    for (int k = 0; k < 5; k++) diff += fabs(vlt_f32(unmasked)[k] - vlt_f32(full)[k]);
+    assert_true(diff > 1e-4);
+    vlt_no_grad_exit();
+    vlt_step_reset();
+    vlt_tensor_free(im0);
+    vlt_tensor_free(ids0);
+    vlt_tensor_free(cut);
+    vlt_tensor_free(cut_tok);
+    vlt_tensor_free(images);
+    vlt_tensor_free(ids);
+    vlt_tensor_free(y);
+    vlt_model_free(&m);
+}
+
 static int teardown(void **state) {
     (void)state;
     vlt_step_reset();
@@ -223,6 +286,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_bce_loss_value_and_gradient, teardown),
         cmocka_unit_test_teardown(test_head_gradients, teardown),
         cmocka_unit_test_teardown(test_model_kind_and_gradients, teardown),
+        cmocka_unit_test_teardown(test_token_fusion, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -368,6 +368,57 @@ static void test_answers_scored_as_in_training(void **state) {
     assert_int_equal(call(vlt_cmd_vqa, v2), 1);
 }
 
+// vlt vqa --majority-of: each held-out question gets the most frequent multiple_choice_answer of its
+// question type among the training questions (counted here from the official annotation file).
+static void test_majority_baseline(void **state) {
+    (void)state;
+    char ann[400], res[400], train[400], val[400];
+    snprintf(ann, sizeof ann, "%s/syn-train/annotations.json", g_dir);
+    snprintf(res, sizeof res, "%s/majority.json", g_dir);
+    snprintf(train, sizeof train, "%s/train/{00000..00005}.tar", g_dir);
+    snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
+    char *v[] = {"vqa", "--majority-of", train, "--shards", val, "--out", res, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, v), 0);
+    cJSON *a, *r, *va;
+    assert_int_equal(vlt_eval_json_load(ann, &a), VLT_OK);
+    assert_int_equal(vlt_eval_json_load(res, &r), VLT_OK);
+    snprintf(ann, sizeof ann, "%s/syn-val/annotations.json", g_dir);
+    assert_int_equal(vlt_eval_json_load(ann, &va), VLT_OK);
+    assert_int_equal(cJSON_GetArraySize(r), 120);
+    const cJSON *x, *y;
+    int checked = 0;
+    cJSON_ArrayForEach(x, r) {
+        long long qid = (long long)cJSON_GetObjectItemCaseSensitive(x, "question_id")->valuedouble;
+        const char *qt = NULL;
+        cJSON_ArrayForEach(y, cJSON_GetObjectItemCaseSensitive(va, "annotations"))
+            if ((long long)cJSON_GetObjectItemCaseSensitive(y, "question_id")->valuedouble == qid)
+                qt = cJSON_GetObjectItemCaseSensitive(y, "question_type")->valuestring;
+        assert_non_null(qt);
+        // the most frequent answer of type qt (ties: the byte-order first, as the sorted count)
+        const char *best = NULL;
+        int best_n = 0;
+        const cJSON *u, *w;
+        cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(a, "annotations")) {
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(u, "question_type")->valuestring, qt)) continue;
+            const char *ans = cJSON_GetObjectItemCaseSensitive(u, "multiple_choice_answer")->valuestring;
+            int n = 0;
+            cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(a, "annotations"))
+                n += !strcmp(cJSON_GetObjectItemCaseSensitive(w, "question_type")->valuestring, qt) &&
+                     !strcmp(cJSON_GetObjectItemCaseSensitive(w, "multiple_choice_answer")->valuestring, ans);
+            if (n > best_n || (n == best_n && strcmp(ans, best) < 0)) { best_n = n; best = ans; }
+        }
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(x, "answer")->valuestring, best);
+        checked++;
+    }
+    assert_int_equal(checked, 120);
+    cJSON_Delete(a);
+    cJSON_Delete(r);
+    cJSON_Delete(va);
+    // a model or the baseline, not both
+    char *both[] = {"vqa", "--majority-of", train, "--checkpoint", "x", "--shards", val, "--out", res, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, both), 2);
+}
+
 // The example run configs parse and validate, with the head they name.
 static void test_example_configs(void **state) {
     (void)state;
@@ -390,6 +441,15 @@ static void test_example_configs(void **state) {
     snprintf(c.train_shards, sizeof c.train_shards, "x.tar");
     assert_int_not_equal(vlt_run_config_validate(&c), VLT_OK);
     assert_non_null(strstr(vlt_error_message(), "model.vqa_head 'ranker'"));
+    assert_int_equal(vlt_run_config_set(&c, "model.vqa_head=classifier"), VLT_OK);
+    assert_int_equal(vlt_run_config_set(&c, "model.vqa_fusion=tokens"), VLT_OK);
+    assert_int_equal(vlt_run_config_validate(&c), VLT_OK);
+    vlt_model_cfg mc;
+    assert_int_equal(vlt_run_config_model_cfg(&c, &mc), VLT_OK);
+    assert_int_equal(mc.vqa.fusion_layers, 2);
+    assert_int_equal(vlt_run_config_set(&c, "model.vqa_fusion=cross"), VLT_OK);
+    assert_int_not_equal(vlt_run_config_validate(&c), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "model.vqa_fusion 'cross'"));
     assert_int_not_equal(vlt_run_config_set(&c, "model.vqa_answer=10"), VLT_OK);
     assert_non_null(strstr(vlt_error_message(), "did you mean 'model.vqa_answers'"));
 }
@@ -398,6 +458,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_configs),
         cmocka_unit_test(test_soft_score_targets),
+        cmocka_unit_test(test_majority_baseline),
         cmocka_unit_test(test_train_resume_exactly),
         cmocka_unit_test(test_answers_scored_as_in_training),
     };

@@ -38,6 +38,8 @@ static const field FIELDS[] = {
     S("model.vqa_head", vqa_head, "", true),
     I("model.vqa_answers", vqa_answers, "3129", true),
     I("model.vqa_hidden", vqa_hidden, "0", true),
+    S("model.vqa_fusion", vqa_fusion, "concat", true),
+    I("model.vqa_fusion_layers", vqa_fusion_layers, "2", true),
     S("data.train", train_shards, "", false),
     S("data.val", val_shards, "", false),
     I("data.batch_size", batch_size, "64", true),
@@ -340,6 +342,11 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
     if (c->vqa_head[0] && strcmp(c->vqa_head, "classifier") && strcmp(c->vqa_head, "albef"))
         return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_head '%s' is not classifier or albef (ALBEF VQA's answer "
                              "decoder; or empty: no VQA head)", c->vqa_head);
+    if (strcmp(c->vqa_fusion, "concat") && strcmp(c->vqa_fusion, "tokens"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_fusion '%s' is not concat (the pooled features) or tokens "
+                             "(the token sequences through a small transformer)", c->vqa_fusion);
+    if (!strcmp(c->vqa_fusion, "tokens") && (c->vqa_fusion_layers < 1 || c->vqa_fusion_layers > 48))
+        return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_fusion_layers must be in 1..48, got %d", c->vqa_fusion_layers);
     if (c->vqa_answers < 1 || c->vqa_hidden < 0)
         return vlt_error_set(VLT_ERR_ARG, "run config: model.vqa_answers must be >= 1 and model.vqa_hidden >= 0, got %d "
                              "and %d", c->vqa_answers, c->vqa_hidden);
@@ -358,6 +365,7 @@ vlt_status vlt_run_config_model_cfg(const vlt_run_config *c, vlt_model_cfg *mc) 
     if (!strcmp(c->vqa_head, "classifier")) {
         mc->vqa.n_answers = c->vqa_answers;
         mc->vqa.hidden = c->vqa_hidden;
+        mc->vqa.fusion_layers = !strcmp(c->vqa_fusion, "tokens") ? c->vqa_fusion_layers : 0;
     }
     return VLT_OK;
 }

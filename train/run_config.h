@@ -26,6 +26,8 @@ typedef struct {
     // writes the number it took (fewer when the vocabulary has fewer) into the resolved config.
     char vqa_head[32];
     int vqa_answers, vqa_hidden;       // hidden: the head MLP's width (0: twice the concatenated features)
+    char vqa_fusion[16];               // "concat" (the towers' pooled features) or "tokens" (their token
+    int vqa_fusion_layers;             // sequences through a small transformer of this many layers)
     // data
     char train_shards[VLT_CFG_STR], val_shards[VLT_CFG_STR];
     int batch_size, workers, shuffle_buffer, shuffle_initial;

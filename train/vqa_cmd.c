@@ -28,6 +28,8 @@ static const char *VQA_USAGE =
     "  --out FILE               the results file\n"
     "  --annotations-out FILE   also the shards' ground truth as an official annotation file (for vlt eval\n"
     "                           vqa when the questions came from --vqa-jsonl)\n"
+    "  --majority-of TRAIN_SPEC instead of a model: the majority baseline, each question answered with the\n"
+    "                           most frequent answer of its question type in the training shards TRAIN_SPEC\n"
     "  --batch B                questions per forward pass (64)\n"
     "  --limit N                only the first N questions (0: all)\n"
     "  -h, --help               this help\n";
@@ -62,8 +64,9 @@ int vlt_cmd_vqa(int argc, char **argv) {
     static const struct option opts[] = {{"checkpoint", required_argument, 0, 'c'}, {"shards", required_argument, 0, 's'},
                                          {"out", required_argument, 0, 'o'},        {"batch", required_argument, 0, 'b'},
                                          {"limit", required_argument, 0, 'l'},      {"annotations-out", required_argument, 0, 'a'},
+                                         {"majority-of", required_argument, 0, 'm'},
                                          {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    const char *checkpoint = NULL, *shards = NULL, *out = NULL, *ann_out = NULL;
+    const char *checkpoint = NULL, *shards = NULL, *out = NULL, *ann_out = NULL, *majority = NULL;
     int batch = 64, limit = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -72,6 +75,7 @@ int vlt_cmd_vqa(int argc, char **argv) {
         case 's': shards = optarg; break;
         case 'o': out = optarg; break;
         case 'a': ann_out = optarg; break;
+        case 'm': majority = optarg; break;
         case 'b': batch = (int)vlt_cli_int("vqa", "--batch", optarg, 1, 1 << 20); break;
         case 'l': limit = (int)vlt_cli_int("vqa", "--limit", optarg, 0, 1 << 30); break;
         case 'h': fputs(VQA_USAGE, stdout); return 0;
@@ -79,20 +83,25 @@ int vlt_cmd_vqa(int argc, char **argv) {
         }
     }
     if (optind < argc) return vlt_cli_unexpected("vqa", argv[optind]);
-    if (!checkpoint || !shards || !out) return vlt_cli_usage_error("vqa", "--checkpoint, --shards and --out are required");
-    vqa_session se;
+    if (!!checkpoint == !!majority) return vlt_cli_usage_error("vqa", "one of --checkpoint and --majority-of is required");
+    if (!shards || !out) return vlt_cli_usage_error("vqa", "--shards and --out are required");
+    vqa_session se = {0};
     vlt_vqa_predictions p = {0};
-    vlt_status s = session_open(checkpoint, &se);
-    if (s == VLT_OK) s = vlt_vqa_predict(&se.src.m, se.tok, shards, batch, limit, &se.vocab, &p);
+    char overall[256] = "";
+    vlt_status s = majority ? vlt_vqa_majority(majority, shards, limit, &p, overall, sizeof overall) : session_open(checkpoint, &se);
+    if (s == VLT_OK && !majority) s = vlt_vqa_predict(&se.src.m, se.tok, shards, batch, limit, &se.vocab, &p);
     if (s == VLT_OK) s = vlt_vqa_write_results(&p, out);
     if (s == VLT_OK && ann_out) s = vlt_vqa_write_annotations(&p, ann_out);
-    if (s == VLT_OK) {
+    if (s == VLT_OK && majority) {
+        printf("vqa: %d majority-baseline answers of %s (the most frequent answer of each question type in %s; "
+               "overall '%s') written to %s\n", p.n, shards, majority, overall, out);
+    } else if (s == VLT_OK) {
         printf("vqa: %d answers of %s (checkpoint %s, %d-answer vocabulary) written to %s\n", p.n, shards, se.src.checkpoint,
                se.vocab.n, out);
-        if (ann_out) printf("vqa: ground truth of %d questions written to %s\n", p.n_annotated, ann_out);
     } else {
         fprintf(stderr, "vlt vqa: %s\n", vlt_error_message());
     }
+    if (s == VLT_OK && ann_out) printf("vqa: ground truth of %d questions written to %s\n", p.n_annotated, ann_out);
     vlt_vqa_predictions_free(&p);
     session_close(&se);
     return s == VLT_OK ? 0 : 1;

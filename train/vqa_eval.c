@@ -228,3 +228,171 @@ vlt_status vlt_vqa_vocab_of_checkpoint(const char *checkpoint_dir, vlt_vqa_vocab
     if (s != VLT_OK) vlt_vqa_vocab_free(out);
     return s;
 }
+
+// ---- the majority baseline ----------------------------------------------------------------------
+
+// Calls fn on the .json of every sample of shards (in order; up to limit, 0: all), with the
+// sample's key and text. The images are decoded at a small size and thrown away: the loader is
+// the one reader of shards that counts and reports bad samples.
+typedef vlt_status (*json_fn)(void *ctx, const cJSON *js, const char *key, const char *text);
+static vlt_status each_json(const char *shards, int limit, json_fn fn, void *ctx) {
+    vlt_loader_cfg lc;
+    vlt_eval_loader_cfg(24, 2, NULL, shards, 256, NULL, &lc);
+    lc.keep_json = 1;
+    vlt_loader *L = NULL;
+    VLT_TRY(vlt_loader_create(&lc, &L));
+    vlt_status s = VLT_OK;
+    int n = 0;
+    while (s == VLT_OK && (limit <= 0 || n < limit)) {
+        const vlt_batch *b = NULL;
+        if ((s = vlt_loader_next(L, &b)) != VLT_OK || !b) break;
+        for (int i = 0; s == VLT_OK && i < b->n && (limit <= 0 || n < limit); i++, n++) {
+            cJSON *js = b->json[i] ? cJSON_Parse(b->json[i]) : NULL;
+            s = fn(ctx, js, b->keys[i], b->captions[i]);
+            cJSON_Delete(js);
+        }
+    }
+    vlt_loader_free(L);
+    return s;
+}
+
+typedef struct {
+    char **pairs;   // "question_type\tanswer" of every training question
+    int n, cap;
+} pair_list;
+
+static const char *str_of(const cJSON *js, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(js, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+// The training question's answer for the baseline: multiple_choice_answer, else the most frequent
+// processed answer (the first of equally frequent ones).
+static const char *train_answer(const cJSON *js) {
+    const char *mc = str_of(js, "multiple_choice_answer");
+    if (mc) return mc;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(js, "answers_processed"), *a, *b;
+    const char *best = NULL;
+    int best_n = 0;
+    cJSON_ArrayForEach(a, list) {
+        int k = 0;
+        cJSON_ArrayForEach(b, list) k += cJSON_IsString(a) && cJSON_IsString(b) && !strcmp(a->valuestring, b->valuestring);
+        if (k > best_n) { best_n = k; best = a->valuestring; }
+    }
+    return best;
+}
+
+static vlt_status collect_pair(void *ctx, const cJSON *js, const char *key, const char *text) {
+    (void)key, (void)text;
+    pair_list *l = ctx;
+    const char *qt = str_of(js, "question_type"), *a = train_answer(js);
+    if (!a) return VLT_OK;   // a question without answers teaches nothing
+    if (l->n == l->cap) {
+        char **g = realloc(l->pairs, sizeof *g * (size_t)(l->cap = l->cap ? 2 * l->cap : 1024));
+        if (!g) return vlt_error_set(VLT_ERR_NOMEM, "vqa baseline: out of memory");
+        l->pairs = g;
+    }
+    size_t len = strlen(qt ? qt : "") + strlen(a) + 2;
+    if (!(l->pairs[l->n] = malloc(len))) return vlt_error_set(VLT_ERR_NOMEM, "vqa baseline: out of memory");
+    snprintf(l->pairs[l->n++], len, "%s\t%s", qt ? qt : "", a);
+    return VLT_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct {
+    char **type, **answer;   // per question type: its most frequent answer
+    double *share;           // and that answer's share of the type's questions
+    int n;
+    const char *overall;
+    vlt_vqa_predictions *out;
+} majority;
+
+static vlt_status answer_by_type(void *ctx, const cJSON *js, const char *key, const char *text) {
+    majority *m = ctx;
+    vlt_vqa_predictions *p = m->out;
+    long long qid;
+    if (!vlt_eval_json_id(cJSON_GetObjectItemCaseSensitive(js, "question_id"), &qid))
+        return vlt_error_set(VLT_ERR_FORMAT, "vqa baseline: sample '%s' has no .json with an integer question_id", key);
+    const char *qt = str_of(js, "question_type"), *ans = m->overall, *img = str_of(js, "image");
+    double share = 0;
+    for (int k = 0; qt && k < m->n; k++)
+        if (!strcmp(m->type[k], qt)) { ans = m->answer[k]; share = m->share[k]; }
+    if (p->n % 256 == 0) VLT_TRY(grow(p, p->n + 256));
+    int k = p->n++;
+    p->qid[k] = qid;
+    p->conf[k] = (float)share;
+    p->question[k] = strdup(text ? text : "");
+    p->answer[k] = strdup(ans);
+    p->key[k] = strdup(key);
+    p->image[k] = strdup(img ? img : "");
+    if (!p->question[k] || !p->answer[k] || !p->key[k] || !p->image[k]) return vlt_error_set(VLT_ERR_NOMEM, "vqa baseline: out of memory");
+    cJSON *ann = annotation_of(js, qid);
+    if (ann) {
+        cJSON_AddItemToArray(p->annotations, ann);
+        p->n_annotated++;
+    }
+    return VLT_OK;
+}
+
+vlt_status vlt_vqa_majority(const char *train_shards, const char *shards, int limit, vlt_vqa_predictions *out,
+                            char *overall, size_t overall_cap) {
+    memset(out, 0, sizeof *out);
+    pair_list l = {0};
+    majority m = {0};
+    vlt_status s = each_json(train_shards, 0, collect_pair, &l);
+    if (s == VLT_OK && !l.n) s = vlt_error_set(VLT_ERR_ARG, "vqa baseline: %s has no answered questions", train_shards);
+    if (s == VLT_OK) {
+        qsort(l.pairs, (size_t)l.n, sizeof *l.pairs, cmp_str);
+        m.type = calloc((size_t)l.n, sizeof *m.type);
+        m.answer = calloc((size_t)l.n, sizeof *m.answer);
+        m.share = calloc((size_t)l.n, sizeof *m.share);
+        if (!m.type || !m.answer || !m.share) s = vlt_error_set(VLT_ERR_NOMEM, "vqa baseline: out of memory");
+    }
+    // runs of equal "type\tanswer" strings, within runs of equal types; and the overall counts
+    int best_all = 0;
+    char **sorted_ans = s == VLT_OK ? malloc(sizeof(char *) * (size_t)l.n) : NULL;
+    for (int i = 0; s == VLT_OK && i < l.n;) {
+        const char *tab = strchr(l.pairs[i], '\t');
+        size_t tl = (size_t)(tab - l.pairs[i]);
+        int j = i, best = 0, total = 0;
+        const char *best_a = NULL;
+        while (j < l.n && !strncmp(l.pairs[j], l.pairs[i], tl) && l.pairs[j][tl] == '\t') {
+            int e = j;
+            while (e < l.n && !strcmp(l.pairs[e], l.pairs[j])) e++;
+            if (e - j > best) { best = e - j; best_a = l.pairs[j] + tl + 1; }
+            total += e - j;
+            j = e;
+        }
+        m.type[m.n] = strndup(l.pairs[i], tl);
+        m.answer[m.n] = strdup(best_a);
+        m.share[m.n++] = (double)best / total;
+        i = j;
+    }
+    if (sorted_ans) {   // the most frequent answer overall
+        for (int i = 0; i < l.n; i++) sorted_ans[i] = strchr(l.pairs[i], '\t') + 1;
+        qsort(sorted_ans, (size_t)l.n, sizeof *sorted_ans, cmp_str);
+        for (int i = 0; i < l.n;) {
+            int e = i;
+            while (e < l.n && !strcmp(sorted_ans[e], sorted_ans[i])) e++;
+            if (e - i > best_all) { best_all = e - i; m.overall = sorted_ans[i]; }
+            i = e;
+        }
+        snprintf(overall, overall_cap, "%s", m.overall);
+    }
+    if (s == VLT_OK && !(out->annotations = cJSON_CreateArray())) s = vlt_error_set(VLT_ERR_NOMEM, "vqa baseline: out of memory");
+    m.out = out;
+    if (s == VLT_OK) s = each_json(shards, limit, answer_by_type, &m);
+    for (int i = 0; i < m.n; i++) {
+        free(m.type[i]);
+        free(m.answer[i]);
+    }
+    free(m.type);
+    free(m.answer);
+    free(m.share);
+    free(sorted_ans);
+    for (int i = 0; i < l.n; i++) free(l.pairs[i]);
+    free(l.pairs);
+    if (s != VLT_OK) vlt_vqa_predictions_free(out);
+    return s;
+}

@@ -44,6 +44,14 @@ vlt_status vlt_vqa_write_annotations(const vlt_vqa_predictions *p, const char *p
 // none has any.
 vlt_status vlt_vqa_score(const vlt_vqa_predictions *p, vlt_eval_vqa_version v, vlt_eval_vqa_result *r);
 
+// The majority baseline: each question of `shards` (up to `limit`; 0: all) answered with the most
+// frequent answer of its question type ("question_type" of the .json) among the questions of
+// `train_shards` (each question's multiple_choice_answer, else its most frequent processed answer);
+// a type the training split lacks gets the most frequent answer overall, which *overall receives.
+// Fills out as vlt_vqa_predict does (conf = the answer's share of its type's training questions).
+vlt_status vlt_vqa_majority(const char *train_shards, const char *shards, int limit, vlt_vqa_predictions *out,
+                            char *overall, size_t overall_cap);
+
 // The answer vocabulary of a checkpoint: its state.json's "answer_vocab" (the trainer stores it
 // there, so a checkpoint directory answers on its own).
 vlt_status vlt_vqa_vocab_of_checkpoint(const char *checkpoint_dir, vlt_vqa_vocab *out);
