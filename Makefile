@@ -7,6 +7,7 @@
 #                   when nccl.h is found (NCCL=0 to leave it out)
 #   make MPI=1      build with mpicc and the MPI collectives (on by default when mpicc exists)
 #   make demo       make synthetic shards and train a small CLIP and CoCa on them
+#   make demo-vqa   synthetic VQA: fine-tune the demo CLIP with the classifier answer head
 #   make install    PREFIX/bin/vlt and PREFIX/share/vlt (PREFIX=/usr/local by default)
 #   make bench      CPU benchmarks (and the GPU one when built with CUDA=1)
 #   make fuzz       libFuzzer targets for the parsers (clang)
@@ -97,7 +98,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
-.PHONY: all test demo bench fuzz clean deps install FORCE
+.PHONY: all test demo demo-vqa bench fuzz clean deps install FORCE
 .SECONDARY:
 .SECONDEXPANSION:
 
@@ -143,6 +144,9 @@ test: all $(TEST_BINS)
 
 demo: all
 	VLT=$(BUILD)/vlt bash scripts/demo.sh
+
+demo-vqa: all
+	VLT=$(BUILD)/vlt bash scripts/demo_vqa.sh
 
 # `make install PREFIX=...`: PREFIX/bin/vlt and its data folder PREFIX/share/vlt (model configs,
 # example run configs, the tokenizer vocabulary), which the installed vlt finds next to itself.
