@@ -344,6 +344,21 @@ static void test_answers_scored_as_in_training(void **state) {
     assert_non_null(text);
     assert_non_null(strstr(text, "Question type &ldquo;how many&rdquo;"));
     assert_non_null(strstr(text, "Question type &ldquo;what color is the&rdquo;"));
+    // in each question type's table the wrong answers come first, then right ones (where any is right)
+    int sections = 0, with_right = 0;
+    for (char *sec = strstr(text, "<h2>Question type"); sec; sec = strstr(sec + 1, "<h2>Question type")) {
+        char *end = strstr(sec + 1, "<h2>");
+        bool seen_right = false;
+        sections++;
+        for (char *c = strstr(sec, "<td class=\"num\">"); c && (!end || c < end); c = strstr(c + 1, "<td class=\"num\">")) {
+            double acc = atof(c + strlen("<td class=\"num\">"));
+            if (acc >= 100) seen_right = true;
+            else if (seen_right) fail_msg("a wrong answer (%.2f) listed after a right one", acc);
+        }
+        with_right += seen_right;
+    }
+    assert_int_equal(sections, 6);
+    assert_true(with_right >= 1);
     char *img = strstr(text, "src=\"img/");
     assert_non_null(img);
     char name[64];

@@ -334,7 +334,8 @@ vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const cha
 // accuracy: the wrong ones first (lowest accuracy), where a user looks to see what the model
 // gets wrong, then enough right ones to see what it gets right.
 
-#define N_VQA_PER_TYPE 8
+#define N_VQA_PER_TYPE 9   // rows per question type: the wrong ones first,
+#define N_VQA_RIGHT 3      // then this many right ones when there are
 
 typedef struct {
     int i;         // prediction index
@@ -440,9 +441,15 @@ vlt_status vlt_eval_html_vqa(const char *dir, const char *what, const char *shar
         vlt_html_raw(h, "<h2>Question type &ldquo;");
         vlt_html_text(h, r->qtypes[g].name);
         vlt_html_rawf(h, "&rdquo;: accuracy %.2f</h2>\n<p class=\"muted\">%d questions, %d not fully right; the wrong ones "
-                         "first</p>\n<table><tr><th>image</th><th>question</th><th>predicted</th><th>annotators</th>"
+                         "first, then right ones</p>\n<table><tr><th>image</th><th>question</th><th>predicted</th><th>annotators</th>"
                          "<th>accuracy</th></tr>\n", 100 * r->qtypes[g].accuracy, n, wrong);
-        for (int k = 0; k < n && k < N_VQA_PER_TYPE; k++) {
+        // rows[0, wrong) are the wrong ones (lowest accuracy first), rows[wrong, n) the right ones:
+        // up to N_VQA_PER_TYPE rows, the wrong ones first, keeping N_VQA_RIGHT for right ones
+        int right = n - wrong, show_r = right < N_VQA_RIGHT ? right : N_VQA_RIGHT;
+        int show_w = wrong < N_VQA_PER_TYPE - show_r ? wrong : N_VQA_PER_TYPE - show_r;
+        if (show_r < right) show_r = right < N_VQA_PER_TYPE - show_w ? right : N_VQA_PER_TYPE - show_w;
+        for (int r = 0; r < show_w + show_r; r++) {
+            int k = r < show_w ? r : wrong + (r - show_w);
             int i = rows[k].i;
             const char *name = thumb(&t, p->key[i], "q", i);
             vlt_html_rawf(h, "<tr><td><div class=\"thumb%s\"><img src=\"img/%s.jpg\" alt=\"", rows[k].acc >= 1 ? " hit" : "",
