@@ -90,28 +90,41 @@ static void init_queue(vlt_tensor *q, uint64_t seed) {
 
 static void update_logit_scale(vlt_albef *m) { vlt_f32(m->logit_scale)[0] = logf(1.0f / vlt_f32(m->temp)[0]); }
 
-// The config's vocabulary (see albef.h).
-static vlt_status load_vocab(vlt_albef *m) {
-    vlt_albef_cfg *a = &m->cfg.albef;
-    if (!a->vocab[0]) return VLT_OK;
-    char path[1024];
+const char *vlt_albef_vocab_path(const vlt_model_cfg *cfg, char *path, size_t n) {
+    const vlt_albef_cfg *a = &cfg->albef;
+    if (!a->vocab[0]) return NULL;
     const char *home = getenv("VLT_HOME");
-    snprintf(path, sizeof path, "%s", a->vocab);
+    snprintf(path, n, "%s", a->vocab);
     if (a->vocab[0] != '/' && home && *home) {
-        snprintf(path, sizeof path, "%s/%s", home, a->vocab);
-        if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s", a->vocab);
+        snprintf(path, n, "%s/%s", home, a->vocab);
+        if (access(path, R_OK) != 0) snprintf(path, n, "%s", a->vocab);
     }
-    VLT_TRY(vlt_bert_tokenizer_load(path, a->do_lower_case, &m->tok));
-    vlt_bert_specials sp = vlt_bert_tokenizer_specials(m->tok);
-    int V = vlt_bert_tokenizer_vocab_size(m->tok);
-    if (V > m->cfg.bert.vocab_size || sp.pad != m->cfg.bert.pad_token_id)
-        return vlt_error_set(VLT_ERR_ARG, "albef: the vocabulary %s has %d tokens and [PAD] %d; the model config says "
-                             "bert.vocab_size %d, pad_token_id %d", path, V, sp.pad, m->cfg.bert.vocab_size,
-                             m->cfg.bert.pad_token_id);
+    return path;
+}
+
+vlt_status vlt_albef_load_tokenizer(vlt_model_cfg *cfg, vlt_bert_tokenizer **tok) {
+    *tok = NULL;
+    vlt_albef_cfg *a = &cfg->albef;
+    char path[1024];
+    if (!vlt_albef_vocab_path(cfg, path, sizeof path)) return VLT_OK;
+    VLT_TRY(vlt_bert_tokenizer_load(path, a->do_lower_case, tok));
+    vlt_bert_specials sp = vlt_bert_tokenizer_specials(*tok);
+    int V = vlt_bert_tokenizer_vocab_size(*tok);
+    if (V > cfg->bert.vocab_size || sp.pad != cfg->bert.pad_token_id)
+        return vlt_error_set(VLT_ERR_ARG, "%s: the vocabulary %s has %d tokens and [PAD] %d; the model config says "
+                             "bert.vocab_size %d, pad_token_id %d", cfg->name, path, V, sp.pad, cfg->bert.vocab_size,
+                             cfg->bert.pad_token_id);
     if (a->cls_token_id < 0) a->cls_token_id = sp.cls;
     if (a->sep_token_id < 0) a->sep_token_id = sp.sep;
     if (a->mask_token_id < 0) a->mask_token_id = sp.mask;
-    if (a->mask_token_id < 0) return vlt_error_set(VLT_ERR_ARG, "albef: the vocabulary %s has no [MASK] token", path);
+    return VLT_OK;
+}
+
+// The config's vocabulary (see albef.h); MLM masking needs its [MASK].
+static vlt_status load_vocab(vlt_albef *m) {
+    VLT_TRY(vlt_albef_load_tokenizer(&m->cfg, &m->tok));
+    if (m->tok && m->cfg.albef.mask_token_id < 0)
+        return vlt_error_set(VLT_ERR_ARG, "albef: the vocabulary %s has no [MASK] token", m->cfg.albef.vocab);
     return VLT_OK;
 }
 

@@ -98,6 +98,13 @@ void vlt_albef_after_step(vlt_albef *m);
 // Captions to ids (T) and attention mask (T): [CLS] ... [SEP] [PAD]..., as BertTokenizer with
 // max_length T; returns the non-pad count, or -1 (message set; also without a vocabulary).
 int vlt_albef_tokenize(const vlt_albef *m, const char *text, int32_t *ids, int32_t *mask, int T);
+// The config's vocabulary file (albef.vocab; a relative path is looked up under VLT_HOME first,
+// then the working directory) into path; NULL when the config names none.
+const char *vlt_albef_vocab_path(const vlt_model_cfg *cfg, char *path, size_t n);
+// Loads that vocabulary (*tok stays NULL when the config names none), checks it against
+// bert.vocab_size and pad_token_id, and fills the config's [CLS]/[SEP]/[MASK] ids it leaves at -1.
+// Shared by the ALBEF kinds (pretraining and VQA).
+vlt_status vlt_albef_load_tokenizer(vlt_model_cfg *cfg, vlt_bert_tokenizer **tok);
 // ITC features for retrieval: L2-normalized (B, E).
 vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images);
 vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts);

@@ -52,23 +52,7 @@ void vlt_albef_vqa_copy_params(vlt_albef_vqa *m) {
         memcpy(m->momentum[i]->data, m->online[i]->data, sizeof(float) * (size_t)m->online[i]->numel);
 }
 
-static vlt_status load_vocab(vlt_albef_vqa *m) {
-    const vlt_albef_cfg *a = &m->cfg.albef;
-    if (!a->vocab[0]) return VLT_OK;
-    char path[1024];
-    const char *home = getenv("VLT_HOME");
-    snprintf(path, sizeof path, "%s", a->vocab);
-    if (a->vocab[0] != '/' && home && *home) {
-        snprintf(path, sizeof path, "%s/%s", home, a->vocab);
-        if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s", a->vocab);
-    }
-    VLT_TRY(vlt_bert_tokenizer_load(path, a->do_lower_case, &m->tok));
-    vlt_bert_specials sp = vlt_bert_tokenizer_specials(m->tok);
-    if (vlt_bert_tokenizer_vocab_size(m->tok) > m->cfg.bert.vocab_size || sp.pad != m->cfg.bert.pad_token_id)
-        return vlt_error_set(VLT_ERR_ARG, "albef_vqa: the vocabulary %s does not fit bert.vocab_size %d / pad_token_id %d",
-                             path, m->cfg.bert.vocab_size, m->cfg.bert.pad_token_id);
-    return VLT_OK;
-}
+static vlt_status load_vocab(vlt_albef_vqa *m) { return vlt_albef_load_tokenizer(&m->cfg, &m->tok); }
 
 vlt_status vlt_albef_vqa_init(vlt_albef_vqa *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);

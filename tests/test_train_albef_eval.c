@@ -193,6 +193,13 @@ static void test_eval_checkpoint_reports_both(void **state) {
     assert_true(number(root, "itm_rerank.k_text_to_image") == 32);
     cJSON *setting = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "settings"), "rerank_k");
     assert_non_null(setting);
+    // the report names ALBEF's own tokenizer and hashes its vocabulary, not CLIP's BPE
+    cJSON *tokset = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "settings"), "tokenizer");
+    assert_true(cJSON_IsString(tokset) && strstr(tokset->valuestring, "BERT WordPiece"));
+    char *printed = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "inputs"));
+    assert_non_null(strstr(printed, "vocab"));
+    assert_null(strstr(printed, "bpe_simple_vocab"));
+    free(printed);
     print_message("tiny ALBEF, 200 steps, 200 held-out pairs (chance R@1 0.005): ITC i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f; "
                   "ITM re-ranked (top 32) i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f\n",
                   itc[0][0], itc[0][1], itc[0][2], itc[1][0], itc[1][1], itc[1][2], itm[0][0], itm[0][1], itm[0][2],

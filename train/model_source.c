@@ -11,6 +11,7 @@
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/safetensors.h"
 #include "data/shardspec.h"
+#include "layers/albef.h"
 #include "train/run_config.h"
 
 const char *vlt_model_source_check(const char *checkpoint, const char *weights, const char *model) {
@@ -132,7 +133,9 @@ vlt_status vlt_model_source_report_shards(const vlt_model_source *src, vlt_eval_
     vlt_shard_list_free(&shards);
     const char *assets = getenv("VLT_ASSETS");
     char path[4200];
-    snprintf(path, sizeof path, "%s/bpe_simple_vocab_16e6.txt.gz", assets && assets[0] ? assets : "assets");
+    // A kind with its own tokenizer (ALBEF: BERT WordPiece of its config's vocabulary) names that file.
+    bool own = vlt_model_has_tokenizer(&src->m) && vlt_albef_vocab_path(&src->m.cfg, path, sizeof path);
+    if (!own) snprintf(path, sizeof path, "%s/bpe_simple_vocab_16e6.txt.gz", assets && assets[0] ? assets : "assets");
     if (s == VLT_OK) s = vlt_eval_report_input(rep, "tokenizer vocabulary", path);
     if (s != VLT_OK) return s;
     const vlt_model_cfg *mc = &src->m.cfg;
@@ -141,7 +144,12 @@ vlt_status vlt_model_source_report_shards(const vlt_model_source *src, vlt_eval_
     vlt_eval_report_setting(rep, "image_decode", "full size, as PIL (no DCT-scaled JPEG decoding)");
     vlt_eval_report_setting(rep, "transform", "open_clip eval preprocess: RGB, resize the shorter side to image_size "
                                               "(bicubic, PIL's antialiasing), center crop, CLIP mean/std");
-    vlt_eval_report_setting(rep, "tokenizer", "CLIP BPE as open_clip's SimpleTokenizer (lower case, SOT/EOT, zero padding)");
+    vlt_eval_report_setting(rep, "tokenizer", own ? (mc->albef.do_lower_case ? "BERT WordPiece as Hugging Face's BertTokenizer "
+                                                          "(uncased: lower case, accents stripped; [CLS] ... [SEP], [PAD])"
+                                                        : "BERT WordPiece as Hugging Face's BertTokenizer (cased; [CLS] ... "
+                                                          "[SEP], [PAD])")
+                                                 : "CLIP BPE as open_clip's tokenizer (ftfy.fix_text, HTML unescape, "
+                                                   "lower case, SOT/EOT, zero padding)");
     vlt_eval_report_setting_num(rep, "context_length", mc->text.context_length);
     vlt_eval_report_setting_num(rep, "batch", batch);
     vlt_eval_report_setting_num(rep, "limit", limit);
