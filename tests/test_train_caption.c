@@ -85,14 +85,16 @@ static int setup(void **state) {
     snprintf(g_dup, sizeof g_dup, "%s/dup.tar", g_dir);
     if (tb_save(b.buf, b.len, g_dup)) return -1;
     tb_free(&b);
-    // the references in the COCO captions format: each image's .txt caption
+    // the references in the COCO captions format: each image's captions list, as its .json holds it
+    // (the evaluation scores against all of an image's references, as COCO's protocol does)
     cJSON *root = cJSON_CreateObject(), *ann = cJSON_AddArrayToObject(root, "annotations");
-    for (int i = 0; i < N_IMAGES; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "image_id", (double)image_id_of(i));
-        cJSON_AddStringToObject(o, "caption", g_captions[i]);
-        cJSON_AddItemToArray(ann, o);
-    }
+    for (int i = 0; i < N_IMAGES; i++)
+        for (int r = 0; r < 2; r++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "image_id", (double)image_id_of(i));
+            cJSON_AddStringToObject(o, "caption", r == 0 ? g_captions[i] : "another caption");
+            cJSON_AddItemToArray(ann, o);
+        }
     snprintf(g_refs, sizeof g_refs, "%s/refs.json", g_dir);
     if (vlt_eval_json_save(g_refs, root) != VLT_OK) return -1;
     cJSON_Delete(root);

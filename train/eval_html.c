@@ -138,7 +138,14 @@ static void caption_rows(vlt_html *h, thumbs_t *t, const vlt_caption_eval *ce, c
         vlt_html_raw(h, "\"></div></td><td>");
         vlt_html_text(h, ce->generated[i]);
         vlt_html_raw(h, "</td><td>");
-        vlt_html_text(h, ce->reference[i]);
+        for (const char *r = ce->reference[i]; r;) {   // one reference per line
+            const char *nl = strchr(r, '\n');
+            char *one = nl ? strndup(r, (size_t)(nl - r)) : NULL;
+            if (r != ce->reference[i]) vlt_html_raw(h, "<br>");
+            vlt_html_text(h, one ? one : r);
+            free(one);
+            r = nl ? nl + 1 : NULL;
+        }
         vlt_html_rawf(h, "</td><td class=\"num\">%.1f</td></tr>\n", 100 * ce->cider_per_image[i]);
     }
 }

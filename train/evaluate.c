@@ -63,6 +63,26 @@ static int sample_captions(const vlt_batch *b, int i, const char ***caps, cJSON 
     return n;
 }
 
+// Sample i's references (its .json "captions" list, else its caption), one per line; a line
+// break inside a caption becomes a space, as pycocoevalcap's tokenizer call does.
+static char *joined_references(const vlt_batch *b, int i) {
+    const char **caps = NULL;
+    cJSON *root = NULL;
+    int64_t id = 0;
+    int n = sample_captions(b, i, &caps, &root, &id);
+    size_t len = 1;
+    for (int r = 0; r < n; r++) len += strlen(caps[r]) + 1;
+    char *out = n > 0 ? malloc(len) : NULL, *w = out;
+    for (int r = 0; out && r < n; r++) {
+        if (r) *w++ = '\n';
+        for (const char *c = caps[r]; *c; c++) *w++ = *c == '\n' ? ' ' : *c;
+    }
+    if (w) *w = '\0';
+    free(caps);
+    cJSON_Delete(root);
+    return out;
+}
+
 vlt_status vlt_encode_texts(vlt_model *m, const int32_t *ids, int n, int T, int batch, float *out) {
     int E = m->cfg.embed_dim;
     for (int at = 0; at < n; at += batch) {
@@ -322,22 +342,51 @@ vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int 
 }
 
 // The references and then the generated captions, each list tokenized in one call as
-// pycocoevalcap does (its tokenizer reads a call's captions as one stream), into the set.
+// pycocoevalcap does (its tokenizer reads a call's captions as one stream: every reference of every
+// image in order, then the candidates), into the set. e->reference[i] holds image i's references
+// one per line. A caption with a line break other than '\n' shifts the jar's lines in
+// pycocoevalcap; the scores follow it, as `vlt eval captions` does, with a warning.
 static vlt_status add_tokenized(vlt_eval_caption_set *set, const vlt_caption_eval *e) {
-    char **ref = calloc((size_t)e->n, sizeof *ref), **cand = calloc((size_t)e->n, sizeof *cand);
-    int got_r = 0, got_c = 0;
-    vlt_status s = ref && cand ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
-    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch((const char *const *)e->reference, e->n, ref, &got_r);
-    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch((const char *const *)e->generated, e->n, cand, &got_c);
-    if (s == VLT_OK && (got_r != e->n || got_c != e->n))
-        s = vlt_error_set(VLT_ERR_FORMAT, "caption eval: a caption holds a line break other than \\n (\\r, U+2028, ...)");
-    for (int i = 0; s == VLT_OK && i < e->n; i++) s = vlt_eval_caption_set_add(set, cand[i], (const char *const *)&ref[i], 1);
+    int total = 0;
     for (int i = 0; i < e->n; i++) {
-        if (ref) free(ref[i]);
+        total++;
+        for (const char *c = e->reference[i]; *c; c++) total += *c == '\n';
+    }
+    char **lines = calloc((size_t)e->n, sizeof *lines), **cand = calloc((size_t)e->n, sizeof *cand);
+    const char **stream = calloc((size_t)total + 1, sizeof *stream);
+    char **ref = calloc((size_t)total + 1, sizeof *ref);
+    int *first = calloc((size_t)e->n + 1, sizeof *first);
+    int got_r = 0, got_c = 0, k = 0;
+    vlt_status s = lines && cand && stream && ref && first ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory");
+    for (int i = 0; s == VLT_OK && i < e->n; i++) {
+        if (!(lines[i] = strdup(e->reference[i]))) { s = vlt_error_set(VLT_ERR_NOMEM, "caption eval: out of memory"); break; }
+        first[i] = k;
+        stream[k++] = lines[i];
+        for (char *c = lines[i]; *c; c++)
+            if (*c == '\n') {
+                *c = '\0';
+                stream[k++] = c + 1;
+            }
+    }
+    if (s == VLT_OK) first[e->n] = k;
+    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch(stream, total, ref, &got_r);
+    if (s == VLT_OK) s = vlt_eval_ptb_tokenize_batch((const char *const *)e->generated, e->n, cand, &got_c);
+    if (s == VLT_OK && (got_r != total || got_c != e->n))
+        fprintf(stderr, "caption eval: warning: %d caption line break(s) other than \\n (\\r, U+2028, ...): as in "
+                        "pycocoevalcap, the captions after each are scored with the tokens of the line before them\n",
+                got_r - total + got_c - e->n);
+    for (int i = 0; s == VLT_OK && i < e->n; i++)
+        s = vlt_eval_caption_set_add(set, cand[i], (const char *const *)ref + first[i], first[i + 1] - first[i]);
+    for (int i = 0; i < total && ref; i++) free(ref[i]);
+    for (int i = 0; i < e->n; i++) {
+        if (lines) free(lines[i]);
         if (cand) free(cand[i]);
     }
-    free(ref);
+    free(lines);
     free(cand);
+    free(stream);
+    free(ref);
+    free(first);
     return s;
 }
 
@@ -405,7 +454,9 @@ vlt_status vlt_caption_shards(vlt_model *m, const vlt_tokenizer *tok, const char
                 out->image_ids[out->n] = sample_image_id(b, i, out->n);
                 out->keys[out->n] = strdup(b->keys[i]);
                 out->generated[out->n] = strdup(text);
-                out->reference[out->n] = strdup(b->captions[i]);
+                out->reference[out->n] = joined_references(b, i);
+                if (!out->keys[out->n] || !out->generated[out->n] || !out->reference[out->n])
+                    s = vlt_error_set(VLT_ERR_NOMEM, "captions: out of memory");
                 out->n++;
             }
         }

@@ -59,7 +59,7 @@ vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int 
 typedef struct {
     int n;                 // images captioned
     double bleu[4], cider;
-    char **keys, **generated, **reference;   // n each
+    char **keys, **generated, **reference;   // n each; reference[i]: image i's references, one per line
     int64_t *image_ids;                      // n: the dataset's ids (.json "image_id"), else the sample index
     double *cider_per_image;                 // n: each image's CIDEr-D (the HTML report sorts by it)
 } vlt_caption_eval;

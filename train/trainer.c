@@ -1002,7 +1002,8 @@ vlt_status vlt_trainer_eval_captions(vlt_trainer *t, int n_images, double *bleu4
     vlt_caption_eval e;
     VLT_TRY(vlt_eval_captions_on_shards(&t->model, t->tok, t->cfg.val_shards, t->cfg.batch_size, n_images, &e));
     for (int i = 0; show && i < e.n && i < n_show; i++)
-        fprintf(show, "  generated: %-60s true: %s\n", e.generated[i], e.reference[i]);
+        fprintf(show, "  generated: %-60s true: %.*s\n", e.generated[i], (int)strcspn(e.reference[i], "\n"),
+                e.reference[i]);   // the first reference
     *bleu4 = e.bleu[3];
     *cider = e.cider;
     vlt_caption_eval_free(&e);
