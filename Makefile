@@ -18,6 +18,8 @@
 
 SAN  ?= 0
 CUDA ?= 0
+# `make` alone builds vlt (the bootstrap rule below is the first in the file, so name the goal).
+.DEFAULT_GOAL := all
 
 # --- bare-machine bootstrap ----------------------------------------------------------------------
 # The flags below come from pkg-config and the MPI wrapper, which exist only once the Debian
