@@ -70,10 +70,20 @@ static vlt_status build_pairs(vlt_albef *m) {
     return VLT_OK;
 }
 
-void vlt_albef_copy_params(vlt_albef *m) {
-    for (int i = 0; i < m->n_pairs; i++)
-        memcpy(m->momentum[i]->data, m->online[i]->data, sizeof(float) * (size_t)m->online[i]->numel);
+void vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n) {
+    for (int i = 0; i < n; i++) memcpy(momentum[i]->data, online[i]->data, sizeof(float) * (size_t)online[i]->numel);
 }
+
+void vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu) {
+    float one_minus = (float)(1.0 - (double)mu);
+    for (int i = 0; i < n; i++) {
+        float *pm = vlt_f32(momentum[i]);
+        const float *po = vlt_f32(online[i]);
+        for (int64_t j = 0; j < online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
+    }
+}
+
+void vlt_albef_copy_params(vlt_albef *m) { vlt_momentum_copy(m->online, m->momentum, m->n_pairs); }
 
 // Random unit columns (ALBEF: normalize(randn(E, Q), dim=0)).
 static void init_queue(vlt_tensor *q, uint64_t seed) {
@@ -204,14 +214,7 @@ int64_t vlt_albef_trainable_numel(const vlt_albef *m) {
     return n;
 }
 
-static void momentum_update(vlt_albef *m) {
-    float mu = m->cfg.albef.momentum, one_minus = (float)(1.0 - (double)m->cfg.albef.momentum);
-    for (int i = 0; i < m->n_pairs; i++) {
-        float *pm = vlt_f32(m->momentum[i]);
-        const float *po = vlt_f32(m->online[i]);
-        for (int64_t j = 0; j < m->online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
-    }
-}
+static void momentum_update(vlt_albef *m) { vlt_momentum_ema(m->online, m->momentum, m->n_pairs, m->cfg.albef.momentum); }
 
 // ---- draws ----
 int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int rank,

@@ -92,6 +92,10 @@ vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed)
 void vlt_albef_free(vlt_albef *m);
 // Copies every online weight to its momentum copy (after loading online-only weights).
 void vlt_albef_copy_params(vlt_albef *m);
+// The momentum copies of both ALBEF kinds: momentum[i] = online[i], and the EMA
+// momentum[i] = mu·momentum[i] + (1 − mu)·online[i] (f32, same shapes).
+void vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n);
+void vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu);
 vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out);
 // After each optimizer step: enqueue the step's momentum features, mark the EMA due.
 void vlt_albef_after_step(vlt_albef *m);

@@ -47,10 +47,7 @@ static vlt_status build_pairs(vlt_albef_vqa *m) {
     return VLT_OK;
 }
 
-void vlt_albef_vqa_copy_params(vlt_albef_vqa *m) {
-    for (int i = 0; i < m->n_pairs; i++)
-        memcpy(m->momentum[i]->data, m->online[i]->data, sizeof(float) * (size_t)m->online[i]->numel);
-}
+void vlt_albef_vqa_copy_params(vlt_albef_vqa *m) { vlt_momentum_copy(m->online, m->momentum, m->n_pairs); }
 
 static vlt_status load_vocab(vlt_albef_vqa *m) { return vlt_albef_load_tokenizer(&m->cfg, &m->tok); }
 
@@ -116,12 +113,7 @@ int64_t vlt_albef_vqa_trainable_numel(const vlt_albef_vqa *m) {
 }
 
 static void momentum_update(vlt_albef_vqa *m) {
-    float mu = m->cfg.albef.momentum, one_minus = (float)(1.0 - (double)m->cfg.albef.momentum);
-    for (int i = 0; i < m->n_pairs; i++) {
-        float *pm = vlt_f32(m->momentum[i]);
-        const float *po = vlt_f32(m->online[i]);
-        for (int64_t j = 0; j < m->online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
-    }
+    vlt_momentum_ema(m->online, m->momentum, m->n_pairs, m->cfg.albef.momentum);
 }
 
 void vlt_albef_vqa_after_step(vlt_albef_vqa *m) { m->ema_pending = m->distill; }
