@@ -4,7 +4,8 @@
 // vocabulary (run directory and every checkpoint), resumes exactly (the same weights bit for bit
 // as the uninterrupted run), starts from CLIP weights with a fresh head, and logs the official
 // accuracy on data.val; `vlt vqa`'s results scored by `vlt eval vqa` give that same accuracy, and
-// `vlt eval checkpoint` on the run too.
+// `vlt eval checkpoint` on the run too; `vlt vqa --weights --model --answer-vocab` (both heads) gives
+// `--checkpoint`'s results byte for byte and refuses mismatched weights by key.
 #include <cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -434,6 +435,171 @@ static void test_majority_baseline(void **state) {
     assert_int_equal(call(vlt_cmd_vqa, both), 2);
 }
 
+// Writes `len` bytes to path (a test helper; fails the test on an error).
+static void write_bytes(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t la, lb;
+    char *x = vlt_read_file(a, &la), *y = vlt_read_file(b, &lb);
+    bool same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
+// `vlt vqa --weights RUN's model.safetensors --model CONFIG --answer-vocab FILE` writes the same
+// results.json as `vlt vqa --checkpoint RUN`, byte for byte: returns after checking that.
+static void check_weights_equal_checkpoint(const char *run, const char *model, const char *vocab, const char *tag) {
+    char src[600], wts[600], r1[600], r2[600];
+    snprintf(src, sizeof src, "%s/checkpoints/latest/model.safetensors", run);
+    snprintf(wts, sizeof wts, "%s/%s.safetensors", g_dir, tag);   // the weights alone, outside the run
+    size_t len;
+    char *bytes = vlt_read_file(src, &len);
+    assert_non_null(bytes);
+    write_bytes(wts, bytes, len);
+    free(bytes);
+    snprintf(r1, sizeof r1, "%s/%s-checkpoint.json", g_dir, tag);
+    snprintf(r2, sizeof r2, "%s/%s-weights.json", g_dir, tag);
+    char val[400];
+    snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
+    char *a[] = {"vqa", "--checkpoint", (char *)run, "--shards", val, "--out", r1, NULL};
+    char *b[] = {"vqa", "--weights", wts, "--model", (char *)model, "--answer-vocab", (char *)vocab, "--shards", val, "--out", r2, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, a), 0);
+    if (call(vlt_cmd_vqa, b) != 0) fail_msg("vlt vqa --weights %s --model %s: %s", wts, model, vlt_error_message());
+    if (!same_file(r1, r2)) fail_msg("%s: results of --weights differ from --checkpoint's", tag);
+    cJSON *arr;
+    assert_int_equal(vlt_eval_json_load(r2, &arr), VLT_OK);
+    assert_int_equal(cJSON_GetArraySize(arr), 120);
+    cJSON_Delete(arr);
+}
+
+// A weights file with one key renamed (`key` -> `key`_renamed) is refused, naming the key.
+static void check_renamed_key_refused(const char *tag, const char *model, const char *vocab, const char *key) {
+    char wts[600], bad[600], out[600], val[400];
+    snprintf(wts, sizeof wts, "%s/%s.safetensors", g_dir, tag);
+    snprintf(bad, sizeof bad, "%s/%s-bad.safetensors", g_dir, tag);
+    snprintf(out, sizeof out, "%s/%s-bad.json", g_dir, tag);
+    snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
+    vlt_safetensors *f;
+    assert_int_equal(vlt_safetensors_open(wts, &f), VLT_OK);
+    vlt_params p;
+    vlt_params_init(&p);
+    for (int i = 0; i < vlt_safetensors_count(f); i++) {
+        const vlt_st_tensor *t = vlt_safetensors_at(f, i);
+        int shape[8];
+        for (int d = 0; d < t->ndim; d++) shape[d] = (int)t->shape[d];
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", t->name, strcmp(t->name, key) ? "" : "_renamed");
+        bool f32 = t->dtype == VLT_ST_F32;   // else integers (ALBEF's position_ids)
+        vlt_tensor *x = vlt_tensor_new(f32 ? VLT_F32 : VLT_I32, VLT_CPU, t->ndim, shape, name);
+        if (f32) {
+            assert_int_equal(vlt_safetensors_read_f32(f, t->name, vlt_f32(x), x->numel), VLT_OK);
+        } else {
+            int64_t *tmp = malloc(sizeof(int64_t) * (size_t)x->numel);
+            assert_int_equal(vlt_safetensors_read_i64(f, t->name, tmp, x->numel), VLT_OK);
+            for (int64_t j = 0; j < x->numel; j++) vlt_i32(x)[j] = (int32_t)tmp[j];
+            free(tmp);
+        }
+        assert_int_equal(vlt_params_add(&p, x), VLT_OK);
+    }
+    vlt_safetensors_close(f);
+    assert_int_equal(vlt_safetensors_save_params(bad, &p, VLT_ST_F32, NULL, 0), VLT_OK);
+    vlt_params_free(&p);
+    char *v[] = {"vqa", "--weights", bad, "--model", (char *)model, "--answer-vocab", (char *)vocab, "--shards", val, "--out", out, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, v), 1);
+    if (!strstr(vlt_error_message(), key)) fail_msg("the refusal does not name %s: %s", key, vlt_error_message());
+    struct stat sb;
+    assert_int_not_equal(stat(out, &sb), 0);   // nothing written
+}
+
+// vlt vqa --weights FILE --model NAME|config.json --answer-vocab FILE: the classifier head's shape
+// comes from the file (a hidden width other than the default; token fusion's layers), ALBEF VQA's
+// from its model config; each gives --checkpoint's results byte for byte; mismatched weights and
+// vocabularies are refused by name, a missing vocabulary before anything is loaded.
+static void test_weights_file(void **state) {
+    (void)state;
+    vlt_run_config c;
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    char run[3][600], vocab[700], model[400], list[400];
+    const char *runs[3] = {"wts-concat", "wts-tokens", "wts-albef"};
+    for (int k = 0; k < 3; k++) {
+        vqa_config(&c, runs[k]);
+        c.steps = 3;
+        c.warmup = 1;
+        if (k == 0) c.vqa_hidden = 24;
+        if (k == 1) {
+            snprintf(c.vqa_fusion, sizeof c.vqa_fusion, "tokens");
+            c.vqa_fusion_layers = 1;
+        }
+        if (k == 2) {   // a tiny ALBEF VQA (as tests/test_train_albef_vqa.c)
+            snprintf(model, sizeof model, "%s/tiny-albef-vqa.json", g_dir);
+            const char *js =
+                "{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 32, \"vision_depth\": 1, "
+                "\"vision_heads\": 2, \"mlp_ratio\": 2, \"embed_dim\": 16, \"queue_size\": 32, \"momentum\": 0.9, "
+                "\"alpha\": 0.4, \"vocab\": \"assets/bert_demo_vqa_vocab.txt\", \"max_text_len\": 16}, \"bert\": "
+                "{\"vocab_size\": 70, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
+                "\"intermediate_size\": 64, \"max_position_embeddings\": 20, \"fusion_layer\": 1, \"pad_token_id\": 0}, "
+                "\"albef_vqa\": {\"decoder_layers\": 1, \"distill\": true, \"k_test\": 8}}\n";
+            write_bytes(model, js, strlen(js));
+            snprintf(c.model_name, sizeof c.model_name, "%s", model);
+            snprintf(c.vqa_head, sizeof c.vqa_head, "albef");
+            c.batch_size = 8;
+            c.lr = 1e-3;
+        }
+        if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+        assert_int_equal(vlt_trainer_run(t), VLT_OK);
+        vlt_trainer_free(t);
+        snprintf(run[k], sizeof run[k], "%s", c.output_dir);
+    }
+    snprintf(vocab, sizeof vocab, "%s/answer_vocab.json", run[0]);
+    check_weights_equal_checkpoint(run[0], "tiny-clip", vocab, "wts-concat");
+    check_weights_equal_checkpoint(run[1], "tiny-clip", vocab, "wts-tokens");
+    // ALBEF VQA ranks the answers of ALBEF's answer_list.json format (a JSON list): the run's, in order
+    vlt_vqa_vocab v = train_vocab();
+    cJSON *arr = cJSON_CreateStringArray((const char *const *)v.answers, v.n);
+    char *text = cJSON_PrintUnformatted(arr);
+    snprintf(list, sizeof list, "%s/answer_list.json", g_dir);
+    write_bytes(list, text, strlen(text));
+    free(text);
+    cJSON_Delete(arr);
+    check_weights_equal_checkpoint(run[2], model, list, "wts-albef");
+
+    // mismatched weights: a renamed tower key, head key or ALBEF key is refused, naming it
+    check_renamed_key_refused("wts-concat", "tiny-clip", vocab, "visual.proj");
+    check_renamed_key_refused("wts-tokens", "tiny-clip", vocab, "vqa_head.fusion.image_proj.weight");
+    check_renamed_key_refused("wts-albef", model, list, "text_decoder.cls.predictions.decoder.weight");
+    // CLIP weights without an answer head: refused, naming the head's key
+    check_renamed_key_refused("wts-concat", "tiny-clip", vocab, "vqa_head.fc2.weight");
+    char wts[600], out[600], val[400], small[400];
+    snprintf(wts, sizeof wts, "%s/wts-concat.safetensors", g_dir);
+    snprintf(out, sizeof out, "%s/refused.json", g_dir);
+    snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
+    // a vocabulary of another size than the classifier's head: refused, naming the head's key
+    snprintf(small, sizeof small, "%s/three_answers.json", g_dir);
+    write_bytes(small, "[\"yes\", \"no\", \"2\"]", strlen("[\"yes\", \"no\", \"2\"]"));
+    char *w1[] = {"vqa", "--weights", wts, "--model", "tiny-clip", "--answer-vocab", small, "--shards", val, "--out", out, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, w1), 1);
+    assert_non_null(strstr(vlt_error_message(), "vqa_head.fc2.weight"));
+    assert_non_null(strstr(vlt_error_message(), "three_answers.json"));
+    // no --answer-vocab with --weights: a usage error, before anything is read
+    char *w2[] = {"vqa", "--weights", wts, "--model", "tiny-clip", "--shards", val, "--out", out, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, w2), 2);
+    // --weights without --model, and --model without --weights
+    char *w3[] = {"vqa", "--weights", wts, "--answer-vocab", vocab, "--shards", val, "--out", out, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, w3), 2);
+    char *w4[] = {"vqa", "--checkpoint", run[0], "--model", "tiny-clip", "--shards", val, "--out", out, NULL};
+    assert_int_equal(call(vlt_cmd_vqa, w4), 2);
+    struct stat sb;
+    assert_int_not_equal(stat(out, &sb), 0);
+    vlt_vqa_vocab_free(&v);
+}
+
 // The example run configs parse and validate, with the head they name.
 static void test_example_configs(void **state) {
     (void)state;
@@ -476,6 +642,7 @@ int main(void) {
         cmocka_unit_test(test_majority_baseline),
         cmocka_unit_test(test_train_resume_exactly),
         cmocka_unit_test(test_answers_scored_as_in_training),
+        cmocka_unit_test(test_weights_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

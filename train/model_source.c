@@ -12,6 +12,7 @@
 #include "checkpoints/safetensors.h"
 #include "data/shardspec.h"
 #include "layers/albef.h"
+#include "layers/vqa_head.h"
 #include "train/run_config.h"
 
 const char *vlt_model_source_check(const char *checkpoint, const char *weights, const char *model) {
@@ -62,7 +63,38 @@ static vlt_status checkpoint_model_name(const char *dir, char *name, size_t cap,
     return s;
 }
 
-vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, const char *model, vlt_model_source *out) {
+// The VQA classifier head's shape as a weights file holds it (vlt_model_source_open_vqa): the
+// answers and the hidden width from vqa_head.fc2.weight (answers, hidden), the fusion layers from
+// the highest vqa_head.fusion.resblocks.<i>. index (none: the pooled features concatenated).
+static vlt_status classifier_head_of_file(const char *weights, const char *model, vlt_model_cfg *mc) {
+    vlt_safetensors *f;
+    VLT_TRY(vlt_safetensors_open(weights, &f));
+    const char *key = VLT_VQA_HEAD_PREFIX "fc2.weight", *fusion = VLT_VQA_HEAD_PREFIX "fusion.resblocks.";
+    const vlt_st_tensor *fc2 = vlt_safetensors_get(f, key);
+    vlt_status s = fc2 && fc2->ndim == 2 && fc2->shape[0] > 0 && fc2->shape[0] < (1 << 24) && fc2->shape[1] > 0 &&
+                           fc2->shape[1] < (1 << 24)
+                       ? VLT_OK
+                       : vlt_error_set(VLT_ERR_FORMAT, "weights %s: %s %s for model %s: not the weights of a VQA "
+                                       "classifier (model.vqa_head: classifier) or of a model config with an answer head "
+                                       "(ALBEF VQA: an \"albef_vqa\" section)", weights, fc2 ? "has a non-matrix" : "has no",
+                                       key, model);
+    if (s == VLT_OK) {
+        mc->vqa.n_answers = (int)fc2->shape[0];
+        mc->vqa.hidden = (int)fc2->shape[1];
+        mc->vqa.fusion_layers = 0;
+        for (int i = 0; i < vlt_safetensors_count(f); i++) {
+            const char *name = vlt_safetensors_at(f, i)->name;
+            if (strncmp(name, fusion, strlen(fusion))) continue;
+            int l = atoi(name + strlen(fusion));
+            if (l >= 0 && l < VLT_MAX_LAYERS && l + 1 > mc->vqa.fusion_layers) mc->vqa.fusion_layers = l + 1;
+        }
+    }
+    vlt_safetensors_close(f);
+    return s;
+}
+
+static vlt_status source_open(const char *checkpoint, const char *weights, const char *model, bool vqa_head,
+                              vlt_model_source *out) {
     memset(out, 0, sizeof *out);
     const char *why = vlt_model_source_check(checkpoint, weights, model);
     if (why) return vlt_error_set(VLT_ERR_ARG, "%s", why);
@@ -83,6 +115,8 @@ vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, co
     vlt_model_cfg mc;
     VLT_TRY(vlt_model_cfg_load(out->model_name, &mc));
     mc.vqa = vqa.vqa;   // a VQA run's answer head (vlt_run_config_model_cfg)
+    // a weights file for vlt vqa: the classifier head the file holds, unless the config has its own
+    if (weights && vqa_head && !(mc.is_albef && mc.albef.vqa.on)) VLT_TRY(classifier_head_of_file(weights, model, &mc));
     VLT_TRY(vlt_model_create(&out->m, &mc, (uint64_t)seed));
     vlt_status s;
     if (checkpoint) {
@@ -101,6 +135,15 @@ vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, co
         memset(&out->m, 0, sizeof out->m);
     }
     return s;
+}
+
+vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, const char *model, vlt_model_source *out) {
+    return source_open(checkpoint, weights, model, false, out);
+}
+
+vlt_status vlt_model_source_open_vqa(const char *checkpoint, const char *weights, const char *model,
+                                     vlt_model_source *out) {
+    return source_open(checkpoint, weights, model, true, out);
 }
 
 void vlt_model_source_close(vlt_model_source *src) {

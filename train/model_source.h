@@ -1,5 +1,5 @@
 // model_source.h — where an evaluation command gets its model: the one loader behind `vlt embed`,
-// `vlt caption`, `vlt eval checkpoint | zeroshot | clipscore` and `vlt explain`.
+// `vlt caption`, `vlt vqa`, `vlt eval checkpoint | zeroshot | clipscore` and `vlt explain`.
 //
 // Two sources:
 //   --checkpoint PATH                 a run directory (its latest checkpoint) or a checkpoint
@@ -36,6 +36,15 @@ const char *vlt_model_source_check(const char *checkpoint, const char *weights, 
 // checkpoint, the weights file, the model config or the mismatched keys.
 vlt_status vlt_model_source_open(const char *checkpoint, const char *weights, const char *model, vlt_model_source *out);
 void vlt_model_source_close(vlt_model_source *src);
+
+// vlt vqa's source: the same, except that a weights file gives a model with an answer head: the
+// model config's own (ALBEF VQA: an "albef_vqa" section), else the VQA classifier on the config's
+// CLIP towers, shaped as the file's vqa_head.* tensors are (answers and hidden width from
+// vqa_head.fc2.weight, fusion layers from vqa_head.fusion.resblocks.*). A file without
+// vqa_head.fc2.weight is refused, naming the key; then loaded strictly as above. The answer
+// vocabulary is not in the weights: the caller brings it.
+vlt_status vlt_model_source_open_vqa(const char *checkpoint, const char *weights, const char *model,
+                                     vlt_model_source *out);
 
 // Records the source in an evaluation report: the weights file (sha256), the checkpoint's
 // state.json or the model config file as inputs, and the settings "checkpoint" or "weights",
