@@ -412,6 +412,14 @@ vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t see
     return VLT_OK;
 }
 
+vlt_status vlt_model_create_shapes(vlt_model *m, const vlt_model_cfg *cfg) {
+    bool was = vlt_init_skipped();
+    vlt_init_set_skip(true);
+    vlt_status s = vlt_model_create(m, cfg, 0);
+    vlt_init_set_skip(was);
+    return s;
+}
+
 int64_t vlt_model_trainable_numel(const vlt_model *m) {
     int64_t n = 0;
     for (int i = 0; i < m->params->n; i++)

@@ -178,6 +178,10 @@ struct vlt_model {
 
 // Creates the kind the config names. On failure nothing is left allocated.
 vlt_status vlt_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed);
+// The same model with its table's names and shapes but no initial values drawn (the random
+// parameters stay zero; constants such as norms' ones and ALBEF's temp are set): for what needs
+// only the table's layout (`vlt model list` and `info`: counts), at a small part of the cost.
+vlt_status vlt_model_create_shapes(vlt_model *m, const vlt_model_cfg *cfg);
 void vlt_model_free(vlt_model *m);
 // The trainable parameters (what PyTorch's named_parameters() counts): momentum copies, queues,
 // buffers and tied aliases in the table are left out.

@@ -13,11 +13,17 @@ static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name
     return vlt_params_new(table, full, ndim, shape);
 }
 
+static _Thread_local bool skip_init;
+void vlt_init_set_skip(bool skip) { skip_init = skip; }
+bool vlt_init_skipped(void) { return skip_init; }
+
 void vlt_init_normal(vlt_tensor *t, float std, uint64_t seed) {
+    if (skip_init) return;
     vlt_rng_fill_normal(vlt_f32(t), (size_t)t->numel, 0.0f, std, seed, vlt_rng_hash_str(t->name), 0);
 }
 
 void vlt_init_uniform(vlt_tensor *t, float bound, uint64_t seed) {
+    if (skip_init) return;
     vlt_rng_fill_uniform(vlt_f32(t), (size_t)t->numel, -bound, bound, seed, vlt_rng_hash_str(t->name), 0);
 }
 

@@ -24,6 +24,11 @@ typedef enum { VLT_INIT_SCALED_NORMAL = 0, VLT_INIT_TORCH_DEFAULT = 1 } vlt_init
 void vlt_init_normal(vlt_tensor *t, float std, uint64_t seed);
 void vlt_init_uniform(vlt_tensor *t, float bound, uint64_t seed);
 void vlt_init_const(vlt_tensor *t, float v);
+// While on (this thread), vlt_init_normal and vlt_init_uniform draw nothing and leave their
+// tensors at zero: a model built so has every name and shape of its table but not its values
+// (vlt_model_create_shapes: `vlt model list`'s parameter counts without the seconds of drawing).
+void vlt_init_set_skip(bool skip);
+bool vlt_init_skipped(void);
 
 #define VLT_RESBLOCK_NPARAMS 12
 

@@ -203,6 +203,69 @@ static void test_explain_every_kind(void **state) {
     }
 }
 
+// vlt_model_create_shapes (vlt model list, info) builds the table of every kind with the names,
+// shapes, dtypes and trainable flags of vlt_model_create's, hence the same counts, without
+// drawing its random values; and the next vlt_model_create draws them again.
+static void test_shapes_only_table_equals_the_built_one(void **state) {
+    (void)state;
+    struct { const char *cfg; int vqa_answers, fusion_layers; bool siglip; } cases[] = {
+        {"tiny-clip", 0, 0, false}, {"tiny-clip", 0, 0, true}, {"tiny-coca", 0, 0, false},
+        {"tiny-clip", 7, 0, false}, {"tiny-clip", 7, 1, false}, {"tiny-albef", 0, 0, false},
+        {"demo-albef-vqa", 0, 0, false},
+    };
+    const char *kinds_seen[8];
+    int n_kinds = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vlt_model_cfg cfg = load_cfg(cases[c].cfg);
+        cfg.vqa.n_answers = cases[c].vqa_answers;
+        cfg.vqa.hidden = cases[c].vqa_answers ? 16 : 0;
+        cfg.vqa.fusion_layers = cases[c].fusion_layers;
+        if (cases[c].siglip) {
+            cfg.has_logit_bias = true;
+            cfg.init_logit_bias = -10.0f;
+        }
+        vlt_model full, shapes, again;
+        assert_int_equal(vlt_model_create_shapes(&shapes, &cfg), VLT_OK);
+        assert_int_equal(vlt_model_create(&full, &cfg, 3), VLT_OK);
+        assert_string_equal(vlt_model_kind(&shapes), vlt_model_kind(&full));
+        bool seen = false;
+        for (int k = 0; k < n_kinds; k++) seen |= !strcmp(kinds_seen[k], vlt_model_kind(&full));
+        if (!seen) kinds_seen[n_kinds++] = vlt_model_kind(&full);
+        assert_int_equal(shapes.params->n, full.params->n);
+        int drawn = 0;   // tensors the full build filled with random values and the shapes build left at 0
+        for (int i = 0; i < full.params->n; i++) {
+            vlt_tensor *a = shapes.params->t[i], *b = full.params->t[i];
+            assert_string_equal(a->name, b->name);
+            assert_true(vlt_tensor_same_shape(a, b));
+            assert_int_equal(a->dtype, b->dtype);
+            assert_int_equal(a->requires_grad, b->requires_grad);
+            // parameters only: ALBEF's queues (buffers) are drawn either way
+            if (!b->requires_grad || b->dtype != VLT_F32 || b->numel < 64) continue;
+            bool a_zero = true, b_varies = false;
+            for (int64_t j = 0; j < b->numel; j++) {
+                a_zero &= vlt_f32(a)[j] == 0.0f;
+                b_varies |= vlt_f32(b)[j] != vlt_f32(b)[0];
+            }
+            if (b_varies) {
+                if (!a_zero) fail_msg("%s: %s has values in the shapes-only build", cases[c].cfg, a->name);
+                drawn++;
+            }
+        }
+        assert_true(drawn > 4);
+        assert_int_equal(vlt_model_trainable_numel(&shapes), vlt_model_trainable_numel(&full));
+        assert_int_equal(vlt_params_numel(shapes.params), vlt_params_numel(full.params));
+        // the switch is off again: a later build draws the same values as the first
+        assert_int_equal(vlt_model_create(&again, &cfg, 3), VLT_OK);
+        for (int i = 0; i < full.params->n; i++)
+            assert_memory_equal(again.params->t[i]->data, full.params->t[i]->data,
+                                (size_t)full.params->t[i]->numel * vlt_dtype_size(full.params->t[i]->dtype));
+        vlt_model_free(&again);
+        vlt_model_free(&full);
+        vlt_model_free(&shapes);
+    }
+    assert_int_equal(n_kinds, 6);   // clip, siglip, coca, clip_vqa, albef, albef_vqa
+}
+
 static int teardown(void **state) {
     (void)state;
     teardown_arena();
@@ -215,6 +278,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_batch_and_loss_opts, teardown),
         cmocka_unit_test_teardown(test_loss_equals_the_kind, teardown),
         cmocka_unit_test_teardown(test_explain_every_kind, teardown),
+        cmocka_unit_test_teardown(test_shapes_only_table_equals_the_built_one, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,35 +151,56 @@ static void test_misspelt_model_name_lists_closest(void **state) {
     free(out);
 }
 
-// Over a VLT_HOME holding two small configs (building ViT-B sized models takes seconds each).
+// Over a VLT_HOME holding small configs of four kinds (building ViT-B sized models takes seconds
+// each): every row has the kind and parameter count `vlt model info` gives, and the columns line
+// up whatever the titles' lengths ("CLIP", "ALBEF VQA"): every row as long as the header, the
+// counts right-aligned under "parameters".
 static void test_model_list_prints_every_config_with_parameters(void **state) {
     (void)state;
-    char home[] = "/tmp/vlt-cli-home-XXXXXX", cmd[600], args[700], *out, *info;
+    char home[] = "/tmp/vlt-cli-home-XXXXXX", cmd[900], args[700], *out, *info;
     assert_non_null(mkdtemp(home));
     snprintf(cmd, sizeof cmd, "mkdir -p %s/configs/model %s/assets && cp configs/model/tiny-clip.json "
-                              "configs/model/tiny-coca.json %s/configs/model/", home, home, home);
+                              "configs/model/tiny-coca.json configs/model/tiny-albef.json "
+                              "configs/model/demo-albef-vqa.json %s/configs/model/ && "
+                              "cp assets/bert_demo_vqa_vocab.txt %s/assets/", home, home, home, home);
     assert_int_equal(system(cmd), 0);
     setenv("VLT_HOME", home, 1);
     assert_int_equal(run_in("/", "model list", &out), 0);   // from another directory
-    unsetenv("VLT_HOME");
     assert_non_null(strstr(out, home));
-    const char *names[] = {"tiny-clip", "tiny-coca"};
-    for (int i = 0; i < 2; i++) {
+    const char *header = strstr(out, "\n  name ");
+    assert_non_null(header);
+    header++;
+    size_t width = strcspn(header, "\n");
+    assert_true(header[width - 1] == 's' && !strncmp(header + width - strlen("parameters"), "parameters", 10));
+    const char *names[] = {"tiny-clip", "tiny-coca", "tiny-albef", "demo-albef-vqa"};
+    const char *titles[] = {"CLIP", "CoCa", "ALBEF", "ALBEF VQA"};
+    for (int i = 0; i < 4; i++) {
         snprintf(args, sizeof args, "model info --model %s", names[i]);
         assert_int_equal(run(args, &info), 0);
+        char want[64];
+        snprintf(want, sizeof want, "%s: %s, ", names[i], titles[i]);
+        if (!strstr(info, want)) fail_msg("vlt model info says:\n%s", info);
         const char *p = strstr(info, " tensors, ");
         assert_non_null(p);
         long long n_info = atoll(p + strlen(" tensors, ")), n_list = -1;
-        char pat[64], kind[8];
+        char pat[64];
         snprintf(pat, sizeof pat, "\n  %s ", names[i]);
         const char *row = strstr(out, pat);
         if (!row) fail_msg("vlt model list lacks %s:\n%s", names[i], out);
-        assert_int_equal(sscanf(row + strlen(pat), " %7s %lld", kind, &n_list), 2);
-        assert_string_equal(kind, i ? "CoCa" : "CLIP");
-        assert_true(n_info > 1000000);
+        row++;
+        size_t len = strcspn(row, "\n");
+        if (len != width) fail_msg("vlt model list: the row of %s is not as wide as the header:\n%s", names[i], out);
+        // the title between the name column and the count, then the count ending the row
+        const char *kind = row + strlen(pat) - 1;
+        while (*kind == ' ') kind++;
+        assert_true(!strncmp(kind, titles[i], strlen(titles[i])) && kind[strlen(titles[i])] == ' ');
+        assert_int_equal(kind - row, strstr(header, "kind") - header);   // under "kind"
+        n_list = atoll(kind + strlen(titles[i]));
+        assert_true(n_info > 250000);
         assert_int_equal(n_list, n_info);
         free(info);
     }
+    unsetenv("VLT_HOME");
     free(out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", home);
     assert_int_equal(system(cmd), 0);

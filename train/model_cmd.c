@@ -19,11 +19,12 @@
 #include "train/commands.h"
 
 // A model of the named config through the model interface (its kind's title and parameters).
-static vlt_status model_build(vlt_model *m, const char *name, uint64_t seed) {
+// shapes_only: its table's names and shapes without drawing the initial values (list, info).
+static vlt_status model_build(vlt_model *m, const char *name, uint64_t seed, bool shapes_only) {
     vlt_model_cfg cfg;
     memset(m, 0, sizeof *m);
     VLT_TRY(vlt_model_cfg_load(name, &cfg));
-    return vlt_model_create(m, &cfg, seed);
+    return shapes_only ? vlt_model_create_shapes(m, &cfg) : vlt_model_create(m, &cfg, seed);
 }
 
 static const char *VERB_USAGE[][2] = {
@@ -44,30 +45,54 @@ static void usage(FILE *f) {
     fprintf(f, "NAME is a model config name (vlt model list) or a path to an open_clip model config JSON.\n");
 }
 
-// Every model config with its parameter count (each is built and freed, one at a time).
+// Every model config with its kind and parameter count (each table is built without its values
+// and freed, one at a time), in columns as wide as the longest title listed.
 static int model_list(void) {
     char **names, dir[1024];
-    int n = vlt_model_cfg_names(&names), rc = 0;
+    int n = vlt_model_cfg_names(&names), rc = 0, width = 6;
     if (n == 0) {
         fprintf(stderr, "vlt model list: no model configs in %s (set VLT_HOME to vlt's folder)\n",
                 vlt_model_cfg_dir(dir, sizeof dir));
         return 1;
     }
-    printf("model configs in %s:\n", vlt_model_cfg_dir(dir, sizeof dir));
-    printf("  %-28s %-6s %14s\n", "name", "kind", "parameters");
-    for (int i = 0; i < n; i++) {
+    const char **title = calloc((size_t)n, sizeof *title);   // static strings of the kinds' tables
+    char **error = calloc((size_t)n, sizeof *error);
+    long long *count = calloc((size_t)n, sizeof *count);
+    bool nomem = !title || !error || !count;
+    for (int i = 0; !nomem && i < n; i++) {
         vlt_model m;
-        if (model_build(&m, names[i], 0) != VLT_OK) {
-            printf("  %-28s (%s)\n", names[i], vlt_error_message());
-            rc = 1;
+        if (model_build(&m, names[i], 0, true) != VLT_OK) {
+            nomem = !(error[i] = strdup(vlt_error_message()));
         } else {
-            printf("  %-28s %-6s %14lld\n", names[i], vlt_model_title(&m), (long long)vlt_model_trainable_numel(&m));
+            title[i] = vlt_model_title(&m);
+            count[i] = (long long)vlt_model_trainable_numel(&m);
+            if ((int)strlen(title[i]) > width) width = (int)strlen(title[i]);
             vlt_model_free(&m);
         }
-        fflush(stdout);
+    }
+    if (nomem) {
+        fprintf(stderr, "vlt model list: out of memory\n");
+        rc = 1;
+    } else {
+        printf("model configs in %s:\n", vlt_model_cfg_dir(dir, sizeof dir));
+        printf("  %-28s %-*s %14s\n", "name", width, "kind", "parameters");
+        for (int i = 0; i < n; i++) {
+            if (error[i]) {
+                printf("  %-28s (%s)\n", names[i], error[i]);
+                rc = 1;
+            } else {
+                printf("  %-28s %-*s %14lld\n", names[i], width, title[i], count[i]);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (error) free(error[i]);
         free(names[i]);
     }
     free(names);
+    free(title);
+    free(error);
+    free(count);
     return rc;
 }
 
@@ -114,7 +139,7 @@ int vlt_cmd_model(int argc, char **argv) {
         return 2;
     }
     vlt_model m;
-    if (model_build(&m, name, seed) != VLT_OK) {
+    if (model_build(&m, name, seed, is_info) != VLT_OK) {
         fprintf(stderr, "vlt model: %s\n", vlt_error_message());
         return 1;
     }
