@@ -42,6 +42,13 @@ int64_t vlt_params_numel(const vlt_params *p) {
     return n;
 }
 
+int64_t vlt_params_trainable_numel(const vlt_params *p) {
+    int64_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i]->requires_grad) n += p->t[i]->numel;
+    return n;
+}
+
 int vlt_params_set_trainable(vlt_params *p, const char *prefix, bool trainable) {
     int matched = 0;
     size_t len = strlen(prefix);

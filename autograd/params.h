@@ -19,6 +19,9 @@ vlt_status vlt_params_add(vlt_params *p, vlt_tensor *t);
 vlt_tensor *vlt_params_new(vlt_params *p, const char *name, int ndim, const int *shape);
 vlt_tensor *vlt_params_find(const vlt_params *p, const char *name);
 int64_t vlt_params_numel(const vlt_params *p);
+// The values of the tensors that require grad: what PyTorch's named_parameters() counts when the
+// frozen entries are momentum copies, queues and buffers (every model kind's count).
+int64_t vlt_params_trainable_numel(const vlt_params *p);
 // requires_grad on or off for every parameter whose name starts with `prefix` ("" for all);
 // returns how many matched. (LiT-style locking: vlt_params_set_trainable(p, "visual.", false).)
 int vlt_params_set_trainable(vlt_params *p, const char *prefix, bool trainable);

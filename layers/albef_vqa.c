@@ -105,13 +105,6 @@ void vlt_albef_vqa_free(vlt_albef_vqa *m) {
     memset(m, 0, sizeof *m);
 }
 
-int64_t vlt_albef_vqa_trainable_numel(const vlt_albef_vqa *m) {
-    int64_t n = 0;
-    for (int i = 0; i < m->params.n; i++)
-        if (m->params.t[i]->requires_grad) n += m->params.t[i]->numel;
-    return n;
-}
-
 static void momentum_update(vlt_albef_vqa *m) {
     vlt_momentum_ema(m->online, m->momentum, m->n_pairs, m->cfg.albef.momentum);
 }

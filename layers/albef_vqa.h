@@ -84,6 +84,5 @@ vlt_status vlt_albef_vqa_load(vlt_albef_vqa *m, const char *path, bool lenient);
 // A pretraining checkpoint through VQA.py's remapping (see above); every tensor of the model must
 // come from the file (the _m copies too when distill).
 vlt_status vlt_albef_vqa_load_pretrained(vlt_albef_vqa *m, const char *path);
-int64_t vlt_albef_vqa_trainable_numel(const vlt_albef_vqa *m);
 
 #endif

@@ -420,12 +420,7 @@ vlt_status vlt_model_create_shapes(vlt_model *m, const vlt_model_cfg *cfg) {
     return s;
 }
 
-int64_t vlt_model_trainable_numel(const vlt_model *m) {
-    int64_t n = 0;
-    for (int i = 0; i < m->params->n; i++)
-        if (m->params->t[i]->requires_grad) n += m->params->t[i]->numel;
-    return n;
-}
+int64_t vlt_model_trainable_numel(const vlt_model *m) { return vlt_params_trainable_numel(m->params); }
 
 void vlt_model_free(vlt_model *m) {
     if (!m->ops) return;

@@ -348,7 +348,7 @@ static void test_full_size_names(void **state) {
     }
     fclose(f);
     assert_int_equal(rows, m.params.n);
-    assert_int_equal(vlt_albef_vqa_trainable_numel(&m), 290336058);
+    assert_int_equal(vlt_params_trainable_numel(&m.params), 290336058);
     vlt_albef_vqa_free(&m);
 }
 
