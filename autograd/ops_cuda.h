@@ -193,6 +193,15 @@ void vlt_cuda_adamw_mt(const vlt_mt_entry *e, int n, float lr, float b1, float b
 void vlt_cuda_sumsq_mt(double *acc, const vlt_mt_entry *e, int n);  // *acc += Σ t², deterministic
 void vlt_cuda_scale_mt(const vlt_mt_entry *e, int n, float k);        // t *= k (k = 0 writes zeros)
 void vlt_cuda_mt_release(void);
+// Momentum EMA over pairs, p[0] momentum, p[1] online: m = m·mu + o·one_minus, each product
+// rounded, then the sum (__fmul_rn / __fadd_rn: no FMA contraction, the host loop's bits).
+void vlt_cuda_ema_mt(const vlt_mt_entry *e, int n, float mu, float one_minus);
+// Feature queues (E, Q) row-major: for k < nq, rows[k] (n, E) row i -> column (ptr + i) mod Q of
+// queues[k] (only the last Q rows when n > Q: what writing in order leaves), then *ptr = (ptr +
+// n) mod Q; ptr is a device i32 (read as 0 outside [0, Q)). Two launches, no host sync.
+#define VLT_CUDA_QUEUE_MAX 4
+void vlt_cuda_queue_enqueue(float *const *queues, const float *const *rows, int nq, int E, int Q, int n,
+                            int32_t *ptr);
 
 // images (B, 3, S, S) -> patches (B, (S/P)², 3·P·P), (c, y, x) within a patch.
 void vlt_cuda_patchify(const float *images, float *out, int B, int S, int P);

@@ -1,6 +1,8 @@
 // ops_cuda_multi.cu — multi-tensor launches: the optimizer step, the gradients' sum of squares,
 // their scaling and zeroing over every parameter in ONE launch each, instead of one launch (or
 // two) per tensor (ViT-B/32 CLIP has 302 tensors: ~5 ms of small launches per step before).
+// The momentum EMA of ALBEF's momentum encoders (hundreds of pairs) is one more such launch; the
+// feature-queue update (not a list) sits at the end of the file.
 //
 // A list is an array of entries (up to four pointers, an element count, a per-tensor float)
 // cut into chunks of MT_CHUNK elements; block b takes chunk b. The device copy of a list (entries
@@ -156,5 +158,74 @@ extern "C" void vlt_cuda_scale_mt(const vlt_mt_entry *e, int n, float k) {
     if (n <= 0) return;
     const mt_list *l = mt_get(e, n);
     scale_mt_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(l->dev_entries, l->dev_chunks, k);
+    cudaCheckLaunch();
+}
+
+// ---- momentum EMA (ALBEF's momentum encoders): p[0] momentum, p[1] online ----
+// m = m·mu + o·one_minus with each product rounded before the sum, as the host loop (built
+// without FMA contraction) computes it: nvcc would fuse m·mu + (o·one_minus) into one fma.
+__global__ void ema_mt_kernel(const vlt_mt_entry *entries, const int2 *chunks, float mu, float one_minus) {
+    MT_LOOP(j, e, c) {
+        float *m = e.p[0];
+        const float *o = e.p[1];
+        m[j] = __fadd_rn(__fmul_rn(m[j], mu), __fmul_rn(o[j], one_minus));
+    }
+}
+
+extern "C" void vlt_cuda_ema_mt(const vlt_mt_entry *e, int n, float mu, float one_minus) {
+    if (n <= 0) return;
+    const mt_list *l = mt_get(e, n);
+    ema_mt_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(l->dev_entries, l->dev_chunks,
+                                                                                    mu, one_minus);
+    cudaCheckLaunch();
+}
+
+// ---- feature queues (ALBEF's image_queue / text_queue, (E, Q) row-major) ----
+namespace {
+struct queue_set {
+    float *q[VLT_CUDA_QUEUE_MAX];
+    const float *r[VLT_CUDA_QUEUE_MAX];
+};
+}  // namespace
+
+// Thread per (queue k, row i, feature e) of the rows that survive (the last min(n, Q)); each
+// writes one element, so the columns are distinct and the result does not depend on the order.
+__global__ void queue_write_kernel(queue_set s, int nq, int E, int Q, int first, int n, const int32_t *ptr) {
+    int p = ptr[0];
+    if (p < 0 || p >= Q) p = 0;
+    int64_t per = (int64_t)(n - first) * E, total = per * nq;
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
+        int k = (int)(t / per);
+        int64_t r = t % per;
+        int i = first + (int)(r / E), e = (int)(r % E);
+        int col = (int)(((int64_t)p + i) % Q);
+        s.q[k][(int64_t)e * Q + col] = s.r[k][(int64_t)i * E + e];
+    }
+}
+
+// After the writes (stream order): the pointer advances.
+__global__ void queue_advance_kernel(int32_t *ptr, int Q, int n) {
+    int p = ptr[0];
+    if (p < 0 || p >= Q) p = 0;
+    ptr[0] = (int32_t)(((int64_t)p + n) % Q);
+}
+
+extern "C" void vlt_cuda_queue_enqueue(float *const *queues, const float *const *rows, int nq, int E, int Q, int n,
+                                       int32_t *ptr) {
+    if (nq <= 0 || nq > VLT_CUDA_QUEUE_MAX || Q <= 0) return;
+    if (n > 0 && E > 0) {
+        queue_set s = {};
+        for (int k = 0; k < nq; k++) {
+            s.q[k] = queues[k];
+            s.r[k] = rows[k];
+        }
+        int first = n > Q ? n - Q : 0;
+        int64_t total = (int64_t)(n - first) * E * nq;
+        int64_t blocks = (total + VLT_CUDA_THREADS - 1) / VLT_CUDA_THREADS;
+        if (blocks > 65535) blocks = 65535;
+        queue_write_kernel<<<(unsigned)blocks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(s, nq, E, Q, first, n, ptr);
+        cudaCheckLaunch();
+    }
+    queue_advance_kernel<<<1, 1, 0, vlt_cuda_stream()>>>(ptr, Q, n);
     cudaCheckLaunch();
 }

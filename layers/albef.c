@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "autograd/device.h"
+#include "autograd/momentum.h"
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "checkpoints/safetensors.h"
@@ -70,20 +71,16 @@ static vlt_status build_pairs(vlt_albef *m) {
     return VLT_OK;
 }
 
-void vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n) {
-    for (int i = 0; i < n; i++) memcpy(momentum[i]->data, online[i]->data, sizeof(float) * (size_t)online[i]->numel);
+// Both on either device (autograd/momentum.c): on the GPU the EMA is one launch over all pairs.
+vlt_status vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n) {
+    return vlt_ema_copy(online, momentum, n);
 }
 
-void vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu) {
-    float one_minus = (float)(1.0 - (double)mu);
-    for (int i = 0; i < n; i++) {
-        float *pm = vlt_f32(momentum[i]);
-        const float *po = vlt_f32(online[i]);
-        for (int64_t j = 0; j < online[i]->numel; j++) pm[j] = pm[j] * mu + po[j] * one_minus;
-    }
+vlt_status vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu) {
+    return vlt_ema_update(online, momentum, n, mu);
 }
 
-void vlt_albef_copy_params(vlt_albef *m) { vlt_momentum_copy(m->online, m->momentum, m->n_pairs); }
+vlt_status vlt_albef_copy_params(vlt_albef *m) { return vlt_momentum_copy(m->online, m->momentum, m->n_pairs); }
 
 // Random unit columns (ALBEF: normalize(randn(E, Q), dim=0)).
 static void init_queue(vlt_tensor *q, uint64_t seed) {
@@ -98,7 +95,8 @@ static void init_queue(vlt_tensor *q, uint64_t seed) {
     }
 }
 
-static void update_logit_scale(vlt_albef *m) { vlt_f32(m->logit_scale)[0] = logf(1.0f / vlt_f32(m->temp)[0]); }
+// logit_scale stays on the host (it is not in the table); temp: the value the host just set.
+static void update_logit_scale(vlt_albef *m, float temp) { vlt_f32(m->logit_scale)[0] = logf(1.0f / temp); }
 
 const char *vlt_albef_vocab_path(const vlt_model_cfg *cfg, char *path, size_t n) {
     const vlt_albef_cfg *a = &cfg->albef;
@@ -187,11 +185,11 @@ vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed)
         return s;
     }
     freeze_prefix(p, first_m);
-    vlt_albef_copy_params(m);
+    vlt_albef_copy_params(m);   // host tensors of one shape each: cannot fail
     vlt_f32(m->temp)[0] = a->temp;
     init_queue(m->image_queue, seed);
     init_queue(m->text_queue, seed);
-    update_logit_scale(m);
+    update_logit_scale(m, a->temp);
     m->ema_pending = true;   // ALBEF's first forward runs the EMA too (of θ_0 with itself)
     return VLT_OK;
 }
@@ -200,8 +198,8 @@ void vlt_albef_free(vlt_albef *m) {
     vlt_params_free(&m->params);
     free(m->online);
     free(m->momentum);
-    free(m->pend_img);
-    free(m->pend_txt);
+    vlt_tensor_free(m->pend_img);
+    vlt_tensor_free(m->pend_txt);
     vlt_tensor_free(m->logit_scale);
     vlt_bert_tokenizer_free(m->tok);
     memset(m, 0, sizeof *m);
@@ -214,7 +212,9 @@ int64_t vlt_albef_trainable_numel(const vlt_albef *m) {
     return n;
 }
 
-static void momentum_update(vlt_albef *m) { vlt_momentum_ema(m->online, m->momentum, m->n_pairs, m->cfg.albef.momentum); }
+static vlt_status momentum_update(vlt_albef *m) {
+    return vlt_momentum_ema(m->online, m->momentum, m->n_pairs, m->cfg.albef.momentum);
+}
 
 // ---- draws ----
 int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int rank,
@@ -298,29 +298,33 @@ static vlt_tensor *soft_ce(vlt_tensor *logits, vlt_tensor *targets) {
     return vlt_scale(vlt_mean_all(vlt_sum_last(vlt_mul(vlt_log_softmax(logits), targets))), -1.0f);
 }
 
+// The pending rows live on the queues' device: on the GPU the features are copied device to
+// device and after_step's enqueue is a kernel (no host round trip).
 static vlt_status stash_momentum_features(vlt_albef *m, vlt_tensor *img, vlt_tensor *txt) {
     int B = img->shape[0], E = img->shape[1];
-    if (m->pend_n + B > m->pend_cap) {
-        int cap = m->pend_cap ? m->pend_cap : 64;
-        while (cap < m->pend_n + B) cap *= 2;
-        float *a = realloc(m->pend_img, sizeof(float) * (size_t)cap * E);
-        if (a) m->pend_img = a;
-        float *b = realloc(m->pend_txt, sizeof(float) * (size_t)cap * E);
-        if (b) m->pend_txt = b;
-        if (!a || !b) return vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
-        m->pend_cap = cap;
+    vlt_device dev = m->image_queue->device;
+    vlt_tensor **pend[2] = {&m->pend_img, &m->pend_txt};
+    int cap = m->pend_img ? m->pend_img->shape[0] : 0;
+    if (m->pend_n + B > cap || m->pend_img->device != dev) {
+        int nc = cap ? cap : 64;
+        while (nc < m->pend_n + B) nc *= 2;
+        for (int k = 0; k < 2; k++) {
+            vlt_tensor *t = vlt_tensor_new(VLT_F32, dev, 2, VLT_SHAPE(nc, E), k ? "albef.pending_text" : "albef.pending_image");
+            if (!t) return vlt_error_code();
+            vlt_status s = m->pend_n ? vlt_tensor_copy(vlt_view_slice0(t, 0, m->pend_n),
+                                                       vlt_view_slice0(*pend[k], 0, m->pend_n))
+                                     : VLT_OK;
+            if (s != VLT_OK) {
+                vlt_tensor_free(t);
+                return s;
+            }
+            vlt_tensor_free(*pend[k]);
+            *pend[k] = t;
+        }
     }
-    vlt_tensor *hi = vlt_tensor_to(img, VLT_CPU), *ht = vlt_tensor_to(txt, VLT_CPU);
-    if (!hi || !ht) {
-        vlt_tensor_free(hi);
-        vlt_tensor_free(ht);
-        return vlt_error_code();
-    }
-    memcpy(m->pend_img + (size_t)m->pend_n * E, vlt_f32(hi), sizeof(float) * (size_t)B * E);
-    memcpy(m->pend_txt + (size_t)m->pend_n * E, vlt_f32(ht), sizeof(float) * (size_t)B * E);
+    VLT_TRY(vlt_tensor_copy(vlt_view_slice0(m->pend_img, m->pend_n, B), img));
+    VLT_TRY(vlt_tensor_copy(vlt_view_slice0(m->pend_txt, m->pend_n, B), txt));
     m->pend_n += B;
-    vlt_tensor_free(hi);
-    vlt_tensor_free(ht);
     return VLT_OK;
 }
 
@@ -364,9 +368,9 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
     // temp clamped before each forward, then the EMA (once per optimizer step)
     float *tp = vlt_f32(m->temp);
     tp[0] = fminf(fmaxf(tp[0], 0.001f), 0.5f);
-    update_logit_scale(m);
+    update_logit_scale(m, tp[0]);
     if (m->ema_pending) {
-        momentum_update(m);
+        VLT_TRY(momentum_update(m));
         m->ema_pending = false;
     }
 
@@ -523,17 +527,12 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
 }
 
 void vlt_albef_after_step(vlt_albef *m) {
-    int E = m->cfg.albef.embed_dim, Q = m->cfg.albef.queue_size;
-    int ptr = vlt_i32(m->queue_ptr)[0];
-    if (ptr < 0 || ptr >= Q) ptr = 0;
-    for (int i = 0; i < m->pend_n; i++) {
-        int col = (ptr + i) % Q;
-        for (int e = 0; e < E; e++) {
-            vlt_f32(m->image_queue)[(size_t)e * Q + col] = m->pend_img[(size_t)i * E + e];
-            vlt_f32(m->text_queue)[(size_t)e * Q + col] = m->pend_txt[(size_t)i * E + e];
-        }
+    if (m->pend_n > 0) {
+        vlt_tensor *q[2] = {m->image_queue, m->text_queue}, *r[2] = {m->pend_img, m->pend_txt};
+        // shapes and devices were fixed at stash time: a failure here is a programming error
+        vlt_status s = vlt_queue_enqueue(q, r, 2, m->pend_n, m->queue_ptr);
+        VLT_ASSERT(s == VLT_OK, "albef: queue update: %s", vlt_error_message());
     }
-    vlt_i32(m->queue_ptr)[0] = (int32_t)((ptr + m->pend_n) % Q);
     m->pend_n = 0;
     m->ema_pending = true;
 }

@@ -49,9 +49,10 @@ typedef struct {
     int n_pairs;
     vlt_tensor **online, **momentum;
     bool ema_pending;                       // an optimizer step happened since the last EMA
-    // Momentum features of this step's forwards, enqueued by after_step (host, row-major (n, E)).
-    float *pend_img, *pend_txt;
-    int pend_n, pend_cap;
+    // Momentum features of this step's forwards, enqueued by after_step: the first pend_n rows of
+    // these persistent (cap, E) f32 tensors, kept on the queues' device (no copy to the host).
+    vlt_tensor *pend_img, *pend_txt;
+    int pend_n;
     vlt_tensor *logit_scale;                // ln(1 / temp), for the trainer's log (not in the table)
     vlt_bert_tokenizer *tok;                // cfg.albef.vocab's, when the config names one (else NULL)
 } vlt_albef;
@@ -91,11 +92,12 @@ typedef struct {
 vlt_status vlt_albef_init(vlt_albef *m, const vlt_model_cfg *cfg, uint64_t seed);
 void vlt_albef_free(vlt_albef *m);
 // Copies every online weight to its momentum copy (after loading online-only weights).
-void vlt_albef_copy_params(vlt_albef *m);
+vlt_status vlt_albef_copy_params(vlt_albef *m);
 // The momentum copies of both ALBEF kinds: momentum[i] = online[i], and the EMA
-// momentum[i] = mu·momentum[i] + (1 − mu)·online[i] (f32, same shapes).
-void vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n);
-void vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu);
+// momentum[i] = mu·momentum[i] + (1 − mu)·online[i] (f32, same shapes; host or GPU, where the EMA
+// is one launch over every pair with the host's bits: autograd/momentum.h).
+vlt_status vlt_momentum_copy(vlt_tensor *const *online, vlt_tensor *const *momentum, int n);
+vlt_status vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *momentum, int n, float mu);
 vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out);
 // After each optimizer step: enqueue the step's momentum features, mark the EMA due.
 void vlt_albef_after_step(vlt_albef *m);
