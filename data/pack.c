@@ -2,6 +2,7 @@
 #include "data/pack.h"
 
 #include "data/files.h"
+#include "data/pack_run.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,9 +14,6 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-
-#define BATCH 128
-#define MAX_WARN 20
 
 static const char *SKIP_NAMES[VLT_PACK_N_SKIP] = {"missing caption", "empty caption", "missing image", "bad image",
                                                   "path leaves --images", "no tab"};
@@ -536,15 +534,17 @@ static vlt_status write_classes(const char *out_dir, const str_list *classes) {
 
 // --- writing ---------------------------------------------------------------------------------------
 
+// What the shared pipeline (data/pack_run.h) calls back with.
 typedef struct {
-    uint8_t *jpg;
-    size_t len;
-    int w, h, skip;   // skip: -1 none, else a vlt_pack_skip
-    char err[300];
-} prepared;
+    const vlt_shardwriter_cfg *cfg;
+    item_list *items;
+    const char *classes_out;   // --classes: the folder that gets classes.txt
+    const str_list *classes;
+} pack_ctx;
 
-static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p) {
-    memset(p, 0, sizeof *p);
+static void prepare(void *ctx, size_t i, vlt_pack_prepared *p) {
+    const pack_ctx *c = ctx;
+    const item *it = &c->items->v[i];
     p->skip = it->skip;
     if (p->skip >= 0) return;
     if (!it->caption && it->label < 0) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
@@ -556,12 +556,35 @@ static void prepare(const vlt_shardwriter_cfg *cfg, const item *it, prepared *p)
         snprintf(p->err, sizeof p->err, "%s: %s", it->path, strerror(errno));
         return;
     }
-    if (vlt_shardwriter_prepare_encoded(cfg, (const uint8_t *)buf, len, it->path, &p->jpg, &p->len, &p->w, &p->h) !=
+    if (vlt_shardwriter_prepare_encoded(c->cfg, (const uint8_t *)buf, len, it->path, &p->jpg, &p->len, &p->w, &p->h) !=
         VLT_OK) {
         p->skip = VLT_PACK_BAD_IMAGE;
         snprintf(p->err, sizeof p->err, "%s", vlt_error_message());
     }
     free(buf);
+}
+
+// KEY.jpg, KEY.txt (when there is a caption), KEY.cls (with a label) and KEY.json: the item's
+// fields and the stored image's size.
+static vlt_status emit(void *ctx, size_t i, const vlt_pack_prepared *p, vlt_shardwriter *w) {
+    item *it = &((pack_ctx *)ctx)->items->v[i];
+    cJSON *meta = it->meta ? it->meta : cJSON_CreateObject();
+    it->meta = NULL;
+    cJSON_AddNumberToObject(meta, "width", p->w);
+    cJSON_AddNumberToObject(meta, "height", p->h);
+    char *json = cJSON_PrintUnformatted(meta);
+    cJSON_Delete(meta);
+    vlt_status s = vlt_shardwriter_add_labeled(w, p->jpg, p->len, it->caption, it->label, json, NULL);
+    cJSON_free(json);
+    return s;
+}
+
+static const char *what(void *ctx, size_t i) { return ((pack_ctx *)ctx)->items->v[i].path; }
+
+// classes.txt once the shards are in (--classes).
+static vlt_status after_close(void *ctx, vlt_status s) {
+    const pack_ctx *c = ctx;
+    return s == VLT_OK && c->classes_out ? write_classes(c->classes_out, c->classes) : s;
 }
 
 vlt_status vlt_pack_source_check(const vlt_pack_source *src) {
@@ -589,63 +612,11 @@ vlt_status vlt_pack_shards(const vlt_pack_source *src, const vlt_shardwriter_cfg
     stats->classes = (int)classes.n;
     if (s == VLT_OK && items.oom) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory reading the input list");
     if (s == VLT_OK && items.n == 0) s = vlt_error_set(VLT_ERR_FORMAT, "no input items found");
-    vlt_shardwriter *w = NULL;
-    if (s == VLT_OK) s = vlt_shardwriter_open(cfg, &w);
-    prepared *batch = s == VLT_OK ? calloc(BATCH, sizeof *batch) : NULL;
-    if (s == VLT_OK && !batch) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-    long long warned = 0;
-    for (size_t b0 = 0; s == VLT_OK && b0 < items.n; b0 += BATCH) {
-        int n = (int)(items.n - b0 < BATCH ? items.n - b0 : BATCH);
-#pragma omp parallel for schedule(dynamic, 2)
-        for (int k = 0; k < n; k++) prepare(cfg, &items.v[b0 + k], &batch[k]);
-        for (int k = 0; k < n; k++) {
-            prepared *p = &batch[k];
-            item *it = &items.v[b0 + k];
-            if (p->skip >= 0) {
-                stats->skipped[p->skip]++;
-                if (warn && warned++ < MAX_WARN)
-                    fprintf(warn, "vlt shards: skipped (%s): %s\n", SKIP_NAMES[p->skip], p->err[0] ? p->err : it->path);
-                continue;
-            }
-            if (s != VLT_OK) continue;
-            cJSON *meta = it->meta ? it->meta : cJSON_CreateObject();
-            it->meta = NULL;
-            cJSON_AddNumberToObject(meta, "width", p->w);
-            cJSON_AddNumberToObject(meta, "height", p->h);
-            char *json = cJSON_PrintUnformatted(meta);
-            cJSON_Delete(meta);
-            s = vlt_shardwriter_add_labeled(w, p->jpg, p->len, it->caption, it->label, json, NULL);
-            cJSON_free(json);
-        }
-        for (int k = 0; k < n; k++) {
-            free(batch[k].jpg);
-            batch[k].jpg = NULL;
-        }
-    }
-    free(batch);
-    if (warn && warned > MAX_WARN) fprintf(warn, "vlt shards: ... %lld more skipped\n", warned - MAX_WARN);
-    if (w) {
-        stats->written = vlt_shardwriter_samples(w);
-        stats->shards = vlt_shardwriter_shards(w);
-        if (s == VLT_OK && stats->written == 0) {
-            char counts[512] = "";
-            size_t used = 0;
-            for (int r = 0; r < VLT_PACK_N_SKIP; r++)
-                if (stats->skipped[r] && used < sizeof counts)
-                    used += (size_t)snprintf(counts + used, sizeof counts - used, "%s%lld %s", used ? ", " : "",
-                                             stats->skipped[r], SKIP_NAMES[r]);
-            s = vlt_error_set(VLT_ERR_FORMAT, "no sample could be written (skipped: %s)", counts);
-        }
-        if (s != VLT_OK) {
-            // Keep the reason: abort may overwrite the thread's message.
-            char why[1024];
-            snprintf(why, sizeof why, "%s", vlt_error_message());
-            vlt_shardwriter_abort(w);
-            s = vlt_error_set(s, "%s", why);
-        } else {
-            s = vlt_shardwriter_close(w);
-            if (s == VLT_OK && src->classes) s = write_classes(cfg->out_dir, &classes);
-        }
+    if (s == VLT_OK) {
+        pack_ctx ctx = {cfg, &items, src->classes ? cfg->out_dir : NULL, &classes};
+        vlt_pack_run run = {.n = items.n, .ctx = &ctx, .prepare = prepare, .emit = emit, .what = what,
+                            .after_close = after_close, .skip_names = SKIP_NAMES, .n_skip = VLT_PACK_N_SKIP};
+        s = vlt_pack_run_items(&run, cfg, warn, stats->skipped, &stats->written, &stats->shards);
     }
     items_free(&items);
     str_list_free(&classes);

@@ -3,6 +3,7 @@
 #include "data/vqa_pack.h"
 
 #include "data/files.h"
+#include "data/pack_run.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -13,9 +14,6 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-
-#define BATCH 128
-#define MAX_WARN 20
 
 static const char *SKIP_NAMES[VLT_VQA_N_SKIP] = {"missing image", "bad image", "no question", "no answers", "bad item"};
 
@@ -347,14 +345,6 @@ static vlt_status load_jsonl(const vlt_vqa_pack_source *src, item_list *l) {
 
 // --- images ---------------------------------------------------------------------------------------
 
-typedef struct {
-    uint8_t *jpg;
-    size_t len;
-    int w, h, skip;
-    char *file;      // the image file used
-    char err[300];
-} prepared;
-
 // The image file of an official item: the first candidate that exists.
 static char *find_official_image(const char *dir, const item *it) {
     char name[128], rel[192];
@@ -376,15 +366,26 @@ static char *find_official_image(const char *dir, const item *it) {
     return NULL;
 }
 
-static void prepare(const vlt_vqa_pack_source *src, const vlt_shardwriter_cfg *cfg, const item *it, prepared *p) {
-    memset(p, 0, sizeof *p);
+// What the shared pipeline (data/pack_run.h) calls back with.
+typedef struct {
+    const vlt_vqa_pack_source *src;
+    const vlt_shardwriter_cfg *cfg;
+    item_list *items;
+    vlt_vqa_vocab_counter *vc;   // counting the processed answers for answer_vocab.json, or NULL
+    char *vocab_path;            // answer_vocab.json once written
+    int *vocab_written;          // stats->vocab_written
+} pack_ctx;
+
+static void prepare(void *ctx, size_t i, vlt_pack_prepared *p) {
+    const pack_ctx *c = ctx;
+    const item *it = &c->items->v[i];
     p->skip = it->skip;
     if (p->skip >= 0) return;
-    p->file = it->path ? strdup(it->path) : find_official_image(src->images, it);
+    p->file = it->path ? strdup(it->path) : find_official_image(c->src->images, it);
     if (!p->file) {
         p->skip = VLT_VQA_SKIP_MISSING_IMAGE;
         snprintf(p->err, sizeof p->err, "%s: no image %s for image_id %lld in %s", it->what,
-                 it->split[0] ? "COCO_<split>_<id>.jpg" : "<id>.jpg", it->image_id, src->images);
+                 it->split[0] ? "COCO_<split>_<id>.jpg" : "<id>.jpg", it->image_id, c->src->images);
         return;
     }
     size_t len;
@@ -394,11 +395,58 @@ static void prepare(const vlt_vqa_pack_source *src, const vlt_shardwriter_cfg *c
         snprintf(p->err, sizeof p->err, "%s: %s: %s", it->what, p->file, strerror(errno));
         return;
     }
-    if (vlt_shardwriter_prepare_encoded(cfg, (const uint8_t *)buf, len, p->file, &p->jpg, &p->len, &p->w, &p->h) != VLT_OK) {
+    if (vlt_shardwriter_prepare_encoded(c->cfg, (const uint8_t *)buf, len, p->file, &p->jpg, &p->len, &p->w, &p->h) !=
+        VLT_OK) {
         p->skip = VLT_VQA_SKIP_BAD_IMAGE;
         snprintf(p->err, sizeof p->err, "%s: %s", it->what, vlt_error_message());
     }
     free(buf);
+}
+
+// KEY.jpg, KEY.txt (the question) and KEY.json: the item's fields, the image file found (official
+// items) and the stored image's size; its processed answers counted for the vocabulary.
+static vlt_status emit(void *ctx, size_t i, const vlt_pack_prepared *p, vlt_shardwriter *w) {
+    const pack_ctx *c = ctx;
+    item *it = &c->items->v[i];
+    vlt_status s = VLT_OK;
+    if (!it->path) {  // official: name the file found
+        const char *slash = strrchr(p->file, '/');
+        cJSON_AddStringToObject(it->meta, "image", slash ? slash + 1 : p->file);
+    }
+    cJSON_AddNumberToObject(it->meta, "width", p->w);
+    cJSON_AddNumberToObject(it->meta, "height", p->h);
+    const cJSON *proc = cJSON_GetObjectItemCaseSensitive(it->meta, "answers_processed"), *a;
+    if (c->vc) cJSON_ArrayForEach(a, proc) if (s == VLT_OK) s = vlt_vqa_vocab_count(c->vc, a->valuestring);
+    char *json = cJSON_PrintUnformatted(it->meta);
+    if (s == VLT_OK) s = json ? vlt_shardwriter_add(w, p->jpg, p->len, it->question, json, NULL)
+                              : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    cJSON_free(json);
+    return s;
+}
+
+static const char *what(void *ctx, size_t i) { return ((pack_ctx *)ctx)->items->v[i].what; }
+
+// The vocabulary before the shards are final, so that a failure of either leaves neither.
+static vlt_status before_close(void *ctx) {
+    pack_ctx *c = ctx;
+    if (!c->vc) return VLT_OK;
+    c->vocab_path = join(c->cfg->out_dir, "answer_vocab.json");
+    vlt_vqa_vocab v = {0};
+    vlt_status s = c->vocab_path ? vlt_vqa_vocab_top(c->vc, c->src->vocab_size, &v)
+                                 : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
+    if (s == VLT_OK) s = vlt_vqa_vocab_save(&v, c->vocab_path);
+    *c->vocab_written = s == VLT_OK ? v.n : 0;
+    vlt_vqa_vocab_free(&v);
+    return s;
+}
+
+static vlt_status after_close(void *ctx, vlt_status s) {
+    const pack_ctx *c = ctx;
+    if (s != VLT_OK && *c->vocab_written) {
+        unlink(c->vocab_path);
+        *c->vocab_written = 0;
+    }
+    return s;
 }
 
 vlt_status vlt_vqa_pack_source_check(const vlt_vqa_pack_source *src) {
@@ -420,82 +468,14 @@ vlt_status vlt_vqa_pack_shards(const vlt_vqa_pack_source *src, const vlt_shardwr
     if (s == VLT_OK && items.n == 0) s = vlt_error_set(VLT_ERR_FORMAT, "%s: no questions found", src->jsonl ? src->jsonl : src->questions);
     vlt_vqa_vocab_counter *vc = NULL;
     if (s == VLT_OK && src->vocab_size > 0) s = vlt_vqa_vocab_counter_new(&vc);
-    vlt_shardwriter *w = NULL;
-    if (s == VLT_OK) s = vlt_shardwriter_open(cfg, &w);
-    prepared *batch = s == VLT_OK ? calloc(BATCH, sizeof *batch) : NULL;
-    if (s == VLT_OK && !batch) s = vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-    long long warned = 0;
-    for (size_t b0 = 0; s == VLT_OK && b0 < items.n; b0 += BATCH) {
-        int n = (int)(items.n - b0 < BATCH ? items.n - b0 : BATCH);
-#pragma omp parallel for schedule(dynamic, 2)
-        for (int k = 0; k < n; k++) prepare(src, cfg, &items.v[b0 + k], &batch[k]);
-        for (int k = 0; k < n; k++) {
-            prepared *p = &batch[k];
-            item *it = &items.v[b0 + k];
-            if (p->skip >= 0) {
-                stats->skipped[p->skip]++;
-                if (warn && warned++ < MAX_WARN)
-                    fprintf(warn, "vlt shards: skipped (%s): %s\n", SKIP_NAMES[p->skip], p->err[0] ? p->err : it->what);
-                continue;
-            }
-            if (s != VLT_OK) continue;
-            if (!it->path) {  // official: name the file found
-                const char *slash = strrchr(p->file, '/');
-                cJSON_AddStringToObject(it->meta, "image", slash ? slash + 1 : p->file);
-            }
-            cJSON_AddNumberToObject(it->meta, "width", p->w);
-            cJSON_AddNumberToObject(it->meta, "height", p->h);
-            const cJSON *proc = cJSON_GetObjectItemCaseSensitive(it->meta, "answers_processed"), *a;
-            if (vc) cJSON_ArrayForEach(a, proc) if (s == VLT_OK) s = vlt_vqa_vocab_count(vc, a->valuestring);
-            char *json = cJSON_PrintUnformatted(it->meta);
-            if (s == VLT_OK) s = json ? vlt_shardwriter_add(w, p->jpg, p->len, it->question, json, NULL)
-                                      : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-            cJSON_free(json);
-        }
-        for (int k = 0; k < n; k++) {
-            free(batch[k].jpg);
-            free(batch[k].file);
-            batch[k].jpg = NULL;
-            batch[k].file = NULL;
-        }
+    pack_ctx ctx = {src, cfg, &items, vc, NULL, &stats->vocab_written};
+    if (s == VLT_OK) {
+        vlt_pack_run run = {.n = items.n, .ctx = &ctx, .prepare = prepare, .emit = emit, .what = what,
+                            .before_close = before_close, .after_close = after_close, .skip_names = SKIP_NAMES,
+                            .n_skip = VLT_VQA_N_SKIP};
+        s = vlt_pack_run_items(&run, cfg, warn, stats->skipped, &stats->written, &stats->shards);
     }
-    free(batch);
-    if (warn && warned > MAX_WARN) fprintf(warn, "vlt shards: ... %lld more skipped\n", warned - MAX_WARN);
-    if (w) {
-        stats->written = vlt_shardwriter_samples(w);
-        stats->shards = vlt_shardwriter_shards(w);
-        if (s == VLT_OK && stats->written == 0) {
-            char counts[512] = "";
-            size_t used = 0;
-            for (int r = 0; r < VLT_VQA_N_SKIP; r++)
-                if (stats->skipped[r] && used < sizeof counts)
-                    used += (size_t)snprintf(counts + used, sizeof counts - used, "%s%lld %s", used ? ", " : "", stats->skipped[r],
-                                             SKIP_NAMES[r]);
-            s = vlt_error_set(VLT_ERR_FORMAT, "no sample could be written (skipped: %s)", counts);
-        }
-        // The vocabulary before the shards are final, so that a failure of either leaves neither.
-        char *vocab_path = vc ? join(cfg->out_dir, "answer_vocab.json") : NULL;
-        if (s == VLT_OK && vc) {
-            vlt_vqa_vocab v = {0};
-            s = vocab_path ? vlt_vqa_vocab_top(vc, src->vocab_size, &v) : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
-            if (s == VLT_OK) s = vlt_vqa_vocab_save(&v, vocab_path);
-            stats->vocab_written = s == VLT_OK ? v.n : 0;
-            vlt_vqa_vocab_free(&v);
-        }
-        if (s != VLT_OK) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", vlt_error_message());
-            vlt_shardwriter_abort(w);
-            s = vlt_error_set(s, "%s", why);
-        } else {
-            s = vlt_shardwriter_close(w);
-        }
-        if (s != VLT_OK && stats->vocab_written) {
-            unlink(vocab_path);
-            stats->vocab_written = 0;
-        }
-        free(vocab_path);
-    }
+    free(ctx.vocab_path);
     vlt_vqa_vocab_counter_free(vc);
     items_free(&items);
     return s;
