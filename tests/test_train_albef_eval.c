@@ -39,20 +39,8 @@ static char g_model[512];
 
 static int setup(void **state) {
     if (train_fixture_setup(state)) return -1;
-    char cwd[256];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
     snprintf(g_model, sizeof g_model, "%s/tiny-albef-eval.json", g_train_dir);
-    FILE *f = fopen(g_model, "w");
-    if (!f) return -1;
-    fprintf(f, "{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 48, \"vision_depth\": 2,"
-               " \"vision_heads\": 2, \"embed_dim\": 32, \"queue_size\": 256, \"vocab\": \"%s/assets/bert_demo_vocab.txt\","
-               " \"max_text_len\": 20},"
-               " \"bert\": {\"vocab_size\": 32, \"hidden_size\": 48, \"num_hidden_layers\": 3,"
-               " \"num_attention_heads\": 2, \"intermediate_size\": 96, \"max_position_embeddings\": 24,"
-               " \"fusion_layer\": 2}}\n",
-            cwd);
-    fclose(f);
-    return 0;
+    return train_fixture_tiny_albef(g_model, 8, 256, 3);
 }
 
 #define N 16

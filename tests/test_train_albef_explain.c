@@ -37,21 +37,9 @@ static char g_model[512];
 
 static int setup(void **state) {
     if (train_fixture_setup(state)) return -1;
-    char cwd[256];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
     snprintf(g_model, sizeof g_model, "%s/tiny-albef-explain.json", g_train_dir);
-    FILE *f = fopen(g_model, "w");
-    if (!f) return -1;
     // 32 px pictures in 4 px patches (an 8 x 8 grid); fusion layers 2 and 3: Grad-CAM on layer 2
-    fprintf(f, "{\"albef\": {\"image_res\": 32, \"patch_size\": 4, \"vision_width\": 48, \"vision_depth\": 2,"
-               " \"vision_heads\": 2, \"embed_dim\": 32, \"queue_size\": 256, \"vocab\": \"%s/assets/bert_demo_vocab.txt\","
-               " \"max_text_len\": 20},"
-               " \"bert\": {\"vocab_size\": 32, \"hidden_size\": 48, \"num_hidden_layers\": 4,"
-               " \"num_attention_heads\": 2, \"intermediate_size\": 96, \"max_position_embeddings\": 24,"
-               " \"fusion_layer\": 2}}\n",
-            cwd);
-    fclose(f);
-    return 0;
+    return train_fixture_tiny_albef(g_model, 4, 256, 4);
 }
 
 static void load_model(vlt_model *m) {

@@ -22,14 +22,9 @@
 #include "train/commands.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
+#include "tests/train_fixture.h"
 
 static char g_dir[256], g_model[320];
-
-static int call(int (*cmd)(int, char **), char **argv) {
-    int argc = 0;
-    while (argv[argc]) argc++;
-    return cmd(argc, argv);
-}
 
 // 60 training images (180 questions, 3 shards), 20 held-out ones (60 questions), 32 px; a tiny
 // ALBEF VQA config with the demo VQA vocabulary.
@@ -37,36 +32,11 @@ static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/vlt-albef-vqa-XXXXXX");
     if (!mkdtemp(g_dir)) return -1;
-    char syn[300], val[300], q[320], a[320], im[320], out[320];
-    snprintf(syn, sizeof syn, "%s/syn-train", g_dir);
-    snprintf(val, sizeof val, "%s/syn-val", g_dir);
-    char *s1[] = {"synth", "--vqa", "--out", syn, "--samples", "60", "--image-size", "32", "--seed", "3", NULL};
-    char *s2[] = {"synth", "--vqa", "--out", val, "--samples", "20", "--image-size", "32", "--seed", "3", "--first-index",
-                  "100000", NULL};
-    if (call(vlt_cmd_synth, s1) || call(vlt_cmd_synth, s2)) return -1;
-    snprintf(q, sizeof q, "%s/questions.json", syn);
-    snprintf(a, sizeof a, "%s/annotations.json", syn);
-    snprintf(im, sizeof im, "%s/images", syn);
-    snprintf(out, sizeof out, "%s/train", g_dir);
-    char *p1[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "60",
-                  "--vqa-vocab", "3129", NULL};
-    if (call(vlt_cmd_shards, p1)) return -1;
-    snprintf(q, sizeof q, "%s/questions.json", val);
-    snprintf(a, sizeof a, "%s/annotations.json", val);
-    snprintf(im, sizeof im, "%s/images", val);
-    snprintf(out, sizeof out, "%s/val", g_dir);
-    char *p2[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "60", NULL};
-    if (call(vlt_cmd_shards, p2)) return -1;
+    if (train_fixture_vqa_split(g_dir, "train", 60, 3, 0, 60, true) ||
+        train_fixture_vqa_split(g_dir, "val", 20, 3, 100000, 60, false))
+        return -1;
     snprintf(g_model, sizeof g_model, "%s/tiny-albef-vqa.json", g_dir);
-    FILE *f = fopen(g_model, "w");
-    if (!f) return -1;
-    fputs("{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 32, \"vision_depth\": 1, \"vision_heads\": 2,"
-          " \"mlp_ratio\": 2, \"embed_dim\": 16, \"queue_size\": 32, \"momentum\": 0.9, \"alpha\": 0.4,"
-          " \"vocab\": \"assets/bert_demo_vqa_vocab.txt\", \"max_text_len\": 16},"
-          " \"bert\": {\"vocab_size\": 70, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
-          " \"intermediate_size\": 64, \"max_position_embeddings\": 20, \"fusion_layer\": 1, \"pad_token_id\": 0},"
-          " \"albef_vqa\": {\"decoder_layers\": 1, \"distill\": true, \"k_test\": 8}}\n", f);
-    return fclose(f) ? -1 : 0;
+    return train_fixture_tiny_albef_vqa(g_model);
 }
 
 static int teardown(void **state) {
@@ -168,13 +138,13 @@ static void test_answers_scored_as_in_training(void **state) {
     snprintf(refs, sizeof refs, "%s/syn-val/annotations.json", g_dir);
     snprintf(rep, sizeof rep, "%s/eval_vqa.json", g_dir);
     char *v1[] = {"vqa", "--checkpoint", c.output_dir, "--shards", c.val_shards, "--out", res, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, v1), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, v1), 0);
     cJSON *arr;
     assert_int_equal(vlt_eval_json_load(res, &arr), VLT_OK);
     assert_int_equal(cJSON_GetArraySize(arr), 60);
     cJSON_Delete(arr);
     char *e1[] = {"eval", "vqa", "--pred", res, "--refs", refs, "--out", rep, NULL};
-    assert_int_equal(call(vlt_cmd_eval, e1), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_eval, e1), 0);
     cJSON *root;
     assert_int_equal(vlt_eval_json_load(rep, &root), VLT_OK);
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "numbers"), "accuracy");

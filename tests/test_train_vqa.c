@@ -26,43 +26,22 @@
 #include "train/commands.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
+#include "tests/train_fixture.h"
 
 static char g_dir[256];
-
-static int call(int (*cmd)(int, char **), char **argv) {
-    int argc = 0;
-    while (argv[argc]) argc++;
-    return cmd(argc, argv);
-}
 
 // 200 training images (600 questions, 6 shards) and 40 held-out ones (120 questions), 32 px.
 static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/vlt-vqa-XXXXXX");
     if (!mkdtemp(g_dir)) return -1;
-    char syn[300], val[300], q[320], a[320], im[320], out[320], cap[320];
-    snprintf(syn, sizeof syn, "%s/syn-train", g_dir);
-    snprintf(val, sizeof val, "%s/syn-val", g_dir);
-    char *s1[] = {"synth", "--vqa", "--out", syn, "--samples", "200", "--image-size", "32", "--seed", "5", NULL};
-    char *s2[] = {"synth", "--vqa", "--out", val, "--samples", "40", "--image-size", "32", "--seed", "5", "--first-index",
-                  "100000", NULL};
-    if (call(vlt_cmd_synth, s1) || call(vlt_cmd_synth, s2)) return -1;
-    snprintf(q, sizeof q, "%s/questions.json", syn);
-    snprintf(a, sizeof a, "%s/annotations.json", syn);
-    snprintf(im, sizeof im, "%s/images", syn);
-    snprintf(out, sizeof out, "%s/train", g_dir);
-    char *p1[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "100",
-                  "--vqa-vocab", "3129", NULL};
-    if (call(vlt_cmd_shards, p1)) return -1;
-    snprintf(q, sizeof q, "%s/questions.json", val);
-    snprintf(a, sizeof a, "%s/annotations.json", val);
-    snprintf(im, sizeof im, "%s/images", val);
-    snprintf(out, sizeof out, "%s/val", g_dir);
-    char *p2[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "60", NULL};
-    if (call(vlt_cmd_shards, p2)) return -1;
+    if (train_fixture_vqa_split(g_dir, "train", 200, 5, 0, 100, true) ||
+        train_fixture_vqa_split(g_dir, "val", 40, 5, 100000, 60, false))
+        return -1;
+    char cap[320];
     snprintf(cap, sizeof cap, "%s/captions", g_dir);   // caption shards: no answer scores
     char *c1[] = {"synth", "--out", cap, "--samples", "20", "--shard-size", "20", "--image-size", "32", NULL};
-    return call(vlt_cmd_synth, c1) ? -1 : 0;
+    return train_fixture_call(vlt_cmd_synth, c1) ? -1 : 0;
 }
 
 static int teardown(void **state) {
@@ -319,7 +298,7 @@ static void test_answers_scored_as_in_training(void **state) {
     snprintf(rep2, sizeof rep2, "%s/eval_checkpoint.json", g_dir);
     snprintf(html, sizeof html, "%s/html", g_dir);
     char *v1[] = {"vqa", "--checkpoint", c.output_dir, "--shards", c.val_shards, "--out", res, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, v1), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, v1), 0);
     cJSON *arr;
     assert_int_equal(vlt_eval_json_load(res, &arr), VLT_OK);
     assert_int_equal(cJSON_GetArraySize(arr), 120);
@@ -328,12 +307,12 @@ static void test_answers_scored_as_in_training(void **state) {
     assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(first, "answer")));
     cJSON_Delete(arr);
     char *e1[] = {"eval", "vqa", "--pred", res, "--refs", refs, "--out", rep, NULL};
-    assert_int_equal(call(vlt_cmd_eval, e1), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_eval, e1), 0);
     double scored = report_number(rep, "accuracy");
     if (fabs(100 * scored - logged) > 1e-9) fail_msg("vlt eval vqa: %.12g, training's eval: %.12g", 100 * scored, logged);
     // vlt eval checkpoint does both in one go, with the breakdowns
     char *e2[] = {"eval", "checkpoint", "--checkpoint", c.output_dir, "--shards", c.val_shards, "--out", rep2, "--html", html, NULL};
-    assert_int_equal(call(vlt_cmd_eval, e2), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_eval, e2), 0);
     assert_true(fabs(100 * report_number(rep2, "accuracy") - logged) < 1e-9);
     assert_false(isnan(report_number(rep2, "per_answer_type.yes/no")));
     assert_false(isnan(report_number(rep2, "per_question_type.how many")));
@@ -381,7 +360,7 @@ static void test_answers_scored_as_in_training(void **state) {
     assert_int_equal(vlt_trainer_run(t), VLT_OK);
     vlt_trainer_free(t);
     char *v2[] = {"vqa", "--checkpoint", cc.output_dir, "--shards", c.val_shards, "--out", res, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, v2), 1);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, v2), 1);
 }
 
 // vlt vqa --majority-of: each held-out question gets the most frequent multiple_choice_answer of its
@@ -394,7 +373,7 @@ static void test_majority_baseline(void **state) {
     snprintf(train, sizeof train, "%s/train/{00000..00005}.tar", g_dir);
     snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
     char *v[] = {"vqa", "--majority-of", train, "--shards", val, "--out", res, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, v), 0);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, v), 0);
     cJSON *a, *r, *va;
     assert_int_equal(vlt_eval_json_load(ann, &a), VLT_OK);
     assert_int_equal(vlt_eval_json_load(res, &r), VLT_OK);
@@ -432,7 +411,7 @@ static void test_majority_baseline(void **state) {
     cJSON_Delete(va);
     // a model or the baseline, not both
     char *both[] = {"vqa", "--majority-of", train, "--checkpoint", "x", "--shards", val, "--out", res, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, both), 2);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, both), 2);
 }
 
 // Writes `len` bytes to path (a test helper; fails the test on an error).
@@ -469,8 +448,8 @@ static void check_weights_equal_checkpoint(const char *run, const char *model, c
     snprintf(val, sizeof val, "%s/val/{00000..00001}.tar", g_dir);
     char *a[] = {"vqa", "--checkpoint", (char *)run, "--shards", val, "--out", r1, NULL};
     char *b[] = {"vqa", "--weights", wts, "--model", (char *)model, "--answer-vocab", (char *)vocab, "--shards", val, "--out", r2, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, a), 0);
-    if (call(vlt_cmd_vqa, b) != 0) fail_msg("vlt vqa --weights %s --model %s: %s", wts, model, vlt_error_message());
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, a), 0);
+    if (train_fixture_call(vlt_cmd_vqa, b) != 0) fail_msg("vlt vqa --weights %s --model %s: %s", wts, model, vlt_error_message());
     if (!same_file(r1, r2)) fail_msg("%s: results of --weights differ from --checkpoint's", tag);
     cJSON *arr;
     assert_int_equal(vlt_eval_json_load(r2, &arr), VLT_OK);
@@ -511,7 +490,7 @@ static void check_renamed_key_refused(const char *tag, const char *model, const 
     assert_int_equal(vlt_safetensors_save_params(bad, &p, VLT_ST_F32, NULL, 0), VLT_OK);
     vlt_params_free(&p);
     char *v[] = {"vqa", "--weights", bad, "--model", (char *)model, "--answer-vocab", (char *)vocab, "--shards", val, "--out", out, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, v), 1);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, v), 1);
     if (!strstr(vlt_error_message(), key)) fail_msg("the refusal does not name %s: %s", key, vlt_error_message());
     struct stat sb;
     assert_int_not_equal(stat(out, &sb), 0);   // nothing written
@@ -537,16 +516,9 @@ static void test_weights_file(void **state) {
             snprintf(c.vqa_fusion, sizeof c.vqa_fusion, "tokens");
             c.vqa_fusion_layers = 1;
         }
-        if (k == 2) {   // a tiny ALBEF VQA (as tests/test_train_albef_vqa.c)
+        if (k == 2) {   // a tiny ALBEF VQA (tests/train_fixture.h, as tests/test_train_albef_vqa.c)
             snprintf(model, sizeof model, "%s/tiny-albef-vqa.json", g_dir);
-            const char *js =
-                "{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 32, \"vision_depth\": 1, "
-                "\"vision_heads\": 2, \"mlp_ratio\": 2, \"embed_dim\": 16, \"queue_size\": 32, \"momentum\": 0.9, "
-                "\"alpha\": 0.4, \"vocab\": \"assets/bert_demo_vqa_vocab.txt\", \"max_text_len\": 16}, \"bert\": "
-                "{\"vocab_size\": 70, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-                "\"intermediate_size\": 64, \"max_position_embeddings\": 20, \"fusion_layer\": 1, \"pad_token_id\": 0}, "
-                "\"albef_vqa\": {\"decoder_layers\": 1, \"distill\": true, \"k_test\": 8}}\n";
-            write_bytes(model, js, strlen(js));
+            if (train_fixture_tiny_albef_vqa(model)) fail_msg("cannot write %s", model);
             snprintf(c.model_name, sizeof c.model_name, "%s", model);
             snprintf(c.vqa_head, sizeof c.vqa_head, "albef");
             c.batch_size = 8;
@@ -584,17 +556,17 @@ static void test_weights_file(void **state) {
     snprintf(small, sizeof small, "%s/three_answers.json", g_dir);
     write_bytes(small, "[\"yes\", \"no\", \"2\"]", strlen("[\"yes\", \"no\", \"2\"]"));
     char *w1[] = {"vqa", "--weights", wts, "--model", "tiny-clip", "--answer-vocab", small, "--shards", val, "--out", out, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, w1), 1);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w1), 1);
     assert_non_null(strstr(vlt_error_message(), "vqa_head.fc2.weight"));
     assert_non_null(strstr(vlt_error_message(), "three_answers.json"));
     // no --answer-vocab with --weights: a usage error, before anything is read
     char *w2[] = {"vqa", "--weights", wts, "--model", "tiny-clip", "--shards", val, "--out", out, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, w2), 2);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w2), 2);
     // --weights without --model, and --model without --weights
     char *w3[] = {"vqa", "--weights", wts, "--answer-vocab", vocab, "--shards", val, "--out", out, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, w3), 2);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w3), 2);
     char *w4[] = {"vqa", "--checkpoint", run[0], "--model", "tiny-clip", "--shards", val, "--out", out, NULL};
-    assert_int_equal(call(vlt_cmd_vqa, w4), 2);
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w4), 2);
     struct stat sb;
     assert_int_not_equal(stat(out, &sb), 0);
     vlt_vqa_vocab_free(&v);

@@ -1,11 +1,14 @@
 // train_fixture.h — what the end-to-end training suites share: synthetic train / held-out shards
 // in a temporary directory (cmocka group setup and teardown) and a small tiny-CLIP run config
-// over them.
+// over them; synthetic VQA splits and the tiny ALBEF / ALBEF VQA model configs of the ALBEF and
+// VQA suites. Everything is static inline: a suite includes it for the parts it uses.
 #ifndef VLT_TESTS_TRAIN_FIXTURE_H
 #define VLT_TESTS_TRAIN_FIXTURE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "train/commands.h"
 #include "train/run_config.h"
@@ -13,7 +16,7 @@
 static char g_train_dir[256];
 
 // 2,000 training pairs in 8 shards and 500 held-out pairs in 2 (32 px, seed 3).
-static int train_fixture_setup(void **state) {
+static inline int train_fixture_setup(void **state) {
     (void)state;
     snprintf(g_train_dir, sizeof g_train_dir, "/tmp/vlt-e2e-XXXXXX");
     if (!mkdtemp(g_train_dir)) return -1;
@@ -27,7 +30,7 @@ static int train_fixture_setup(void **state) {
     return 0;
 }
 
-static int train_fixture_teardown(void **state) {
+static inline int train_fixture_teardown(void **state) {
     (void)state;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_train_dir);
@@ -52,6 +55,74 @@ static inline void train_fixture_config(vlt_run_config *c, const char *out) {
     c->eval_every = 0;
     c->val_samples = 500;
     c->tensorboard = false;
+}
+
+// A command (vlt_cmd_*) on a NULL-terminated argument list.
+static inline int train_fixture_call(int (*cmd)(int, char **), char **argv) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    return cmd(argc, argv);
+}
+
+// A VQA split: `vlt synth --vqa` writes `samples` pictures (32 px, from `seed`, numbered from
+// first_index) with 3 questions each and their annotations in DIR/syn-NAME; `vlt shards --vqa-*`
+// packs them into DIR/NAME in shards of shard_size questions, with the answer vocabulary
+// (answer_vocab.json, the 3,129 most frequent answers) when `vocab` (a training split). 0 or -1.
+static inline int train_fixture_vqa_split(const char *dir, const char *name, int samples, int seed, int first_index,
+                                          int shard_size, bool vocab) {
+    char syn[300], out[300], q[320], a[320], im[320], n[16], sd[16], first[24], size[16];
+    snprintf(syn, sizeof syn, "%s/syn-%s", dir, name);
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    snprintf(n, sizeof n, "%d", samples);
+    snprintf(sd, sizeof sd, "%d", seed);
+    snprintf(first, sizeof first, "%d", first_index);
+    snprintf(size, sizeof size, "%d", shard_size);
+    char *s[] = {"synth", "--vqa", "--out", syn, "--samples", n, "--image-size", "32", "--seed", sd,
+                 first_index ? "--first-index" : NULL, first, NULL};
+    if (train_fixture_call(vlt_cmd_synth, s)) return -1;
+    snprintf(q, sizeof q, "%s/questions.json", syn);
+    snprintf(a, sizeof a, "%s/annotations.json", syn);
+    snprintf(im, sizeof im, "%s/images", syn);
+    char *p[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", size,
+                 vocab ? "--vqa-vocab" : NULL, "3129", NULL};
+    return train_fixture_call(vlt_cmd_shards, p) ? -1 : 0;
+}
+
+// Writes `text` to path; 0 or -1.
+static inline int train_fixture_write(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+// A tiny ALBEF VQA model config at path: 32 px in 8 px patches, widths 32, one decoder layer,
+// momentum distillation, the demo VQA vocabulary (assets/, found from the repository root).
+static inline int train_fixture_tiny_albef_vqa(const char *path) {
+    return train_fixture_write(path,
+        "{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 32, \"vision_depth\": 1, \"vision_heads\": 2,"
+        " \"mlp_ratio\": 2, \"embed_dim\": 16, \"queue_size\": 32, \"momentum\": 0.9, \"alpha\": 0.4,"
+        " \"vocab\": \"assets/bert_demo_vqa_vocab.txt\", \"max_text_len\": 16},"
+        " \"bert\": {\"vocab_size\": 70, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
+        " \"intermediate_size\": 64, \"max_position_embeddings\": 20, \"fusion_layer\": 1, \"pad_token_id\": 0},"
+        " \"albef_vqa\": {\"decoder_layers\": 1, \"distill\": true, \"k_test\": 8}}\n");
+}
+
+// A tiny ALBEF pretraining config at path (widths 48, 2 vision blocks, BERT fusion from layer 2,
+// the demo caption vocabulary by its absolute path): 32 px in patch_size px patches, queues of
+// queue_size, text_layers BERT layers. 0 or -1.
+static inline int train_fixture_tiny_albef(const char *path, int patch_size, int queue_size, int text_layers) {
+    char cwd[256], js[1024];
+    if (!getcwd(cwd, sizeof cwd)) return -1;
+    snprintf(js, sizeof js,
+             "{\"albef\": {\"image_res\": 32, \"patch_size\": %d, \"vision_width\": 48, \"vision_depth\": 2,"
+             " \"vision_heads\": 2, \"embed_dim\": 32, \"queue_size\": %d, \"vocab\": \"%s/assets/bert_demo_vocab.txt\","
+             " \"max_text_len\": 20},"
+             " \"bert\": {\"vocab_size\": 32, \"hidden_size\": 48, \"num_hidden_layers\": %d,"
+             " \"num_attention_heads\": 2, \"intermediate_size\": 96, \"max_position_embeddings\": 24,"
+             " \"fusion_layer\": 2}}\n",
+             patch_size, queue_size, cwd, text_layers);
+    return train_fixture_write(path, js);
 }
 
 #endif
