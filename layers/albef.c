@@ -345,70 +345,127 @@ static vlt_status check_ids(vlt_tensor *t, int B, int T, const char *name) {
     return VLT_OK;
 }
 
-vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out) {
+// ---- the device ----
+// The model's device is its parameters'. Batch tensors may come on either (the trainer sends the
+// whole batch to the GPU): the draws, masks and counts read host copies (one small copy back of
+// each i32 field), and what the host builds (key-padding masks, negative and MLM indices, labels)
+// goes to the model's device as a step activation. CPU models: both are the identity.
+static vlt_tensor *host_of(vlt_tensor *t) {
+    if (!t || t->device == VLT_CPU) return t;
+    vlt_tensor *h = vlt_tensor_new_activation(t->dtype, VLT_CPU, t->ndim, t->shape);
+    return h && vlt_tensor_copy(h, t) == VLT_OK ? h : NULL;
+}
+
+static vlt_tensor *on_dev(vlt_tensor *x, vlt_device dev) { return x && x->device != dev ? vlt_to_device(x, dev) : x; }
+
+static vlt_device model_device(const vlt_albef *m) { return m->temp->device; }
+
+// The device formulation on a host model too (vlt_albef_set_device_path, for tests).
+static bool g_device_path;
+
+void vlt_albef_set_device_path(bool on) {
+    g_device_path = on;
+    vlt_bert_set_device_path(on);
+}
+
+// The device form of the targets' loop in vlt_albef_forward: alpha·t + (1 − alpha)·[j == b]
+// with the same f32 operations (alpha·t rounded, then the sum with 1 − alpha or 0): the B × B
+// block holding the diagonal gets a host-built (1 − alpha)·I added, the queue columns are only
+// scaled. Under no-grad.
+static vlt_tensor *mix_targets(vlt_tensor *t, float alpha, int B) {
+    if (!t) return NULL;
+    int K = t->shape[1];
+    vlt_tensor *eye = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, B));
+    if (!eye) return NULL;
+    memset(eye->data, 0, sizeof(float) * (size_t)B * B);
+    for (int b = 0; b < B; b++) vlt_f32(eye)[(size_t)b * B + b] = 1.0f - alpha;
+    vlt_tensor *head = vlt_add(vlt_scale(vlt_slice(t, 1, 0, B), alpha), vlt_to_device(eye, t->device));
+    if (K == B) return head;
+    return vlt_concat((vlt_tensor *[]){head, vlt_scale(vlt_slice(t, 1, B, K - B), alpha)}, 2, 1);
+}
+
+static vlt_status forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out) {
     memset(out, 0, sizeof *out);
     vlt_tensor *images = in->images, *ids = in->ids;
     if (!images || !ids) return vlt_error_code() ? vlt_error_code() : vlt_error_set(VLT_ERR_ARG, "albef: no batch");
-    if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->device != VLT_CPU || images->ndim != 4 ||
-        images->shape[0] != ids->shape[0])
-        return vlt_error_set(VLT_ERR_SHAPE, "albef: images (B, 3, S, S) and host i32 ids (B, T) with the same B");
-    const int B = ids->shape[0], T = ids->shape[1], E = m->cfg.albef.embed_dim, W = m->cfg.bert.hidden_size;
+    const vlt_device dev = model_device(m);
+    const bool gpu = dev != VLT_CPU || g_device_path;
+    vlt_tensor *ids_h = ids->dtype == VLT_I32 ? host_of(ids) : ids;
+    if (!ids_h) return vlt_error_code();
+    if (ids_h->dtype != VLT_I32 || ids_h->ndim != 2 || images->ndim != 4 || images->shape[0] != ids_h->shape[0])
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: images (B, 3, S, S) and i32 ids (B, T) with the same B");
+    const int B = ids_h->shape[0], T = ids_h->shape[1], E = m->cfg.albef.embed_dim, W = m->cfg.bert.hidden_size;
     if (B < 2) return vlt_error_set(VLT_ERR_ARG, "albef: a batch needs at least 2 pairs (hard negatives), has %d", B);
-    VLT_TRY(check_ids(in->atts, B, T, "text_atts"));
-    VLT_TRY(check_ids(in->mlm_ids, B, T, "mlm_ids"));
-    VLT_TRY(check_ids(in->mlm_labels, B, T, "mlm_labels"));
-    VLT_TRY(check_idx(in->neg_image_idx, B, "neg_image_idx"));
-    VLT_TRY(check_idx(in->neg_text_idx, B, "neg_text_idx"));
+    vlt_tensor *atts_h = host_of(in->atts), *mlm_ids_h = host_of(in->mlm_ids), *labels_h = host_of(in->mlm_labels);
+    vlt_tensor *neg_img_h = host_of(in->neg_image_idx), *neg_txt_h = host_of(in->neg_text_idx);
+    if (!atts_h != !in->atts || !mlm_ids_h != !in->mlm_ids || !labels_h != !in->mlm_labels ||
+        !neg_img_h != !in->neg_image_idx || !neg_txt_h != !in->neg_text_idx)
+        return vlt_error_code();
+    VLT_TRY(check_ids(atts_h, B, T, "text_atts"));
+    VLT_TRY(check_ids(mlm_ids_h, B, T, "mlm_ids"));
+    VLT_TRY(check_ids(labels_h, B, T, "mlm_labels"));
+    VLT_TRY(check_idx(neg_img_h, B, "neg_image_idx"));
+    VLT_TRY(check_idx(neg_txt_h, B, "neg_text_idx"));
     if (!in->mlm_ids != !in->mlm_labels)
         return vlt_error_set(VLT_ERR_ARG, "albef: mlm_ids and mlm_labels come together");
     if (!in->neg_image_idx != !in->neg_text_idx)
         return vlt_error_set(VLT_ERR_ARG, "albef: neg_image_idx and neg_text_idx come together");
     const float alpha = in->alpha;
+    images = on_dev(images, dev);
+    vlt_tensor *ids_d = on_dev(ids, dev);
+    if (!images || !ids_d) return vlt_error_code();
 
-    // temp clamped before each forward, then the EMA (once per optimizer step)
-    float *tp = vlt_f32(m->temp);
-    tp[0] = fminf(fmaxf(tp[0], 0.001f), 0.5f);
-    update_logit_scale(m, tp[0]);
+    // temp clamped before each forward, then the EMA (once per optimizer step). On the GPU temp is
+    // read back (one 4-byte copy: the targets' 1 / temp is a host scalar) and written when clamped.
+    const float temp0 = gpu ? vlt_tensor_item(m->temp, 0) : vlt_f32(m->temp)[0];
+    const float temp = fminf(fmaxf(temp0, 0.001f), 0.5f);
+    if (!gpu) vlt_f32(m->temp)[0] = temp;
+    else if (!(temp == temp0)) vlt_tensor_set_item(m->temp, 0, temp);
+    update_logit_scale(m, temp);
     if (m->ema_pending) {
         VLT_TRY(momentum_update(m));
         m->ema_pending = false;
     }
 
-    vlt_tensor *atts = in->atts;
+    vlt_tensor *atts = atts_h;
     if (!atts) {
         atts = host_i32(2, VLT_SHAPE(B, T));
         if (!atts) return vlt_error_code();
-        for (int64_t i = 0; i < (int64_t)B * T; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+        for (int64_t i = 0; i < (int64_t)B * T; i++) vlt_i32(atts)[i] = vlt_i32(ids_h)[i] != m->cfg.bert.pad_token_id;
     }
-    vlt_tensor *text_pad = vlt_bert_key_pad(atts);
+    vlt_tensor *text_pad = on_dev(vlt_bert_key_pad(atts), dev);
 
     // ---- online encoders ----
     vlt_tensor *image_embeds = vlt_deit_forward(&m->visual, images);                  // (B, N, Wv)
     vlt_tensor *image_feat = proj_norm(image_embeds, m->vision_proj_w, m->vision_proj_b);
-    vlt_tensor *text_embeds = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, text_pad, NULL, NULL);
+    vlt_tensor *text_embeds = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids_d, text_pad, NULL, NULL);
     vlt_tensor *text_feat = proj_norm(text_embeds, m->text_proj_w, m->text_proj_b);
     if (!image_feat || !text_feat) return vlt_error_code();
-    const float temp = tp[0];
 
     // ---- momentum encoders and distillation targets ----
     vlt_no_grad_enter();
     vlt_tensor *image_embeds_m = vlt_deit_forward(&m->visual_m, images);
     vlt_tensor *image_feat_m = proj_norm(image_embeds_m, m->vision_proj_m_w, m->vision_proj_m_b);
-    vlt_tensor *text_m = vlt_bert_forward(&m->text_m, VLT_BERT_TEXT, ids, text_pad, NULL, NULL);
+    vlt_tensor *text_m = vlt_bert_forward(&m->text_m, VLT_BERT_TEXT, ids_d, text_pad, NULL, NULL);
     vlt_tensor *text_feat_m = proj_norm(text_m, m->text_proj_m_w, m->text_proj_m_b);
     vlt_tensor *image_feat_all = vlt_concat((vlt_tensor *[]){vlt_transpose(image_feat_m, 0, 1), m->image_queue}, 2, 1);
     vlt_tensor *text_feat_all = vlt_concat((vlt_tensor *[]){vlt_transpose(text_feat_m, 0, 1), m->text_queue}, 2, 1);
     vlt_tensor *tgt_i2t = vlt_softmax(vlt_scale(vlt_matmul(image_feat_m, text_feat_all, false, false), 1.0f / temp));
     vlt_tensor *tgt_t2i = vlt_softmax(vlt_scale(vlt_matmul(text_feat_m, image_feat_all, false, false), 1.0f / temp));
+    if (gpu) {
+        tgt_i2t = mix_targets(tgt_i2t, alpha, B);
+        tgt_t2i = mix_targets(tgt_t2i, alpha, B);
+    }
     vlt_no_grad_exit();
     if (!tgt_i2t || !tgt_t2i) return vlt_error_code();
     const int K = tgt_i2t->shape[1];   // B + Q
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < K; j++) {
-            float *a = vlt_f32(tgt_i2t) + (size_t)b * K + j, *c = vlt_f32(tgt_t2i) + (size_t)b * K + j;
-            *a = alpha * *a + (j == b ? 1.0f - alpha : 0.0f);
-            *c = alpha * *c + (j == b ? 1.0f - alpha : 0.0f);
-        }
+    if (!gpu)
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < K; j++) {
+                float *a = vlt_f32(tgt_i2t) + (size_t)b * K + j, *c = vlt_f32(tgt_t2i) + (size_t)b * K + j;
+                *a = alpha * *a + (j == b ? 1.0f - alpha : 0.0f);
+                *c = alpha * *c + (j == b ? 1.0f - alpha : 0.0f);
+            }
 
     // ---- ITC ----
     vlt_tensor *inv_temp = vlt_exp(vlt_scale(vlt_log(m->temp), -1.0f));   // 1 / temp, with its gradient
@@ -427,7 +484,9 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
     }
 
     // ---- ITM with hard negatives ----
-    vlt_tensor *neg_img = in->neg_image_idx, *neg_txt = in->neg_text_idx;
+    // Drawn on the host from the in-batch similarities: on the GPU their B × B blocks come back
+    // (2·B² floats, one synchronising copy each) and the indices go out (2·B ints).
+    vlt_tensor *neg_img = neg_img_h, *neg_txt = neg_txt_h;
     if (!neg_img) {
         neg_img = host_i32(1, VLT_SHAPE(B));
         neg_txt = host_i32(1, VLT_SHAPE(B));
@@ -437,11 +496,25 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
             free(st);
             return vlt_error_set(VLT_ERR_NOMEM, "albef: out of memory");
         }
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < B; j++) {
-                si[(size_t)b * B + j] = vlt_f32(sim_i2t)[(size_t)b * K + j];
-                st[(size_t)b * B + j] = vlt_f32(sim_t2i)[(size_t)b * K + j];
+        if (gpu) {
+            vlt_no_grad_enter();
+            vlt_tensor *bi = vlt_slice(sim_i2t, 1, 0, B), *bt = vlt_slice(sim_t2i, 1, 0, B);
+            vlt_no_grad_exit();
+            if (bi && bt) {
+                vlt_tensor_read_f32(si, bi, (int64_t)B * B);
+                vlt_tensor_read_f32(st, bt, (int64_t)B * B);
+            } else {
+                free(si);
+                free(st);
+                return vlt_error_code();
             }
+        } else {
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < B; j++) {
+                    si[(size_t)b * B + j] = vlt_f32(sim_i2t)[(size_t)b * K + j];
+                    st[(size_t)b * B + j] = vlt_f32(sim_t2i)[(size_t)b * K + j];
+                }
+        }
         int k = DRAW_KINDS * in->rank;
         vlt_albef_sample_negatives(st, B, m->seed, in->step, DRAW_NEG_IMAGE + k, vlt_i32(neg_img));   // for each text
         vlt_albef_sample_negatives(si, B, m->seed, in->step, DRAW_NEG_TEXT + k, vlt_i32(neg_txt));    // for each image
@@ -449,30 +522,34 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
         free(st);
     }
     // rows: B positives (text b, image b), B (text b, negative image), B (negative text, image b)
-    vlt_tensor *text_all = vlt_concat((vlt_tensor *[]){text_embeds, text_embeds, gather_batch(text_embeds, neg_txt)}, 3, 0);
+    vlt_tensor *text_all =
+        vlt_concat((vlt_tensor *[]){text_embeds, text_embeds, gather_batch(text_embeds, on_dev(neg_txt, dev))}, 3, 0);
     vlt_tensor *image_all =
-        vlt_concat((vlt_tensor *[]){image_embeds, gather_batch(image_embeds, neg_img), image_embeds}, 3, 0);
+        vlt_concat((vlt_tensor *[]){image_embeds, gather_batch(image_embeds, on_dev(neg_img, dev)), image_embeds}, 3, 0);
     vlt_tensor *atts_all = host_i32(2, VLT_SHAPE(3 * B, T));
     if (!atts_all) return vlt_error_code();
     for (int r = 0; r < 3 * B; r++) {
         int src = r < 2 * B ? r % B : vlt_i32(neg_txt)[r - 2 * B];
         memcpy(vlt_i32(atts_all) + (size_t)r * T, vlt_i32(atts) + (size_t)src * T, sizeof(int32_t) * (size_t)T);
     }
-    vlt_tensor *fused = vlt_bert_forward(&m->text, VLT_BERT_FUSION, text_all, vlt_bert_key_pad(atts_all), image_all, NULL);
+    vlt_tensor *fused = vlt_bert_forward(&m->text, VLT_BERT_FUSION, text_all, on_dev(vlt_bert_key_pad(atts_all), dev),
+                                         image_all, NULL);
     vlt_tensor *vl = vlt_linear(cls_of(fused), m->itm_w, m->itm_b);                      // (3B, 2)
     vlt_tensor *itm_labels = host_i32(1, VLT_SHAPE(3 * B));
     if (!vl || !itm_labels) return vlt_error_code();
     for (int r = 0; r < 3 * B; r++) vlt_i32(itm_labels)[r] = r < B;
-    out->loss_itm = vlt_cross_entropy(vl, itm_labels, -100, 0.0f);
+    out->loss_itm = vlt_cross_entropy(vl, on_dev(itm_labels, dev), -100, 0.0f);
+    vlt_tensor *vl_h = host_of(vl);   // (3B, 2): one small copy on the GPU
+    if (!vl_h) return vlt_error_code();
     int right = 0;
     for (int r = 0; r < 3 * B; r++) {
-        const float *o = vlt_f32(vl) + 2 * r;
+        const float *o = vlt_f32(vl_h) + 2 * r;
         right += (o[1] > o[0]) == (r < B);
     }
     out->itm_acc = (float)right / (3 * B);
 
     // ---- MLM with distillation ----
-    vlt_tensor *mlm_ids = in->mlm_ids, *labels = in->mlm_labels;
+    vlt_tensor *mlm_ids = mlm_ids_h, *labels = labels_h;
     if (!mlm_ids) {
         if (m->cfg.albef.mask_token_id < 0 || m->cfg.albef.cls_token_id < 0 || m->cfg.albef.sep_token_id < 0)
             return vlt_error_set(VLT_ERR_ARG, "albef: MLM masking needs albef.cls_token_id, sep_token_id and "
@@ -480,13 +557,13 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
         mlm_ids = host_i32(2, VLT_SHAPE(B, T));
         labels = host_i32(2, VLT_SHAPE(B, T));
         if (!mlm_ids || !labels) return vlt_error_code();
-        vlt_albef_mask_tokens(m, vlt_i32(ids), B, T, in->step, in->rank, vlt_i32(mlm_ids), vlt_i32(labels));
+        vlt_albef_mask_tokens(m, vlt_i32(ids_h), B, T, in->step, in->rank, vlt_i32(mlm_ids), vlt_i32(labels));
     }
     int M = 0;
     for (int64_t i = 0; i < (int64_t)B * T; i++) M += vlt_i32(labels)[i] != -100;
     out->mlm_count = M;
     if (M == 0) {
-        out->loss_mlm = vlt_full(1, VLT_SHAPE(1), 0.0f);
+        out->loss_mlm = on_dev(vlt_full(1, VLT_SHAPE(1), 0.0f), dev);
     } else {
         vlt_tensor *pos = host_i32(1, VLT_SHAPE(M)), *tgt = host_i32(1, VLT_SHAPE(M));
         if (!pos || !tgt) return vlt_error_code();
@@ -499,23 +576,33 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
                 vlt_i32(pos)[k] = (int32_t)i;
                 vlt_i32(tgt)[k++] = lab;
             }
+        vlt_tensor *mlm_ids_d = on_dev(mlm_ids, dev), *pos_d = on_dev(pos, dev);
         // only the masked positions go through the head: the losses read nothing else
         vlt_no_grad_enter();
-        vlt_tensor *h_m = vlt_bert_forward(&m->text_m, VLT_BERT_MULTI_MODAL, mlm_ids, text_pad, image_embeds_m, NULL);
-        vlt_tensor *soft = vlt_softmax(vlt_bert_mlm_logits(&m->text_m, vlt_embedding(vlt_reshape(h_m, 2, VLT_SHAPE(B * T, W)), pos)));
+        vlt_tensor *h_m = vlt_bert_forward(&m->text_m, VLT_BERT_MULTI_MODAL, mlm_ids_d, text_pad, image_embeds_m, NULL);
+        vlt_tensor *soft =
+            vlt_softmax(vlt_bert_mlm_logits(&m->text_m, vlt_embedding(vlt_reshape(h_m, 2, VLT_SHAPE(B * T, W)), pos_d)));
         vlt_no_grad_exit();
-        vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_MULTI_MODAL, mlm_ids, text_pad, image_embeds, NULL);
-        vlt_tensor *logits = vlt_bert_mlm_logits(&m->text, vlt_embedding(vlt_reshape(h, 2, VLT_SHAPE(B * T, W)), pos));
-        vlt_tensor *ce = vlt_cross_entropy(logits, tgt, -100, 0.0f);
+        vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_MULTI_MODAL, mlm_ids_d, text_pad, image_embeds, NULL);
+        vlt_tensor *logits = vlt_bert_mlm_logits(&m->text, vlt_embedding(vlt_reshape(h, 2, VLT_SHAPE(B * T, W)), pos_d));
+        vlt_tensor *ce = vlt_cross_entropy(logits, on_dev(tgt, dev), -100, 0.0f);
         out->loss_mlm = vlt_add(vlt_scale(ce, 1.0f - alpha), vlt_scale(soft_ce(logits, soft), alpha));
         if (!out->loss_mlm) return vlt_error_code();
         int V = logits->shape[1], ok = 0;
-        for (int k = 0; k < M; k++) {
-            const float *row = vlt_f32(logits) + (size_t)k * V;
-            int best = 0;
-            for (int v = 1; v < V; v++)
-                if (row[v] > row[best]) best = v;
-            ok += best == vlt_i32(tgt)[k];
+        if (gpu) {   // the argmax on the device, M indices back
+            vlt_no_grad_enter();
+            vlt_tensor *best = host_of(vlt_argmax_last(logits));
+            vlt_no_grad_exit();
+            if (!best) return vlt_error_code();
+            for (int k = 0; k < M; k++) ok += vlt_i32(best)[k] == vlt_i32(tgt)[k];
+        } else {
+            for (int k = 0; k < M; k++) {
+                const float *row = vlt_f32(logits) + (size_t)k * V;
+                int best = 0;
+                for (int v = 1; v < V; v++)
+                    if (row[v] > row[best]) best = v;
+                ok += best == vlt_i32(tgt)[k];
+            }
         }
         out->mlm_acc = (float)ok / M;
     }
@@ -524,6 +611,16 @@ vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef
     out->text_feat = text_feat;
     out->loss = vlt_add(vlt_add(out->loss_itc, out->loss_itm), out->loss_mlm);
     return out->loss ? VLT_OK : vlt_error_code();
+}
+
+// Ops that make tensors from nothing (vlt_full: the image encoder's class-token row) put them on
+// the default device: the model's for the step, whatever the caller had set.
+vlt_status vlt_albef_forward(vlt_albef *m, const vlt_albef_inputs *in, vlt_albef_output *out) {
+    vlt_device was = vlt_default_device();
+    if (was != model_device(m)) VLT_TRY(vlt_set_default_device(model_device(m)));
+    vlt_status s = forward(m, in, out);
+    if (was != model_device(m)) vlt_set_default_device(was);
+    return s;
 }
 
 void vlt_albef_after_step(vlt_albef *m) {
@@ -543,16 +640,20 @@ vlt_tensor *vlt_albef_encode_image(vlt_albef *m, vlt_tensor *images) {
 
 vlt_tensor *vlt_albef_encode_text(vlt_albef *m, vlt_tensor *ids, vlt_tensor *atts) {
     if (!ids) return NULL;
+    if (ids->dtype != VLT_I32) {
+        vlt_error_set(VLT_ERR_SHAPE, "albef: ids must be i32");
+        return NULL;
+    }
     if (!atts) {
-        if (ids->dtype != VLT_I32 || ids->device != VLT_CPU) {
-            vlt_error_set(VLT_ERR_SHAPE, "albef: ids must be i32 on the host");
-            return NULL;
-        }
+        vlt_tensor *ids_h = host_of(ids);
+        if (!ids_h) return NULL;
         atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, ids->ndim, ids->shape);
         if (!atts) return NULL;
-        for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
+        for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids_h)[i] != m->cfg.bert.pad_token_id;
     }
-    vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, vlt_bert_key_pad(atts), NULL, NULL);
+    vlt_device dev = model_device(m);
+    vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, on_dev(ids, dev), on_dev(vlt_bert_key_pad(host_of(atts)), dev),
+                                     NULL, NULL);
     return proj_norm(h, m->text_proj_w, m->text_proj_b);
 }
 
@@ -560,15 +661,17 @@ vlt_tensor *vlt_albef_image_tokens(vlt_albef *m, vlt_tensor *images) { return vl
 
 vlt_tensor *vlt_albef_itm_score(vlt_albef *m, vlt_tensor *tokens, vlt_tensor *ids) {
     if (!tokens || !ids) return NULL;
-    if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->device != VLT_CPU || tokens->ndim != 3 ||
-        tokens->shape[0] != ids->shape[0]) {
-        vlt_error_set(VLT_ERR_SHAPE, "albef: matching needs image tokens (n, N, W) and host i32 ids (n, T), the same n");
+    if (ids->dtype != VLT_I32 || ids->ndim != 2 || tokens->ndim != 3 || tokens->shape[0] != ids->shape[0]) {
+        vlt_error_set(VLT_ERR_SHAPE, "albef: matching needs image tokens (n, N, W) and i32 ids (n, T), the same n");
         return NULL;
     }
-    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape);
-    if (!atts) return NULL;
-    for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids)[i] != m->cfg.bert.pad_token_id;
-    vlt_tensor *pad = vlt_bert_key_pad(atts);
+    vlt_device dev = model_device(m);
+    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape), *ids_h = host_of(ids);
+    if (!atts || !ids_h) return NULL;
+    for (int64_t i = 0; i < ids->numel; i++) vlt_i32(atts)[i] = vlt_i32(ids_h)[i] != m->cfg.bert.pad_token_id;
+    vlt_tensor *pad = on_dev(vlt_bert_key_pad(atts), dev);
+    ids = on_dev(ids, dev);
+    tokens = on_dev(tokens, dev);
     vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, pad, NULL, NULL);
     h = vlt_bert_forward(&m->text, VLT_BERT_FUSION, h, pad, tokens, NULL);
     // the raw positive-class logit, as the authors' Retrieval.py evaluation() scores the candidates
@@ -588,13 +691,15 @@ int vlt_albef_gradcam_layer(const vlt_albef *m) {
 
 vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, int layer, float *maps, float *score) {
     if (!image || !ids || image->ndim != 4 || image->shape[0] != 1 || ids->dtype != VLT_I32 || ids->ndim != 2 ||
-        ids->shape[0] != 1 || ids->device != VLT_CPU)
-        return vlt_error_set(VLT_ERR_SHAPE, "albef: Grad-CAM takes one image (1, 3, S, S) and host i32 ids (1, T)");
+        ids->shape[0] != 1)
+        return vlt_error_set(VLT_ERR_SHAPE, "albef: Grad-CAM takes one image (1, 3, S, S) and i32 ids (1, T)");
     int T = ids->shape[1], G2 = m->visual.grid * m->visual.grid;
-    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape), *probs = NULL;
-    if (!atts) return vlt_error_code();
-    for (int t = 0; t < T; t++) vlt_i32(atts)[t] = vlt_i32(ids)[t] != m->cfg.bert.pad_token_id;
-    vlt_tensor *pad = vlt_bert_key_pad(atts), *tokens = vlt_deit_forward(&m->visual, image);
+    vlt_device dev = model_device(m);
+    vlt_tensor *atts = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape), *probs = NULL, *ids_h = host_of(ids);
+    if (!atts || !ids_h) return vlt_error_code();
+    for (int t = 0; t < T; t++) vlt_i32(atts)[t] = vlt_i32(ids_h)[t] != m->cfg.bert.pad_token_id;
+    ids = on_dev(ids, dev);
+    vlt_tensor *pad = on_dev(vlt_bert_key_pad(atts), dev), *tokens = vlt_deit_forward(&m->visual, on_dev(image, dev));
     vlt_tensor *h = vlt_bert_forward(&m->text, VLT_BERT_TEXT, ids, pad, NULL, NULL);
     h = vlt_bert_forward_probe(&m->text, VLT_BERT_FUSION, h, pad, tokens, layer, &probs);
     // the raw positive-class ITM logit, as the authors' visualisation backpropagates
@@ -607,7 +712,9 @@ vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, i
     if (!probs->grad) return vlt_error_set(VLT_ERR_STATE, "albef: no gradient reached the cross-attention");
     // probs (1, H, T, 1 + G²): the [CLS] image token's column left out, as the authors' [..., 1:]
     int H = probs->shape[1], N = probs->shape[3];
-    const float *a = vlt_f32(probs), *g = vlt_f32(probs->grad);
+    vlt_tensor *probs_h = host_of(probs), *grad_h = host_of(probs->grad);   // copies off the GPU
+    if (!probs_h || !grad_h) return vlt_error_code();
+    const float *a = vlt_f32(probs_h), *g = vlt_f32(grad_h);
     for (int t = 0; t < T; t++)
         for (int p = 0; p < G2; p++) {
             double v = 0;

@@ -141,6 +141,11 @@ int64_t vlt_albef_trainable_numel(const vlt_albef *m);
 int vlt_albef_mask_tokens(const vlt_albef *m, const int32_t *ids, int B, int T, uint64_t step, int rank,
                           int32_t *mlm_ids, int32_t *labels);
 void vlt_albef_sample_negatives(const float *sim, int B, uint64_t seed, uint64_t step, int which, int32_t *neg);
+// For tests: a host model's step takes the GPU path's formulation (targets mixed by tensor ops,
+// the negatives' similarity blocks and the MLM argmax through ops and copies, BERT's pad rows by
+// vlt_bert_set_device_path), which must give the host path's bits: the suite checks the GPU
+// branch's logic without a GPU. Off by default.
+void vlt_albef_set_device_path(bool on);
 
 // ALBEF's load of weights at another image size: pos_embed of visual_encoder and
 // visual_encoder_m in file `f` interpolated to this model's grid (vlt_interpolate_pos_embed).

@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "layers/transformer.h"
 
-// Set by vlt_bert_init for the duration of one init: false leaves the weights zero.
+// Set by vlt_bert_init for the duration of one init: false leaves the weights zero; g_std is the
+// config's initializer_range (BertConfig's 0.02 when the config leaves it 0).
 static _Thread_local bool g_fill = true;
-static void fill_normal(vlt_tensor *t, float std, uint64_t seed) {
-    if (g_fill) vlt_init_normal(t, std, seed);
+static _Thread_local float g_std = 0.02f;
+static void fill_normal(vlt_tensor *t, uint64_t seed) {
+    if (g_fill) vlt_init_normal(t, g_std, seed);
 }
 
 static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name, int ndim, const int *shape) {
@@ -52,7 +55,7 @@ static vlt_status linear_init(vlt_params *table, const char *prefix, const char 
     snprintf(n, sizeof n, "%s.bias", name);
     *b = param(table, prefix, n, 1, VLT_SHAPE(out));
     if (!*w || !*b) return vlt_error_code();
-    fill_normal(*w, 0.02f, seed);
+    fill_normal(*w, seed);
     return VLT_OK;
 }
 
@@ -88,6 +91,7 @@ static vlt_status init_common(vlt_bert *b, vlt_params *table, const char *prefix
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     g_fill = fill;
+    g_std = cfg->initializer_range > 0 ? cfg->initializer_range : 0.02f;
     int W = cfg->hidden_size, L = cfg->num_hidden_layers, I = cfg->intermediate_size;
     if (L < 1 || L > VLT_BERT_MAX_LAYERS)
         return vlt_error_set(VLT_ERR_ARG, "bert '%s': num_hidden_layers %d is outside 1..%d", prefix, L,
@@ -102,9 +106,9 @@ static vlt_status init_common(vlt_bert *b, vlt_params *table, const char *prefix
                        VLT_SHAPE(cfg->max_position_embeddings, W));
     b->type_emb = param(table, bp, "embeddings.token_type_embeddings.weight", 2, VLT_SHAPE(cfg->type_vocab_size, W));
     if (!b->word_emb || !b->pos_emb || !b->type_emb) return vlt_error_code();
-    fill_normal(b->word_emb, 0.02f, seed);
-    fill_normal(b->pos_emb, 0.02f, seed);
-    fill_normal(b->type_emb, 0.02f, seed);
+    fill_normal(b->word_emb, seed);
+    fill_normal(b->pos_emb, seed);
+    fill_normal(b->type_emb, seed);
     VLT_TRY(ln_init(table, bp, "embeddings.LayerNorm", W, &b->emb_ln_w, &b->emb_ln_b));
     char pid[160];
     snprintf(pid, sizeof pid, "%s.embeddings.position_ids", bp);
@@ -182,6 +186,49 @@ vlt_tensor *vlt_bert_key_pad(vlt_tensor *atts) {
     return kp;
 }
 
+static bool g_device_path;
+void vlt_bert_set_device_path(bool on) { g_device_path = on; }
+
+// token type 0 everywhere (ALBEF passes no token_type_ids), then positions 0..T-1
+static vlt_tensor *embed_rest(vlt_bert *b, vlt_tensor *x, int T, int W) {
+    x = vlt_add(x, vlt_reshape(vlt_slice(b->type_emb, 0, 0, 1), 1, VLT_SHAPE(W)));
+    x = vlt_add(x, vlt_slice(b->pos_emb, 0, 0, T));
+    return vlt_layernorm(x, b->emb_ln_w, b->emb_ln_b, b->cfg.layer_norm_eps);
+}
+
+// The device form of vlt_bert_embed's pad handling (x·keep + fix, the same values): the ids are
+// read back to find the pads (one small synchronising copy), a (B·T) 0/1 column of pads goes to
+// the device, and keep / fix are built there from it (broadcast against ones, then transposed:
+// ops broadcast over trailing dims only) and from the pad row of the table, without gradient.
+static vlt_tensor *embed_pad_device(vlt_bert *b, vlt_tensor *x, vlt_tensor *ids) {
+    int B = ids->shape[0], T = ids->shape[1], W = b->cfg.hidden_size, pad = b->cfg.pad_token_id;
+    vlt_device dev = b->word_emb->device;
+    vlt_tensor *ids_h = ids;
+    if (ids->device != VLT_CPU) {
+        ids_h = vlt_tensor_new_activation(VLT_I32, VLT_CPU, ids->ndim, ids->shape);
+        if (!ids_h || vlt_tensor_copy(ids_h, ids) != VLT_OK) return NULL;
+    }
+    vlt_tensor *is_pad = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 1, VLT_SHAPE(B * T));
+    if (!is_pad) return NULL;
+    bool any_pad = false;
+    for (int64_t i = 0; i < (int64_t)B * T; i++) {
+        vlt_f32(is_pad)[i] = vlt_i32(ids_h)[i] == pad ? 1.0f : 0.0f;
+        any_pad |= vlt_i32(ids_h)[i] == pad;
+    }
+    if (!any_pad) return x;
+    vlt_device was = vlt_default_device();
+    if (vlt_set_default_device(dev) != VLT_OK) return NULL;
+    vlt_no_grad_enter();
+    vlt_tensor *ones = vlt_full(2, VLT_SHAPE(W, B * T), 1.0f);
+    vlt_tensor *padm = vlt_contiguous(vlt_transpose(vlt_mul(ones, vlt_to_device(is_pad, dev)), 0, 1));   // (B·T, W)
+    vlt_tensor *keep = vlt_reshape(vlt_sub(vlt_full(2, VLT_SHAPE(B * T, W), 1.0f), padm), 3, VLT_SHAPE(B, T, W));
+    vlt_tensor *row = vlt_reshape(vlt_slice(b->word_emb, 0, pad, 1), 1, VLT_SHAPE(W));
+    vlt_tensor *fix = vlt_reshape(vlt_mul(padm, row), 3, VLT_SHAPE(B, T, W));
+    vlt_no_grad_exit();
+    vlt_set_default_device(was);
+    return vlt_add(vlt_mul(x, keep), fix);
+}
+
 vlt_tensor *vlt_bert_embed(vlt_bert *b, vlt_tensor *ids) {
     if (!ids) return NULL;
     if (ids->dtype != VLT_I32 || ids->ndim != 2 || ids->shape[1] > b->cfg.max_position_embeddings) {
@@ -194,9 +241,11 @@ vlt_tensor *vlt_bert_embed(vlt_bert *b, vlt_tensor *ids) {
     vlt_tensor *x = vlt_embedding(b->word_emb, ids);                                   // (B, T, W)
     // nn.Embedding(padding_idx = pad): the pad row gets no gradient from the lookup (the tied
     // decoder still trains it). Pad positions take a constant copy of the row: x·keep + (1-keep)·row.
-    bool any_pad = false;
-    for (int64_t i = 0; i < ids->numel && !any_pad; i++) any_pad = vlt_i32(ids)[i] == pad;
-    if (x && any_pad && vlt_grad_enabled() && b->word_emb->requires_grad) {
+    bool grad = x && vlt_grad_enabled() && b->word_emb->requires_grad;
+    if (grad && (b->word_emb->device != VLT_CPU || g_device_path)) return embed_rest(b, embed_pad_device(b, x, ids), T, W);
+    bool any_pad = false;   // (host ids here; without gradient the ids are not read)
+    for (int64_t i = 0; grad && i < ids->numel && !any_pad; i++) any_pad = vlt_i32(ids)[i] == pad;
+    if (grad && any_pad) {
         vlt_tensor *keep = vlt_full(3, VLT_SHAPE(B, T, W), 1.0f), *fix = vlt_full(3, VLT_SHAPE(B, T, W), 0.0f);
         if (!keep || !fix) return NULL;
         const float *row = vlt_f32(b->word_emb) + (size_t)pad * W;
@@ -208,10 +257,7 @@ vlt_tensor *vlt_bert_embed(vlt_bert *b, vlt_tensor *ids) {
                 }
         x = vlt_add(vlt_mul(x, keep), fix);
     }
-    // token type 0 everywhere (ALBEF passes no token_type_ids), then positions 0..T-1
-    x = vlt_add(x, vlt_reshape(vlt_slice(b->type_emb, 0, 0, 1), 1, VLT_SHAPE(W)));
-    x = vlt_add(x, vlt_slice(b->pos_emb, 0, 0, T));
-    return vlt_layernorm(x, b->emb_ln_w, b->emb_ln_b, b->cfg.layer_norm_eps);
+    return embed_rest(b, x, T, W);
 }
 
 // (B, T, W) -> (B, H, T, D)

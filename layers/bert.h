@@ -76,8 +76,12 @@ vlt_status vlt_bert_init_model(vlt_bert *b, vlt_params *table, const char *prefi
 
 // The key padding mask (B, T) i32 (nonzero = padding) of an attention mask (B, T) (1 = token).
 vlt_tensor *vlt_bert_key_pad(vlt_tensor *atts);
-// ids (B, T) i32 -> embeddings after LayerNorm (B, T, W).
+// ids (B, T) i32 -> embeddings after LayerNorm (B, T, W). ids on the table's device (on the GPU
+// they are read back once to find the pad positions).
 vlt_tensor *vlt_bert_embed(vlt_bert *b, vlt_tensor *ids);
+// For tests: a host table takes the GPU's formulation of the pad rows (built by tensor ops from a
+// pad column instead of host loops; the same values), so that it is checked without a GPU.
+void vlt_bert_set_device_path(bool on);
 // Runs layers [from, to) on x (B, T, W). text_pad (B, T) i32 or NULL; image (B, N, Wenc) needed
 // when a layer in range has cross-attention; image_pad (B, N) i32 or NULL.
 vlt_tensor *vlt_bert_layers(vlt_bert *b, vlt_tensor *x, int from, int to, vlt_tensor *text_pad, vlt_tensor *image,

@@ -296,10 +296,6 @@ static vlt_status albef_loss(vlt_model *m, const vlt_model_batch *b, const vlt_l
 static void albef_after_step(vlt_model *m) { vlt_albef_after_step(albef_of(m)); }
 static vlt_tensor *albef_image(vlt_model *m, vlt_tensor *images) { return vlt_albef_encode_image(albef_of(m), images); }
 static vlt_tensor *albef_text(vlt_model *m, vlt_tensor *ids) { return vlt_albef_encode_text(albef_of(m), ids, NULL); }
-static const char *albef_gpu(const vlt_model *m) {
-    (void)m;
-    return "its momentum update, queues, masking and hard-negative draws run on the host";
-}
 static void albef_destroy(vlt_model *m) { vlt_albef_free(albef_of(m)); }
 static vlt_tensor *albef_match_tokens(vlt_model *m, vlt_tensor *images) {
     return vlt_albef_image_tokens(albef_of(m), images);
@@ -318,13 +314,16 @@ static vlt_status albef_explain(vlt_model *m, vlt_tensor *image, vlt_tensor *ids
     float *maps = malloc(sizeof(float) * (size_t)T * G2);
     if (!maps) return vlt_error_set(VLT_ERR_NOMEM, "explain: out of memory");
     vlt_status s = albef_explain_tokens(m, image, ids, maps, score);
+    vlt_tensor *ids_h = ids->device == VLT_CPU ? ids : vlt_tensor_to(ids, VLT_CPU);   // the pads, read on the host
+    if (s == VLT_OK && !ids_h) s = vlt_error_code();
     for (int p = 0; p < G2; p++) map[p] = 0;
     for (int t = 0; s == VLT_OK && t < T; t++) {
-        if (vlt_i32(ids)[t] == m->cfg.bert.pad_token_id) continue;
+        if (vlt_i32(ids_h)[t] == m->cfg.bert.pad_token_id) continue;
         n++;
         for (int p = 0; p < G2; p++) map[p] += maps[(size_t)t * G2 + p];
     }
     for (int p = 0; s == VLT_OK && n && p < G2; p++) map[p] /= n;
+    if (ids_h && ids_h != ids) vlt_tensor_free(ids_h);
     free(maps);
     return s;
 }
@@ -343,7 +342,7 @@ static const vlt_model_ops ALBEF_OPS = {
                       "attention x max(gradient, 0), averaged over heads, per text token",
     .match_tokens = albef_match_tokens, .match = albef_match, .after_step = albef_after_step,
     .encode_image = albef_image, .encode_text = albef_text, .tokenize = albef_tokenize,
-    .has_tokenizer = albef_has_tokenizer, .gpu_unsupported = albef_gpu,
+    .has_tokenizer = albef_has_tokenizer,   // trains on the GPU too (layers/albef.c: the draws stay on the host)
     .destroy = albef_destroy,
 };
 
