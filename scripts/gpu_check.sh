@@ -4,6 +4,12 @@
 # (ops, a tiny-CLIP step, `vlt train` on the GPU, one-rank NCCL), `vlt bench clip-step` with a
 # per-op profile of one step, PyTorch's CLIP ViT-B/32 baseline (eager, then --compile while
 # VLT_GPU_DEADLINE allows), and prints a short table last. On an H200: 184 s with compile.
+# ALBEF (VLT_GPU_ALBEF=0 skips it): its GPU suites (EMA and queue kernels bit for bit against the
+# host, a whole tiny step against the CPU, `vlt train` on the GPU resuming exactly) and the step
+# time of the paper's config (configs/model/albef_ViT-B-16.json) at batch 64 in bf16, beside
+# scripts/bench/albef_step_torch.py (bf16 autocast) in the same run; each part gets at most what
+# VLT_GPU_DEADLINE leaves (torch.compile and the max-batch probes come after and are skipped
+# first when time runs short).
 #
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
@@ -16,6 +22,8 @@ cd "$(dirname "$0")/.."
 T0=$(date +%s)
 DEADLINE=${VLT_GPU_DEADLINE:-330}  # seconds for the whole script; torch.compile gets what is left
 elapsed() { echo $(($(date +%s) - T0)); }
+# min(limit, what the deadline leaves less a margin), at least 1
+capped() { local l=$1 left=$((DEADLINE - 10 - $(date +%s) + T0)); [ "$left" -lt "$l" ] && l=$left; [ "$l" -lt 1 ] && l=1; echo "$l"; }
 LOGS=${OUT:-/tmp/vlt_gpu_logs}
 mkdir -p "$LOGS"
 WORK=/tmp/vlt_gpu_run
@@ -102,6 +110,31 @@ torch_run() {  # label, extra args, timeout
 }
 if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[eager]="skipped (VLT_GPU_TORCH=0)"; else torch_run eager "" 100; fi
 
+# ALBEF: the suites (test_layers_cuda_albef also times the paper config's step: VLT_ALBEF_BENCH=1),
+# then PyTorch's step of the same config and batch (bf16 autocast).
+ALBEF_VLT="skipped (VLT_GPU_ALBEF=0)"; ALBEF_TORCH="skipped (VLT_GPU_ALBEF=0)"
+if [ "${VLT_GPU_ALBEF:-1}" != 0 ]; then
+  if [ -x "$B/bin/test_layers_cuda_albef" ]; then
+    VLT_ALBEF_BENCH=1 VLT_ALBEF_BENCH_BATCH=64 run_suite test_layers_cuda_albef "$(capped 150)"
+    ALBEF_VLT=$(grep -E '^\{"impl": "vlt"' "$LOGS/test_layers_cuda_albef.log" | tail -1)
+    [ -n "$ALBEF_VLT" ] || ALBEF_VLT="failed or timed out (test_layers_cuda_albef.log)"
+  else
+    RESULT[test_layers_cuda_albef]="not in the bundle"; ALBEF_VLT="not in the bundle"
+  fi
+  if [ -x "$B/bin/test_train_cuda_albef" ]; then run_suite test_train_cuda_albef "$(capped 120)"
+  else RESULT[test_train_cuda_albef]="not in the bundle"; fi
+  if [ "${VLT_GPU_TORCH:-1}" = 0 ]; then ALBEF_TORCH="skipped (VLT_GPU_TORCH=0)"
+  else
+    lim=$(capped 120)
+    echo "== PyTorch ALBEF step, paper config, batch 64, bf16 autocast (limit ${lim}s, at $(elapsed)s)"
+    PYTHONUNBUFFERED=1 timeout "$lim" python3 scripts/bench/albef_step_torch.py --batch 64 --steps 10 --warmup 3 \
+      >"$LOGS/albef_torch.log" 2>&1
+    tail -3 "$LOGS/albef_torch.log"
+    ALBEF_TORCH=$(grep -E '^\{' "$LOGS/albef_torch.log" | tail -1)
+    [ -n "$ALBEF_TORCH" ] || ALBEF_TORCH="failed or timed out (albef_torch.log)"
+  fi
+fi
+
 if [ "${VLT_GPU_TORCH_COMPILE:-1}" = 0 ] || [ "${VLT_GPU_TORCH:-1}" = 0 ]; then RESULT[compile]="skipped (VLT_GPU_TORCH_COMPILE=0)"
 elif [ "$(elapsed)" -lt $((DEADLINE - 60)) ]; then
   left=$((DEADLINE - 5 - $(elapsed))); torch_run compile "--compile" $((left < 170 ? left : 170))
@@ -133,6 +166,16 @@ printf '%-22s %s\n' "test_autograd_cuda" "${RESULT[test_autograd_cuda]}"
 printf '%-22s %s\n' "test_layers_cuda" "${RESULT[test_layers_cuda]}"
 printf '%-22s %s\n' "test_train_cuda" "${RESULT[test_train_cuda]}"
 printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
+printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
+printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
+for k in vlt torch; do
+  case $k in vlt) j=$ALBEF_VLT ;; torch) j=$ALBEF_TORCH ;; esac
+  if [[ $j == \{* ]]; then
+    printf '%-22s %s ms/step median, batch %s\n' "albef paper $k bf16" "$(field "$j" ms_per_step_median)" "$(field "$j" batch)"
+  else
+    printf '%-22s %s\n' "albef paper $k bf16" "$j"
+  fi
+done
 printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
 printf '%-22s %s\n' "memory vlt" "$(field "$BENCH" arena_gib) GiB arena, $(field "$BENCH" device_used_gib) GiB card in use"
 printf '%-22s %s\n' "memory torch eager" "$(field "${RESULT[eager]}" max_mem_gib) GiB max allocated"
