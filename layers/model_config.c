@@ -235,7 +235,8 @@ static vlt_status parse_bert(const cJSON *o, vlt_bert_cfg *b, const char *what) 
     VLT_TRY(check_keys(o, known, what, w));
     *b = (vlt_bert_cfg){.vocab_size = 30522, .hidden_size = 768, .num_hidden_layers = 12, .num_attention_heads = 12,
                         .intermediate_size = 3072, .max_position_embeddings = 512, .type_vocab_size = 2,
-                        .fusion_layer = 6, .pad_token_id = 0, .encoder_width = -1, .layer_norm_eps = 1e-12f};
+                        .fusion_layer = 6, .pad_token_id = 0, .encoder_width = -1, .layer_norm_eps = 1e-12f,
+                        .initializer_range = 0.02f};
     VLT_TRY(get_int(o, "vocab_size", &b->vocab_size, false, 1, what, w));
     VLT_TRY(get_int(o, "hidden_size", &b->hidden_size, false, 1, what, w));
     VLT_TRY(get_int(o, "num_hidden_layers", &b->num_hidden_layers, false, 1, what, w));
@@ -247,6 +248,10 @@ static vlt_status parse_bert(const cJSON *o, vlt_bert_cfg *b, const char *what) 
     VLT_TRY(get_int(o, "pad_token_id", &b->pad_token_id, false, 0, what, w));
     VLT_TRY(get_int(o, "encoder_width", &b->encoder_width, false, 1, what, w));
     VLT_TRY(get_float(o, "layer_norm_eps", &b->layer_norm_eps, what, w));
+    VLT_TRY(get_float(o, "initializer_range", &b->initializer_range, what, w));
+    if (!(b->initializer_range > 0))
+        return vlt_error_set(VLT_ERR_FORMAT, "%s: bert.initializer_range must be > 0, got %g", what,
+                             b->initializer_range);
     VLT_TRY(get_string_is(o, "hidden_act", "gelu", what, w));
     VLT_TRY(get_string_is(o, "model_type", "bert", what, w));
     if (b->hidden_size % b->num_attention_heads)

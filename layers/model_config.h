@@ -56,6 +56,7 @@ typedef struct {
     int vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
     int max_position_embeddings, type_vocab_size, fusion_layer, pad_token_id, encoder_width;
     float layer_norm_eps;
+    float initializer_range;   // std of the normal init of linear weights and embeddings (BertConfig's)
 } vlt_bert_cfg;
 
 typedef struct {

@@ -184,6 +184,49 @@ static void test_refusals(void **state) {
     vlt_params_free(&m.p);
 }
 
+static double std_of(const vlt_tensor *t) {
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        s += vlt_f32(t)[i];
+        s2 += (double)vlt_f32(t)[i] * vlt_f32(t)[i];
+    }
+    double m = s / t->numel;
+    return sqrt(s2 / t->numel - m * m);
+}
+
+// BertConfig's initializer_range is the std of the linear weights and the embeddings (0 in a
+// hand-built config: BertConfig's 0.02); a config file's value is read, and a value <= 0 refused.
+static void test_initializer_range(void **state) {
+    (void)state;
+    const float want[2] = {0.02f, 0.1f};
+    for (int k = 0; k < 2; k++) {
+        vlt_bert_cfg c = small_cfg();
+        c.initializer_range = k ? 0.1f : 0.0f;
+        vlt_params p;
+        vlt_params_init(&p);
+        vlt_bert b;
+        if (vlt_bert_init(&b, &p, "t", &c, 3, true) != VLT_OK) fail_msg("%s", vlt_error_message());
+        const vlt_tensor *ts[4] = {b.word_emb, b.pos_emb, b.layers[0].self.q_w, b.layers[2].inter_w};
+        for (int i = 0; i < 4; i++) assert_true(fabs(std_of(ts[i]) / want[k] - 1) < 0.15);
+        vlt_params_free(&p);
+    }
+    const char *fmt = "{\"albef\": {\"image_res\": 16, \"patch_size\": 8, \"vision_width\": 24, \"vision_depth\": 1,"
+                      " \"vision_heads\": 2, \"embed_dim\": 8, \"queue_size\": 8}, \"bert\": {\"vocab_size\": 50,"
+                      " \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 4,"
+                      " \"intermediate_size\": 64, \"max_position_embeddings\": 16, \"fusion_layer\": 1%s}}";
+    char text[1024];
+    vlt_model_cfg mc;
+    snprintf(text, sizeof text, fmt, "");
+    assert_int_equal(vlt_model_cfg_parse(text, "cfg.json", &mc), VLT_OK);
+    assert_true(mc.bert.initializer_range == 0.02f);
+    snprintf(text, sizeof text, fmt, ", \"initializer_range\": 0.1");
+    assert_int_equal(vlt_model_cfg_parse(text, "cfg.json", &mc), VLT_OK);
+    assert_true(mc.bert.initializer_range == 0.1f);
+    snprintf(text, sizeof text, fmt, ", \"initializer_range\": -1");
+    assert_int_not_equal(vlt_model_cfg_parse(text, "cfg.json", &mc), VLT_OK);
+    assert_non_null(strstr(vlt_error_message(), "bert.initializer_range must be > 0"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_modes_compose),
@@ -191,6 +234,7 @@ int main(void) {
         cmocka_unit_test(test_image_mask_hides_tokens),
         cmocka_unit_test(test_tied_head_and_padding_idx),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_initializer_range),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     vlt_tape_shutdown();
