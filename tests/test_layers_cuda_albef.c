@@ -439,8 +439,11 @@ static void test_albef_step_matches_cpu(void **state) {
         scalar_close("loss_mlm", d.loss_mlm, c.loss_mlm);
         scalar_close("loss", d.loss, c.loss);
         assert_int_equal(d.mlm_count, c.mlm_count);
-        assert_true(fabsf(d.itm_acc - c.itm_acc) < 1e-6f);
-        assert_true(fabsf(d.mlm_acc - c.mlm_acc) < 1e-6f);
+        // the accuracies count argmaxes: a near tie may go the other way on one row, not more
+        print_message("  itm_acc cpu %.4f gpu %.4f, mlm_acc cpu %.4f gpu %.4f (of %d)\n", c.itm_acc, d.itm_acc, c.mlm_acc,
+                      d.mlm_acc, c.mlm_count);
+        assert_true(fabsf(d.itm_acc - c.itm_acc) <= 1.0f / (3 * B) + 1e-6f);
+        assert_true(c.mlm_count == 0 || fabsf(d.mlm_acc - c.mlm_acc) <= 1.0f / c.mlm_count + 1e-6f);
         assert_true(close_tensor("image_feat", d.image_feat, c.image_feat, &worst));
         assert_true(close_tensor("text_feat", d.text_feat, c.text_feat, &worst));
         if (step < 3) {
