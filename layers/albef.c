@@ -82,11 +82,11 @@ vlt_status vlt_momentum_ema(vlt_tensor *const *online, vlt_tensor *const *moment
 
 vlt_status vlt_albef_copy_params(vlt_albef *m) { return vlt_momentum_copy(m->online, m->momentum, m->n_pairs); }
 
-// Random unit columns (ALBEF: normalize(randn(E, Q), dim=0)).
+// Random unit columns (ALBEF: normalize(randn(E, Q), dim=0)); zeros in a shapes-only build.
 static void init_queue(vlt_tensor *q, uint64_t seed) {
     int E = q->shape[0], Q = q->shape[1];
     float *d = vlt_f32(q);
-    vlt_rng_fill_normal(d, (size_t)q->numel, 0.0f, 1.0f, seed, vlt_rng_hash_str(q->name), 0);
+    vlt_init_normal(q, 1.0f, seed);   // N(0, 1) from the stream of the queue's name
     for (int j = 0; j < Q; j++) {
         double s = 0;
         for (int e = 0; e < E; e++) s += (double)d[(size_t)e * Q + j] * d[(size_t)e * Q + j];
@@ -203,13 +203,6 @@ void vlt_albef_free(vlt_albef *m) {
     vlt_tensor_free(m->logit_scale);
     vlt_bert_tokenizer_free(m->tok);
     memset(m, 0, sizeof *m);
-}
-
-int64_t vlt_albef_trainable_numel(const vlt_albef *m) {
-    int64_t n = 0;
-    for (int i = 0; i < m->params.n; i++)
-        if (m->params.t[i]->requires_grad) n += m->params.t[i]->numel;
-    return n;
 }
 
 static vlt_status momentum_update(vlt_albef *m) {

@@ -130,9 +130,6 @@ vlt_tensor *vlt_albef_itm_score(vlt_albef *m, vlt_tensor *tokens, vlt_tensor *id
 // and every word's map would be 0): demo-albef (4 layers, fusion from 2) takes layer 2.
 int vlt_albef_gradcam_layer(const vlt_albef *m);
 vlt_status vlt_albef_gradcam(vlt_albef *m, vlt_tensor *image, vlt_tensor *ids, int layer, float *maps, float *score);
-// Trainable parameters (what ALBEF's named_parameters() counts: aliases, buffers and momentum
-// copies left out).
-int64_t vlt_albef_trainable_numel(const vlt_albef *m);
 
 // The draws, exposed for tests: MLM masking of ids (B, T) into mlm_ids / labels (host i32,
 // B·T each); returns the number masked. Negatives from similarity rows sim (B, B) (host):

@@ -486,7 +486,7 @@ static void test_full_size_names_equal_the_authors(void **state) {
     }
     fclose(f);
     assert_int_equal(rows, m.params.n);   // and nothing more in the table
-    assert_int_equal(vlt_albef_trainable_numel(&m), 209937725);
+    assert_int_equal(vlt_params_trainable_numel(&m.params), 209937725);   // named_parameters()
     vlt_albef_free(&m);
 }
 
