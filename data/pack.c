@@ -68,14 +68,6 @@ static void items_free(item_list *l) {
     free(l->v);
 }
 
-static char *join(const char *dir, const char *name) {
-    if (!dir || !*dir || name[0] == '/') return strdup(name);
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    snprintf(s, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
-    return s;
-}
-
 // Whether an annotation's relative path stays inside the images folder: not absolute, and no ".."
 // component (COCO and Karpathy files come from elsewhere; "/etc/hostname" or "../x" must not be read).
 static bool path_stays_inside(const char *rel) {
@@ -88,11 +80,6 @@ static bool path_stays_inside(const char *rel) {
         while (*p == '/') p++;
     }
     return true;
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 // A JSON file, or NULL with the message set (vlt_read_json_file).
@@ -115,13 +102,6 @@ static int karpathy_in_split(const char *img_split, const char *want) {
 
 typedef vlt_pack_source source;
 
-// An image whose caption list has no usable entry: missing (none) or empty (only blank ones).
-static bool blank(const char *s) {
-    for (; s && *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return false;
-    return true;
-}
-
 // Adds one COCO/Karpathy image: per image (first caption in .txt) or one item per caption.
 static void push_captioned(item_list *l, const source *src, char *path, cJSON *captions, cJSON *meta) {
     int n = cJSON_GetArraySize(captions);
@@ -131,7 +111,7 @@ static void push_captioned(item_list *l, const source *src, char *path, cJSON *c
         char *cap = n ? strdup("") : NULL;
         cJSON *c;
         cJSON_ArrayForEach(c, captions) {
-            if (cJSON_IsString(c) && !blank(c->valuestring)) {
+            if (cJSON_IsString(c) && !vlt_pack_blank(c->valuestring)) {
                 free(cap);
                 cap = strdup(c->valuestring);
                 break;
@@ -195,10 +175,10 @@ static vlt_status load_coco(const source *src, item_list *l) {
                 items_push_skip(l, strdup(what), NULL, NULL, VLT_PACK_OUTSIDE_IMAGES);
                 continue;
             }
-            char *dir = fp ? join(src->images, fp) : strdup(src->images);
-            char *path = join(dir, fn);
+            char *dir = fp ? vlt_pack_join(src->images, fp) : strdup(src->images);
+            char *path = vlt_pack_join(dir, fn);
             free(dir);
-            if (!file_exists(path)) { free(path); path = join(src->images, fn); }
+            if (!vlt_pack_file_exists(path)) { free(path); path = vlt_pack_join(src->images, fn); }
             cJSON *caps = cJSON_CreateArray(), *s;
             cJSON_ArrayForEach(s, cJSON_GetObjectItem(im, "sentences")) {
                 const char *raw = cJSON_GetStringValue(cJSON_GetObjectItem(s, "raw"));
@@ -282,12 +262,12 @@ static vlt_status load_coco(const source *src, item_list *l) {
             if (src->limit > 0 && (long long)l->n >= src->limit) break;
             continue;
         }
-        char *path = join(src->images, fn);
-        if (!file_exists(path) && hit->kpath && path_stays_inside(hit->kpath)) {
-            char *dir = join(src->images, hit->kpath);
-            char *alt = join(dir, fn);
+        char *path = vlt_pack_join(src->images, fn);
+        if (!vlt_pack_file_exists(path) && hit->kpath && path_stays_inside(hit->kpath)) {
+            char *dir = vlt_pack_join(src->images, hit->kpath);
+            char *alt = vlt_pack_join(dir, fn);
             free(dir);
-            if (file_exists(alt)) { free(path); path = alt; }
+            if (vlt_pack_file_exists(alt)) { free(path); path = alt; }
             else free(alt);
         }
         cJSON *meta = cJSON_CreateObject();
@@ -314,14 +294,7 @@ static int is_header_word(const char *s) {
 static vlt_status load_tsv(const source *src, item_list *l) {
     FILE *f = fopen(src->tsv, "r");
     if (!f) return vlt_error_set(VLT_ERR_IO, "cannot open %s: %s", src->tsv, strerror(errno));
-    char *base = NULL;
-    if (src->images) base = strdup(src->images);
-    else {
-        base = strdup(src->tsv);
-        char *slash = strrchr(base, '/');
-        if (slash) *slash = 0;
-        else { free(base); base = strdup("."); }
-    }
+    char *base = vlt_pack_base_dir(src->images, src->tsv);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -331,7 +304,7 @@ static vlt_status load_tsv(const source *src, item_list *l) {
         // Only the line end is cut here: "path<TAB>" is a line with an empty caption, not one
         // without a tab.
         line[strcspn(line, "\r\n")] = 0;
-        if (blank(line)) continue;
+        if (vlt_pack_blank(line)) continue;
         char *tab = strchr(line, '\t');
         if (!tab) {
             char what[600];
@@ -345,7 +318,7 @@ static vlt_status load_tsv(const source *src, item_list *l) {
             if (t2) *t2 = 0;
             cJSON *meta = cJSON_CreateObject();
             cJSON_AddStringToObject(meta, "source_path", line);
-            items_push(l, join(base, line), rtrim(strdup(caption)), meta);
+            items_push(l, vlt_pack_join(base, line), rtrim(strdup(caption)), meta);
         }
         if (src->limit > 0 && (long long)l->n >= src->limit) break;
     }
@@ -385,7 +358,7 @@ static vlt_status walk(const char *dir, str_list *out, int depth, int (*is_image
     vlt_status rc = VLT_OK;
     while (rc == VLT_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *p = join(dir, e->d_name);
+        char *p = vlt_pack_join(dir, e->d_name);
         struct stat st;
         if (stat(p, &st) != 0) { free(p); continue; }
         if (S_ISDIR(st.st_mode) && depth < 16) {
@@ -444,7 +417,7 @@ static vlt_status class_folders(const char *dir, str_list *out) {
     vlt_status rc = VLT_OK;
     while (rc == VLT_OK && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = join(dir, e->d_name);
+        char *p = vlt_pack_join(dir, e->d_name);
         struct stat st;
         if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
             if (strpbrk(e->d_name, "\n\r"))
@@ -478,7 +451,7 @@ static vlt_status load_classes(const source *src, item_list *l, str_list *classe
         if (warn && classes->v[c][0] == '.')
             fprintf(warn, "vlt shards: warning: hidden folder '%s' is class %zu (as in torchvision's ImageFolder); remove it "
                     "if it is not a class\n", classes->v[c], c);
-        char *dir = join(src->classes, classes->v[c]);
+        char *dir = vlt_pack_join(src->classes, classes->v[c]);
         str_list files = {0};
         vlt_status s = walk(dir, &files, 0, has_torchvision_image_ext);
         free(dir);
@@ -499,7 +472,7 @@ static vlt_status load_classes(const source *src, item_list *l, str_list *classe
             strcpy(strrchr(txt, '.'), ".txt");
             char *caption = vlt_read_file(txt, NULL);
             free(txt);
-            if (caption && blank(caption)) { free(caption); caption = NULL; }
+            if (caption && vlt_pack_blank(caption)) { free(caption); caption = NULL; }
             cJSON *meta = cJSON_CreateObject();
             cJSON_AddStringToObject(meta, "class", classes->v[c]);
             cJSON_AddNumberToObject(meta, "label", (double)c);
@@ -548,7 +521,7 @@ static void prepare(void *ctx, size_t i, vlt_pack_prepared *p) {
     p->skip = it->skip;
     if (p->skip >= 0) return;
     if (!it->caption && it->label < 0) { p->skip = VLT_PACK_MISSING_CAPTION; return; }
-    if (it->caption && blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
+    if (it->caption && vlt_pack_blank(it->caption)) { p->skip = VLT_PACK_EMPTY_CAPTION; return; }
     size_t len;
     char *buf = vlt_read_file(it->path, &len);
     if (!buf) {

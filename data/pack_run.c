@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define BATCH 128
 #define MAX_WARN 20
@@ -64,4 +65,31 @@ vlt_status vlt_pack_run_items(const vlt_pack_run *r, const vlt_shardwriter_cfg *
         s = vlt_shardwriter_close(w);
     }
     return r->after_close ? r->after_close(r->ctx, s) : s;
+}
+
+char *vlt_pack_join(const char *dir, const char *name) {
+    if (!dir || !*dir || name[0] == '/') return strdup(name);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+    return s;
+}
+
+bool vlt_pack_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool vlt_pack_blank(const char *s) {
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return false;
+    return true;
+}
+
+char *vlt_pack_base_dir(const char *images, const char *list_file) {
+    if (images) return strdup(images);
+    char *base = strdup(list_file), *slash = base ? strrchr(base, '/') : NULL;
+    if (slash) *slash = 0;
+    else if (base) { free(base); base = strdup("."); }
+    return base;
 }

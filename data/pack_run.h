@@ -4,10 +4,12 @@
 // sample that cannot be packed is counted by reason and named on `warn` (the first 20, then a
 // count); no sample written at all, or any error, aborts the shard writer (nothing half-written),
 // else it closes. The packers keep what differs: reading their sources, what a sample's members
-// hold, and what they write beside the shards (the answer vocabulary, classes.txt).
+// hold, and what they write beside the shards (the answer vocabulary, classes.txt). Also the
+// small path and text helpers both packers' readers use.
 #ifndef VLT_DATA_PACK_RUN_H
 #define VLT_DATA_PACK_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,5 +47,15 @@ typedef struct {
 // samples by reason, *written and *shards what the writer wrote.
 vlt_status vlt_pack_run_items(const vlt_pack_run *r, const vlt_shardwriter_cfg *cfg, FILE *warn, long long *skipped,
                               long long *written, int *shards);
+
+// dir/name, or name alone when it is absolute or there is no dir (malloc'd; NULL: no memory).
+char *vlt_pack_join(const char *dir, const char *name);
+// Whether path is a regular file.
+bool vlt_pack_file_exists(const char *path);
+// Whether s is NULL, empty or only spaces, tabs and line breaks.
+bool vlt_pack_blank(const char *s);
+// The folder that relative image paths of a list file (TSV, JSON lines) resolve against: images
+// when given, else the list file's own folder ("." for a bare name). malloc'd; NULL: no memory.
+char *vlt_pack_base_dir(const char *images, const char *list_file);
 
 #endif

@@ -21,29 +21,6 @@ const char *vlt_vqa_skip_name(vlt_vqa_skip reason) {
     return reason >= 0 && reason < VLT_VQA_N_SKIP ? SKIP_NAMES[reason] : "?";
 }
 
-// --- files --------------------------------------------------------------------------------------
-
-
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *join(const char *dir, const char *name) {
-    if (!dir || !*dir || name[0] == '/') return strdup(name);
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
-    return s;
-}
-
-static int blank(const char *s) {
-    for (; s && *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return 0;
-    return 1;
-}
-
 // --- items ----------------------------------------------------------------------------------------
 
 typedef struct {
@@ -198,7 +175,7 @@ static vlt_status load_official(const vlt_vqa_pack_source *src, item_list *l, vl
         if (!it.meta) { s = vlt_error_set(VLT_ERR_NOMEM, "out of memory"); break; }
         cJSON_AddNumberToObject(it.meta, "question_id", (double)qid);
         cJSON_AddNumberToObject(it.meta, "image_id", (double)it.image_id);
-        if (!cJSON_IsString(text) || blank(text->valuestring)) it.skip = VLT_VQA_SKIP_NO_QUESTION;
+        if (!cJSON_IsString(text) || vlt_pack_blank(text->valuestring)) it.skip = VLT_VQA_SKIP_NO_QUESTION;
         else {
             it.question = strdup(text->valuestring);
             cJSON_AddStringToObject(it.meta, "question", text->valuestring);
@@ -253,14 +230,7 @@ static vlt_status load_official(const vlt_vqa_pack_source *src, item_list *l, vl
 static vlt_status load_jsonl(const vlt_vqa_pack_source *src, item_list *l) {
     FILE *f = fopen(src->jsonl, "r");
     if (!f) return vlt_error_set(VLT_ERR_IO, "cannot open %s: %s", src->jsonl, strerror(errno));
-    char *base = NULL;
-    if (src->images) base = strdup(src->images);
-    else {
-        base = strdup(src->jsonl);
-        char *slash = strrchr(base, '/');
-        if (slash) *slash = 0;
-        else { free(base); base = strdup("."); }
-    }
+    char *base = vlt_pack_base_dir(src->images, src->jsonl);
     // image ids for lines without one: the index of the image path in order of first appearance
     char **seen = NULL;
     size_t n_seen = 0, cap_seen = 0;
@@ -270,7 +240,7 @@ static vlt_status load_jsonl(const vlt_vqa_pack_source *src, item_list *l) {
     vlt_status s = VLT_OK;
     while (s == VLT_OK && getline(&line, &cap, f) > 0) {
         lineno++;
-        if (blank(line)) continue;
+        if (vlt_pack_blank(line)) continue;
         if (src->limit > 0 && (long long)l->n >= src->limit) break;
         item it = {.skip = -1};
         snprintf(it.what, sizeof it.what, "%s:%lld", src->jsonl, lineno);
@@ -303,12 +273,12 @@ static vlt_status load_jsonl(const vlt_vqa_pack_source *src, item_list *l) {
             }
             it.image_id = (long long)k;
         }
-        it.path = join(base, img->valuestring);
+        it.path = vlt_pack_join(base, img->valuestring);
         it.meta = cJSON_CreateObject();
         cJSON_AddNumberToObject(it.meta, "question_id", (double)qid);
         cJSON_AddNumberToObject(it.meta, "image_id", (double)it.image_id);
         cJSON_AddStringToObject(it.meta, "image", img->valuestring);
-        if (!cJSON_IsString(text) || blank(text->valuestring)) it.skip = VLT_VQA_SKIP_NO_QUESTION;
+        if (!cJSON_IsString(text) || vlt_pack_blank(text->valuestring)) it.skip = VLT_VQA_SKIP_NO_QUESTION;
         else {
             it.question = strdup(text->valuestring);
             cJSON_AddStringToObject(it.meta, "question", text->valuestring);
@@ -351,16 +321,16 @@ static char *find_official_image(const char *dir, const item *it) {
     char *p;
     if (it->split[0]) {
         snprintf(name, sizeof name, "COCO_%s_%012lld.jpg", it->split, it->image_id);
-        if ((p = join(dir, name)) && file_exists(p)) return p;
+        if ((p = vlt_pack_join(dir, name)) && vlt_pack_file_exists(p)) return p;
         free(p);
         snprintf(rel, sizeof rel, "%s/%s", it->split, name);
-        if ((p = join(dir, rel)) && file_exists(p)) return p;
+        if ((p = vlt_pack_join(dir, rel)) && vlt_pack_file_exists(p)) return p;
         free(p);
     }
     const char *fmts[] = {"%012lld.jpg", "%012lld.png", "%lld.jpg", "%lld.png"};
     for (int k = 0; k < 4; k++) {
         snprintf(name, sizeof name, fmts[k], it->image_id);
-        if ((p = join(dir, name)) && file_exists(p)) return p;
+        if ((p = vlt_pack_join(dir, name)) && vlt_pack_file_exists(p)) return p;
         free(p);
     }
     return NULL;
@@ -430,7 +400,7 @@ static const char *what(void *ctx, size_t i) { return ((pack_ctx *)ctx)->items->
 static vlt_status before_close(void *ctx) {
     pack_ctx *c = ctx;
     if (!c->vc) return VLT_OK;
-    c->vocab_path = join(c->cfg->out_dir, "answer_vocab.json");
+    c->vocab_path = vlt_pack_join(c->cfg->out_dir, "answer_vocab.json");
     vlt_vqa_vocab v = {0};
     vlt_status s = c->vocab_path ? vlt_vqa_vocab_top(c->vc, c->src->vocab_size, &v)
                                  : vlt_error_set(VLT_ERR_NOMEM, "out of memory");
