@@ -559,6 +559,23 @@ static void test_weights_file(void **state) {
     assert_int_equal(train_fixture_call(vlt_cmd_vqa, w1), 1);
     assert_non_null(strstr(vlt_error_message(), "vqa_head.fc2.weight"));
     assert_non_null(strstr(vlt_error_message(), "three_answers.json"));
+    // with --checkpoint, --answer-vocab replaces the checkpoint's: the classifier's head refuses
+    // another size; ALBEF VQA ranks the given list, so every answer is one of its three
+    char *w5[] = {"vqa", "--checkpoint", run[0], "--answer-vocab", small, "--shards", val, "--out", out, NULL};
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w5), 1);
+    assert_non_null(strstr(vlt_error_message(), "vqa_head.fc2.weight"));
+    char ranked[600];
+    snprintf(ranked, sizeof ranked, "%s/albef-three.json", g_dir);
+    char *w6[] = {"vqa", "--checkpoint", run[2], "--answer-vocab", small, "--shards", val, "--out", ranked, NULL};
+    assert_int_equal(train_fixture_call(vlt_cmd_vqa, w6), 0);
+    cJSON *res, *e;
+    assert_int_equal(vlt_eval_json_load(ranked, &res), VLT_OK);
+    assert_int_equal(cJSON_GetArraySize(res), 120);
+    cJSON_ArrayForEach(e, res) {
+        const char *ans = cJSON_GetObjectItemCaseSensitive(e, "answer")->valuestring;
+        if (strcmp(ans, "yes") && strcmp(ans, "no") && strcmp(ans, "2")) fail_msg("answer '%s' is not in the list", ans);
+    }
+    cJSON_Delete(res);
     // no --answer-vocab with --weights: a usage error, before anything is read
     char *w2[] = {"vqa", "--weights", wts, "--model", "tiny-clip", "--shards", val, "--out", out, NULL};
     assert_int_equal(train_fixture_call(vlt_cmd_vqa, w2), 2);
