@@ -43,6 +43,7 @@
 
 #include "checkpoints/safetensors.h"
 #include "tests/mpi_launch.h"
+#include "tests/train_fixture.h"
 #include "train/commands.h"
 #include "train/trainer.h"
 
@@ -51,39 +52,15 @@
 static char g_dir[256];
 static const char *g_self;
 
-static int call(int (*cmd)(int, char **), char **argv) {
-    int argc = 0;
-    while (argv[argc]) argc++;
-    return cmd(argc, argv);
-}
-
-// 96 images (288 questions) in 8 shards of 36, 32 px, with the answer vocabulary; a tiny ALBEF
-// VQA config (as tests/test_train_albef_vqa.c) with momentum distillation.
+// 96 images (288 questions) in 8 shards of 36, 32 px, with the answer vocabulary; the tiny ALBEF
+// VQA config of tests/train_fixture.h (momentum distillation on).
 static int make_data(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "/tmp/vlt-vqa-dist-XXXXXX");
     if (!mkdtemp(g_dir)) return -1;
-    char syn[300], q[320], a[320], im[320], out[320], model[320];
-    snprintf(syn, sizeof syn, "%s/syn", g_dir);
-    char *s1[] = {"synth", "--vqa", "--out", syn, "--samples", "96", "--image-size", "32", "--seed", "7", NULL};
-    if (call(vlt_cmd_synth, s1)) return -1;
-    snprintf(q, sizeof q, "%s/questions.json", syn);
-    snprintf(a, sizeof a, "%s/annotations.json", syn);
-    snprintf(im, sizeof im, "%s/images", syn);
-    snprintf(out, sizeof out, "%s/train", g_dir);
-    char *p1[] = {"shards", "--vqa-questions", q, "--vqa-annotations", a, "--images", im, "--out", out, "--shard-size", "36",
-                  "--vqa-vocab", "3129", NULL};
-    if (call(vlt_cmd_shards, p1)) return -1;
+    char model[320];
     snprintf(model, sizeof model, "%s/tiny-albef-vqa.json", g_dir);
-    FILE *f = fopen(model, "w");
-    if (!f) return -1;
-    fputs("{\"albef\": {\"image_res\": 32, \"patch_size\": 8, \"vision_width\": 32, \"vision_depth\": 1, \"vision_heads\": 2,"
-          " \"mlp_ratio\": 2, \"embed_dim\": 16, \"queue_size\": 32, \"momentum\": 0.9, \"alpha\": 0.4,"
-          " \"vocab\": \"assets/bert_demo_vqa_vocab.txt\", \"max_text_len\": 16},"
-          " \"bert\": {\"vocab_size\": 70, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
-          " \"intermediate_size\": 64, \"max_position_embeddings\": 20, \"fusion_layer\": 1, \"pad_token_id\": 0},"
-          " \"albef_vqa\": {\"decoder_layers\": 1, \"distill\": true, \"k_test\": 8}}\n", f);
-    return fclose(f) ? -1 : 0;
+    return train_fixture_vqa_split(g_dir, "train", 96, 7, 0, 36, true) || train_fixture_tiny_albef_vqa(model) ? -1 : 0;
 }
 
 static int remove_data(void **state) {
