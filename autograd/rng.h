@@ -20,6 +20,7 @@ enum {
     VLT_RNG_MASK = 5,      // token masking (step, op index)
     VLT_RNG_DATA = 6,      // synthetic data generation
     VLT_RNG_TEST = 7,      // tests
+    VLT_RNG_EVAL = 8,      // evaluation draws (the matching accuracy's other captions): (image, try)
 };
 
 // One Philox4x32-10 block: 4 x u32 from a 64-bit key and a 128-bit counter (hi, lo).

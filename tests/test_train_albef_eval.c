@@ -113,6 +113,35 @@ static void test_rerank_is_the_itm_head(void **state) {
         assert_true(all.t2i.recall[k] == one.t2i.recall[k]);
     }
     assert_int_equal(vlt_eval_pairs_rerank(&m, &p, 1, 5, &one), VLT_OK);
+    // the matching head's pair accuracy: each image's caption against the drawn other caption,
+    // scored as the brute-force table says; the same draws every time, whatever the batch
+    double acc, acc2;
+    int used, used2;
+    int32_t other[N], other2[N];
+    assert_int_equal(vlt_eval_pairs_match_accuracy(&m, &p, 5, &acc, &used, other), VLT_OK);
+    assert_int_equal(vlt_eval_pairs_match_accuracy(&m, &p, 16, &acc2, &used2, other2), VLT_OK);
+    assert_int_equal(used, N);
+    assert_int_equal(used2, N);
+    assert_true(acc == acc2);
+    int right = 0, distinct = 0;
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(other[i], other2[i]);
+        assert_true(other[i] >= 0 && other[i] < N && other[i] != i);
+        assert_string_not_equal(p.txt_str[other[i]], p.txt_str[i]);
+        right += score[i][i] > score[i][other[i]];
+        distinct += !seen[other[i]];
+        seen[other[i]] = true;
+    }
+    assert_true(fabs(acc - (double)right / N) < 1e-12);
+    assert_true(distinct >= N / 4);   // drawn, not one fixed caption (16 draws from 15: ~10 distinct)
+    // a caption with another image's text is never the other one: give images 0..7 image 0's text
+    char *keep[8];
+    for (int i = 1; i < 8; i++) keep[i] = p.txt_str[i], p.txt_str[i] = p.txt_str[0];
+    assert_int_equal(vlt_eval_pairs_match_accuracy(&m, &p, 5, &acc, &used, other), VLT_OK);
+    assert_int_equal(used, N);
+    for (int i = 0; i < 8; i++) assert_true(other[i] >= 8);
+    for (int i = 1; i < 8; i++) p.txt_str[i] = keep[i];
     vlt_no_grad_exit();
     int64_t ri[N], rt[N];
     brute_ranks(score, ri, rt);
@@ -179,6 +208,9 @@ static void test_eval_checkpoint_reports_both(void **state) {
         }
     assert_true(number(root, "itm_rerank.k_image_to_text") == 32);
     assert_true(number(root, "itm_rerank.k_text_to_image") == 32);
+    double pair_acc = number(root, "itm_pair_accuracy");
+    assert_true(pair_acc >= 0 && pair_acc <= 1);
+    assert_true(number(root, "itm_pair_accuracy.images") == 200);
     cJSON *setting = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "settings"), "rerank_k");
     assert_non_null(setting);
     // the report names ALBEF's own tokenizer and hashes its vocabulary, not CLIP's BPE
@@ -189,9 +221,9 @@ static void test_eval_checkpoint_reports_both(void **state) {
     assert_null(strstr(printed, "bpe_simple_vocab"));
     free(printed);
     print_message("tiny ALBEF, 200 steps, 200 held-out pairs (chance R@1 0.005): ITC i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f; "
-                  "ITM re-ranked (top 32) i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f\n",
+                  "ITM re-ranked (top 32) i2t %.3f/%.3f/%.3f t2i %.3f/%.3f/%.3f; ITM pair accuracy %.3f (chance 0.5)\n",
                   itc[0][0], itc[0][1], itc[0][2], itc[1][0], itc[1][1], itc[1][2], itm[0][0], itm[0][1], itm[0][2],
-                  itm[1][0], itm[1][1], itm[1][2]);
+                  itm[1][0], itm[1][1], itm[1][2], pair_acc);
     // (200 steps of this tiny model are not enough to learn retrieval well: near chance, R@10 0.05;
     // 600 steps at lr 5e-4 gave image->text R@10 0.225 by ITC and 0.225 re-ranked)
     cJSON_Delete(root);
@@ -211,6 +243,7 @@ static void test_eval_checkpoint_reports_both(void **state) {
     assert_int_equal(vlt_cmd_eval_checkpoint(11, ev0), 0);
     assert_int_equal(vlt_eval_json_load(rep, &root), VLT_OK);
     assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "numbers"), "itm_rerank.image_to_text.R@1"));
+    assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "numbers"), "itm_pair_accuracy"));
     assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "numbers"), "image_to_text.R@1"));
     cJSON_Delete(root);
     char emb[340];

@@ -102,6 +102,14 @@ static void test_page(void **state) {
     snprintf(html, sizeof html, "%s/page/index.html", dir);
     char *s = read_file(html);
     assert_non_null(s);
+    // a folder whose parents do not exist yet is made with them (mkdir -p)
+    char nested[160];
+    snprintf(nested, sizeof nested, "%s/report/eval/page", dir);
+    assert_int_equal(vlt_eval_html_checkpoint(nested, "ckpt", shards, &p, &r, NULL, 0, &ce, NULL, NULL), VLT_OK);
+    snprintf(nested, sizeof nested, "%s/report/eval/page/index.html", dir);
+    char *s2 = read_file(nested);
+    assert_non_null(s2);
+    free(s2);
     // the sampled queries (every image's caption, N <= 10 of them... N is 12: evenly spaced) show
     // the metric's rank
     const char *pat = "<tr><td>caption &lt;";

@@ -160,7 +160,9 @@ static const char *EVAL_CKPT_USAGE =
     "A model with an image-text matching head (ALBEF) is also scored as ALBEF's retrieval evaluation\n"
     "does: each query's top K candidates by feature similarity re-ranked by the ITM score (the positive\n"
     "logit of itm_head), K = --rerank-k (ALBEF's k_test 256; min(K, candidates); 0: off); both sets of\n"
-    "recall@k are printed, in the report and on the page.\n"
+    "recall@k are printed, in the report and on the page; and the head's pair accuracy: for each image,\n"
+    "its caption against another image's (a different text, drawn from a fixed seed), the fraction where\n"
+    "the true caption scores higher (chance 50%).\n"
     "--html DIR also writes DIR/index.html: sampled and worst-ranked queries with their top-5 results as\n"
     "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n"
     "--captions-out F: a captioner's greedy captions in the COCO results format (as vlt caption writes\n"
@@ -185,11 +187,14 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     if (s == VLT_OK) s = vlt_eval_pairs_retrieval(&p, &r);
     // a matching model (ALBEF): the features' top k re-ranked by its matching head (rr)
     vlt_eval_retrieval_result rr;
+    double match_acc = 0;   // and its pair accuracy (vlt_eval_pairs_match_accuracy) over match_n images
+    int match_n = 0;
     bool rerank = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_MATCH) && a.rerank_k > 0;
     int k_i2t = rerank ? (a.rerank_k < p.n_txt ? a.rerank_k : p.n_txt) : 0, k_t2i = rerank ? (a.rerank_k < p.n ? a.rerank_k : p.n) : 0;
     if (rerank) {
         vlt_no_grad_enter();
         s = vlt_eval_pairs_rerank(&se.src.m, &p, a.rerank_k, a.batch, &rr);
+        if (s == VLT_OK) s = vlt_eval_pairs_match_accuracy(&se.src.m, &p, a.batch, &match_acc, &match_n, NULL);
         vlt_no_grad_exit();
     }
     if (s == VLT_OK && a.captions_out && !coca)
@@ -213,6 +218,8 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                    100 * rr.i2t.recall[1], 100 * rr.i2t.recall[2], rr.i2t.mean_rank);
             printf("  text->image  R@1 %5.1f  R@5 %5.1f  R@10 %5.1f  mean rank %.1f\n", 100 * rr.t2i.recall[0],
                    100 * rr.t2i.recall[1], 100 * rr.t2i.recall[2], rr.t2i.mean_rank);
+            printf("  matching head: the true caption scored above another image's for %.1f%% of %d images (chance 50%%)\n",
+                   100 * match_acc, match_n);
         }
         if (coca) printf("  captions (%d, greedy)  BLEU-4 %.1f  CIDEr-D %.1f\n", ce.n, 100 * ce.bleu[3], 100 * ce.cider);
         vlt_eval_report rep;
@@ -251,6 +258,12 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
                 }
                 vlt_eval_report_number(&rep, "itm_rerank.image_to_text.mean_rank", rr.i2t.mean_rank);
                 vlt_eval_report_number(&rep, "itm_rerank.text_to_image.mean_rank", rr.t2i.mean_rank);
+                vlt_eval_report_scorer(&rep, "itm_pair_accuracy", "for each image, its first caption against one caption "
+                                       "of another image whose text differs from all of its own (drawn from a fixed "
+                                       "seed); the fraction where the true caption's positive ITM logit is higher "
+                                       "(a tie counts as wrong); chance 0.5");
+                vlt_eval_report_number(&rep, "itm_pair_accuracy", match_acc);
+                vlt_eval_report_number(&rep, "itm_pair_accuracy.images", match_n);
             }
             if (coca) {
                 vlt_eval_report_setting(&rep, "generation", "greedy");

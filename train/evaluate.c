@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autograd/device.h"
+#include "autograd/rng.h"
 #include "data/loader.h"
 #include "eval/bleu.h"
 #include "eval/caption_set.h"
@@ -338,6 +339,53 @@ vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int 
     free(sc);
     free(ri);
     free(rt);
+    return s;
+}
+
+// Whether caption t's text equals one of image i's captions (grouped: image i's are contiguous).
+static bool same_text_as_image(const vlt_embedded_pairs *p, int t, int i, int first) {
+    for (int u = first; u < p->n_txt && p->txt_img[u] == i; u++)
+        if (!strcmp(p->txt_str[u], p->txt_str[t])) return true;
+    return false;
+}
+
+vlt_status vlt_eval_pairs_match_accuracy(vlt_model *m, const vlt_embedded_pairs *p, int batch, double *acc,
+                                         int *n_used, int32_t *other) {
+    *acc = 0;
+    *n_used = 0;
+    if (!p->img_tok || !p->txt_ids)
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "the matching accuracy needs pairs embedded by a matching model");
+    // rows 2j (image i, its first caption) and 2j+1 (image i, the drawn caption)
+    int *a = malloc(sizeof(int) * 2 * (size_t)p->n), *b = malloc(sizeof(int) * 2 * (size_t)p->n);
+    float *sc = malloc(sizeof(float) * 2 * (size_t)p->n);
+    vlt_status s = a && b && sc ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "matching accuracy: out of memory");
+    int n = 0;
+    for (int i = 0; other && i < p->n; i++) other[i] = -1;
+    for (int i = 0, first = 0; s == VLT_OK && i < p->n; i++) {
+        while (first < p->n_txt && p->txt_img[first] < i) first++;
+        if (first >= p->n_txt || p->txt_img[first] != i) continue;   // (every image has a caption)
+        uint64_t stream = vlt_rng_stream(VLT_RNG_EVAL, (uint64_t)i, 0);
+        for (int k = 0; k < 64; k++) {
+            int t = (int)vlt_rng_below(0x17e5eed, stream, (uint64_t)k, (uint64_t)p->n_txt);
+            if (p->txt_img[t] == i || same_text_as_image(p, t, i, first)) continue;
+            a[2 * n] = a[2 * n + 1] = i;
+            b[2 * n] = first;
+            b[2 * n + 1] = t;
+            if (other) other[i] = t;
+            n++;
+            break;
+        }
+    }
+    if (s == VLT_OK && n) s = match_pairs(m, p, a, b, 2 * n, batch, sc);
+    if (s == VLT_OK) {
+        int right = 0;
+        for (int j = 0; j < n; j++) right += sc[2 * j] > sc[2 * j + 1];
+        *acc = n ? (double)right / n : 0;
+        *n_used = n;
+    }
+    free(a);
+    free(b);
+    free(sc);
     return s;
 }
 

@@ -55,6 +55,14 @@ vlt_status vlt_eval_pairs_retrieval(const vlt_embedded_pairs *p, vlt_eval_retrie
 // ties count against the target, as in vlt_eval_pairs_retrieval). Call under vlt_no_grad_enter.
 vlt_status vlt_eval_pairs_rerank(vlt_model *m, const vlt_embedded_pairs *p, int k, int batch,
                                  vlt_eval_retrieval_result *r);
+// The matching head's pair accuracy on pairs embedded by a VLT_CAP_MATCH model: for each image,
+// its first caption against one caption of another image whose text differs from every caption
+// of this image (drawn with the counter-based RNG from a fixed seed, so every run draws the same;
+// an image with no such caption among 64 draws is skipped); correct when the true caption scores
+// higher (a tie counts as wrong). Chance is 0.5. *acc in [0, 1], *n_used the images scored;
+// other (n, may be NULL): each image's drawn caption (-1: skipped). Call under vlt_no_grad_enter.
+vlt_status vlt_eval_pairs_match_accuracy(vlt_model *m, const vlt_embedded_pairs *p, int batch, double *acc,
+                                         int *n_used, int32_t *other);
 
 typedef struct {
     int n;                 // images captioned

@@ -186,6 +186,10 @@ int vlt_cmd_train(int argc, char **argv) {
                 printf("final eval, top 16 re-ranked by image-text matching: image->text R@1/5/10 %.1f/%.1f/%.1f  "
                        "text->image R@1/5/10 %.1f/%.1f/%.1f\n", 100 * i2t[0], 100 * i2t[1], 100 * i2t[2],
                        100 * t2i[0], 100 * t2i[1], 100 * t2i[2]);
+            double acc;
+            if (vlt_trainer_eval_match_accuracy(t, &acc, &n))
+                printf("final eval, image-text matching head: the true caption scored above another image's for %.1f%% "
+                       "of %d held-out images (chance 50%%)\n", 100 * acc, n);
         } else {
             fprintf(stderr, "vlt train: final eval: %s\n", vlt_error_message());
         }

@@ -68,6 +68,8 @@ struct vlt_trainer {
     int64_t step, epoch;
     int64_t batch_index;           // the current batch's number within its epoch
     bool has_rerank;               // the last vlt_trainer_eval also re-ranked by the matching head (ALBEF)
+    double match_acc;              // ... and the head's pair accuracy (vlt_eval_pairs_match_accuracy) over
+    int match_n;                   //     match_n images
     double rerank_i2t[3], rerank_t2i[3];
     int64_t last_ck_step;          // the step of the newest checkpoint written or resumed from (-1: none)
     int stopped_by;                // the signal that stopped the run (0: none)
@@ -985,6 +987,10 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
         s = vlt_eval_pairs_rerank(&t->model, &p, VLT_TRAIN_RERANK_K, t->cfg.batch_size, &r);
         vlt_no_grad_exit();
         for (int k = 0; s == VLT_OK && k < 3; k++) { t->rerank_i2t[k] = r.i2t.recall[k]; t->rerank_t2i[k] = r.t2i.recall[k]; }
+        // and the head's accuracy on true against other captions (chance 0.5)
+        vlt_no_grad_enter();
+        if (s == VLT_OK) s = vlt_eval_pairs_match_accuracy(&t->model, &p, t->cfg.batch_size, &t->match_acc, &t->match_n, NULL);
+        vlt_no_grad_exit();
         t->has_rerank = s == VLT_OK;
     }
     vlt_embedded_pairs_free(&p);
@@ -993,6 +999,12 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
 
 bool vlt_trainer_eval_rerank(const vlt_trainer *t, double i2t[3], double t2i[3]) {
     for (int k = 0; t->has_rerank && k < 3; k++) { i2t[k] = t->rerank_i2t[k]; t2i[k] = t->rerank_t2i[k]; }
+    return t->has_rerank;
+}
+
+bool vlt_trainer_eval_match_accuracy(const vlt_trainer *t, double *acc, int *n) {
+    *acc = t->has_rerank ? t->match_acc : 0;
+    *n = t->has_rerank ? t->match_n : 0;
     return t->has_rerank;
 }
 
@@ -1059,6 +1071,7 @@ static vlt_status maybe_eval(vlt_trainer *t) {
             m.extra[m.n_extra++] = (vlt_named_scalar){rn[k], 100 * t->rerank_i2t[k]};
             m.extra[m.n_extra++] = (vlt_named_scalar){rn[k + 3], 100 * t->rerank_t2i[k]};
         }
+        m.extra[m.n_extra++] = (vlt_named_scalar){"val/itm_pair_acc", 100 * t->match_acc};
     }
     if (vlt_model_can(&t->model, VLT_CAP_CAPTION)) {
         double bleu4, cider;

@@ -72,6 +72,9 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
 // After vlt_trainer_eval with a model that matches pairs (ALBEF): recall@1/5/10 of the features'
 // top 16 re-ranked by its matching head, as ALBEF evaluates retrieval; false for other models.
 bool vlt_trainer_eval_rerank(const vlt_trainer *t, double i2t[3], double t2i[3]);
+// ... and its matching head's pair accuracy (vlt_eval_pairs_match_accuracy: the true caption
+// scored above another image's, chance 0.5) over *n images; false for other models.
+bool vlt_trainer_eval_match_accuracy(const vlt_trainer *t, double *acc, int *n);
 // VQA runs: the official accuracy (vqaeval-2021) of the model's answers on data.val
 // (data.val_samples questions; 0: all), as the periodic evaluation logs it.
 vlt_status vlt_trainer_eval_vqa(vlt_trainer *t, vlt_eval_vqa_result *r);
