@@ -5,7 +5,7 @@
 # next to the true captions. Everything lands under runs/demo/ (data, and a
 # run directory per model with config.yaml, checkpoints/, metrics.jsonl, tensorboard/, and the
 # HTML reports under report/).
-# About 2 minutes on 2 idle cores (README: The demo); longer when other work shares the cores.
+# About 5 minutes on 2 cores (README: The demo); longer when other work shares the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VLT=${VLT:-build/vlt}
