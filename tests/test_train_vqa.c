@@ -541,6 +541,33 @@ static void test_weights_file(void **state) {
     free(text);
     cJSON_Delete(arr);
     check_weights_equal_checkpoint(run[2], model, list, "wts-albef");
+    // vlt eval checkpoint on the weights with --answer-vocab scores as on the run
+    for (int k = 0; k < 3; k += 2) {
+        char wf[600], r1[600], r2[600], vs[400];
+        snprintf(wf, sizeof wf, "%s/%s.safetensors", g_dir, runs[k]);
+        snprintf(r1, sizeof r1, "%s/%s-ckpt-report.json", g_dir, runs[k]);
+        snprintf(r2, sizeof r2, "%s/%s-wts-report.json", g_dir, runs[k]);
+        snprintf(vs, sizeof vs, "%s/val/{00000..00001}.tar", g_dir);
+        char *e1[] = {"checkpoint", "--checkpoint", run[k], "--shards", vs, "--out", r1, NULL};
+        char *e2[] = {"checkpoint", "--weights", wf, "--model", k ? model : "tiny-clip", "--answer-vocab", k ? list : vocab,
+                      "--shards", vs, "--out", r2, NULL};
+        assert_int_equal(train_fixture_call(vlt_cmd_eval_checkpoint, e1), 0);
+        assert_int_equal(train_fixture_call(vlt_cmd_eval_checkpoint, e2), 0);
+        cJSON *a1, *a2;
+        assert_int_equal(vlt_eval_json_load(r1, &a1), VLT_OK);
+        assert_int_equal(vlt_eval_json_load(r2, &a2), VLT_OK);
+        cJSON *n1 = cJSON_GetObjectItem(a1, "numbers"), *n2 = cJSON_GetObjectItem(a2, "numbers");
+        assert_true(cJSON_GetObjectItem(n1, "n_questions")->valuedouble == 120);
+        assert_true(cJSON_GetObjectItem(n1, "accuracy")->valuedouble == cJSON_GetObjectItem(n2, "accuracy")->valuedouble);
+        assert_int_equal(cJSON_GetArraySize(n1), cJSON_GetArraySize(n2));
+        cJSON_Delete(a1);
+        cJSON_Delete(a2);
+    }
+    char h5[600], vs3[400];   // only eval checkpoint (and vlt vqa) take --answer-vocab
+    snprintf(h5, sizeof h5, "%s/x.h5", g_dir);
+    snprintf(vs3, sizeof vs3, "%s/val/{00000..00001}.tar", g_dir);
+    char *e3[] = {"embed", "--checkpoint", run[0], "--shards", vs3, "--out", h5, "--answer-vocab", vocab, NULL};
+    assert_int_equal(train_fixture_call(vlt_cmd_embed, e3), 2);
 
     // mismatched weights: a renamed tower key, head key or ALBEF key is refused, naming it
     check_renamed_key_refused("wts-concat", "tiny-clip", vocab, "visual.proj");

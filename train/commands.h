@@ -29,8 +29,10 @@ int vlt_cmd_report(int argc, char **argv);    // train/report_cmd.c
 int vlt_cmd_explain(int argc, char **argv);   // train/embed_cmd.c
 int vlt_cmd_caption(int argc, char **argv);   // train/caption_cmd.c
 int vlt_cmd_vqa(int argc, char **argv);       // train/vqa_cmd.c
-// `vlt eval checkpoint` on a model that answers (VQA): train/vqa_cmd.c
-int vlt_vqa_eval_checkpoint(const char *checkpoint, const char *shards, int batch, int limit, const char *report_out,
-                            const char *results_out, const char *html, int argc, char **argv);
+// `vlt eval checkpoint` on a model that answers (VQA): a run (checkpoint), or weights + model with
+// answer_vocab (the answers are not in a weights file); train/vqa_cmd.c
+int vlt_vqa_eval_checkpoint(const char *checkpoint, const char *weights, const char *model, const char *answer_vocab,
+                            const char *shards, int batch, int limit, const char *report_out, const char *results_out,
+                            const char *html, int argc, char **argv);
 
 #endif

@@ -61,6 +61,7 @@ typedef struct {
     int batch, limit;
     int rerank_k;                                  // eval checkpoint, a matching model: candidates re-scored (0: off)
     bool rerank_given;
+    const char *answer_vocab;                      // eval checkpoint: a VQA model's answers (with --weights)
 } eval_args;
 
 // Returns -1 to go on, or the exit status (0 after --help, 2 after a usage error, message printed).
@@ -73,7 +74,7 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
                                          {"results", required_argument, 0, 'R'},    {"no-refs", no_argument, 0, 'N'},
                                          {"weights", required_argument, 0, 'W'},    {"model", required_argument, 0, 'M'},
                                          {"captions-out", required_argument, 0, 'P'}, {"rerank-k", required_argument, 0, 'K'},
-                                         {0, 0, 0, 0}};
+                                         {"answer-vocab", required_argument, 0, 'A'}, {0, 0, 0, 0}};
     *a = (eval_args){.batch = 64, .rerank_k = VLT_EVAL_RERANK_K};
     int c;
     optind = 1;
@@ -93,6 +94,7 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         case 'W': a->weights = optarg; break;
         case 'M': a->model = optarg; break;
         case 'P': a->captions_out = optarg; break;
+        case 'A': a->answer_vocab = optarg; break;
         case 'K': a->rerank_k = (int)vlt_cli_int(cmd, "--rerank-k", optarg, 0, 1 << 30), a->rerank_given = true; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;   // getopt has named the option
@@ -106,6 +108,8 @@ static int parse_args(const char *cmd, int argc, char **argv, eval_args *a, cons
         return vlt_cli_usage_error(cmd, "--rerank-k is an option of vlt eval checkpoint");
     if (a->captions_out && strcmp(cmd, "eval checkpoint") != 0)
         return vlt_cli_usage_error(cmd, "--captions-out is an option of vlt eval checkpoint");
+    if (a->answer_vocab && strcmp(cmd, "eval checkpoint") != 0)
+        return vlt_cli_usage_error(cmd, "--answer-vocab is an option of vlt eval checkpoint (and vlt vqa)");
     const char *why = vlt_model_source_check(a->checkpoint, a->weights, a->model);
     if (why) return vlt_cli_usage_error(cmd, why);
     if (!a->shards) return vlt_cli_usage_error(cmd, "--shards SPEC is required");
@@ -167,6 +171,9 @@ static const char *EVAL_CKPT_USAGE =
     "thumbnails (DIR/img/), and for a captioner the best and worst captions by CIDEr-D; readable offline.\n"
     "--captions-out F: a captioner's greedy captions in the COCO results format (as vlt caption writes\n"
     "them), for vlt eval captions --pred F.\n"
+    "A VQA run (an answer head) is scored by the official VQA accuracy instead, overall, per answer type\n"
+    "and per question type; a VQA model's weights (--weights --model) need --answer-vocab FILE (the\n"
+    "run's answer_vocab.json, or ALBEF's answer_list.json), as vlt vqa does.\n"
     "\n" VLT_MODEL_SOURCE_USAGE;
 
 int vlt_cmd_eval_checkpoint(int argc, char **argv) {
@@ -177,10 +184,15 @@ int vlt_cmd_eval_checkpoint(int argc, char **argv) {
     vlt_embedded_pairs p = {0};
     vlt_caption_eval ce = {0};
     vlt_eval_retrieval_result r;
+    // VQA (train/vqa_cmd.c): a VQA run, or a VQA model's weights with the answers they were trained on
+    if (a.answer_vocab)
+        return vlt_vqa_eval_checkpoint(a.checkpoint, a.weights, a.model, a.answer_vocab, a.shards, a.batch, a.limit,
+                                       a.out, NULL, a.html, argc, argv);
     vlt_status s = session_open(a.checkpoint, a.weights, a.model, &se);
-    if (s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_ANSWER)) {   // VQA: answers scored (train/vqa_cmd.c)
+    if (s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_ANSWER)) {
         session_close(&se);
-        return vlt_vqa_eval_checkpoint(a.checkpoint, a.shards, a.batch, a.limit, a.out, NULL, a.html, argc, argv);
+        return vlt_vqa_eval_checkpoint(a.checkpoint, NULL, NULL, NULL, a.shards, a.batch, a.limit, a.out, NULL, a.html,
+                                       argc, argv);
     }
     bool coca = s == VLT_OK && vlt_model_can(&se.src.m, VLT_CAP_CAPTION);
     if (s == VLT_OK) s = vlt_embed_pairs(&se.src.m, se.tok, a.shards, a.batch, a.limit, &p);

@@ -154,12 +154,13 @@ static void print_groups(const char *title, const vlt_eval_vqa_group *g, int n) 
     for (int t = 0; t < n; t++) printf("  %-24s %9d %10.2f\n", g[t].name, g[t].count, 100 * g[t].accuracy);
 }
 
-int vlt_vqa_eval_checkpoint(const char *checkpoint, const char *shards, int batch, int limit, const char *report_out,
-                            const char *results_out, const char *html, int argc, char **argv) {
+int vlt_vqa_eval_checkpoint(const char *checkpoint, const char *weights, const char *model, const char *answer_vocab,
+                            const char *shards, int batch, int limit, const char *report_out, const char *results_out,
+                            const char *html, int argc, char **argv) {
     vqa_session se;
     vlt_vqa_predictions p = {0};
     vlt_eval_vqa_result r = {0};
-    vlt_status s = session_open(checkpoint, NULL, NULL, NULL, &se);
+    vlt_status s = session_open(checkpoint, weights, model, answer_vocab, &se);
     if (s == VLT_OK) s = vlt_vqa_predict(&se.src.m, se.tok, shards, batch, limit, &se.vocab, &p);
     if (s == VLT_OK) s = vlt_vqa_score(&p, VLT_EVAL_VQA_CURRENT, &r);
     if (s == VLT_OK && results_out) {
@@ -167,7 +168,8 @@ int vlt_vqa_eval_checkpoint(const char *checkpoint, const char *shards, int batc
         if (s == VLT_OK) fprintf(stderr, "answers to %d questions written to %s (official results format)\n", p.n, results_out);
     }
     if (s == VLT_OK) {
-        printf("checkpoint %s (%s, %s), %d questions from %s, scorer %s\n", se.src.checkpoint, se.src.model_name,
+        printf("%s %s (%s, %s), %d questions from %s, scorer %s\n", se.src.checkpoint[0] ? "checkpoint" : "weights",
+               se.src.checkpoint[0] ? se.src.checkpoint : se.src.weights, se.src.model_name,
                vlt_model_title(&se.src.m), r.n_questions, shards, vlt_eval_vqa_version_name(r.version));
         printf("  %-24s %9d %10.2f\n", "VQA accuracy (overall)", r.n_questions, 100 * r.accuracy);
         print_groups("answer type", r.types, r.n_types);
