@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 char *vlt_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -44,4 +45,23 @@ vlt_status vlt_read_json_file(const char *path, cJSON **out) {
     }
     free(text);
     return s;
+}
+
+vlt_status vlt_make_dirs(const char *path, unsigned mode) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return vlt_error_set(VLT_ERR_ARG, "cannot create %.200s...: path too long", path);
+    for (char *c = buf + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
+        *c = '/';
+    }
+    if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+        return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
+    struct stat st;   // (EEXIST also for a file of that name)
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return vlt_error_set(VLT_ERR_IO, "cannot create %s: it exists and is not a directory", buf);
+    return VLT_OK;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/files.h"
 #include "data/transform.h"
 
 struct vlt_shardwriter {
@@ -98,25 +99,6 @@ vlt_status vlt_shardwriter_prepare_encoded(const vlt_shardwriter_cfg *cfg, const
 
 // --- files -----------------------------------------------------------------------------------------
 
-static vlt_status mkdir_p(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return vlt_error_set(VLT_ERR_ARG, "shardwriter: path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return vlt_error_set(VLT_ERR_IO, "shardwriter: cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return vlt_error_set(VLT_ERR_IO, "shardwriter: cannot create %s: %s", buf, strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return vlt_error_set(VLT_ERR_IO, "shardwriter: %s is not a directory", buf);
-    return VLT_OK;
-}
-
 static void fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
@@ -183,7 +165,7 @@ vlt_status vlt_shardwriter_open(const vlt_shardwriter_cfg *cfg, vlt_shardwriter 
     if (cfg->shard_size <= 0 || cfg->quality < 1 || cfg->quality > 100 || cfg->resize < 0 || cfg->first_index < 0)
         return vlt_error_set(VLT_ERR_ARG, "shardwriter: bad shard size %d, quality %d, resize %d or first index %lld",
                              cfg->shard_size, cfg->quality, cfg->resize, cfg->first_index);
-    VLT_TRY(mkdir_p(cfg->out_dir));
+    VLT_TRY(vlt_make_dirs(cfg->out_dir, 0755));
     vlt_shardwriter *w = calloc(1, sizeof *w);
     if (!w) return vlt_error_set(VLT_ERR_NOMEM, "shardwriter: out of memory");
     w->cfg = *cfg;

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "autograd/rng.h"
+#include "data/files.h"
 
 #define BATCH 128
 
@@ -177,19 +178,6 @@ typedef struct {
     char err[256];
 } prepared;
 
-static vlt_status mkdir_p(const char *dir) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", p, strerror(errno));
-            *s = '/';
-        }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", p, strerror(errno));
-    return VLT_OK;
-}
-
 static vlt_status write_file(const char *path, const void *data, size_t len) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -230,7 +218,7 @@ vlt_status vlt_synth_vqa_write(const vlt_synth_vqa_cfg *cfg, long long *n_questi
         return vlt_error_set(VLT_ERR_ARG, "synth vqa: images >= 1, size 24..4096 and 1..%d questions per image", VLT_SYNTH_VQA_MAX_PER_IMAGE);
     char img_dir[1024];
     snprintf(img_dir, sizeof img_dir, "%s/images", cfg->out_dir);
-    VLT_TRY(mkdir_p(img_dir));
+    VLT_TRY(vlt_make_dirs(img_dir, 0755));
     cJSON *qroot = header(cJSON_CreateObject()), *aroot = header(cJSON_CreateObject());
     cJSON *qs = cJSON_AddArrayToObject(qroot, "questions"), *as = cJSON_AddArrayToObject(aroot, "annotations");
     char jsonl_tmp[1100];

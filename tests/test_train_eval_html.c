@@ -110,6 +110,13 @@ static void test_page(void **state) {
     char *s2 = read_file(nested);
     assert_non_null(s2);
     free(s2);
+    // a file where a folder of the path should be: refused, naming it
+    snprintf(nested, sizeof nested, "%s/report/eval/page/index.html/sub", dir);
+    assert_int_equal(vlt_eval_html_checkpoint(nested, "ckpt", shards, &p, &r, NULL, 0, &ce, NULL, NULL), VLT_ERR_IO);
+    assert_non_null(strstr(vlt_error_message(), "page/index.html/sub: Not a directory"));
+    snprintf(nested, sizeof nested, "%s/report/eval/page/index.html", dir);
+    assert_int_equal(vlt_eval_html_checkpoint(nested, "ckpt", shards, &p, &r, NULL, 0, &ce, NULL, NULL), VLT_ERR_IO);
+    assert_non_null(strstr(vlt_error_message(), "is not a directory"));
     // the sampled queries (every image's caption, N <= 10 of them... N is 12: evenly spaced) show
     // the metric's rank
     const char *pat = "<tr><td>caption &lt;";

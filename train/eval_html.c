@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "autograd/tape.h"
+#include "data/files.h"
 #include "data/thumbs.h"
 #include "data/transform.h"
 #include "eval/html.h"
@@ -192,25 +193,11 @@ static void explain_queries(const char *dir, const char *shards, const vlt_embed
     vlt_tensor_free(ids);
 }
 
-// mkdir -p DIR (the page's folder may be new, e.g. RUN/report/eval before vlt report made report/).
-static int make_dirs(const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return errno = ENAMETOOLONG, -1;
-    for (char *c = buf + 1; *c; c++)
-        if (*c == '/') {
-            *c = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-            *c = '/';
-        }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 vlt_status vlt_eval_html_checkpoint(const char *dir, const char *what, const char *shards, const vlt_embedded_pairs *p,
                                     const vlt_eval_retrieval_result *r, const vlt_eval_retrieval_result *rr,
                                     int rerank_k, const vlt_caption_eval *ce, vlt_model *m, const vlt_tokenizer *tok) {
     char path[4096];
-    if (make_dirs(dir) != 0)
-        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
+    VLT_TRY(vlt_make_dirs(dir, 0755));   // with its parents (RUN/report/eval before vlt report made report/)
     snprintf(path, sizeof path, "%s/img", dir);
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", path, strerror(errno));
@@ -409,8 +396,7 @@ static void vqa_answers_cell(vlt_html *h, const cJSON *ann) {
 vlt_status vlt_eval_html_vqa(const char *dir, const char *what, const char *shards, const vlt_vqa_predictions *p,
                              const vlt_eval_vqa_result *r) {
     char path[4096];
-    if (make_dirs(dir) != 0)
-        return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", dir, strerror(errno));
+    VLT_TRY(vlt_make_dirs(dir, 0755));   // with its parents (RUN/report/eval before vlt report made report/)
     snprintf(path, sizeof path, "%s/img", dir);
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return vlt_error_set(VLT_ERR_IO, "--html: cannot create %s: %s", path, strerror(errno));

@@ -20,6 +20,7 @@
 #include "autograd/rng.h"
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/safetensors.h"
+#include "data/files.h"
 #include "data/loader.h"
 #include "data/shardspec.h"
 #include "data/tokenizer.h"
@@ -90,19 +91,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static vlt_status mkdir_p(const char *path) {
-    char buf[VLT_CFG_STR];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) && errno != EEXIST) return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return vlt_error_set(VLT_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
-    return VLT_OK;
 }
 
 // The resolved config, written temp + rename so a reader never sees half of it.
@@ -738,7 +726,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         t->sched.steps = cfg->steps;
         t->sched.warmup = cfg->warmup;
         t->sched.cooldown = cfg->cooldown;
-        s = mkdir_p(cfg->output_dir);
+        s = vlt_make_dirs(cfg->output_dir, 0777);
     }
     // Rank 0 writes the run directory (other ranks only read a checkpoint); it claims it before
     // anything is read from or written to it.
