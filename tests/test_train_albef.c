@@ -22,7 +22,7 @@ static char g_model[512];
 static int setup(void **state) {
     if (train_fixture_setup(state)) return -1;
     snprintf(g_model, sizeof g_model, "%s/tiny-albef-demo.json", g_train_dir);
-    return train_fixture_tiny_albef(g_model, 8, 64, 3);
+    return train_fixture_tiny_albef(g_model, 8, 64, 3, false);
 }
 
 static void config(vlt_run_config *c, const char *out) {

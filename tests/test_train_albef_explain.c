@@ -39,7 +39,7 @@ static int setup(void **state) {
     if (train_fixture_setup(state)) return -1;
     snprintf(g_model, sizeof g_model, "%s/tiny-albef-explain.json", g_train_dir);
     // 32 px pictures in 4 px patches (an 8 x 8 grid); fusion layers 2 and 3: Grad-CAM on layer 2
-    return train_fixture_tiny_albef(g_model, 4, 256, 4);
+    return train_fixture_tiny_albef(g_model, 4, 256, 4, false);
 }
 
 static void load_model(vlt_model *m) {

@@ -110,18 +110,22 @@ static inline int train_fixture_tiny_albef_vqa(const char *path) {
 
 // A tiny ALBEF pretraining config at path (widths 48, 2 vision blocks, BERT fusion from layer 2,
 // the demo caption vocabulary by its absolute path): 32 px in patch_size px patches, queues of
-// queue_size, text_layers BERT layers. 0 or -1.
-static inline int train_fixture_tiny_albef(const char *path, int patch_size, int queue_size, int text_layers) {
-    char cwd[256], js[1024];
+// queue_size, text_layers BERT layers; from_scratch: the demo's settings for training from
+// scratch (configs/run/demo-albef.yaml: momentum 0.9, BERT initializer_range 0.1), else the
+// paper's defaults. 0 or -1.
+static inline int train_fixture_tiny_albef(const char *path, int patch_size, int queue_size, int text_layers,
+                                           bool from_scratch) {
+    char cwd[256], js[1100];
     if (!getcwd(cwd, sizeof cwd)) return -1;
     snprintf(js, sizeof js,
              "{\"albef\": {\"image_res\": 32, \"patch_size\": %d, \"vision_width\": 48, \"vision_depth\": 2,"
-             " \"vision_heads\": 2, \"embed_dim\": 32, \"queue_size\": %d, \"vocab\": \"%s/assets/bert_demo_vocab.txt\","
+             " \"vision_heads\": 2, \"embed_dim\": 32, \"queue_size\": %d,%s \"vocab\": \"%s/assets/bert_demo_vocab.txt\","
              " \"max_text_len\": 20},"
              " \"bert\": {\"vocab_size\": 32, \"hidden_size\": 48, \"num_hidden_layers\": %d,"
              " \"num_attention_heads\": 2, \"intermediate_size\": 96, \"max_position_embeddings\": 24,"
-             " \"fusion_layer\": 2}}\n",
-             patch_size, queue_size, cwd, text_layers);
+             " \"fusion_layer\": 2%s}}\n",
+             patch_size, queue_size, from_scratch ? " \"momentum\": 0.9," : "", cwd, text_layers,
+             from_scratch ? ", \"initializer_range\": 0.1" : "");
     return train_fixture_write(path, js);
 }
 

@@ -971,14 +971,12 @@ vlt_status vlt_trainer_eval(vlt_trainer *t, double i2t[3], double t2i[3], int *n
     t->has_rerank = false;
     if (s == VLT_OK && vlt_model_can(&t->model, VLT_CAP_MATCH)) {
         // ALBEF's protocol: the features' top k re-scored by the matching head
-        vlt_no_grad_enter();
-        s = vlt_eval_pairs_rerank(&t->model, &p, VLT_TRAIN_RERANK_K, t->cfg.batch_size, &r);
-        vlt_no_grad_exit();
-        for (int k = 0; s == VLT_OK && k < 3; k++) { t->rerank_i2t[k] = r.i2t.recall[k]; t->rerank_t2i[k] = r.t2i.recall[k]; }
         // and the head's accuracy on true against other captions (chance 0.5)
         vlt_no_grad_enter();
+        s = vlt_eval_pairs_rerank(&t->model, &p, VLT_TRAIN_RERANK_K, t->cfg.batch_size, &r);
         if (s == VLT_OK) s = vlt_eval_pairs_match_accuracy(&t->model, &p, t->cfg.batch_size, &t->match_acc, &t->match_n, NULL);
         vlt_no_grad_exit();
+        for (int k = 0; s == VLT_OK && k < 3; k++) { t->rerank_i2t[k] = r.i2t.recall[k]; t->rerank_t2i[k] = r.t2i.recall[k]; }
         t->has_rerank = s == VLT_OK;
     }
     vlt_embedded_pairs_free(&p);
