@@ -244,13 +244,10 @@ static vlt_status vqa_answer(vlt_model *m, vlt_tensor *images, vlt_tensor *q, in
 
 static void vqa_after_step(vlt_model *m) { vlt_clip_clamp_logit_scale(&vqa_of(m)->clip); }
 static void vqa_destroy(vlt_model *m) { vlt_vqa_classifier_free(vqa_of(m)); }
-static const char *vqa_gpu(const vlt_model *m) {
-    return vqa_of(m)->fusion_layers ? "its token fusion builds the question's padding mask on the host" : NULL;
-}
 
 static const vlt_model_ops VQA_OPS = {
     .kind = "clip_vqa", .title = "CLIP VQA classifier", .caps = VLT_CAP_ANSWER, .loss = vqa_loss,
-    .after_step = vqa_after_step, .answer = vqa_answer, .gpu_unsupported = vqa_gpu,
+    .after_step = vqa_after_step, .answer = vqa_answer,   // both fusions train on the GPU too (vqa_head.c)
     .destroy = vqa_destroy, .fresh_prefix = VLT_VQA_HEAD_PREFIX,
 };
 

@@ -4,7 +4,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "layers/transformer.h"
+
+// The device formulation on a host model too (vlt_vqa_set_device_path, for tests).
+static bool g_device_path;
+void vlt_vqa_set_device_path(bool on) { g_device_path = on; }
 
 vlt_status vlt_vqa_classifier_init(vlt_vqa_classifier *m, const vlt_model_cfg *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
@@ -99,9 +104,18 @@ vlt_tensor *vlt_vqa_fusion_forward(vlt_vqa_classifier *m, vlt_tensor *img_tokens
                       txt_tokens->shape[0], T, question_ids->shape[0], question_ids->shape[1]);
         return NULL;
     }
-    // the question's padding is masked as a key (an image token never is); built on the host
-    if (question_ids->device != VLT_CPU) {
-        vlt_error_set(VLT_ERR_UNSUPPORTED, "VQA fusion: the question ids must be on the host for the padding mask");
+    // The question's padding is masked as a key (an image token never is). The mask is built on
+    // the host from the ids; ids on the GPU come back first (one small synchronising copy of B·T
+    // ints: no device op compares i32), and the mask and the class-token index go to the model's
+    // device as step activations. vlt_vqa_set_device_path takes that route on the host too.
+    const vlt_device dev = m->modality->device;
+    vlt_tensor *ids_h = question_ids;
+    if (question_ids->device != VLT_CPU || g_device_path) {
+        ids_h = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, question_ids->shape);
+        if (!ids_h || vlt_tensor_copy(ids_h, question_ids) != VLT_OK) return NULL;
+    }
+    if (ids_h->dtype != VLT_I32) {
+        vlt_error_set(VLT_ERR_SHAPE, "VQA fusion: the question ids must be i32");
         return NULL;
     }
     vlt_tensor *pad = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, Ni + T));
@@ -111,7 +125,12 @@ vlt_tensor *vlt_vqa_fusion_forward(vlt_vqa_classifier *m, vlt_tensor *img_tokens
     for (int b = 0; b < B; b++) {
         vlt_i32(cls)[b] = 0;
         for (int j = 0; j < Ni + T; j++)
-            vlt_i32(pad)[(size_t)b * (Ni + T) + j] = j >= Ni && vlt_i32(question_ids)[(size_t)b * T + j - Ni] == pad_id;
+            vlt_i32(pad)[(size_t)b * (Ni + T) + j] = j >= Ni && vlt_i32(ids_h)[(size_t)b * T + j - Ni] == pad_id;
+    }
+    if (dev != VLT_CPU || g_device_path) {
+        pad = vlt_to_device(pad, dev);
+        cls = vlt_to_device(cls, dev);
+        if (!pad || !cls) return NULL;
     }
     vlt_tensor *xi = vlt_add(vlt_linear(img_tokens, m->img_proj_w, m->img_proj_b), modality(m, 0));   // (B, Ni, D)
     vlt_tensor *xt = vlt_add(vlt_linear(txt_tokens, m->txt_proj_w, m->txt_proj_b), modality(m, 1));   // (B, T, D)

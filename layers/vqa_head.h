@@ -53,12 +53,16 @@ vlt_tensor *vlt_vqa_classifier_logits(vlt_vqa_classifier *m, vlt_tensor *images,
 // The head alone on pooled features img, txt (B, E) each -> (B, N) (for the gradient check).
 vlt_tensor *vlt_vqa_head_forward(vlt_vqa_classifier *m, vlt_tensor *img, vlt_tensor *txt);
 // Token fusion (fusion_layers > 0) on the towers' tokens: image (B, Ni, W_v), question (B, T, W_t)
-// with its ids (B, T, on the host) -> (B, N).
+// with its ids (B, T, i32, on the host or the model's device: the padding mask is built on the
+// host, ids on the GPU are copied back for it) -> (B, N).
 vlt_tensor *vlt_vqa_fusion_forward(vlt_vqa_classifier *m, vlt_tensor *img_tokens, vlt_tensor *txt_tokens,
                                    vlt_tensor *question_ids);
 // Binary cross-entropy with logits against soft targets (B, N) in [0, 1], summed over the answers
 // and averaged over the rows: (1/B) Σ_b Σ_a [max(x,0) - x·y + log(1 + e^-|x|)], written as
 // x·(1 - y) - log σ(x), from ops that have CPU and CUDA kernels and checked backward.
 vlt_tensor *vlt_vqa_bce_loss(vlt_tensor *logits, vlt_tensor *targets);
+// Tests: a host model takes the GPU's route for the padding mask (the ids copied back, the mask
+// and class index copied to the model's device), which must give the host path's bits.
+void vlt_vqa_set_device_path(bool on);
 
 #endif

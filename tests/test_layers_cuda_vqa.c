@@ -1,0 +1,289 @@
+// The VQA heads on the GPU against the CPU (issue 16's GPU line):
+//   - without a GPU: the GPU route of the CLIP classifier's token fusion (vlt_vqa_set_device_path:
+//     the question ids copied back for the padding mask, the mask and the class index copied to
+//     the model's device) run on the host gives the host path's bits: the loss, every gradient
+//     over two AdamW steps and every parameter after them;
+//   - with a GPU: one classifier step with each fusion (concat, tokens) on both devices, the batch
+//     sent to the device as the trainer sends it, two steps with AdamW: the loss, every gradient
+//     and every parameter afterwards within max |gpu − cpu| <= 1e-4 + 1e-3 · max |cpu| per tensor
+//     (fp32 products on both sides), and the answers of vlt_model_answer the same.
+// The GPU cases print "skipped: no GPU" and are reported as skipped without one.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "autograd/device.h"
+#include "autograd/ops.h"
+#include "autograd/optim.h"
+#include "autograd/rng.h"
+#include "autograd/tape.h"
+#include "layers/model.h"
+#include "layers/vqa_head.h"
+
+#define NEED_GPU()                              \
+    do {                                        \
+        if (!vlt_cuda_available()) {            \
+            printf("skipped: no GPU\n");        \
+            skip();                             \
+        }                                       \
+    } while (0)
+
+// ---- shared helpers ----
+static vlt_tensor *on_gpu(const vlt_tensor *t) {
+    vlt_tensor *d = vlt_tensor_to(t, VLT_CUDA);
+    if (!d) fail_msg("%s", vlt_error_message());
+    return d;
+}
+
+// The number of elements of `a` (any device) whose bits differ from host tensor `host`.
+static int64_t bits_differ(const vlt_tensor *a, const vlt_tensor *host) {
+    vlt_tensor *h = vlt_tensor_to(a, VLT_CPU);
+    assert_non_null(h);
+    int64_t n = 0;
+    size_t es = vlt_dtype_size(host->dtype);
+    for (int64_t i = 0; i < host->numel; i++)
+        n += memcmp((const char *)h->data + i * es, (const char *)host->data + i * es, es) != 0;
+    vlt_tensor_free(h);
+    return n;
+}
+
+static void assert_same_bits(const char *what, const vlt_tensor *a, const vlt_tensor *b) {
+    if (!a || !b) fail_msg("%s: missing (%p, %p)", what, (const void *)a, (const void *)b);
+    int64_t n = bits_differ(a, b);
+    if (n) fail_msg("%s: %lld elements differ", what, (long long)n);
+}
+
+static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst) {
+    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
+    assert_non_null(h);
+    double maxc = 0, maxd = 0;
+    for (int64_t i = 0; i < cpu->numel; i++) {
+        maxc = fmax(maxc, fabs(vlt_f32(cpu)[i]));
+        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
+        if (!(d <= maxd)) maxd = d;   // NaN sticks
+    }
+    vlt_tensor_free(h);
+    bool ok = maxd <= 1e-4 + 1e-3 * maxc;
+    if (worst && maxd / (1e-4 + 1e-3 * maxc) > *worst) *worst = maxd / (1e-4 + 1e-3 * maxc);
+    if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
+    return ok;
+}
+
+static void scalar_close(const char *what, vlt_tensor *gpu, vlt_tensor *cpu) {
+    if (!gpu || !cpu) fail_msg("%s: %s", what, vlt_error_message());
+    double g = vlt_tensor_item(gpu, 0), c = vlt_tensor_item(cpu, 0), d = fabs(g - c);
+    print_message("  %-9s cpu %.7f  gpu %.7f  |diff| %.2g\n", what, c, g, d);
+    if (!(d <= 1e-4 * fmax(1.0, fabs(c)))) fail_msg("%s differs: cpu %.8g, gpu %.8g", what, c, g);
+}
+
+static vlt_adamw *optimizer(vlt_params *p) {
+    vlt_tensor *t[4096];
+    int n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i]->requires_grad) t[n++] = p->t[i];
+    vlt_adamw_cfg c = vlt_adamw_defaults();
+    c.weight_decay = 0.05f;
+    vlt_adamw *o = vlt_adamw_new(t, NULL, n, c);
+    if (!o) fail_msg("%s", vlt_error_message());
+    return o;
+}
+
+// ---- the classifier ----
+enum { CB = 4, CN = 6 };   // questions in the batch, answers
+
+static vlt_model_cfg classifier_cfg(int fusion_layers) {
+    vlt_model_cfg cfg;
+    if (vlt_model_cfg_load("tiny-clip", &cfg) != VLT_OK) fail_msg("tiny-clip: %s", vlt_error_message());
+    cfg.vqa.n_answers = CN;
+    cfg.vqa.hidden = 16;
+    cfg.vqa.fusion_layers = fusion_layers;
+    return cfg;
+}
+
+// Images, questions of different lengths (SOT words EOT, then padding) and soft answer scores.
+typedef struct {
+    vlt_tensor *images, *ids, *scores;
+} cls_batch;
+
+static cls_batch classifier_batch(const vlt_model_cfg *cfg) {
+    int S = cfg->vision.image_size, T = cfg->text.context_length, V = cfg->text.vocab_size;
+    cls_batch b = {vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(CB, 3, S, S), "images"),
+                   vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(CB, T), "question_ids"),
+                   vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(CB, CN), "answer_scores")};
+    assert_true(b.images && b.ids && b.scores);
+    vlt_rng_fill_normal(vlt_f32(b.images), (size_t)b.images->numel, 0, 1, 7, 1, 0);
+    bool pad = false;
+    for (int r = 0; r < CB; r++) {
+        int len = 3 + (2 * r) % (T - 3);
+        for (int i = 0; i < T; i++) {
+            int32_t v = i == 0 ? V - 2 : i < len ? (int32_t)(1 + vlt_rng_below(8, (uint64_t)r, (uint64_t)i, 500))
+                                : i == len ? V - 1 : cfg->text.pad_id;
+            vlt_i32(b.ids)[r * T + i] = v;
+            pad |= i > len;
+        }
+    }
+    assert_true(pad);   // the padding mask has something to mask
+    static const float levels[] = {0, 0, 0.3f, 0.6f, 0.9f, 1};
+    for (int64_t i = 0; i < b.scores->numel; i++) vlt_f32(b.scores)[i] = levels[vlt_rng_below(9, 2, (uint64_t)i, 6)];
+    return b;
+}
+
+static void free_cls_batch(cls_batch *b) {
+    vlt_tensor_free(b->images);
+    vlt_tensor_free(b->ids);
+    vlt_tensor_free(b->scores);
+}
+
+static vlt_tensor *classifier_loss(vlt_model *m, const cls_batch *b) {
+    vlt_model_batch mb = {0};
+    vlt_model_batch_set(&mb, VLT_FIELD_IMAGES, b->images);
+    vlt_model_batch_set(&mb, VLT_FIELD_QUESTION_IDS, b->ids);
+    vlt_model_batch_set(&mb, VLT_FIELD_ANSWER_SCORES, b->scores);
+    vlt_model_loss out;
+    if (vlt_model_loss_forward(m, &mb, NULL, &out) != VLT_OK) fail_msg("loss: %s", vlt_error_message());
+    vlt_zero_grad(m->params->t, m->params->n);
+    if (vlt_backward(out.loss) != VLT_OK) fail_msg("backward: %s", vlt_error_message());
+    return out.loss;
+}
+
+// Without a GPU: token fusion's GPU route for the padding mask on the host gives the host bits.
+static void test_classifier_device_path_gives_host_bits(void **state) {
+    (void)state;
+    vlt_model_cfg cfg = classifier_cfg(1);
+    vlt_model ma, mb;
+    assert_int_equal(vlt_model_create(&ma, &cfg, 5), VLT_OK);
+    assert_int_equal(vlt_model_create(&mb, &cfg, 5), VLT_OK);
+    assert_null(vlt_model_gpu_unsupported(&ma));   // accepted on the GPU
+    vlt_adamw *oa = optimizer(ma.params), *ob = optimizer(mb.params);
+    cls_batch b = classifier_batch(&cfg);
+    for (int step = 1; step <= 2; step++) {
+        vlt_vqa_set_device_path(false);
+        vlt_tensor *la = classifier_loss(&ma, &b);
+        vlt_vqa_set_device_path(true);
+        vlt_tensor *lb = classifier_loss(&mb, &b);
+        vlt_vqa_set_device_path(false);
+        assert_same_bits("loss", lb, la);
+        int n = 0;
+        for (int i = 0; i < ma.params->n; i++)
+            if (ma.params->t[i]->requires_grad) {
+                assert_same_bits(ma.params->t[i]->name, mb.params->t[i]->grad, ma.params->t[i]->grad);
+                n++;
+            }
+        print_message("step %d: loss %.7f, %d gradients: the same bits both ways\n", step, vlt_f32(la)[0], n);
+        assert_int_equal(vlt_adamw_step(oa, 1e-3f), VLT_OK);
+        assert_int_equal(vlt_adamw_step(ob, 1e-3f), VLT_OK);
+        vlt_model_after_step(&ma);
+        vlt_model_after_step(&mb);
+        vlt_step_reset();
+    }
+    for (int i = 0; i < ma.params->n; i++) assert_same_bits(ma.params->t[i]->name, mb.params->t[i], ma.params->t[i]);
+    // the padding really is masked on that route: a pad turned into a word changes the loss
+    vlt_tensor *before = vlt_tensor_to(classifier_loss(&mb, &b), VLT_CPU);
+    int T = cfg.text.context_length, j = T - 1;
+    assert_int_equal(vlt_i32(b.ids)[j], cfg.text.pad_id);
+    vlt_i32(b.ids)[j] = 7;
+    vlt_vqa_set_device_path(true);
+    vlt_tensor *after = classifier_loss(&mb, &b);
+    vlt_vqa_set_device_path(false);
+    assert_true(fabsf(vlt_f32(after)[0] - vlt_f32(before)[0]) > 1e-7f);
+    vlt_tensor_free(before);
+    vlt_step_reset();
+    free_cls_batch(&b);
+    vlt_adamw_free(oa);
+    vlt_adamw_free(ob);
+    vlt_model_free(&ma);
+    vlt_model_free(&mb);
+}
+
+// One classifier on each device, two AdamW steps from the same weights and batch.
+static void classifier_gpu_vs_cpu(int fusion_layers) {
+    vlt_model_cfg cfg = classifier_cfg(fusion_layers);
+    vlt_model mc, md;
+    assert_int_equal(vlt_model_create(&mc, &cfg, 5), VLT_OK);
+    assert_int_equal(vlt_model_create(&md, &cfg, 5), VLT_OK);
+    assert_null(vlt_model_gpu_unsupported(&md));
+    assert_int_equal(vlt_params_move(md.params, VLT_CUDA), VLT_OK);
+    vlt_adamw *oc = optimizer(mc.params), *od = optimizer(md.params);
+    cls_batch hc = classifier_batch(&cfg);
+    cls_batch hd = {on_gpu(hc.images), on_gpu(hc.ids), on_gpu(hc.scores)};   // as the trainer sends it
+    double worst = 0;
+    print_message("classifier, %s fusion:\n", fusion_layers ? "token" : "concat");
+    for (int step = 1; step <= 2; step++) {
+        vlt_tensor *lc = classifier_loss(&mc, &hc), *ld = classifier_loss(&md, &hd);
+        scalar_close("loss", ld, lc);
+        int n = 0;
+        for (int i = 0; i < mc.params->n; i++) {
+            vlt_tensor *tc = mc.params->t[i], *td = md.params->t[i];
+            if (!tc->requires_grad) continue;
+            assert_true(close_tensor(tc->name, td->grad, tc->grad, &worst));
+            n++;
+        }
+        print_message("  step %d: %d gradients within tolerance\n", step, n);
+        assert_int_equal(vlt_adamw_step(oc, 1e-3f), VLT_OK);
+        assert_int_equal(vlt_adamw_step(od, 1e-3f), VLT_OK);
+        vlt_model_after_step(&mc);
+        vlt_model_after_step(&md);
+        vlt_step_reset();
+    }
+    for (int i = 0; i < mc.params->n; i++) {
+        assert_int_equal(md.params->t[i]->device, VLT_CUDA);
+        assert_true(close_tensor(mc.params->t[i]->name, md.params->t[i], mc.params->t[i], &worst));
+    }
+    // the answers (argmax of the logits) and their confidences
+    int32_t bc[CB], bd[CB];
+    float cc[CB], cd[CB];
+    vlt_no_grad_enter();
+    assert_int_equal(vlt_model_answer(&mc, hc.images, hc.ids, bc, cc), VLT_OK);
+    assert_int_equal(vlt_model_answer(&md, hd.images, hd.ids, bd, cd), VLT_OK);
+    vlt_no_grad_exit();
+    vlt_step_reset();
+    for (int r = 0; r < CB; r++) {
+        assert_int_equal(bd[r], bc[r]);
+        assert_true(fabsf(cd[r] - cc[r]) <= 1e-4f);
+    }
+    print_message("  after the steps: %d tensors within tolerance, the same %d answers; worst difference %.2f of the "
+                  "tolerance\n", mc.params->n, CB, worst);
+    vlt_tensor *dv[3] = {hd.images, hd.ids, hd.scores};
+    for (int i = 0; i < 3; i++) vlt_tensor_free(dv[i]);
+    free_cls_batch(&hc);
+    vlt_adamw_free(oc);
+    vlt_adamw_free(od);
+    vlt_model_free(&mc);
+    vlt_model_free(&md);
+}
+
+static void test_classifier_concat_step_matches_cpu(void **state) {
+    (void)state;
+    NEED_GPU();
+    classifier_gpu_vs_cpu(0);
+}
+
+static void test_classifier_tokens_step_matches_cpu(void **state) {
+    (void)state;
+    NEED_GPU();
+    classifier_gpu_vs_cpu(1);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    vlt_vqa_set_device_path(false);
+    vlt_step_reset();
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_classifier_device_path_gives_host_bits, teardown),
+        cmocka_unit_test_teardown(test_classifier_concat_step_matches_cpu, teardown),
+        cmocka_unit_test_teardown(test_classifier_tokens_step_matches_cpu, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    vlt_cuda_shutdown();
+    return rc;
+}
