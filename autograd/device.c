@@ -2,6 +2,7 @@
 // the default device, the tape-aware device copy. The CUDA runtime calls are in cuda_device.cu.
 #include "autograd/device.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,9 +164,30 @@ vlt_status vlt_tensor_move(vlt_tensor *t, vlt_device dev) {
     return VLT_OK;
 }
 
+// A table may hold tied aliases (BERT's cls.predictions.decoder.* share the word embeddings' and
+// the bias's storage: owns_data false, base set): the owners move, then each alias takes its
+// base's new storage at the same offset.
 vlt_status vlt_params_move(vlt_params *p, vlt_device dev) {
-    for (int i = 0; i < p->n; i++) VLT_TRY(vlt_tensor_move(p->t[i], dev));
-    return VLT_OK;
+    ptrdiff_t *off = calloc((size_t)(p->n ? p->n : 1), sizeof *off);
+    if (!off) return vlt_error_set(VLT_ERR_NOMEM, "params_move: out of memory");
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i]->base && !p->t[i]->owns_data) off[i] = (char *)p->t[i]->data - (char *)p->t[i]->base->data;
+    vlt_status s = VLT_OK;
+    for (int i = 0; s == VLT_OK && i < p->n; i++)
+        if (!(p->t[i]->base && !p->t[i]->owns_data)) s = vlt_tensor_move(p->t[i], dev);
+    for (int i = 0; s == VLT_OK && i < p->n; i++) {
+        vlt_tensor *a = p->t[i];
+        if (!(a->base && !a->owns_data)) continue;
+        if (a->base->device != dev) {
+            s = vlt_error_set(VLT_ERR_ARG, "params_move: '%s' shares the storage of '%s', which is not in the table",
+                              a->name, a->base->name);
+            break;
+        }
+        a->data = (char *)a->base->data + off[i];
+        a->device = dev;
+    }
+    free(off);
+    return s;
 }
 
 // ---- the tape-aware copy ----

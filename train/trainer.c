@@ -285,6 +285,7 @@ static void host_snapshot_free(vlt_params *host, vlt_adamw *opt) {
     }
     free(opt->m);
     free(opt->v);
+    free(opt->params);
     vlt_params_free(host);
 }
 
@@ -293,10 +294,12 @@ static vlt_status host_snapshot(const vlt_trainer *t, vlt_params *host, vlt_adam
     *opt = *t->opt;
     opt->m = calloc((size_t)opt->n, sizeof *opt->m);
     opt->v = calloc((size_t)opt->n, sizeof *opt->v);
-    vlt_status s = opt->m && opt->v ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: out of host memory");
+    opt->params = calloc((size_t)(opt->n ? opt->n : 1), sizeof *opt->params);
+    vlt_status s = opt->m && opt->v && opt->params ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: out of host memory");
     for (int i = 0; s == VLT_OK && i < t->params->n; i++) {
         const vlt_tensor *p = t->params->t[i];
-        vlt_tensor *h = vlt_tensor_new(VLT_F32, VLT_CPU, p->ndim, p->shape, p->name);
+        // the table's own dtype (i32 buffers: BERT's position_ids, ALBEF's queue_ptr)
+        vlt_tensor *h = vlt_tensor_new(p->dtype, VLT_CPU, p->ndim, p->shape, p->name);
         if (!h || (s = vlt_tensor_copy(h, p)) != VLT_OK || (s = vlt_params_add(host, h)) != VLT_OK) {
             vlt_tensor_free(h);
             s = s == VLT_OK ? vlt_error_code() : s;
@@ -311,7 +314,16 @@ static vlt_status host_snapshot(const vlt_trainer *t, vlt_params *host, vlt_adam
         vlt_device_to_host(opt->m[i], t->opt->m[i], bytes);
         vlt_device_to_host(opt->v[i], t->opt->v[i], bytes);
     }
-    opt->params = host->t;
+    // each moment's parameter by identity: the optimizer holds only the trainable tensors, which
+    // are not the first opt->n of the table when frozen ones (momentum copies, tied aliases, a
+    // locked tower) come before some of them
+    for (int i = 0; s == VLT_OK && i < opt->n; i++) {
+        for (int j = 0; j < t->params->n && !opt->params[i]; j++)
+            if (t->params->t[j] == t->opt->params[i]) opt->params[i] = host->t[j];
+        if (!opt->params[i])
+            s = vlt_error_set(VLT_ERR_STATE, "checkpoint: optimizer tensor '%s' is not in the model's table",
+                              t->opt->params[i]->name);
+    }
     if (s != VLT_OK) host_snapshot_free(host, opt);
     return s;
 }
