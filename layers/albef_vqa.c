@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 
+#include "autograd/device.h"
 #include "checkpoints/safetensors.h"
 #include "layers/model.h"
 
@@ -114,6 +115,51 @@ void vlt_albef_vqa_after_step(vlt_albef_vqa *m) { m->ema_pending = m->distill; }
 // ---- pieces ----
 static vlt_tensor *host_i32(int ndim, const int *shape) { return vlt_tensor_new_activation(VLT_I32, VLT_CPU, ndim, shape); }
 
+// ---- the device ----
+// The model's device is its parameters'. The batch may come on either (the trainer sends the
+// whole batch to the GPU): what the host reads (ids for the masks and targets, k, weights) is read
+// from host copies (one small copy back of each), and what the host builds (key-padding masks,
+// the answer repetition, target positions, the loss coefficients' one-hot part) goes to the
+// model's device as a step activation. vlt_albef_vqa_set_device_path takes that route on a host
+// model too (tests: it must give the host path's bits).
+static bool g_device_path;
+
+void vlt_albef_vqa_set_device_path(bool on) {
+    g_device_path = on;
+    vlt_bert_set_device_path(on);
+}
+
+static vlt_device model_device(const vlt_albef_vqa *m) { return m->params.t[0]->device; }
+
+static vlt_tensor *host_of(vlt_tensor *t) {
+    if (!t || t->device == VLT_CPU) return t;
+    vlt_tensor *h = vlt_tensor_new_activation(t->dtype, VLT_CPU, t->ndim, t->shape);
+    return h && vlt_tensor_copy(h, t) == VLT_OK ? h : NULL;
+}
+
+// x on the model's device on the GPU route (a copy unless it is there already on a GPU), else x.
+static vlt_tensor *on_dev(vlt_tensor *x, vlt_device dev, bool gpu) {
+    if (!x || !gpu || (x->device == dev && dev != VLT_CPU)) return x;
+    return vlt_to_device(x, dev);
+}
+
+// The values at flat indices idx[0..n) of f32 tensor x (any device) into out: on the GPU route a
+// gather on the device and one copy back of n floats, not of x.
+static vlt_status read_at(vlt_tensor *x, const int32_t *idx, int n, bool gpu, float *out) {
+    if (n == 0) return VLT_OK;
+    if (!gpu) {
+        for (int i = 0; i < n; i++) out[i] = vlt_f32(x)[idx[i]];
+        return VLT_OK;
+    }
+    vlt_tensor *ih = host_i32(1, VLT_SHAPE(n));
+    if (!ih) return vlt_error_code();
+    memcpy(vlt_i32(ih), idx, sizeof(int32_t) * (size_t)n);
+    vlt_tensor *g = vlt_embedding(vlt_reshape(x, 2, VLT_SHAPE((int)x->numel, 1)), vlt_to_device(ih, x->device));
+    if (!g) return vlt_error_code();
+    vlt_tensor_read_f32(out, g, n);
+    return VLT_OK;
+}
+
 static vlt_status check_ids(vlt_tensor *t, const char *name) {
     if (!t || t->dtype != VLT_I32 || t->ndim != 2 || t->device != VLT_CPU) {
         char s[64] = "none";
@@ -177,9 +223,40 @@ static vlt_tensor *logits_at(vlt_bert *dec, vlt_tensor *h, vlt_tensor *pos) {
     return vlt_bert_mlm_logits(dec, vlt_embedding(vlt_reshape(h, 2, VLT_SHAPE(N * T, W)), pos));
 }
 
+// The device form of the loss coefficients of vlt_albef_vqa_loss's host loop, with the same f32
+// operations: row i's distillation part (c·α)·soft (c = w / B, c·α rounded on the host, the
+// rows scaled through a transpose: ops broadcast over trailing dims only), plus a host-built
+// matrix holding c·(1 − α) at the target and 0 elsewhere (x + 0 = x: soft and c are >= 0, so no
+// −0 turns into +0), uploaded once (M × V floats). Under no-grad.
+static vlt_tensor *coef_device(vlt_tensor *wt, const int32_t *row_of, const int32_t *tgt, int M, int V, int B,
+                               float alpha, vlt_tensor *soft, vlt_device dev) {
+    vlt_tensor *hot = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 2, VLT_SHAPE(M, V));
+    vlt_tensor *ca = soft ? vlt_tensor_new_activation(VLT_F32, VLT_CPU, 1, VLT_SHAPE(M)) : NULL;
+    if (!hot || (soft && !ca)) return NULL;
+    memset(hot->data, 0, sizeof(float) * (size_t)M * V);
+    for (int i = 0; i < M; i++) {
+        float c = vlt_f32(wt)[row_of[i]] / (float)B;
+        vlt_f32(hot)[(size_t)i * V + tgt[i]] = c * (1.0f - alpha);
+        if (ca) vlt_f32(ca)[i] = c * alpha;
+    }
+    vlt_no_grad_enter();
+    vlt_tensor *coef = vlt_to_device(hot, dev);
+    if (soft)
+        coef = vlt_add(vlt_transpose(vlt_mul(vlt_transpose(soft, 0, 1), vlt_to_device(ca, dev)), 0, 1), coef);
+    vlt_no_grad_exit();
+    return coef;
+}
+
 vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in) {
-    if (check_ids(in->question_ids, "question_ids") || check_ids(in->answer_ids, "answer_ids")) return NULL;
-    vlt_tensor *q_ids = in->question_ids, *a_ids = in->answer_ids, *kt = in->k, *wt = in->weights;
+    const vlt_device dev = model_device(m);
+    const bool gpu = dev != VLT_CPU || g_device_path;
+    // what the host reads, as host tensors (the inputs themselves when they are there)
+    vlt_tensor *q_ids = host_of(in->question_ids), *a_ids = host_of(in->answer_ids), *kt = host_of(in->k),
+               *wt = host_of(in->weights), *q_atts_in = host_of(in->question_atts), *a_atts_in = host_of(in->answer_atts);
+    if (!q_ids != !in->question_ids || !a_ids != !in->answer_ids || !kt != !in->k || !wt != !in->weights ||
+        !q_atts_in != !in->question_atts || !a_atts_in != !in->answer_atts)
+        return NULL;
+    if (check_ids(q_ids, "question_ids") || check_ids(a_ids, "answer_ids")) return NULL;
     const int B = q_ids->shape[0], N = a_ids->shape[0], Ta = a_ids->shape[1], pad = m->cfg.bert.pad_token_id;
     if (!in->images || in->images->ndim != 4 || in->images->shape[0] != B) {
         vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: images must be (B = %d, 3, S, S)", B);
@@ -208,8 +285,8 @@ vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in)
                       B, N);
         return NULL;
     }
-    vlt_tensor *q_atts = atts_of(m, q_ids, in->question_atts, "question_atts");
-    vlt_tensor *a_atts = atts_of(m, a_ids, in->answer_atts, "answer_atts");
+    vlt_tensor *q_atts = atts_of(m, q_ids, q_atts_in, "question_atts");
+    vlt_tensor *a_atts = atts_of(m, a_ids, a_atts_in, "answer_atts");
     vlt_tensor *rep_t = host_i32(1, VLT_SHAPE(N));
     vlt_tensor *qa_rep = q_atts ? gather_host(q_atts, rep, N) : NULL;
     if (!q_atts || !a_atts || !rep_t || !qa_rep) {
@@ -244,7 +321,24 @@ vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in)
             row_of[j++] = i;
         }
     const int V = m->cfg.bert.vocab_size;
-    vlt_tensor *q_pad = vlt_bert_key_pad(q_atts), *qa_pad = vlt_bert_key_pad(qa_rep), *a_pad = vlt_bert_key_pad(a_atts);
+    for (int i = 0; i < M; i++)
+        if (tgt[i] < 0 || tgt[i] >= V) {
+            vlt_error_set(VLT_ERR_ARG, "albef_vqa: answer token %d is outside the vocabulary (%d)", tgt[i], V);
+            free(tgt);
+            free(row_of);
+            return NULL;
+        }
+    vlt_tensor *q_pad = on_dev(vlt_bert_key_pad(q_atts), dev, gpu), *qa_pad = on_dev(vlt_bert_key_pad(qa_rep), dev, gpu);
+    vlt_tensor *a_pad = on_dev(vlt_bert_key_pad(a_atts), dev, gpu);
+    vlt_tensor *images = on_dev(in->images, dev, gpu), *q_ids_d = on_dev(in->question_ids, dev, gpu);
+    vlt_tensor *a_ids_d = on_dev(in->answer_ids, dev, gpu);
+    rep_t = on_dev(rep_t, dev, gpu);
+    pos = on_dev(pos, dev, gpu);
+    if (!q_pad || !qa_pad || !a_pad || !images || !q_ids_d || !a_ids_d || !rep_t || !pos) {
+        free(tgt);
+        free(row_of);
+        return NULL;
+    }
     const float alpha = m->distill ? in->alpha : 0.0f;
 
     // ---- momentum model's soft targets (after the EMA, as the authors' forward) ----
@@ -255,36 +349,34 @@ vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in)
             m->ema_pending = false;
         }
         vlt_no_grad_enter();
-        vlt_tensor *q_m = encode_question(&m->visual_m, &m->text_m, in->images, q_ids, q_pad);
-        vlt_tensor *h_m = decode(&m->dec_m, a_ids, a_pad, gather_batch(q_m, rep_t), qa_pad);
+        vlt_tensor *q_m = encode_question(&m->visual_m, &m->text_m, images, q_ids_d, q_pad);
+        vlt_tensor *h_m = decode(&m->dec_m, a_ids_d, a_pad, gather_batch(q_m, rep_t), qa_pad);
         soft = vlt_softmax(logits_at(&m->dec_m, h_m, pos));
         vlt_no_grad_exit();
     }
     // ---- online ----
-    vlt_tensor *q = encode_question(&m->visual, &m->text, in->images, q_ids, q_pad);
-    vlt_tensor *h = decode(&m->dec, a_ids, a_pad, gather_batch(q, rep_t), qa_pad);
+    vlt_tensor *q = encode_question(&m->visual, &m->text, images, q_ids_d, q_pad);
+    vlt_tensor *h = decode(&m->dec, a_ids_d, a_pad, gather_batch(q, rep_t), qa_pad);
     vlt_tensor *logp = vlt_log_softmax(logits_at(&m->dec, h, pos));                  // (M, V)
     // loss = -Σ_i Σ_v logp[i, v] · coef[i, v], coef = w_row / B · ((1-α)·onehot + α·soft)
-    vlt_tensor *coef = vlt_full(2, VLT_SHAPE(M, V), 0.0f);
+    vlt_tensor *coef = gpu ? coef_device(wt, row_of, tgt, M, V, B, alpha, soft, dev)
+                           : vlt_tensor_new_activation(VLT_F32, VLT_CPU, 2, VLT_SHAPE(M, V));
     if (!logp || !coef || (m->distill && !soft)) {
         free(tgt);
         free(row_of);
         return NULL;
     }
-    for (int i = 0; i < M; i++) {
-        float c = vlt_f32(wt)[row_of[i]] / (float)B;
-        float *o = vlt_f32(coef) + (size_t)i * V;
-        if (tgt[i] < 0 || tgt[i] >= V) {
-            vlt_error_set(VLT_ERR_ARG, "albef_vqa: answer token %d is outside the vocabulary (%d)", tgt[i], V);
-            free(tgt);
-            free(row_of);
-            return NULL;
+    if (!gpu) {
+        memset(coef->data, 0, sizeof(float) * (size_t)M * V);
+        for (int i = 0; i < M; i++) {
+            float c = vlt_f32(wt)[row_of[i]] / (float)B;
+            float *o = vlt_f32(coef) + (size_t)i * V;
+            if (soft) {
+                const float *s = vlt_f32(soft) + (size_t)i * V;
+                for (int v = 0; v < V; v++) o[v] = c * alpha * s[v];
+            }
+            o[tgt[i]] += c * (1.0f - alpha);
         }
-        if (soft) {
-            const float *s = vlt_f32(soft) + (size_t)i * V;
-            for (int v = 0; v < V; v++) o[v] = c * alpha * s[v];
-        }
-        o[tgt[i]] += c * (1.0f - alpha);
     }
     free(tgt);
     free(row_of);
@@ -302,7 +394,11 @@ static int by_p_desc(const void *a, const void *b) {
 vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *question_ids,
                               vlt_tensor *question_atts, const int32_t *cand_ids, const int32_t *cand_atts, int C,
                               int Tc, int k, int32_t *ids, float *probs) {
-    VLT_TRY(check_ids(question_ids, "question_ids"));
+    const vlt_device dev = model_device(m);
+    const bool gpu = dev != VLT_CPU || g_device_path;
+    vlt_tensor *q_ids_h = host_of(question_ids), *q_atts_in = host_of(question_atts);
+    if (!q_ids_h != !question_ids || !q_atts_in != !question_atts) return vlt_error_code();
+    VLT_TRY(check_ids(q_ids_h, "question_ids"));
     const int B = question_ids->shape[0], Tq = question_ids->shape[1], V = m->cfg.bert.vocab_size,
               pad = m->cfg.bert.pad_token_id, W = m->cfg.bert.hidden_size;
     if (C < 1 || Tc < 2 || k < 1 || k > C || k > 1024)
@@ -311,27 +407,51 @@ vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *
     for (int c = 0; c < C; c++)
         if (cand_ids[(size_t)c * Tc + 1] < 0 || cand_ids[(size_t)c * Tc + 1] >= V)
             return vlt_error_set(VLT_ERR_ARG, "albef_vqa: candidate %d's first token is outside the vocabulary", c);
-    vlt_tensor *q_atts = atts_of(m, question_ids, question_atts, "question_atts");
+    vlt_tensor *q_atts = atts_of(m, q_ids_h, q_atts_in, "question_atts");
     if (!q_atts) return vlt_error_code();
-    vlt_tensor *q_pad = vlt_bert_key_pad(q_atts);
-    vlt_tensor *q = encode_question(&m->visual, &m->text, images, question_ids, q_pad);   // (B, Tq, W)
+    vlt_tensor *q_pad = on_dev(vlt_bert_key_pad(q_atts), dev, gpu);
+    vlt_tensor *q = encode_question(&m->visual, &m->text, on_dev(images, dev, gpu), on_dev(question_ids, dev, gpu),
+                                    q_pad);   // (B, Tq, W)
     // first-token distribution: the decoder on the candidates' shared start token ([CLS])
     vlt_tensor *start = host_i32(2, VLT_SHAPE(B, 1));
     if (!q || !start) return vlt_error_code();
     for (int b = 0; b < B; b++) vlt_i32(start)[b] = cand_ids[0];
-    vlt_tensor *h0 = decode(&m->dec, start, NULL, q, q_pad);
+    vlt_tensor *h0 = decode(&m->dec, on_dev(start, dev, gpu), NULL, q, q_pad);
     vlt_tensor *p0 = vlt_softmax(vlt_bert_mlm_logits(&m->dec, vlt_reshape(h0, 2, VLT_SHAPE(B, W))));   // (B, V)
     if (!p0) return vlt_error_code();
+    // each candidate's first-token probability, p0[b, first token of c] (B·C values; on the GPU
+    // gathered there, so that only they come back)
+    int32_t *at = malloc(sizeof(int32_t) * (size_t)B * C);
+    float *p_first = malloc(sizeof(float) * (size_t)B * C);
+    if (!at || !p_first) {
+        free(at);
+        free(p_first);
+        return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
+    }
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) at[(size_t)b * C + c] = b * V + cand_ids[(size_t)c * Tc + 1];
+    vlt_status rs = read_at(p0, at, B * C, gpu, p_first);
+    free(at);
+    if (rs != VLT_OK) {
+        free(p_first);
+        return rs;
+    }
+    // the candidates' next-token positions in the k × Tc × V log-probabilities, and their values
+    int32_t *nx_at = malloc(sizeof(int32_t) * (size_t)k * Tc);
+    float *nx_lp = malloc(sizeof(float) * (size_t)k * Tc);
     scored *sc = malloc(sizeof *sc * (size_t)C);
     vlt_tensor *sel = host_i32(1, VLT_SHAPE(k)), *cids = host_i32(2, VLT_SHAPE(k, Tc)), *catt = host_i32(2, VLT_SHAPE(k, Tc));
     vlt_tensor *qa = host_i32(2, VLT_SHAPE(k, Tq));
-    if (!sc || !sel || !cids || !catt || !qa) {
+    if (!sc || !sel || !cids || !catt || !qa || !nx_at || !nx_lp) {
         free(sc);
+        free(p_first);
+        free(nx_at);
+        free(nx_lp);
         return vlt_error_set(VLT_ERR_NOMEM, "albef_vqa: out of memory");
     }
     vlt_status s = VLT_OK;
     for (int b = 0; b < B && s == VLT_OK; b++) {
-        for (int c = 0; c < C; c++) sc[c] = (scored){vlt_f32(p0)[(size_t)b * V + cand_ids[(size_t)c * Tc + 1]], c};
+        for (int c = 0; c < C; c++) sc[c] = (scored){p_first[(size_t)b * C + c], c};
         qsort(sc, (size_t)C, sizeof *sc, by_p_desc);
         double logp[1024], topp[1024];
         int top[1024];
@@ -345,20 +465,28 @@ vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *
             memcpy(vlt_i32(qa) + (size_t)j * Tq, vlt_i32(q_atts) + (size_t)b * Tq, sizeof(int32_t) * Tq);
         }
         // the k candidates' likelihood after the first token
-        vlt_tensor *qs = gather_batch(q, sel);
-        vlt_tensor *h = decode(&m->dec, cids, vlt_bert_key_pad(catt), qs, vlt_bert_key_pad(qa));
+        vlt_tensor *qs = gather_batch(q, on_dev(sel, dev, gpu));
+        vlt_tensor *h = decode(&m->dec, on_dev(cids, dev, gpu), on_dev(vlt_bert_key_pad(catt), dev, gpu), qs,
+                               on_dev(vlt_bert_key_pad(qa), dev, gpu));
         vlt_tensor *lp = h ? vlt_log_softmax(vlt_bert_mlm_logits(&m->dec, h)) : NULL;   // (k, Tc, V)
         if (!lp) {
             s = vlt_error_code();
             break;
         }
+        int n_at = 0;
+        for (int j = 0; j < kk; j++)
+            for (int t = 0; t + 1 < Tc; t++) {
+                int32_t nx = vlt_i32(cids)[(size_t)j * Tc + t + 1];
+                if (nx != pad) nx_at[n_at++] = (j * Tc + t) * V + nx;
+            }
+        if ((s = read_at(lp, nx_at, n_at, gpu, nx_lp)) != VLT_OK) break;
         double mx = -INFINITY, tot = 0;
-        for (int j = 0; j < kk; j++) {
+        for (int j = 0, r = 0; j < kk; j++) {
             double sum = log(topp[j]);
             for (int t = 0; t + 1 < Tc; t++) {
                 int32_t nx = vlt_i32(cids)[(size_t)j * Tc + t + 1];
                 if (nx == pad) continue;
-                sum += vlt_f32(lp)[((size_t)j * Tc + t) * V + nx];
+                sum += nx_lp[r++];
             }
             logp[j] = sum;
             mx = fmax(mx, sum);
@@ -372,6 +500,9 @@ vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *
         }
     }
     free(sc);
+    free(p_first);
+    free(nx_at);
+    free(nx_lp);
     return s;
 }
 
@@ -435,7 +566,8 @@ vlt_status vlt_albef_vqa_answer(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor
                                 float *conf) {
     if (m->n_cand < 1)
         return vlt_error_set(VLT_ERR_STATE, "albef_vqa: no candidate answer list (vlt_albef_vqa_set_answers)");
-    VLT_TRY(check_ids(question_ids, "question_ids"));
+    if (!question_ids || question_ids->dtype != VLT_I32 || question_ids->ndim != 2)
+        return vlt_error_set(VLT_ERR_SHAPE, "albef_vqa: question_ids must be i32 (B, T)");
     int B = question_ids->shape[0], k = m->cfg.albef.vqa.k_test < m->n_cand ? m->cfg.albef.vqa.k_test : m->n_cand;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * k);
     float *p = malloc(sizeof(float) * (size_t)B * k);
@@ -671,10 +803,6 @@ static bool avqa_has_tokenizer(const vlt_model *m) { return avqa_of(m)->tok != N
 static int avqa_tokenize(const vlt_model *m, const char *text, int32_t *ids, int32_t *mask, int T) {
     return vlt_albef_vqa_tokenize(avqa_of(m), text, ids, mask, T);
 }
-static const char *avqa_gpu(const vlt_model *m) {
-    (void)m;
-    return "its momentum update, answer repetition and ranking run on the host";
-}
 static void avqa_destroy(vlt_model *m) { vlt_albef_vqa_free(avqa_of(m)); }
 // model.init_from: an ALBEF pretraining checkpoint (it has text_encoder.bert.*) through VQA.py's
 // remapping, else an ALBEF VQA checkpoint (strict; pos_embed resized to this image size).
@@ -691,7 +819,7 @@ static const vlt_model_ops ALBEF_VQA_OPS = {
     .after_step = avqa_after_step, .answer = avqa_answer, .set_answers = avqa_set_answers,
     .n_answers = avqa_n_answers, .answer_fields = avqa_answer_fields,
     .load_init = avqa_load_init, .tokenize = avqa_tokenize, .has_tokenizer = avqa_has_tokenizer,
-    .gpu_unsupported = avqa_gpu, .destroy = avqa_destroy,
+    .destroy = avqa_destroy,   // trains and ranks on the GPU too (host copies of what the host reads)
 };
 
 vlt_status vlt_albef_vqa_model_create(vlt_model *m, const vlt_model_cfg *cfg, uint64_t seed) {

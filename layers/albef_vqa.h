@@ -49,12 +49,14 @@ typedef struct {
 
 typedef struct {
     vlt_tensor *images;         // (B, 3, S, S)
-    vlt_tensor *question_ids;   // (B, Tq) i32 host
+    // Any of them on the host or the model's device (those on the GPU are read back once for the
+    // masks and targets the host builds).
+    vlt_tensor *question_ids;   // (B, Tq) i32
     vlt_tensor *question_atts;  // (B, Tq) i32 or NULL (ids != pad)
-    vlt_tensor *answer_ids;     // (N, Ta) i32 host, N = Σ k: [CLS] answer [SEP] [SEP] [PAD]...
+    vlt_tensor *answer_ids;     // (N, Ta) i32, N = Σ k: [CLS] answer [SEP] [SEP] [PAD]...
     vlt_tensor *answer_atts;    // (N, Ta) or NULL (ids != pad)
-    vlt_tensor *weights;        // (N) f32 host: each answer's weight
-    vlt_tensor *k;              // (B) i32 host: answers of each question, in order
+    vlt_tensor *weights;        // (N) f32: each answer's weight
+    vlt_tensor *k;              // (B) i32: answers of each question, in order
     float alpha;                // distillation weight (used when distill)
 } vlt_albef_vqa_inputs;
 
@@ -65,7 +67,9 @@ void vlt_albef_vqa_copy_params(vlt_albef_vqa *m);   // momentum copies = online 
 // The training loss (1), or NULL with the error set.
 vlt_tensor *vlt_albef_vqa_loss(vlt_albef_vqa *m, const vlt_albef_vqa_inputs *in);
 void vlt_albef_vqa_after_step(vlt_albef_vqa *m);    // the EMA is due at the next forward
-// rank_answer for candidates cand_ids/cand_atts (C, Tc) i32 host, k <= C: the k candidate indices
+// rank_answer for candidates cand_ids/cand_atts (C, Tc) i32 host arrays, k <= C (images and
+// question ids / atts on the host or the model's device; on the GPU only the candidates'
+// first-token probabilities and their tokens' log-probabilities come back): the k candidate indices
 // of each question best first into ids (B·k) and their re-ranked probabilities into probs (B·k).
 // Under no_grad.
 vlt_status vlt_albef_vqa_rank(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *question_ids,
@@ -77,6 +81,10 @@ vlt_status vlt_albef_vqa_set_answers(vlt_albef_vqa *m, const char *const *answer
 // The best candidate of vlt_albef_vqa_set_answers's list for each question (k = min(k_test, n)).
 vlt_status vlt_albef_vqa_answer(vlt_albef_vqa *m, vlt_tensor *images, vlt_tensor *question_ids, int32_t *best,
                                 float *conf);
+// Tests: a host model takes the GPU's route (host copies of what the host reads, what it builds
+// copied to the model's device, the loss coefficients and the ranking's scores read through
+// device ops), which must give the host path's bits.
+void vlt_albef_vqa_set_device_path(bool on);
 int vlt_albef_vqa_tokenize(const vlt_albef_vqa *m, const char *text, int32_t *ids, int32_t *mask, int T);
 // A released ALBEF VQA checkpoint (strict unless lenient); pos_embed resized as ALBEF does when
 // the file's grid differs.
