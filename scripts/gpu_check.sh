@@ -10,6 +10,10 @@
 # scripts/bench/albef_step_torch.py (bf16 autocast) in the same run; each part gets at most what
 # VLT_GPU_DEADLINE leaves (torch.compile and the max-batch probes come after and are skipped
 # first when time runs short).
+# VQA (VLT_GPU_VQA=0 skips it), before the benchmarks: test_layers_cuda_vqa (one step of the CLIP
+# classifier with each fusion and three of ALBEF VQA with its ranking, GPU against CPU) and
+# test_train_cuda_vqa (`vlt train` of each head on the GPU against the CPU, resuming exactly, and
+# ALBEF VQA's ranking of a GPU-trained checkpoint the same on both devices).
 #
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
@@ -92,6 +96,17 @@ run_suite test_layers_cuda 60
 run_suite test_train_cuda 150
 run_suite test_autograd_ops 30
 
+# VQA heads (issue 16): GPU against CPU, before the benchmarks.
+if [ "${VLT_GPU_VQA:-1}" != 0 ]; then
+  for s in test_layers_cuda_vqa:60 test_train_cuda_vqa:150; do
+    name=${s%%:*}
+    if [ -x "$B/bin/$name" ]; then run_suite "$name" "$(capped "${s##*:}")"
+    else RESULT[$name]="not in the bundle"; fi
+  done
+else
+  RESULT[test_layers_cuda_vqa]="skipped (VLT_GPU_VQA=0)"; RESULT[test_train_cuda_vqa]="skipped (VLT_GPU_VQA=0)"
+fi
+
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
 timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
 grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
@@ -166,6 +181,8 @@ printf '%-22s %s\n' "test_autograd_cuda" "${RESULT[test_autograd_cuda]}"
 printf '%-22s %s\n' "test_layers_cuda" "${RESULT[test_layers_cuda]}"
 printf '%-22s %s\n' "test_train_cuda" "${RESULT[test_train_cuda]}"
 printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
+printf '%-22s %s\n' "test_layers_cuda_vqa" "${RESULT[test_layers_cuda_vqa]:-skipped}"
+printf '%-22s %s\n' "test_train_cuda_vqa" "${RESULT[test_train_cuda_vqa]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
 for k in vlt torch; do
