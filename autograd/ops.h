@@ -104,6 +104,13 @@ vlt_tensor *vlt_contiguous(vlt_tensor *x);                            // copy of
 // Images (B, 3, S, S) -> (B, (S/P)², 3·P·P), each patch flattened as (c, y, x): conv1's layout.
 // No gradient (the images are inputs).
 vlt_tensor *vlt_patchify(vlt_tensor *images, int patch);
+// uint8 images (B, 3, H, W) -> f32 (B, 3, H, W) on the same device: (v / 255 - mean[c]) / std[c]
+// in float32, the loader's ToTensor + Normalize (data/transform.h) bit for bit, so batches sent
+// to the GPU as 8-bit pixels (4x fewer bytes) are normalised there to the float loader's values.
+// No gradient (data). Built in autograd/ops_normalize.c (CPU) and ops_cuda_normalize.cu.
+vlt_tensor *vlt_normalize_u8(const vlt_tensor *x, const float mean[3], const float std[3]);
+// The table vlt_normalize_u8 applies: lut[c][v] = (v / 255 - mean[c]) / std[c] in float32.
+void vlt_normalize_u8_table(const float mean[3], const float std[3], float lut[3][256]);
 vlt_tensor *vlt_concat(vlt_tensor **xs, int n, int dim);
 vlt_tensor *vlt_slice(vlt_tensor *x, int dim, int start, int len);
 // f32 <-> bf16 (the gradient flows as f32).

@@ -211,6 +211,9 @@ void vlt_cuda_strided_copy(float *dst, const float *src, const int *shape, const
 // Block copy: for o < outer, dst[o·dst_row + dst_off + j] (+)= src[o·src_row + src_off + j], j < len.
 void vlt_cuda_block_copy(float *dst, int64_t dst_row, int64_t dst_off, const float *src, int64_t src_row,
                          int64_t src_off, int64_t outer, int64_t len, bool accumulate);
+// y (n) f32 = lut[c][x], c = (i / plane) % 3: uint8 (B, 3, H, W) images through the table of
+// vlt_normalize_u8_table (768 floats, host memory, passed by value) (ops_cuda_normalize.cu).
+void vlt_cuda_normalize_u8(const uint8_t *x, float *y, int64_t n, int64_t plane, const float *lut768);
 
 // ---- optimizers (ops_cuda_optim.cu; AdamW and the gradient norm are multi-tensor, below) ----
 void vlt_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mu, bool nesterov,

@@ -10,13 +10,14 @@
 #include "autograd/ops_cuda.h"
 #include "autograd/tape.h"
 
-size_t vlt_dtype_size(vlt_dtype dt) { return dt == VLT_BF16 ? 2 : 4; }
+size_t vlt_dtype_size(vlt_dtype dt) { return dt == VLT_BF16 ? 2 : dt == VLT_U8 ? 1 : 4; }
 
 const char *vlt_dtype_name(vlt_dtype dt) {
     switch (dt) {
     case VLT_F32: return "f32";
     case VLT_BF16: return "bf16";
     case VLT_I32: return "i32";
+    case VLT_U8: return "u8";
     }
     return "?";
 }

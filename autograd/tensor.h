@@ -18,7 +18,9 @@
 #define VLT_MAX_DIMS 4
 #define VLT_TENSOR_MAGIC 0x7e5a0b1du
 
-typedef enum { VLT_F32 = 0, VLT_BF16 = 1, VLT_I32 = 2 } vlt_dtype;
+// VLT_U8: raw 8-bit image data (the loader's uint8 batches on their way to the device); no op
+// takes it except vlt_normalize_u8.
+typedef enum { VLT_F32 = 0, VLT_BF16 = 1, VLT_I32 = 2, VLT_U8 = 3 } vlt_dtype;
 typedef enum { VLT_CPU = 0, VLT_CUDA = 1 } vlt_device;
 
 typedef struct vlt_tensor {
@@ -78,5 +80,6 @@ void vlt_bf16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 static inline float *vlt_f32(const vlt_tensor *t) { return (float *)t->data; }
 static inline int32_t *vlt_i32(const vlt_tensor *t) { return (int32_t *)t->data; }
 static inline uint16_t *vlt_bf16(const vlt_tensor *t) { return (uint16_t *)t->data; }
+static inline uint8_t *vlt_u8(const vlt_tensor *t) { return (uint8_t *)t->data; }
 
 #endif

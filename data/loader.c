@@ -119,7 +119,7 @@ enum { ITEM_SAMPLE, ITEM_END, ITEM_ERROR };
 
 typedef struct {
     int kind;
-    float *image;              // (3, S, S)
+    void *image;               // (3, S, S) float32, or uint8 with images_u8
     int32_t *tokens;           // (T)
     float *answer_scores;      // (n_answers) with an answer vocabulary, else NULL
     int32_t label;             // -1 without label_ext
@@ -579,8 +579,12 @@ static int decode_sample(reader *rd, const raw_sample *raw, item *it) {
     vlt_image_fault fault = VLT_IMAGE_FAULT_NONE;
     vlt_status st = vlt_image_decode_fault(imf->data, (size_t)imf->size, c->fast_decode ? c->image_size : 0, s->key, &img, &fault);
     if (st == VLT_OK) {
-        st = c->train ? vlt_transform_train(&img, &c->transform, c->seed, (uint64_t)L->run0.epoch, s->key, it->image)
-                      : vlt_transform_eval(&img, &c->transform, it->image);
+        if (c->images_u8)
+            st = c->train ? vlt_transform_train_u8(&img, &c->transform, c->seed, (uint64_t)L->run0.epoch, s->key, it->image)
+                          : vlt_transform_eval_u8(&img, &c->transform, it->image);
+        else
+            st = c->train ? vlt_transform_train(&img, &c->transform, c->seed, (uint64_t)L->run0.epoch, s->key, it->image)
+                          : vlt_transform_eval(&img, &c->transform, it->image);
         vlt_image_free(&img);
     }
     if (st != VLT_OK) {
@@ -807,10 +811,14 @@ static void clear_strings(vlt_batch *b, int n) {
     }
 }
 
+// Bytes per pixel value of the batches: 1 with images_u8, else 4 (float32).
+static size_t pixel_bytes(const vlt_loader_cfg *c) { return c->images_u8 ? 1 : sizeof(float); }
+static char *batch_pixels(const vlt_batch *b) { return b->images_u8 ? (char *)b->images_u8 : (char *)b->images; }
+
 static void *collator_main(void *arg) {
     vlt_loader *L = arg;
     const vlt_loader_cfg *c = &L->cfg;
-    const size_t img = 3 * (size_t)c->image_size * (size_t)c->image_size;
+    const size_t img = 3 * (size_t)c->image_size * (size_t)c->image_size * pixel_bytes(c);
     const int64_t limit = c->samples_per_epoch;
     for (;;) {
         bslot *sl = slot_acquire(L);
@@ -836,7 +844,7 @@ static void *collator_main(void *arg) {
             take_position(L, r, it);
             L->cur.next_reader = (r + 1) % L->R;
             if (it->kind == ITEM_SAMPLE) {
-                memcpy(b->images + (size_t)n * img, it->image, img * sizeof(float));
+                memcpy(batch_pixels(b) + (size_t)n * img, it->image, img);
                 memcpy(b->tokens + (size_t)n * (size_t)c->context_len, it->tokens,
                        (size_t)c->context_len * sizeof(int32_t));
                 b->keys[n] = it->key;
@@ -984,7 +992,7 @@ static vlt_status check_cfg(const vlt_loader_cfg *c) {
 
 static vlt_status alloc_all(vlt_loader *L) {
     const vlt_loader_cfg *c = &L->cfg;
-    size_t img = 3 * (size_t)c->image_size * (size_t)c->image_size;
+    size_t img = 3 * (size_t)c->image_size * (size_t)c->image_size * pixel_bytes(c);   // bytes
     L->rd = calloc((size_t)L->R, sizeof *L->rd);
     L->slots = calloc((size_t)L->nslots, sizeof *L->slots);
     if (!L->rd || !L->slots) return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
@@ -1002,7 +1010,7 @@ static vlt_status alloc_all(vlt_loader *L) {
         if (!rd->buf || !rd->q) return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
         for (int i = 0; i < L->qcap; i++) {
             item *it = &rd->q[i];
-            it->image = malloc(img * sizeof(float));
+            it->image = malloc(img);
             it->tokens = malloc((size_t)c->context_len * sizeof(int32_t));
             if (c->n_answers > 0 && !(it->answer_scores = malloc(sizeof(float) * (size_t)c->n_answers)))
                 return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");
@@ -1016,7 +1024,10 @@ static vlt_status alloc_all(vlt_loader *L) {
         bslot *sl = &L->slots[i];
         sl->b.image_size = c->image_size;
         sl->b.context_len = c->context_len;
-        sl->b.images = host_alloc(L, (size_t)c->batch_size * img * sizeof(float));
+        if (c->images_u8) sl->b.images_u8 = host_alloc(L, (size_t)c->batch_size * img);
+        else sl->b.images = host_alloc(L, (size_t)c->batch_size * img);
+        sl->b.mean = L->cfg.transform.mean;
+        sl->b.std = L->cfg.transform.std;
         sl->b.tokens = host_alloc(L, (size_t)c->batch_size * (size_t)c->context_len * sizeof(int32_t));
         sl->b.keys = calloc((size_t)c->batch_size, sizeof(char *));
         sl->b.captions = calloc((size_t)c->batch_size, sizeof(char *));
@@ -1024,7 +1035,7 @@ static vlt_status alloc_all(vlt_loader *L) {
         sl->b.labels = calloc((size_t)c->batch_size, sizeof(int32_t));
         if (c->n_answers > 0 && !(sl->b.answer_scores = malloc(sizeof(float) * (size_t)c->batch_size * (size_t)c->n_answers)))
             return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for answer scores");
-        if (!sl->b.images || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels || (c->keep_json && !sl->b.json) ||
+        if (!batch_pixels(&sl->b) || !sl->b.tokens || !sl->b.keys || !sl->b.captions || !sl->b.labels || (c->keep_json && !sl->b.json) ||
             pos_init(&sl->pos, L->R, L->bufcap))
             return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory for batches");
     }
@@ -1036,7 +1047,7 @@ void vlt_loader_memory_estimate(const vlt_loader_cfg *c, vlt_loader_memory *m) {
     double bufcap = c->shuffle_buffer > 1 ? c->shuffle_buffer : 1;
     double qcap = c->queue_per_reader > 0 ? c->queue_per_reader : ceil(B / R) + 2;
     double slots = (c->prefetch > 0 ? c->prefetch : 1) + 1;
-    double img = 3.0 * c->image_size * c->image_size * sizeof(float), tok = (double)c->context_len * sizeof(int32_t);
+    double img = 3.0 * c->image_size * c->image_size * pixel_bytes(c), tok = (double)c->context_len * sizeof(int32_t);
     double pos = R * bufcap * sizeof(buf_loc);
     m->loader = slots * (B * (img + tok + 2 * sizeof(char *) + sizeof(int32_t)) + pos) +
                 R * qcap * (img + tok + sizeof(item) + bufcap * sizeof(buf_loc)) + R * bufcap * sizeof(raw_sample) +
@@ -1083,11 +1094,12 @@ static vlt_status check_memory(const vlt_loader_cfg *c) {
     char hint[96] = "";
     if (fit >= 1) snprintf(hint, sizeof hint, " (at most about %.0f here)", fit);
     return vlt_error_set(VLT_ERR_NOMEM,
-                         "loader: batch_size %d needs about %s (loader: %s for %d x 3 x %d x %d float32 images in %d "
+                         "loader: batch_size %d needs about %s (loader: %s for %d x 3 x %d x %d %s images in %d "
                          "batch slots and %d reader queues; training step: %s; %s per sample) but this machine has %s "
                          "free; lower batch_size (data.batch_size in the run config)%s",
                          c->batch_size, human_bytes(m.total, a, sizeof a), human_bytes(m.loader, l, sizeof l),
-                         c->batch_size, c->image_size, c->image_size, c->prefetch + 1, c->readers,
+                         c->batch_size, c->image_size, c->image_size, c->images_u8 ? "uint8" : "float32",
+                         c->prefetch + 1, c->readers,
                          human_bytes(m.step, st, sizeof st), human_bytes(per_sample, per, sizeof per),
                          human_bytes(avail, (char[32]){0}, 32), hint);
 }
@@ -1161,6 +1173,7 @@ void vlt_loader_free(vlt_loader *L) {
             bslot *sl = &L->slots[i];
             if (sl->b.keys) clear_strings(&sl->b, L->cfg.batch_size);
             host_free(L, sl->b.images);
+            host_free(L, sl->b.images_u8);
             host_free(L, sl->b.tokens);
             free(sl->b.keys);
             free(sl->b.captions);

@@ -91,6 +91,10 @@ typedef struct {
     uint64_t max_member_bytes;     // tar members above this are skipped (64 MiB)
     int warn_limit;                // warning lines per epoch (20); 0: none
     int report;                    // print the epoch's stats to stderr at its end (1)
+    int images_u8;                 // 1: batch images as uint8 (n, 3, S, S) pixels after crop / resize / flip
+                                   // (vlt_batch.images_u8, images NULL), normalised later by
+                                   // vlt_normalize_u8 (autograd/ops.h) to the float batch's exact values;
+                                   // 4x less memory and 4x fewer bytes to a GPU (0: float32, normalised)
     int pinned;                    // batch memory from host_alloc (see above) (0)
     vlt_loader_alloc_fn host_alloc;// NULL: malloc (pinned = 0 only)
     vlt_loader_free_fn host_free;
@@ -122,7 +126,9 @@ typedef struct {
     int n;                  // samples in this batch: batch_size, or fewer for the last one
     int image_size;         // S
     int context_len;        // T
-    float *images;          // (n, 3, S, S) float32, normalized
+    float *images;          // (n, 3, S, S) float32, normalized; NULL with images_u8
+    uint8_t *images_u8;     // with images_u8: (n, 3, S, S) uint8 pixels; else NULL
+    const float *mean, *std;// the transform's normalisation (3 each): vlt_normalize_u8's arguments
     int32_t *tokens;        // (n, T) int32
     char **keys;            // n sample keys
     char **captions;        // n raw captions (UTF-8, as in the shard)

@@ -131,6 +131,26 @@ void vlt_transform_normalize(const uint8_t *hwc, int w, int h, const float mean[
     for (int y = 0; y < h; y++) normalize_row(&n, y, hwc + (size_t)y * w * 3);
 }
 
+// The uint8 pipelines: one HWC row -> row y of three uint8 planes, mirrored if flip (the
+// geometric half of normalize_row; the values stay 8-bit).
+typedef struct {
+    int w, flip;
+    size_t plane;
+    uint8_t *out;       // (3, h, w)
+} planarizer;
+
+static void planarize_row(void *ctx, int y, const uint8_t *row) {
+    const planarizer *p = ctx;
+    int w = p->w;
+    uint8_t *o0 = p->out + (size_t)y * w, *o1 = o0 + p->plane, *o2 = o1 + p->plane;
+    for (int x = 0; x < w; x++) {
+        int xs = p->flip ? w - 1 - x : x;
+        o0[x] = row[3 * xs];
+        o1[x] = row[3 * xs + 1];
+        o2[x] = row[3 * xs + 2];
+    }
+}
+
 static vlt_status check_cfg(const vlt_transform_cfg *cfg) {
     if (!cfg || cfg->size <= 0 || cfg->size > 16384)
         return vlt_error_set(VLT_ERR_ARG, "transform: bad output size %d", cfg ? cfg->size : 0);
@@ -154,6 +174,18 @@ vlt_status vlt_transform_train(const vlt_image *img, const vlt_transform_cfg *cf
     return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, normalize_row, &n);
 }
 
+vlt_status vlt_transform_train_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint64_t seed, uint64_t epoch,
+                                  const char *key, uint8_t *out) {
+    VLT_TRY(check_cfg(cfg));
+    if (!img || !img->rgb) return vlt_error_set(VLT_ERR_ARG, "transform: empty image for %s", key ? key : "?");
+    int flip = 0;
+    vlt_crop_box box = vlt_transform_rrc_box(img->width, img->height, cfg, seed, vlt_transform_stream(epoch, key), &flip);
+    VLT_TRY(check_box(img, box));
+    int s = cfg->size;
+    planarizer p = {s, flip, (size_t)s * s, out};
+    return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, planarize_row, &p);
+}
+
 vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg, float *out) {
     VLT_TRY(check_cfg(cfg));
     VLT_TRY(check_box(img, (vlt_crop_box){0, 0, img ? img->width : 0, img ? img->height : 0}));
@@ -169,4 +201,18 @@ vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg
     normalizer_init(&n, s, s, cfg->mean, cfg->std, 0, out);
     return vlt_resample_window_rows(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
                                     VLT_RESAMPLE_AUTO, normalize_row, &n);
+}
+
+vlt_status vlt_transform_eval_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint8_t *out) {
+    VLT_TRY(check_cfg(cfg));
+    VLT_TRY(check_box(img, (vlt_crop_box){0, 0, img ? img->width : 0, img ? img->height : 0}));
+    int s = cfg->size, rw = 0, rh = 0;
+    vlt_transform_shortest_size(img->width, img->height, s, &rw, &rh);
+    if (rw < s || rh < s)
+        return vlt_error_set(VLT_ERR_ARG, "transform: a %dx%d image resizes to %dx%d, smaller than %d",
+                             img->width, img->height, rw, rh, s);
+    vlt_crop_box c = vlt_transform_center_box(rw, rh, s);
+    planarizer p = {s, 0, (size_t)s * s, out};
+    return vlt_resample_window_rows(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
+                                    VLT_RESAMPLE_AUTO, planarize_row, &p);
 }

@@ -39,6 +39,14 @@ vlt_status vlt_transform_train(const vlt_image *img, const vlt_transform_cfg *cf
 // out: float32 CHW (3, size, size): shortest side resized to size (bicubic), center crop, normalized.
 vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg, float *out);
 
+// The same two pipelines stopped before ToTensor + Normalize: out is uint8 CHW (3, size, size), the
+// 8-bit pixels after crop / resize / flip, for batches normalised later on the device
+// (vlt_normalize_u8 in autograd/ops.h computes the float values of vlt_transform_train/eval from
+// them bit for bit). Same random draws, same errors.
+vlt_status vlt_transform_train_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint64_t seed, uint64_t epoch,
+                                  const char *key, uint8_t *out);
+vlt_status vlt_transform_eval_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint8_t *out);
+
 // --- the pieces, exposed for tests and benchmarks ------------------------------------------------
 
 // torchvision RandomResizedCrop.get_params for a width x height image, drawing from

@@ -60,6 +60,13 @@ struct vlt_trainer {
     vlt_loader *loader;
     vlt_schedule sched;
     vlt_tensor *images, *ids;      // persistent batch buffers (B, 3, S, S), (B, T), on the host
+    // train.device cuda: the loader delivers uint8 pixels (images is NULL); they go to the GPU as
+    // they are (4x fewer bytes) and vlt_normalize_u8 turns them into the float batch there.
+    // (VLT_TRAIN_U8_FEED=1 takes the same uint8 route on the CPU: a test of it against the float feed.)
+    bool u8_feed;
+    vlt_tensor *images_u8;         // (B, 3, S, S) u8 on the host
+    vlt_tensor *images_u8_dev;     // the same on the GPU (made at the first batch)
+    float norm_mean[3], norm_std[3];
     vlt_vqa_vocab vocab;           // VQA runs (model.vqa_head): the answer vocabulary (else n = 0)
     vlt_tensor *answer_scores;     // VQA runs: (B, N) soft-score targets of the batch
     bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
@@ -230,6 +237,7 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.n_answers = t->vocab.n;
     lc.keep_json = vlt_model_builds_answers(&t->model);   // ALBEF VQA: the answers and their weights
     lc.report = !t->opts.quiet && t->opts.verbose && t->dist->rank == 0;   // per-epoch data line: -v
+    lc.images_u8 = t->u8_feed;   // normalised on the GPU (vlt_normalize_u8)
     // The step's memory joins the loader's in its check (loader.h), so that an impossible
     // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
     // gradients and two AdamW moments, and on the CPU a lower bound of each tower's activations
@@ -721,14 +729,17 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         if (!t->opt) s = vlt_error_code();
     }
     if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &t->tok);
+    const char *u8 = getenv("VLT_TRAIN_U8_FEED");
+    t->u8_feed = !strcmp(cfg->device, "cuda") || (u8 && !strcmp(u8, "1"));
     if (s == VLT_OK) s = create_loader(t, &t->loader);
     if (s == VLT_OK) {
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
-        t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
+        if (t->u8_feed) t->images_u8 = vlt_tensor_new(VLT_U8, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images_u8");
+        else t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
         t->ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "ids");
         if (vlt_model_has_tokenizer(&t->model) && !(t->atts = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "text_atts"))) s = vlt_error_code();
         if (t->vocab.n) t->answer_scores = vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, t->vocab.n), "answer_scores");
-        if (!t->images || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
+        if (!(t->images || t->images_u8) || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
     }
     if (s == VLT_OK) {
         t->sched.kind = !strcmp(cfg->schedule, "const") ? VLT_SCHED_CONST
@@ -795,7 +806,13 @@ static vlt_status next_batch(vlt_trainer *t) {
     if (!b) return vlt_error_set(VLT_ERR_STATE, "trainer: the training shards gave no full batch in an epoch");
     t->epoch = b->epoch;
     size_t S = (size_t)b->image_size;
-    memcpy(t->images->data, b->images, (size_t)b->n * 3 * S * S * sizeof(float));
+    if (b->images_u8) {
+        memcpy(t->images_u8->data, b->images_u8, (size_t)b->n * 3 * S * S);
+        memcpy(t->norm_mean, b->mean, sizeof t->norm_mean);
+        memcpy(t->norm_std, b->std, sizeof t->norm_std);
+    } else {
+        memcpy(t->images->data, b->images, (size_t)b->n * 3 * S * S * sizeof(float));
+    }
     memcpy(t->ids->data, b->tokens, (size_t)b->n * (size_t)b->context_len * sizeof(int32_t));
     for (int i = 0; t->atts && i < b->n; i++) {   // the kind's own tokenizer (ALBEF's BERT WordPiece)
         size_t T = (size_t)b->context_len;
@@ -806,6 +823,23 @@ static vlt_status next_batch(vlt_trainer *t) {
     t->batch_json = b->json;
     if (t->answer_scores) memcpy(t->answer_scores->data, b->answer_scores, sizeof(float) * (size_t)b->n * t->vocab.n);
     return VLT_OK;
+}
+
+// The uint8 feed: on the GPU the batch's pixels go to the device and the float images are made
+// there (an activation of this step, the float loader's values bit for bit); on the CPU (the
+// test route) they are made from the host pixels.
+static vlt_status u8_images(vlt_trainer *t, vlt_tensor **images) {
+    if (!t->on_gpu) {
+        *images = vlt_normalize_u8(t->images_u8, t->norm_mean, t->norm_std);
+        return *images ? VLT_OK : vlt_error_code();
+    }
+    if (!t->images_u8_dev) {
+        t->images_u8_dev = vlt_tensor_new(VLT_U8, VLT_CUDA, 4, t->images_u8->shape, "images_u8");
+        if (!t->images_u8_dev) return vlt_error_code();
+    }
+    VLT_TRY(vlt_tensor_copy(t->images_u8_dev, t->images_u8));
+    *images = vlt_normalize_u8(t->images_u8_dev, t->norm_mean, t->norm_std);
+    return *images ? VLT_OK : vlt_error_code();
 }
 
 static void record_loss(vlt_trainer *t, float loss) {
@@ -833,16 +867,21 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         double t0 = now_s();
         VLT_TRY(next_batch(t));
         t->t_data += now_s() - t0;
-        if (t->step >= t->nan_from && t->step <= t->nan_to) vlt_f32(t->images)[0] = NAN;
+        vlt_tensor *images = t->images;
+        if (t->images_u8) VLT_TRY(u8_images(t, &images));
+        if (t->step >= t->nan_from && t->step <= t->nan_to) {
+            if (images->device == VLT_CPU) vlt_f32(images)[0] = NAN;
+            else vlt_tensor_set_item(images, 0, NAN);
+        }
         vlt_model_batch batch = {0};
-        VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_IMAGES, t->images));
+        VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_IMAGES, images));
         VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_IDS, t->ids));
         if (t->atts) VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_TEXT_ATTS, t->atts));
         if (t->answer_scores) {   // VQA shards: the text is the question
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_QUESTION_IDS, t->ids));
             VLT_TRY(vlt_model_batch_set(&batch, VLT_FIELD_ANSWER_SCORES, t->answer_scores));
         }
-        VLT_TRY(vlt_model_answer_fields(&t->model, t->batch_json, t->images->shape[0], &batch));
+        VLT_TRY(vlt_model_answer_fields(&t->model, t->batch_json, images->shape[0], &batch));
         // the run config's loss section, by name: each model kind reads the weights it has
         vlt_loss_opts lo = vlt_loss_opts_default();
         VLT_TRY(vlt_loss_opts_set(&lo, "clip_weight", (float)t->cfg.clip_loss_weight));
@@ -1202,6 +1241,8 @@ void vlt_trainer_free(vlt_trainer *t) {
     vlt_dist_reducer_free(t->reducer);
     free(t->by_ptr);
     vlt_tensor_free(t->images);
+    vlt_tensor_free(t->images_u8);
+    vlt_tensor_free(t->images_u8_dev);
     vlt_tensor_free(t->ids);
     vlt_tensor_free(t->answer_scores);
     vlt_vqa_vocab_free(&t->vocab);
