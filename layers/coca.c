@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd/device.h"
 #include "layers/clip.h"
 
 static vlt_tensor *param(vlt_params *table, const char *prefix, const char *name, int ndim, const int *shape) {
@@ -115,13 +116,18 @@ vlt_status vlt_coca_init(vlt_coca *m, const vlt_model_cfg *cfg, uint64_t seed) {
 
 void vlt_coca_free(vlt_coca *m) { vlt_params_free(&m->params); }
 
+// Inputs go to the model's device (a copy when they come from the host).
 vlt_tensor *vlt_coca_encode_image(vlt_coca *m, vlt_tensor *images, bool normalize, vlt_tensor **image_embs) {
+    if (images && images->device != vlt_coca_device(m)) images = vlt_to_device(images, vlt_coca_device(m));
     vlt_tensor *f = vlt_vit_encode(&m->visual, images, image_embs);
     return normalize ? vlt_l2_normalize(f, 1e-12f) : f;
 }
 
+// Host ids also serve as the pad mask's source (no copy back).
 vlt_tensor *vlt_coca_encode_text(vlt_coca *m, vlt_tensor *ids, bool normalize, vlt_tensor **token_embs) {
-    vlt_tensor *f = vlt_text_encoder_encode(&m->text, ids, token_embs);
+    vlt_tensor *ids_h = ids && ids->device == VLT_CPU ? ids : NULL;
+    if (ids && ids->device != vlt_coca_device(m)) ids = vlt_to_device(ids, vlt_coca_device(m));
+    vlt_tensor *f = vlt_text_encoder_encode_ex(&m->text, ids, ids_h, vlt_coca_device_form(m), token_embs);
     return normalize ? vlt_l2_normalize(f, 1e-12f) : f;
 }
 
@@ -170,8 +176,22 @@ vlt_tensor *vlt_coca_caption_logits(vlt_coca *m, vlt_tensor *image_embs, vlt_ten
     return vlt_coca_decode(m, image_embs, tokens);
 }
 
-// ids[:, 1:] flattened: (B·(T-1)) i32
-static vlt_tensor *shifted_labels(vlt_tensor *ids) {
+// ---- the device ----
+// The model's device is its parameters'. The batch may come on either (the trainer sends it to the
+// GPU): the ids are read back once (B x T i32) and the text tower's pad mask and the caption
+// labels are built from that host copy and sent to the model's device as step activations.
+// vlt_coca_set_device_path takes that route on a host model too (the tests' check that it gives
+// the host path's bits); generation (generate.c) reads the same switch.
+static bool g_device_path;
+
+void vlt_coca_set_device_path(bool on) { g_device_path = on; }
+
+bool vlt_coca_device_form(const vlt_coca *m) { return g_device_path || m->logit_scale->device != VLT_CPU; }
+
+vlt_device vlt_coca_device(const vlt_coca *m) { return m->logit_scale->device; }
+
+// ids[:, 1:] flattened: (B·(T-1)) i32, from host ids
+static vlt_tensor *shifted_labels(const vlt_tensor *ids) {
     int B = ids->shape[0], T = ids->shape[1];
     vlt_tensor *lab = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(B * (T - 1)));
     if (!lab) return NULL;
@@ -190,12 +210,26 @@ vlt_status vlt_coca_forward(vlt_coca *m, vlt_tensor *images, vlt_tensor *ids, vl
         return vlt_error_set(VLT_ERR_SHAPE, "coca: %d images but %d captions in the batch", images->shape[0],
                              ids->shape[0]);
     int B = ids->shape[0], T = ids->shape[1], V = m->decoder.vocab_size;
+    const vlt_device dev = vlt_coca_device(m);
+    const bool gpu = vlt_coca_device_form(m) || ids->device != VLT_CPU;
+    // the host copy of the ids (the one copy back of a step on the GPU), the batch on the model's device
+    vlt_tensor *ids_h = ids;
+    if (gpu) {
+        ids_h = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape);
+        if (!ids_h || vlt_tensor_copy(ids_h, ids) != VLT_OK) return vlt_error_code();
+    }
+    if (images->device != dev) images = vlt_to_device(images, dev);
+    if (ids->device != dev) ids = vlt_to_device(ids, dev);
+    vlt_tensor *labels = shifted_labels(ids_h);
+    if (labels && gpu) labels = vlt_to_device(labels, dev);
+    if (!images || !ids || !labels) return vlt_error_code();
     vlt_tensor *tokens = NULL;
     out->image_features = vlt_coca_encode_image(m, images, true, &out->image_embs);
-    out->text_features = vlt_coca_encode_text(m, ids, true, &tokens);
+    vlt_tensor *tf = vlt_text_encoder_encode_ex(&m->text, ids, ids_h, gpu, &tokens);
+    out->text_features = tf ? vlt_l2_normalize(tf, 1e-12f) : NULL;
     if (!out->image_features || !out->text_features) return vlt_error_code();
     out->logits = vlt_coca_decode(m, out->image_embs, vlt_slice(tokens, 1, 0, T - 1));   // (B, T-1, V)
-    vlt_tensor *ce = vlt_cross_entropy(vlt_reshape(out->logits, 2, VLT_SHAPE(B * (T - 1), V)), shifted_labels(ids),
+    vlt_tensor *ce = vlt_cross_entropy(vlt_reshape(out->logits, 2, VLT_SHAPE(B * (T - 1), V)), labels,
                                        m->text.pad_id, lc.label_smoothing);
     out->caption_loss = vlt_scale(ce, lc.caption_loss_weight * lc.caption_scale);
     vlt_tensor *cl = lc.contrastive

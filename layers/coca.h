@@ -88,6 +88,13 @@ vlt_tensor *vlt_coca_caption_logits(vlt_coca *m, vlt_tensor *image_embs, vlt_ten
 // A training batch: images (B, 3, S, S), ids (B, T) with T >= 2.
 vlt_status vlt_coca_forward(vlt_coca *m, vlt_tensor *images, vlt_tensor *ids, vlt_coca_loss_cfg lc,
                             vlt_coca_output *out);
+// The device formulation (coca.c, generate.c): the batch's ids read back once for the pad mask
+// and labels, which go to the model's device; generation's cache and token choice on the device.
+// On for a model on the GPU; vlt_coca_set_device_path(true) takes it on a host model too (tests:
+// it must give the host path's bits).
+void vlt_coca_set_device_path(bool on);
+bool vlt_coca_device_form(const vlt_coca *m);
+vlt_device vlt_coca_device(const vlt_coca *m);   // its parameters'
 // After every optimizer step: logit_scale clamped to [0, ln 100].
 void vlt_coca_clamp_logit_scale(vlt_coca *m);
 

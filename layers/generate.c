@@ -1,6 +1,8 @@
 // generate.c — CoCa caption generation on a key/value cache (see generate.h).
 #include "layers/generate.h"
 
+#include "autograd/device.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +12,16 @@ vlt_generate_cfg vlt_generate_defaults(void) {
                               .eos_id = 49407, .pad_id = 0, .beam_size = 1, .length_penalty = 1.0f};
 }
 
-// ---- the cache ---------------------------------------------------------------------------------
+// ---- the cache ----------------------------------------------------------------------------------
+// One layout on either device: each layer's keys and values are a persistent (cap, rows, H, Dh)
+// tensor on the model's device, so that the n new positions of a step are one contiguous block
+// (written with one copy) and the positions so far a contiguous view (permuted to (rows, H, T,
+// Dh) for the attention). Beam reordering gathers rows through vlt_embedding. The fed tokens stay
+// on the host (they are chosen there), and the text tower's pad mask is built from them.
 
 void vlt_coca_cache_free(vlt_coca_cache *c) {
     int n = c->text_layers + c->dec_layers;
-    for (int i = 0; c->k && i < n; i++) { free(c->k[i]); free(c->v[i]); }
+    for (int i = 0; c->k && i < n; i++) { vlt_tensor_free(c->k[i]); vlt_tensor_free(c->v[i]); }
     for (int i = 0; c->xk && i < c->dec_layers; i++) { vlt_tensor_free(c->xk[i]); vlt_tensor_free(c->xv[i]); }
     free(c->k);
     free(c->v);
@@ -24,11 +31,20 @@ void vlt_coca_cache_free(vlt_coca_cache *c) {
     memset(c, 0, sizeof *c);
 }
 
+// A persistent copy of x on its own device (the step arena is reset during generation).
 static vlt_tensor *persistent_copy(vlt_tensor *x, const char *name) {
     if (!x) return NULL;
-    vlt_tensor *p = vlt_tensor_new(VLT_F32, VLT_CPU, x->ndim, x->shape, name);
-    if (p) memcpy(vlt_f32(p), vlt_f32(x), sizeof(float) * (size_t)x->numel);
+    vlt_tensor *p = vlt_tensor_new(VLT_F32, x->device, x->ndim, x->shape, name);
+    if (p && vlt_tensor_copy(p, x) != VLT_OK) {
+        vlt_tensor_free(p);
+        return NULL;
+    }
     return p;
+}
+
+// A host tensor's copy on the model's device in the device form (a step activation), else itself.
+static vlt_tensor *to_model(const vlt_coca_cache *c, vlt_tensor *x) {
+    return x && c->device_form ? vlt_to_device(x, c->dev) : x;
 }
 
 vlt_status vlt_coca_cache_init(vlt_coca_cache *c, vlt_coca *m, vlt_tensor *image_embs, int cap) {
@@ -38,6 +54,9 @@ vlt_status vlt_coca_cache_init(vlt_coca_cache *c, vlt_coca *m, vlt_tensor *image
     if (!image_embs) return vlt_error_code();
     if (image_embs->ndim != 3 || image_embs->shape[2] != d->width)
         return vlt_error_set(VLT_ERR_SHAPE, "coca cache: image tokens must be (B, N, %d)", d->width);
+    if (image_embs->device != vlt_coca_device(m))
+        return vlt_error_set(VLT_ERR_DEVICE, "coca cache: the image tokens are on %s, the model on %s",
+                             vlt_device_name(image_embs->device), vlt_device_name(vlt_coca_device(m)));
     if (cap < 1 || cap > limit)
         return vlt_error_set(VLT_ERR_ARG, "coca cache: %d tokens do not fit the context (%d)", cap, limit);
     if (m->text.transformer.heads != d->heads || m->text.width != d->width)
@@ -50,19 +69,19 @@ vlt_status vlt_coca_cache_init(vlt_coca_cache *c, vlt_coca *m, vlt_tensor *image
     c->width = d->width;
     c->dh = d->width / d->heads;
     c->n_img = image_embs->shape[1];
+    c->dev = vlt_coca_device(m);
+    c->device_form = vlt_coca_device_form(m);
     int n = c->text_layers + c->dec_layers;
-    size_t per = (size_t)c->rows * c->heads * cap * c->dh;
-    c->k = calloc((size_t)n, sizeof(float *));
-    c->v = calloc((size_t)n, sizeof(float *));
+    c->k = calloc((size_t)n, sizeof(vlt_tensor *));
+    c->v = calloc((size_t)n, sizeof(vlt_tensor *));
     c->xk = calloc((size_t)c->dec_layers, sizeof(vlt_tensor *));
     c->xv = calloc((size_t)c->dec_layers, sizeof(vlt_tensor *));
     c->ids = calloc((size_t)c->rows * cap, sizeof(int32_t));
     bool ok = c->k && c->v && c->xk && c->xv && c->ids;
-    for (int i = 0; ok && i < n; i++) ok = (c->k[i] = malloc(per * sizeof(float))) && (c->v[i] = malloc(per * sizeof(float)));
-    if (!ok) {
-        vlt_coca_cache_free(c);
-        return vlt_error_set(VLT_ERR_NOMEM, "coca cache: out of memory (%d rows x %d tokens)", image_embs->shape[0], cap);
-    }
+    if (!ok) vlt_error_set(VLT_ERR_NOMEM, "coca cache: out of memory (%d rows x %d tokens)", c->rows, cap);
+    for (int i = 0; ok && i < n; i++)
+        ok = (c->k[i] = vlt_tensor_new(VLT_F32, c->dev, 4, VLT_SHAPE(cap, c->rows, c->heads, c->dh), "cache.k")) &&
+             (c->v[i] = vlt_tensor_new(VLT_F32, c->dev, 4, VLT_SHAPE(cap, c->rows, c->heads, c->dh), "cache.v"));
     vlt_no_grad_enter();
     for (int l = 0; l < c->dec_layers && ok; l++) {
         vlt_tensor *k, *v;
@@ -86,17 +105,14 @@ static vlt_tensor *heads_of(vlt_tensor *qkv, int which, const vlt_coca_cache *c)
     return vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(B, T, c->heads, c->dh)), VLT_SHAPE(0, 2, 1, 3));
 }
 
-// Writes new (B, H, n, Dh) at positions [len, len + n) of cache; returns the cached (B, H, len + n, Dh).
-static vlt_tensor *append(const vlt_coca_cache *c, float *cache, vlt_tensor *x, int n) {
+// Writes new (B, H, n, Dh) at positions [len, len + n) of cache (cap, B, H, Dh) (one contiguous
+// block); returns the cached (B, H, len + n, Dh).
+static vlt_tensor *append(const vlt_coca_cache *c, vlt_tensor *cache, vlt_tensor *x, int n) {
     if (!x) return NULL;
-    int B = c->rows, H = c->heads, D = c->dh, T = c->len + n;
-    for (int bh = 0; bh < B * H; bh++)
-        memcpy(cache + ((size_t)bh * c->cap + c->len) * D, vlt_f32(x) + (size_t)bh * n * D, sizeof(float) * (size_t)n * D);
-    vlt_tensor *all = vlt_tensor_new_activation(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, H, T, D));
-    if (!all) return NULL;
-    for (int bh = 0; bh < B * H; bh++)
-        memcpy(vlt_f32(all) + (size_t)bh * T * D, cache + (size_t)bh * c->cap * D, sizeof(float) * (size_t)T * D);
-    return all;
+    vlt_tensor *rows = vlt_permute(x, VLT_SHAPE(2, 0, 1, 3));   // (n, B, H, Dh)
+    vlt_tensor *dst = rows ? vlt_view_slice0(cache, c->len, n) : NULL;
+    if (!dst || vlt_tensor_copy(dst, rows) != VLT_OK) return NULL;
+    return vlt_permute(vlt_view_slice0(cache, 0, c->len + n), VLT_SHAPE(1, 2, 0, 3));
 }
 
 // A pre-LN self-attention block on n new tokens x (B, n, W) against the cached keys/values.
@@ -112,18 +128,29 @@ static vlt_tensor *cached_block(const vlt_coca_cache *c, vlt_resblock *b, vlt_te
     return vlt_block_mlp(x, b->ln_2_w, b->ln_2_b, b->c_fc_w, b->c_fc_b, b->c_proj_w, b->c_proj_b, b->act);
 }
 
-vlt_status vlt_coca_cache_step(vlt_coca_cache *c, vlt_coca *m, const int32_t *ids, int n, float *logits) {
-    if (vlt_grad_enabled()) return vlt_error_set(VLT_ERR_ARG, "coca cache step: call it with grad off");
-    if (n < 1 || c->len + n > c->cap)
-        return vlt_error_set(VLT_ERR_ARG, "coca cache step: %d + %d tokens exceed the cache's %d", c->len, n, c->cap);
-    int B = c->rows, T = c->len + n, V = m->decoder.vocab_size;
+// The step on the model's device: the next-token logits (rows, V) of the last fed position, a
+// step activation there.
+static vlt_tensor *step_logits(vlt_coca_cache *c, vlt_coca *m, const int32_t *ids, int n) {
+    if (vlt_grad_enabled()) {
+        vlt_error_set(VLT_ERR_ARG, "coca cache step: call it with grad off");
+        return NULL;
+    }
+    if (n < 1 || c->len + n > c->cap) {
+        vlt_error_set(VLT_ERR_ARG, "coca cache step: %d + %d tokens exceed the cache's %d", c->len, n, c->cap);
+        return NULL;
+    }
+    int B = c->rows, T = c->len + n;
     for (int b = 0; b < B; b++) memcpy(c->ids + (size_t)b * c->cap + c->len, ids + (size_t)b * n, sizeof(int32_t) * (size_t)n);
     vlt_tensor *idt = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, n));
     vlt_tensor *kp = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T));
-    if (!idt || !kp) return vlt_error_code();
+    if (!idt || !kp) return NULL;
     memcpy(vlt_i32(idt), ids, sizeof(int32_t) * (size_t)B * n);
     for (int b = 0; b < B; b++)   // open_clip's legacy cls pad mask: key j masked when token j-1 is pad
         for (int j = 0; j < T; j++) vlt_i32(kp)[b * T + j] = j > 0 && c->ids[(size_t)b * c->cap + j - 1] == m->text.pad_id;
+    // on the GPU: the fed ids (B x n) and the mask (B x T) go up, built on the host
+    idt = to_model(c, idt);
+    kp = to_model(c, kp);
+    if (!idt || !kp) return NULL;
     // the text tower on the new positions (no cls, no ln_final: the decoder takes these tokens)
     vlt_tensor *x = vlt_embedding(m->text.token_embedding, idt);
     x = vlt_add(x, vlt_slice(m->text.pos_embedding, 0, c->len, n));
@@ -135,28 +162,38 @@ vlt_status vlt_coca_cache_step(vlt_coca_cache *c, vlt_coca *m, const int32_t *id
     }
     x = vlt_reshape(vlt_slice(x, 1, n - 1, 1), 2, VLT_SHAPE(B, c->width));
     x = vlt_matmul(vlt_layernorm(x, d->ln_final_w, d->ln_final_b, 1e-5f), d->text_projection, false, false);
+    if (x) c->len = T;
+    return x;
+}
+
+vlt_status vlt_coca_cache_step(vlt_coca_cache *c, vlt_coca *m, const int32_t *ids, int n, float *logits) {
+    vlt_tensor *x = step_logits(c, m, ids, n);
     if (!x) return vlt_error_code();
-    memcpy(logits, vlt_f32(x), sizeof(float) * (size_t)B * V);
-    c->len = T;
+    vlt_tensor_read_f32(logits, x, x->numel);   // (a copy back on the GPU)
     return VLT_OK;
 }
 
-void vlt_coca_cache_reorder(vlt_coca_cache *c, const int *src) {
-    int B = c->rows;
-    size_t row = (size_t)c->heads * c->cap * c->dh;
-    float *tmp = malloc(sizeof(float) * row * B);
+vlt_status vlt_coca_cache_reorder(vlt_coca_cache *c, const int *src) {
+    int B = c->rows, T = c->len, HD = c->heads * c->dh;
     int32_t *itmp = malloc(sizeof(int32_t) * (size_t)c->cap * B);
-    if (!tmp || !itmp) abort();   // a few KB per row; no sensible recovery mid-search
-    for (int i = 0; i < c->text_layers + c->dec_layers; i++)
-        for (int pass = 0; pass < 2; pass++) {
-            float *a = pass ? c->v[i] : c->k[i];
-            for (int b = 0; b < B; b++) memcpy(tmp + row * b, a + row * src[b], sizeof(float) * row);
-            memcpy(a, tmp, sizeof(float) * row * B);
-        }
+    if (!itmp) return vlt_error_set(VLT_ERR_NOMEM, "beam search: out of memory");
     for (int b = 0; b < B; b++) memcpy(itmp + (size_t)c->cap * b, c->ids + (size_t)c->cap * src[b], sizeof(int32_t) * c->cap);
     memcpy(c->ids, itmp, sizeof(int32_t) * (size_t)c->cap * B);
-    free(tmp);
     free(itmp);
+    if (T == 0) return VLT_OK;
+    // position t of row b takes position t of row src[b]: rows t·B + src[b] of the (T·B, H·Dh) block
+    vlt_tensor *idx = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(T * B));
+    if (!idx) return vlt_error_code();
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) vlt_i32(idx)[t * B + b] = t * B + src[b];
+    if (!(idx = to_model(c, idx))) return vlt_error_code();
+    for (int i = 0; i < c->text_layers + c->dec_layers; i++)
+        for (int pass = 0; pass < 2; pass++) {
+            vlt_tensor *all = vlt_view_reshape(vlt_view_slice0(pass ? c->v[i] : c->k[i], 0, T), 2, VLT_SHAPE(T * B, HD));
+            vlt_tensor *g = all ? vlt_embedding(all, idx) : NULL;
+            if (!g || vlt_tensor_copy(all, g) != VLT_OK) return vlt_error_code();
+        }
+    return VLT_OK;
 }
 
 // ---- logit processing --------------------------------------------------------------------------
@@ -210,14 +247,47 @@ static vlt_status check_gen(vlt_coca *m, vlt_tensor *images, const vlt_generate_
 
 // ---- greedy ------------------------------------------------------------------------------------
 
+// n i32 of t (any device) into dst.
+static vlt_status read_i32(int32_t *dst, vlt_tensor *t, int n) {
+    if (!t) return vlt_error_code();
+    vlt_tensor *h = t->device == VLT_CPU ? t : vlt_tensor_new_activation(VLT_I32, VLT_CPU, t->ndim, t->shape);
+    if (!h || (h != t && vlt_tensor_copy(h, t) != VLT_OK)) return vlt_error_code();
+    memcpy(dst, vlt_i32(h), sizeof(int32_t) * (size_t)n);
+    return VLT_OK;
+}
+
+// The minimum-length processor as a row to add on the model's device: 0, and -inf at eos (x + 0
+// is x and x + -inf is -inf: the host's overwrite, bit for bit). Persistent.
+static vlt_tensor *eos_block_row(const vlt_coca_cache *c, int V, int eos) {
+    vlt_tensor *h = vlt_tensor_new(VLT_F32, VLT_CPU, 1, VLT_SHAPE(V), "generate.eos_block");
+    if (!h) return NULL;
+    vlt_f32(h)[eos] = -INFINITY;
+    if (c->dev == VLT_CPU) return h;
+    vlt_tensor *d = vlt_tensor_new(VLT_F32, c->dev, 1, VLT_SHAPE(V), "generate.eos_block");
+    if (d && vlt_tensor_copy(d, h) != VLT_OK) {
+        vlt_tensor_free(d);
+        d = NULL;
+    }
+    vlt_tensor_free(h);
+    return d;
+}
+
+// Greedy. In the device form without repetition penalty and scores the choice is made on the
+// device (the minimum-length row added, vlt_argmax_last: the first maximum, as the host's) and
+// only the N chosen ids come back per step; otherwise the (N, V) logits come back and the host's
+// processors choose.
 static vlt_status greedy(vlt_coca *m, vlt_tensor *embs, const vlt_generate_cfg *g, int32_t *out, float *scores) {
     int N = embs->shape[0], L = g->max_len, V = m->decoder.vocab_size;
     vlt_coca_cache c;
     VLT_TRY(vlt_coca_cache_init(&c, m, embs, L - 1));
-    float *logits = malloc(sizeof(float) * (size_t)N * V);
-    int32_t *feed = malloc(sizeof(int32_t) * (size_t)N);
+    const bool on_device = c.device_form && g->repetition_penalty == 1.0f && !scores;
+    float *logits = on_device ? NULL : malloc(sizeof(float) * (size_t)N * V);
+    int32_t *feed = malloc(sizeof(int32_t) * (size_t)N), *choice = malloc(sizeof(int32_t) * (size_t)N);
     bool *done = calloc((size_t)N, sizeof(bool));
-    vlt_status s = logits && feed && done ? VLT_OK : vlt_error_set(VLT_ERR_NOMEM, "generate: out of memory");
+    vlt_tensor *eos_block = on_device && g->min_len > 1 ? eos_block_row(&c, V, g->eos_id) : NULL;
+    vlt_status s = (logits || on_device) && feed && choice && done ? VLT_OK
+                                                                    : vlt_error_set(VLT_ERR_NOMEM, "generate: out of memory");
+    if (s == VLT_OK && on_device && g->min_len > 1 && !eos_block) s = vlt_error_code();
     for (int b = 0; b < N; b++) {
         for (int t = 0; t < L; t++) out[(size_t)b * L + t] = t ? g->pad_id : g->sot_id;
         if (scores) scores[b] = 0;
@@ -229,16 +299,27 @@ static vlt_status greedy(vlt_coca *m, vlt_tensor *embs, const vlt_generate_cfg *
             live += !done[b];
         }
         if (!live) break;
-        s = vlt_coca_cache_step(&c, m, feed, 1, logits);
+        if (on_device) {
+            vlt_tensor *lg = step_logits(&c, m, feed, 1);
+            if (lg && cur < g->min_len) lg = vlt_add(lg, eos_block);
+            s = read_i32(choice, vlt_argmax_last(lg), N);
+        } else {
+            s = vlt_coca_cache_step(&c, m, feed, 1, logits);
+        }
         vlt_step_reset();
         for (int b = 0; b < N && s == VLT_OK; b++) {
             if (done[b]) continue;
-            float *l = logits + (size_t)b * V;
-            process(l, V, out + (size_t)b * L, cur, g);
-            int tok = cur + 1 == L ? g->eos_id : argmax(l, V);
-            if (scores) {
-                log_softmax(l, V);
-                scores[b] += l[tok];
+            int tok;
+            if (on_device) {
+                tok = cur + 1 == L ? g->eos_id : choice[b];
+            } else {
+                float *l = logits + (size_t)b * V;
+                process(l, V, out + (size_t)b * L, cur, g);
+                tok = cur + 1 == L ? g->eos_id : argmax(l, V);
+                if (scores) {
+                    log_softmax(l, V);
+                    scores[b] += l[tok];
+                }
             }
             out[(size_t)b * L + cur] = tok;
             done[b] = tok == g->eos_id || tok == g->pad_id;
@@ -246,7 +327,9 @@ static vlt_status greedy(vlt_coca *m, vlt_tensor *embs, const vlt_generate_cfg *
     }
     free(logits);
     free(feed);
+    free(choice);
     free(done);
+    vlt_tensor_free(eos_block);
     vlt_coca_cache_free(&c);
     return s;
 }
@@ -340,7 +423,7 @@ static vlt_status beam_one(vlt_coca *m, vlt_tensor *embs, const vlt_generate_cfg
             src[k] = src[0];
             memcpy(ntoks + (size_t)k * L, ntoks, sizeof(int32_t) * L);
         }
-        vlt_coca_cache_reorder(&c, src);
+        if ((s = vlt_coca_cache_reorder(&c, src)) != VLT_OK) break;
         memcpy(toks, ntoks, sizeof(int32_t) * (size_t)K * L);
         // done when K hypotheses are finished and no live beam can beat the worst of them
         if (n_fin == K) {
@@ -366,7 +449,8 @@ static vlt_status beam_one(vlt_coca *m, vlt_tensor *embs, const vlt_generate_cfg
 
 // ---- entry points ------------------------------------------------------------------------------
 
-// Image tokens of images (N, ...) as a persistent tensor (the arena is reset during generation).
+// Image tokens of images (N, ...) as a persistent tensor on the model's device (the arena is reset
+// during generation).
 static vlt_tensor *image_tokens(vlt_coca *m, vlt_tensor *images) {
     vlt_tensor *embs = NULL;
     if (!vlt_coca_encode_image(m, images, false, &embs)) return NULL;
@@ -375,24 +459,33 @@ static vlt_tensor *image_tokens(vlt_coca *m, vlt_tensor *images) {
     return p;
 }
 
+// Image i's tokens repeated for each of k beams: (k, T, E), a step activation on embs' device
+// (rows gathered through vlt_embedding).
+static vlt_tensor *repeat_image(vlt_coca *m, vlt_tensor *embs, int i, int k) {
+    int T = embs->shape[1], E = embs->shape[2];
+    vlt_tensor *idx = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 1, VLT_SHAPE(k));
+    if (!idx) return NULL;
+    for (int j = 0; j < k; j++) vlt_i32(idx)[j] = i;
+    if (vlt_coca_device_form(m)) idx = vlt_to_device(idx, embs->device);
+    vlt_tensor *rows = vlt_view_reshape(embs, 2, VLT_SHAPE(embs->shape[0], T * E));
+    return vlt_reshape(rows && idx ? vlt_embedding(rows, idx) : NULL, 3, VLT_SHAPE(k, T, E));
+}
+
 vlt_status vlt_coca_generate(vlt_coca *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out,
                              float *scores) {
     VLT_TRY(check_gen(m, images, g));
     vlt_no_grad_enter();
-    vlt_tensor *embs = image_tokens(m, images);
+    if (images->device != vlt_coca_device(m)) images = vlt_to_device(images, vlt_coca_device(m));
+    vlt_tensor *embs = images ? image_tokens(m, images) : NULL;
     vlt_status s = embs ? VLT_OK : vlt_error_code();
     if (s == VLT_OK && g->beam_size == 1) s = greedy(m, embs, g, out, scores);
-    int N = embs ? embs->shape[0] : 0, T = embs ? embs->shape[1] : 0, E = embs ? embs->shape[2] : 0;
+    int N = embs ? embs->shape[0] : 0;
     for (int i = 0; s == VLT_OK && g->beam_size > 1 && i < N; i++) {
-        // the image's tokens repeated for each beam
-        vlt_tensor *rep = vlt_tensor_new(VLT_F32, VLT_CPU, 3, VLT_SHAPE(g->beam_size, T, E), "generate.beam_embs");
-        if (!rep) { s = vlt_error_code(); break; }
-        for (int k = 0; k < g->beam_size; k++)
-            memcpy(vlt_f32(rep) + (size_t)k * T * E, vlt_f32(embs) + (size_t)i * T * E, sizeof(float) * (size_t)T * E);
+        vlt_tensor *rep = repeat_image(m, embs, i, g->beam_size);   // (consumed by the cache's init)
         float sc = 0;
-        s = beam_one(m, rep, g, out + (size_t)i * g->max_len, &sc);
+        s = rep ? beam_one(m, rep, g, out + (size_t)i * g->max_len, &sc) : vlt_error_code();
         if (scores) scores[i] = sc;
-        vlt_tensor_free(rep);
+        vlt_step_reset();
     }
     vlt_tensor_free(embs);
     vlt_no_grad_exit();
@@ -413,6 +506,10 @@ vlt_status vlt_coca_caption_score(vlt_coca *m, vlt_tensor *images, vlt_tensor *i
         for (int b = 0; b < N; b++)
             memcpy(vlt_i32(prefix) + (size_t)b * (L - 1), vlt_i32(ids) + (size_t)b * L, sizeof(int32_t) * (L - 1));
         if (vlt_coca_encode_image(m, images, false, &embs)) lg = vlt_coca_caption_logits(m, embs, prefix);
+    }
+    if (lg && lg->device != VLT_CPU) {   // the (N, L - 1, V) logits come back
+        vlt_tensor *h = vlt_tensor_new_activation(VLT_F32, VLT_CPU, lg->ndim, lg->shape);
+        lg = h && vlt_tensor_copy(h, lg) == VLT_OK ? h : NULL;
     }
     vlt_status s = lg ? VLT_OK : vlt_error_code();
     float *row = malloc(sizeof(float) * V);

@@ -24,6 +24,14 @@
 // cross-attention block's keys/values of the image tokens, computed once. The cls token of the
 // text tower is never needed for generation (it comes last and the tower is causal).
 //
+// On the GPU (a model whose parameters are there, or vlt_coca_set_device_path on the host): the
+// cache, image tokens and every product stay on the device. Per step the host sends the fed ids
+// (rows) and the text pad mask (rows x tokens so far); greedy without repetition penalty and
+// scores reads back only the chosen ids (the minimum-length rule and argmax on the device);
+// otherwise, and for beam search, the (rows, V) logits come back and the host's processors,
+// log-softmax and beam bookkeeping run as on the CPU (so the captions are the host's for the same
+// logits); a beam reorder sends (tokens x beams) row indices and gathers on the device.
+//
 // Generation runs with grad off and resets the step arena after each step: do not call it while
 // holding activations of a training step.
 #ifndef VLT_GENERATE_H
@@ -46,20 +54,23 @@ vlt_generate_cfg vlt_generate_defaults(void);
 typedef struct {
     int rows, cap, len;          // sequences, capacity in tokens, tokens cached
     int text_layers, dec_layers, heads, dh, width;
-    float **k, **v;              // [text_layers + dec_layers] each (rows, H, cap, Dh)
+    vlt_device dev;              // the model's: every tensor of the cache lives there
+    bool device_form;            // the GPU formulation (vlt_coca_device_form): host-built inputs are sent
+    vlt_tensor **k, **v;         // [text_layers + dec_layers] each (cap, rows, H, Dh) persistent
     vlt_tensor **xk, **xv;       // [dec_layers] each (rows, H, N, Dh) persistent: the image's cross K/V
     int n_img;                   // N image tokens
-    int32_t *ids;                // (rows, cap): the tokens fed so far (the text tower's pad mask)
+    int32_t *ids;                // (rows, cap) on the host: the tokens fed so far (the text tower's pad mask)
 } vlt_coca_cache;
 
-// image_embs (rows, N, E) (e.g. from vlt_coca_encode_image); cap: most tokens that will be fed.
+// image_embs (rows, N, E) on the model's device (e.g. from vlt_coca_encode_image); cap: most tokens that will be fed.
 vlt_status vlt_coca_cache_init(vlt_coca_cache *c, vlt_coca *m, vlt_tensor *image_embs, int cap);
 void vlt_coca_cache_free(vlt_coca_cache *c);
 // Feeds ids (rows, n) i32 after the cached tokens and writes the next-token logits of the last
-// fed position to logits (rows, V). Grad must be off; uses the step arena (not reset here).
+// fed position to host memory logits (rows, V) (a copy back from the GPU). Grad must be off; uses
+// the step arena (not reset here).
 vlt_status vlt_coca_cache_step(vlt_coca_cache *c, vlt_coca *m, const int32_t *ids, int n, float *logits);
 // Row r takes old row src[r] (beam search).
-void vlt_coca_cache_reorder(vlt_coca_cache *c, const int *src);
+vlt_status vlt_coca_cache_reorder(vlt_coca_cache *c, const int *src);
 
 // images (N, 3, S, S) -> out (N, max_len) i32 (pad-filled after eos); scores (N) or NULL: the
 // sum of processed log-probabilities of each caption's tokens after sot.

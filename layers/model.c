@@ -172,10 +172,16 @@ static vlt_status coca_loss(vlt_model *m, const vlt_model_batch *b, const vlt_lo
     return VLT_OK;
 }
 
-// The caption loss is a mean over the targets that are not padding: positions 1.. of each row.
+// The caption loss is a mean over the targets that are not padding: positions 1.. of each row
+// (device ids: counted on a copy back).
 static int64_t coca_loss_tokens(const vlt_model *m, const vlt_model_batch *b) {
     vlt_tensor *ids = vlt_model_batch_get(b, VLT_FIELD_TEXT_IDS);
-    if (!ids || ids->ndim != 2 || ids->device != VLT_CPU) return 0;
+    if (!ids || ids->ndim != 2 || ids->dtype != VLT_I32) return 0;
+    if (ids->device != VLT_CPU) {
+        vlt_tensor *h = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape);
+        if (!h || vlt_tensor_copy(h, ids) != VLT_OK) return 0;
+        ids = h;
+    }
     int B = ids->shape[0], T = ids->shape[1], pad = m->cfg.text.pad_id;
     int64_t n = 0;
     for (int r = 0; r < B; r++)
@@ -190,10 +196,6 @@ static vlt_tensor *coca_image(vlt_model *m, vlt_tensor *images) {
 static vlt_tensor *coca_text(vlt_model *m, vlt_tensor *ids) { return vlt_coca_encode_text(coca_of(m), ids, true, NULL); }
 static vlt_status coca_caption(vlt_model *m, vlt_tensor *images, const vlt_generate_cfg *g, int32_t *out) {
     return vlt_coca_generate(coca_of(m), images, g, out, NULL);
-}
-static const char *coca_gpu(const vlt_model *m) {
-    (void)m;
-    return "its text padding mask and caption generation run on the host";
 }
 static void coca_destroy(vlt_model *m) { vlt_coca_free(coca_of(m)); }
 // CoCa's contrastive towers, as CLIP's: the image feature is the attentional pooler's first query
@@ -210,7 +212,7 @@ static const vlt_model_ops COCA_OPS = {
     .kind = "coca", .title = "CoCa", .caps = VLT_CAP_EMBED | VLT_CAP_CAPTION | VLT_CAP_EXPLAIN, .loss = coca_loss,
     .after_step = coca_after_step, .encode_image = coca_image, .encode_text = coca_text, .caption = coca_caption,
     .explain = coca_explain, .loss_tokens = coca_loss_tokens,
-    .gpu_unsupported = coca_gpu, .destroy = coca_destroy,
+    .destroy = coca_destroy,   // on the GPU: coca.c / generate.c (the pad mask and labels from one copy back)
 };
 
 // ---- the VQA classifier on CLIP towers (layers/vqa_head.h) ----

@@ -1,6 +1,8 @@
 // text_encoder.c — TextTransformer (see text_encoder.h).
 #include "layers/text_encoder.h"
 
+#include "autograd/device.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,6 +69,11 @@ vlt_tensor *vlt_text_encoder_tokens(vlt_text_encoder *t, vlt_tensor *ids) {
 
 vlt_tensor *vlt_text_encoder_key_pad(const vlt_text_encoder *t, const vlt_tensor *ids, int n_keys) {
     if (!ids) return NULL;
+    if (ids->device != VLT_CPU) {
+        vlt_error_set(VLT_ERR_ARG, "text encoder: the pad mask is built from host ids ('%s' is on %s)", ids->name,
+                      vlt_device_name(ids->device));
+        return NULL;
+    }
     int B = ids->shape[0], T = ids->shape[1];
     if (n_keys < 1 || n_keys - 1 > T) {
         vlt_error_set(VLT_ERR_ARG, "text encoder: pad mask for %d keys needs %d ids, have %d", n_keys, n_keys - 1, T);
@@ -82,17 +89,31 @@ vlt_tensor *vlt_text_encoder_key_pad(const vlt_text_encoder *t, const vlt_tensor
     return kp;
 }
 
-// embed_cls: [tokens; cls] + pos, causal + legacy pad mask -> (B, T + 1, W) before ln_final
-static vlt_tensor *cls_trunk(vlt_text_encoder *t, vlt_tensor *ids) {
+// embed_cls: [tokens; cls] + pos, causal + legacy pad mask -> (B, T + 1, W) before ln_final.
+// The mask comes from host ids (ids_h) and goes to the tower's device; the cls row is broadcast
+// through vlt_full on that device.
+static vlt_tensor *cls_trunk(vlt_text_encoder *t, vlt_tensor *ids, const vlt_tensor *ids_h, bool device_form) {
     int B = ids->shape[0], T = ids->shape[1], W = t->width;
+    const vlt_device dev = t->token_embedding->device;
+    vlt_tensor *kp = vlt_text_encoder_key_pad(t, ids_h, T + 1);
+    if (kp && device_form) kp = vlt_to_device(kp, dev);
+    if (!kp) return NULL;
     vlt_tensor *x = vlt_embedding(t->token_embedding, ids);                 // (B, T, W)
+    const vlt_device was = vlt_default_device();
+    if (was != dev && vlt_set_default_device(dev) != VLT_OK) return NULL;
     vlt_tensor *cls = vlt_add(vlt_full(3, VLT_SHAPE(B, 1, W), 0.0f), t->cls_emb);
+    if (was != dev) vlt_set_default_device(was);
     x = vlt_concat((vlt_tensor *[]){x, cls}, 2, 1);                         // (B, T + 1, W)
     x = vlt_add(x, T + 1 == t->pos_embedding->shape[0] ? t->pos_embedding : vlt_slice(t->pos_embedding, 0, 0, T + 1));
-    return vlt_transformer_forward(&t->transformer, x, true, vlt_text_encoder_key_pad(t, ids, T + 1));
+    return vlt_transformer_forward(&t->transformer, x, true, kp);
 }
 
 vlt_tensor *vlt_text_encoder_encode(vlt_text_encoder *t, vlt_tensor *ids, vlt_tensor **tokens) {
+    return vlt_text_encoder_encode_ex(t, ids, NULL, false, tokens);
+}
+
+vlt_tensor *vlt_text_encoder_encode_ex(vlt_text_encoder *t, vlt_tensor *ids, const vlt_tensor *ids_host,
+                                       bool device_form, vlt_tensor **tokens) {
     if (tokens) *tokens = NULL;
     if (!t->embed_cls) {
         vlt_tensor *x = vlt_text_encoder_tokens(t, ids);
@@ -108,7 +129,21 @@ vlt_tensor *vlt_text_encoder_encode(vlt_text_encoder *t, vlt_tensor *ids, vlt_te
         return NULL;
     }
     int B = ids->shape[0], T = ids->shape[1];
-    vlt_tensor *x = cls_trunk(t, ids);
+    // host ids for the pad mask: the caller's, the ids themselves on the host, else one copy back
+    // (B x T i32); the device form always takes a copy, as it would of device ids
+    device_form |= t->token_embedding->device != VLT_CPU || ids->device != VLT_CPU;
+    const vlt_tensor *ids_h = ids_host;
+    if (!ids_h && !device_form) ids_h = ids;
+    if (!ids_h) {
+        vlt_tensor *h = vlt_tensor_new_activation(VLT_I32, VLT_CPU, 2, ids->shape);
+        if (!h || vlt_tensor_copy(h, ids) != VLT_OK) return NULL;
+        ids_h = h;
+    }
+    if (ids_h->ndim != 2 || ids_h->shape[0] != B || ids_h->shape[1] != T) {
+        vlt_error_set(VLT_ERR_SHAPE, "text encoder: host ids do not have the ids' shape");
+        return NULL;
+    }
+    vlt_tensor *x = cls_trunk(t, ids, ids_h, device_form);
     if (tokens) *tokens = vlt_slice(x, 1, 0, T);
     vlt_tensor *pooled = vlt_reshape(vlt_slice(x, 1, T, 1), 2, VLT_SHAPE(B, t->width));
     pooled = vlt_layernorm(pooled, t->ln_final_w, t->ln_final_b, 1e-5f);

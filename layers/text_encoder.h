@@ -40,8 +40,16 @@ vlt_tensor *vlt_text_encoder_forward(vlt_text_encoder *t, vlt_tensor *ids);
 // The same, and *tokens = (B, T, W): after ln_final, or before it with embed_cls (as open_clip's
 // output_tokens).
 vlt_tensor *vlt_text_encoder_encode(vlt_text_encoder *t, vlt_tensor *ids, vlt_tensor **tokens);
-// The embed_cls pad mask for keys 0..n_keys-1 of ids (B, >= n_keys - 1): (B, n_keys) i32 activation,
-// nonzero = masked (key 0 never; key j when ids[j-1] == pad_id).
+// vlt_text_encoder_encode with the pad mask's source given: ids_host, a host copy of ids (or NULL:
+// one is read back when ids are on a device). The embed_cls pad mask is built on the host from the
+// ids and sent to the tower's device (a (B, T + 1) i32 upload); a caller that already holds host
+// ids (CoCa's forward, which needs them for its labels too) saves the copy back.
+// device_form: the GPU formulation (a copy of the host ids, the mask through vlt_to_device) even
+// on a host tower, for the tests that hold it to the host path's bits.
+vlt_tensor *vlt_text_encoder_encode_ex(vlt_text_encoder *t, vlt_tensor *ids, const vlt_tensor *ids_host,
+                                       bool device_form, vlt_tensor **tokens);
+// The embed_cls pad mask for keys 0..n_keys-1 of host ids (B, >= n_keys - 1): (B, n_keys) i32
+// host activation, nonzero = masked (key 0 never; key j when ids[j-1] == pad_id).
 vlt_tensor *vlt_text_encoder_key_pad(const vlt_text_encoder *t, const vlt_tensor *ids, int n_keys);
 
 #endif
