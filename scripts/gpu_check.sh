@@ -14,6 +14,9 @@
 # classifier with each fusion and three of ALBEF VQA with its ranking, GPU against CPU) and
 # test_train_cuda_vqa (`vlt train` of each head on the GPU against the CPU, resuming exactly, and
 # ALBEF VQA's ranking of a GPU-trained checkpoint the same on both devices).
+# CoCa (VLT_GPU_COCA=0 skips it), after VQA: test_layers_cuda_coca (three steps of the tiny open_clip
+# fixture and its greedy / beam captions, GPU against CPU) and test_train_cuda_coca (`vlt train` of
+# tiny-coca on the GPU against the CPU, resuming exactly, caption evaluation on the GPU model).
 #
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
@@ -107,6 +110,17 @@ else
   RESULT[test_layers_cuda_vqa]="skipped (VLT_GPU_VQA=0)"; RESULT[test_train_cuda_vqa]="skipped (VLT_GPU_VQA=0)"
 fi
 
+# CoCa (issue 17): GPU against CPU, before the benchmarks.
+if [ "${VLT_GPU_COCA:-1}" != 0 ]; then
+  for s in test_layers_cuda_coca:60 test_train_cuda_coca:120; do
+    name=${s%%:*}
+    if [ -x "$B/bin/$name" ]; then run_suite "$name" "$(capped "${s##*:}")"
+    else RESULT[$name]="not in the bundle"; fi
+  done
+else
+  RESULT[test_layers_cuda_coca]="skipped (VLT_GPU_COCA=0)"; RESULT[test_train_cuda_coca]="skipped (VLT_GPU_COCA=0)"
+fi
+
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
 timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
 grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
@@ -183,6 +197,8 @@ printf '%-22s %s\n' "test_train_cuda" "${RESULT[test_train_cuda]}"
 printf '%-22s %s\n' "test_autograd_ops(cpu)" "${RESULT[test_autograd_ops]}"
 printf '%-22s %s\n' "test_layers_cuda_vqa" "${RESULT[test_layers_cuda_vqa]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_vqa" "${RESULT[test_train_cuda_vqa]:-skipped}"
+printf '%-22s %s\n' "test_layers_cuda_coca" "${RESULT[test_layers_cuda_coca]:-skipped}"
+printf '%-22s %s\n' "test_train_cuda_coca" "${RESULT[test_train_cuda_coca]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
 for k in vlt torch; do
