@@ -7,10 +7,12 @@
 //     only the chosen ids read back; the (rows, V) logits read back for repetition penalty, scores
 //     and beam search; beam reorders through a gathered index) run on a host model gives the host
 //     path's bits: the loss, its two terms and every gradient over two AdamW steps, every tensor
-//     after them, and the same captions and scores (greedy with and without the processors, beam 4);
+//     after them, and the same captions and scores (greedy with and without the processors, beam 4)
+//     and the same vlt_coca_caption_score;
 //   - GPU-only: the same three steps on both devices (losses 1e-4 relative; each gradient and each
 //     tensor after max |gpu - cpu| <= 1e-4 + 1e-3 max |cpu|, as the ALBEF suite), and the greedy
-//     and beam captions of the fixture's images equal token for token, scores within 1e-3.
+//     and beam captions of the fixture's images equal token for token, scores (and
+//     vlt_coca_caption_score of given captions) within 1e-3.
 // The GPU cases print "skipped: no GPU" and are reported as skipped without one.
 #include <math.h>
 #include <setjmp.h>
@@ -232,6 +234,16 @@ static void test_device_path_generation_gives_host_captions(void **state) {
     // the minimum length changed a caption (image 1 ends at token 4 with min length 3), so the
     // device route's eos row was exercised
     assert_true(min_len_acted);
+    // the score of given captions (one teacher-forced forward, logits read back): the same bits
+    vlt_tensor *caps = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(N, L), "captions");
+    memcpy(vlt_i32(caps), b, sizeof(int32_t) * N * L);
+    vlt_generate_cfg g = tiny_gen(3, 1.5f, 1);
+    assert_int_equal(vlt_coca_caption_score(&m, images, caps, &g, sa), VLT_OK);
+    vlt_coca_set_device_path(true);
+    assert_int_equal(vlt_coca_caption_score(&m, images, caps, &g, sb), VLT_OK);
+    vlt_coca_set_device_path(false);
+    assert_memory_equal(sa, sb, sizeof(float) * N);
+    vlt_tensor_free(caps);
     vlt_tensor_free(images);
     vlt_coca_free(&m);
 }
@@ -343,6 +355,17 @@ static void test_captions_match_cpu(void **state) {
             }
         }
     }
+    // the score of given captions (the beam's, with the penalty): one teacher-forced forward each
+    vlt_tensor *caps = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(N, L), "captions");
+    memcpy(vlt_i32(caps), b, sizeof(int32_t) * N * L);
+    vlt_generate_cfg g = tiny_gen(3, 1.5f, 1);
+    assert_int_equal(vlt_coca_caption_score(&mc, images, caps, &g, sa), VLT_OK);
+    assert_int_equal(vlt_coca_caption_score(&md, images, caps, &g, sb), VLT_OK);
+    for (int i = 0; i < N; i++) {
+        print_message("caption score %d: cpu %.6f gpu %.6f\n", i, sa[i], sb[i]);
+        assert_true(fabsf(sa[i] - sb[i]) <= 1e-3f * fmaxf(1.0f, fabsf(sa[i])));
+    }
+    vlt_tensor_free(caps);
     vlt_tensor_free(images);
     vlt_coca_free(&mc);
     vlt_coca_free(&md);
