@@ -1262,9 +1262,16 @@ static void add_u64_hex(cJSON *o, const char *name, uint64_t v) {
     cJSON_AddStringToObject(o, name, s);
 }
 
-vlt_status vlt_loader_position_json(vlt_loader *L, char **json) {
+static vlt_status position_json(vlt_loader *L, const loader_pos *p, char **json);
+
+vlt_status vlt_loader_position_json(vlt_loader *L, char **json) { return position_json(L, current_pos(L), json); }
+
+// The restart point, L->start, is the position after the batch before the held one (set when
+// that batch was handed back), or where a restore / set_epoch put it.
+vlt_status vlt_loader_position_before_json(vlt_loader *L, char **json) { return position_json(L, &L->start, json); }
+
+static vlt_status position_json(vlt_loader *L, const loader_pos *p, char **json) {
     *json = NULL;
-    const loader_pos *p = current_pos(L);
     const vlt_loader_cfg *c = &L->cfg;
     cJSON *o = cJSON_CreateObject();
     if (!o) return vlt_error_set(VLT_ERR_NOMEM, "loader: out of memory");

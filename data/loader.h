@@ -46,9 +46,11 @@
 // loader would have yielded.
 //
 // Pinned memory: `pinned` = 1 asks for batch images and tokens in page-locked host memory. The
-// loader only takes an allocation hook (host_alloc / host_free); the CUDA backend will supply
-// one built on cudaHostAlloc / cudaFreeHost. Until then pinned = 1 without a hook is
-// VLT_ERR_UNSUPPORTED rather than a silent fallback to pageable memory.
+// loader only takes an allocation hook (host_alloc / host_free); the trainer passes one built on
+// cudaHostAlloc / cudaFreeHost (train/feed.h) when it trains on the GPU. pinned = 1 without a hook
+// is VLT_ERR_UNSUPPORTED rather than a silent fallback to pageable memory. The prefetch + 1 batch
+// slots are then the host buffers of the GPU feed: a delivered batch's memory is not refilled
+// before the next vlt_loader_next call, so a copy from it may run until then.
 #ifndef VLT_DATA_LOADER_H
 #define VLT_DATA_LOADER_H
 
@@ -203,6 +205,10 @@ vlt_status vlt_loader_set_epoch(vlt_loader *L, int64_t epoch);
 // The position after the last delivered batch (or the start of the next epoch after NULL) as
 // JSON text (malloc'd; free() it). Typically a few hundred bytes plus ~40 per buffered sample.
 vlt_status vlt_loader_position_json(vlt_loader *L, char **json);
+// The position before the batch now held (as vlt_loader_position_json gave it before the last
+// vlt_loader_next): for a caller that fetches one batch ahead of its use (the trainer's GPU feed)
+// and checkpoints before using it. Without a held batch, the same as vlt_loader_position_json.
+vlt_status vlt_loader_position_before_json(vlt_loader *L, char **json);
 // Stops the running epoch (if any); the next vlt_loader_next continues from the position.
 // VLT_ERR_ARG when it was saved by a loader with another seed, spec length, world size, rank,
 // readers or resampled setting; VLT_ERR_FORMAT for malformed JSON.

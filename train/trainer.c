@@ -26,6 +26,7 @@
 #include "data/tokenizer.h"
 #include "layers/model.h"
 #include "train/evaluate.h"
+#include "train/feed.h"
 #include "train/metrics_log.h"
 #include "train/schedule.h"
 #include "train/vqa_eval.h"
@@ -67,6 +68,15 @@ struct vlt_trainer {
     vlt_tensor *images_u8;         // (B, 3, S, S) u8 on the host
     vlt_tensor *images_u8_dev;     // the same on the GPU (made at the first batch)
     float norm_mean[3], norm_std[3];
+    // The feed (train/feed.h), with the uint8 route unless VLT_TRAIN_SYNC_FEED=1: batch k+1 is
+    // fetched once step k's backward is queued, from pinned loader memory on the GPU, and its
+    // pixels are copied on a side stream while step k computes.
+    bool use_feed;
+    vlt_feed feed;
+    vlt_feed_host_ctx feed_host;   // the CPU test route's backend
+    void *feed_cuda;               // the CUDA backend (NULL on the host)
+    vlt_tensor *feed_slot[VLT_FEED_SLOTS];   // u8 (B, 3, S, S) on the training device
+    int64_t fetched_epoch, fetched_index;    // of the batch fetched last (the next one trained)
     vlt_vqa_vocab vocab;           // VQA runs (model.vqa_head): the answer vocabulary (else n = 0)
     vlt_tensor *answer_scores;     // VQA runs: (B, N) soft-score targets of the batch
     bool on_gpu;                   // train.device cuda: model and optimizer state on the GPU
@@ -238,6 +248,13 @@ static vlt_status create_loader(const vlt_trainer *t, vlt_loader **out) {
     lc.keep_json = vlt_model_builds_answers(&t->model);   // ALBEF VQA: the answers and their weights
     lc.report = !t->opts.quiet && t->opts.verbose && t->dist->rank == 0;   // per-epoch data line: -v
     lc.images_u8 = t->u8_feed;   // normalised on the GPU (vlt_normalize_u8)
+#ifdef VLT_HAVE_CUDA
+    if (t->use_feed && !strcmp(t->cfg.device, "cuda")) {   // the feed copies from page-locked slots
+        lc.pinned = 1;
+        lc.host_alloc = vlt_feed_cuda_host_alloc;
+        lc.host_free = vlt_feed_cuda_host_free;
+    }
+#endif
     // The step's memory joins the loader's in its check (loader.h), so that an impossible
     // data.batch_size is refused with a figure instead of ending in the OOM killer: weights,
     // gradients and two AdamW moments, and on the CPU a lower bound of each tower's activations
@@ -344,7 +361,9 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     char *pos = NULL, **all = NULL;
     vlt_adamw *full = NULL;
     if (t->zero) VLT_TRY(vlt_zero_gather_optimizer(t->zero, t->opt, t->decay, &full));
-    vlt_status s = vlt_loader_position_json(t->loader, &pos);
+    // With the feed a batch fetched ahead is not trained yet: the position before it.
+    vlt_status s = t->use_feed && vlt_feed_staged(&t->feed) ? vlt_loader_position_before_json(t->loader, &pos)
+                                                            : vlt_loader_position_json(t->loader, &pos);
     if (s == VLT_OK) s = vlt_dist_allgather_text(t->dist, pos, &all);
     free(pos);
     if (s != VLT_OK || t->dist->rank != 0) {
@@ -550,7 +569,9 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
 
 // train.device cuda: the model and the optimizer state move to the GPU after any restore (the
 // checkpoint reader writes host memory) and the parameter broadcast (MPI on host buffers).
-static vlt_status to_device(vlt_trainer *t) {
+// The refusals and the choice of the GPU (before the loader when its memory is page-locked:
+// cudaHostAlloc needs the device context of this rank's GPU).
+static vlt_status select_gpu(vlt_trainer *t) {
     const char *why = vlt_model_gpu_unsupported(&t->model);
     if (why)
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the %s model does not train on the GPU yet (%s); "
@@ -561,14 +582,18 @@ static vlt_status to_device(vlt_trainer *t) {
     // Several ranks: each takes the GPU of its local rank (unless VLT_CUDA_DEVICE says), and the
     // gradients and features go through NCCL. VLT_DIST_NCCL=1 takes the NCCL path with one rank
     // too (the one-GPU check that it computes what the plain path does).
-    const char *force = getenv("VLT_DIST_NCCL");
-    bool nccl = t->dist->world > 1 || (force && !strcmp(force, "1"));
     if (t->dist->world > 1 && !getenv("VLT_CUDA_DEVICE")) {
         char dev[16];
         snprintf(dev, sizeof dev, "%d", t->dist->local_rank);
         setenv("VLT_CUDA_DEVICE", dev, 0);
     }
-    VLT_TRY(vlt_cuda_init());
+    return vlt_cuda_init();
+}
+
+static vlt_status to_device(vlt_trainer *t) {
+    VLT_TRY(select_gpu(t));
+    const char *force = getenv("VLT_DIST_NCCL");
+    bool nccl = t->dist->world > 1 || (force && !strcmp(force, "1"));
     if (nccl) {
         VLT_TRY(vlt_dist_nccl_init(t->dist));
         t->owns_nccl = true;
@@ -689,6 +714,8 @@ static vlt_status make_opt_view(vlt_trainer *t) {
     return VLT_OK;
 }
 
+static vlt_status feed_setup(vlt_trainer *t);
+
 vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts *opts, vlt_trainer **out) {
     *out = NULL;
     VLT_TRY(vlt_run_config_validate(cfg));
@@ -729,8 +756,10 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         if (!t->opt) s = vlt_error_code();
     }
     if (s == VLT_OK) s = vlt_tokenizer_load(NULL, &t->tok);
-    const char *u8 = getenv("VLT_TRAIN_U8_FEED");
+    const char *u8 = getenv("VLT_TRAIN_U8_FEED"), *sync = getenv("VLT_TRAIN_SYNC_FEED");
     t->u8_feed = !strcmp(cfg->device, "cuda") || (u8 && !strcmp(u8, "1"));
+    t->use_feed = t->u8_feed && !(sync && !strcmp(sync, "1"));
+    if (s == VLT_OK && t->use_feed && !strcmp(cfg->device, "cuda")) s = select_gpu(t);
     if (s == VLT_OK) s = create_loader(t, &t->loader);
     if (s == VLT_OK) {
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
@@ -761,6 +790,7 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     }
     if (s == VLT_OK && opts && opts->resume) s = restore(t, opts->resume);
     if (s == VLT_OK && !strcmp(cfg->device, "cuda")) s = to_device(t);
+    if (s == VLT_OK && t->use_feed) s = feed_setup(t);
     if (s == VLT_OK) s = make_reducer(t);
     if (s == VLT_OK && t->dist->rank == 0) s = write_config(t);
     if (s == VLT_OK && t->dist->rank == 0) {
@@ -801,13 +831,15 @@ static vlt_status next_batch(vlt_trainer *t) {
     for (int tries = 0; tries < 2; tries++) {
         VLT_TRY(vlt_loader_next(t->loader, &b));
         if (b) break;
-        t->epoch++;  // the loader prints the epoch's data totals itself
+        // (an epoch ended: the loader prints its data totals itself)
     }
     if (!b) return vlt_error_set(VLT_ERR_STATE, "trainer: the training shards gave no full batch in an epoch");
-    t->epoch = b->epoch;
+    t->fetched_epoch = b->epoch;
+    t->fetched_index = b->index;
     size_t S = (size_t)b->image_size;
     if (b->images_u8) {
-        memcpy(t->images_u8->data, b->images_u8, (size_t)b->n * 3 * S * S);
+        if (t->use_feed) VLT_TRY(vlt_feed_upload(&t->feed, b->images_u8, (size_t)b->n * 3 * S * S));
+        else memcpy(t->images_u8->data, b->images_u8, (size_t)b->n * 3 * S * S);
         memcpy(t->norm_mean, b->mean, sizeof t->norm_mean);
         memcpy(t->norm_std, b->std, sizeof t->norm_std);
     } else {
@@ -819,9 +851,48 @@ static vlt_status next_batch(vlt_trainer *t) {
         if (vlt_model_tokenize(&t->model, b->captions[i], vlt_i32(t->ids) + i * T, vlt_i32(t->atts) + i * T, (int)T) < 0)
             return vlt_error_code();
     }
-    t->batch_index = b->index;
     t->batch_json = b->json;
     if (t->answer_scores) memcpy(t->answer_scores->data, b->answer_scores, sizeof(float) * (size_t)b->n * t->vocab.n);
+    return VLT_OK;
+}
+
+// The feed's next batch (train/feed.h): the last upload's host memory goes back to the loader
+// (once its copy is done) and the next batch's copy is queued.
+static vlt_status fetch_ahead(vlt_trainer *t) {
+    vlt_feed_release(&t->feed);
+    return next_batch(t);
+}
+
+// The feed's oldest batch for this step: the compute stream waits for its copy, normalises it,
+// and the slot is handed back for the copy after next.
+static vlt_status feed_images(vlt_trainer *t, vlt_tensor **images) {
+    void *dev;
+    int slot;
+    VLT_TRY(vlt_feed_take(&t->feed, &dev, &slot));
+    *images = vlt_normalize_u8(t->feed_slot[slot], t->norm_mean, t->norm_std);
+    if (!*images) return vlt_error_code();
+    return vlt_feed_consumed(&t->feed, slot);
+}
+
+static vlt_status feed_setup(vlt_trainer *t) {
+    vlt_device dev = t->on_gpu ? VLT_CUDA : VLT_CPU;
+    void *buf[VLT_FEED_SLOTS];
+    for (int k = 0; k < VLT_FEED_SLOTS; k++) {
+        t->feed_slot[k] = vlt_tensor_new(VLT_U8, dev, 4, t->images_u8->shape, "images_u8");
+        if (!t->feed_slot[k]) return vlt_error_code();
+        buf[k] = t->feed_slot[k]->data;
+    }
+    // The slots were zeroed on the compute stream; the side stream's first copy must not race it.
+    if (t->on_gpu) vlt_device_synchronize();
+    vlt_feed_backend be;
+#ifdef VLT_HAVE_CUDA
+    if (t->on_gpu) {
+        t->feed_cuda = vlt_feed_cuda_create(&be);
+        if (!t->feed_cuda) return vlt_error_code();
+    } else
+#endif
+        vlt_feed_host_backend(&be, &t->feed_host);
+    vlt_feed_init(&t->feed, &be, buf, (size_t)t->images_u8->numel);
     return VLT_OK;
 }
 
@@ -865,10 +936,14 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
     double loss_sum = 0, parts_sum[VLT_LOSS_PARTS_MAX] = {0}, metrics_sum[VLT_LOSS_PARTS_MAX] = {0};
     for (int a = 0; a < t->cfg.accum_steps; a++) {
         double t0 = now_s();
-        VLT_TRY(next_batch(t));
+        if (!t->use_feed) VLT_TRY(next_batch(t));
+        else if (!vlt_feed_staged(&t->feed)) VLT_TRY(fetch_ahead(t));   // the first step (or after a resume)
+        t->epoch = t->fetched_epoch;
+        t->batch_index = t->fetched_index;
         t->t_data += now_s() - t0;
         vlt_tensor *images = t->images;
-        if (t->images_u8) VLT_TRY(u8_images(t, &images));
+        if (t->use_feed) VLT_TRY(feed_images(t, &images));
+        else if (t->images_u8) VLT_TRY(u8_images(t, &images));
         if (t->step >= t->nan_from && t->step <= t->nan_to) {
             if (images->device == VLT_CPU) vlt_f32(images)[0] = NAN;
             else vlt_tensor_set_item(images, 0, NAN);
@@ -929,6 +1004,13 @@ static vlt_status train_step(vlt_trainer *t, bool *stop) {
         vlt_status bs = vlt_backward(loss);
         if (overlap) vlt_tape_set_grad_ready(NULL, NULL);
         VLT_TRY(bs);
+        if (t->use_feed) {
+            // The next batch while the device runs this backward: the host side of this batch
+            // (ids, captions, json) is no longer read, and its pixels were normalised.
+            double t1 = now_s();
+            VLT_TRY(fetch_ahead(t));
+            t->t_data += now_s() - t1;
+        }
         vlt_step_reset();
         t->images_since_log += t->cfg.batch_size;
     }
@@ -1230,6 +1312,11 @@ void vlt_trainer_free(vlt_trainer *t) {
     if (!t) return;
     if (t->mlog) vlt_metrics_log_close(t->mlog);
     unlock_run_dir(t);
+    if (t->feed.be.host_wait) vlt_feed_release(&t->feed);   // no copy reads the loader's memory any more
+#ifdef VLT_HAVE_CUDA
+    vlt_feed_cuda_destroy(t->feed_cuda);
+#endif
+    for (int k = 0; k < VLT_FEED_SLOTS; k++) vlt_tensor_free(t->feed_slot[k]);
     vlt_loader_free(t->loader);
     vlt_tokenizer_free(t->tok);
     vlt_tensor_free(t->atts);
