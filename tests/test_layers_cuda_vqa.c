@@ -397,6 +397,12 @@ static void test_albef_vqa_device_path_gives_host_bits(void **state) {
         // the owners and re-points the aliases (it was refused: an alias does not own its storage)
         if (vlt_params_move(&mb.params, VLT_CPU) != VLT_OK) fail_msg("%s", vlt_error_message());
         assert_ptr_equal(mb.dec.decoder_w_alias->data, mb.dec.word_emb->data);
+        // and behind the model interface the kind is accepted on the GPU (it was refused by name)
+        vlt_model vm;
+        assert_int_equal(vlt_model_create(&vm, &ma.cfg, 1), VLT_OK);
+        assert_string_equal(vlt_model_kind(&vm), VLT_ALBEF_VQA_KIND);
+        assert_null(vlt_model_gpu_unsupported(&vm));
+        vlt_model_free(&vm);
         vlt_adamw *oa = optimizer(&ma.params), *ob = optimizer(&mb.params);
         avqa_batch b = avqa_read(dir, ma.cfg.albef.vqa.k_test);
         for (int step = 1; step <= 3; step++) {
