@@ -184,6 +184,7 @@ static const float *train_run(const char *out, const char *device, const char *e
     c.steps = steps;
     c.warmup = 2;
     c.flip = 1;
+    c.samples_per_epoch = 320;   // 10 steps an epoch
     if (env) setenv(env, "1", 1);
     vlt_trainer_opts o = {.quiet = 1};
     vlt_trainer *t;
@@ -200,10 +201,10 @@ static const float *train_run(const char *out, const char *device, const char *e
 
 // A run stopped after a checkpoint taken while the next batch was already fetched (and uploaded)
 // resumes with the uninterrupted run's losses: the checkpoint holds the position before that batch.
-// 2,000 samples at batch 32 are 62 steps an epoch: a checkpoint at step 5 (mid-epoch) and one at
-// 62, whose fetched-ahead batch is the next epoch's first.
+// data.samples_per_epoch 320 at batch 32 is 10 steps an epoch: a checkpoint at step 5 (mid-epoch)
+// and one at 10, whose fetched-ahead batch is the next epoch's first.
 static void resume_check(const char *device, const char *env, const char *tag) {
-    const int total = 66, ats[2] = {5, 62};
+    const int total = 14, ats[2] = {5, 10};
     char name[64];
     snprintf(name, sizeof name, "%s-whole", tag);
     vlt_trainer *w;
@@ -218,6 +219,7 @@ static void resume_check(const char *device, const char *env, const char *tag) {
         c.steps = total;
         c.warmup = 2;
         c.flip = 1;
+        c.samples_per_epoch = 320;
         c.checkpoint_every = at;
         if (env) setenv(env, "1", 1);
         vlt_trainer_opts o = {.quiet = 1};
