@@ -17,6 +17,9 @@
 # CoCa (VLT_GPU_COCA=0 skips it), after VQA: test_layers_cuda_coca (three steps of the tiny open_clip
 # fixture and its greedy / beam captions, GPU against CPU) and test_train_cuda_coca (`vlt train` of
 # tiny-coca on the GPU against the CPU, resuming exactly, caption evaluation on the GPU model).
+# The data feed (VLT_GPU_FEED=0 skips it): test_train_u8_batches (the uint8 op on the device equals
+# the host's bit for bit) and test_train_feed (pinned memory and the side-stream copy give the
+# synchronous feed's losses bit for bit, and resume exactly) before the benchmarks.
 #
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
@@ -121,6 +124,17 @@ else
   RESULT[test_layers_cuda_coca]="skipped (VLT_GPU_COCA=0)"; RESULT[test_train_cuda_coca]="skipped (VLT_GPU_COCA=0)"
 fi
 
+# The data feed (issue 17): the uint8 op and the async copy against their references.
+if [ "${VLT_GPU_FEED:-1}" != 0 ]; then
+  for s in test_train_u8_batches:60 test_train_feed:120; do
+    name=${s%%:*}
+    if [ -x "$B/bin/$name" ]; then run_suite "$name" "$(capped "${s##*:}")"
+    else RESULT[$name]="not in the bundle"; fi
+  done
+else
+  RESULT[test_train_u8_batches]="skipped (VLT_GPU_FEED=0)"; RESULT[test_train_feed]="skipped (VLT_GPU_FEED=0)"
+fi
+
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
 timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
 grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
@@ -199,6 +213,8 @@ printf '%-22s %s\n' "test_layers_cuda_vqa" "${RESULT[test_layers_cuda_vqa]:-skip
 printf '%-22s %s\n' "test_train_cuda_vqa" "${RESULT[test_train_cuda_vqa]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_coca" "${RESULT[test_layers_cuda_coca]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_coca" "${RESULT[test_train_cuda_coca]:-skipped}"
+printf '%-22s %s\n' "test_train_u8_batches" "${RESULT[test_train_u8_batches]:-skipped}"
+printf '%-22s %s\n' "test_train_feed" "${RESULT[test_train_feed]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
 for k in vlt torch; do
