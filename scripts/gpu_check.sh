@@ -19,7 +19,10 @@
 # tiny-coca on the GPU against the CPU, resuming exactly, caption evaluation on the GPU model).
 # The data feed (VLT_GPU_FEED=0 skips it): test_train_u8_batches (the uint8 op on the device equals
 # the host's bit for bit) and test_train_feed (pinned memory and the side-stream copy give the
-# synchronous feed's losses bit for bit, and resume exactly) before the benchmarks.
+# synchronous feed's losses bit for bit, and resume exactly) before the benchmarks; after
+# `vlt bench clip-step`, `vlt train` of the same model at the same batch on JPEG shards (vlt synth
+# --image-size 256, 32 shards, VLT_GPU_FEED_WORKERS=14 loader threads) measured as a pair with it:
+# steady images/s (log lines after the first), the data-wait share, and train/bench (target >= 90%).
 #
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
@@ -141,6 +144,60 @@ grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.l
 BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
 [ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
 
+# The pair: `vlt train` of the same model and batch fed by the real loader from JPEG shards, with
+# pinned double-buffered uint8 batches; its steady images/s against the benchmark's.
+FEED="skipped (VLT_GPU_FEED=0)"
+if [ "${VLT_GPU_FEED:-1}" != 0 ]; then
+  FEED_S=${VLT_GPU_FEED_STEPS:-40}; FEED_B=256; FEED_P=8
+  FEED_DIR=$WORK/feed; rm -rf "$FEED_DIR"; mkdir -p "$FEED_DIR"
+  per=$(( (FEED_S + 8) * FEED_B / FEED_P ))   # 8 writers in parallel, 4 shards each
+  echo "== vlt synth: $((per * FEED_P)) JPEGs of 256 px in $((4 * FEED_P)) shards (at $(elapsed)s)"
+  for p in $(seq 0 $((FEED_P - 1))); do
+    "$B/bin/vlt" synth --out "$FEED_DIR/data" --samples "$per" --shard-size $(( (per + 3) / 4 )) --image-size 256 \
+      --seed 7 --first-index $((p * per)) --prefix "p$p-" >"$LOGS/feed_synth$p.log" 2>&1 &
+  done
+  wait
+  cat >"$FEED_DIR/run.yaml" <<YAML
+model:
+  name: ViT-B-32
+data:
+  train: "$FEED_DIR/data/p{0..$((FEED_P - 1))}-{00000..00003}.tar"
+  batch_size: $FEED_B
+  workers: ${VLT_GPU_FEED_WORKERS:-14}
+  shuffle_buffer: 1000
+  shuffle_initial: 256
+train:
+  device: cuda
+  precision: bf16
+schedule:
+  steps: $FEED_S
+  warmup: 5
+checkpoint:
+  every: 0
+log:
+  every: 5
+output:
+  dir: $FEED_DIR/run
+YAML
+  lim=$(capped 150)
+  echo "== vlt train on the JPEG shards, batch $FEED_B, $FEED_S steps (limit ${lim}s, at $(elapsed)s)"
+  VLT_HOME=$PWD timeout "$lim" "$B/bin/vlt" train --config "$FEED_DIR/run.yaml" >"$LOGS/feed_train.log" 2>&1
+  tail -4 "$LOGS/feed_train.log"
+  cp "$FEED_DIR/run/metrics.jsonl" "$LOGS/feed_metrics.jsonl" 2>/dev/null
+  # steady state: the log lines after the first (warm-up, arena growth); mean images/s and data wait
+  FEED=$(python3 - "$FEED_DIR/run/metrics.jsonl" <<'PY' 2>/dev/null
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+rows = [r for r in rows if "images_per_s" in r][1:]
+if rows:
+    print(json.dumps({"images_per_s": round(sum(r["images_per_s"] for r in rows) / len(rows), 1),
+                      "data_wait": round(sum(r.get("data_wait", 0) for r in rows) / len(rows), 4), "lines": len(rows)}))
+PY
+)
+  [ -n "$FEED" ] || FEED="failed: $(tail -1 "$LOGS/feed_train.log" | cut -c1-100) (feed_train.log)"
+  rm -rf "$FEED_DIR"
+fi
+
 torch_run() {  # label, extra args, timeout
   local label=$1 args=$2 limit=$3
   if [ ! -f "$B/torch_clip_baseline.py" ]; then RESULT[$label]="baseline script not in the bundle"; return; fi
@@ -225,6 +282,14 @@ for k in vlt torch; do
     printf '%-22s %s\n' "albef paper $k bf16" "$j"
   fi
 done
+if [[ $FEED == \{* ]]; then
+  fips=$(field "$FEED" images_per_s); bi=$(field "$BENCH" images_per_s)
+  ratio=$(python3 -c "import sys; print('%.1f%%' % (100 * float(sys.argv[1]) / float(sys.argv[2])))" "$fips" "$bi" 2>/dev/null || echo "-")
+  printf '%-22s %s img/s, data-wait share %s, %s of bench clip-step (%s img/s, batch 256; target >= 90%%)\n' \
+    "train JPEG feed" "$fips" "$(field "$FEED" data_wait)" "$ratio" "$bi"
+else
+  printf '%-22s %s\n' "train JPEG feed" "$FEED"
+fi
 printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
 printf '%-22s %s\n' "memory vlt" "$(field "$BENCH" arena_gib) GiB arena, $(field "$BENCH" device_used_gib) GiB card in use"
 printf '%-22s %s\n' "memory torch eager" "$(field "${RESULT[eager]}" max_mem_gib) GiB max allocated"
