@@ -6,7 +6,8 @@
 //   - with a GPU: one classifier step with each fusion (concat, tokens) on both devices, the batch
 //     sent to the device as the trainer sends it, two steps with AdamW: the loss, every gradient
 //     and every parameter afterwards within max |gpu − cpu| <= 1e-4 + 1e-3 · max |cpu| per tensor
-//     (fp32 products on both sides), and the answers of vlt_model_answer the same.
+//     (fp32 products on both sides; the key biases, whose exact gradient is 0, within AdamW's
+//     bound on their steps: see close_param), and the answers of vlt_model_answer the same.
 //   - ALBEF VQA (the parity fixtures tests/data/albef_vqa/tiny, with momentum distillation, and
 //     tiny2, without): without a GPU its GPU route (vlt_albef_vqa_set_device_path: host copies of
 //     the ids, k and weights, the loss coefficients built from device ops and an uploaded one-hot
@@ -88,6 +89,28 @@ static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tens
     if (worst && maxd / (1e-4 + 1e-3 * maxc) > *worst) *worst = maxd / (1e-4 + 1e-3 * maxc);
     if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
     return ok;
+}
+
+// A parameter after `steps` AdamW steps of learning rate lr. The key biases (BERT's key.bias, the
+// k third of in_proj_bias / qkv.bias) have an exact gradient of 0 (softmax ignores a shift common
+// to all keys), so what AdamW does with them is its normalised reading of rounding noise, which
+// differs between devices: up to lr per step each way. Those tensors are held to that bound
+// (2 · lr · steps, plus the usual tolerance), the others to the per-tensor tolerance; their
+// gradients to the per-tensor tolerance too (noise of ~1e-8 on both sides).
+static bool close_param(const char *name, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst, float lr,
+                        int steps) {
+    bool key = strstr(name, "key.bias") || strstr(name, "in_proj_bias") || strstr(name, "qkv.bias");
+    if (!key) return close_tensor(name, gpu, cpu, worst);
+    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
+    assert_non_null(h);
+    double maxd = 0, bound = 2.0 * lr * steps + 1e-4;
+    for (int64_t i = 0; i < cpu->numel; i++) {
+        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
+        if (!(d <= maxd)) maxd = d;
+    }
+    vlt_tensor_free(h);
+    if (!(maxd <= bound)) fprintf(stderr, "%s: max |gpu - cpu| %.3g above AdamW's bound %.3g\n", name, maxd, bound);
+    return maxd <= bound;
 }
 
 static void scalar_close(const char *what, vlt_tensor *gpu, vlt_tensor *cpu) {
@@ -251,7 +274,7 @@ static void classifier_gpu_vs_cpu(int fusion_layers) {
     }
     for (int i = 0; i < mc.params->n; i++) {
         assert_int_equal(md.params->t[i]->device, VLT_CUDA);
-        assert_true(close_tensor(mc.params->t[i]->name, md.params->t[i], mc.params->t[i], &worst));
+        assert_true(close_param(mc.params->t[i]->name, md.params->t[i], mc.params->t[i], &worst, 1e-3f, 2));
     }
     // the answers (argmax of the logits) and their confidences
     int32_t bc[CB], bd[CB];
@@ -496,7 +519,7 @@ static void test_albef_vqa_step_matches_cpu(void **state) {
                 assert_int_equal(bits_differ(td, tc), 0);
                 continue;
             }
-            assert_true(close_tensor(tc->name, td, tc, &worst));
+            assert_true(close_param(tc->name, td, tc, &worst, 1e-3f, 2));
             nf++;
         }
         int B = b.in.question_ids->shape[0], K = b.k;
