@@ -257,6 +257,26 @@ static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tens
     return ok;
 }
 
+// A parameter (or its momentum copy) after `steps` AdamW steps of learning rate lr. The key biases
+// (BERT's key.bias, DeiT's qkv.bias whose k third) have an exact gradient of 0 (softmax ignores a
+// shift common to all keys): AdamW's update of them is its normalised reading of rounding noise,
+// which differs between devices by up to lr per step each way. Those are held to 2 · lr · steps
+// (plus the usual tolerance), the rest to close_tensor's.
+static bool close_param(const char *name, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst, float lr,
+                        int steps) {
+    if (!strstr(name, "key.bias") && !strstr(name, "qkv.bias")) return close_tensor(name, gpu, cpu, worst);
+    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
+    assert_non_null(h);
+    double maxd = 0, bound = 2.0 * lr * steps + 1e-4;
+    for (int64_t i = 0; i < cpu->numel; i++) {
+        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
+        if (!(d <= maxd)) maxd = d;   // NaN sticks
+    }
+    vlt_tensor_free(h);
+    if (!(maxd <= bound)) fprintf(stderr, "%s: max |gpu - cpu| %.3g above AdamW's bound %.3g\n", name, maxd, bound);
+    return maxd <= bound;
+}
+
 static double scalar_close(const char *what, vlt_tensor *gpu, vlt_tensor *cpu) {
     if (!gpu || !cpu) fail_msg("%s: %s", what, vlt_error_message());
     double g = vlt_tensor_item(gpu, 0), c = vlt_tensor_item(cpu, 0), d = fabs(g - c);
@@ -472,7 +492,7 @@ static void test_albef_step_matches_cpu(void **state) {
             assert_int_equal(bits_differ(td, tc), 0);
             continue;
         }
-        assert_true(close_tensor(tc->name, td, tc, &worst));
+        assert_true(close_param(tc->name, td, tc, &worst, 1e-3f, 2));
         nf++;
     }
     print_message("table after the steps: %d tensors (weights, momentum copies, queues, temp) within tolerance, "
