@@ -109,6 +109,7 @@ extern "C" void vlt_cuda_release(void) {
     if (!g_cuda.ready) return;
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));
     vlt_cuda_mt_release();
+    vlt_cuda_graph_release();
     chunks_free(g_cuda.chunks);
     free(g_cuda.free_list);
     for (int i = 0; i < 2; i++) cudaCheck(cudaFree(g_cuda.cast_buf[i]));
@@ -136,7 +137,10 @@ extern "C" void *vlt_cuda_malloc(size_t bytes) {
 
 extern "C" void *vlt_cuda_cast_buffer(int which, size_t bytes) {
     if (g_cuda.cast_cap[which] < bytes) {
-        cudaCheck(cudaStreamSynchronize(g_cuda.stream));  // the old buffer may still be read
+        // While capturing nothing has run yet (the caller synchronised before the capture): the
+        // growth is recorded as the reason to drop the graph, and no wait is made.
+        if (!vlt_cuda_capture_refuse("an operand buffer grew (cudaMalloc)"))
+            cudaCheck(cudaStreamSynchronize(g_cuda.stream));  // the old buffer may still be read
         cudaCheck(cudaFree(g_cuda.cast_buf[which]));
         size_t cap = bytes + bytes / 4;
         cudaCheck(cudaMalloc(&g_cuda.cast_buf[which], cap));
@@ -154,6 +158,8 @@ static arena_chunk *chunk_new(size_t size) {
     arena_chunk *c = (arena_chunk *)calloc(1, sizeof *c);
     if (!c) return NULL;
     void *mem = NULL;
+    // A graph captured now would keep this chunk's addresses, which the next reset coalesces away.
+    (void)vlt_cuda_capture_refuse("the step arena grew (cudaMalloc)");
     cudaError_t e = cudaMalloc(&mem, size);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
@@ -251,12 +257,17 @@ extern "C" uint64_t vlt_cuda_arena_system_allocs(void) { return g_cuda.system_al
 
 extern "C" void vlt_cuda_copy_h2d(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
+    if (vlt_cuda_capture_refuse("a host-to-device copy from pageable memory")) return;
     cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.stream));
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));  // src is pageable host memory the caller may reuse
 }
 
 extern "C" void vlt_cuda_copy_d2h(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
+    if (vlt_cuda_capture_refuse("a device-to-host copy (the host reads a device value)")) {
+        memset(dst, 0, bytes);  // the capture is dropped; the host just must not read garbage
+        return;
+    }
     cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cuda.stream));
     cudaCheck(cudaStreamSynchronize(g_cuda.stream));
 }
@@ -277,6 +288,7 @@ extern "C" void vlt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
 }
 
 extern "C" void vlt_cuda_synchronize(void) {
+    if (vlt_cuda_capture_refuse("a wait for the device (cudaStreamSynchronize)")) return;
     if (g_cuda.ready) cudaCheck(cudaStreamSynchronize(g_cuda.stream));
 }
 

@@ -3,6 +3,8 @@
 #include "autograd/device.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +50,98 @@ vlt_status vlt_set_matmul_precision(vlt_matmul_precision p) {
     (void)p;
     return vlt_error_set(VLT_ERR_UNSUPPORTED, "matmul precision: this binary was built without the CUDA backend");
 }
+#endif
+
+// ---- sync-free steps: the host side of the device index checks ----
+#define STEP_CHECKS_MAX 64
+static struct {
+    int kind, limit;
+    int64_t n;
+    char name[64];
+} g_checks[STEP_CHECKS_MAX];
+static int g_n_checks;
+
+void vlt_step_check_message(char *buf, size_t cap, int kind, const char *name, int limit, int64_t n,
+                            unsigned long long rec) {
+    long long pos = (long long)n - (long long)(rec >> 32);
+    int v = (int)(int32_t)(uint32_t)(rec & 0xffffffffull);
+    const char *tail = " (checked on the device, reported after the step)";
+    if (kind == 0)
+        snprintf(buf, cap, "embedding: id %d at position %lld is outside the table '%s' of %d rows%s", v, pos,
+                 name ? name : "?", limit, tail);
+    else if (kind == 1)
+        snprintf(buf, cap, "gather_rows: index %d of row %lld is outside [0, %d)%s", v, pos, limit, tail);
+    else
+        snprintf(buf, cap, "cross_entropy: target %d of row %lld is outside [0, %d)%s", v, pos, limit, tail);
+}
+
+int vlt_step_check_add(int kind, const char *name, int limit, int64_t n) {
+    int k = g_n_checks < STEP_CHECKS_MAX ? g_n_checks++ : STEP_CHECKS_MAX - 1;  // full: shares the last
+    g_checks[k].kind = kind;
+    g_checks[k].limit = limit;
+    g_checks[k].n = n;
+    snprintf(g_checks[k].name, sizeof g_checks[k].name, "%s", name ? name : "");
+    return k;
+}
+
+#ifdef VLT_HAVE_CUDA
+vlt_status vlt_set_sync_free(bool on) {
+    if (on && vlt_cuda_ensure_init() != 0) return vlt_error_code();
+    if (vlt_cuda_set_sync_free(on ? 1 : 0) != 0) return vlt_error_code();
+    return VLT_OK;
+}
+bool vlt_sync_free(void) { return vlt_cuda_sync_free() != 0; }
+void vlt_step_checks_begin(void) {
+    g_n_checks = 0;
+    if (vlt_cuda_sync_free()) vlt_cuda_checks_clear();
+}
+vlt_status vlt_step_checks_report(void) {
+    unsigned long long rec[STEP_CHECKS_MAX];
+    int bad = 0, n = g_n_checks;
+    vlt_cuda_checks_read(rec, n, &bad);
+    for (int k = 0; k < n; k++)
+        if (rec[k]) {
+            char msg[256];
+            vlt_step_check_message(msg, sizeof msg, g_checks[k].kind, g_checks[k].name, g_checks[k].limit,
+                                   g_checks[k].n, rec[k]);
+            return vlt_error_set(VLT_ERR_ARG, "%s", msg);
+        }
+    if (bad) return vlt_error_set(VLT_ERR_ARG, "a device index check failed in this step (no slot recorded it)");
+    return VLT_OK;
+}
+float vlt_last_grad_norm(void) { return vlt_cuda_last_grad_norm(); }
+vlt_status vlt_graph_begin(void) {
+    if (!vlt_cuda_sync_free())
+        return vlt_error_set(VLT_ERR_STATE, "cuda graph: capture needs sync-free mode (vlt_set_sync_free)");
+    vlt_cuda_synchronize();  // nothing eager may still run when the capture starts
+    return vlt_cuda_graph_begin() == 0 ? VLT_OK : vlt_error_code();
+}
+vlt_status vlt_graph_end(void **graph) { return vlt_cuda_graph_end(graph) == 0 ? VLT_OK : vlt_error_code(); }
+vlt_status vlt_graph_launch(void *graph) {
+    if (!graph) return vlt_error_set(VLT_ERR_ARG, "cuda graph: no graph to launch");
+    vlt_cuda_graph_launch(graph);
+    return VLT_OK;
+}
+void vlt_graph_free(void *graph) { vlt_cuda_graph_free(graph); }
+#else
+static vlt_status no_cuda(const char *what) {
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "%s: this binary was built without the CUDA backend (make CUDA=1)", what);
+}
+vlt_status vlt_set_sync_free(bool on) { return on ? no_cuda("sync-free steps") : VLT_OK; }
+bool vlt_sync_free(void) { return false; }
+void vlt_step_checks_begin(void) { g_n_checks = 0; }
+vlt_status vlt_step_checks_report(void) { return VLT_OK; }
+float vlt_last_grad_norm(void) { return 0.0f; }
+vlt_status vlt_graph_begin(void) { return no_cuda("cuda graph"); }
+vlt_status vlt_graph_end(void **graph) {
+    *graph = NULL;
+    return no_cuda("cuda graph");
+}
+vlt_status vlt_graph_launch(void *graph) {
+    (void)graph;
+    return no_cuda("cuda graph");
+}
+void vlt_graph_free(void *graph) { (void)graph; }
 #endif
 
 vlt_status vlt_set_default_device(vlt_device dev) {

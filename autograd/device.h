@@ -86,6 +86,39 @@ void vlt_cuda_memory(size_t *free_bytes, size_t *total_bytes);
 // epilogue: 1 the fp32 bias, 2 a bf16 copy, 0 none ran (or no CUDA). For benchmark reports.
 int vlt_cuda_bf16_out_bias_kind(void);
 
+// ---- Sync-free steps and the captured step (issue 17; written without a GPU, never run on one) ----
+// Sync-free mode (off by default): the embedding, gather_rows and cross-entropy check their
+// indices on the device instead of on a host copy, the embedding's backward builds its owner
+// lists on the device, the clip coefficient stays on the device and AdamW reads its step's
+// scalars from device memory: a step then never waits for the device, which a CUDA graph needs.
+// A bad index is reported after the step by vlt_step_checks_report with the op's usual message
+// (the optimizer makes no update in that step). VLT_ERR_UNSUPPORTED without the CUDA backend.
+vlt_status vlt_set_sync_free(bool on);
+bool vlt_sync_free(void);
+// Start of a sync-free step (or of its capture): forgets the registered checks, clears the slots.
+void vlt_step_checks_begin(void);
+// After a sync-free step: waits for the device and returns VLT_ERR_ARG naming the first failed
+// check (its op, the bad id and its position / row), else VLT_OK.
+vlt_status vlt_step_checks_report(void);
+// Used by the ops: registers a check of n indices against [0, limit) (kind: 0 embedding, whose
+// table is `name`; 1 gather_rows; 2 cross_entropy) and returns its device slot.
+int vlt_step_check_add(int kind, const char *name, int limit, int64_t n);
+// The message of a failed check from its slot record ((n - position) << 32 | (uint32)value);
+// host code, tested without a GPU.
+void vlt_step_check_message(char *buf, size_t cap, int kind, const char *name, int limit, int64_t n,
+                            unsigned long long rec);
+// The global norm computed by the last sync-free vlt_clip_grad_norm (read from the device: waits).
+float vlt_last_grad_norm(void);
+// The captured step: begin, run one step's ops (forward, backward, optimizer) in sync-free mode,
+// end. On success *graph replays that step (same device addresses: the inputs must be copied into
+// the tensors the capture used). On failure VLT_ERR_STATE names the first op that would have
+// synchronised; nothing of the captured step ran, and the caller runs eagerly.
+vlt_status vlt_graph_begin(void);
+vlt_status vlt_graph_end(void **graph);
+// Clears the check slots and launches the replay (returns at once; report the checks after).
+vlt_status vlt_graph_launch(void *graph);
+void vlt_graph_free(void *graph);
+
 // Per-op device time profile (benchmarks; no-ops without CUDA). Between start and stop the tape
 // records a CUDA event after each op's forward and each node's backward; stop waits for the
 // device and prints the `top` (phase, op) rows by total time to f. vlt_device_profile_mark adds

@@ -193,6 +193,46 @@ void vlt_cuda_adamw_mt(const vlt_mt_entry *e, int n, float lr, float b1, float b
 void vlt_cuda_sumsq_mt(double *acc, const vlt_mt_entry *e, int n);  // *acc += Σ t², deterministic
 void vlt_cuda_scale_mt(const vlt_mt_entry *e, int n, float k);        // t *= k (k = 0 writes zeros)
 void vlt_cuda_mt_release(void);
+
+// ---- sync-free steps and CUDA graphs (cuda_graph.cu; issue 17, never run on a GPU yet) ----
+// Sync-free mode (off by default): the ops below check indices on the device and keep every
+// step-dependent scalar on the device, so a step can be captured as a graph. -1 when no device.
+int vlt_cuda_set_sync_free(int on);
+int vlt_cuda_sync_free(void);
+void vlt_cuda_graph_release(void);
+// While a capture runs: records `what` as the reason to drop the graph and returns 1 (the caller
+// then skips its synchronising call); 0 otherwise.
+int vlt_cuda_capture_refuse(const char *what);
+// safe[0..n) = ids with values outside [lo, hi) other than `ignore` made lo; the first bad
+// position and its value go to check slot `slot` (read after the step).
+void vlt_cuda_check_range(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, int ignore, int slot);
+int vlt_cuda_check_slots(void);
+void vlt_cuda_checks_clear(void);
+// Waits for the device; out[k] = slot k's record ((n - position) << 32 | (uint32)value, 0 = fine).
+void vlt_cuda_checks_read(unsigned long long *out, int n, int *bad);
+const int *vlt_cuda_bad_flag(void);  // nonzero on the device once a check of this step failed
+void vlt_cuda_count_not(const int32_t *t, int n, int ignore, int *out);  // device *out = #{t != ignore}
+const float *vlt_cuda_hyper_upload(const void *owner, const float v[4]);
+void vlt_cuda_hyper_set(const void *owner, const float v[4]);
+const float *vlt_cuda_clip_coef(const double *ss, float max_norm);  // device [norm, coefficient]
+float vlt_cuda_last_grad_norm(void);
+int vlt_cuda_graph_begin(void);
+int vlt_cuda_graph_end(void **exec);
+int vlt_cuda_graph_capturing(void);
+void vlt_cuda_graph_launch(void *exec);
+void vlt_cuda_graph_free(void *exec);
+// Sync-free variants of the multi-tensor launches: the scalars read from device memory, and no
+// update at all when *bad is nonzero (a failed index check in this step).
+void vlt_cuda_adamw_mt_dev(const vlt_mt_entry *e, int n, float b1, float b2, float eps, const float *hyper,
+                           const int *bad);
+void vlt_cuda_scale_mt_dev(const vlt_mt_entry *e, int n, const float *k);  // k[0]: t *= k unless k == 1
+// Embedding backward with the owner lists built on the device (a stable radix sort of the ids):
+// the same sums in the same order as vlt_cuda_embedding_bwd.
+void vlt_cuda_embedding_bwd_sorted(const float *g, float *gw, const int32_t *ids, int64_t n, int V, int D);
+void vlt_cuda_cross_entropy_fwd_dev(const float *logits, const int32_t *t, float *logp, float *out, int N, int C,
+                                    int ignore, float smooth, const int *count);
+void vlt_cuda_cross_entropy_bwd_dev(const float *g, const float *logp, const int32_t *t, float *gl, int N, int C,
+                                    int ignore, float smooth, const int *count);
 // Momentum EMA over pairs, p[0] momentum, p[1] online: m = m·mu + o·one_minus, each product
 // rounded, then the sum (__fmul_rn / __fadd_rn: no FMA contraction, the host loop's bits).
 void vlt_cuda_ema_mt(const vlt_mt_entry *e, int n, float mu, float one_minus);

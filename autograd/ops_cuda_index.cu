@@ -1,6 +1,8 @@
 // ops_cuda_index.cu — embedding (deterministic backward without atomics: one block owns one
 // vocabulary row and sums its positions in order of appearance, as the CPU does), row gather, and
 // the copies behind permute / contiguous / concat / slice.
+#include <cub/cub.cuh>
+
 #include "autograd/ops_cuda_common.h"
 
 __global__ void embedding_fwd_kernel(const float *w, const int32_t *ids, float *out, int64_t n, int D) {
@@ -28,6 +30,43 @@ extern "C" void vlt_cuda_embedding_bwd(const float *g, float *gw, const int32_t 
                                        const int32_t *pos, int n_rows, int D) {
     if (n_rows <= 0) return;
     embedding_bwd_kernel<<<(unsigned)n_rows, 128, 0, vlt_cuda_stream()>>>(g, gw, rows, start, pos, D);
+    cudaCheckLaunch();
+}
+
+// Sync-free form (cuda_graph.cu): the owner lists of embedding_owner_lists (ops_index.c) built on
+// the device. A stable radix sort of (id, position) pairs gives each row's positions in order of
+// appearance; block i owns the run that starts at sorted element i (other blocks exit), and adds
+// the run's gradients in that order onto gw: the host lists' sums, in the same order.
+__global__ void embedding_bwd_sorted_kernel(const float *g, float *gw, const int32_t *key, const int32_t *pos,
+                                            int64_t n, int D) {
+    int64_t i = blockIdx.x;
+    if (i > 0 && key[i] == key[i - 1]) return;
+    int64_t row = key[i], end = i + 1;
+    while (end < n && key[end] == key[i]) end++;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = gw[row * D + d];
+        for (int64_t p = i; p < end; p++) s += g[(int64_t)pos[p] * D + d];
+        gw[row * D + d] = s;
+    }
+}
+
+__global__ void iota_kernel(int32_t *p, int64_t n) { VLT_CUDA_LOOP(i, n) p[i] = (int32_t)i; }
+
+extern "C" void vlt_cuda_embedding_bwd_sorted(const float *g, float *gw, const int32_t *ids, int64_t n, int V, int D) {
+    if (n <= 0) return;
+    cudaStream_t st = vlt_cuda_stream();
+    size_t b = (size_t)n * sizeof(int32_t);
+    int32_t *pos_in = (int32_t *)vlt_cuda_scratch(b), *key = (int32_t *)vlt_cuda_scratch(b),
+            *pos = (int32_t *)vlt_cuda_scratch(b);
+    iota_kernel<<<vlt_cuda_blocks(n), VLT_CUDA_THREADS, 0, st>>>(pos_in, n);
+    cudaCheckLaunch();
+    int bits = 1;
+    while (bits < 31 && ((int64_t)1 << bits) < (int64_t)V) bits++;
+    size_t temp = 0;
+    cudaCheck(cub::DeviceRadixSort::SortPairs(nullptr, temp, ids, key, pos_in, pos, (int)n, 0, bits, st));
+    void *tmp = vlt_cuda_scratch(temp ? temp : 1);
+    cudaCheck(cub::DeviceRadixSort::SortPairs(tmp, temp, ids, key, pos_in, pos, (int)n, 0, bits, st));
+    embedding_bwd_sorted_kernel<<<(unsigned)n, 128, 0, st>>>(g, gw, key, pos, n, D);
     cudaCheckLaunch();
 }
 

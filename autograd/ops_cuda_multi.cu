@@ -42,8 +42,11 @@ static const mt_list *mt_get(const vlt_mt_entry *e, int n) {
         if (g_lists[i].last_use < g_lists[victim].last_use) victim = i;
     }
     mt_list *l = &g_lists[victim];
-    if (l->host) {
+    (void)vlt_cuda_capture_refuse("a multi-tensor list was uploaded (cudaMalloc + cudaMemcpy)");
+    if (l->host && !vlt_cuda_graph_capturing()) {
         cudaCheck(cudaStreamSynchronize(vlt_cuda_stream()));  // a queued launch may still read it
+    }
+    if (l->host) {
         free(l->host);
         cudaCheck(cudaFree(l->dev_entries));
         cudaCheck(cudaFree(l->dev_chunks));
@@ -88,8 +91,9 @@ extern "C" void vlt_cuda_mt_release(void) {
     for (int64_t j = chunks[blockIdx.x].y + threadIdx.x; j < c##_end; j += blockDim.x)
 
 // p[0] w, p[1] g, p[2] m, p[3] v; f: the weight decay of this tensor (0 when excluded).
-__global__ void adamw_mt_kernel(const vlt_mt_entry *entries, const int2 *chunks, float lr, float b1, float b2,
-                                float eps, float step, float bc2_sqrt) {
+// One body for the plain and the sync-free kernel, so that both compile to the same arithmetic.
+static __device__ __forceinline__ void adamw_body(const vlt_mt_entry *entries, const int2 *chunks, float lr,
+                                                  float b1, float b2, float eps, float step, float bc2_sqrt) {
     MT_LOOP(j, e, c) {
         float *w = e.p[0], *g = e.p[1], *m = e.p[2], *v = e.p[3];
         float wj = w[j], gj = g[j];
@@ -102,12 +106,35 @@ __global__ void adamw_mt_kernel(const vlt_mt_entry *entries, const int2 *chunks,
     }
 }
 
+__global__ void adamw_mt_kernel(const vlt_mt_entry *entries, const int2 *chunks, float lr, float b1, float b2,
+                                float eps, float step, float bc2_sqrt) {
+    adamw_body(entries, chunks, lr, b1, b2, eps, step, bc2_sqrt);
+}
+
 extern "C" void vlt_cuda_adamw_mt(const vlt_mt_entry *e, int n, float lr, float b1, float b2, float eps, float step,
                                   float bc2_sqrt) {
     if (n <= 0) return;
     const mt_list *l = mt_get(e, n);
     adamw_mt_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(l->dev_entries, l->dev_chunks,
                                                                                       lr, b1, b2, eps, step, bc2_sqrt);
+    cudaCheckLaunch();
+}
+
+// Sync-free AdamW (cuda_graph.cu): h = {lr, lr / bc1, sqrt(bc2), -} from device memory, so a
+// captured step stays valid as they change; nothing is written when this step's checks failed.
+// The arithmetic is adamw_mt_kernel's.
+__global__ void adamw_mt_dev_kernel(const vlt_mt_entry *entries, const int2 *chunks, float b1, float b2, float eps,
+                                    const float *h, const int *bad) {
+    if (bad && *bad) return;
+    adamw_body(entries, chunks, h[0], b1, b2, eps, h[1], h[2]);
+}
+
+extern "C" void vlt_cuda_adamw_mt_dev(const vlt_mt_entry *e, int n, float b1, float b2, float eps, const float *hyper,
+                                      const int *bad) {
+    if (n <= 0) return;
+    const mt_list *l = mt_get(e, n);
+    adamw_mt_dev_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
+        l->dev_entries, l->dev_chunks, b1, b2, eps, hyper, bad);
     cudaCheckLaunch();
 }
 
@@ -158,6 +185,22 @@ extern "C" void vlt_cuda_scale_mt(const vlt_mt_entry *e, int n, float k) {
     if (n <= 0) return;
     const mt_list *l = mt_get(e, n);
     scale_mt_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(l->dev_entries, l->dev_chunks, k);
+    cudaCheckLaunch();
+}
+
+// t *= *k read on the device (the clip coefficient, vlt_cuda_clip_coef()[1]); 1 leaves t alone, as
+// the host path, which scales only when the norm is above the limit.
+__global__ void scale_mt_dev_kernel(const vlt_mt_entry *entries, const int2 *chunks, const float *kp) {
+    const float k = *kp;
+    if (k == 1.0f) return;
+    MT_LOOP(j, e, c) e.p[0][j] = e.p[0][j] * k;
+}
+
+extern "C" void vlt_cuda_scale_mt_dev(const vlt_mt_entry *e, int n, const float *k) {
+    if (n <= 0) return;
+    const mt_list *l = mt_get(e, n);
+    scale_mt_dev_kernel<<<(unsigned)l->n_chunks, VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(l->dev_entries,
+                                                                                          l->dev_chunks, k);
     cudaCheckLaunch();
 }
 

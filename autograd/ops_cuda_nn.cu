@@ -426,6 +426,48 @@ extern "C" void vlt_cuda_cross_entropy_bwd(const float *g, const float *logp, co
     cudaCheckLaunch();
 }
 
+// Sync-free forms (cuda_graph.cu): the count of counted rows is a device int.
+__global__ void ce_total_dev_kernel(const float *rowloss, float *out, int N, const int *countp) {
+    __shared__ float sh[32];
+    int count = *countp;
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < N; i += blockDim.x) s += rowloss[i];
+    s = vlt_block_sum(s, sh);
+    if (threadIdx.x == 0) out[0] = count ? s / (float)count : 0.0f;
+}
+
+extern "C" void vlt_cuda_cross_entropy_fwd_dev(const float *logits, const int32_t *t, float *logp, float *out, int N,
+                                               int C, int ignore, float smooth, const int *count) {
+    cudaStream_t st = vlt_cuda_stream();
+    vlt_cuda_softmax_fwd(logits, logp, N, C, true);
+    float *rowloss = (float *)vlt_cuda_scratch((size_t)N * sizeof(float));
+    ce_rowloss_kernel<<<(unsigned)N, ROW_THREADS, 0, st>>>(logp, t, rowloss, C, ignore, smooth);
+    cudaCheckLaunch();
+    ce_total_dev_kernel<<<1, 1024, 0, st>>>(rowloss, out, N, count);
+    cudaCheckLaunch();
+}
+
+__global__ void ce_bwd_dev_kernel(const float *g, const float *logp, const int32_t *t, float *gl, int N, int C,
+                                  int ignore, float smooth, const int *countp) {
+    int count = *countp;
+    if (count == 0) return;  // the host form launches nothing then
+    float k = g[0] / (float)count;
+    VLT_CUDA_LOOP(idx, (int64_t)N * C) {
+        int64_t i = idx / C;
+        int c = (int)(idx % C);
+        int ti = t[i];
+        if (ti == ignore) continue;
+        gl[idx] += k * (expf(logp[idx]) - (c == ti ? 1.0f - smooth : 0.0f) - smooth / C);
+    }
+}
+
+extern "C" void vlt_cuda_cross_entropy_bwd_dev(const float *g, const float *logp, const int32_t *t, float *gl, int N,
+                                               int C, int ignore, float smooth, const int *count) {
+    ce_bwd_dev_kernel<<<vlt_cuda_blocks((int64_t)N * C), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
+        g, logp, t, gl, N, C, ignore, smooth, count);
+    cudaCheckLaunch();
+}
+
 // ---- argmax over the last dim (first maximum, as torch.argmax) ----
 __global__ void argmax_kernel(const void *x, bool is_i32, int32_t *out, int C) {
     __shared__ float sv[ROW_THREADS];

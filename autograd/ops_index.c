@@ -55,6 +55,10 @@ static void embedding_backward(vlt_node *n) {
     const float *g = vlt_f32(n->out->grad);
     float *gw = vlt_f32(vlt_grad_of(w));
 #ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(w) && !n->saved[0]) {  // sync-free: the owner lists are built on the device
+        vlt_cuda_embedding_bwd_sorted(g, gw, vlt_i32(n->saved[1]), ids->numel, w->shape[0], D);
+        return;
+    }
     if (ON_CUDA(w)) {
         const int32_t *lists = vlt_i32(n->saved[0]);
         int used = n->i[0];
@@ -77,6 +81,25 @@ vlt_tensor *vlt_embedding(vlt_tensor *weight, vlt_tensor *ids) {
         return NULL;
     }
     int V = weight->shape[0], D = weight->shape[1];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(weight) && vlt_cuda_sync_free()) {
+        // Sync-free (issue 17): checked on the device, reported after the step; the kernels read
+        // the sanitised copy (bad ids made 0), which the backward sorts into its owner lists.
+        int slot = vlt_step_check_add(0, weight->name, V, ids->numel);
+        vlt_tensor *safe = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE((int)ids->numel));
+        int shp[VLT_MAX_DIMS];
+        for (int d = 0; d < ids->ndim; d++) shp[d] = ids->shape[d];
+        shp[ids->ndim] = D;
+        vlt_tensor *o = op_out_on(weight->device, ids->ndim + 1, shp);
+        if (!o || !safe) return NULL;
+        vlt_cuda_check_range(vlt_i32(ids), vlt_i32(safe), ids->numel, 0, V, INT32_MIN, slot);
+        vlt_cuda_embedding_fwd(vlt_f32(weight), vlt_i32(safe), vlt_f32(o), ids->numel, D);
+        if (!vlt_grad_enabled() || !weight->requires_grad) return o;
+        vlt_node *n = vlt_tape_record("embedding", embedding_backward, o, 2, (vlt_tensor *[]){weight, ids});
+        if (n) n->saved[1] = safe;  // saved[0] (the host-built lists) stays NULL
+        return o;
+    }
+#endif
     const int32_t *id = op_host_i32(ids);  // device ids: checked on a host copy
     if (!id) return NULL;
     for (int64_t i = 0; i < ids->numel; i++)
@@ -133,6 +156,20 @@ vlt_tensor *vlt_gather_rows(vlt_tensor *x, vlt_tensor *idx) {
         return NULL;
     }
     int B = x->shape[0], T = x->shape[1], D = x->shape[2];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(x) && vlt_cuda_sync_free()) {
+        // Sync-free (issue 17): checked on the device (reported after the step); the kernels and
+        // the backward (its in[1]) read the sanitised copy.
+        int slot = vlt_step_check_add(1, idx->name, T, B);
+        vlt_tensor *safe = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE(B));
+        vlt_tensor *o = op_out_on(x->device, 2, VLT_SHAPE(B, D));
+        if (!safe || !o) return NULL;
+        vlt_cuda_check_range(vlt_i32(idx), vlt_i32(safe), B, 0, T, INT32_MIN, slot);
+        vlt_cuda_gather_rows_fwd(vlt_f32(x), vlt_i32(safe), vlt_f32(o), B, T, D);
+        vlt_tape_record("gather_rows", gather_rows_backward, o, 2, (vlt_tensor *[]){x, safe});
+        return o;
+    }
+#endif
     const int32_t *ix = op_host_i32(idx);  // device indices: checked on a host copy
     if (!ix) return NULL;
     for (int b = 0; b < B; b++)

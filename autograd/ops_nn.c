@@ -1,6 +1,7 @@
 // ops_nn.c — layernorm, softmax, log_softmax, l2 normalize (over the last dim), cross-entropy.
 #include <math.h>
 
+#include "autograd/device.h"
 #include "autograd/ops_internal.h"
 
 // ---- layernorm: y = (x - mean) * rstd * w + b; saved[0] holds (mean, rstd) per row ----
@@ -245,6 +246,13 @@ static void cross_entropy_backward(vlt_node *n) {
     int N = logits->shape[0], C = logits->shape[1];
     int ignore = n->i[0], count = n->i[1];
     float eps = n->f[0];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(logits) && n->saved[1]) {  // sync-free: the count is a device int
+        vlt_cuda_cross_entropy_bwd_dev(vlt_f32(n->out->grad), vlt_f32(n->saved[0]), vlt_i32(n->in[1]),
+                                       vlt_f32(vlt_grad_of(logits)), N, C, ignore, eps, vlt_i32(n->saved[1]));
+        return;
+    }
+#endif
     if (count == 0) return;
 #ifdef VLT_HAVE_CUDA
     if (ON_CUDA(logits)) {
@@ -291,6 +299,31 @@ vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignor
         return NULL;
     }
     int N = logits->shape[0], C = logits->shape[1];
+#ifdef VLT_HAVE_CUDA
+    if (ON_CUDA(logits) && vlt_cuda_sync_free()) {
+        // Sync-free (issue 17): the targets checked on the device (reported after the step), the
+        // kernels read the sanitised copy, and the count of counted rows is a device int.
+        int slot = vlt_step_check_add(2, targets->name, C, N);
+        vlt_tensor *safe = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE(N));
+        vlt_tensor *lp = op_out_on(logits->device, 2, logits->shape);
+        vlt_tensor *o = op_out_on(logits->device, 1, VLT_SHAPE(1));
+        vlt_tensor *count = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE(1));
+        if (!safe || !lp || !o || !count) return NULL;
+        vlt_cuda_check_range(vlt_i32(targets), vlt_i32(safe), N, 0, C, ignore_index, slot);
+        vlt_cuda_count_not(vlt_i32(safe), N, ignore_index, vlt_i32(count));
+        vlt_cuda_cross_entropy_fwd_dev(vlt_f32(logits), vlt_i32(safe), vlt_f32(lp), vlt_f32(o), N, C, ignore_index,
+                                       label_smoothing, vlt_i32(count));
+        vlt_node *n = vlt_tape_record("cross_entropy", cross_entropy_backward, o, 2, (vlt_tensor *[]){logits, safe});
+        if (n) {
+            n->saved[0] = lp;
+            n->i[0] = ignore_index;
+            n->i[1] = -1;  // the count is on the device: saved[1]
+            n->f[0] = label_smoothing;
+            n->saved[1] = count;
+        }
+        return o;
+    }
+#endif
     const int32_t *t = op_host_i32(targets);  // device targets: checked on a host copy
     if (!t) return NULL;
     for (int i = 0; i < N; i++)

@@ -129,6 +129,14 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
     const float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     const float step = lr / bc1, bc2_sqrt = sqrtf(bc2);
 #ifdef VLT_HAVE_CUDA
+    // Sync-free (issue 17): the scalars go through device memory (a copy from a pinned block
+    // inside the step, which a captured graph keeps), and a step whose index checks failed makes
+    // no update.
+    const float *hyper = NULL;
+    if (vlt_cuda_sync_free()) {
+        const float hv[4] = {lr, step, bc2_sqrt, 0.0f};
+        hyper = vlt_cuda_hyper_upload(o, hv);
+    }
     // Device parameters: one multi-tensor launch (the same list every step: uploaded once).
     vlt_mt_entry *mt = calloc((size_t)o->n, sizeof *mt);
     VLT_ASSERT(mt, "adamw: out of host memory");
@@ -140,7 +148,8 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
                                  o->decay[i] ? o->cfg.weight_decay : 0.0f, 0.0f};
         nmt++;
     }
-    vlt_cuda_adamw_mt(mt, nmt, lr, b1, b2, eps, step, bc2_sqrt);
+    if (hyper) vlt_cuda_adamw_mt_dev(mt, nmt, b1, b2, eps, hyper, vlt_cuda_bad_flag());
+    else vlt_cuda_adamw_mt(mt, nmt, lr, b1, b2, eps, step, bc2_sqrt);
     free(mt);
 #endif
     for (int i = 0; i < o->n; i++) {
@@ -159,6 +168,18 @@ vlt_status vlt_adamw_step(vlt_adamw *o, float lr) {
         }
     }
     return VLT_OK;
+}
+
+void vlt_adamw_advance(vlt_adamw *o, float lr) {
+    o->t++;
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2;
+    const float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
+    const float hv[4] = {lr, lr / bc1, sqrtf(bc2), 0.0f};
+#ifdef VLT_HAVE_CUDA
+    vlt_cuda_hyper_set(o, hv);
+#else
+    (void)hv;
+#endif
 }
 
 vlt_sgd *vlt_sgd_new(vlt_tensor **params, int n, float momentum, float weight_decay, bool nesterov) {
@@ -253,7 +274,30 @@ static double device_sumsq(vlt_tensor **params, int n) {
 #endif
 }
 
+#ifdef VLT_HAVE_CUDA
+// Sync-free (issue 17): the norm and the coefficient stay on the device (vlt_last_grad_norm reads
+// the norm after the step). Only for parameters that are all on the device.
+static bool clip_on_device(vlt_tensor **params, int n, float max_norm) {
+    if (!vlt_cuda_sync_free()) return false;
+    for (int i = 0; i < n; i++)
+        if (params[i]->device != VLT_CUDA) return false;
+    int k;
+    vlt_mt_entry *mt = device_grad_list(params, n, &k);
+    double *acc = vlt_cuda_arena_alloc(sizeof(double));
+    VLT_ASSERT(acc, "clip_grad_norm: device step arena out of memory");
+    vlt_cuda_memset0(acc, sizeof(double));
+    if (k) vlt_cuda_sumsq_mt(acc, mt, k);
+    const float *coef = vlt_cuda_clip_coef(acc, max_norm);
+    if (k && coef) vlt_cuda_scale_mt_dev(mt, k, coef + 1);
+    free(mt);
+    return true;
+}
+#endif
+
 float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm) {
+#ifdef VLT_HAVE_CUDA
+    if (clip_on_device(params, n, max_norm)) return NAN;  // on the device: vlt_last_grad_norm after the step
+#endif
     double ss = device_sumsq(params, n);
     for (int i = 0; i < n; i++) {
         if (params[i]->device != VLT_CPU) continue;

@@ -33,6 +33,9 @@ vlt_adamw *vlt_adamw_new(vlt_tensor **params, const bool *decay, int n, vlt_adam
 void vlt_adamw_free(vlt_adamw *opt);
 // p -= lr * (m̂ / (sqrt(v̂) + eps) + wd * p)  [decoupled decay, as torch.optim.AdamW]
 vlt_status vlt_adamw_step(vlt_adamw *opt, float lr);
+// For a replayed CUDA graph of a sync-free step (issue 17): counts the step and writes its scalars
+// (lr, lr / bias correction) where the captured step's copy reads them; launches nothing.
+void vlt_adamw_advance(vlt_adamw *opt, float lr);
 
 typedef struct {
     int n;
