@@ -45,6 +45,101 @@ static double tower_flops(double B, double T, double W, double M, double layers)
 
 extern char **environ;
 
+// One step of the benchmark's work (forward, loss, zero_grad, backward, clip at 1.0, AdamW) on
+// given device inputs; *loss_dev: the loss's device address (valid until the arena is reused).
+static int bench_step(vlt_clip *m, vlt_adamw *opt, vlt_tensor *img_in, vlt_tensor *ids_in, float **loss_dev) {
+    vlt_tensor *img = vlt_clip_encode_image(m, img_in, true);
+    vlt_tensor *txt = vlt_clip_encode_text(m, ids_in, true);
+    vlt_tensor *loss = vlt_clip_loss(img, txt, m->logit_scale, m->logit_bias, NULL);
+    if (!loss) return -1;
+    vlt_zero_grad(m->params.t, m->params.n);
+    if (vlt_backward(loss) != VLT_OK) return -1;
+    vlt_clip_grad_norm(m->params.t, m->params.n, 1.0f);
+    vlt_adamw_step(opt, 5e-4f);
+    *loss_dev = vlt_f32(loss);
+    return 0;
+}
+
+// --cuda-graph (issue 17; NEVER RUN ON A GPU yet): after the eager timing, the same step in
+// sync-free mode (index checks on the device, no read-back inside the step): `warm` eager steps
+// (the arena learns the extra scratch), `steps` timed eager sync-free steps, then one step
+// captured as a CUDA graph on fixed input buffers (refilled by a device copy before each replay)
+// and `steps` timed replays. Fills the medians (0 when that part did not run) and a note: what
+// ran, or why the capture fell back to eager.
+static void bench_graph(vlt_clip *m, vlt_adamw *opt, vlt_tensor *images[2], vlt_tensor *ids[2], int steps,
+                        double *sf_med, double *graph_med, char *note, size_t note_cap) {
+    *sf_med = *graph_med = 0;
+    snprintf(note, note_cap, "not run");
+    vlt_tensor *img_g = vlt_tensor_new(VLT_F32, VLT_CUDA, images[0]->ndim, images[0]->shape, "images_graph");
+    vlt_tensor *ids_g = vlt_tensor_new(VLT_I32, VLT_CUDA, ids[0]->ndim, ids[0]->shape, "ids_graph");
+    double *times = malloc(sizeof(double) * (size_t)steps);
+    if (!img_g || !ids_g || !times || vlt_set_sync_free(true) != VLT_OK) {
+        snprintf(note, note_cap, "setup failed: %s", vlt_error_message());
+        goto out;
+    }
+    float *loss_dev = NULL, loss_v = 0;
+    for (int s = 0; s < 2 + steps; s++) {  // eager, sync-free
+        vlt_device_synchronize();
+        double t0 = vlt_bench_now_s();
+        if (vlt_tensor_copy(img_g, images[s % 2]) != VLT_OK || vlt_tensor_copy(ids_g, ids[s % 2]) != VLT_OK) goto fail;
+        vlt_step_checks_begin();
+        if (bench_step(m, opt, img_g, ids_g, &loss_dev) != 0 || vlt_step_checks_report() != VLT_OK) goto fail;
+        vlt_device_to_host(&loss_v, loss_dev, sizeof loss_v);
+        vlt_step_reset();
+        vlt_device_synchronize();
+        double dt = vlt_bench_now_s() - t0;
+        printf("sync-free step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v, s < 2 ? " (warm-up)" : "");
+        if (s >= 2) times[s - 2] = dt;
+    }
+    qsort(times, (size_t)steps, sizeof *times, vlt_bench_cmp_double);
+    *sf_med = times[steps / 2];
+    void *graph = NULL;
+    for (int attempt = 0; attempt < 2 && !graph; attempt++) {
+        uint64_t allocs = vlt_cuda_arena_allocs();
+        if (vlt_tensor_copy(img_g, images[0]) != VLT_OK || vlt_tensor_copy(ids_g, ids[0]) != VLT_OK) goto fail;
+        if (vlt_graph_begin() != VLT_OK) break;
+        vlt_step_checks_begin();
+        int rc = bench_step(m, opt, img_g, ids_g, &loss_dev);
+        vlt_status st = vlt_graph_end(&graph);
+        opt->t--;  // the captured optimizer step has not run: each replay counts its own
+        if (rc != 0 || st != VLT_OK || vlt_cuda_arena_allocs() != allocs) {
+            snprintf(note, note_cap, "capture %d fell back to eager: %s", attempt + 1,
+                     st != VLT_OK ? vlt_error_message() : rc != 0 ? "the step failed while capturing"
+                                                                : "the step arena grew while capturing");
+            printf("cuda graph: %s\n", note);
+            vlt_graph_free(graph);
+            graph = NULL;
+        }
+        vlt_step_reset();  // the host tape; the device arena keeps its one block (no growth above)
+    }
+    if (!graph) goto out;
+    for (int s = 0; s < steps + 1; s++) {  // the first replay is left out (the graph's upload)
+        vlt_device_synchronize();
+        double t0 = vlt_bench_now_s();
+        if (vlt_tensor_copy(img_g, images[s % 2]) != VLT_OK || vlt_tensor_copy(ids_g, ids[s % 2]) != VLT_OK) goto fail;
+        vlt_adamw_advance(opt, 5e-4f);
+        if (vlt_graph_launch(graph) != VLT_OK || vlt_step_checks_report() != VLT_OK) goto fail;
+        vlt_device_to_host(&loss_v, loss_dev, sizeof loss_v);
+        double dt = vlt_bench_now_s() - t0;
+        printf("graph step %d: %.1f ms, loss %.4f%s\n", s, dt * 1e3, loss_v, s == 0 ? " (warm-up)" : "");
+        if (s > 0) times[s - 1] = dt;
+    }
+    vlt_graph_free(graph);
+    qsort(times, (size_t)steps, sizeof *times, vlt_bench_cmp_double);
+    *graph_med = times[steps / 2];
+    snprintf(note, note_cap, "captured");
+    goto out;
+fail:
+    snprintf(note, note_cap, "failed: %s", vlt_error_message());
+    printf("cuda graph: %s\n", note);
+    vlt_step_reset();
+out:
+    vlt_set_sync_free(false);
+    free(times);
+    vlt_tensor_free(img_g);
+    vlt_tensor_free(ids_g);
+}
+
 // One step at `batch` in a child process (`vlt bench clip-step --batch N --steps 1 --warmup 0`);
 // true when it exits 0. Its output goes to log (appended) when given.
 static bool probe_batch(int batch, const char *model, const char *matmul, const char *log) {
@@ -68,21 +163,25 @@ static bool probe_batch(int batch, const char *model, const char *matmul, const 
 int vlt_cmd_bench_clip(int argc, char **argv) {
     int B = 256, steps = 10, warmup = 3, profile_step = -1;
     const char *matmul = "bf16", *model = "ViT-B-32", *probe_log = NULL;
-    bool max_batch = false;
+    bool max_batch = false, cuda_graph = false;
     for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--max-batch")) {  // the one flag without a value
-            max_batch = true;
+        if (!strcmp(argv[i], "--max-batch") || !strcmp(argv[i], "--cuda-graph")) {  // the flags without a value
+            if (argv[i][2] == 'm') max_batch = true;
+            else cuda_graph = true;
             i--;
             continue;
         }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: vlt bench clip-step [--batch 256] [--steps 10] [--warmup 3] [--matmul bf16|tf32|fp32]\n"
                    "                           [--model ViT-B-32] [--profile STEP] [--max-batch [--probe-log F]]\n"
+                   "                           [--cuda-graph]\n"
                    "One CLIP training step on the GPU (forward, backward, clip at 1.0, AdamW) on synthetic\n"
                    "device-resident inputs; prints each step, then a JSON line (images/s, TFLOP/s, MFU).\n"
                    "--profile N prints a per-op device time profile of step N (left out of the timing).\n"
                    "--max-batch then finds the largest batch that fits on the card (estimated from the\n"
-                   "arena, checked by one step in a fresh process; --probe-log keeps those steps' output).\n");
+                   "arena, checked by one step in a fresh process; --probe-log keeps those steps' output).\n"
+                   "--cuda-graph then times the same step without host synchronisation (index checks on the\n"
+                   "device), eagerly and captured once as a CUDA graph and replayed (not yet run on a GPU).\n");
             return 0;
         }
         if (i + 1 >= argc) { fprintf(stderr, "vlt bench clip-step: %s needs a value\n", argv[i]); return 2; }
@@ -184,13 +283,27 @@ int vlt_cmd_bench_clip(int argc, char **argv) {
     size_t mem_free = 0, mem_total = 0, arena = vlt_cuda_arena_bytes();
     vlt_cuda_memory(&mem_free, &mem_total);
     const double GiB = (double)(1u << 30);
+    double sf_med = 0, graph_med = 0;
+    char graph_note[320] = "";
+    if (cuda_graph) {
+        bench_graph(&m, opt, images, ids, steps, &sf_med, &graph_med, graph_note, sizeof graph_note);
+        printf("cuda-graph: eager %.2f ms/step, eager sync-free %.2f ms/step, graph %.2f ms/step (%s)\n", med * 1e3,
+               sf_med * 1e3, graph_med * 1e3, graph_note);
+    }
     printf("{\"impl\": \"vlt-cuda-%s\", \"batch\": %d, \"step_s_median\": %.5f, \"step_s_min\": %.5f, "
            "\"step_s_max\": %.5f, \"images_per_s\": %.1f, \"gflop_per_step\": %.1f, \"achieved_tflops\": %.1f, "
            "\"mfu\": %.4f, \"loss\": %.5f, \"arena_gib\": %.2f, \"device_used_gib\": %.2f, \"params_m\": %.2f, "
-           "\"bf16_out_bias\": %d}\n",
+           "\"bf16_out_bias\": %d",
            matmul, B, med, times[0], times[steps - 1], B / med, flops / 1e9, flops / med / 1e12,
            flops / med / 1e12 / 989.0, loss_v, arena / GiB, (mem_total - mem_free) / GiB,
            vlt_params_numel(&m.params) / 1e6, vlt_cuda_bf16_out_bias_kind());
+    if (cuda_graph) {
+        for (char *c = graph_note; *c; c++)
+            if (*c == '"' || *c == '\\') *c = '\'';
+        printf(", \"syncfree_step_s_median\": %.5f, \"graph_step_s_median\": %.5f, \"graph_images_per_s\": %.1f, "
+               "\"graph\": \"%s\"", sf_med, graph_med, graph_med > 0 ? B / graph_med : 0.0, graph_note);
+    }
+    printf("}\n");
     fflush(stdout);
     free(times);
     free(decay);
