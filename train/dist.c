@@ -311,6 +311,34 @@ vlt_status vlt_dist_send_recv(const vlt_dist *d, void *x, size_t bytes, int from
     return VLT_OK;
 }
 
+vlt_status vlt_dist_reduce_scatter_sum(const vlt_dist *d, const float *x, float *out, int64_t n) {
+    if (n < 0 || n > INT32_MAX) return vlt_error_set(VLT_ERR_ARG, "dist reduce-scatter: %lld values per rank", (long long)n);
+    if (d->world == 1) {
+        if (out != x) memmove(out, x, sizeof(float) * (size_t)n);
+        return VLT_OK;
+    }
+#ifdef VLT_MPI
+    MPI_Request r;
+    check(d, MPI_Ireduce_scatter_block(x, out, (int)n, MPI_FLOAT, MPI_SUM, comm_of(d), &r), "flat gradient reduce-scatter");
+    wait_req(d, &r, "flat gradient reduce-scatter");
+#endif
+    return VLT_OK;
+}
+
+vlt_status vlt_dist_allgather_f32(const vlt_dist *d, const float *mine, float *out, int64_t n) {
+    if (n < 0 || n > INT32_MAX) return vlt_error_set(VLT_ERR_ARG, "dist all-gather: %lld values per rank", (long long)n);
+    if (d->world == 1) {
+        if (out != mine) memmove(out, mine, sizeof(float) * (size_t)n);
+        return VLT_OK;
+    }
+#ifdef VLT_MPI
+    MPI_Request r;
+    check(d, MPI_Iallgather(mine, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm_of(d), &r), "flat parameter all-gather");
+    wait_req(d, &r, "flat parameter all-gather");
+#endif
+    return VLT_OK;
+}
+
 // 62-bit FNV-1a over bytes, for agreement checks.
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;

@@ -84,6 +84,11 @@ vlt_status vlt_dist_broadcast_params(const vlt_dist *d, const vlt_params *p);
 vlt_status vlt_dist_reduce_sum(const vlt_dist *d, float *x, int64_t n, int root);
 // `bytes` at x copied from rank root to every rank. Every rank calls it with the same arguments.
 vlt_status vlt_dist_broadcast(const vlt_dist *d, void *x, size_t bytes, int root);
+// Flat ZeRO-1: x[0..world·n) summed over ranks, rank r receiving block r (x[r·n..r·n+n)'s sum)
+// in out[0..n); and mine[0..n) of every rank gathered into out[0..world·n) (rank r's at r·n).
+// n <= INT_MAX. World 1: copies.
+vlt_status vlt_dist_reduce_scatter_sum(const vlt_dist *d, const float *x, float *out, int64_t n);
+vlt_status vlt_dist_allgather_f32(const vlt_dist *d, const float *mine, float *out, int64_t n);
 // `bytes` at x moved from rank `from` to rank `to`: both call it (any other rank returns at once;
 // from == to does nothing). Messages between one pair arrive in the order they were sent.
 vlt_status vlt_dist_send_recv(const vlt_dist *d, void *x, size_t bytes, int from, int to);

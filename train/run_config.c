@@ -73,6 +73,7 @@ static const field FIELDS[] = {
     S("train.precision", precision, "fp32", false),
     I("train.max_nonfinite", max_nonfinite, "5", false),
     B("train.zero", zero, "false", false),
+    S("train.zero_partition", zero_partition, "tensors", false),
     S("train.stop_signal", stop_signal, "", false),
     L("checkpoint.every", checkpoint_every, "500", false),
     I("checkpoint.keep", checkpoint_keep, "3", false),
@@ -328,6 +329,8 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
         return vlt_error_set(VLT_ERR_ARG, "run config: train.device '%s' is not cpu or cuda", c->device);
     if (strcmp(c->precision, "fp32") && strcmp(c->precision, "tf32") && strcmp(c->precision, "bf16"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.precision '%s' is not fp32, tf32 or bf16", c->precision);
+    if (strcmp(c->zero_partition, "tensors") && strcmp(c->zero_partition, "flat"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.zero_partition '%s' is not tensors or flat", c->zero_partition);
     if (strcmp(c->precision, "fp32") && strcmp(c->device, "cuda"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.precision %s needs train.device cuda (the CPU computes in fp32)",
                              c->precision);

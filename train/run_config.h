@@ -51,6 +51,7 @@ typedef struct {
     char precision[16];                // fp32 | tf32 | bf16 (tf32 and bf16: products on the GPU)
     int max_nonfinite;                 // consecutive skipped steps that stop the run
     bool zero;                         // ZeRO-1: optimizer state sharded over the ranks (train/zero.h)
+    char zero_partition[16];           // tensors | flat: ZeRO-1 shards whole tensors by owner, or one flat range per rank
     char stop_signal[16];              // "", USR1 or USR2: stops the run like SIGINT / SIGTERM (checkpoint, exit)
     // checkpoint / eval / log / output
     int64_t checkpoint_every;

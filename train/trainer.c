@@ -314,9 +314,11 @@ static void host_snapshot_free(vlt_params *host, vlt_adamw *opt) {
     vlt_params_free(host);
 }
 
-static vlt_status host_snapshot(const vlt_trainer *t, vlt_params *host, vlt_adamw *opt) {
+// src: t->opt (moments on the device), or flat ZeRO's gathered optimizer (host moments).
+static vlt_status host_snapshot(const vlt_trainer *t, const vlt_adamw *src, vlt_params *host, vlt_adamw *opt) {
     vlt_params_init(host);
-    *opt = *t->opt;
+    bool src_host = src != t->opt;
+    *opt = *src;
     opt->m = calloc((size_t)opt->n, sizeof *opt->m);
     opt->v = calloc((size_t)opt->n, sizeof *opt->v);
     opt->params = calloc((size_t)(opt->n ? opt->n : 1), sizeof *opt->params);
@@ -332,22 +334,27 @@ static vlt_status host_snapshot(const vlt_trainer *t, vlt_params *host, vlt_adam
         }
     }
     for (int i = 0; s == VLT_OK && i < opt->n; i++) {
-        size_t bytes = (size_t)t->opt->params[i]->numel * sizeof(float);
+        size_t bytes = (size_t)src->params[i]->numel * sizeof(float);
         opt->m[i] = malloc(bytes);
         opt->v[i] = malloc(bytes);
         if (!opt->m[i] || !opt->v[i]) { s = vlt_error_set(VLT_ERR_NOMEM, "checkpoint: out of host memory"); break; }
-        vlt_device_to_host(opt->m[i], t->opt->m[i], bytes);
-        vlt_device_to_host(opt->v[i], t->opt->v[i], bytes);
+        if (src_host) {
+            memcpy(opt->m[i], src->m[i], bytes);
+            memcpy(opt->v[i], src->v[i], bytes);
+        } else {
+            vlt_device_to_host(opt->m[i], src->m[i], bytes);
+            vlt_device_to_host(opt->v[i], src->v[i], bytes);
+        }
     }
     // each moment's parameter by identity: the optimizer holds only the trainable tensors, which
     // are not the first opt->n of the table when frozen ones (momentum copies, tied aliases, a
     // locked tower) come before some of them
     for (int i = 0; s == VLT_OK && i < opt->n; i++) {
         for (int j = 0; j < t->params->n && !opt->params[i]; j++)
-            if (t->params->t[j] == t->opt->params[i]) opt->params[i] = host->t[j];
+            if (t->params->t[j] == src->params[i]) opt->params[i] = host->t[j];
         if (!opt->params[i])
             s = vlt_error_set(VLT_ERR_STATE, "checkpoint: optimizer tensor '%s' is not in the model's table",
-                              t->opt->params[i]->name);
+                              src->params[i]->name);
     }
     if (s != VLT_OK) host_snapshot_free(host, opt);
     return s;
@@ -376,7 +383,7 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     vlt_params host;
     vlt_adamw host_opt;
     bool snap = t->on_gpu && state;
-    if (snap) s = host_snapshot(t, &host, &host_opt);
+    if (snap) s = host_snapshot(t, full ? full : t->opt, &host, &host_opt);
     if (s == VLT_OK)
         s = state ? vlt_checkpoint_save(t->cfg.output_dir, t->step, snap ? &host : t->params,
                                         snap ? &host_opt : full ? full : t->opt, state, t->cfg.checkpoint_keep)
@@ -540,9 +547,16 @@ static vlt_status restore(vlt_trainer *t, const char *which) {
     resume_state rs;
     vlt_status s = check_state(t, dir, state, ck_step, &rs);
     free(state);
-    // train.zero: every rank reads the whole file and keeps the moments of its own parameters.
-    if (s == VLT_OK)
+    // train.zero: every rank reads the whole file and keeps the moments of its own parameters
+    // (the flat partition's pieces: through an optimizer over the whole table).
+    if (s == VLT_OK && t->zero && vlt_zero_is_flat(t->zero)) {
+        vlt_adamw *full = vlt_adamw_new(t->opt_view.t, t->decay, t->opt_view.n, t->opt->cfg);
+        s = full ? vlt_checkpoint_load(dir, t->params, full, NULL) : vlt_error_code();
+        if (s == VLT_OK) s = vlt_zero_scatter_optimizer(t->zero, t->opt, full);
+        vlt_adamw_free(full);
+    } else if (s == VLT_OK) {
         s = t->zero ? vlt_checkpoint_load_shard(dir, t->params, t->opt, NULL) : vlt_checkpoint_load(dir, t->params, t->opt, NULL);
+    }
     // AdamW counts the steps it took: every step but the skipped ones (the skipped step that
     // stopped a run is counted in nonfinite_total without advancing the step, hence the + 1).
     int64_t taken = rs.step - rs.nonfinite_total;
@@ -576,9 +590,9 @@ static vlt_status select_gpu(vlt_trainer *t) {
     if (why)
         return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: the %s model does not train on the GPU yet (%s); "
                              "use train.device cpu", vlt_model_title(&t->model), why);
-    if (t->zero)
-        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: train.zero moves optimizer state over MPI on "
-                             "host memory; it does not combine with GPU training yet");
+    if (t->zero && !vlt_zero_is_flat(t->zero))
+        return vlt_error_set(VLT_ERR_UNSUPPORTED, "train.device cuda: train.zero with train.zero_partition tensors moves "
+                             "optimizer state over MPI on host memory; use train.zero_partition: flat on the GPU");
     // Several ranks: each takes the GPU of its local rank (unless VLT_CUDA_DEVICE says), and the
     // gradients and features go through NCCL. VLT_DIST_NCCL=1 takes the NCCL path with one rank
     // too (the one-GPU check that it computes what the plain path does).
@@ -748,7 +762,9 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
         vlt_adamw_cfg ac = {(float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps, (float)cfg->weight_decay};
         if (cfg->zero) {
             // ZeRO-1: this rank's AdamW holds the moments of the parameters it owns only.
-            t->zero = vlt_zero_new(t->dist, t->opt_view.t, t->opt_view.n, 0);
+            // (flat: one contiguous range of the flat trainable values per rank, split inside tensors)
+            t->zero = !strcmp(cfg->zero_partition, "flat") ? vlt_zero_new_flat(t->dist, t->opt_view.t, t->opt_view.n)
+                                                           : vlt_zero_new(t->dist, t->opt_view.t, t->opt_view.n, 0);
             t->opt = t->zero ? vlt_zero_adamw_new(t->zero, t->decay, ac) : NULL;
         } else {
             t->opt = vlt_adamw_new(t->opt_view.t, t->decay, t->opt_view.n, ac);

@@ -20,6 +20,20 @@
 // parameters it does not own are stale (its local ones); only its own are the averages.
 //
 // requires_grad is read once, by vlt_zero_new: lock towers before. CPU tensors only.
+//
+// The flat partition (vlt_zero_new_flat, train.zero_partition: flat) instead lays the trainable
+// gradients end to end in table order, one flat f32 buffer of T values padded to world·S
+// (S = ceil(T / world)), and rank r owns the contiguous range [r·S, r·S + S) ∩ [0, T), split
+// inside tensors where a boundary falls. A step is one reduce-scatter of the flat gradient (rank
+// r receives the average of its range: MPI_Reduce_scatter_block, or ncclReduceScatter on the
+// GPU), AdamW over the range's pieces (1-D headers that view the parameters' values and the
+// reduced range: AdamW is elementwise, so a piece steps exactly as its whole tensor would), and
+// one all-gather of the updated range. Every rank holds within one value of T / world moments,
+// whatever the tensor sizes, and the transfers are two collectives a step instead of one per
+// bucket. Frozen parameters (their moments only matter to checkpoints) are kept whole by rank 0.
+// The flat form also runs on CUDA parameters through NCCL (the buffers follow the parameters to
+// the device the first time they are used there). Same API; vlt_zero_owner / vlt_zero_owned
+// name the rank holding a parameter's first value / the parameters overlapping this rank's range.
 #ifndef VLT_ZERO_H
 #define VLT_ZERO_H
 
@@ -32,7 +46,12 @@ typedef struct vlt_zero vlt_zero;
 // bucket_bytes 0: VLT_DIST_BUCKET_BYTES. NULL with a message on bad input (n < world, a
 // parameter without a contiguous f32 gradient, no memory).
 vlt_zero *vlt_zero_new(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes);
+// The flat partition (above). NULL with a message on bad input (no trainable value, no memory).
+vlt_zero *vlt_zero_new_flat(const vlt_dist *d, vlt_tensor **params, int n);
 void vlt_zero_free(vlt_zero *z);
+bool vlt_zero_is_flat(const vlt_zero *z);
+// Flat: this rank's range [*lo, *hi) of the T trainable values (*total = T).
+void vlt_zero_flat_range(const vlt_zero *z, int64_t *lo, int64_t *hi, int64_t *total);
 
 int vlt_zero_owner(const vlt_zero *z, int i);   // the rank owning params[i]
 // The table indices this rank owns, ascending (borrowed); *n_owned receives their count.
@@ -59,5 +78,9 @@ vlt_status vlt_zero_gather_params(vlt_zero *z);
 // whole table (decay as given, local's cfg and t) holding every moment; the caller frees it. On
 // other ranks *full is NULL. Collective; a failure on rank 0 (memory) is returned on every rank.
 vlt_status vlt_zero_gather_optimizer(vlt_zero *z, const vlt_adamw *local, const bool *decay, vlt_adamw **full);
+// For a resume: this rank's moments (and step count) taken from `full`, an AdamW over the whole
+// table (as vlt_zero_gather_optimizer makes, or as vlt_checkpoint_load fills). Both on the host.
+// No communication (every rank reads the whole checkpoint).
+vlt_status vlt_zero_scatter_optimizer(const vlt_zero *z, vlt_adamw *local, const vlt_adamw *full);
 
 #endif
