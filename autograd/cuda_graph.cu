@@ -90,11 +90,11 @@ extern "C" int vlt_cuda_capture_refuse(const char *what) {
 
 // ---- index checks ----
 // Slot k: the first bad position's record; slots[CHECK_SLOTS]: nonzero once any check failed.
-__global__ void check_range_kernel(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, int ignore,
-                                   int32_t fill, unsigned long long *slot, unsigned long long *bad) {
+__global__ void check_range_kernel(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, bool has_ignore,
+                                   int ignore, int32_t fill, unsigned long long *slot, unsigned long long *bad) {
     VLT_CUDA_LOOP(i, n) {
         int32_t v = ids[i];
-        bool ok = v == ignore || (v >= lo && v < hi);
+        bool ok = (has_ignore && v == ignore) || (v >= lo && v < hi);
         safe[i] = ok ? v : fill;
         if (!ok) {
             unsigned long long rec = ((unsigned long long)(n - i) << 32) | (unsigned long long)(uint32_t)v;
@@ -104,12 +104,12 @@ __global__ void check_range_kernel(const int32_t *ids, int32_t *safe, int64_t n,
     }
 }
 
-extern "C" void vlt_cuda_check_range(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, int ignore,
-                                     int slot) {
+extern "C" void vlt_cuda_check_range(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, bool has_ignore,
+                                     int ignore, int slot) {
     if (n <= 0 || !buffers_ready()) return;
     if (slot < 0 || slot >= CHECK_SLOTS) slot = CHECK_SLOTS - 1;  // shares the last slot (still reported)
     check_range_kernel<<<vlt_cuda_blocks(n), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
-        ids, safe, n, lo, hi, ignore, (int32_t)lo, g.slots + slot, g.slots + CHECK_SLOTS);
+        ids, safe, n, lo, hi, has_ignore, ignore, (int32_t)lo, g.slots + slot, g.slots + CHECK_SLOTS);
     cudaCheckLaunch();
 }
 

@@ -203,9 +203,10 @@ void vlt_cuda_graph_release(void);
 // While a capture runs: records `what` as the reason to drop the graph and returns 1 (the caller
 // then skips its synchronising call); 0 otherwise.
 int vlt_cuda_capture_refuse(const char *what);
-// safe[0..n) = ids with values outside [lo, hi) other than `ignore` made lo; the first bad
-// position and its value go to check slot `slot` (read after the step).
-void vlt_cuda_check_range(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, int ignore, int slot);
+// safe[0..n) = ids with values outside [lo, hi) (other than `ignore` when has_ignore) made lo; the
+// first bad position and its value go to check slot `slot` (read after the step).
+void vlt_cuda_check_range(const int32_t *ids, int32_t *safe, int64_t n, int lo, int hi, bool has_ignore, int ignore,
+                          int slot);
 int vlt_cuda_check_slots(void);
 void vlt_cuda_checks_clear(void);
 // Waits for the device; out[k] = slot k's record ((n - position) << 32 | (uint32)value, 0 = fine).

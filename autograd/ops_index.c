@@ -92,7 +92,7 @@ vlt_tensor *vlt_embedding(vlt_tensor *weight, vlt_tensor *ids) {
         shp[ids->ndim] = D;
         vlt_tensor *o = op_out_on(weight->device, ids->ndim + 1, shp);
         if (!o || !safe) return NULL;
-        vlt_cuda_check_range(vlt_i32(ids), vlt_i32(safe), ids->numel, 0, V, INT32_MIN, slot);
+        vlt_cuda_check_range(vlt_i32(ids), vlt_i32(safe), ids->numel, 0, V, false, 0, slot);
         vlt_cuda_embedding_fwd(vlt_f32(weight), vlt_i32(safe), vlt_f32(o), ids->numel, D);
         if (!vlt_grad_enabled() || !weight->requires_grad) return o;
         vlt_node *n = vlt_tape_record("embedding", embedding_backward, o, 2, (vlt_tensor *[]){weight, ids});
@@ -164,7 +164,7 @@ vlt_tensor *vlt_gather_rows(vlt_tensor *x, vlt_tensor *idx) {
         vlt_tensor *safe = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE(B));
         vlt_tensor *o = op_out_on(x->device, 2, VLT_SHAPE(B, D));
         if (!safe || !o) return NULL;
-        vlt_cuda_check_range(vlt_i32(idx), vlt_i32(safe), B, 0, T, INT32_MIN, slot);
+        vlt_cuda_check_range(vlt_i32(idx), vlt_i32(safe), B, 0, T, false, 0, slot);
         vlt_cuda_gather_rows_fwd(vlt_f32(x), vlt_i32(safe), vlt_f32(o), B, T, D);
         vlt_tape_record("gather_rows", gather_rows_backward, o, 2, (vlt_tensor *[]){x, safe});
         return o;

@@ -309,7 +309,7 @@ vlt_tensor *vlt_cross_entropy(vlt_tensor *logits, vlt_tensor *targets, int ignor
         vlt_tensor *o = op_out_on(logits->device, 1, VLT_SHAPE(1));
         vlt_tensor *count = vlt_tensor_new_activation(VLT_I32, VLT_CUDA, 1, VLT_SHAPE(1));
         if (!safe || !lp || !o || !count) return NULL;
-        vlt_cuda_check_range(vlt_i32(targets), vlt_i32(safe), N, 0, C, ignore_index, slot);
+        vlt_cuda_check_range(vlt_i32(targets), vlt_i32(safe), N, 0, C, true, ignore_index, slot);
         vlt_cuda_count_not(vlt_i32(safe), N, ignore_index, vlt_i32(count));
         vlt_cuda_cross_entropy_fwd_dev(vlt_f32(logits), vlt_i32(safe), vlt_f32(lp), vlt_f32(o), N, C, ignore_index,
                                        label_smoothing, vlt_i32(count));
