@@ -24,6 +24,11 @@
 # --image-size 256, 32 shards, VLT_GPU_FEED_WORKERS=14 loader threads) measured as a pair with it:
 # steady images/s (log lines after the first), the data-wait share, and train/bench (target >= 90%).
 #
+# The CUDA graph (VLT_GPU_GRAPH=0 skips it; issue 17, not yet run on a GPU when written):
+# test_layers_cuda_graph (5 eager tiny-CLIP steps = 2 sync-free + 3 replays of a captured graph,
+# bit for bit; a bad id reported after the step) before the benchmarks, and after the benchmark
+# `vlt bench clip-step --cuda-graph` (eager, eager sync-free and graph ms/step in one call).
+#
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
 #
@@ -138,11 +143,29 @@ else
   RESULT[test_train_u8_batches]="skipped (VLT_GPU_FEED=0)"; RESULT[test_train_feed]="skipped (VLT_GPU_FEED=0)"
 fi
 
+# The sync-free step and its CUDA graph (issue 17): bit for bit against the eager step.
+if [ "${VLT_GPU_GRAPH:-1}" != 0 ]; then
+  if [ -x "$B/bin/test_layers_cuda_graph" ]; then run_suite test_layers_cuda_graph "$(capped 60)"
+  else RESULT[test_layers_cuda_graph]="not in the bundle"; fi
+else
+  RESULT[test_layers_cuda_graph]="skipped (VLT_GPU_GRAPH=0)"
+fi
+
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
 timeout 120 "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --profile ${VLT_GPU_PROFILE_STEP:-3} >"$LOGS/bench.log" 2>&1
 grep -A 45 "device profile" "$LOGS/bench.log" | head -45; tail -4 "$LOGS/bench.log"
 BENCH=$(grep -E '^\{' "$LOGS/bench.log" | tail -1)
 [ -n "$BENCH" ] || BENCH="failed: $(tail -1 "$LOGS/bench.log" | cut -c1-100) (bench.log)"
+
+# The same step eager, eager without host synchronisation, and as a replayed CUDA graph, in one call.
+GRAPH="skipped (VLT_GPU_GRAPH=0)"
+if [ "${VLT_GPU_GRAPH:-1}" != 0 ]; then
+  echo "== vlt bench clip-step --cuda-graph (at $(elapsed)s)"
+  timeout "$(capped 90)" "$B/bin/vlt" bench clip-step --batch 256 --steps 10 --cuda-graph >"$LOGS/bench_graph.log" 2>&1
+  grep -E '^(cuda-graph|cuda graph)' "$LOGS/bench_graph.log"; tail -2 "$LOGS/bench_graph.log"
+  GRAPH=$(grep -E '^\{' "$LOGS/bench_graph.log" | tail -1)
+  [ -n "$GRAPH" ] || GRAPH="failed: $(tail -1 "$LOGS/bench_graph.log" | cut -c1-100) (bench_graph.log)"
+fi
 
 # The pair: `vlt train` of the same model and batch fed by the real loader from JPEG shards, with
 # pinned double-buffered uint8 batches; its steady images/s against the benchmark's.
@@ -272,6 +295,7 @@ printf '%-22s %s\n' "test_layers_cuda_coca" "${RESULT[test_layers_cuda_coca]:-sk
 printf '%-22s %s\n' "test_train_cuda_coca" "${RESULT[test_train_cuda_coca]:-skipped}"
 printf '%-22s %s\n' "test_train_u8_batches" "${RESULT[test_train_u8_batches]:-skipped}"
 printf '%-22s %s\n' "test_train_feed" "${RESULT[test_train_feed]:-skipped}"
+printf '%-22s %s\n' "test_layers_cuda_graph" "${RESULT[test_layers_cuda_graph]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
 for k in vlt torch; do
@@ -289,6 +313,13 @@ if [[ $FEED == \{* ]]; then
     "train JPEG feed" "$fips" "$(field "$FEED" data_wait)" "$ratio" "$bi"
 else
   printf '%-22s %s\n' "train JPEG feed" "$FEED"
+fi
+if [[ $GRAPH == \{* ]]; then
+  printf '%-22s eager %s s, eager sync-free %s s, graph %s s (%s img/s): %s\n' "cuda graph (same call)" \
+    "$(field "$GRAPH" step_s_median)" "$(field "$GRAPH" syncfree_step_s_median)" "$(field "$GRAPH" graph_step_s_median)" \
+    "$(field "$GRAPH" graph_images_per_s)" "$(field "$GRAPH" graph)"
+else
+  printf '%-22s %s\n' "cuda graph" "$GRAPH"
 fi
 printf '%-22s %-12s %-10s %-10s %s\n' "throughput" "images/s" "step_s" "TFLOP/s" "MFU"
 printf '%-22s %s\n' "memory vlt" "$(field "$BENCH" arena_gib) GiB arena, $(field "$BENCH" device_used_gib) GiB card in use"
