@@ -52,7 +52,8 @@ vlt_status vlt_sgd_step(vlt_sgd *opt, float lr);
 
 // The global L2 norm of all gradients; when it exceeds max_norm (> 0), scales them by
 // max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping
-// (non-finite when a gradient is).
+// (non-finite when a gradient is). In sync-free mode (device.h) with every parameter on the GPU
+// the norm stays on the device and NaN is returned: vlt_last_grad_norm() reads it after the step.
 float vlt_clip_grad_norm(vlt_tensor **params, int n, float max_norm);
 void vlt_zero_grad(vlt_tensor **params, int n);
 
