@@ -48,6 +48,7 @@ static struct {
     float *hyper_dev, *hyper_host;   // HYPER_SLOTS x 4 floats each; pinned host staging
     const void *hyper_owner[HYPER_SLOTS];
     float *clip_dev;                 // [0] the last global norm, [1] the clip coefficient
+    size_t last_nodes;               // nodes of the last captured graph (a report figure)
 } g;
 
 static int buffers_ready(void) {
@@ -125,7 +126,7 @@ extern "C" void vlt_cuda_checks_clear(void) {
 // synchronisation after a sync-free step.
 extern "C" void vlt_cuda_checks_read(unsigned long long *out, int n, int *bad) {
     *bad = 0;
-    if (!g.ready) return;
+    if (!g.ready || vlt_cuda_capture_refuse("the checks read back")) return;
     if (n > CHECK_SLOTS) n = CHECK_SLOTS;
     cudaCheck(cudaMemcpyAsync(g.slots_host, g.slots, sizeof(unsigned long long) * (CHECK_SLOTS + 1),
                               cudaMemcpyDeviceToHost, vlt_cuda_stream()));
@@ -198,7 +199,7 @@ extern "C" const float *vlt_cuda_clip_coef(const double *ss, float max_norm) {
 }
 
 extern "C" float vlt_cuda_last_grad_norm(void) {
-    if (!g.ready) return 0.0f;
+    if (!g.ready || vlt_cuda_capture_refuse("the gradient norm read back")) return 0.0f;
     float v = 0;
     cudaCheck(cudaMemcpyAsync(g.slots_host, g.clip_dev, sizeof(float), cudaMemcpyDeviceToHost, vlt_cuda_stream()));
     cudaCheck(cudaStreamSynchronize(vlt_cuda_stream()));
@@ -233,6 +234,8 @@ extern "C" int vlt_cuda_graph_end(void **exec) {
         vlt_error_set(VLT_ERR_STATE, "cuda graph: capture failed: %s", g.fail[0] ? g.fail : cudaGetErrorString(e));
         return -1;
     }
+    size_t nodes = 0;
+    if (cudaGraphGetNodes(graph, nullptr, &nodes) == cudaSuccess) g.last_nodes = nodes;
     cudaGraphExec_t ge = nullptr;
     e = cudaGraphInstantiate(&ge, graph, 0);
     cudaGraphDestroy(graph);
@@ -246,6 +249,7 @@ extern "C" int vlt_cuda_graph_end(void **exec) {
 }
 
 extern "C" int vlt_cuda_graph_capturing(void) { return g.capturing; }
+extern "C" size_t vlt_cuda_graph_nodes(void) { return g.last_nodes; }
 
 // Clears the check slots, then replays the step (both on the stream; returns at once).
 extern "C" void vlt_cuda_graph_launch(void *exec) {

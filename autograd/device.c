@@ -123,6 +123,7 @@ vlt_status vlt_graph_launch(void *graph) {
     return VLT_OK;
 }
 void vlt_graph_free(void *graph) { vlt_cuda_graph_free(graph); }
+size_t vlt_graph_nodes(void) { return vlt_cuda_graph_nodes(); }
 #else
 static vlt_status no_cuda(const char *what) {
     return vlt_error_set(VLT_ERR_UNSUPPORTED, "%s: this binary was built without the CUDA backend (make CUDA=1)", what);
@@ -142,6 +143,7 @@ vlt_status vlt_graph_launch(void *graph) {
     return no_cuda("cuda graph");
 }
 void vlt_graph_free(void *graph) { (void)graph; }
+size_t vlt_graph_nodes(void) { return 0; }
 #endif
 
 vlt_status vlt_set_default_device(vlt_device dev) {

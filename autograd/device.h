@@ -118,6 +118,8 @@ vlt_status vlt_graph_end(void **graph);
 // Clears the check slots and launches the replay (returns at once; report the checks after).
 vlt_status vlt_graph_launch(void *graph);
 void vlt_graph_free(void *graph);
+// Nodes (kernels, copies, memsets) of the last captured graph; 0 before one (or without CUDA).
+size_t vlt_graph_nodes(void);
 
 // Per-op device time profile (benchmarks; no-ops without CUDA). Between start and stop the tape
 // records a CUDA event after each op's forward and each node's backward; stop waits for the

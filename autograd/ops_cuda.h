@@ -220,6 +220,7 @@ float vlt_cuda_last_grad_norm(void);
 int vlt_cuda_graph_begin(void);
 int vlt_cuda_graph_end(void **exec);
 int vlt_cuda_graph_capturing(void);
+size_t vlt_cuda_graph_nodes(void);  // nodes of the last captured graph
 void vlt_cuda_graph_launch(void *exec);
 void vlt_cuda_graph_free(void *exec);
 // Sync-free variants of the multi-tensor launches: the scalars read from device memory, and no

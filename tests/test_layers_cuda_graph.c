@@ -192,6 +192,8 @@ static void test_graph_steps_equal_eager(void **state) {
     vlt_status st = vlt_graph_end(&graph);
     if (st != VLT_OK) fail_msg("capture: %s", vlt_error_message());
     assert_int_equal(vlt_cuda_arena_allocs(), allocs);  // the graph's addresses stay the arena's
+    printf("captured graph: %zu nodes\n", vlt_graph_nodes());
+    assert_true(vlt_graph_nodes() > 0);
     ob->t--;  // the captured optimizer step has not run
     vlt_step_reset();
     for (int s = EAGER_SF; s < STEPS; s++) {

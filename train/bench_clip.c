@@ -127,7 +127,7 @@ static void bench_graph(vlt_clip *m, vlt_adamw *opt, vlt_tensor *images[2], vlt_
     vlt_graph_free(graph);
     qsort(times, (size_t)steps, sizeof *times, vlt_bench_cmp_double);
     *graph_med = times[steps / 2];
-    snprintf(note, note_cap, "captured");
+    snprintf(note, note_cap, "captured: %zu nodes", vlt_graph_nodes());
     goto out;
 fail:
     snprintf(note, note_cap, "failed: %s", vlt_error_message());
