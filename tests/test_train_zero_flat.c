@@ -205,7 +205,7 @@ static void test_flat_gather_and_scatter_optimizer(void **state) {
     // the whole-tensor optimizer is not a flat shard
     bad += vlt_zero_scatter_optimizer(z, f2, f2) == VLT_OK;
     vlt_adamw_free(f2);
-    vlt_adamw_free(full);
+    vlt_zero_free_gathered(full);
     vlt_adamw_free(o);
     vlt_zero_free(z);
     free_params(p);

@@ -20,6 +20,9 @@
 #ifdef VLT_MPI
 #include <mpi.h>
 #endif
+#ifdef VLT_HAVE_CUDA
+#include "autograd/ops_cuda.h"
+#endif
 
 #define DEFAULT_TIMEOUT_S 600.0
 
@@ -399,6 +402,7 @@ typedef struct {
     int pending;
     bool started;
     float *buf;
+    uint16_t *half;     // grad_reduce_dtype bf16: the bucket as sent (host or device)
 #ifdef VLT_MPI
     MPI_Request req;
 #endif
@@ -413,6 +417,10 @@ struct vlt_dist_reducer {
     bucket *b;
     int nb, next;       // buckets; the next to start
     int *first_b, *last_b;   // per parameter: its buckets (-1: not trainable)
+    bool comm;          // something to send: several ranks, or GPU gradients through NCCL (even one rank)
+    bool device;        // GPU gradients: the buckets live on the device and go through NCCL on its stream
+    bool bf16;          // the buckets travel as bf16 (summed there), averaged back in f32
+    uint16_t *half;     // bf16: the buckets' bf16 copies, end to end
     bool *ready;
     float *flat;        // every bucket's buffer, back to back
     int early, last_early;   // buckets started by vlt_dist_reducer_ready (this round, the last)
@@ -436,12 +444,23 @@ static void reducer_free_parts(vlt_dist_reducer *r) {
     free(r->first_b);
     free(r->last_b);
     free(r->ready);
-    free(r->flat);
+#ifdef VLT_HAVE_CUDA
+    if (r->device) {
+        vlt_cuda_free(r->flat);
+        vlt_cuda_free(r->half);
+    } else
+#endif
+    {
+        free(r->flat);
+        free(r->half);
+    }
     free(r);
 }
 
-// Plans the buckets; `flat` allocates each bucket its own buffer (the overlapped reducer).
-static vlt_dist_reducer *plan(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes, bool flat) {
+// Plans the buckets; `flat` allocates each bucket its own buffer (the overlapped reducer), on the
+// device when `device` (the NCCL path), with bf16 copies when `bf16`.
+static vlt_dist_reducer *plan_on(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes, bool flat,
+                                 bool device, bool bf16) {
     if (check_grads("dist gradient all-reduce", params, n) != VLT_OK) return NULL;
     int64_t cap = (int64_t)((bucket_bytes ? bucket_bytes : VLT_DIST_BUCKET_BYTES) / sizeof(float));
     if (cap < 1) cap = 1;
@@ -460,8 +479,20 @@ static vlt_dist_reducer *plan(const vlt_dist *d, vlt_tensor **params, int n, siz
     r->first_b = malloc(sizeof(int) * (size_t)(n ? n : 1));
     r->last_b = malloc(sizeof(int) * (size_t)(n ? n : 1));
     r->ready = calloc((size_t)(n ? n : 1), 1);
-    r->flat = malloc(sizeof(float) * (size_t)(flat ? (total ? total : 1) : (total < cap ? (total ? total : 1) : cap)));
-    if (!r->segs || !r->b || !r->first_b || !r->last_b || !r->ready || !r->flat) {
+    size_t nflat = (size_t)(flat ? (total ? total : 1) : (total < cap ? (total ? total : 1) : cap));
+    r->device = device;
+    r->bf16 = bf16;
+#ifdef VLT_HAVE_CUDA
+    if (device) {
+        r->flat = vlt_cuda_malloc(sizeof(float) * nflat);
+        if (bf16) r->half = vlt_cuda_malloc(sizeof(uint16_t) * nflat);
+    } else
+#endif
+    {
+        r->flat = malloc(sizeof(float) * nflat);
+        if (bf16) r->half = malloc(sizeof(uint16_t) * nflat);
+    }
+    if (!r->segs || !r->b || !r->first_b || !r->last_b || !r->ready || !r->flat || (bf16 && !r->half)) {
         reducer_free_parts(r);
         vlt_error_set(VLT_ERR_NOMEM, "dist gradient all-reduce: no memory for %lld gradient values", (long long)total);
         return NULL;
@@ -476,6 +507,7 @@ static vlt_dist_reducer *plan(const vlt_dist *d, vlt_tensor **params, int n, siz
                 cur = &r->b[r->nb++];
                 cur->seg0 = r->nseg;
                 cur->buf = r->flat + (flat ? flat_at : 0);
+                cur->half = r->half ? r->half + (flat ? flat_at : 0) : NULL;
             }
             int64_t take = params[i]->numel - off < cap - cur->numel ? params[i]->numel - off : cap - cur->numel;
             r->segs[r->nseg++] = (seg){i, off, take, cur->numel};
@@ -492,15 +524,69 @@ static vlt_dist_reducer *plan(const vlt_dist *d, vlt_tensor **params, int n, siz
     return r;
 }
 
+static vlt_dist_reducer *plan(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes, bool flat) {
+    return plan_on(d, params, n, bucket_bytes, flat, false, false);
+}
+
+#ifdef VLT_MPI
+// bf16 gradients: MPI has no bf16 sum, so a commutative user op (each partial sum rounded to bf16,
+// as NCCL's bf16 sum does).
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *dt) {
+    (void)dt;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++) b[i] = vlt_f32_to_bf16(vlt_bf16_to_f32(a[i]) + vlt_bf16_to_f32(b[i]));
+}
+
+static MPI_Op bf16_sum_op(void) {
+    static MPI_Op op = MPI_OP_NULL;
+    if (op == MPI_OP_NULL) MPI_Op_create(bf16_sum, 1, &op);
+    return op;
+}
+#endif
+
 static void pack(vlt_dist_reducer *r, bucket *b) {
     for (int s = b->seg0; s < b->seg0 + b->nseg; s++) {
         const seg *g = &r->segs[s];
-        memcpy(b->buf + g->at, vlt_f32(r->params[g->param]->grad) + g->off, sizeof(float) * (size_t)g->len);
+        const float *src = vlt_f32(r->params[g->param]->grad) + g->off;
+#ifdef VLT_HAVE_CUDA
+        if (r->device) {   // stream-ordered after the backward kernels that wrote the gradient
+            vlt_cuda_copy_d2d(b->buf + g->at, src, sizeof(float) * (size_t)g->len);
+            continue;
+        }
+#endif
+        memcpy(b->buf + g->at, src, sizeof(float) * (size_t)g->len);
     }
+#ifdef VLT_HAVE_CUDA
+    if (r->device && r->bf16) {
+        vlt_cuda_to_bf16(b->half, b->buf, b->numel);
+        return;
+    }
+#endif
+    if (r->bf16) vlt_f32_to_bf16_array(b->half, b->buf, (size_t)b->numel);
 }
 
+// The averages back into the gradients. f32 on the CPU: the sum × 1/world; on the device NCCL's
+// ncclAvg already averaged. bf16: the bf16 sum widened to f32, then × 1/world in f32.
 static void unpack(vlt_dist_reducer *r, bucket *b) {
     float k = 1.0f / (float)r->d.world;
+#ifdef VLT_HAVE_CUDA
+    if (r->device) {
+        if (r->bf16) {
+            vlt_cuda_cast_bf16_f32(b->buf, b->half, b->numel);
+            if (r->d.world > 1) {
+                vlt_mt_entry e = {{b->buf, NULL, NULL, NULL}, b->numel, 0.0f, 0.0f};
+                vlt_cuda_scale_mt(&e, 1, k);
+            }
+        }
+        for (int s = b->seg0; s < b->seg0 + b->nseg; s++) {
+            const seg *g = &r->segs[s];
+            vlt_cuda_copy_d2d(vlt_f32(r->params[g->param]->grad) + g->off, b->buf + g->at, sizeof(float) * (size_t)g->len);
+        }
+        return;
+    }
+#endif
+    if (r->bf16) vlt_bf16_to_f32_array(b->buf, b->half, (size_t)b->numel);
     for (int s = b->seg0; s < b->seg0 + b->nseg; s++) {
         const seg *g = &r->segs[s];
         float *dst = vlt_f32(r->params[g->param]->grad) + g->off;
@@ -511,16 +597,27 @@ static void unpack(vlt_dist_reducer *r, bucket *b) {
 
 static void start_bucket(vlt_dist_reducer *r, bucket *b) {
     pack(r, b);
+    if (r->device) {
+        // the collective on the communication stream, after this bucket's packing on the compute one
+        vlt_status s = vlt_dist_nccl_bucket_start(&r->d, r->bf16 ? (void *)b->half : (void *)b->buf, b->numel, r->bf16);
+        if (s != VLT_OK) vlt_dist_abort(&r->d, 3, vlt_error_message());
+        b->started = true;
+        return;
+    }
 #ifdef VLT_MPI
-    check(&r->d, MPI_Iallreduce(MPI_IN_PLACE, b->buf, (int)b->numel, MPI_FLOAT, MPI_SUM, comm_of(&r->d), &b->req),
-          "gradient all-reduce");
+    if (r->bf16)
+        check(&r->d, MPI_Iallreduce(MPI_IN_PLACE, b->half, (int)b->numel, MPI_UINT16_T, bf16_sum_op(), comm_of(&r->d),
+                                    &b->req), "gradient all-reduce (bf16)");
+    else
+        check(&r->d, MPI_Iallreduce(MPI_IN_PLACE, b->buf, (int)b->numel, MPI_FLOAT, MPI_SUM, comm_of(&r->d), &b->req),
+              "gradient all-reduce");
 #endif
     b->started = true;
 }
 
 static void finish_bucket(vlt_dist_reducer *r, bucket *b) {
 #ifdef VLT_MPI
-    wait_req(&r->d, &b->req, "gradient all-reduce");
+    if (!r->device) wait_req(&r->d, &b->req, "gradient all-reduce");
 #endif
     unpack(r, b);
 }
@@ -561,8 +658,28 @@ vlt_status vlt_dist_allreduce_grads(const vlt_dist *d, vlt_tensor **params, int 
 }
 
 vlt_dist_reducer *vlt_dist_reducer_new(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes) {
-    return plan(d, params, n, bucket_bytes, d->world > 1);   // one rank: nothing to send, no buffers
+    return vlt_dist_reducer_new_dtype(d, params, n, bucket_bytes, false);
 }
+
+vlt_dist_reducer *vlt_dist_reducer_new_dtype(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes,
+                                             bool bf16) {
+    bool on_gpu = false;
+    for (int i = 0; i < n; i++) on_gpu |= params[i] && params[i]->requires_grad && params[i]->grad &&
+                                          params[i]->grad->device == VLT_CUDA;
+    if (on_gpu && d->world > 1 && !vlt_dist_nccl_active()) {
+        vlt_error_set(VLT_ERR_UNSUPPORTED, "dist reducer: GPU gradients over %d ranks need NCCL (vlt_dist_nccl_init)",
+                      d->world);
+        return NULL;
+    }
+    // one rank on the CPU (or a GPU without NCCL): nothing to send, no buffers
+    bool comm = d->world > 1 || (on_gpu && vlt_dist_nccl_active());
+    if (!comm) bf16 = false;
+    vlt_dist_reducer *r = plan_on(d, params, n, bucket_bytes, comm, on_gpu && comm, bf16);
+    if (r) r->comm = comm;
+    return r;
+}
+
+bool vlt_dist_reducer_on_device(const vlt_dist_reducer *r) { return r->device; }
 
 int vlt_dist_reducer_buckets(const vlt_dist_reducer *r) { return r->nb; }
 
@@ -571,14 +688,14 @@ void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i) {
     if (r->ready[i] || r->first_b[i] < 0) return;
     r->ready[i] = true;
     for (int k = r->first_b[i]; k <= r->last_b[i]; k++) r->b[k].pending--;
-    if (r->d.world == 1) return;
+    if (!r->comm) return;
     while (r->next < r->nb && r->b[r->next].pending == 0) {
         start_bucket(r, &r->b[r->next++]);
         r->early++;
     }
 #ifdef VLT_MPI
     // MPI moves a non-blocking collective forward only inside MPI calls: test the ones in flight.
-    for (int k = 0; k < r->next; k++)
+    for (int k = 0; !r->device && k < r->next; k++)
         if (r->b[k].req != MPI_REQUEST_NULL) {
             int done = 0;
             MPI_Test(&r->b[k].req, &done, MPI_STATUS_IGNORE);
@@ -589,8 +706,11 @@ void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i) {
 int vlt_dist_reducer_started_early(const vlt_dist_reducer *r) { return r->last_early; }
 
 vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r) {
-    if (r->d.world > 1) {
+    if (r->comm) {
         while (r->next < r->nb) start_bucket(r, &r->b[r->next++]);
+        // the device: the compute stream waits for the communication stream (and the host polls
+        // it against the deadline), then unpacks
+        if (r->device && r->nb) VLT_TRY(vlt_dist_nccl_buckets_wait(&r->d));
         for (int k = 0; k < r->nb; k++) finish_bucket(r, &r->b[k]);
     }
     for (int k = 0; k < r->nb; k++) {

@@ -107,6 +107,16 @@ vlt_status vlt_dist_allreduce_grads(const vlt_dist *d, vlt_tensor **params, int 
 // The result equals vlt_dist_allreduce_grads's for the same bucket size.
 typedef struct vlt_dist_reducer vlt_dist_reducer;
 vlt_dist_reducer *vlt_dist_reducer_new(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes);
+// The same with the buckets sent as bf16 when `bf16` (train.grad_reduce_dtype: bf16): each bucket
+// rounded to bf16 (RNE), summed over ranks in bf16 (MPI: a user op rounding each partial sum, as
+// NCCL's bf16 sum), widened back to f32 and scaled by 1/world in f32. Half the bytes on the wire;
+// the average is within bf16 rounding of the f32 one. One rank without NCCL ignores it.
+// CUDA gradients (NCCL active, even with one rank): the buckets live on the device and each is
+// packed on the compute stream, then all-reduced on NCCL's communication stream after an event,
+// so it overlaps the rest of backward; finish makes the compute stream wait for that stream.
+vlt_dist_reducer *vlt_dist_reducer_new_dtype(const vlt_dist *d, vlt_tensor **params, int n, size_t bucket_bytes,
+                                             bool bf16);
+bool vlt_dist_reducer_on_device(const vlt_dist_reducer *r);
 void vlt_dist_reducer_ready(vlt_dist_reducer *r, int i);
 vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r);
 int vlt_dist_reducer_buckets(const vlt_dist_reducer *r);
@@ -129,6 +139,13 @@ void vlt_dist_nccl_shutdown(void);
 vlt_status vlt_dist_nccl_allreduce_avg(const vlt_dist *d, float *const *bufs, const int64_t *n, int count);
 vlt_status vlt_dist_nccl_allgather(const vlt_dist *d, const float *x, float *out, int64_t n);
 vlt_status vlt_dist_nccl_reduce_scatter(const vlt_dist *d, const float *x, float *out, int64_t n);
+// (used by the overlapped reducer) the all-reduce of one device bucket on the communication
+// stream, ordered after the work already queued on the compute stream (an event): f32 with
+// ncclAvg, or bf16 with ncclSum (the caller averages in f32). Returns at once.
+vlt_status vlt_dist_nccl_bucket_start(const vlt_dist *d, void *buf, int64_t n, bool bf16);
+// The compute stream waits for everything queued on the communication stream; the host polls
+// that stream against NCCL's async error and d->timeout_s (as every NCCL wait here).
+vlt_status vlt_dist_nccl_buckets_wait(const vlt_dist *d);
 
 // ---- autograd-aware collectives (ops on the tape) ----
 // x (B, ...) f32, the same shape on every rank -> (world·B, ...): rank r's rows at r·B.

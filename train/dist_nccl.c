@@ -3,6 +3,11 @@
 // broadcasts the NCCL id (rank 0 makes it); with one rank no MPI is needed at all, which is how
 // a one-GPU machine runs this path (VLT_DIST_NCCL=1).
 //
+// The overlapped reducer (train/dist.c) puts its bucket all-reduces on a second, communication
+// stream: each starts after an event recorded on the compute stream once the bucket is packed, so
+// it runs while backward's remaining kernels run; the compute stream waits for the communication
+// stream (an event) before the averages are unpacked.
+//
 // Waiting: a collective is enqueued, then the host polls the stream, NCCL's asynchronous error
 // and the deadline (vlt_dist.timeout_s) every 100 µs; a failed or hung collective (a peer died
 // or hangs) aborts the communicator and ends the whole job with a message naming the rank and
@@ -25,6 +30,11 @@
 
 static ncclComm_t g_comm;
 static bool g_active;
+// The overlapped reducer's communication stream and the two events that order it with the
+// compute stream (one event each way suffices: cudaStreamWaitEvent takes the record current at
+// the call, so an event can be recorded again right after).
+static cudaStream_t g_comm_stream;
+static cudaEvent_t g_ev_compute, g_ev_comm;
 
 static double now_s(void) {
     struct timespec ts;
@@ -45,9 +55,8 @@ static void nccl_check(const vlt_dist *d, ncclResult_t r, const char *what) {
     if (r != ncclSuccess && r != ncclInProgress) nccl_fail(d, what, ncclGetErrorString(r));
 }
 
-// Waits for the work queued on the stream (the collective and what came before it).
-static void nccl_wait(const vlt_dist *d, const char *what) {
-    cudaStream_t st = (cudaStream_t)vlt_cuda_stream_handle();
+// Waits for the work queued on stream st (the collective and what came before it).
+static void nccl_wait_on(const vlt_dist *d, cudaStream_t st, const char *what) {
     double deadline = d->timeout_s > 0 ? now_s() + d->timeout_s : 0;
     for (;;) {
         cudaError_t e = cudaStreamQuery(st);
@@ -65,6 +74,8 @@ static void nccl_wait(const vlt_dist *d, const char *what) {
         nanosleep(&ts, NULL);
     }
 }
+
+static void nccl_wait(const vlt_dist *d, const char *what) { nccl_wait_on(d, (cudaStream_t)vlt_cuda_stream_handle(), what); }
 
 vlt_status vlt_dist_nccl_init(const vlt_dist *d) {
     if (g_active) return VLT_OK;
@@ -85,6 +96,13 @@ vlt_status vlt_dist_nccl_init(const vlt_dist *d) {
     if (r != ncclSuccess)
         return vlt_error_set(VLT_ERR_DEVICE, "NCCL: communicator init failed on rank %d of %d: %s", d->rank, d->world,
                              ncclGetErrorString(r));
+    if (cudaStreamCreateWithFlags(&g_comm_stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&g_ev_compute, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&g_ev_comm, cudaEventDisableTiming) != cudaSuccess) {
+        ncclCommDestroy(g_comm);
+        return vlt_error_set(VLT_ERR_DEVICE, "NCCL: cannot create the communication stream or its events on rank %d",
+                             d->rank);
+    }
     g_active = true;
     return VLT_OK;
 }
@@ -94,7 +112,11 @@ bool vlt_dist_nccl_active(void) { return g_active; }
 void vlt_dist_nccl_shutdown(void) {
     if (!g_active) return;
     vlt_device_synchronize();
+    cudaStreamSynchronize(g_comm_stream);
     ncclCommDestroy(g_comm);
+    cudaEventDestroy(g_ev_compute);
+    cudaEventDestroy(g_ev_comm);
+    cudaStreamDestroy(g_comm_stream);
     g_active = false;
 }
 
@@ -123,6 +145,26 @@ vlt_status vlt_dist_nccl_reduce_scatter(const vlt_dist *d, const float *x, float
     return VLT_OK;
 }
 
+vlt_status vlt_dist_nccl_bucket_start(const vlt_dist *d, void *buf, int64_t n, bool bf16) {
+    if (!g_active) return vlt_error_set(VLT_ERR_STATE, "NCCL: the bucketed all-reduce needs the communicator");
+    cudaStream_t compute = (cudaStream_t)vlt_cuda_stream_handle();
+    if (cudaEventRecord(g_ev_compute, compute) != cudaSuccess ||
+        cudaStreamWaitEvent(g_comm_stream, g_ev_compute, 0) != cudaSuccess)
+        nccl_fail(d, "gradient all-reduce", "ordering the communication stream after the compute stream failed");
+    nccl_check(d, ncclAllReduce(buf, buf, (size_t)n, bf16 ? ncclBfloat16 : ncclFloat, bf16 ? ncclSum : ncclAvg, g_comm,
+                                g_comm_stream), "gradient all-reduce (bucket)");
+    return VLT_OK;
+}
+
+vlt_status vlt_dist_nccl_buckets_wait(const vlt_dist *d) {
+    if (!g_active) return vlt_error_set(VLT_ERR_STATE, "NCCL: the bucketed all-reduce needs the communicator");
+    if (cudaEventRecord(g_ev_comm, g_comm_stream) != cudaSuccess ||
+        cudaStreamWaitEvent((cudaStream_t)vlt_cuda_stream_handle(), g_ev_comm, 0) != cudaSuccess)
+        nccl_fail(d, "gradient all-reduce", "ordering the compute stream after the communication stream failed");
+    nccl_wait_on(d, g_comm_stream, "gradient all-reduce (buckets)");
+    return VLT_OK;
+}
+
 #else  // built without NCCL
 
 vlt_status vlt_dist_nccl_init(const vlt_dist *d) {
@@ -141,6 +183,14 @@ vlt_status vlt_dist_nccl_allgather(const vlt_dist *d, const float *x, float *out
 }
 vlt_status vlt_dist_nccl_reduce_scatter(const vlt_dist *d, const float *x, float *out, int64_t n) {
     (void)d; (void)x; (void)out; (void)n;
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "NCCL: not built in");
+}
+vlt_status vlt_dist_nccl_bucket_start(const vlt_dist *d, void *buf, int64_t n, bool bf16) {
+    (void)d; (void)buf; (void)n; (void)bf16;
+    return vlt_error_set(VLT_ERR_UNSUPPORTED, "NCCL: not built in");
+}
+vlt_status vlt_dist_nccl_buckets_wait(const vlt_dist *d) {
+    (void)d;
     return vlt_error_set(VLT_ERR_UNSUPPORTED, "NCCL: not built in");
 }
 #endif

@@ -74,6 +74,7 @@ static const field FIELDS[] = {
     I("train.max_nonfinite", max_nonfinite, "5", false),
     B("train.zero", zero, "false", false),
     S("train.zero_partition", zero_partition, "tensors", false),
+    S("train.grad_reduce_dtype", grad_reduce_dtype, "f32", false),
     S("train.stop_signal", stop_signal, "", false),
     L("checkpoint.every", checkpoint_every, "500", false),
     I("checkpoint.keep", checkpoint_keep, "3", false),
@@ -331,6 +332,12 @@ vlt_status vlt_run_config_validate(const vlt_run_config *c) {
         return vlt_error_set(VLT_ERR_ARG, "run config: train.precision '%s' is not fp32, tf32 or bf16", c->precision);
     if (strcmp(c->zero_partition, "tensors") && strcmp(c->zero_partition, "flat"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.zero_partition '%s' is not tensors or flat", c->zero_partition);
+    if (strcmp(c->grad_reduce_dtype, "f32") && strcmp(c->grad_reduce_dtype, "bf16"))
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.grad_reduce_dtype '%s' is not f32 or bf16",
+                             c->grad_reduce_dtype);
+    if (!strcmp(c->grad_reduce_dtype, "bf16") && c->zero)
+        return vlt_error_set(VLT_ERR_ARG, "run config: train.grad_reduce_dtype bf16 applies to the gradient all-reduce; "
+                             "with train.zero the gradients are reduce-scattered in f32 (use f32)");
     if (strcmp(c->precision, "fp32") && strcmp(c->device, "cuda"))
         return vlt_error_set(VLT_ERR_ARG, "run config: train.precision %s needs train.device cuda (the CPU computes in fp32)",
                              c->precision);

@@ -52,6 +52,7 @@ typedef struct {
     int max_nonfinite;                 // consecutive skipped steps that stop the run
     bool zero;                         // ZeRO-1: optimizer state sharded over the ranks (train/zero.h)
     char zero_partition[16];           // tensors | flat: ZeRO-1 shards whole tensors by owner, or one flat range per rank
+    char grad_reduce_dtype[16];        // f32 | bf16: the dtype the gradient all-reduce travels in (averaged in f32)
     char stop_signal[16];              // "", USR1 or USR2: stops the run like SIGINT / SIGTERM (checkpoint, exit)
     // checkpoint / eval / log / output
     int64_t checkpoint_every;

@@ -375,7 +375,7 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
     free(pos);
     if (s != VLT_OK || t->dist->rank != 0) {
         if (all) vlt_dist_free_text(all, t->dist->world);
-        vlt_adamw_free(full);
+        vlt_zero_free_gathered(full);
         return s;
     }
     char *state = state_json(t, all);
@@ -389,7 +389,7 @@ static vlt_status save_checkpoint(vlt_trainer *t) {
                                         snap ? &host_opt : full ? full : t->opt, state, t->cfg.checkpoint_keep)
                   : vlt_error_set(VLT_ERR_NOMEM, "checkpoint: cannot build state.json");
     if (snap) host_snapshot_free(&host, &host_opt);
-    vlt_adamw_free(full);
+    vlt_zero_free_gathered(full);
     free(state);
     if (s == VLT_OK && !t->opts.quiet) {
         vlt_metrics_log_break(t->mlog);   // a line of its own, not glued to a live progress line
@@ -630,10 +630,21 @@ static int cmp_slot(const void *a, const void *b) {
 // Several ranks on the CPU: the gradient average starts bucket by bucket while backward runs. The
 // tape reports each parameter whose gradient is final (vlt_tape_set_grad_ready); the reducer
 // starts a bucket's all-reduce once all of its parameters are in.
+// On the GPU with NCCL (several ranks, or one with VLT_DIST_NCCL=1) the same reducer packs each
+// bucket on the compute stream and all-reduces it on NCCL's communication stream. VLT_DIST_OVERLAP=0
+// takes the reference path instead (the average after backward; f32 only).
 static vlt_status make_reducer(vlt_trainer *t) {
-    if (t->dist->world == 1 || t->zero || t->on_gpu) return VLT_OK;
+    bool bf16 = !strcmp(t->cfg.grad_reduce_dtype, "bf16"), nccl = t->on_gpu && vlt_dist_nccl_active();
+    const char *ov = getenv("VLT_DIST_OVERLAP");
+    if (ov && !strcmp(ov, "0")) {
+        if (bf16 && (t->dist->world > 1 || nccl))
+            return vlt_error_set(VLT_ERR_ARG, "train.grad_reduce_dtype bf16 needs the overlapped reducer (VLT_DIST_OVERLAP=0 "
+                                 "is set)");
+        return VLT_OK;
+    }
+    if (t->zero || (t->dist->world == 1 && !nccl)) return VLT_OK;
     int n = t->opt_view.n;
-    t->reducer = vlt_dist_reducer_new(t->dist, t->opt_view.t, n, 0);
+    t->reducer = vlt_dist_reducer_new_dtype(t->dist, t->opt_view.t, n, 0, bf16);
     if (!t->reducer) return vlt_error_code();
     t->by_ptr = malloc(sizeof *t->by_ptr * (size_t)n);
     if (!t->by_ptr) return vlt_error_set(VLT_ERR_NOMEM, "trainer: out of memory for the gradient reducer");

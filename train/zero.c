@@ -663,6 +663,19 @@ static bool flat_is_local(const vlt_zero *z, const vlt_adamw *local) {
     return c == local->n;
 }
 
+void vlt_zero_free_gathered(vlt_adamw *f) {
+    if (!f) return;
+    for (int i = 0; i < f->n; i++) {
+        free(f->m ? f->m[i] : NULL);
+        free(f->v ? f->v[i] : NULL);
+    }
+    free(f->m);
+    free(f->v);
+    free(f->params);
+    free(f->decay);
+    free(f);
+}
+
 // Rank 0 builds a host AdamW over the whole table and receives every range's moments, walking the
 // flat space in order: each (parameter, rank) overlap is one piece of that rank.
 static vlt_status flat_gather_optimizer(vlt_zero *z, const vlt_adamw *local, const bool *decay, vlt_adamw **full) {
@@ -694,15 +707,7 @@ static vlt_status flat_gather_optimizer(vlt_zero *z, const vlt_adamw *local, con
                 ok = f->m[i] && f->v[i];
             }
             if (!ok) {
-                for (int i = 0; f->m && f->v && i < z->n; i++) {
-                    free(f->m[i]);
-                    free(f->v[i]);
-                }
-                free(f->params);
-                free(f->decay);
-                free(f->m);
-                free(f->v);
-                free(f);
+                vlt_zero_free_gathered(f);
                 f = NULL;
             }
         }
@@ -712,7 +717,7 @@ static vlt_status flat_gather_optimizer(vlt_zero *z, const vlt_adamw *local, con
     vlt_dist_sum(&z->d, &failed, 1);
     if (failed > 0) {
         free(tmp);
-        if (f) vlt_adamw_free(f);
+        vlt_zero_free_gathered(f);
         return vlt_error_set(VLT_ERR_NOMEM, "zero (flat): cannot gather the optimizer state for a checkpoint%s%s",
                              msg[0] ? ": " : "", msg);
     }
@@ -753,7 +758,7 @@ static vlt_status flat_gather_optimizer(vlt_zero *z, const vlt_adamw *local, con
     }
     free(tmp);
     if (s != VLT_OK) {
-        if (f) vlt_adamw_free(f);
+        vlt_zero_free_gathered(f);
         return s;
     }
     *full = f;

@@ -78,6 +78,10 @@ vlt_status vlt_zero_gather_params(vlt_zero *z);
 // whole table (decay as given, local's cfg and t) holding every moment; the caller frees it. On
 // other ranks *full is NULL. Collective; a failure on rank 0 (memory) is returned on every rank.
 vlt_status vlt_zero_gather_optimizer(vlt_zero *z, const vlt_adamw *local, const bool *decay, vlt_adamw **full);
+// Frees what vlt_zero_gather_optimizer made: its moments are host memory even when the parameters
+// are on the GPU (flat partition), which vlt_adamw_free (freeing by the parameters' device) must
+// not be given.
+void vlt_zero_free_gathered(vlt_adamw *full);
 // For a resume: this rank's moments (and step count) taken from `full`, an AdamW over the whole
 // table (as vlt_zero_gather_optimizer makes, or as vlt_checkpoint_load fills). Both on the host.
 // No communication (every rank reads the whole checkpoint).
