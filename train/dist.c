@@ -420,6 +420,7 @@ struct vlt_dist_reducer {
     bool comm;          // something to send: several ranks, or GPU gradients through NCCL (even one rank)
     bool device;        // GPU gradients: the buckets live on the device and go through NCCL on its stream
     bool bf16;          // the buckets travel as bf16 (summed there), averaged back in f32
+    int64_t total;      // trainable values (the buckets end to end)
     uint16_t *half;     // bf16: the buckets' bf16 copies, end to end
     bool *ready;
     float *flat;        // every bucket's buffer, back to back
@@ -482,6 +483,7 @@ static vlt_dist_reducer *plan_on(const vlt_dist *d, vlt_tensor **params, int n, 
     size_t nflat = (size_t)(flat ? (total ? total : 1) : (total < cap ? (total ? total : 1) : cap));
     r->device = device;
     r->bf16 = bf16;
+    r->total = total;
 #ifdef VLT_HAVE_CUDA
     if (device) {
         r->flat = vlt_cuda_malloc(sizeof(float) * nflat);
@@ -567,18 +569,12 @@ static void pack(vlt_dist_reducer *r, bucket *b) {
 }
 
 // The averages back into the gradients. f32 on the CPU: the sum × 1/world; on the device NCCL's
-// ncclAvg already averaged. bf16: the bf16 sum widened to f32, then × 1/world in f32.
+// ncclAvg already averaged. bf16: the bf16 sum widened to f32, then × 1/world in f32 (on the
+// device once over all buckets, in vlt_dist_reducer_finish: one multi-tensor list, cached).
 static void unpack(vlt_dist_reducer *r, bucket *b) {
     float k = 1.0f / (float)r->d.world;
 #ifdef VLT_HAVE_CUDA
     if (r->device) {
-        if (r->bf16) {
-            vlt_cuda_cast_bf16_f32(b->buf, b->half, b->numel);
-            if (r->d.world > 1) {
-                vlt_mt_entry e = {{b->buf, NULL, NULL, NULL}, b->numel, 0.0f, 0.0f};
-                vlt_cuda_scale_mt(&e, 1, k);
-            }
-        }
         for (int s = b->seg0; s < b->seg0 + b->nseg; s++) {
             const seg *g = &r->segs[s];
             vlt_cuda_copy_d2d(vlt_f32(r->params[g->param]->grad) + g->off, b->buf + g->at, sizeof(float) * (size_t)g->len);
@@ -711,6 +707,15 @@ vlt_status vlt_dist_reducer_finish(vlt_dist_reducer *r) {
         // the device: the compute stream waits for the communication stream (and the host polls
         // it against the deadline), then unpacks
         if (r->device && r->nb) VLT_TRY(vlt_dist_nccl_buckets_wait(&r->d));
+#ifdef VLT_HAVE_CUDA
+        if (r->device && r->bf16 && r->total > 0) {   // the buckets are r->flat / r->half end to end
+            vlt_cuda_cast_bf16_f32(r->flat, r->half, r->total);
+            if (r->d.world > 1) {
+                vlt_mt_entry e = {{r->flat, NULL, NULL, NULL}, r->total, 0.0f, 0.0f};
+                vlt_cuda_scale_mt(&e, 1, 1.0f / (float)r->d.world);
+            }
+        }
+#endif
         for (int k = 0; k < r->nb; k++) finish_bucket(r, &r->b[k]);
     }
     for (int k = 0; k < r->nb; k++) {
