@@ -29,6 +29,10 @@
 # bit for bit; a bad id reported after the step) before the benchmarks, and after the benchmark
 # `vlt bench clip-step --cuda-graph` (eager, eager sync-free and graph ms/step in one call).
 #
+# Data parallel on one GPU (VLT_GPU_DIST=0 skips it; issue 17, not yet run on a GPU when written):
+# test_train_nccl_overlap before the benchmarks (the overlapped NCCL reducer = the reference NCCL
+# path bit for bit, flat ZeRO-1 = the plain GPU run bit for bit and resumes, bf16 reduction near f32).
+#
 #   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
 #
@@ -149,6 +153,14 @@ if [ "${VLT_GPU_GRAPH:-1}" != 0 ]; then
   else RESULT[test_layers_cuda_graph]="not in the bundle"; fi
 else
   RESULT[test_layers_cuda_graph]="skipped (VLT_GPU_GRAPH=0)"
+fi
+
+# Data parallel on one GPU (issue 17): the overlapped NCCL reducer, flat ZeRO-1, bf16 reduction.
+if [ "${VLT_GPU_DIST:-1}" != 0 ]; then
+  if [ -x "$B/bin/test_train_nccl_overlap" ]; then run_suite test_train_nccl_overlap "$(capped 120)"
+  else RESULT[test_train_nccl_overlap]="not in the bundle"; fi
+else
+  RESULT[test_train_nccl_overlap]="skipped (VLT_GPU_DIST=0)"
 fi
 
 echo "== vlt bench clip-step: CLIP ViT-B/32 training step, batch 256 (at $(elapsed)s)"
@@ -296,6 +308,7 @@ printf '%-22s %s\n' "test_train_cuda_coca" "${RESULT[test_train_cuda_coca]:-skip
 printf '%-22s %s\n' "test_train_u8_batches" "${RESULT[test_train_u8_batches]:-skipped}"
 printf '%-22s %s\n' "test_train_feed" "${RESULT[test_train_feed]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_graph" "${RESULT[test_layers_cuda_graph]:-skipped}"
+printf '%-22s %s\n' "test_train_nccl_overlap" "${RESULT[test_train_nccl_overlap]:-skipped}"
 printf '%-22s %s\n' "test_layers_cuda_albef" "${RESULT[test_layers_cuda_albef]:-skipped}"
 printf '%-22s %s\n' "test_train_cuda_albef" "${RESULT[test_train_cuda_albef]:-skipped}"
 for k in vlt torch; do

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 BUILD=build/cuda/nompi
 TESTS=(test_autograd_cuda test_layers_cuda test_train_cuda test_autograd_ops test_autograd_tape test_layers_cuda_albef test_train_cuda_albef
        test_layers_cuda_vqa test_train_cuda_vqa test_layers_cuda_coca test_train_cuda_coca
-       test_train_u8_batches test_train_feed test_layers_cuda_graph)
+       test_train_u8_batches test_train_feed test_layers_cuda_graph test_train_nccl_overlap)
 OUT=gpu_carry
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
