@@ -105,11 +105,13 @@ static vlt_tensor *heads_of(vlt_tensor *qkv, int which, const vlt_coca_cache *c)
     return vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(B, T, c->heads, c->dh)), VLT_SHAPE(0, 2, 1, 3));
 }
 
-// Writes new (B, H, n, Dh) at positions [len, len + n) of cache (cap, B, H, Dh) (one contiguous
-// block); returns the cached (B, H, len + n, Dh).
-static vlt_tensor *append(const vlt_coca_cache *c, vlt_tensor *cache, vlt_tensor *x, int n) {
-    if (!x) return NULL;
-    vlt_tensor *rows = vlt_permute(x, VLT_SHAPE(2, 0, 1, 3));   // (n, B, H, Dh)
+// Writes part `which` (1 k, 2 v) of the new tokens' qkv (B, n, 3W) at positions [len, len + n)
+// of cache (cap, B, H, Dh) (one permute into the rows' layout, one contiguous copy); returns the
+// cached (B, H, len + n, Dh).
+static vlt_tensor *append(const vlt_coca_cache *c, vlt_tensor *cache, vlt_tensor *qkv, int which, int n) {
+    if (!qkv) return NULL;
+    vlt_tensor *s = vlt_slice(qkv, 2, which * c->width, c->width);
+    vlt_tensor *rows = vlt_permute(vlt_reshape(s, 4, VLT_SHAPE(c->rows, n, c->heads, c->dh)), VLT_SHAPE(1, 0, 2, 3));
     vlt_tensor *dst = rows ? vlt_view_slice0(cache, c->len, n) : NULL;
     if (!dst || vlt_tensor_copy(dst, rows) != VLT_OK) return NULL;
     return vlt_permute(vlt_view_slice0(cache, 0, c->len + n), VLT_SHAPE(1, 2, 0, 3));
@@ -120,8 +122,8 @@ static vlt_tensor *cached_block(const vlt_coca_cache *c, vlt_resblock *b, vlt_te
                                 vlt_tensor *key_pad) {
     vlt_tensor *qkv = vlt_linear(vlt_layernorm(x, b->ln_1_w, b->ln_1_b, 1e-5f), b->in_proj_w, b->in_proj_b);
     vlt_tensor *q = heads_of(qkv, 0, c);
-    vlt_tensor *k = append(c, c->k[layer], heads_of(qkv, 1, c), n);
-    vlt_tensor *v = append(c, c->v[layer], heads_of(qkv, 2, c), n);
+    vlt_tensor *k = append(c, c->k[layer], qkv, 1, n);
+    vlt_tensor *v = append(c, c->v[layer], qkv, 2, n);
     vlt_tensor *o = vlt_attention(q, k, v, 1.0f / sqrtf((float)c->dh), true, key_pad);   // (B, H, n, Dh)
     o = vlt_reshape(vlt_permute(o, VLT_SHAPE(0, 2, 1, 3)), 3, VLT_SHAPE(c->rows, n, c->width));
     x = vlt_add(x, vlt_linear(o, b->out_proj_w, b->out_proj_b));
