@@ -33,7 +33,9 @@
 # test_train_nccl_overlap before the benchmarks (the overlapped NCCL reducer = the reference NCCL
 # path bit for bit, flat ZeRO-1 = the plain GPU run bit for bit and resumes, bf16 reduction near f32).
 #
-#   device tool:  run(command="VLT_GPU_DEADLINE=330 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=360)
+#   device tool:  run(command="VLT_GPU_DEADLINE=450 bash scripts/gpu_check.sh", carry=["gpu_carry"], timeout_s=480)
+#   (with the machine's start, about 11 of a session's 15 device minutes; each part gets what the
+#   deadline leaves, so the last ones (ALBEF's timing, the max-batch search) are cut first)
 #   VLT_GPU_TORCH=0 skips PyTorch, VLT_GPU_TORCH_COMPILE=0 skips torch.compile only.
 #
 # Logs go to $OUT (the device tool's folder that comes back) when it is set, else /tmp/vlt_gpu_logs.

@@ -9,8 +9,8 @@
 # shared library they load that is not part of the C runtime or the CUDA toolkit, found with ldd)
 # and the PyTorch references (scripts/bench/torch_clip_baseline.py, torch_max_batch.py, copied beside
 # the binaries). cuBLAS/cuBLASLt (over 500 MB) and NCCL (218 MB) are not carried: scripts/gpu_check.sh
-# finds the GPU machine's own (NCCL 2.28 in its default library path). Then, on the device tool:  run(command="bash scripts/gpu_check.sh",
-# carry=["gpu_carry"], timeout_s=420).
+# finds the GPU machine's own (NCCL 2.28 in its default library path). Then, on the device tool:  run(command="VLT_GPU_DEADLINE=450 bash scripts/gpu_check.sh",
+# carry=["gpu_carry"], timeout_s=480).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
