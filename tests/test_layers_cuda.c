@@ -19,6 +19,7 @@
 #include "autograd/optim.h"
 #include "autograd/rng.h"
 #include "layers/clip.h"
+#include "tests/cuda_compare.h"
 
 #define CFG "configs/model/tiny-clip.json"
 #define NB 8
@@ -45,28 +46,10 @@ static void make_batch(vlt_tensor **images, vlt_tensor **ids) {
     }
 }
 
-static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tensor *cpu) {
-    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
-    assert_non_null(h);
-    double maxc = 0, maxd = 0;
-    for (int64_t i = 0; i < cpu->numel; i++) {
-        maxc = fmax(maxc, fabs(vlt_f32(cpu)[i]));
-        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
-        if (!(d <= maxd)) maxd = d;  // NaN sticks
-    }
-    vlt_tensor_free(h);
-    bool ok = maxd <= 1e-4 + 1e-3 * maxc;
-    if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
-    return ok;
-}
-
 // siglip: the same towers with SigLIP's sigmoid loss and logit_bias (its ±1 signs made on the
 // host and copied to the logits' device).
 static void clip_step_matches_cpu(bool siglip) {
-    if (!vlt_cuda_available()) {
-        printf("skipped: no GPU\n");
-        skip();
-    }
+    NEED_GPU();
     vlt_model_cfg cfg;
     assert_int_equal(vlt_model_cfg_load(CFG, &cfg), VLT_OK);
     if (siglip) {
@@ -103,14 +86,14 @@ static void clip_step_matches_cpu(bool siglip) {
         assert_int_equal(vlt_backward(g.loss), VLT_OK);
         assert_int_equal(vlt_set_default_device(VLT_CPU), VLT_OK);
         assert_int_equal(g.loss->device, VLT_CUDA);
-        assert_true(close_tensor("image features", g.img, c.img));
-        assert_true(close_tensor("text features", g.txt, c.txt));
-        assert_true(close_tensor("logits", g.logits, c.logits));
-        assert_true(close_tensor("loss", g.loss, c.loss));
+        assert_true(close_tensor("image features", g.img, c.img, NULL));
+        assert_true(close_tensor("text features", g.txt, c.txt, NULL));
+        assert_true(close_tensor("logits", g.logits, c.logits, NULL));
+        assert_true(close_tensor("loss", g.loss, c.loss, NULL));
         for (int i = 0; i < n; i++) {
             char what[128];
             snprintf(what, sizeof what, "step %d grad of %s", step, mc.params.t[i]->name);
-            assert_true(close_tensor(what, md.params.t[i]->grad, mc.params.t[i]->grad));
+            assert_true(close_tensor(what, md.params.t[i]->grad, mc.params.t[i]->grad, NULL));
         }
         float nc = vlt_clip_grad_norm(mc.params.t, n, 1.0f), nd = vlt_clip_grad_norm(md.params.t, n, 1.0f);
         print_message("step %d: loss cpu %.6f, grad norm cpu %.6f gpu %.6f\n", step, vlt_f32(c.loss)[0], nc, nd);
@@ -120,7 +103,7 @@ static void clip_step_matches_cpu(bool siglip) {
         for (int i = 0; i < n; i++) {
             char what[128];
             snprintf(what, sizeof what, "step %d %s after AdamW", step, mc.params.t[i]->name);
-            assert_true(close_tensor(what, md.params.t[i], mc.params.t[i]));
+            assert_true(close_tensor(what, md.params.t[i], mc.params.t[i], NULL));
         }
         if (step == 0) first_loss = vlt_f32(c.loss)[0];
         vlt_step_reset();

@@ -38,39 +38,14 @@
 #include "autograd/rng.h"
 #include "checkpoints/safetensors.h"
 #include "layers/albef.h"
+#include "tests/cuda_compare.h"
 #include "tests/fixture_io.h"
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 static vlt_tensor *randn(int ndim, const int *shape, const char *name, uint64_t seed) {
     vlt_tensor *t = vlt_tensor_new(VLT_F32, VLT_CPU, ndim, shape, name);
     assert_non_null(t);
     vlt_rng_fill_normal(vlt_f32(t), (size_t)t->numel, 0.0f, 1.0f, seed, vlt_rng_hash_str(name), 0);
     return t;
-}
-
-static vlt_tensor *on_gpu(const vlt_tensor *t) {
-    vlt_tensor *d = vlt_tensor_to(t, VLT_CUDA);
-    if (!d) fail_msg("%s", vlt_error_message());
-    return d;
-}
-
-// The number of elements of `dev` (copied back) whose bits differ from `host`.
-static int64_t bits_differ(const vlt_tensor *dev, const vlt_tensor *host) {
-    vlt_tensor *h = vlt_tensor_to(dev, VLT_CPU);
-    assert_non_null(h);
-    int64_t n = 0;
-    size_t es = vlt_dtype_size(host->dtype);
-    for (int64_t i = 0; i < host->numel; i++)
-        n += memcmp((const char *)h->data + i * es, (const char *)host->data + i * es, es) != 0;
-    vlt_tensor_free(h);
-    return n;
 }
 
 // ---- the EMA ----
@@ -241,49 +216,9 @@ static void test_queue_gpu_matches_host(void **state) {
 // ---- a whole step ----
 #define FIX "tests/data/albef/tiny/"
 
-static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst) {
-    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
-    assert_non_null(h);
-    double maxc = 0, maxd = 0;
-    for (int64_t i = 0; i < cpu->numel; i++) {
-        maxc = fmax(maxc, fabs(vlt_f32(cpu)[i]));
-        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
-        if (!(d <= maxd)) maxd = d;   // NaN sticks
-    }
-    vlt_tensor_free(h);
-    bool ok = maxd <= 1e-4 + 1e-3 * maxc;
-    if (worst && maxd / (1e-4 + 1e-3 * maxc) > *worst) *worst = maxd / (1e-4 + 1e-3 * maxc);
-    if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
-    return ok;
-}
-
-// A parameter (or its momentum copy) after `steps` AdamW steps of learning rate lr. The key biases
-// (BERT's key.bias, DeiT's qkv.bias whose k third) have an exact gradient of 0 (softmax ignores a
-// shift common to all keys): AdamW's update of them is its normalised reading of rounding noise,
-// which differs between devices by up to lr per step each way. Those are held to 2 · lr · steps
-// (plus the usual tolerance), the rest to close_tensor's.
-static bool close_param(const char *name, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst, float lr,
-                        int steps) {
-    if (!strstr(name, "key.bias") && !strstr(name, "qkv.bias")) return close_tensor(name, gpu, cpu, worst);
-    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
-    assert_non_null(h);
-    double maxd = 0, bound = 2.0 * lr * steps + 1e-4;
-    for (int64_t i = 0; i < cpu->numel; i++) {
-        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
-        if (!(d <= maxd)) maxd = d;   // NaN sticks
-    }
-    vlt_tensor_free(h);
-    if (!(maxd <= bound)) fprintf(stderr, "%s: max |gpu - cpu| %.3g above AdamW's bound %.3g\n", name, maxd, bound);
-    return maxd <= bound;
-}
-
-static double scalar_close(const char *what, vlt_tensor *gpu, vlt_tensor *cpu) {
-    if (!gpu || !cpu) fail_msg("%s: %s", what, vlt_error_message());
-    double g = vlt_tensor_item(gpu, 0), c = vlt_tensor_item(cpu, 0), d = fabs(g - c);
-    print_message("  %-9s cpu %.7f  gpu %.7f  |diff| %.2g\n", what, c, g, d);
-    if (!(d <= 1e-4 * fmax(1.0, fabs(c)))) fail_msg("%s differs: cpu %.8g, gpu %.8g", what, c, g);
-    return d;
-}
+// The key biases for close_param (BERT's key.bias, DeiT's qkv.bias whose k third): the tensors
+// (and momentum copies) after the steps are held to AdamW's bound, the rest to close_tensor's.
+static const char *const KEY_BIASES[] = {"key.bias", "qkv.bias", NULL};
 
 static void load_model(vlt_albef *m) {
     vlt_model_cfg cfg;
@@ -341,11 +276,6 @@ static void read_batch(vlt_safetensors *io, vlt_albef_inputs *in, vlt_tensor **n
 static void free_batch(vlt_albef_inputs *in, vlt_tensor **neg) {
     vlt_tensor *t[] = {in->images, in->ids, in->atts, in->mlm_ids, in->mlm_labels, neg[0], neg[1]};
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) vlt_tensor_free(t[i]);
-}
-
-static void assert_same_bits(const char *what, const vlt_tensor *a, const vlt_tensor *b) {
-    int64_t n = bits_differ(a, b);
-    if (n) fail_msg("%s: %lld elements differ", what, (long long)n);
 }
 
 // Without a GPU: the GPU branch's formulation of the step (vlt_albef_set_device_path) run on the
@@ -492,7 +422,7 @@ static void test_albef_step_matches_cpu(void **state) {
             assert_int_equal(bits_differ(td, tc), 0);
             continue;
         }
-        assert_true(close_param(tc->name, td, tc, &worst, 1e-3f, 2));
+        assert_true(close_param(KEY_BIASES, tc->name, td, tc, &worst, 1e-3f, 2));
         nf++;
     }
     print_message("table after the steps: %d tensors (weights, momentum copies, queues, temp) within tolerance, "

@@ -36,89 +36,18 @@
 #include "layers/albef_vqa.h"
 #include "layers/model.h"
 #include "layers/vqa_head.h"
+#include "tests/cuda_compare.h"
 #include "tests/fixture_io.h"
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 // ---- shared helpers ----
 // The default device, where the layers' own constants (vlt_full: the ViT's class-token row) are
 // made: the GPU model's calls run with it set to the GPU, as the trainer sets it.
 static void use(vlt_device d) { assert_int_equal(vlt_set_default_device(d), VLT_OK); }
 
-static vlt_tensor *on_gpu(const vlt_tensor *t) {
-    vlt_tensor *d = vlt_tensor_to(t, VLT_CUDA);
-    if (!d) fail_msg("%s", vlt_error_message());
-    return d;
-}
-
-// The number of elements of `a` (any device) whose bits differ from host tensor `host`.
-static int64_t bits_differ(const vlt_tensor *a, const vlt_tensor *host) {
-    vlt_tensor *h = vlt_tensor_to(a, VLT_CPU);
-    assert_non_null(h);
-    int64_t n = 0;
-    size_t es = vlt_dtype_size(host->dtype);
-    for (int64_t i = 0; i < host->numel; i++)
-        n += memcmp((const char *)h->data + i * es, (const char *)host->data + i * es, es) != 0;
-    vlt_tensor_free(h);
-    return n;
-}
-
-static void assert_same_bits(const char *what, const vlt_tensor *a, const vlt_tensor *b) {
-    if (!a || !b) fail_msg("%s: missing (%p, %p)", what, (const void *)a, (const void *)b);
-    int64_t n = bits_differ(a, b);
-    if (n) fail_msg("%s: %lld elements differ", what, (long long)n);
-}
-
-static bool close_tensor(const char *what, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst) {
-    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
-    assert_non_null(h);
-    double maxc = 0, maxd = 0;
-    for (int64_t i = 0; i < cpu->numel; i++) {
-        maxc = fmax(maxc, fabs(vlt_f32(cpu)[i]));
-        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
-        if (!(d <= maxd)) maxd = d;   // NaN sticks
-    }
-    vlt_tensor_free(h);
-    bool ok = maxd <= 1e-4 + 1e-3 * maxc;
-    if (worst && maxd / (1e-4 + 1e-3 * maxc) > *worst) *worst = maxd / (1e-4 + 1e-3 * maxc);
-    if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
-    return ok;
-}
-
-// A parameter after `steps` AdamW steps of learning rate lr. The key biases (BERT's key.bias, the
-// k third of in_proj_bias / qkv.bias) have an exact gradient of 0 (softmax ignores a shift common
-// to all keys), so what AdamW does with them is its normalised reading of rounding noise, which
-// differs between devices: up to lr per step each way. Those tensors are held to that bound
-// (2 · lr · steps, plus the usual tolerance), the others to the per-tensor tolerance; their
-// gradients to the per-tensor tolerance too (noise of ~1e-8 on both sides).
-static bool close_param(const char *name, const vlt_tensor *gpu, const vlt_tensor *cpu, double *worst, float lr,
-                        int steps) {
-    bool key = strstr(name, "key.bias") || strstr(name, "in_proj_bias") || strstr(name, "qkv.bias");
-    if (!key) return close_tensor(name, gpu, cpu, worst);
-    vlt_tensor *h = vlt_tensor_to(gpu, VLT_CPU);
-    assert_non_null(h);
-    double maxd = 0, bound = 2.0 * lr * steps + 1e-4;
-    for (int64_t i = 0; i < cpu->numel; i++) {
-        double d = fabs((double)vlt_f32(h)[i] - vlt_f32(cpu)[i]);
-        if (!(d <= maxd)) maxd = d;
-    }
-    vlt_tensor_free(h);
-    if (!(maxd <= bound)) fprintf(stderr, "%s: max |gpu - cpu| %.3g above AdamW's bound %.3g\n", name, maxd, bound);
-    return maxd <= bound;
-}
-
-static void scalar_close(const char *what, vlt_tensor *gpu, vlt_tensor *cpu) {
-    if (!gpu || !cpu) fail_msg("%s: %s", what, vlt_error_message());
-    double g = vlt_tensor_item(gpu, 0), c = vlt_tensor_item(cpu, 0), d = fabs(g - c);
-    print_message("  %-9s cpu %.7f  gpu %.7f  |diff| %.2g\n", what, c, g, d);
-    if (!(d <= 1e-4 * fmax(1.0, fabs(c)))) fail_msg("%s differs: cpu %.8g, gpu %.8g", what, c, g);
-}
+// The key biases for close_param (BERT's key.bias, the k third of in_proj_bias / qkv.bias): their
+// gradients are held to the per-tensor tolerance (noise of ~1e-8 on both sides), the tensors after
+// the steps to AdamW's bound.
+static const char *const KEY_BIASES[] = {"key.bias", "in_proj_bias", "qkv.bias", NULL};
 
 static vlt_adamw *optimizer(const vlt_params *p) {
     vlt_tensor *t[4096];
@@ -274,7 +203,7 @@ static void classifier_gpu_vs_cpu(int fusion_layers) {
     }
     for (int i = 0; i < mc.params->n; i++) {
         assert_int_equal(md.params->t[i]->device, VLT_CUDA);
-        assert_true(close_param(mc.params->t[i]->name, md.params->t[i], mc.params->t[i], &worst, 1e-3f, 2));
+        assert_true(close_param(KEY_BIASES, mc.params->t[i]->name, md.params->t[i], mc.params->t[i], &worst, 1e-3f, 2));
     }
     // the answers (argmax of the logits) and their confidences
     int32_t bc[CB], bd[CB];
@@ -519,7 +448,7 @@ static void test_albef_vqa_step_matches_cpu(void **state) {
                 assert_int_equal(bits_differ(td, tc), 0);
                 continue;
             }
-            assert_true(close_param(tc->name, td, tc, &worst, 1e-3f, 2));
+            assert_true(close_param(KEY_BIASES, tc->name, td, tc, &worst, 1e-3f, 2));
             nf++;
         }
         int B = b.in.question_ids->shape[0], K = b.k;
