@@ -16,6 +16,7 @@
 #include "autograd/device.h"
 #include "train/commands.h"
 #include "train/trainer.h"
+#include "tests/cuda_compare.h"
 #include "tests/train_fixture.h"
 
 static void base_config(vlt_run_config *c, const char *out, const char *device, const char *precision) {
@@ -23,14 +24,6 @@ static void base_config(vlt_run_config *c, const char *out, const char *device, 
     snprintf(c->device, sizeof c->device, "%s", device);
     snprintf(c->precision, sizeof c->precision, "%s", precision);
 }
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 static const float *run(const char *out, const char *device, const char *precision, int steps, vlt_trainer **keep) {
     vlt_run_config c;
@@ -53,11 +46,7 @@ static void test_gpu_fp32_follows_cpu(void **state) {
     NEED_GPU();
     vlt_trainer *tc, *tg;
     const float *lc = run("cpu", "cpu", "fp32", 12, &tc), *lg = run("gpu", "cuda", "fp32", 12, &tg);
-    double worst = 0;
-    for (int i = 0; i < 12; i++) worst = fmax(worst, fabs((double)lg[i] - lc[i]) / fabs(lc[i]));
-    print_message("tiny clip, 12 steps: loss cpu %.5f -> %.5f, gpu fp32 %.5f -> %.5f; worst relative difference %.2g\n",
-                  lc[0], lc[11], lg[0], lg[11], worst);
-    assert_true(worst <= 1e-3);
+    train_fixture_gpu_follows_cpu("tiny clip", lc, lg, 12);
     vlt_set_default_device(VLT_CPU);
     vlt_trainer_free(tc);
     vlt_trainer_free(tg);

@@ -25,88 +25,26 @@
 
 #include "autograd/device.h"
 #include "checkpoints/safetensors.h"
+#include "tests/cuda_compare.h"
 #include "tests/train_fixture.h"
 #include "train/trainer.h"
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 static int teardown(void **state) {
     vlt_set_default_device(VLT_CPU);
     return train_fixture_teardown(state);
 }
 
-static void config(vlt_run_config *c, const char *out, const char *device) {
-    train_fixture_config(c, out);
-    snprintf(c->model_name, sizeof c->model_name, "tiny-coca");
-    snprintf(c->device, sizeof c->device, "%s", device);
-    snprintf(c->precision, sizeof c->precision, "fp32");
-    c->batch_size = 16;
-    c->steps = 6;
-    c->warmup = 2;
-    c->lr = 5e-4;
-    c->checkpoint_every = 3;
-    c->val_samples = 64;
-}
-
 // A run of 6 steps; the trainer is kept for the caption evaluation.
 static vlt_trainer *run(const char *out, const char *device, float *losses) {
     vlt_run_config c;
-    config(&c, out, device);
-    vlt_trainer_opts o = {.quiet = 1};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s: %s", out, vlt_error_message());
-    assert_string_equal(vlt_trainer_model_title(t), "CoCa");
-    if (vlt_trainer_run(t) != VLT_OK) fail_msg("%s: %s", out, vlt_error_message());
-    int64_t n;
-    const float *l = vlt_trainer_losses(t, &n);
-    assert_int_equal(n, 6);
-    memcpy(losses, l, sizeof(float) * 6);
-    return t;
-}
-
-// Tensors of two checkpoint files: the count of names whose bytes differ, and the worst
-// difference relative to the tensor's largest magnitude (f32 ones).
-static int compare_tables(const char *a, const char *b, double *worst) {
-    vlt_safetensors *x, *y;
-    assert_int_equal(vlt_safetensors_open(a, &x), VLT_OK);
-    assert_int_equal(vlt_safetensors_open(b, &y), VLT_OK);
-    assert_int_equal(vlt_safetensors_count(x), vlt_safetensors_count(y));
-    int differ = 0;
-    for (int i = 0; i < vlt_safetensors_count(x); i++) {
-        const vlt_st_tensor *s = vlt_safetensors_at(x, i), *t = vlt_safetensors_get(y, s->name);
-        if (!t || t->nbytes != s->nbytes) fail_msg("%s: not in both %s and %s", s->name, a, b);
-        if (!memcmp(s->data, t->data, s->nbytes)) continue;
-        differ++;
-        int64_t n = 1;
-        for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
-        if ((size_t)n * 4 != s->nbytes) fail_msg("%s differs and is not f32 (%s, %s)", s->name, a, b);
-        float *p = malloc(s->nbytes), *q = malloc(s->nbytes);
-        assert_int_equal(vlt_safetensors_read_f32(x, s->name, p, n), VLT_OK);
-        assert_int_equal(vlt_safetensors_read_f32(y, s->name, q, n), VLT_OK);
-        double m = 1e-30, d = 0;
-        for (int64_t j = 0; j < n; j++) {
-            m = fmax(m, fabs(p[j]));
-            d = fmax(d, fabs((double)p[j] - q[j]));
-        }
-        *worst = fmax(*worst, d / m);
-        free(p);
-        free(q);
-    }
-    vlt_safetensors_close(x);
-    vlt_safetensors_close(y);
-    return differ;
+    train_fixture_gpu_config(&c, out, "tiny-coca", device);
+    return train_fixture_run(&c, out, "CoCa", losses);
 }
 
 static void test_coca_is_not_refused_by_kind(void **state) {
     (void)state;
     vlt_run_config c;
-    config(&c, "kind", "cuda");
+    train_fixture_gpu_config(&c, "kind", "tiny-coca", "cuda");
     vlt_trainer_opts o = {.quiet = 1};
     vlt_trainer *t = NULL;
     vlt_status s = vlt_trainer_create(&c, &o, &t);
@@ -128,11 +66,7 @@ static void test_coca_trains_on_the_gpu(void **state) {
     vlt_trainer *tc = run("cpu", "cpu", lc);
     vlt_set_default_device(VLT_CPU);
     vlt_trainer *tg = run("gfull", "cuda", lg);
-    double worst = 0;
-    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs((double)lg[i] - lc[i]) / fabs(lc[i]));
-    print_message("CoCa, 6 steps: loss cpu %.5f -> %.5f, gpu fp32 %.5f -> %.5f; worst relative difference %.2g\n",
-                  lc[0], lc[5], lg[0], lg[5], worst);
-    assert_true(worst <= 1e-3);
+    train_fixture_gpu_follows_cpu("CoCa", lc, lg, 6);
 
     // caption evaluation on each model's device: the 32 greedy captions, compared line by line
     double bc = 0, cc = 0, bg = 0, cg = 0;
@@ -167,41 +101,10 @@ static void test_coca_trains_on_the_gpu(void **state) {
 
     // stopped after the step-3 checkpoint, resumed
     vlt_run_config c;
-    config(&c, "gpart", "cuda");
-    vlt_trainer_opts o = {.quiet = 1};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
-    assert_int_equal(vlt_trainer_run_steps(t, 4), VLT_OK);
-    vlt_trainer_free(t);
-    vlt_set_default_device(VLT_CPU);
-    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
-    if (vlt_trainer_create(&c, &r, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
-    assert_int_equal(vlt_trainer_step(t), 3);
-    assert_int_equal(vlt_trainer_run(t), VLT_OK);
-    int64_t n;
-    const float *l = vlt_trainer_losses(t, &n);
-    assert_int_equal(n, 3);
-    int same = 0;
-    double lw = 0;
-    for (int i = 0; i < 3; i++) {
-        same += memcmp(&l[i], &lg[3 + i], sizeof(float)) == 0;
-        lw = fmax(lw, fabs((double)l[i] - lg[3 + i]) / fabs(lg[3 + i]));
-    }
-    vlt_trainer_free(t);
-    vlt_set_default_device(VLT_CPU);
-    char a[600], b[600];
-    double tw = 0;
-    snprintf(a, sizeof a, "%s/gfull/checkpoints/step_00000006/model.safetensors", g_train_dir);
-    snprintf(b, sizeof b, "%s/gpart/checkpoints/step_00000006/model.safetensors", g_train_dir);
-    int dm = compare_tables(a, b, &tw);
-    snprintf(a, sizeof a, "%s/gfull/checkpoints/step_00000006/optimizer.safetensors", g_train_dir);
-    snprintf(b, sizeof b, "%s/gpart/checkpoints/step_00000006/optimizer.safetensors", g_train_dir);
-    int dopt = compare_tables(a, b, &tw);
-    print_message("GPU resume at step 3: %d of 3 losses bit-identical to the uninterrupted GPU run (worst relative "
-                  "difference %.2g); at step 6, %d model and %d optimizer tensors differ in any bit (worst relative "
-                  "%.2g)\n", same, lw, dm, dopt, tw);
-    assert_true(lw <= 1e-5);
-    assert_true(tw <= 1e-5);
+    train_fixture_gpu_config(&c, "gpart", "tiny-coca", "cuda");
+    char a[600];
+    snprintf(a, sizeof a, "%s/gfull", g_train_dir);
+    train_fixture_resume_at_3(&c, lg, a, "");
 }
 
 int main(void) {

@@ -27,18 +27,11 @@
 #include "checkpoints/safetensors.h"
 #include "data/tokenizer.h"
 #include "layers/model.h"
+#include "tests/cuda_compare.h"
 #include "tests/train_fixture.h"
 #include "train/model_source.h"
 #include "train/trainer.h"
 #include "train/vqa_eval.h"
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 static char g_dir[256], g_albef[320];
 
@@ -105,50 +98,10 @@ static const char *TITLES[] = {"CLIP VQA classifier", "CLIP VQA classifier", "AL
 static void run(head_kind h, const char *out, const char *device, float *losses) {
     vlt_run_config c;
     config(&c, h, out, device);
-    vlt_trainer_opts o = {.quiet = 1};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s %s: %s", HEAD_NAMES[h], out, vlt_error_message());
-    assert_string_equal(vlt_trainer_model_title(t), TITLES[h]);
-    if (vlt_trainer_run(t) != VLT_OK) fail_msg("%s %s: %s", HEAD_NAMES[h], out, vlt_error_message());
-    int64_t n;
-    const float *l = vlt_trainer_losses(t, &n);
-    assert_int_equal(n, 6);
-    memcpy(losses, l, sizeof(float) * 6);
-    vlt_trainer_free(t);
+    char label[64];
+    snprintf(label, sizeof label, "%s %s", HEAD_NAMES[h], out);
+    vlt_trainer_free(train_fixture_run(&c, label, TITLES[h], losses));
     vlt_set_default_device(VLT_CPU);
-}
-
-// Tensors of two checkpoint files: the count of names whose bytes differ, and the worst
-// difference relative to the tensor's largest magnitude (f32 ones).
-static int compare_tables(const char *a, const char *b, double *worst) {
-    vlt_safetensors *x, *y;
-    assert_int_equal(vlt_safetensors_open(a, &x), VLT_OK);
-    assert_int_equal(vlt_safetensors_open(b, &y), VLT_OK);
-    assert_int_equal(vlt_safetensors_count(x), vlt_safetensors_count(y));
-    int differ = 0;
-    for (int i = 0; i < vlt_safetensors_count(x); i++) {
-        const vlt_st_tensor *s = vlt_safetensors_at(x, i), *t = vlt_safetensors_get(y, s->name);
-        if (!t || t->nbytes != s->nbytes) fail_msg("%s: not in both %s and %s", s->name, a, b);
-        if (!memcmp(s->data, t->data, s->nbytes)) continue;
-        differ++;
-        int64_t n = 1;
-        for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
-        if ((size_t)n * 4 != s->nbytes) fail_msg("%s differs and is not f32 (%s, %s)", s->name, a, b);
-        float *p = malloc(s->nbytes), *q = malloc(s->nbytes);
-        assert_int_equal(vlt_safetensors_read_f32(x, s->name, p, n), VLT_OK);
-        assert_int_equal(vlt_safetensors_read_f32(y, s->name, q, n), VLT_OK);
-        double m = 1e-30, d = 0;
-        for (int64_t j = 0; j < n; j++) {
-            m = fmax(m, fabs(p[j]));
-            d = fmax(d, fabs((double)p[j] - q[j]));
-        }
-        *worst = fmax(*worst, d / m);
-        free(p);
-        free(q);
-    }
-    vlt_safetensors_close(x);
-    vlt_safetensors_close(y);
-    return differ;
 }
 
 // CPU and GPU runs of 6 steps, then the GPU run again stopped after its step-3 checkpoint and
@@ -157,50 +110,16 @@ static void trains_on_the_gpu(head_kind h) {
     float lc[6], lg[6];
     run(h, "cpu", "cpu", lc);
     run(h, "gfull", "cuda", lg);
-    double worst = 0;
-    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs((double)lg[i] - lc[i]) / fabs(lc[i]));
-    print_message("%s, 6 steps: loss cpu %.5f -> %.5f, gpu fp32 %.5f -> %.5f; worst relative difference %.2g\n",
-                  HEAD_NAMES[h], lc[0], lc[5], lg[0], lg[5], worst);
-    assert_true(worst <= 1e-3);
+    train_fixture_gpu_follows_cpu(HEAD_NAMES[h], lc, lg, 6);
 
+    // (the kernels are deterministic, so the resumed run is expected to give 3 bit-identical
+    // losses and no differing tensor; the bound is the ALBEF suite's, tests/test_train_cuda_albef.c)
     vlt_run_config c;
     config(&c, h, "gpart", "cuda");
-    vlt_trainer_opts o = {.quiet = 1};
-    vlt_trainer *t;
-    if (vlt_trainer_create(&c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
-    assert_int_equal(vlt_trainer_run_steps(t, 4), VLT_OK);
-    vlt_trainer_free(t);
-    vlt_set_default_device(VLT_CPU);
-    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
-    if (vlt_trainer_create(&c, &r, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
-    assert_int_equal(vlt_trainer_step(t), 3);
-    assert_int_equal(vlt_trainer_run(t), VLT_OK);
-    int64_t n;
-    const float *l = vlt_trainer_losses(t, &n);
-    assert_int_equal(n, 3);
-    int same = 0;
-    double lw = 0;
-    for (int i = 0; i < 3; i++) {
-        same += memcmp(&l[i], &lg[3 + i], sizeof(float)) == 0;
-        lw = fmax(lw, fabs((double)l[i] - lg[3 + i]) / fabs(lg[3 + i]));
-    }
-    vlt_trainer_free(t);
-    vlt_set_default_device(VLT_CPU);
-    char a[600], b[600];
-    double tw = 0;
-    snprintf(a, sizeof a, "%s/%s-gfull/checkpoints/step_00000006/model.safetensors", g_dir, HEAD_NAMES[h]);
-    snprintf(b, sizeof b, "%s/%s-gpart/checkpoints/step_00000006/model.safetensors", g_dir, HEAD_NAMES[h]);
-    int dm = compare_tables(a, b, &tw);
-    snprintf(a, sizeof a, "%s/%s-gfull/checkpoints/step_00000006/optimizer.safetensors", g_dir, HEAD_NAMES[h]);
-    snprintf(b, sizeof b, "%s/%s-gpart/checkpoints/step_00000006/optimizer.safetensors", g_dir, HEAD_NAMES[h]);
-    int dopt = compare_tables(a, b, &tw);
-    // (the kernels are deterministic, so these are expected to be 3, 0 and 0; the bound is the
-    // ALBEF suite's, tests/test_train_cuda_albef.c)
-    print_message("%s, GPU resume at step 3: %d of 3 losses bit-identical to the uninterrupted GPU run (worst relative "
-                  "difference %.2g); at step 6, %d model and %d optimizer tensors differ in any bit (worst relative "
-                  "%.2g)\n", HEAD_NAMES[h], same, lw, dm, dopt, tw);
-    assert_true(lw <= 1e-5);
-    assert_true(tw <= 1e-5);
+    char a[600], b[600], prefix[32];
+    snprintf(a, sizeof a, "%s/%s-gfull", g_dir, HEAD_NAMES[h]);
+    snprintf(prefix, sizeof prefix, "%s, ", HEAD_NAMES[h]);
+    train_fixture_resume_at_3(&c, lg, a, prefix);
     // the GPU checkpoint holds what the CPU run's does: the same names with the same shapes (each
     // moment under its own parameter's name; compare_tables fails otherwise). The values are only
     // printed: tensors whose exact gradient is 0 (the key biases) move by AdamW's normalised
@@ -208,10 +127,10 @@ static void trains_on_the_gpu(head_kind h) {
     double cw = 0;
     snprintf(a, sizeof a, "%s/%s-cpu/checkpoints/step_00000006/optimizer.safetensors", g_dir, HEAD_NAMES[h]);
     snprintf(b, sizeof b, "%s/%s-gfull/checkpoints/step_00000006/optimizer.safetensors", g_dir, HEAD_NAMES[h]);
-    int n_opt = compare_tables(a, b, &cw);
+    int n_opt = train_fixture_compare_tables(a, b, &cw);
     snprintf(a, sizeof a, "%s/%s-cpu/checkpoints/step_00000006/model.safetensors", g_dir, HEAD_NAMES[h]);
     snprintf(b, sizeof b, "%s/%s-gfull/checkpoints/step_00000006/model.safetensors", g_dir, HEAD_NAMES[h]);
-    int n_model = compare_tables(a, b, &cw);
+    int n_model = train_fixture_compare_tables(a, b, &cw);
     print_message("%s, step-6 checkpoints of the CPU and GPU runs: the same names and shapes; %d model and %d "
                   "optimizer tensors differ, worst relative difference %.2g\n", HEAD_NAMES[h], n_model, n_opt, cw);
 }

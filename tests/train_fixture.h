@@ -1,17 +1,25 @@
 // train_fixture.h — what the end-to-end training suites share: synthetic train / held-out shards
 // in a temporary directory (cmocka group setup and teardown) and a small tiny-CLIP run config
 // over them; synthetic VQA splits and the tiny ALBEF / ALBEF VQA model configs of the ALBEF and
-// VQA suites. Everything is static inline: a suite includes it for the parts it uses.
+// VQA suites; and, for the suites that compare runs (include after <cmocka.h>), the comparison of
+// two runs' losses and checkpoint tables and the GPU suites' stop-at-step-3-and-resume check.
+// Everything is static inline: a suite includes it for the parts it uses.
 #ifndef VLT_TESTS_TRAIN_FIXTURE_H
 #define VLT_TESTS_TRAIN_FIXTURE_H
 
+#include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "autograd/device.h"
+#include "checkpoints/safetensors.h"
 #include "train/commands.h"
 #include "train/run_config.h"
+#include "train/trainer.h"
 
 static char g_train_dir[256];
 
@@ -127,6 +135,126 @@ static inline int train_fixture_tiny_albef(const char *path, int patch_size, int
              patch_size, queue_size, from_scratch ? " \"momentum\": 0.9," : "", cwd, text_layers,
              from_scratch ? ", \"initializer_range\": 0.1" : "");
     return train_fixture_write(path, js);
+}
+
+// ---- comparing runs (cmocka suites) ----
+
+// The GPU training suites' run: train_fixture_config with `model` on `device` in fp32, batch 16,
+// 6 steps (warmup 2, lr 5e-4), a checkpoint every 3 steps, 64 held-out samples.
+static inline void train_fixture_gpu_config(vlt_run_config *c, const char *out, const char *model, const char *device) {
+    train_fixture_config(c, out);
+    snprintf(c->model_name, sizeof c->model_name, "%s", model);
+    snprintf(c->device, sizeof c->device, "%s", device);
+    snprintf(c->precision, sizeof c->precision, "fp32");
+    c->batch_size = 16;
+    c->steps = 6;
+    c->warmup = 2;
+    c->lr = 5e-4;
+    c->checkpoint_every = 3;
+    c->val_samples = 64;
+}
+
+// A whole run of c (c->steps steps) by a trainer whose model title is `title`; its losses into
+// `losses`. The trainer is returned (the caller frees it; the default device may be the GPU).
+// Failures name `label`.
+static inline vlt_trainer *train_fixture_run(const vlt_run_config *c, const char *label, const char *title,
+                                             float *losses) {
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(c, &o, &t) != VLT_OK) fail_msg("%s: %s", label, vlt_error_message());
+    assert_string_equal(vlt_trainer_model_title(t), title);
+    if (vlt_trainer_run(t) != VLT_OK) fail_msg("%s: %s", label, vlt_error_message());
+    int64_t n;
+    const float *l = vlt_trainer_losses(t, &n);
+    assert_int_equal(n, c->steps);
+    memcpy(losses, l, sizeof(float) * (size_t)c->steps);
+    return t;
+}
+
+// The GPU run follows the CPU run loss for loss: the worst relative difference of n losses is
+// printed (as "what, n steps: ...") and must be <= 1e-3 (fp32 on both, summation order).
+static inline void train_fixture_gpu_follows_cpu(const char *what, const float *lc, const float *lg, int n) {
+    double worst = 0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs((double)lg[i] - lc[i]) / fabs(lc[i]));
+    print_message("%s, %d steps: loss cpu %.5f -> %.5f, gpu fp32 %.5f -> %.5f; worst relative difference %.2g\n",
+                  what, n, lc[0], lc[n - 1], lg[0], lg[n - 1], worst);
+    assert_true(worst <= 1e-3);
+}
+
+// Tensors of two checkpoint files: the count of names whose bytes differ, and the worst
+// difference relative to the tensor's largest magnitude (f32 ones). Both must hold the same
+// names with the same sizes.
+static inline int train_fixture_compare_tables(const char *a, const char *b, double *worst) {
+    vlt_safetensors *x, *y;
+    assert_int_equal(vlt_safetensors_open(a, &x), VLT_OK);
+    assert_int_equal(vlt_safetensors_open(b, &y), VLT_OK);
+    assert_int_equal(vlt_safetensors_count(x), vlt_safetensors_count(y));
+    int differ = 0;
+    for (int i = 0; i < vlt_safetensors_count(x); i++) {
+        const vlt_st_tensor *s = vlt_safetensors_at(x, i), *t = vlt_safetensors_get(y, s->name);
+        if (!t || t->nbytes != s->nbytes) fail_msg("%s: not in both %s and %s", s->name, a, b);
+        if (!memcmp(s->data, t->data, s->nbytes)) continue;
+        differ++;
+        int64_t n = 1;
+        for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
+        if ((size_t)n * 4 != s->nbytes) fail_msg("%s differs and is not f32 (%s, %s)", s->name, a, b);
+        float *p = malloc(s->nbytes), *q = malloc(s->nbytes);
+        assert_int_equal(vlt_safetensors_read_f32(x, s->name, p, n), VLT_OK);
+        assert_int_equal(vlt_safetensors_read_f32(y, s->name, q, n), VLT_OK);
+        double m = 1e-30, d = 0;
+        for (int64_t j = 0; j < n; j++) {
+            m = fmax(m, fabs(p[j]));
+            d = fmax(d, fabs((double)p[j] - q[j]));
+        }
+        *worst = fmax(*worst, d / m);
+        free(p);
+        free(q);
+    }
+    vlt_safetensors_close(x);
+    vlt_safetensors_close(y);
+    return differ;
+}
+
+// A run of c (6 steps, a checkpoint every 3) stopped after its step-3 checkpoint and resumed
+// continues as the uninterrupted run of the same config whose losses are `whole` and whose output
+// directory is `whole_dir`: the resumed losses, and at step 6 every tensor of the model and
+// optimizer checkpoints, within 1e-5 relative. Printed as "<prefix>GPU resume at step 3: ...".
+static inline void train_fixture_resume_at_3(const vlt_run_config *c, const float *whole, const char *whole_dir,
+                                             const char *prefix) {
+    vlt_trainer_opts o = {.quiet = 1};
+    vlt_trainer *t;
+    if (vlt_trainer_create(c, &o, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_run_steps(t, 4), VLT_OK);
+    vlt_trainer_free(t);
+    vlt_set_default_device(VLT_CPU);
+    vlt_trainer_opts r = {.quiet = 1, .resume = "latest"};
+    if (vlt_trainer_create(c, &r, &t) != VLT_OK) fail_msg("%s", vlt_error_message());
+    assert_int_equal(vlt_trainer_step(t), 3);
+    assert_int_equal(vlt_trainer_run(t), VLT_OK);
+    int64_t n;
+    const float *l = vlt_trainer_losses(t, &n);
+    assert_int_equal(n, 3);
+    int same = 0;
+    double lw = 0;
+    for (int i = 0; i < 3; i++) {
+        same += memcmp(&l[i], &whole[3 + i], sizeof(float)) == 0;
+        lw = fmax(lw, fabs((double)l[i] - whole[3 + i]) / fabs(whole[3 + i]));
+    }
+    vlt_trainer_free(t);
+    vlt_set_default_device(VLT_CPU);
+    char a[2048], b[2048];
+    double tw = 0;
+    snprintf(a, sizeof a, "%s/checkpoints/step_00000006/model.safetensors", whole_dir);
+    snprintf(b, sizeof b, "%s/checkpoints/step_00000006/model.safetensors", c->output_dir);
+    int dm = train_fixture_compare_tables(a, b, &tw);
+    snprintf(a, sizeof a, "%s/checkpoints/step_00000006/optimizer.safetensors", whole_dir);
+    snprintf(b, sizeof b, "%s/checkpoints/step_00000006/optimizer.safetensors", c->output_dir);
+    int dopt = train_fixture_compare_tables(a, b, &tw);
+    print_message("%sGPU resume at step 3: %d of 3 losses bit-identical to the uninterrupted GPU run (worst relative "
+                  "difference %.2g); at step 6, %d model and %d optimizer tensors differ in any bit (worst relative "
+                  "%.2g)\n", prefix, same, lw, dm, dopt, tw);
+    assert_true(lw <= 1e-5);
+    assert_true(tw <= 1e-5);
 }
 
 #endif
