@@ -18,6 +18,7 @@
 #include "autograd/device.h"
 #include "train/feed.h"
 #include "train/trainer.h"
+#include "tests/cuda_compare.h"
 #include "tests/train_fixture.h"
 
 #define BYTES 64
@@ -260,14 +261,6 @@ static void test_trainer_feed_resumes(void **state) {
     (void)state;
     resume_check("cpu", "VLT_TRAIN_U8_FEED", "cpu-feed");
 }
-
-#define NEED_GPU()                       \
-    do {                                 \
-        if (!vlt_cuda_available()) {     \
-            printf("skipped: no GPU\n"); \
-            skip();                      \
-        }                                \
-    } while (0)
 
 // GPU: pinned memory and the side-stream copy give the synchronous feed's losses bit for bit.
 static void test_gpu_async_feed_equals_sync_feed(void **state) {

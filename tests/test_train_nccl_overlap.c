@@ -27,17 +27,10 @@
 #include "autograd/device.h"
 #include "train/commands.h"
 #include "train/trainer.h"
+#include "tests/cuda_compare.h"
 #include "tests/train_fixture.h"
 
 #define STEPS 12
-
-#define NEED_GPU()                              \
-    do {                                        \
-        if (!vlt_cuda_available()) {            \
-            printf("skipped: no GPU\n");        \
-            skip();                             \
-        }                                       \
-    } while (0)
 
 #ifdef VLT_HAVE_NCCL
 #define NEED_NCCL() NEED_GPU()
