@@ -8,10 +8,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "autograd/tape.h"
 #include "train/dist.h"
 #include "train/run_config.h"
 
@@ -151,6 +153,93 @@ static inline int remove_dir(const char *dir) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+// ---- the two-rank training tests' job (a binary that runs itself under mpirun) ----
+
+// The 2-rank runs need MPI (and VLT_DIST not off, which the ranks would inherit): a cmocka case
+// is skipped otherwise. (A macro: cmocka's skip() is the including file's.)
+#ifdef VLT_MPI
+#define SKIP_WITHOUT_MPI()                                  \
+    do {                                                    \
+        const char *mode_ = getenv("VLT_DIST");             \
+        if (mode_ && !strcmp(mode_, "off")) skip();         \
+    } while (0)
+#else
+#define SKIP_WITHOUT_MPI() skip()
+#endif
+
+// `self --worker dir` on 2 ranks under mpirun, within limit_s; its exit status as run_child's.
+static inline int run_worker_job(const char *self, const char *dir, double limit_s, double *secs) {
+    char *argv[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)self, "--worker", (char *)dir,
+                    NULL};
+    return run_child(argv, NULL, NULL, limit_s, secs);
+}
+
+// A worker's main: the ranks' dist set up, worker(dir) run, everything shut down. Its result.
+static inline int run_worker_main(vlt_dist *d, int (*worker)(const char *dir), const char *dir) {
+    if (vlt_dist_init(d, NULL, NULL) != VLT_OK) {
+        fprintf(stderr, "%s\n", vlt_error_message());
+        return 1;
+    }
+    int rc = worker(dir);
+    vlt_tape_shutdown();
+    vlt_dist_finalize(d);
+    return rc;
+}
+
+// A run's losses in DIR/<name>.losses (raw f32), written by rank 0 for the checks: 0 or 1.
+static inline int mpi_write_losses(const char *dir, const char *name, const float *l, int64_t n) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.losses", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return 1;
+    int ok = fwrite(l, sizeof(float), (size_t)n, f) == (size_t)n;
+    return (fclose(f) == 0 && ok) ? 0 : 1;
+}
+
+// Up to cap losses of DIR/<name>.losses into l: how many, or -1 without the file.
+static inline int64_t mpi_read_losses(const char *dir, const char *name, float *l, int64_t cap) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.losses", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int64_t n = (int64_t)fread(l, sizeof(float), (size_t)cap, f);
+    fclose(f);
+    return n;
+}
+
+// The main of a test that runs itself under mpirun. Not under mpirun: e2e_group() (the
+// end-to-end cases, which start their own 2-rank jobs), then, with MPI and VLT_DIST unset, this
+// binary on 2 ranks (`name` in the message if that fails). Under mpirun (or without MPI):
+// rank_group() on every rank; ranks other than 0 keep quiet unless they fail (their output is
+// then replayed with a "[rank N]" prefix). 0 when everything passed.
+static inline int mpi_test_main(int argc, char **argv, const char *name, vlt_dist *d, int (*e2e_group)(void),
+                                int (*rank_group)(void)) {
+    int failed = 0;
+    if (!getenv("OMPI_COMM_WORLD_SIZE")) {
+        failed = e2e_group();
+#ifdef VLT_MPI
+        if (!getenv("VLT_DIST")) {
+            char *a[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", argv[0], NULL};
+            double secs;
+            int rc = run_child(a, NULL, NULL, 120, &secs);
+            if (rc != 0) fprintf(stderr, "%s: mpirun -np 2 exited with %d after %.1f s\n", name, rc, secs);
+            return failed || rc != 0;
+        }
+#else
+        (void)name;
+#endif
+    }
+    if (vlt_dist_init(d, &argc, &argv) != VLT_OK) {
+        fprintf(stderr, "dist init: %s\n", vlt_error_message());
+        return 1;
+    }
+    alarm(100);
+    int unit_failed = run_rank_quietly(rank_group, d->rank);
+    vlt_tape_shutdown();
+    vlt_dist_finalize(d);
+    return failed || unit_failed;
 }
 
 #endif

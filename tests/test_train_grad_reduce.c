@@ -125,36 +125,16 @@ static int train_run(const char *dir, const char *run, bool bf16) {
     if (s == VLT_OK && g_d.rank == 0) {
         int64_t n;
         const float *l = vlt_trainer_losses(t, &n);
-        char path[400];
-        snprintf(path, sizeof path, "%s/%s.losses", dir, run);
-        FILE *f = fopen(path, "wb");
-        rc = !f || fwrite(l, sizeof(float), (size_t)n, f) != (size_t)n;
-        if (f && fclose(f)) rc = 1;
+        rc = mpi_write_losses(dir, run, l, n);
     }
     vlt_trainer_free(t);
     return rc;
 }
 
-static int worker_main(const char *dir) {
-    if (vlt_dist_init(&g_d, NULL, NULL) != VLT_OK) {
-        fprintf(stderr, "%s\n", vlt_error_message());
-        return 1;
-    }
+static int worker(const char *dir) {
     int rc = train_run(dir, "bf16", true);
     if (!rc) rc = train_run(dir, "f32", false);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
     return rc;
-}
-
-static int64_t read_losses(const char *name, float *l) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.losses", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int64_t n = (int64_t)fread(l, sizeof(float), STEPS, f);
-    fclose(f);
-    return n;
 }
 
 static int make_data(void **state) {
@@ -170,12 +150,7 @@ static int remove_data(void **state) {
 
 static void test_bf16_two_ranks_near_one_process(void **state) {
     (void)state;
-#ifdef VLT_MPI
-    const char *mode = getenv("VLT_DIST");
-    if (mode && !strcmp(mode, "off")) skip();
-#else
-    skip();
-#endif
+    SKIP_WITHOUT_MPI();
     vlt_run_config c;
     config(&c, g_dir, "r1", 32, 2, false);
     vlt_trainer_opts o = {.quiet = 1};
@@ -185,14 +160,13 @@ static void test_bf16_two_ranks_near_one_process(void **state) {
     int64_t n;
     const float *ref = vlt_trainer_losses(t, &n);
     assert_int_equal(n, STEPS);
-    char *argv[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, "--worker", g_dir, NULL};
     double secs = 0;
-    int rc = run_child(argv, NULL, NULL, 300, &secs);
+    int rc = run_worker_job(g_self, g_dir, 300, &secs);
     print_message("mpirun -np 2 (bf16 and f32 reduction runs): exit %d after %.1f s\n", rc, secs);
     assert_int_equal(rc, 0);
     float lb[STEPS], lf[STEPS];
-    assert_int_equal(read_losses("bf16", lb), STEPS);
-    assert_int_equal(read_losses("f32", lf), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "bf16", lb, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "f32", lf, STEPS), STEPS);
     double wb = 0, wf = 0;
     for (int i = 0; i < STEPS; i++) {
         wb = fmax(wb, fabs(lb[i] - ref[i]) / fabs(ref[i]));
@@ -206,32 +180,15 @@ static void test_bf16_two_ranks_near_one_process(void **state) {
     vlt_trainer_free(t);
 }
 
+static int run_e2e_group(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bf16_two_ranks_near_one_process),
+    };
+    return cmocka_run_group_tests_name("train_grad_reduce_e2e", tests, make_data, remove_data);
+}
+
 int main(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--worker")) return worker_main(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--worker")) return run_worker_main(&g_d, worker, argv[2]);
     g_self = argv[0];
-    int failed = 0;
-    if (!getenv("OMPI_COMM_WORLD_SIZE")) {
-        const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_bf16_two_ranks_near_one_process),
-        };
-        failed = cmocka_run_group_tests_name("train_grad_reduce_e2e", tests, make_data, remove_data);
-#ifdef VLT_MPI
-        if (!getenv("VLT_DIST")) {
-            char *a[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, NULL};
-            double secs;
-            int rc = run_child(a, NULL, NULL, 120, &secs);
-            if (rc != 0) fprintf(stderr, "test_train_grad_reduce: mpirun -np 2 exited with %d after %.1f s\n", rc, secs);
-            return failed || rc != 0;
-        }
-#endif
-    }
-    if (vlt_dist_init(&g_d, &argc, &argv) != VLT_OK) {
-        fprintf(stderr, "dist init: %s\n", vlt_error_message());
-        return 1;
-    }
-    alarm(100);
-    int unit_failed = run_rank_quietly(run_rank_group, g_d.rank);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
-    return failed || unit_failed;
+    return mpi_test_main(argc, argv, "test_train_grad_reduce", &g_d, run_e2e_group, run_rank_group);
 }

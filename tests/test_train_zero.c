@@ -299,25 +299,6 @@ static void config(vlt_run_config *c, const char *dir, const char *run, int batc
     c->zero = zero;
 }
 
-static int write_losses(const char *dir, const char *name, const float *l, int64_t n) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.losses", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return 1;
-    int ok = fwrite(l, sizeof(float), (size_t)n, f) == (size_t)n;
-    return (fclose(f) == 0 && ok) ? 0 : 1;
-}
-
-static int64_t read_losses(const char *name, float *l, int64_t cap) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.losses", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int64_t n = (int64_t)fread(l, sizeof(float), (size_t)cap, f);
-    fclose(f);
-    return n;
-}
-
 // One 2-rank training run: `steps` steps (0: to the end) of run `run`, resumed from `resume` (NULL:
 // a new run); rank 0 writes the losses to DIR/<out>.losses (out NULL: not written).
 static int train_run(const char *dir, const char *run, bool zero, const char *resume, int64_t steps, const char *out) {
@@ -332,7 +313,7 @@ static int train_run(const char *dir, const char *run, bool zero, const char *re
     if (s == VLT_OK && g_d.rank == 0 && out) {
         int64_t n;
         const float *l = vlt_trainer_losses(t, &n);
-        rc = write_losses(dir, out, l, n);
+        rc = mpi_write_losses(dir, out, l, n);
     }
     vlt_trainer_free(t);
     return rc;
@@ -355,25 +336,13 @@ static int worker(const char *dir) {
     return rc;
 }
 
-static int worker_main(const char *dir) {
-    if (vlt_dist_init(&g_d, NULL, NULL) != VLT_OK) {
-        fprintf(stderr, "%s\n", vlt_error_message());
-        return 1;
-    }
-    int rc = worker(dir);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
-    return rc;
-}
-
 static int g_job_rc = -100;
 
 // The 2-rank job runs once, for the first test that needs it.
 static int job(void) {
     if (g_job_rc != -100) return g_job_rc;
-    char *argv[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, "--worker", g_dir, NULL};
     double secs = 0;
-    g_job_rc = run_child(argv, NULL, NULL, 400, &secs);
+    g_job_rc = run_worker_job(g_self, g_dir, 400, &secs);
     print_message("mpirun -np 2 (7 ZeRO / plain training runs): exit %d after %.1f s\n", g_job_rc, secs);
     return g_job_rc;
 }
@@ -404,15 +373,6 @@ static void one_process(const char *run, float *l) {
     vlt_trainer_free(t);
 }
 
-// The 2-rank runs need MPI (and VLT_DIST not off, which the ranks would inherit).
-static void skip_without_mpi(void) {
-#ifdef VLT_MPI
-    const char *mode = getenv("VLT_DIST");
-    if (!mode || strcmp(mode, "off")) return;
-#endif
-    skip();
-}
-
 static float g_ref_clip[STEPS];
 
 static double worst_rel(const float *a, const float *ref, int n, int from) {
@@ -423,11 +383,11 @@ static double worst_rel(const float *a, const float *ref, int n, int from) {
 
 static void test_zero_two_ranks_equal_one_process(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     one_process("r1", g_ref_clip);
     assert_int_equal(job(), 0);
     float l[STEPS];
-    assert_int_equal(read_losses("zwhole", l, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "zwhole", l, STEPS), STEPS);
     double w = worst_rel(l, g_ref_clip, STEPS, 0);
     print_message("CLIP, ZeRO-1, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference "
                   "%.1e\n", STEPS, g_ref_clip[0], g_ref_clip[STEPS - 1], w);
@@ -436,11 +396,11 @@ static void test_zero_two_ranks_equal_one_process(void **state) {
 
 static void test_zero_two_ranks_equal_one_process_coca(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     float ref[STEPS], l[STEPS];
     one_process("r1coca", ref);
     assert_int_equal(job(), 0);
-    assert_int_equal(read_losses("zcoca", l, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "zcoca", l, STEPS), STEPS);
     double w = worst_rel(l, ref, STEPS, 0);
     print_message("CoCa, ZeRO-1, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference "
                   "%.1e\n", STEPS, ref[0], ref[STEPS - 1], w);
@@ -449,11 +409,11 @@ static void test_zero_two_ranks_equal_one_process_coca(void **state) {
 
 static void test_zero_resume_is_exact(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     assert_int_equal(job(), 0);
     float whole[STEPS], resumed[STEPS];
-    assert_int_equal(read_losses("zwhole", whole, STEPS), STEPS);
-    assert_int_equal(read_losses("zresume", resumed, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "zwhole", whole, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "zresume", resumed, STEPS), STEPS - CKPT);
     for (int i = 0; i < STEPS - CKPT; i++)
         if (memcmp(&resumed[i], &whole[CKPT + i], sizeof(float)))
             fail_msg("step %d: resumed %.9g, uninterrupted %.9g", CKPT + i, resumed[i], whole[CKPT + i]);
@@ -462,12 +422,12 @@ static void test_zero_resume_is_exact(void **state) {
 // Needs g_ref_clip (the first test).
 static void test_zero_checkpoints_resume_either_way(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     assert_int_equal(job(), 0);
     float z2p[STEPS], p2z[STEPS], zwhole[STEPS];
-    assert_int_equal(read_losses("z2plain", z2p, STEPS), STEPS - CKPT);
-    assert_int_equal(read_losses("plain2z", p2z, STEPS), STEPS - CKPT);
-    assert_int_equal(read_losses("zwhole", zwhole, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "z2plain", z2p, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "plain2z", p2z, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "zwhole", zwhole, STEPS), STEPS);
     double a = worst_rel(z2p, g_ref_clip, STEPS - CKPT, CKPT), b = worst_rel(p2z, g_ref_clip, STEPS - CKPT, CKPT);
     double za = worst_rel(z2p, zwhole, STEPS - CKPT, CKPT);
     print_message("ZeRO checkpoint resumed without ZeRO: worst %.1e vs one process (%.1e vs the ZeRO run); plain "
@@ -476,39 +436,18 @@ static void test_zero_checkpoints_resume_either_way(void **state) {
     assert_true(b < 1e-5);
 }
 
+static int run_e2e_group(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zero_two_ranks_equal_one_process),
+        cmocka_unit_test(test_zero_two_ranks_equal_one_process_coca),
+        cmocka_unit_test(test_zero_resume_is_exact),
+        cmocka_unit_test(test_zero_checkpoints_resume_either_way),
+    };
+    return cmocka_run_group_tests_name("train_zero_e2e", tests, make_data, remove_data);
+}
+
 int main(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--worker")) return worker_main(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--worker")) return run_worker_main(&g_d, worker, argv[2]);
     g_self = argv[0];
-    bool under_mpirun = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-    int failed = 0;
-    if (!under_mpirun) {
-        const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_zero_two_ranks_equal_one_process),
-            cmocka_unit_test(test_zero_two_ranks_equal_one_process_coca),
-            cmocka_unit_test(test_zero_resume_is_exact),
-            cmocka_unit_test(test_zero_checkpoints_resume_either_way),
-        };
-        failed = cmocka_run_group_tests_name("train_zero_e2e", tests, make_data, remove_data);
-#ifdef VLT_MPI
-        if (!getenv("VLT_DIST")) {
-            // The unit group on 2 ranks: this binary under mpirun.
-            char *a[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, NULL};
-            double secs;
-            int rc = run_child(a, NULL, NULL, 120, &secs);
-            if (rc != 0) fprintf(stderr, "test_train_zero: mpirun -np 2 exited with %d after %.1f s\n", rc, secs);
-            return failed || rc != 0;
-        }
-#endif
-    }
-    // Under mpirun (or without MPI): the unit group on every rank; ranks other than 0 keep quiet
-    // unless they fail (their output is then replayed with a "[rank N]" prefix).
-    if (vlt_dist_init(&g_d, &argc, &argv) != VLT_OK) {
-        fprintf(stderr, "dist init: %s\n", vlt_error_message());
-        return 1;
-    }
-    alarm(100);
-    int unit_failed = run_rank_quietly(run_rank_group, g_d.rank);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
-    return failed || unit_failed;
+    return mpi_test_main(argc, argv, "test_train_zero", &g_d, run_e2e_group, run_rank_group);
 }

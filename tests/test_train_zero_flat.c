@@ -235,25 +235,6 @@ static void config(vlt_run_config *c, const char *dir, const char *run, int batc
     snprintf(c->zero_partition, sizeof c->zero_partition, "%s", zero == 2 ? "flat" : "tensors");
 }
 
-static int write_losses(const char *dir, const char *name, const float *l, int64_t n) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.losses", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return 1;
-    int ok = fwrite(l, sizeof(float), (size_t)n, f) == (size_t)n;
-    return (fclose(f) == 0 && ok) ? 0 : 1;
-}
-
-static int64_t read_losses(const char *name, float *l, int64_t cap) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.losses", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int64_t n = (int64_t)fread(l, sizeof(float), (size_t)cap, f);
-    fclose(f);
-    return n;
-}
-
 static int train_run(const char *dir, const char *run, int zero, const char *resume, int64_t steps, const char *out) {
     vlt_run_config c;
     config(&c, dir, run, 16, 1, zero);
@@ -266,7 +247,7 @@ static int train_run(const char *dir, const char *run, int zero, const char *res
     if (s == VLT_OK && g_d.rank == 0 && out) {
         int64_t n;
         const float *l = vlt_trainer_losses(t, &n);
-        rc = write_losses(dir, out, l, n);
+        rc = mpi_write_losses(dir, out, l, n);
     }
     vlt_trainer_free(t);
     return rc;
@@ -289,24 +270,12 @@ static int worker(const char *dir) {
     return rc;
 }
 
-static int worker_main(const char *dir) {
-    if (vlt_dist_init(&g_d, NULL, NULL) != VLT_OK) {
-        fprintf(stderr, "%s\n", vlt_error_message());
-        return 1;
-    }
-    int rc = worker(dir);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
-    return rc;
-}
-
 static int g_job_rc = -100;
 
 static int job(void) {
     if (g_job_rc != -100) return g_job_rc;
-    char *argv[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, "--worker", g_dir, NULL};
     double secs = 0;
-    g_job_rc = run_child(argv, NULL, NULL, 400, &secs);
+    g_job_rc = run_worker_job(g_self, g_dir, 400, &secs);
     print_message("mpirun -np 2 (7 flat / whole-tensor ZeRO / plain training runs): exit %d after %.1f s\n", g_job_rc,
                   secs);
     return g_job_rc;
@@ -323,14 +292,6 @@ static int remove_data(void **state) {
     return remove_dir(g_dir);
 }
 
-static void skip_without_mpi(void) {
-#ifdef VLT_MPI
-    const char *mode = getenv("VLT_DIST");
-    if (!mode || strcmp(mode, "off")) return;
-#endif
-    skip();
-}
-
 static float g_ref[STEPS];
 
 static double worst_rel(const float *a, const float *ref, int n, int from) {
@@ -341,7 +302,7 @@ static double worst_rel(const float *a, const float *ref, int n, int from) {
 
 static void test_flat_two_ranks_equal_one_process(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     vlt_run_config c;
     config(&c, g_dir, "r1", 32, 2, 0);
     vlt_trainer_opts o = {.quiet = 1};
@@ -355,8 +316,8 @@ static void test_flat_two_ranks_equal_one_process(void **state) {
     vlt_trainer_free(t);
     assert_int_equal(job(), 0);
     float fl[STEPS], tl[STEPS];
-    assert_int_equal(read_losses("fwhole", fl, STEPS), STEPS);
-    assert_int_equal(read_losses("twhole", tl, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "fwhole", fl, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "twhole", tl, STEPS), STEPS);
     double w = worst_rel(fl, g_ref, STEPS, 0), wt = worst_rel(fl, tl, STEPS, 0);
     int same = !memcmp(fl, tl, sizeof fl);
     print_message("CLIP, flat ZeRO-1, 2 ranks x 16 vs 1 x 32, %d steps: loss %.5f -> %.5f, worst relative difference "
@@ -368,11 +329,11 @@ static void test_flat_two_ranks_equal_one_process(void **state) {
 
 static void test_flat_resume_is_exact(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     assert_int_equal(job(), 0);
     float whole[STEPS], resumed[STEPS];
-    assert_int_equal(read_losses("fwhole", whole, STEPS), STEPS);
-    assert_int_equal(read_losses("fresume", resumed, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "fwhole", whole, STEPS), STEPS);
+    assert_int_equal(mpi_read_losses(g_dir, "fresume", resumed, STEPS), STEPS - CKPT);
     for (int i = 0; i < STEPS - CKPT; i++)
         if (memcmp(&resumed[i], &whole[CKPT + i], sizeof(float)))
             fail_msg("step %d: resumed %.9g, uninterrupted %.9g", CKPT + i, resumed[i], whole[CKPT + i]);
@@ -381,11 +342,11 @@ static void test_flat_resume_is_exact(void **state) {
 // Needs g_ref (the first test).
 static void test_flat_checkpoints_resume_either_way(void **state) {
     (void)state;
-    skip_without_mpi();
+    SKIP_WITHOUT_MPI();
     assert_int_equal(job(), 0);
     float f2p[STEPS], t2f[STEPS];
-    assert_int_equal(read_losses("f2plain", f2p, STEPS), STEPS - CKPT);
-    assert_int_equal(read_losses("t2flat", t2f, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "f2plain", f2p, STEPS), STEPS - CKPT);
+    assert_int_equal(mpi_read_losses(g_dir, "t2flat", t2f, STEPS), STEPS - CKPT);
     double a = worst_rel(f2p, g_ref, STEPS - CKPT, CKPT), b = worst_rel(t2f, g_ref, STEPS - CKPT, CKPT);
     print_message("flat ZeRO checkpoint resumed without ZeRO: worst %.1e vs one process; whole-tensor ZeRO checkpoint "
                   "resumed with flat ZeRO: %.1e\n", a, b);
@@ -393,35 +354,17 @@ static void test_flat_checkpoints_resume_either_way(void **state) {
     assert_true(b < 1e-5);
 }
 
+static int run_e2e_group(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flat_two_ranks_equal_one_process),
+        cmocka_unit_test(test_flat_resume_is_exact),
+        cmocka_unit_test(test_flat_checkpoints_resume_either_way),
+    };
+    return cmocka_run_group_tests_name("train_zero_flat_e2e", tests, make_data, remove_data);
+}
+
 int main(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--worker")) return worker_main(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--worker")) return run_worker_main(&g_d, worker, argv[2]);
     g_self = argv[0];
-    bool under_mpirun = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-    int failed = 0;
-    if (!under_mpirun) {
-        const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_flat_two_ranks_equal_one_process),
-            cmocka_unit_test(test_flat_resume_is_exact),
-            cmocka_unit_test(test_flat_checkpoints_resume_either_way),
-        };
-        failed = cmocka_run_group_tests_name("train_zero_flat_e2e", tests, make_data, remove_data);
-#ifdef VLT_MPI
-        if (!getenv("VLT_DIST")) {
-            char *a[] = {"mpirun", "-np", "2", "--oversubscribe", "--allow-run-as-root", (char *)g_self, NULL};
-            double secs;
-            int rc = run_child(a, NULL, NULL, 120, &secs);
-            if (rc != 0) fprintf(stderr, "test_train_zero_flat: mpirun -np 2 exited with %d after %.1f s\n", rc, secs);
-            return failed || rc != 0;
-        }
-#endif
-    }
-    if (vlt_dist_init(&g_d, &argc, &argv) != VLT_OK) {
-        fprintf(stderr, "dist init: %s\n", vlt_error_message());
-        return 1;
-    }
-    alarm(100);
-    int unit_failed = run_rank_quietly(run_rank_group, g_d.rank);
-    vlt_tape_shutdown();
-    vlt_dist_finalize(&g_d);
-    return failed || unit_failed;
+    return mpi_test_main(argc, argv, "test_train_zero_flat", &g_d, run_e2e_group, run_rank_group);
 }
