@@ -5,6 +5,7 @@
 #define VLT_TEST_MPI_LAUNCH_H
 
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "autograd/tape.h"
 #include "train/dist.h"
 #include "train/run_config.h"
+#include "train/trainer.h"
 
 #if defined(VLT_MPI) && defined(__SANITIZE_ADDRESS__)
 // Under ASan: Open MPI keeps allocations made in MPI_Init/MPI_Finalize until exit, some inside
@@ -207,6 +209,33 @@ static inline int64_t mpi_read_losses(const char *dir, const char *name, float *
     int64_t n = (int64_t)fread(l, sizeof(float), (size_t)cap, f);
     fclose(f);
     return n;
+}
+
+// One training run of c on this rank (inside a worker): `steps` steps (0: to the end), resumed
+// from `resume` (NULL: a new run); rank 0 writes the losses to DIR/<out>.losses (out NULL: not
+// written). 0, or 1 after printing the error with the rank and `run`.
+static inline int mpi_train_run(vlt_dist *d, const vlt_run_config *c, const char *dir, const char *run,
+                                const char *resume, int64_t steps, const char *out) {
+    vlt_trainer_opts o = {.quiet = 1, .dist = d, .resume = resume};
+    vlt_trainer *t = NULL;
+    vlt_status s = vlt_trainer_create(c, &o, &t);
+    if (s == VLT_OK) s = steps ? vlt_trainer_run_steps(t, steps) : vlt_trainer_run(t);
+    int rc = s == VLT_OK ? 0 : 1;
+    if (s != VLT_OK) fprintf(stderr, "rank %d: %s: %s\n", d->rank, run, vlt_error_message());
+    if (s == VLT_OK && d->rank == 0 && out) {
+        int64_t n;
+        const float *l = vlt_trainer_losses(t, &n);
+        rc = mpi_write_losses(dir, out, l, n);
+    }
+    vlt_trainer_free(t);
+    return rc;
+}
+
+// The worst relative difference of n losses from ref[from ...].
+static inline double worst_rel(const float *a, const float *ref, int n, int from) {
+    double w = 0;
+    for (int i = 0; i < n; i++) w = fmax(w, fabs(a[i] - ref[from + i]) / fabs(ref[from + i]));
+    return w;
 }
 
 // The main of a test that runs itself under mpirun. Not under mpirun: e2e_group() (the

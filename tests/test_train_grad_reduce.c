@@ -116,19 +116,7 @@ static void config(vlt_run_config *c, const char *dir, const char *run, int batc
 static int train_run(const char *dir, const char *run, bool bf16) {
     vlt_run_config c;
     config(&c, dir, run, 16, 1, bf16);
-    vlt_trainer_opts o = {.quiet = 1, .dist = &g_d};
-    vlt_trainer *t = NULL;
-    vlt_status s = vlt_trainer_create(&c, &o, &t);
-    if (s == VLT_OK) s = vlt_trainer_run(t);
-    int rc = s == VLT_OK ? 0 : 1;
-    if (s != VLT_OK) fprintf(stderr, "rank %d: %s: %s\n", g_d.rank, run, vlt_error_message());
-    if (s == VLT_OK && g_d.rank == 0) {
-        int64_t n;
-        const float *l = vlt_trainer_losses(t, &n);
-        rc = mpi_write_losses(dir, run, l, n);
-    }
-    vlt_trainer_free(t);
-    return rc;
+    return mpi_train_run(&g_d, &c, dir, run, NULL, 0, run);
 }
 
 static int worker(const char *dir) {
@@ -167,11 +155,7 @@ static void test_bf16_two_ranks_near_one_process(void **state) {
     float lb[STEPS], lf[STEPS];
     assert_int_equal(mpi_read_losses(g_dir, "bf16", lb, STEPS), STEPS);
     assert_int_equal(mpi_read_losses(g_dir, "f32", lf, STEPS), STEPS);
-    double wb = 0, wf = 0;
-    for (int i = 0; i < STEPS; i++) {
-        wb = fmax(wb, fabs(lb[i] - ref[i]) / fabs(ref[i]));
-        wf = fmax(wf, fabs(lf[i] - ref[i]) / fabs(ref[i]));
-    }
+    double wb = worst_rel(lb, ref, STEPS, 0), wf = worst_rel(lf, ref, STEPS, 0);
     print_message("CLIP, 2 ranks x 16 vs 1 x 32, %d steps: bf16 reduction worst relative difference %.1e, f32 %.1e\n",
                   STEPS, wb, wf);
     assert_true(wb < 5e-3);

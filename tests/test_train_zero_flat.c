@@ -235,22 +235,11 @@ static void config(vlt_run_config *c, const char *dir, const char *run, int batc
     snprintf(c->zero_partition, sizeof c->zero_partition, "%s", zero == 2 ? "flat" : "tensors");
 }
 
+// One 2-rank training run (mpi_train_run).
 static int train_run(const char *dir, const char *run, int zero, const char *resume, int64_t steps, const char *out) {
     vlt_run_config c;
     config(&c, dir, run, 16, 1, zero);
-    vlt_trainer_opts o = {.quiet = 1, .dist = &g_d, .resume = resume};
-    vlt_trainer *t = NULL;
-    vlt_status s = vlt_trainer_create(&c, &o, &t);
-    if (s == VLT_OK) s = steps ? vlt_trainer_run_steps(t, steps) : vlt_trainer_run(t);
-    int rc = s == VLT_OK ? 0 : 1;
-    if (s != VLT_OK) fprintf(stderr, "rank %d: %s: %s\n", g_d.rank, run, vlt_error_message());
-    if (s == VLT_OK && g_d.rank == 0 && out) {
-        int64_t n;
-        const float *l = vlt_trainer_losses(t, &n);
-        rc = mpi_write_losses(dir, out, l, n);
-    }
-    vlt_trainer_free(t);
-    return rc;
+    return mpi_train_run(&g_d, &c, dir, run, resume, steps, out);
 }
 
 // The 2-rank job: every training run the end-to-end tests compare.
@@ -293,12 +282,6 @@ static int remove_data(void **state) {
 }
 
 static float g_ref[STEPS];
-
-static double worst_rel(const float *a, const float *ref, int n, int from) {
-    double w = 0;
-    for (int i = 0; i < n; i++) w = fmax(w, fabs(a[i] - ref[from + i]) / fabs(ref[from + i]));
-    return w;
-}
 
 static void test_flat_two_ranks_equal_one_process(void **state) {
     (void)state;
