@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "autograd/device.h"
+#include "autograd/params.h"
 
 // A GPU case without a device prints this and is reported as skipped.
 #define NEED_GPU()                              \
@@ -62,6 +63,19 @@ static inline bool close_tensor(const char *what, const vlt_tensor *gpu, const v
     if (worst && maxd / (1e-4 + 1e-3 * maxc) > *worst) *worst = maxd / (1e-4 + 1e-3 * maxc);
     if (!ok) fprintf(stderr, "%s: max |gpu - cpu| %.3g with max |cpu| %.3g\n", what, maxd, maxc);
     return ok;
+}
+
+// The gradient of every trainable tensor of the GPU table d against the CPU table c (the same
+// order), each within close_tensor's tolerance (the case fails otherwise). How many were compared.
+static inline int close_grads(const vlt_params *c, const vlt_params *d, double *worst) {
+    int n = 0;
+    for (int i = 0; i < c->n; i++) {
+        vlt_tensor *tc = c->t[i], *td = d->t[i];
+        if (!tc->requires_grad) continue;
+        assert_true(close_tensor(tc->name, td->grad, tc->grad, worst));
+        n++;
+    }
+    return n;
 }
 
 // A parameter (or momentum copy) after `steps` AdamW steps of learning rate lr. The key biases

@@ -187,13 +187,7 @@ static void classifier_gpu_vs_cpu(int fusion_layers) {
         vlt_tensor *ld = classifier_loss(&md, &hd);
         use(VLT_CPU);
         scalar_close("loss", ld, lc);
-        int n = 0;
-        for (int i = 0; i < mc.params->n; i++) {
-            vlt_tensor *tc = mc.params->t[i], *td = md.params->t[i];
-            if (!tc->requires_grad) continue;
-            assert_true(close_tensor(tc->name, td->grad, tc->grad, &worst));
-            n++;
-        }
+        int n = close_grads(mc.params, md.params, &worst);
         print_message("  step %d: %d gradients within tolerance\n", step, n);
         assert_int_equal(vlt_adamw_step(oc, 1e-3f), VLT_OK);
         assert_int_equal(vlt_adamw_step(od, 1e-3f), VLT_OK);
@@ -425,13 +419,7 @@ static void test_albef_vqa_step_matches_cpu(void **state) {
             use(VLT_CPU);
             scalar_close("loss", ld, lc);
             if (step < 3) {
-                int n = 0;
-                for (int i = 0; i < mc.params.n; i++) {
-                    vlt_tensor *tc = mc.params.t[i], *td = md.params.t[i];
-                    if (!tc->requires_grad) continue;
-                    assert_true(close_tensor(tc->name, td->grad, tc->grad, &worst));
-                    n++;
-                }
+                int n = close_grads(&mc.params, &md.params, &worst);
                 print_message("  step %d: %d gradients within tolerance\n", step, n);
                 assert_int_equal(vlt_adamw_step(oc, 1e-3f), VLT_OK);
                 assert_int_equal(vlt_adamw_step(od, 1e-3f), VLT_OK);
