@@ -94,61 +94,56 @@ vlt_status vlt_transform_resize(const vlt_image *img, vlt_crop_box box, int out_
 
 // --- normalize and the two pipelines ---------------------------------------------------------------
 
-// ToTensor (v / 255 in float32) then Normalize ((x - mean) / std in float32), as a table.
+// One uint8 HWC row (w, 3) -> row y of the three planes (a vlt_resample_row_fn), mirrored if
+// flip: either ToTensor + Normalize through a table ((v / 255 - mean) / std in float32)
+// into float planes, or the 8-bit values as they are into uint8 planes.
 typedef struct {
-    float lut[3][256];
+    float lut[3][256];  // float output only
     int w, flip;
     size_t plane;       // w * h
-    float *out;         // (3, h, w)
-} normalizer;
+    float *out;         // (3, h, w) float, or NULL
+    uint8_t *out_u8;    // (3, h, w) uint8, when out is NULL
+} row_writer;
 
-static void normalizer_init(normalizer *n, int w, int h, const float mean[3], const float std[3], int flip, float *out) {
-    for (int c = 0; c < 3; c++)
-        for (int v = 0; v < 256; v++) n->lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+static void writer_init(row_writer *n, int w, int h, const float mean[3], const float std[3], int flip, float *out,
+                        uint8_t *out_u8) {
+    if (out)   // the expression of vlt_normalize_u8_table (autograd/ops_normalize.c, which data/ does not link)
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++) n->lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
     n->w = w;
     n->flip = flip;
     n->plane = (size_t)w * h;
     n->out = out;
+    n->out_u8 = out_u8;
 }
 
-// One uint8 HWC row (w, 3) -> row y of the three planes (a vlt_resample_row_fn).
-static void normalize_row(void *ctx, int y, const uint8_t *row) {
-    const normalizer *n = ctx;
+static void write_row(void *ctx, int y, const uint8_t *row) {
+    const row_writer *n = ctx;
     int w = n->w;
-    float *o0 = n->out + (size_t)y * w, *o1 = o0 + n->plane, *o2 = o1 + n->plane;
+    if (n->out) {
+        float *o0 = n->out + (size_t)y * w, *o1 = o0 + n->plane, *o2 = o1 + n->plane;
+        for (int x = 0; x < w; x++) {
+            int xs = n->flip ? w - 1 - x : x;
+            o0[x] = n->lut[0][row[3 * xs]];
+            o1[x] = n->lut[1][row[3 * xs + 1]];
+            o2[x] = n->lut[2][row[3 * xs + 2]];
+        }
+        return;
+    }
+    uint8_t *o0 = n->out_u8 + (size_t)y * w, *o1 = o0 + n->plane, *o2 = o1 + n->plane;
     for (int x = 0; x < w; x++) {
         int xs = n->flip ? w - 1 - x : x;
-        o0[x] = n->lut[0][row[3 * xs]];
-        o1[x] = n->lut[1][row[3 * xs + 1]];
-        o2[x] = n->lut[2][row[3 * xs + 2]];
+        o0[x] = row[3 * xs];
+        o1[x] = row[3 * xs + 1];
+        o2[x] = row[3 * xs + 2];
     }
 }
 
 void vlt_transform_normalize(const uint8_t *hwc, int w, int h, const float mean[3], const float std[3],
                              int flip, float *out) {
-    normalizer n;
-    normalizer_init(&n, w, h, mean, std, flip, out);
-    for (int y = 0; y < h; y++) normalize_row(&n, y, hwc + (size_t)y * w * 3);
-}
-
-// The uint8 pipelines: one HWC row -> row y of three uint8 planes, mirrored if flip (the
-// geometric half of normalize_row; the values stay 8-bit).
-typedef struct {
-    int w, flip;
-    size_t plane;
-    uint8_t *out;       // (3, h, w)
-} planarizer;
-
-static void planarize_row(void *ctx, int y, const uint8_t *row) {
-    const planarizer *p = ctx;
-    int w = p->w;
-    uint8_t *o0 = p->out + (size_t)y * w, *o1 = o0 + p->plane, *o2 = o1 + p->plane;
-    for (int x = 0; x < w; x++) {
-        int xs = p->flip ? w - 1 - x : x;
-        o0[x] = row[3 * xs];
-        o1[x] = row[3 * xs + 1];
-        o2[x] = row[3 * xs + 2];
-    }
+    row_writer n;
+    writer_init(&n, w, h, mean, std, flip, out, NULL);
+    for (int y = 0; y < h; y++) write_row(&n, y, hwc + (size_t)y * w * 3);
 }
 
 static vlt_status check_cfg(const vlt_transform_cfg *cfg) {
@@ -160,33 +155,24 @@ static vlt_status check_cfg(const vlt_transform_cfg *cfg) {
     return VLT_OK;
 }
 
-vlt_status vlt_transform_train(const vlt_image *img, const vlt_transform_cfg *cfg,
-                               uint64_t seed, uint64_t epoch, const char *key, float *out) {
+// RandomResizedCrop (+ flip) of the key's draw for the epoch, resized to size: into out (float,
+// normalized) or out_u8 (uint8).
+static vlt_status train_rows(const vlt_image *img, const vlt_transform_cfg *cfg, uint64_t seed, uint64_t epoch,
+                             const char *key, float *out, uint8_t *out_u8) {
     VLT_TRY(check_cfg(cfg));
     if (!img || !img->rgb) return vlt_error_set(VLT_ERR_ARG, "transform: empty image for %s", key ? key : "?");
     int flip = 0;
     vlt_crop_box box = vlt_transform_rrc_box(img->width, img->height, cfg, seed, vlt_transform_stream(epoch, key), &flip);
     VLT_TRY(check_box(img, box));
-    // The resize hands each output row to the normalization: no (size, size, 3) buffer.
+    // The resize hands each output row to the writer: no (size, size, 3) buffer.
     int s = cfg->size;
-    normalizer n;
-    normalizer_init(&n, s, s, cfg->mean, cfg->std, flip, out);
-    return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, normalize_row, &n);
+    row_writer n;
+    writer_init(&n, s, s, cfg->mean, cfg->std, flip, out, out_u8);
+    return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, write_row, &n);
 }
 
-vlt_status vlt_transform_train_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint64_t seed, uint64_t epoch,
-                                  const char *key, uint8_t *out) {
-    VLT_TRY(check_cfg(cfg));
-    if (!img || !img->rgb) return vlt_error_set(VLT_ERR_ARG, "transform: empty image for %s", key ? key : "?");
-    int flip = 0;
-    vlt_crop_box box = vlt_transform_rrc_box(img->width, img->height, cfg, seed, vlt_transform_stream(epoch, key), &flip);
-    VLT_TRY(check_box(img, box));
-    int s = cfg->size;
-    planarizer p = {s, flip, (size_t)s * s, out};
-    return vlt_resample_window_rows(img, box, s, s, 0, 0, s, s, VLT_RESAMPLE_AUTO, planarize_row, &p);
-}
-
-vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg, float *out) {
+// Shortest side resized to size, center crop: into out (float, normalized) or out_u8 (uint8).
+static vlt_status eval_rows(const vlt_image *img, const vlt_transform_cfg *cfg, float *out, uint8_t *out_u8) {
     VLT_TRY(check_cfg(cfg));
     VLT_TRY(check_box(img, (vlt_crop_box){0, 0, img ? img->width : 0, img ? img->height : 0}));
     int s = cfg->size, rw = 0, rh = 0;
@@ -197,22 +183,26 @@ vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg
     vlt_crop_box c = vlt_transform_center_box(rw, rh, s);
     // Only the center window of the resized image is computed: each output pixel depends only on
     // its own position, so this equals resize-then-crop exactly.
-    normalizer n;
-    normalizer_init(&n, s, s, cfg->mean, cfg->std, 0, out);
+    row_writer n;
+    writer_init(&n, s, s, cfg->mean, cfg->std, 0, out, out_u8);
     return vlt_resample_window_rows(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
-                                    VLT_RESAMPLE_AUTO, normalize_row, &n);
+                                    VLT_RESAMPLE_AUTO, write_row, &n);
+}
+
+vlt_status vlt_transform_train(const vlt_image *img, const vlt_transform_cfg *cfg,
+                               uint64_t seed, uint64_t epoch, const char *key, float *out) {
+    return train_rows(img, cfg, seed, epoch, key, out, NULL);
+}
+
+vlt_status vlt_transform_train_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint64_t seed, uint64_t epoch,
+                                  const char *key, uint8_t *out) {
+    return train_rows(img, cfg, seed, epoch, key, NULL, out);
+}
+
+vlt_status vlt_transform_eval(const vlt_image *img, const vlt_transform_cfg *cfg, float *out) {
+    return eval_rows(img, cfg, out, NULL);
 }
 
 vlt_status vlt_transform_eval_u8(const vlt_image *img, const vlt_transform_cfg *cfg, uint8_t *out) {
-    VLT_TRY(check_cfg(cfg));
-    VLT_TRY(check_box(img, (vlt_crop_box){0, 0, img ? img->width : 0, img ? img->height : 0}));
-    int s = cfg->size, rw = 0, rh = 0;
-    vlt_transform_shortest_size(img->width, img->height, s, &rw, &rh);
-    if (rw < s || rh < s)
-        return vlt_error_set(VLT_ERR_ARG, "transform: a %dx%d image resizes to %dx%d, smaller than %d",
-                             img->width, img->height, rw, rh, s);
-    vlt_crop_box c = vlt_transform_center_box(rw, rh, s);
-    planarizer p = {s, 0, (size_t)s * s, out};
-    return vlt_resample_window_rows(img, (vlt_crop_box){0, 0, img->width, img->height}, rw, rh, c.x, c.y, s, s,
-                                    VLT_RESAMPLE_AUTO, planarize_row, &p);
+    return eval_rows(img, cfg, NULL, out);
 }
