@@ -386,28 +386,39 @@ __global__ void ce_rowloss_kernel(const float *logp, const int32_t *t, float *ro
     if (threadIdx.x == 0) rowloss[i] = ti == ignore ? 0.0f : (1.0f - smooth) * -lp[ti] + smooth * s / C;
 }
 
-// One block: out[0] = Σ rowloss / count, summed in a fixed order.
-__global__ void ce_total_kernel(const float *rowloss, float *out, int N, int count) {
+// One block: out[0] = Σ rowloss / count, summed in a fixed order. count_dev non-NULL (the
+// sync-free form, cuda_graph.cu): the count is that device int instead.
+__global__ void ce_total_kernel(const float *rowloss, float *out, int N, int count, const int *count_dev) {
     __shared__ float sh[32];
+    if (count_dev) count = *count_dev;
     float s = 0.0f;
     for (int i = threadIdx.x; i < N; i += blockDim.x) s += rowloss[i];
     s = vlt_block_sum(s, sh);
     if (threadIdx.x == 0) out[0] = count ? s / (float)count : 0.0f;
 }
 
-extern "C" void vlt_cuda_cross_entropy_fwd(const float *logits, const int32_t *t, float *logp, float *out, int N,
-                                           int C, int ignore, float smooth, int count) {
+static void ce_fwd(const float *logits, const int32_t *t, float *logp, float *out, int N, int C, int ignore,
+                   float smooth, int count, const int *count_dev) {
     cudaStream_t st = vlt_cuda_stream();
     vlt_cuda_softmax_fwd(logits, logp, N, C, true);
     float *rowloss = (float *)vlt_cuda_scratch((size_t)N * sizeof(float));
     ce_rowloss_kernel<<<(unsigned)N, ROW_THREADS, 0, st>>>(logp, t, rowloss, C, ignore, smooth);
     cudaCheckLaunch();
-    ce_total_kernel<<<1, 1024, 0, st>>>(rowloss, out, N, count);
+    ce_total_kernel<<<1, 1024, 0, st>>>(rowloss, out, N, count, count_dev);
     cudaCheckLaunch();
 }
 
+extern "C" void vlt_cuda_cross_entropy_fwd(const float *logits, const int32_t *t, float *logp, float *out, int N,
+                                           int C, int ignore, float smooth, int count) {
+    ce_fwd(logits, t, logp, out, N, C, ignore, smooth, count, NULL);
+}
+
+// count_dev non-NULL: the count is that device int (0: nothing to add, as the host form then
+// launches nothing).
 __global__ void ce_bwd_kernel(const float *g, const float *logp, const int32_t *t, float *gl, int N, int C, int ignore,
-                              float smooth, int count) {
+                              float smooth, int count, const int *count_dev) {
+    if (count_dev) count = *count_dev;
+    if (count == 0) return;
     float k = g[0] / (float)count;
     VLT_CUDA_LOOP(idx, (int64_t)N * C) {
         int64_t i = idx / C;
@@ -422,49 +433,20 @@ extern "C" void vlt_cuda_cross_entropy_bwd(const float *g, const float *logp, co
                                            int C, int ignore, float smooth, int count) {
     if (count == 0) return;
     ce_bwd_kernel<<<vlt_cuda_blocks((int64_t)N * C), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(g, logp, t, gl, N, C,
-                                                                                               ignore, smooth, count);
+                                                                                               ignore, smooth, count, NULL);
     cudaCheckLaunch();
 }
 
 // Sync-free forms (cuda_graph.cu): the count of counted rows is a device int.
-__global__ void ce_total_dev_kernel(const float *rowloss, float *out, int N, const int *countp) {
-    __shared__ float sh[32];
-    int count = *countp;
-    float s = 0.0f;
-    for (int i = threadIdx.x; i < N; i += blockDim.x) s += rowloss[i];
-    s = vlt_block_sum(s, sh);
-    if (threadIdx.x == 0) out[0] = count ? s / (float)count : 0.0f;
-}
-
 extern "C" void vlt_cuda_cross_entropy_fwd_dev(const float *logits, const int32_t *t, float *logp, float *out, int N,
                                                int C, int ignore, float smooth, const int *count) {
-    cudaStream_t st = vlt_cuda_stream();
-    vlt_cuda_softmax_fwd(logits, logp, N, C, true);
-    float *rowloss = (float *)vlt_cuda_scratch((size_t)N * sizeof(float));
-    ce_rowloss_kernel<<<(unsigned)N, ROW_THREADS, 0, st>>>(logp, t, rowloss, C, ignore, smooth);
-    cudaCheckLaunch();
-    ce_total_dev_kernel<<<1, 1024, 0, st>>>(rowloss, out, N, count);
-    cudaCheckLaunch();
-}
-
-__global__ void ce_bwd_dev_kernel(const float *g, const float *logp, const int32_t *t, float *gl, int N, int C,
-                                  int ignore, float smooth, const int *countp) {
-    int count = *countp;
-    if (count == 0) return;  // the host form launches nothing then
-    float k = g[0] / (float)count;
-    VLT_CUDA_LOOP(idx, (int64_t)N * C) {
-        int64_t i = idx / C;
-        int c = (int)(idx % C);
-        int ti = t[i];
-        if (ti == ignore) continue;
-        gl[idx] += k * (expf(logp[idx]) - (c == ti ? 1.0f - smooth : 0.0f) - smooth / C);
-    }
+    ce_fwd(logits, t, logp, out, N, C, ignore, smooth, 0, count);
 }
 
 extern "C" void vlt_cuda_cross_entropy_bwd_dev(const float *g, const float *logp, const int32_t *t, float *gl, int N,
                                                int C, int ignore, float smooth, const int *count) {
-    ce_bwd_dev_kernel<<<vlt_cuda_blocks((int64_t)N * C), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
-        g, logp, t, gl, N, C, ignore, smooth, count);
+    ce_bwd_kernel<<<vlt_cuda_blocks((int64_t)N * C), VLT_CUDA_THREADS, 0, vlt_cuda_stream()>>>(
+        g, logp, t, gl, N, C, ignore, smooth, 0, count);
     cudaCheckLaunch();
 }
 
