@@ -65,7 +65,7 @@ struct vlt_trainer {
     // they are (4x fewer bytes) and vlt_normalize_u8 turns them into the float batch there.
     // (VLT_TRAIN_U8_FEED=1 takes the same uint8 route on the CPU: a test of it against the float feed.)
     bool u8_feed;
-    vlt_tensor *images_u8;         // (B, 3, S, S) u8 on the host
+    vlt_tensor *images_u8;         // (B, 3, S, S) u8 on the host (without the feed)
     vlt_tensor *images_u8_dev;     // the same on the GPU (made at the first batch)
     float norm_mean[3], norm_std[3];
     // The feed (train/feed.h), with the uint8 route unless VLT_TRAIN_SYNC_FEED=1: batch k+1 is
@@ -790,12 +790,13 @@ vlt_status vlt_trainer_create(const vlt_run_config *cfg, const vlt_trainer_opts 
     if (s == VLT_OK) s = create_loader(t, &t->loader);
     if (s == VLT_OK) {
         int B = cfg->batch_size, S = t->mcfg.vision.image_size, T = t->mcfg.text.context_length;
-        if (t->u8_feed) t->images_u8 = vlt_tensor_new(VLT_U8, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images_u8");
-        else t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
+        // (with the feed the pixels go straight from the loader's memory into its slots)
+        if (t->u8_feed && !t->use_feed) t->images_u8 = vlt_tensor_new(VLT_U8, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images_u8");
+        else if (!t->u8_feed) t->images = vlt_tensor_new(VLT_F32, VLT_CPU, 4, VLT_SHAPE(B, 3, S, S), "images");
         t->ids = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "ids");
         if (vlt_model_has_tokenizer(&t->model) && !(t->atts = vlt_tensor_new(VLT_I32, VLT_CPU, 2, VLT_SHAPE(B, T), "text_atts"))) s = vlt_error_code();
         if (t->vocab.n) t->answer_scores = vlt_tensor_new(VLT_F32, VLT_CPU, 2, VLT_SHAPE(B, t->vocab.n), "answer_scores");
-        if (!(t->images || t->images_u8) || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
+        if (!(t->images || t->images_u8 || t->use_feed) || !t->ids || (t->vocab.n && !t->answer_scores)) s = vlt_error_code();
     }
     if (s == VLT_OK) {
         t->sched.kind = !strcmp(cfg->schedule, "const") ? VLT_SCHED_CONST
@@ -903,9 +904,10 @@ static vlt_status feed_images(vlt_trainer *t, vlt_tensor **images) {
 
 static vlt_status feed_setup(vlt_trainer *t) {
     vlt_device dev = t->on_gpu ? VLT_CUDA : VLT_CPU;
+    int B = t->cfg.batch_size, S = t->mcfg.vision.image_size;
     void *buf[VLT_FEED_SLOTS];
     for (int k = 0; k < VLT_FEED_SLOTS; k++) {
-        t->feed_slot[k] = vlt_tensor_new(VLT_U8, dev, 4, t->images_u8->shape, "images_u8");
+        t->feed_slot[k] = vlt_tensor_new(VLT_U8, dev, 4, VLT_SHAPE(B, 3, S, S), "images_u8");
         if (!t->feed_slot[k]) return vlt_error_code();
         buf[k] = t->feed_slot[k]->data;
     }
@@ -919,7 +921,7 @@ static vlt_status feed_setup(vlt_trainer *t) {
     } else
 #endif
         vlt_feed_host_backend(&be, &t->feed_host);
-    vlt_feed_init(&t->feed, &be, buf, (size_t)t->images_u8->numel);
+    vlt_feed_init(&t->feed, &be, buf, (size_t)t->feed_slot[0]->numel);
     return VLT_OK;
 }
 
